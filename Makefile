@@ -1,0 +1,54 @@
+# Keystone's entry points (README: `make demo` runs the demo shop, `make test` runs every test).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+CARGO_TARGET_DIR ?= target
+export CARGO_TARGET_DIR
+WASM := $(CARGO_TARGET_DIR)/wasm32-unknown-unknown/release/keystone.wasm
+BINDGEN := target/bindgen
+PORT ?= 8080
+CARGO_FEATURES ?=
+
+.PHONY: setup pkg wasm test test-native test-wasm test-e2e demo tour bench fuzz clean
+
+setup:
+	@bash scripts/setup.sh
+
+wasm: setup
+	cargo build --release --target wasm32-unknown-unknown $(if $(CARGO_FEATURES),--features $(CARGO_FEATURES),)
+	mkdir -p $(BINDGEN)
+	wasm-bindgen --target web --out-dir $(BINDGEN) --out-name keystone --no-typescript $(WASM)
+	node_modules/.bin/wasm-opt -Oz --strip-debug --strip-producers $(BINDGEN)/keystone_bg.wasm -o $(BINDGEN)/keystone_opt.wasm
+
+## Builds the npm package into pkg/ and prints its sizes.
+pkg: wasm
+	node scripts/build-pkg.mjs
+
+## Every test: native core, wasm in headless Chromium, end-to-end with Playwright.
+test: setup
+	@bash scripts/test.sh
+
+test-native: setup
+	cargo test
+
+test-wasm: setup
+	cargo test --target wasm32-unknown-unknown --no-default-features
+
+test-e2e: pkg
+	node --test --test-concurrency=1 tests/e2e/
+
+## The main job: builds the package, serves the demo shop, the package and the local collector.
+demo: pkg
+	node scripts/serve.mjs --port $(PORT)
+
+## Walks the demo shop in headless Chromium, one screenshot per state (in out/tour/).
+tour: pkg
+	node scripts/tour.mjs
+
+bench: pkg
+	node bench/run.mjs
+
+fuzz: setup
+	bash scripts/fuzz.sh
+
+clean:
+	rm -rf target pkg out

@@ -1,0 +1,274 @@
+/**
+ * keystone-cdp — an on-device customer data platform: signals, a private visitor profile,
+ * segments and identity, evaluated in the browser with WebAssembly.
+ *
+ * @packageDocumentation
+ */
+
+/** A JSON value as stored in traits, properties and the profile. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** A duration: an integer and a unit `m`, `h`, `d` or `w` (`"30m"`, `"7d"`). */
+export type Duration = `${number}${"m" | "h" | "d" | "w"}`;
+
+/** Consent categories (DESIGN §6). */
+export interface Consent {
+  /** Sending events to the collector. */
+  analytics: boolean;
+  /** Persisting the profile and evaluating segments. */
+  personalization: boolean;
+  /** Activation for ad and marketing tags (data layer). Off under Global Privacy Control. */
+  marketing: boolean;
+}
+
+/** Which automatic signals are captured (all on by default). */
+export interface AutoCaptureOptions {
+  /** The initial page view and every SPA navigation. */
+  pageViews?: boolean;
+  /** Also treat `hashchange` as a navigation. Default false. */
+  hashChange?: boolean;
+  /** Clicks on `[data-keystone-track]`. */
+  clicks?: boolean;
+  /** Scroll depth milestones 25/50/75/100 %. */
+  scroll?: boolean;
+  /** Engaged time per page, reported when the page is hidden. */
+  engagement?: boolean;
+}
+
+/** A condition document: MongoDB-style, GrowthBook semantics, plus behavioural operators. */
+export type Condition = { [pathOrOperator: string]: Json };
+
+/** Segment, score and experience definitions (DESIGN §4, §13). */
+export interface Definitions {
+  version: 1;
+  segments: Array<{ id: string; name?: string; condition: Condition }>;
+  scores?: Array<{
+    id: string;
+    halfLife?: Duration;
+    rules: Array<{ event: string; where?: Condition; points: number }>;
+  }>;
+  experiences?: Array<{
+    id: string;
+    holdout?: number;
+    variants: Array<{ id: string; segment?: string; priority?: number; cap?: { count: number; within: Duration } }>;
+  }>;
+  savedGroups?: { [groupId: string]: Json[] };
+}
+
+/** Options of {@link Keystone.init}. */
+export interface KeystoneOptions {
+  /** Segment definitions, or the URL of a JSON document holding them. */
+  segments?: Definitions | string;
+  /** Initial consent: `"opt-in"` (nothing before consent), `"opt-out"`, or categories. */
+  consent?: "opt-in" | "opt-out" | Partial<Consent>;
+  /** Collector URL for Segment-spec batches; without it nothing leaves the device. */
+  endpoint?: string;
+  /** Write key sent as HTTP Basic auth user. */
+  writeKey?: string;
+  /** Automatic signals; `false` turns all off. */
+  autoCapture?: boolean | AutoCaptureOptions;
+  /** Prefix of every storage key and cookie (default `"ks_"`). */
+  storagePrefix?: string;
+  /** Cookie domain (e.g. `".example.com"`): the cookie becomes the source of truth for ids. */
+  cookieDomain?: string;
+  /** Inactivity that ends a session (default `"30m"`). */
+  sessionTimeout?: Duration;
+  /** How long behaviour is kept (default `"90d"`). */
+  retention?: Duration;
+  /** Push segment changes to the tag manager's data layer (`true` = `window.dataLayer`). */
+  dataLayer?: boolean | string;
+  /** Send `Segment Entered` / `Segment Exited` track events to the collector. */
+  trackSegments?: boolean;
+  /** Verbose console logging. */
+  debug?: boolean;
+}
+
+/** The profile document that conditions see (DESIGN §3). */
+export interface Profile {
+  anonymousId: string;
+  userId: string | null;
+  identified: boolean;
+  traits: { [key: string]: Json };
+  context: {
+    url: string; path: string; host: string; title: string; referrer: string; referrerHost: string;
+    utm: { source: string; medium: string; campaign: string; term: string; content: string };
+    language: string; timezone: string; device: "mobile" | "tablet" | "desktop";
+  };
+  session: { id: string; count: number; pageviews: number; startedAt: string; durationSec: number };
+  firstSeen: string;
+  lastSeen: string;
+  scores: { [scoreId: string]: number };
+  segments: string[];
+  consent: Consent;
+  [key: string]: Json;
+}
+
+/** A node of {@link KeystoneInstance.explain}'s tree. */
+export interface ExplainNode {
+  /** The operator or path of this node. */
+  op: string;
+  /** Whether the node held. */
+  result: boolean;
+  /** The observed value (count, sum, score, attribute). */
+  value?: Json;
+  /** The expected value or condition. */
+  expected?: Json;
+  /** Sub-conditions. */
+  children?: ExplainNode[];
+}
+
+/** The answer of {@link KeystoneInstance.explain}. */
+export interface Explanation {
+  id: string;
+  kind?: "segment" | "experience";
+  result: boolean;
+  tree?: ExplainNode;
+  [key: string]: Json | ExplainNode | undefined;
+}
+
+/** The answer of {@link KeystoneInstance.decide}. */
+export interface Decision {
+  experience: string;
+  variant: string | null;
+  holdout: boolean;
+}
+
+/** Errors reported by Keystone: a real `Error` with a stable `code`. */
+export declare class KeystoneError extends Error {
+  /** Stable code, e.g. `"invalid_argument"`, `"invalid_segment"`, `"storage_unavailable"`. */
+  readonly code: string;
+  /** For definition errors: the id of the rejected segment, score or experience. */
+  readonly segmentId?: string;
+  /** For definition errors: a JSON pointer to the fault in the definitions document. */
+  readonly path?: string;
+}
+
+/** Listener payloads by event name. */
+export interface KeystoneEvents {
+  "segment:enter": { segment: string };
+  "segment:exit": { segment: string };
+  identify: { userId: string };
+  reset: { anonymousId: string };
+  error: KeystoneError;
+}
+
+/** A running Keystone (what {@link Keystone.init} resolves with). */
+export interface KeystoneInstance {
+  /**
+   * Records a page view; the context (url, referrer, UTM…) is captured.
+   * @example ks.page({ section: "shoes" });
+   */
+  page(properties?: { [key: string]: Json }): void;
+  /**
+   * Records a named event. Segments see it before this returns.
+   * @example ks.track("Product Viewed", { category: "shoes", price: 89 });
+   */
+  track(event: string, properties?: { [key: string]: Json }): void;
+  /**
+   * Login: the email is trimmed, lower-cased and hashed with SHA-256 on the device; the
+   * anonymous profile merges into the known one. The raw email is never stored or sent.
+   * @example await ks.identify("ada@example.com", { tier: "gold" });
+   */
+  identify(email: string, traits?: { [key: string]: Json }, options?: { userId?: string }): Promise<void>;
+  /**
+   * Logout: the current profile is set aside; a new anonymous id and an empty profile start.
+   * @example ks.reset();
+   */
+  reset(): void;
+  /**
+   * Merges traits into the current profile.
+   * @example ks.setTraits({ firstName: "Ada" });
+   */
+  setTraits(traits: { [key: string]: Json }): void;
+  /**
+   * Merges the named consent categories into the current state.
+   * @example await ks.setConsent({ analytics: true, marketing: false });
+   */
+  setConsent(consent: Partial<Consent>): Promise<void>;
+  /**
+   * Erases every key and cookie Keystone stored on this device and withdraws all consent.
+   * @example await ks.forget();
+   */
+  forget(): Promise<void>;
+  /**
+   * Replaces segment, score and experience definitions (object or URL). Invalid definitions are
+   * rejected one by one; the valid ones load.
+   * @example const { loaded, rejected } = await ks.loadSegments("/segments.json");
+   */
+  loadSegments(definitions: Definitions | string): Promise<{ loaded: string[]; rejected: KeystoneError[] }>;
+  /**
+   * Ids of the segments the visitor is in now, sorted.
+   * @example ks.segments(); // ["shoe_fans"]
+   */
+  segments(): string[];
+  /**
+   * Whether the visitor is in a segment now.
+   * @example if (ks.inSegment("shoe_fans")) showShoes();
+   */
+  inSegment(id: string): boolean;
+  /**
+   * Why the visitor is or is not in a segment (or what an experience decided).
+   * @example console.log(ks.explain("shoe_fans").tree);
+   */
+  explain(id: string): Explanation | null;
+  /**
+   * Which variant of an experience to show (priority, caps, holdout); records the exposure.
+   * @example const { variant } = ks.decide("hero");
+   */
+  decide(experienceId: string): Decision | null;
+  /**
+   * The profile document, a plain object copy.
+   * @example ks.profile().traits.tier;
+   */
+  profile(): Profile;
+  /**
+   * The anonymous id (UUID v4).
+   * @example ks.anonymousId();
+   */
+  anonymousId(): string | null;
+  /**
+   * The known user id (the email's SHA-256 unless the site passed its own), null while anonymous.
+   * @example ks.userId();
+   */
+  userId(): string | null;
+  /**
+   * Subscribes to a Keystone event. Listeners run after the call that caused them returns.
+   * @example ks.on("segment:enter", ({ segment }) => console.log("entered", segment));
+   */
+  on<K extends keyof KeystoneEvents>(eventName: K, callback: (payload: KeystoneEvents[K]) => void): KeystoneInstance;
+  /**
+   * Removes a listener.
+   * @example ks.off("segment:enter", handler);
+   */
+  off<K extends keyof KeystoneEvents>(eventName: K, callback: (payload: KeystoneEvents[K]) => void): KeystoneInstance;
+  /**
+   * Delivers queued events now; resolves once the collector accepted them.
+   * @example await ks.flush();
+   */
+  flush(): Promise<void>;
+  /**
+   * Re-evaluates time-windowed segments now.
+   * @example ks.refresh();
+   */
+  refresh(): void;
+}
+
+/** The entry point. */
+export declare const Keystone: {
+  /**
+   * Loads the engine, restores the stored profile and evaluates segments. Safe to call twice
+   * (the second call resolves with the same instance).
+   * @example
+   * import { Keystone } from "keystone-cdp";
+   * const ks = await Keystone.init({ segments: "/segments.json" });
+   */
+  init(options?: KeystoneOptions): Promise<KeystoneInstance>;
+  /**
+   * GrowthBook-compatible condition evaluation (same argument order as GrowthBook's
+   * `evalCondition`), run in wasm.
+   * @example Keystone.evalCondition({ country: "FR" }, { country: { $in: ["FR", "DE"] } }); // true
+   */
+  evalCondition(attributes: { [key: string]: Json }, condition: Condition, savedGroups?: { [id: string]: Json[] }): boolean;
+};
+
+export default Keystone;

@@ -1,0 +1,280 @@
+// The public Keystone API over the wasm engine. Every method is guarded: nothing throws into
+// the host page. Bad input becomes a KeystoneError (a real Error with a stable `code`), reported
+// through a rejected Promise where the method returns one, an "error" event and one console
+// warning. Listener notifications are delivered after the API call returns (microtask).
+import initWasm, { Core } from "#wasm";
+import { readContext } from "./context.js";
+
+/** A real Error carrying a stable `code` (and `segmentId`/`path` for definition errors). */
+export class KeystoneError extends Error {
+  constructor(code, message, extra) {
+    super(message || code);
+    this.name = "KeystoneError";
+    this.code = code;
+    if (extra) {
+      if (extra.segmentId != null) this.segmentId = extra.segmentId;
+      if (extra.path != null) this.path = extra.path;
+    }
+  }
+}
+
+/** Turns anything thrown by the engine (or a JS failure) into a KeystoneError. */
+export function toKeystoneError(e) {
+  if (e instanceof KeystoneError) return e;
+  if (e && typeof e === "object" && typeof e.code === "string" && !(e instanceof Error)) {
+    return new KeystoneError(e.code, e.message, e);
+  }
+  if (typeof WebAssembly !== "undefined" && e instanceof WebAssembly.RuntimeError) {
+    return new KeystoneError("internal_trap", "the Keystone engine stopped: " + e.message);
+  }
+  let message = "unexpected failure";
+  try {
+    message = String((e && e.message) || e);
+  } catch (_) {}
+  return new KeystoneError("internal", message);
+}
+
+const PERSIST_DELAY_MS = 250;
+let wasmReady = null;
+
+function loadWasm(url) {
+  if (!wasmReady) {
+    wasmReady = initWasm({ module_or_path: url }).catch((e) => {
+      wasmReady = null;
+      throw new KeystoneError("wasm_load_failed", "could not load keystone_bg.wasm: " + ((e && e.message) || e));
+    });
+  }
+  return wasmReady;
+}
+
+async function fetchDefinitions(src) {
+  const res = await fetch(src, { credentials: "same-origin" });
+  if (!res.ok) throw new KeystoneError("definitions_fetch_failed", "segments URL answered " + res.status);
+  try {
+    return await res.json();
+  } catch (e) {
+    throw new KeystoneError("invalid_definitions", "segments URL did not return JSON");
+  }
+}
+
+/** One Keystone instance (per page). */
+export class Instance {
+  #core;
+  #listeners = new Map();
+  #persistTimer = 0;
+  #options;
+  #cleanups = [];
+
+  constructor(core, options) {
+    this.#core = core;
+    this.#options = options;
+  }
+
+  // ---- plumbing -------------------------------------------------------------------------
+
+  /** Runs an engine call; on failure reports and returns `fallback`. */
+  #run(fn, fallback, mutates) {
+    let out = fallback;
+    try {
+      out = fn();
+    } catch (e) {
+      this.#report(e);
+    }
+    this.#after(mutates);
+    return out;
+  }
+
+  /** Runs an engine call for a Promise-returning method. */
+  #runAsync(fn, mutates) {
+    try {
+      const out = fn();
+      this.#after(mutates);
+      return Promise.resolve(out);
+    } catch (e) {
+      this.#after(mutates);
+      return Promise.reject(this.#report(e));
+    }
+  }
+
+  #report(e) {
+    const err = toKeystoneError(e);
+    try {
+      console.warn("[keystone] " + err.code + ": " + err.message);
+    } catch (_) {}
+    queueMicrotask(() => this.#emit("error", err));
+    return err;
+  }
+
+  /** After every call: deliver notifications (after return), schedule persistence. */
+  #after(mutates) {
+    let notes = [];
+    try {
+      notes = this.#core.drain();
+    } catch (e) {
+      notes = [];
+    }
+    if (notes.length) {
+      queueMicrotask(() => {
+        for (const n of notes) {
+          if (n.type === "error") this.#emit("error", toKeystoneError(n.error));
+          else this.#emit(n.type, n.type.startsWith("segment:") ? { segment: n.segment } : n.type === "identify" ? { userId: n.userId } : { anonymousId: n.anonymousId });
+        }
+      });
+    }
+    if (mutates) this.#schedulePersist();
+  }
+
+  #emit(type, payload) {
+    const set = this.#listeners.get(type);
+    if (!set) return;
+    for (const cb of [...set]) {
+      try {
+        cb(payload);
+      } catch (e) {
+        // A throwing listener must not break Keystone or the other listeners.
+        setTimeout(() => {
+          throw e;
+        });
+      }
+    }
+  }
+
+  #schedulePersist() {
+    if (this.#persistTimer) return;
+    this.#persistTimer = setTimeout(() => this.persistNow(), PERSIST_DELAY_MS);
+  }
+
+  /** Writes pending profile changes to storage now (also run on pagehide / hidden). */
+  persistNow() {
+    clearTimeout(this.#persistTimer);
+    this.#persistTimer = 0;
+    try {
+      if (!this.#core.persist()) {
+        this.#report(new KeystoneError("storage_unavailable", "storage refused the write; keeping the profile in memory"));
+      }
+    } catch (e) {
+      this.#report(e);
+    }
+  }
+
+  /** @internal Called by init once the instance is wired. */
+  _start() {
+    const flushNow = () => this.persistNow();
+    const onHide = () => {
+      if (document.visibilityState === "hidden") flushNow();
+    };
+    addEventListener("pagehide", flushNow);
+    document.addEventListener("visibilitychange", onHide);
+    this.#cleanups.push(() => removeEventListener("pagehide", flushNow), () => document.removeEventListener("visibilitychange", onHide));
+    const ac = this.#options.autoCapture;
+    if (ac !== false && !(ac && ac.pageViews === false)) this.page();
+  }
+
+  // ---- public API -----------------------------------------------------------------------
+
+  /** Records a page view. */
+  page(properties) {
+    this.#run(() => {
+      this.#core.setContext(readContext());
+      this.#core.page(properties);
+    }, undefined, true);
+  }
+
+  /** Records a named event. */
+  track(event, properties) {
+    this.#run(() => this.#core.track(event, properties), undefined, true);
+  }
+
+  /** Loads segment definitions (object or URL); resolves with `{loaded, rejected}`. */
+  async loadSegments(definitions) {
+    try {
+      const doc = typeof definitions === "string" || definitions instanceof URL ? await fetchDefinitions(String(definitions)) : definitions;
+      const report = await this.#runAsync(() => this.#core.loadSegments(doc), true);
+      const rejected = report.rejected.map(toKeystoneError);
+      for (const r of rejected) queueMicrotask(() => this.#emit("error", r));
+      return { loaded: report.loaded, rejected };
+    } catch (e) {
+      throw e instanceof KeystoneError ? e : this.#report(e);
+    }
+  }
+
+  /** Ids of the segments the visitor is in now, sorted. */
+  segments() {
+    return this.#run(() => this.#core.segments(), []);
+  }
+
+  /** Whether the visitor is in segment `id`. */
+  inSegment(id) {
+    return this.#run(() => this.#core.inSegment(id), false);
+  }
+
+  /** The profile document (a plain object copy). */
+  profile() {
+    return this.#run(() => this.#core.profile(), null);
+  }
+
+  /** The anonymous id. */
+  anonymousId() {
+    return this.#run(() => this.#core.anonymousId(), null);
+  }
+
+  /** The known user id, or null while anonymous. */
+  userId() {
+    return this.#run(() => this.#core.userId() ?? null, null);
+  }
+
+  /** Re-evaluates time-windowed segments now. */
+  refresh() {
+    this.#run(() => this.#core.refresh(), undefined, true);
+  }
+
+  /** Subscribes to "segment:enter", "segment:exit", "identify", "reset" or "error". */
+  on(eventName, callback) {
+    if (typeof eventName !== "string" || typeof callback !== "function") {
+      this.#report(new KeystoneError("invalid_argument", "on(eventName, callback) needs a string and a function"));
+      return this;
+    }
+    if (!this.#listeners.has(eventName)) this.#listeners.set(eventName, new Set());
+    this.#listeners.get(eventName).add(callback);
+    return this;
+  }
+
+  /** Removes a listener added with `on`. */
+  off(eventName, callback) {
+    const set = this.#listeners.get(eventName);
+    if (set) set.delete(callback);
+    return this;
+  }
+}
+
+let current = null;
+
+/** `Keystone.init`: loads the engine once; a second call returns the same instance. */
+export function init(options, wasmUrl) {
+  if (current) return current;
+  current = (async () => {
+    const opts = options && typeof options === "object" ? options : {};
+    await loadWasm(wasmUrl);
+    let core;
+    try {
+      core = new Core(opts);
+      core.setContext(readContext());
+    } catch (e) {
+      throw toKeystoneError(e);
+    }
+    const ks = new Instance(core, opts);
+    if (opts.segments != null) {
+      try {
+        await ks.loadSegments(opts.segments);
+      } catch (_) {
+        // Reported through the error event; init still resolves with a working instance.
+      }
+    }
+    ks._start();
+    return ks;
+  })();
+  current.catch(() => {
+    current = null;
+  });
+  return current;
+}

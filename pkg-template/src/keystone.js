@@ -1,0 +1,16 @@
+// ESM entry of keystone-cdp: `import { Keystone } from "keystone-cdp"`.
+// The wasm file is found next to this module (bundlers follow `new URL(…, import.meta.url)`).
+import { init, KeystoneError } from "./instance.js";
+
+const WASM_URL = new URL("keystone_bg.wasm", import.meta.url);
+
+/** The Keystone entry point. */
+export const Keystone = {
+  /** Loads the engine, restores the profile, evaluates segments. Safe to call twice. */
+  init(options) {
+    return init(options, WASM_URL);
+  },
+};
+
+export { KeystoneError };
+export default Keystone;

@@ -1,0 +1,50 @@
+// Assembles the npm package in pkg/ from pkg-template/ and the wasm-bindgen output.
+// Expects `make pkg` to have built target/bindgen/{keystone.js,keystone_bg.wasm} (wasm-bindgen
+// --target web) and the optimized wasm at target/bindgen/keystone_opt.wasm. Prints sizes.
+import { build } from "esbuild";
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { printSizes } from "./sizes.mjs";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const tpl = join(root, "pkg-template");
+const out = join(root, "pkg");
+const dist = join(out, "dist");
+const bindgen = join(root, "target", "bindgen");
+
+const version = /^version\s*=\s*"([^"]+)"/m.exec(readFileSync(join(root, "Cargo.toml"), "utf8"))[1];
+
+rmSync(out, { recursive: true, force: true });
+mkdirSync(dist, { recursive: true });
+
+const common = {
+  bundle: true,
+  minify: true,
+  legalComments: "none",
+  target: ["es2022"],
+  alias: { "#wasm": join(bindgen, "keystone.js") },
+  define: { __KEYSTONE_VERSION__: JSON.stringify(version) },
+  logLevel: "warning",
+};
+
+await build({ ...common, entryPoints: [join(tpl, "src", "keystone.js")], format: "esm", outfile: join(dist, "keystone.js") });
+await build({
+  ...common,
+  entryPoints: [join(tpl, "src", "global.js")],
+  format: "iife",
+  outfile: join(dist, "keystone.global.js"),
+  // The glue's default wasm URL uses import.meta.url; the global build always passes its own.
+  define: { ...common.define, "import.meta.url": "location.href" },
+});
+await build({ ...common, entryPoints: [join(tpl, "src", "snippet.js")], format: "iife", outfile: join(dist, "snippet.js") });
+
+cpSync(join(bindgen, "keystone_opt.wasm"), join(dist, "keystone_bg.wasm"));
+cpSync(join(tpl, "keystone.d.ts"), join(dist, "keystone.d.ts"));
+cpSync(join(tpl, "README.md"), join(out, "README.md"));
+if (existsSync(join(root, "LICENSE"))) cpSync(join(root, "LICENSE"), join(out, "LICENSE"));
+const pkg = JSON.parse(readFileSync(join(tpl, "package.json"), "utf8"));
+pkg.version = version;
+writeFileSync(join(out, "package.json"), JSON.stringify(pkg, null, 2) + "\n");
+
+printSizes(dist);

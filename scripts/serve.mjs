@@ -1,0 +1,90 @@
+// The local web server: the demo shop (www/), the built package (/pkg/), the test pages
+// (/tests/), and a real Segment-spec collector at /v1/batch (see scripts/collector.mjs).
+// `node scripts/serve.mjs [--port N]` serves until stopped; tests import startServer().
+import { createServer } from "node:http";
+import { readFile, stat } from "node:fs/promises";
+import { dirname, extname, join, normalize } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Collector } from "./collector.mjs";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const TYPES = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".mjs": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".json": "application/json",
+  ".wasm": "application/wasm",
+  ".svg": "image/svg+xml",
+  ".png": "image/png",
+  ".ts": "text/plain; charset=utf-8",
+};
+const MOUNTS = [
+  ["/pkg/", join(root, "pkg")],
+  ["/tests/", join(root, "tests", "e2e", "pages")],
+  ["/", join(root, "www")],
+];
+
+async function serveFile(req, res, url) {
+  for (const [prefix, dir] of MOUNTS) {
+    if (!url.pathname.startsWith(prefix)) continue;
+    let rel = decodeURIComponent(url.pathname.slice(prefix.length));
+    let file = normalize(join(dir, rel));
+    if (!file.startsWith(dir)) break;
+    try {
+      if ((await stat(file)).isDirectory()) file = join(file, "index.html");
+      const body = await readFile(file);
+      const headers = { "content-type": TYPES[extname(file)] || "application/octet-stream", "cache-control": "no-store" };
+      // Pages can ask for a strict CSP: /tests/csp.html?csp=1 is served with it.
+      if (url.searchParams.get("csp") === "strict") {
+        headers["content-security-policy"] = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:";
+      }
+      res.writeHead(200, headers);
+      res.end(req.method === "HEAD" ? undefined : body);
+      return;
+    } catch {
+      break;
+    }
+  }
+  res.writeHead(404, { "content-type": "text/plain" });
+  res.end("not found");
+}
+
+/** Starts the server; resolves with {url, port, collector, close}. Port 0 picks a free one. */
+export function startServer({ port = 0, host = "127.0.0.1", collectorLog } = {}) {
+  const collector = new Collector({ log: collectorLog });
+  const server = createServer((req, res) => {
+    const url = new URL(req.url, "http://localhost");
+    if (collector.handles(url)) return collector.handle(req, res, url);
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      res.writeHead(405);
+      return res.end();
+    }
+    serveFile(req, res, url).catch(() => {
+      res.writeHead(500);
+      res.end();
+    });
+  });
+  return new Promise((resolve) => {
+    server.listen(port, host, () => {
+      const p = server.address().port;
+      resolve({
+        url: `http://localhost:${p}`,
+        port: p,
+        collector,
+        close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }),
+      });
+    });
+  });
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const i = process.argv.indexOf("--port");
+  const port = i > 0 ? Number(process.argv[i + 1]) : 8080;
+  const s = await startServer({ port, collectorLog: join(root, "out", "collector.jsonl") });
+  console.log(`Keystone demo shop:   ${s.url}/`);
+  console.log(`  debug panel:        ${s.url}/?keystone_debug=1`);
+  console.log(`  package:            ${s.url}/pkg/dist/`);
+  console.log(`  collector:          ${s.url}/v1/batch (write key "demo-key"; events in out/collector.jsonl)`);
+  console.log("Press Ctrl+C to stop.");
+}

@@ -1,0 +1,42 @@
+// Raw, gzip -9 and brotli sizes of the package files, and the total a page loads with the ESM
+// entry (wasm + keystone.js, which bundles the glue). Used by the build and by the size test.
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { gzipSync, brotliCompressSync, constants } from "node:zlib";
+
+export const BUDGET_PAGE_GZIP = 45 * 1024;
+export const BUDGET_SNIPPET_GZIP = 1024;
+
+export function sizeOf(path) {
+  const buf = readFileSync(path);
+  return {
+    raw: buf.length,
+    gzip: gzipSync(buf, { level: 9 }).length,
+    brotli: brotliCompressSync(buf, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }).length,
+  };
+}
+
+export function measure(dist) {
+  const files = {};
+  for (const f of readdirSync(dist).sort()) if (!f.endsWith(".d.ts")) files[f] = sizeOf(join(dist, f));
+  const page = ["keystone_bg.wasm", "keystone.js"].reduce(
+    (a, f) => ({ raw: a.raw + files[f].raw, gzip: a.gzip + files[f].gzip, brotli: a.brotli + files[f].brotli }),
+    { raw: 0, gzip: 0, brotli: 0 },
+  );
+  const globalPage = ["keystone_bg.wasm", "keystone.global.js"].reduce(
+    (a, f) => ({ raw: a.raw + files[f].raw, gzip: a.gzip + files[f].gzip, brotli: a.brotli + files[f].brotli }),
+    { raw: 0, gzip: 0, brotli: 0 },
+  );
+  return { files, page, globalPage };
+}
+
+export function printSizes(dist) {
+  const { files, page, globalPage } = measure(dist);
+  const row = (name, s) => console.log(name.padEnd(34) + String(s.raw).padStart(9) + String(s.gzip).padStart(9) + String(s.brotli).padStart(9));
+  console.log("file".padEnd(34) + "raw".padStart(9) + "gzip-9".padStart(9) + "brotli".padStart(9));
+  for (const [f, s] of Object.entries(files)) row(f, s);
+  row("total (ESM page: wasm + js)", page);
+  row("total (script tag: wasm + global)", globalPage);
+  console.log(`budget: page ${page.gzip} / ${BUDGET_PAGE_GZIP} B gzip; snippet ${files["snippet.js"].gzip} / ${BUDGET_SNIPPET_GZIP} B gzip`);
+  return { files, page, globalPage };
+}

@@ -1,0 +1,120 @@
+//! Minute-resolution event counts: the bounded aggregate behind windowed conditions.
+//!
+//! Invariant: entries are sorted by minute, unique, with non-zero counts. A window of `w`
+//! milliseconds ending at `now` contains a minute bucket `m` when `(m+1)*60000 > now - w`,
+//! i.e. when the bucket may hold an event inside the window: an event 7 days and 1 minute old
+//! is out of a `7d` window, one 7 days less a minute old is in. Data older than the retention
+//! is dropped by [`Counts::prune`]; the series holds at most one entry per minute of retention.
+
+#[allow(unused_imports)]
+use crate::core::prelude::*;
+
+/// Minute index of an epoch-milliseconds timestamp.
+pub fn minute_of(ms: f64) -> u32 {
+    if ms <= 0.0 || !ms.is_finite() {
+        0
+    } else {
+        (ms / 60_000.0) as u32
+    }
+}
+
+/// The first minute bucket that can hold events within `window_ms` before `now`.
+pub fn window_start_minute(now: f64, window_ms: f64) -> u32 {
+    // bucket m covers [m*60000, (m+1)*60000); keep it when its end is after the window start.
+    minute_of(now - window_ms)
+}
+
+/// Sorted sparse counts per minute.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Counts {
+    entries: Vec<(u32, u32)>,
+}
+
+impl Counts {
+    /// An empty series.
+    pub fn new() -> Counts {
+        Counts { entries: Vec::new() }
+    }
+
+    /// Adds `n` events at minute `m`.
+    pub fn add(&mut self, m: u32, n: u32) {
+        if n == 0 {
+            return;
+        }
+        match self.entries.binary_search_by_key(&m, |e| e.0) {
+            Ok(i) => self.entries[i].1 = self.entries[i].1.saturating_add(n),
+            Err(i) => self.entries.insert(i, (m, n)),
+        }
+    }
+
+    /// Events in minutes `>= from`.
+    pub fn count_since(&self, from: u32) -> u32 {
+        let i = self.entries.partition_point(|e| e.0 < from);
+        self.entries[i..].iter().fold(0u32, |a, e| a.saturating_add(e.1))
+    }
+
+    /// Total events held.
+    pub fn total(&self) -> u32 {
+        self.count_since(0)
+    }
+
+    /// Drops minutes `< from`.
+    pub fn prune(&mut self, from: u32) {
+        let i = self.entries.partition_point(|e| e.0 < from);
+        self.entries.drain(..i);
+    }
+
+    /// Adds another series into this one (counts add: merge is commutative and associative).
+    pub fn merge(&mut self, other: &Counts) {
+        for &(m, n) in &other.entries {
+            self.add(m, n);
+        }
+    }
+
+    /// Entries `(minute, count)` in order.
+    pub fn entries(&self) -> &[(u32, u32)] {
+        &self.entries
+    }
+
+    /// The earliest minute held.
+    pub fn first_minute(&self) -> Option<u32> {
+        self.entries.first().map(|e| e.0)
+    }
+
+    /// Builds from entries, restoring the invariant (sorted, unique, non-zero).
+    pub fn from_entries(entries: impl IntoIterator<Item = (u32, u32)>) -> Counts {
+        let mut c = Counts::new();
+        for (m, n) in entries {
+            c.add(m, n);
+        }
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::time::{DAY, MINUTE};
+
+    #[test]
+    fn window_boundary_is_exact_to_the_minute() {
+        let t0 = 1_700_000_000_000.0 + 17_321.0; // not on a minute boundary
+        let mut c = Counts::new();
+        c.add(minute_of(t0), 1);
+        let w = 7.0 * DAY;
+        let in_at = |now: f64| c.count_since(window_start_minute(now, w)) > 0;
+        assert!(in_at(t0 + w - MINUTE));
+        assert!(!in_at(t0 + w + MINUTE));
+    }
+
+    #[test]
+    fn add_merge_prune() {
+        let mut a = Counts::from_entries([(5, 1), (3, 2), (5, 1)]);
+        assert_eq!(a.entries(), &[(3, 2), (5, 2)]);
+        let b = Counts::from_entries([(4, 1), (5, 1)]);
+        a.merge(&b);
+        assert_eq!(a.total(), 6);
+        a.prune(5);
+        assert_eq!(a.entries(), &[(5, 3)]);
+    }
+}

@@ -1,0 +1,57 @@
+//! Errors with stable codes. Every fallible core operation returns [`Error`]; the facade turns it
+//! into a JavaScript `KeystoneError` (a real `Error` with an enumerable `code`, and for bad
+//! definitions `segmentId` and `path`).
+
+#[allow(unused_imports)]
+use crate::core::prelude::*;
+
+/// A core error: a stable machine-readable code, a human message, and for definition errors the
+/// id of the offending definition and a JSON pointer to the fault.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Error {
+    /// Stable code, e.g. `"invalid_argument"`, `"invalid_definition"`.
+    pub code: &'static str,
+    /// Human-readable explanation.
+    pub message: String,
+    /// Id of the segment / score / experience concerned, if any.
+    pub segment_id: Option<String>,
+    /// JSON pointer into the definitions document, if any.
+    pub path: Option<String>,
+}
+
+impl Error {
+    /// An error with a code and a message.
+    pub fn new(code: &'static str, message: impl Into<String>) -> Error {
+        Error { code, message: message.into(), segment_id: None, path: None }
+    }
+
+    /// A definition error, located by id and JSON pointer.
+    pub fn at(code: &'static str, segment_id: Option<&str>, path: impl Into<String>, message: impl Into<String>) -> Error {
+        Error {
+            code,
+            message: message.into(),
+            segment_id: segment_id.map(|s| s.into()),
+            path: Some(path.into()),
+        }
+    }
+}
+
+/// Stable error codes (the public contract; documented in the README).
+pub mod codes {
+    /// An API argument has the wrong type or shape.
+    pub const INVALID_ARGUMENT: &str = "invalid_argument";
+    /// A malformed email passed to `identify`.
+    pub const INVALID_EMAIL: &str = "invalid_email";
+    /// A definitions document that is not `{version, segments: [...]}`.
+    pub const INVALID_DEFINITIONS: &str = "invalid_definitions";
+    /// One segment, score or experience definition is invalid.
+    pub const INVALID_SEGMENT: &str = "invalid_segment";
+    /// Stored data could not be decoded (corrupted, truncated, foreign or future version).
+    pub const STORAGE_CORRUPT: &str = "storage_corrupt";
+    /// Storage is blocked or full; Keystone keeps working in memory.
+    pub const STORAGE_UNAVAILABLE: &str = "storage_unavailable";
+    /// No segment or experience with that id.
+    pub const UNKNOWN_ID: &str = "unknown_id";
+    /// The action needs a consent category that is not granted.
+    pub const CONSENT_REQUIRED: &str = "consent_required";
+}

@@ -1,0 +1,330 @@
+//! The core state machine behind the public API: one visitor's profile, consent, loaded
+//! definitions, membership, and the events waiting to be delivered.
+//!
+//! Every method takes `now` (epoch ms) from the caller and never calls out except through the
+//! [`Host`]. Listener notifications (segment enter/exit, identify, reset, errors) are queued in
+//! [`Keystone::take_notices`] and delivered by the caller after the API call returns, never
+//! re-entrantly.
+
+#[allow(unused_imports)]
+use crate::core::prelude::*;
+
+use crate::core::codec;
+use crate::core::consent::Consent;
+use crate::core::error::{codes, Error};
+use crate::core::event::{Event, Kind};
+use crate::core::host::{random16, Host};
+use crate::core::ids::uuid_v4;
+use crate::core::profile::Profile;
+use crate::core::segment::{self, Definitions, LoadReport, Subject};
+use crate::core::time::{parse_duration, DAY, MINUTE};
+use crate::core::value::{Map, Value};
+
+/// The library name and version reported in every event's `context.library`.
+pub const LIBRARY: &str = "keystone-cdp";
+/// This build's version (from Cargo.toml).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Options the core needs (the browser layer handles the rest).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Options {
+    /// Inactivity after which a new session starts (ms).
+    pub session_timeout: f64,
+    /// How long behaviour is kept (ms).
+    pub retention: f64,
+    /// The browser's Global Privacy Control signal.
+    pub gpc: bool,
+    /// Initial consent.
+    pub consent: Consent,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { session_timeout: 30.0 * MINUTE, retention: 90.0 * DAY, gpc: false, consent: Consent::default_for(false) }
+    }
+}
+
+impl Options {
+    /// Reads the core's options from the `Keystone.init` options object.
+    pub fn from_value(v: &Value, gpc: bool) -> Result<Options, Error> {
+        let mut o = Options { gpc, consent: Consent::default_for(gpc), ..Options::default() };
+        let Some(m) = v.as_obj() else { return Ok(o) };
+        if let Some(d) = m.get("sessionTimeout").filter(|v| !v.is_null()) {
+            o.session_timeout = duration_option(d, "sessionTimeout")?;
+        }
+        if let Some(d) = m.get("retention").filter(|v| !v.is_null()) {
+            o.retention = duration_option(d, "retention")?;
+        }
+        match m.get("consent") {
+            None | Some(Value::Null) => {}
+            Some(Value::Str(s)) if s == "opt-in" => o.consent = Consent::none(),
+            Some(Value::Str(s)) if s == "opt-out" => {}
+            Some(c) => {
+                if !o.consent.merge(c, gpc) {
+                    return Err(Error::new(codes::INVALID_ARGUMENT, "consent must be \"opt-in\", \"opt-out\" or an object of booleans"));
+                }
+            }
+        }
+        Ok(o)
+    }
+}
+
+fn duration_option(v: &Value, name: &str) -> Result<f64, Error> {
+    match v {
+        Value::Str(s) => parse_duration(s),
+        Value::Num(n) if *n > 0.0 && n.is_finite() => Some(*n),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        let mut msg = String::from(name);
+        msg.push_str(" must be a duration such as \"30m\" or \"90d\"");
+        Error::new(codes::INVALID_ARGUMENT, msg)
+    })
+}
+
+/// A notification for page listeners, delivered after the API call returns.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Notice {
+    /// `segment:enter` with the segment id.
+    Enter(String),
+    /// `segment:exit` with the segment id.
+    Exit(String),
+    /// `identify` with the user id.
+    Identify(String),
+    /// `reset` with the new anonymous id.
+    Reset(String),
+    /// `error`.
+    Error(Error),
+}
+
+/// One visitor's Keystone state.
+pub struct Keystone {
+    opts: Options,
+    host: Box<dyn Host>,
+    profile: Profile,
+    consent: Consent,
+    defs: Definitions,
+    members: Vec<String>,
+    notices: Vec<Notice>,
+    outbox: Vec<Event>,
+    dirty: bool,
+}
+
+impl Keystone {
+    /// Starts from the stored profile (if any), creating a fresh anonymous one when there is none
+    /// or it is unreadable (each problem becomes an `error` notice).
+    pub fn new(opts: Options, host: Box<dyn Host>, stored: Option<&Value>, now: f64) -> Keystone {
+        let consent = opts.consent;
+        let mut ks = Keystone {
+            opts,
+            host,
+            profile: Profile::default(),
+            consent,
+            defs: Definitions::default(),
+            members: Vec::new(),
+            notices: Vec::new(),
+            outbox: Vec::new(),
+            dirty: false,
+        };
+        let restored = stored.and_then(|v| {
+            let (p, errors) = codec::decode(v);
+            ks.notices.extend(errors.into_iter().map(Notice::Error));
+            p
+        });
+        match restored {
+            Some(p) => ks.profile = p,
+            None => {
+                ks.profile = Profile::new(uuid_v4(random16(ks.host.as_ref())), now);
+                ks.dirty = true;
+            }
+        }
+        ks.evaluate(now, false);
+        ks
+    }
+
+    /// The anonymous id.
+    pub fn anonymous_id(&self) -> &str {
+        &self.profile.anonymous_id
+    }
+
+    /// The known user id, if identified.
+    pub fn user_id(&self) -> Option<&str> {
+        self.profile.user_id.as_deref()
+    }
+
+    /// The current consent.
+    pub fn consent(&self) -> Consent {
+        self.consent
+    }
+
+    /// Replaces the page context (captured by the browser layer at init and on navigation).
+    pub fn set_context(&mut self, context: Value) {
+        if context.as_obj().is_some() {
+            self.profile.context = context;
+        }
+    }
+
+    /// A page view.
+    pub fn page(&mut self, now: f64, properties: Map) {
+        self.touch_session(now);
+        self.profile.session.pageviews += 1;
+        self.record(now, Kind::Page, "Page Viewed", properties);
+    }
+
+    /// A named event.
+    pub fn track(&mut self, now: f64, name: &str, properties: Map) -> Result<(), Error> {
+        if name.is_empty() {
+            return Err(Error::new(codes::INVALID_ARGUMENT, "track needs a non-empty event name"));
+        }
+        self.touch_session(now);
+        self.record(now, Kind::Track, name, properties);
+        Ok(())
+    }
+
+    fn touch_session(&mut self, now: f64) {
+        let s = &mut self.profile.session;
+        if s.id.is_empty() || now - s.last_activity > self.opts.session_timeout {
+            s.id = uuid_v4(random16(self.host.as_ref()));
+            s.count += 1;
+            s.pageviews = 0;
+            s.started_at = now;
+        }
+        s.last_activity = s.last_activity.max(now);
+    }
+
+    fn record(&mut self, now: f64, kind: Kind, name: &str, properties: Map) {
+        self.profile.record(name, now, &properties);
+        let event = Event {
+            kind,
+            name: if kind == Kind::Page { String::new() } else { name.into() },
+            properties,
+            traits: Map::new(),
+            timestamp: now,
+            message_id: uuid_v4(random16(self.host.as_ref())),
+            anonymous_id: self.profile.anonymous_id.clone(),
+            user_id: self.profile.user_id.clone(),
+            previous_id: None,
+            context: self.spec_context(),
+        };
+        if self.consent.analytics {
+            self.outbox.push(event);
+        }
+        self.dirty = true;
+        self.evaluate(now, true);
+    }
+
+    /// The Segment spec `context` of an event made now.
+    fn spec_context(&self) -> Value {
+        let c = &self.profile.context;
+        let s = |k: &str| c.path(k).cloned().unwrap_or(Value::Str(String::new()));
+        let mut campaign = Map::new();
+        for (from, to) in [("campaign", "name"), ("source", "source"), ("medium", "medium"), ("term", "term"), ("content", "content")] {
+            if let Some(Value::Str(v)) = c.path("utm").and_then(|u| u.get(from)) {
+                if !v.is_empty() {
+                    campaign.insert(to, v.as_str().into());
+                }
+            }
+        }
+        let mut m = Map::new()
+            .with(
+                "page",
+                Value::Obj(
+                    Map::new()
+                        .with("path", s("path"))
+                        .with("referrer", s("referrer"))
+                        .with("search", s("search"))
+                        .with("title", s("title"))
+                        .with("url", s("url")),
+                ),
+            )
+            .with("locale", s("language"))
+            .with("timezone", s("timezone"))
+            .with("userAgent", s("userAgent"))
+            .with("library", Value::Obj(Map::new().with("name", LIBRARY).with("version", VERSION)));
+        if !campaign.is_empty() {
+            m.insert("campaign", Value::Obj(campaign));
+        }
+        Value::Obj(m)
+    }
+
+    /// Loads new definitions. `Err` (and nothing changes) when the document is not valid as a
+    /// whole; otherwise the valid definitions replace the previous ones.
+    pub fn load_definitions(&mut self, doc: &Value, now: f64) -> Result<LoadReport, Error> {
+        let (defs, report) = segment::parse(doc, self.opts.retention)?;
+        self.defs = defs;
+        self.evaluate(now, true);
+        Ok(report)
+    }
+
+    /// Re-evaluates time-windowed segments at `now`.
+    pub fn refresh(&mut self, now: f64) {
+        self.evaluate(now, true);
+    }
+
+    /// Recomputes membership; with `notify`, queues enter/exit notices for the changes.
+    fn evaluate(&mut self, now: f64, notify: bool) {
+        let mut next: Vec<String> = Vec::new();
+        if self.consent.personalization {
+            let doc = Value::Obj(self.profile.document());
+            let subject = Subject { doc: &doc, profile: &self.profile, now, host: self.host.as_ref() };
+            for def in &self.defs.segments {
+                if segment::matches(&def.condition, &subject) {
+                    let i = next.partition_point(|x| x < &def.id);
+                    next.insert(i, def.id.clone());
+                }
+            }
+        }
+        if notify {
+            for id in &self.members {
+                if next.binary_search(id).is_err() {
+                    self.notices.push(Notice::Exit(id.clone()));
+                }
+            }
+            for id in &next {
+                if self.members.binary_search(id).is_err() {
+                    self.notices.push(Notice::Enter(id.clone()));
+                }
+            }
+        }
+        self.members = next;
+    }
+
+    /// Ids of the segments the visitor is in, sorted.
+    pub fn segments(&self) -> &[String] {
+        &self.members
+    }
+
+    /// Whether the visitor is in segment `id`.
+    pub fn in_segment(&self, id: &str) -> bool {
+        self.members.binary_search_by(|x| x.as_str().cmp(id)).is_ok()
+    }
+
+    /// The profile document (DESIGN §3).
+    pub fn profile_document(&self) -> Value {
+        let mut m = self.profile.document();
+        m.insert("scores", Value::Obj(Map::new()));
+        m.insert("segments", Value::Arr(self.members.iter().map(|s| Value::Str(s.clone())).collect()));
+        m.insert("consent", self.consent.to_value());
+        Value::Obj(m)
+    }
+
+    /// Notifications queued since the last call.
+    pub fn take_notices(&mut self) -> Vec<Notice> {
+        ::core::mem::take(&mut self.notices)
+    }
+
+    /// Events waiting for delivery.
+    pub fn take_outbox(&mut self) -> Vec<Event> {
+        ::core::mem::take(&mut self.outbox)
+    }
+
+    /// The stored form of the profile when it changed since the last call (None otherwise, and
+    /// always None without `personalization` consent: nothing is persisted then).
+    pub fn take_dirty(&mut self) -> Option<Value> {
+        if !self.dirty || !self.consent.personalization {
+            return None;
+        }
+        self.dirty = false;
+        Some(codec::encode(&self.profile))
+    }
+}

@@ -1,0 +1,19 @@
+//! The pure core of Keystone: events, profile, conditions, segments, identity, storage codec
+//! and delivery state. No browser imports: time is an argument of every call, and the few
+//! browser services the core needs (regexes, number text, randomness) come through
+//! [`host::Host`]. Everything here runs and is tested natively with `cargo test`.
+#![deny(missing_docs)]
+
+pub mod buckets;
+pub mod codec;
+pub mod consent;
+pub mod error;
+pub mod event;
+pub mod host;
+pub mod ids;
+pub mod keystone;
+pub mod prelude;
+pub mod profile;
+pub mod segment;
+pub mod time;
+pub mod value;

@@ -1,0 +1,45 @@
+//! Key-value persistence over `localStorage`, failing soft: when storage is blocked (throws on
+//! access), full (`QuotaExceededError`) or absent, values live in memory for this page and the
+//! failure is reported once as `storage_unavailable`.
+
+#[allow(unused_imports)]
+use crate::core::prelude::*;
+
+use ::core::cell::RefCell;
+
+/// Values storage refused, kept for this page. The wasm build is single-threaded.
+struct Memory(RefCell<Vec<(String, String)>>);
+// SAFETY: wasm32-unknown-unknown without the atomics feature has exactly one thread.
+unsafe impl Sync for Memory {}
+static MEMORY: Memory = Memory(RefCell::new(Vec::new()));
+
+fn local() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok().flatten()
+}
+
+/// Reads `key`: the in-memory copy of a write that storage refused, else storage.
+pub fn get(key: &str) -> Option<String> {
+    if let Some(v) = MEMORY.0.borrow().iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()) {
+        return Some(v);
+    }
+    local().and_then(|s| s.get_item(key).ok().flatten())
+}
+
+/// Writes `key`. Returns false when storage refused (the value is then kept in memory).
+pub fn set(key: &str, value: &str) -> bool {
+    let ok = local().is_some_and(|s| s.set_item(key, value).is_ok());
+    let mut m = MEMORY.0.borrow_mut();
+    m.retain(|(k, _)| k != key);
+    if !ok {
+        m.push((key.into(), value.into()));
+    }
+    ok
+}
+
+/// Removes `key` from storage and memory.
+pub fn remove(key: &str) {
+    if let Some(s) = local() {
+        let _ = s.remove_item(key);
+    }
+    MEMORY.0.borrow_mut().retain(|(k, _)| k != key);
+}

@@ -1,0 +1,47 @@
+// Shared set-up for the end-to-end tests: one local server (package, pages, collector) and
+// Debian's Chromium driven by playwright-core. Pages under /tests/ come from tests/e2e/pages/.
+import { chromium } from "playwright-core";
+import { startServer } from "../../scripts/serve.mjs";
+
+export const CHROMIUM_ARGS = [
+  "--no-sandbox", "--headless", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+];
+
+export async function launch() {
+  return chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: CHROMIUM_ARGS, headless: true });
+}
+
+/**
+ * Starts a server and a browser for a test file. Returns helpers; call `close()` in `after`.
+ * `open(path)` opens a page in a fresh context (or `ctx`), recording console warnings/errors
+ * and page errors in `page.problems`.
+ */
+export async function setup() {
+  const server = await startServer();
+  const browser = await launch();
+  async function open(path = "/tests/esm.html", { context } = {}) {
+    const ctx = context || (await browser.newContext());
+    const page = await ctx.newPage();
+    page.problems = [];
+    page.warnings = [];
+    page.on("pageerror", (e) => page.problems.push("pageerror: " + e.message));
+    page.on("console", (m) => {
+      if (m.type() === "error") page.problems.push("console.error: " + m.text());
+      if (m.type() === "warning") page.warnings.push(m.text());
+    });
+    await page.goto(server.url + path);
+    if (path.startsWith("/tests/esm.html")) await page.waitForFunction(() => window.__ksLoaded === true);
+    return page;
+  }
+  return {
+    server,
+    browser,
+    open,
+    url: (p) => server.url + p,
+    close: async () => {
+      await browser.close();
+      await server.close();
+    },
+  };
+}
