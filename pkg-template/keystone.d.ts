@@ -264,11 +264,25 @@ export declare const Keystone: {
    */
   init(options?: KeystoneOptions): Promise<KeystoneInstance>;
   /**
+   * Loads the wasm engine only (no profile, no storage), so {@link Keystone.evalCondition} can be
+   * used without `init`. `init` loads it too.
+   * @example await Keystone.load(); Keystone.evalCondition({ plan: "pro" }, { plan: "pro" });
+   */
+  load(): Promise<void>;
+  /**
    * GrowthBook-compatible condition evaluation (same argument order as GrowthBook's
-   * `evalCondition`), run in wasm.
+   * `evalCondition`), synchronous, run in wasm. Needs the engine: after `Keystone.load()` or
+   * `Keystone.init()` resolved; before that it returns false and warns `not_ready` (never throws).
    * @example Keystone.evalCondition({ country: "FR" }, { country: { $in: ["FR", "DE"] } }); // true
    */
   evalCondition(attributes: { [key: string]: Json }, condition: Condition, savedGroups?: { [id: string]: Json[] }): boolean;
 };
+
+/**
+ * GrowthBook-compatible `evalCondition(attributes, condition, savedGroups?)` — the same function as
+ * {@link Keystone.evalCondition}, as a named export (a drop-in for GrowthBook's).
+ * @example import { Keystone, evalCondition } from "keystone-cdp"; await Keystone.load(); evalCondition({ a: 1 }, { a: { $gt: 0 } });
+ */
+export declare function evalCondition(attributes: { [key: string]: Json }, condition: Condition, savedGroups?: { [id: string]: Json[] }): boolean;
 
 export default Keystone;

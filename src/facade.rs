@@ -163,3 +163,14 @@ impl Core {
         self.ks.take_outbox().iter().map(|e| to_js(&e.to_spec())).collect()
     }
 }
+
+/// GrowthBook-compatible `evalCondition(attributes, condition, savedGroups?)`, synchronous.
+/// Input that cannot be converted (cycles, BigInt) evaluates to false.
+#[wasm_bindgen(js_name = evalCondition)]
+pub fn eval_condition(attributes: JsValue, condition: JsValue, saved_groups: JsValue) -> bool {
+    let (Ok(obj), Ok(cond), Ok(groups)) = (from_js(&attributes), from_js(&condition), from_js(&saved_groups)) else {
+        return false;
+    };
+    let cx = crate::core::condition::Ctx { groups: groups.as_obj(), host: &BrowserHost };
+    crate::core::condition::eval_condition(&obj, &cond, &cx)
+}

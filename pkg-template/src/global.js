@@ -1,7 +1,7 @@
 // Script-tag build: defines `window.keystone`. Calls made before the engine is ready are queued
 // and replayed in order (including those queued on the tag-manager snippet's stub); once ready,
 // `window.keystone` answers every call directly. The wasm is loaded from next to this script.
-import { init, KeystoneError } from "./instance.js";
+import { init, evalCondition, KeystoneError } from "./instance.js";
 import { METHODS, PROMISE_METHODS } from "./methods.js";
 
 (function () {
@@ -61,6 +61,7 @@ import { METHODS, PROMISE_METHODS } from "./methods.js";
     api[m] = function () {
       const args = Array.prototype.slice.call(arguments);
       if (m === "init") return start(args[0]);
+      if (m === "evalCondition") return evalCondition.apply(null, args);
       if (instance) return instance[m].apply(instance, args);
       const entry = { m, a: args };
       const p = new Promise((r, j) => {

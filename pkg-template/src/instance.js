@@ -2,7 +2,7 @@
 // the host page. Bad input becomes a KeystoneError (a real Error with a stable `code`), reported
 // through a rejected Promise where the method returns one, an "error" event and one console
 // warning. Listener notifications are delivered after the API call returns (microtask).
-import initWasm, { Core } from "#wasm";
+import initWasm, { Core, evalCondition as evalConditionWasm } from "#wasm";
 import { readContext } from "./context.js";
 
 /** A real Error carrying a stable `code` (and `segmentId`/`path` for definition errors). */
@@ -36,10 +36,14 @@ export function toKeystoneError(e) {
 
 const PERSIST_DELAY_MS = 250;
 let wasmReady = null;
+let wasmLoaded = false;
 
-function loadWasm(url) {
+/** Loads the wasm engine once (no profile, no instance); resolves when it is ready. */
+export function loadWasm(url) {
   if (!wasmReady) {
-    wasmReady = initWasm({ module_or_path: url }).catch((e) => {
+    wasmReady = initWasm({ module_or_path: url }).then(() => {
+      wasmLoaded = true;
+    }, (e) => {
       wasmReady = null;
       throw new KeystoneError("wasm_load_failed", "could not load keystone_bg.wasm: " + ((e && e.message) || e));
     });
@@ -54,6 +58,31 @@ async function fetchDefinitions(src) {
     return await res.json();
   } catch (e) {
     throw new KeystoneError("invalid_definitions", "segments URL did not return JSON");
+  }
+}
+
+function warn(err) {
+  try {
+    console.warn("[keystone] " + err.code + ": " + err.message);
+  } catch (_) {}
+  return err;
+}
+
+/**
+ * GrowthBook-compatible `evalCondition(attributes, condition, savedGroups?)`, synchronous, in
+ * wasm. Before the wasm is loaded (`Keystone.load()` or `init()`) it answers false and warns
+ * `not_ready`; it never throws.
+ */
+export function evalCondition(attributes, condition, savedGroups) {
+  if (!wasmLoaded) {
+    warn(new KeystoneError("not_ready", "evalCondition needs the engine: await Keystone.load() or Keystone.init() first"));
+    return false;
+  }
+  try {
+    return evalConditionWasm(attributes, condition, savedGroups);
+  } catch (e) {
+    warn(toKeystoneError(e));
+    return false;
   }
 }
 
@@ -221,6 +250,11 @@ export class Instance {
   /** The known user id, or null while anonymous. */
   userId() {
     return this.#run(() => this.#core.userId() ?? null, null);
+  }
+
+  /** GrowthBook-compatible condition evaluation (see the module function). */
+  evalCondition(attributes, condition, savedGroups) {
+    return evalCondition(attributes, condition, savedGroups);
   }
 
   /** Re-evaluates time-windowed segments now. */

@@ -1,6 +1,6 @@
 // ESM entry of keystone-cdp: `import { Keystone } from "keystone-cdp"`.
 // The wasm file is found next to this module (bundlers follow `new URL(…, import.meta.url)`).
-import { init, KeystoneError } from "./instance.js";
+import { init, loadWasm, evalCondition, KeystoneError } from "./instance.js";
 
 const WASM_URL = new URL("keystone_bg.wasm", import.meta.url);
 
@@ -10,7 +10,12 @@ export const Keystone = {
   init(options) {
     return init(options, WASM_URL);
   },
+  /** Loads the wasm engine only (for `evalCondition` without a visitor profile). */
+  load() {
+    return loadWasm(WASM_URL).then(() => undefined);
+  },
+  evalCondition,
 };
 
-export { KeystoneError };
+export { KeystoneError, evalCondition };
 export default Keystone;

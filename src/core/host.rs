@@ -19,6 +19,10 @@ pub trait Host {
     /// Fills `out` with cryptographically strong random bytes (`crypto.getRandomValues` in the
     /// browser; a seeded generator in deterministic tests).
     fn random_bytes(&self, out: &mut [u8]);
+    /// JavaScript `s.toLowerCase()` (called only for non-ASCII text; ASCII is folded in the core).
+    fn lowercase(&self, s: &str) -> String {
+        s.to_ascii_lowercase()
+    }
 }
 
 /// 16 random bytes from the host.

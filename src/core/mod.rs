@@ -6,6 +6,7 @@
 
 pub mod buckets;
 pub mod codec;
+pub mod condition;
 pub mod consent;
 pub mod error;
 pub mod event;

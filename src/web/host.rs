@@ -29,6 +29,10 @@ impl Host for BrowserHost {
         js_sys::Number::from(n).to_string_with_radix(10).map(String::from).unwrap_or_default()
     }
 
+    fn lowercase(&self, s: &str) -> String {
+        js_sys::JsString::from(s).to_lower_case().into()
+    }
+
     fn random_bytes(&self, out: &mut [u8]) {
         if getrandom::fill(out).is_err() {
             // No crypto source at all (never in a browser that runs wasm); fall back to Math.random.

@@ -56,6 +56,9 @@ impl Host for NativeHost {
             format!("{}", n)
         }
     }
+    fn lowercase(&self, s: &str) -> String {
+        s.to_lowercase()
+    }
     fn random_bytes(&self, out: &mut [u8]) {
         for b in out.iter_mut() {
             // splitmix64

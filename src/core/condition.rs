@@ -1,0 +1,271 @@
+//! Targeting conditions with the semantics of GrowthBook's `evalCondition`: MongoDB-style
+//! query documents over a JSON document, with JavaScript's coercions.
+//!
+//! Invariants: evaluation never fails — a malformed condition, an unknown operator or an
+//! invalid regex is simply `false`; a missing value is `null`. Regexes are the host's
+//! (JavaScript `RegExp` in the browser); numeric text goes through [`Host::parse_number`] and
+//! number text through [`Host::format_number`], so no float parsing or printing is compiled in.
+
+#[allow(unused_imports)]
+use crate::core::prelude::*;
+
+use crate::core::host::Host;
+use crate::core::value::{Map, Value};
+use alloc::borrow::Cow;
+use core::cmp::Ordering;
+
+static NULL: Value = Value::Null;
+
+/// What evaluation needs besides the document: saved groups and the host.
+pub struct Ctx<'a> {
+    /// `savedGroups`: group id → array of values (`$inGroup`, `$notInGroup`).
+    pub groups: Option<&'a Map>,
+    /// Host services (regex, number text, lower-casing).
+    pub host: &'a dyn Host,
+}
+
+/// `evalCondition(obj, condition, savedGroups)`: whether `obj` satisfies `cond`.
+pub fn eval_condition(obj: &Value, cond: &Value, cx: &Ctx) -> bool {
+    let Some(m) = cond.as_obj() else { return false };
+    m.iter().all(|(k, v)| match k.as_str() {
+        "$or" => eval_or(obj, v, cx),
+        "$nor" => !eval_or(obj, v, cx),
+        "$and" => v.as_arr().map_or(true, |a| a.iter().all(|c| eval_condition(obj, c, cx))),
+        "$not" => !eval_condition(obj, v, cx),
+        path => eval_value(v, get_path(obj, path), cx, false),
+    })
+}
+
+fn eval_or(obj: &Value, v: &Value, cx: &Ctx) -> bool {
+    match v.as_arr() {
+        Some(a) => a.is_empty() || a.iter().any(|c| eval_condition(obj, c, cx)),
+        None => true,
+    }
+}
+
+/// The value at a dot path (`"a.b.0"`, arrays take canonical indexes), `null` when absent.
+pub fn get_path<'a>(obj: &'a Value, path: &str) -> &'a Value {
+    obj.path(path).unwrap_or(&NULL)
+}
+
+/// Whether `value` satisfies the condition value `cond` (a literal or an operator object).
+pub fn eval_value(cond: &Value, value: &Value, cx: &Ctx, insensitive: bool) -> bool {
+    match cond {
+        Value::Str(c) => {
+            let s = js_string(value, cx.host);
+            if insensitive {
+                lower(&s, cx.host) == lower(c, cx.host)
+            } else {
+                *s == **c
+            }
+        }
+        Value::Num(c) => to_number(value, cx.host) == *c,
+        Value::Bool(c) => !value.is_null() && value.truthy() == *c,
+        Value::Null => value.is_null(),
+        Value::Obj(m) if is_operator_object(m) => m.iter().all(|(op, exp)| eval_operator(op, value, exp, cx)),
+        _ => json_eq(value, cond),
+    }
+}
+
+/// Whether every key of a non-empty object starts with `$`.
+pub fn is_operator_object(m: &Map) -> bool {
+    !m.is_empty() && m.keys().all(|k| k.starts_with('$'))
+}
+
+fn eval_operator(op: &str, actual: &Value, exp: &Value, cx: &Ctx) -> bool {
+    let h = cx.host;
+    if let Some(vop) = op.strip_prefix("$v") {
+        let o = utf16_cmp(&padded_version(actual, h), &padded_version(exp, h));
+        return match vop {
+            "eq" => o == Ordering::Equal,
+            "ne" => o != Ordering::Equal,
+            "gt" => o == Ordering::Greater,
+            "gte" => o != Ordering::Less,
+            "lt" => o == Ordering::Less,
+            "lte" => o != Ordering::Greater,
+            _ => false,
+        };
+    }
+    match op {
+        "$eq" => strict_eq(actual, exp),
+        "$ne" => !strict_eq(actual, exp),
+        "$lt" => js_less(actual, exp, false, h),
+        "$lte" => js_less(actual, exp, true, h),
+        "$gt" => js_less(exp, actual, false, h),
+        "$gte" => js_less(exp, actual, true, h),
+        "$exists" => exp.truthy() != actual.is_null(),
+        "$in" | "$ini" | "$nin" | "$nini" => {
+            let Some(list) = exp.as_arr() else { return false };
+            is_in(actual, list, op.ends_with('i'), h) != op.starts_with("$n")
+        }
+        "$inGroup" | "$notInGroup" => {
+            let key = js_string(exp, h);
+            let list = cx.groups.and_then(|g| g.get(&key)).and_then(Value::as_arr);
+            let found = list.is_some_and(|l| is_in(actual, l, false, h));
+            found == (op == "$inGroup")
+        }
+        "$not" => !eval_value(exp, actual, cx, false),
+        "$size" => match actual {
+            Value::Arr(a) => eval_value(exp, &Value::Num(a.len() as f64), cx, false),
+            _ => false,
+        },
+        "$elemMatch" => {
+            let Value::Arr(items) = actual else { return false };
+            let op_obj = exp.as_obj().is_some_and(is_operator_object);
+            items.iter().any(|el| el.truthy() && if op_obj { eval_value(exp, el, cx, false) } else { eval_condition(el, exp, cx) })
+        }
+        "$all" | "$alli" => {
+            let (Value::Arr(have), Some(want)) = (actual, exp.as_arr()) else { return false };
+            want.iter().all(|w| have.iter().any(|a| eval_value(w, a, cx, op == "$alli")))
+        }
+        "$regex" | "$regexi" => match exp {
+            Value::Str(p) => h.regex_test(p, if op == "$regexi" { "i" } else { "" }, &js_string(actual, h)) == Some(true),
+            _ => false,
+        },
+        "$type" => exp.as_str() == Some(actual.type_name()),
+        _ => false,
+    }
+}
+
+/// `Array.prototype.includes`-style membership; an array `actual` intersects. Case-insensitive
+/// variants fold strings with `toLowerCase` and compare strictly.
+fn is_in(actual: &Value, list: &[Value], insensitive: bool, h: &dyn Host) -> bool {
+    let eq = |a: &Value, b: &Value| {
+        if insensitive {
+            match (a, b) {
+                (Value::Str(x), Value::Str(y)) => lower(x, h) == lower(y, h),
+                _ => strict_eq(a, b),
+            }
+        } else {
+            same_value_zero(a, b)
+        }
+    };
+    match actual {
+        Value::Arr(items) => items.iter().any(|el| list.iter().any(|x| eq(el, x))),
+        _ => list.iter().any(|x| eq(actual, x)),
+    }
+}
+
+fn lower<'a>(s: &'a str, h: &dyn Host) -> Cow<'a, str> {
+    if !s.bytes().any(|b| b.is_ascii_uppercase() || b >= 0x80) {
+        Cow::Borrowed(s)
+    } else if s.is_ascii() {
+        Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        Cow::Owned(h.lowercase(s))
+    }
+}
+
+/// JavaScript `===` (objects and arrays are never equal: they are distinct references).
+pub fn strict_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Null, Value::Null) => true,
+        (Value::Bool(x), Value::Bool(y)) => x == y,
+        (Value::Num(x), Value::Num(y)) => x == y,
+        (Value::Str(x), Value::Str(y)) => x == y,
+        _ => false,
+    }
+}
+
+fn same_value_zero(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Num(x), Value::Num(y)) => x == y || (x.is_nan() && y.is_nan()),
+        _ => strict_eq(a, b),
+    }
+}
+
+/// `JSON.stringify(a) === JSON.stringify(b)`.
+pub fn json_eq(a: &Value, b: &Value) -> bool {
+    let null_like = |v: &Value| matches!(v, Value::Null) || matches!(v, Value::Num(n) if !n.is_finite());
+    match (a, b) {
+        (Value::Num(x), Value::Num(y)) if x.is_finite() && y.is_finite() => x == y,
+        (Value::Arr(x), Value::Arr(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q)),
+        (Value::Obj(x), Value::Obj(y)) => {
+            x.len() == y.len() && x.iter().zip(y.iter()).all(|((k1, v1), (k2, v2))| k1 == k2 && json_eq(v1, v2))
+        }
+        (Value::Str(x), Value::Str(y)) => x == y,
+        (Value::Bool(x), Value::Bool(y)) => x == y,
+        _ => null_like(a) && null_like(b),
+    }
+}
+
+/// JavaScript `String(v)`.
+pub fn js_string<'a>(v: &'a Value, h: &dyn Host) -> Cow<'a, str> {
+    match v {
+        Value::Null => Cow::Borrowed("null"),
+        Value::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
+        Value::Num(n) => Cow::Owned(h.format_number(*n)),
+        Value::Str(s) => Cow::Borrowed(s),
+        Value::Arr(a) => {
+            let mut out = String::new();
+            for (i, el) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                if !el.is_null() {
+                    out.push_str(&js_string(el, h));
+                }
+            }
+            Cow::Owned(out)
+        }
+        Value::Obj(_) => Cow::Borrowed("[object Object]"),
+    }
+}
+
+/// JavaScript `Number(v)` (`v * 1`).
+pub fn to_number(v: &Value, h: &dyn Host) -> f64 {
+    match v {
+        Value::Null => 0.0,
+        Value::Bool(b) => *b as u8 as f64,
+        Value::Num(n) => *n,
+        Value::Str(s) => h.parse_number(s),
+        Value::Arr(_) => h.parse_number(&js_string(v, h)),
+        Value::Obj(_) => f64::NAN,
+    }
+}
+
+/// JavaScript `a < b` (or `a <= b` with `or_equal`): strings compare by UTF-16 code units when
+/// both sides are strings after `ToPrimitive`, otherwise as numbers (NaN is never comparable).
+fn js_less(a: &Value, b: &Value, or_equal: bool, h: &dyn Host) -> bool {
+    let prim_str = |v: &Value| matches!(v, Value::Str(_) | Value::Arr(_) | Value::Obj(_));
+    if prim_str(a) && prim_str(b) {
+        let o = utf16_cmp(&js_string(a, h), &js_string(b, h));
+        return o == Ordering::Less || (or_equal && o == Ordering::Equal);
+    }
+    let (x, y) = (to_number(a, h), to_number(b, h));
+    if or_equal { x <= y } else { x < y }
+}
+
+fn utf16_cmp(a: &str, b: &str) -> Ordering {
+    a.encode_utf16().cmp(b.encode_utf16())
+}
+
+/// GrowthBook's `paddedVersionString`: `"v1.2.3-rc.1+build"` → parts split on `-`/`.`, numeric
+/// parts left-padded to 5, `~` appended to plain `x.y.z` so releases sort after pre-releases.
+pub fn padded_version(v: &Value, h: &dyn Host) -> String {
+    let text: Cow<str> = match v {
+        Value::Num(n) => Cow::Owned(h.format_number(*n)),
+        Value::Str(s) if !s.is_empty() => Cow::Borrowed(s),
+        _ => Cow::Borrowed("0"),
+    };
+    let s = text.strip_prefix('v').unwrap_or(&text);
+    let s = s.split_once('+').map_or(s, |(a, _)| a);
+    let mut out = String::with_capacity(s.len() + 16);
+    let mut n = 0;
+    for part in s.split(['-', '.']) {
+        if n > 0 {
+            out.push('-');
+        }
+        n += 1;
+        if !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()) {
+            for _ in part.len()..5 {
+                out.push(' ');
+            }
+        }
+        out.push_str(part);
+    }
+    if n == 3 {
+        out.push_str("-~");
+    }
+    out
+}

@@ -1,0 +1,65 @@
+// GrowthBook's evalCondition cases (tests/cases/growthbook-evalCondition.json) through the built
+// package in Chromium: the named export and Keystone.evalCondition, with the browser's RegExp.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { setup } from "./harness.mjs";
+
+const CASES = JSON.parse(readFileSync(new URL("../cases/growthbook-evalCondition.json", import.meta.url), "utf8")).evalCondition;
+
+let h;
+before(async () => (h = await setup()));
+after(async () => h && h.close());
+
+test("evalCondition: not_ready before load, never throws", async () => {
+  const page = await h.open();
+  const out = await page.evaluate(() => {
+    let threw = false;
+    let r;
+    try {
+      r = K.evalCondition({ a: 1 }, { a: 1 });
+    } catch (_) {
+      threw = true;
+    }
+    return { r, threw };
+  });
+  assert.deepEqual(out, { r: false, threw: false });
+  assert.ok(page.warnings.some((w) => w.includes("not_ready")), page.warnings.join("\n"));
+  await page.context().close();
+});
+
+test("all 248 GrowthBook cases pass through the package (after Keystone.load)", async () => {
+  const page = await h.open();
+  const failures = await page.evaluate(async (cases) => {
+    await Keystone.load();
+    const bad = [];
+    for (const [name, cond, attrs, expected, groups] of cases) {
+      const a = K.evalCondition(attrs, cond, groups);
+      const b = Keystone.evalCondition(attrs, cond, groups);
+      if (a !== expected || b !== expected) bad.push(name);
+    }
+    return bad;
+  }, CASES);
+  assert.equal(CASES.length, 248);
+  assert.deepEqual(failures, []);
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
+test("evalCondition works after init and on the instance; hostile input is false", async () => {
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    const ks = await Keystone.init({ autoCapture: false });
+    const cyc = {};
+    cyc.self = cyc;
+    return [
+      Keystone.evalCondition({ country: "FR" }, { country: { $in: ["FR", "DE"] } }),
+      ks.evalCondition({ v: "1.10.0" }, { v: { $vgt: "1.9.9" } }),
+      K.evalCondition({ id: 3 }, { id: { $inGroup: "g" } }, { g: [1, 2, 3] }),
+      K.evalCondition(cyc, { a: 1 }),
+      K.evalCondition({ s: "ÉCOLE" }, { s: { $ini: ["école"] } }),
+    ];
+  });
+  assert.deepEqual(out, [true, true, true, false, true]);
+  await page.context().close();
+});
