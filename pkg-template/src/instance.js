@@ -4,6 +4,7 @@
 // warning. Listener notifications are delivered after the API call returns (microtask).
 import initWasm, { Core, evalCondition as evalConditionWasm } from "#wasm";
 import { readContext } from "./context.js";
+import { bind, cloak, release } from "./dom.js";
 
 /** A real Error carrying a stable `code` (and `segmentId`/`path` for definition errors). */
 export class KeystoneError extends Error {
@@ -93,6 +94,7 @@ export class Instance {
   #persistTimer = 0;
   #options;
   #cleanups = [];
+  #onChange = null;
 
   constructor(core, options) {
     this.#core = core;
@@ -151,6 +153,7 @@ export class Instance {
       });
     }
     if (mutates) this.#schedulePersist();
+    if ((mutates || notes.length) && this.#onChange) this.#onChange();
   }
 
   #emit(type, payload) {
@@ -184,6 +187,11 @@ export class Instance {
     } catch (e) {
       this.#report(e);
     }
+  }
+
+  /** @internal `fn` runs after every call that changed the profile or membership. */
+  _watch(fn) {
+    this.#onChange = fn;
   }
 
   /** @internal Called by init once the instance is wired. */
@@ -288,6 +296,8 @@ export function init(options, wasmUrl) {
   if (current) return current;
   current = (async () => {
     const opts = options && typeof options === "object" ? options : {};
+    const dom = typeof document != "undefined";
+    if (dom && opts.antiFlicker !== false) cloak(+opts.antiFlicker > 0 ? +opts.antiFlicker : 1000);
     await loadWasm(wasmUrl);
     let core;
     try {
@@ -305,10 +315,12 @@ export function init(options, wasmUrl) {
       }
     }
     ks._start();
+    if (dom) ks._watch(bind(ks));
     return ks;
   })();
   current.catch(() => {
     current = null;
+    if (typeof document != "undefined") release(); // personalized content shows as authored
   });
   return current;
 }

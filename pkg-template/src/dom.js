@@ -1,0 +1,98 @@
+// Declarative personalization (DESIGN §7): elements carrying `data-keystone-show`,
+// `data-keystone-hide` or `data-keystone-text` follow the visitor's segments and profile, live.
+// - show/hide toggle the `hidden` attribute (forced to `display: none`, whatever the site CSS);
+// - text fills `textContent` from a profile path (never HTML);
+// - anti-flicker: until the first evaluation (`html.keystone-ready`) personalized elements are
+//   invisible; a CSS animation reveals them after the timeout even if no script ever runs, so a
+//   failure never hides content for good. Sites inline the same rule in <head> (see README).
+// Further attributes (e.g. `data-keystone-experience`) plug in through `handlers`.
+
+/** Attributes that mark a personalized element (kept invisible until the first evaluation). */
+export const ATTRS = ["show", "hide", "text", "experience"].map((a) => "data-keystone-" + a);
+const SEL = ATTRS.map((a) => "[" + a + "]").join();
+const READY = "keystone-ready";
+
+/** The anti-flicker style; `ms` is how long content may stay hidden if Keystone never answers. */
+export const cloakCss = (ms) =>
+  `html:not(.${READY}) :is(${SEL}){visibility:hidden;animation:keystone-reveal 0s ${ms}ms forwards}@keyframes keystone-reveal{to{visibility:visible}}:is(${SEL})[hidden]{display:none!important}`;
+
+/** A value at a dot path of the profile document ("traits.firstName"). */
+const at = (doc, path) => path.split(".").reduce((v, k) => (v != null && typeof v == "object" ? v[k] : undefined), doc);
+
+const hide = (el, hidden) => el.hidden != hidden && (el.hidden = hidden);
+
+/**
+ * Renderers by attribute: `(ks, element, attributeValue, state) => void`, where `state.profile()`
+ * returns the profile document once per pass. Add an entry to make a new attribute declarative.
+ */
+export const handlers = {
+  "data-keystone-show": (ks, el, id) => hide(el, !ks.inSegment(id)),
+  "data-keystone-hide": (ks, el, id) => hide(el, ks.inSegment(id)),
+  "data-keystone-text": (ks, el, path, state) => {
+    const v = at(state.profile(), path);
+    // Missing or structured values keep the author's default text.
+    if (v != null && typeof v != "object" && el.textContent !== String(v)) el.textContent = String(v);
+  },
+};
+
+/** Injects the anti-flicker style (constructable stylesheet: not subject to CSP style-src). */
+export function cloak(ms = 1000) {
+  const d = document;
+  if (d.documentElement.classList.contains(READY) || d.__ksCloak) return;
+  d.__ksCloak = 1;
+  try {
+    const s = new CSSStyleSheet();
+    s.replaceSync(cloakCss(ms));
+    d.adoptedStyleSheets = [...d.adoptedStyleSheets, s];
+  } catch (_) {
+    const s = d.createElement("style");
+    s.textContent = cloakCss(ms);
+    d.head.appendChild(s);
+  }
+}
+
+/** Ends the anti-flicker phase (also after a failure: content shows as authored). */
+export const release = () => document.documentElement.classList.add(READY);
+
+/** Renders every personalized element now. */
+export function render(ks) {
+  let doc;
+  const state = { profile: () => doc || (doc = ks.profile() || {}) };
+  for (const el of document.querySelectorAll(SEL)) {
+    for (const a of ATTRS) {
+      const v = el.getAttribute(a);
+      if (v != null && handlers[a]) {
+        try {
+          handlers[a](ks, el, v, state);
+        } catch (_) {}
+      }
+    }
+  }
+}
+
+/**
+ * Binds the document to an instance: renders now, then again (once per microtask) when the
+ * instance reports a change and when personalized elements are added or their attributes change.
+ * Returns the function that schedules a render.
+ */
+export function bind(ks) {
+  let queued = false;
+  const schedule = () => {
+    if (!queued) {
+      queued = true;
+      queueMicrotask(() => {
+        queued = false;
+        render(ks);
+      });
+    }
+  };
+  render(ks);
+  release();
+  new MutationObserver((list) => {
+    for (const m of list) {
+      if (m.type == "attributes") return schedule();
+      for (const n of m.addedNodes) if (n.nodeType == 1 && (n.matches(SEL) || n.querySelector(SEL))) return schedule();
+    }
+  }).observe(document.documentElement, { childList: true, subtree: true, attributes: true, attributeFilter: ATTRS });
+  return schedule;
+}

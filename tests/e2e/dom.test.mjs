@@ -1,0 +1,169 @@
+// Declarative personalization (DESIGN §7): data-keystone-show / -hide / -text, live updates on
+// membership changes and for elements added later, the anti-flicker style and its timeout.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { setup } from "./harness.mjs";
+import { cloakCss } from "../../pkg-template/src/dom.js";
+
+let h;
+before(async () => (h = await setup()));
+after(async () => h && h.close());
+
+const DEFS = {
+  version: 1,
+  segments: [{ id: "viewers", condition: { $performed: { event: "Product Viewed" } } }],
+};
+
+async function openDom(route) {
+  const ctx = await h.browser.newContext();
+  if (route) await route(ctx);
+  const page = await ctx.newPage();
+  page.problems = [];
+  page.on("pageerror", (e) => page.problems.push(e.message));
+  await page.goto(h.url("/tests/dom.html"));
+  await page.waitForFunction(() => window.__ksLoaded === true);
+  return page;
+}
+
+/** Whether an element is rendered (display != none and visibility visible). */
+const shown = (page, id) =>
+  page.evaluate((id) => {
+    const el = document.getElementById(id);
+    const cs = getComputedStyle(el);
+    return cs.display !== "none" && cs.visibility === "visible";
+  }, id);
+
+test("show/hide follow membership live; hidden means not rendered, whatever the site CSS", async () => {
+  const page = await openDom();
+  await page.evaluate(async (defs) => (window.ks = await Keystone.init({ segments: defs })), DEFS);
+  assert.equal(await shown(page, "show"), false);
+  assert.equal(await page.getAttribute("#show", "hidden"), "", "hidden attribute set");
+  assert.equal(await shown(page, "show-authored-hidden"), false);
+  assert.equal(await shown(page, "hide"), true);
+  assert.equal(await shown(page, "plain"), true);
+
+  // Entering the segment updates the page before the next frame, with no call from the site.
+  const sync = await page.evaluate(async () => {
+    ks.track("Product Viewed", { category: "shoes" });
+    await Promise.resolve();
+    await Promise.resolve();
+    const a = document.getElementById("show").hidden;
+    const b = document.getElementById("hide").hidden;
+    return { a, b };
+  });
+  assert.deepEqual(sync, { a: false, b: true });
+  assert.equal(await shown(page, "show"), true);
+  assert.equal(await shown(page, "show-authored-hidden"), true);
+  assert.equal(await shown(page, "hide"), false, "display:none wins over the site's .banner{display:flex}");
+  assert.equal(await page.evaluate(() => getComputedStyle(document.getElementById("hide")).display), "none");
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
+test("elements added later (SPA) are personalized at once; attribute changes too", async () => {
+  const page = await openDom();
+  const out = await page.evaluate(async (defs) => {
+    const ks = await Keystone.init({ segments: defs });
+    ks.track("Product Viewed");
+    const frame = () => new Promise((r) => requestAnimationFrame(() => r()));
+    const a = document.createElement("section");
+    a.innerHTML = '<b id="late-show" data-keystone-show="viewers" hidden>x</b><b id="late-hide" data-keystone-hide="viewers">y</b><b id="late-other" data-keystone-show="nobody">z</b>';
+    document.body.appendChild(a);
+    await frame();
+    const first = ["late-show", "late-hide", "late-other"].map((id) => document.getElementById(id).hidden);
+    document.getElementById("late-other").setAttribute("data-keystone-show", "viewers");
+    await frame();
+    return { first, changed: document.getElementById("late-other").hidden };
+  }, DEFS);
+  assert.deepEqual(out.first, [false, true, true]);
+  assert.equal(out.changed, false);
+  await page.context().close();
+});
+
+test("data-keystone-text fills text, never HTML; missing values keep the default", async () => {
+  const page = await openDom();
+  const payload = '<img src=x onerror="window.__pwned=1">';
+  const out = await page.evaluate(async ([defs, payload]) => {
+    document.title = payload;
+    const ks = await Keystone.init({ segments: defs });
+    await new Promise((r) => setTimeout(r, 50));
+    const el = document.getElementById("title");
+    return { text: el.textContent, children: el.children.length, imgs: document.images.length, pwned: window.__pwned || 0, missing: document.getElementById("missing").textContent, hasSetTraits: typeof ks.setTraits === "function" };
+  }, [DEFS, payload]);
+  assert.equal(out.text, payload);
+  assert.equal(out.children, 0);
+  assert.equal(out.imgs, 0);
+  assert.equal(out.pwned, 0);
+  assert.equal(out.missing, "default text");
+  if (out.hasSetTraits) {
+    const traits = await page.evaluate(async (payload) => {
+      const ks = await Keystone.init();
+      const el = document.getElementById("missing");
+      el.setAttribute("data-keystone-text", "traits.firstName");
+      ks.setTraits({ firstName: payload });
+      await new Promise((r) => setTimeout(r, 50));
+      return { text: el.textContent, children: el.children.length, pwned: window.__pwned || 0 };
+    }, payload);
+    assert.deepEqual(traits, { text: payload, children: 0, pwned: 0 });
+  }
+  await page.context().close();
+});
+
+test("anti-flicker: personalized elements stay invisible until the first evaluation", async () => {
+  let release;
+  const gate = new Promise((r) => (release = r));
+  const page = await openDom((ctx) =>
+    ctx.route("**/keystone_bg.wasm", async (route) => {
+      await gate;
+      await route.continue();
+    }),
+  );
+  await page.evaluate((defs) => {
+    window.ready = Keystone.init({ segments: defs, antiFlicker: 5000 });
+  }, DEFS);
+  await page.waitForTimeout(100);
+  assert.equal(await shown(page, "hide"), false, "cloaked while the engine loads");
+  assert.equal(await shown(page, "title"), false);
+  assert.equal(await shown(page, "plain"), true, "other content is untouched");
+  release();
+  await page.evaluate(() => window.ready);
+  assert.equal(await shown(page, "hide"), true);
+  assert.equal(await shown(page, "title"), true);
+  assert.equal(await shown(page, "show"), false);
+  assert.equal(await page.evaluate(() => document.documentElement.classList.contains("keystone-ready")), true);
+  await page.context().close();
+});
+
+test("anti-flicker: wasm 404 → init rejects and content shows as authored", async () => {
+  const page = await openDom((ctx) => ctx.route("**/keystone_bg.wasm", (route) => route.fulfill({ status: 404, body: "no" })));
+  const code = await page.evaluate((defs) => Keystone.init({ segments: defs }).then(() => "resolved", (e) => e.code), DEFS);
+  assert.equal(code, "wasm_load_failed");
+  await page.waitForTimeout(1100);
+  assert.equal(await shown(page, "show"), true);
+  assert.equal(await shown(page, "hide"), true);
+  assert.equal(await shown(page, "title"), true);
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
+test("anti-flicker: the inlined <head> style releases by itself when no script ever loads", async () => {
+  const ctx = await h.browser.newContext();
+  const page = await ctx.newPage();
+  const start = Date.now();
+  await page.goto(h.url("/tests/cloak.html"));
+  await page.waitForTimeout(300);
+  if (Date.now() - start < 900) assert.equal(await shown(page, "show"), false, "hidden before the timeout");
+  assert.equal(await shown(page, "plain"), true);
+  await page.waitForFunction(() => getComputedStyle(document.getElementById("show")).visibility === "visible", null, { timeout: 3000 });
+  assert.ok(Date.now() - start >= 1000, "not released before the timeout");
+  await ctx.close();
+});
+
+test("the README documents the exact anti-flicker rule the wrapper injects", () => {
+  const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+  const page = readFileSync(new URL("./pages/cloak.html", import.meta.url), "utf8");
+  const css = cloakCss(1000).replace(/:is\([^)]*\)\[hidden\]\{[^}]*\}$/, "");
+  assert.ok(readme.includes(css), "README holds the anti-flicker rule:\n" + css);
+  assert.ok(page.includes(css), "the cloak test page uses the documented rule");
+});

@@ -1,0 +1,169 @@
+// The tag-manager snippet and the script-tag build (DESIGN §1): a stub `window.keystone` that
+// queues every call, loads keystone.global.js asynchronously, replays in order once ready, and
+// then answers directly. Injected the way a tag manager does it: after DOMContentLoaded, with
+// calls made while the script is still loading (the test server delays it).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { setup } from "./harness.mjs";
+
+let h;
+before(async () => (h = await setup()));
+after(async () => h && h.close());
+
+const SNIPPET = readFileSync(new URL("../../pkg/dist/snippet.js", import.meta.url), "utf8");
+const DEFS = { version: 1, segments: [{ id: "viewers", condition: { $performed: { event: "Product Viewed" } } }] };
+
+/** A fresh context whose keystone.global.js answers only when `release()` is called. */
+async function delayedContext() {
+  let release;
+  const gate = new Promise((r) => (release = r));
+  const ctx = await h.browser.newContext();
+  const seen = [];
+  await ctx.route("**/keystone.global.js", async (route) => {
+    seen.push(route.request().url());
+    await gate;
+    await route.continue();
+  });
+  const page = await ctx.newPage();
+  page.problems = [];
+  page.on("pageerror", (e) => page.problems.push(e.message));
+  page.on("console", (m) => m.type() === "error" && page.problems.push(m.text()));
+  await page.goto(h.url("/tests/blank.html"));
+  await page.waitForFunction(() => document.readyState === "complete");
+  return { ctx, page, release, seen };
+}
+
+test("inline snippet injected after DOMContentLoaded: calls queue, replay in order, then answer directly", async () => {
+  const { ctx, page, release } = await delayedContext();
+  await page.evaluate(([snippet, defs]) => {
+    window.keystoneConfig = { src: "/pkg/dist/keystone.global.js", segments: { version: 1, segments: [] } };
+    const s = document.createElement("script");
+    s.textContent = snippet; // what a tag manager's custom HTML tag does
+    document.body.appendChild(s);
+    const k = window.keystone;
+    window.log = [];
+    window.stub = k.__keystone === undefined && Array.isArray(k.q);
+    k.on("segment:enter", (e) => log.push("enter " + e.segment));
+    window.pLoad = k.loadSegments(defs); // replace the config's empty definitions
+    window.pTrack = k.track("Product Viewed", { sku: "A1" }); // after loadSegments: enters
+    window.pInit = k.init();
+    window.queued = k.q.length;
+  }, [SNIPPET, DEFS]);
+  assert.equal(await page.evaluate(() => window.stub), true);
+  assert.equal(await page.evaluate(() => window.queued), 4);
+  await page.waitForTimeout(200);
+  assert.equal(await page.evaluate(() => window.keystone.__keystone), undefined, "still the stub while the script is held");
+  release();
+  const out = await page.evaluate(async () => {
+    const ks = await window.pInit;
+    const loaded = await window.pLoad;
+    await new Promise((r) => setTimeout(r, 20));
+    return {
+      ready: window.keystone.__keystone === true,
+      sameInstanceApi: typeof ks.inSegment === "function",
+      loaded: loaded.loaded,
+      inSeg: window.keystone.inSegment("viewers"),
+      segs: window.keystone.segments(),
+      count: window.keystone.profile().events["Product Viewed"].count,
+      log: window.log,
+      shown: !document.getElementById("show").hidden,
+    };
+  });
+  assert.deepEqual(out, { ready: true, sameInstanceApi: true, loaded: ["viewers"], inSeg: true, segs: ["viewers"], count: 1, log: ["enter viewers"], shown: true });
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+});
+
+test("snippet as a file, no keystoneConfig: init queued on the stub, global script found next to the snippet", async () => {
+  const { ctx, page, release, seen } = await delayedContext();
+  await page.evaluate((defs) => {
+    const s = document.createElement("script");
+    s.src = "/pkg/dist/snippet.js";
+    s.onload = () => {
+      window.pInit = window.keystone.init({ segments: defs });
+      window.keystone.track("Product Viewed");
+      window.pSegs = window.keystone.segments();
+    };
+    document.head.appendChild(s);
+  }, DEFS);
+  await page.waitForFunction(() => !!window.pInit);
+  release();
+  const out = await page.evaluate(async () => {
+    await window.pInit;
+    return { inSeg: window.keystone.inSegment("viewers"), segsPromise: window.pSegs instanceof Promise, segs: await window.pSegs };
+  });
+  // segments() queued before ready ran after init and track: it answers the replayed state.
+  assert.deepEqual(out, { inSeg: true, segsPromise: true, segs: ["viewers"] });
+  assert.equal(seen.length, 1);
+  assert.ok(seen[0].endsWith("/pkg/dist/keystone.global.js"), seen[0]);
+  await ctx.close();
+});
+
+test("the global script failing to load settles the queued Promises", async () => {
+  const ctx = await h.browser.newContext();
+  const page = await ctx.newPage();
+  await page.goto(h.url("/tests/blank.html"));
+  const out = await page.evaluate((snippet) => {
+    window.keystoneConfig = { src: "/pkg/dist/nope.js" };
+    const s = document.createElement("script");
+    s.textContent = snippet;
+    document.body.appendChild(s);
+    const init = window.keystone.init().then(() => "resolved", (e) => e.code);
+    const track = window.keystone.track("x").then((v) => "track " + v);
+    return Promise.all([init, track]);
+  }, SNIPPET);
+  assert.deepEqual(out, ["load_failed", "track undefined"]);
+  await ctx.close();
+});
+
+test("wasm failing to load rejects the queued Promise calls with a KeystoneError", async () => {
+  const ctx = await h.browser.newContext();
+  await ctx.route("**/keystone_bg.wasm", (route) => route.fulfill({ status: 404, body: "" }));
+  const page = await ctx.newPage();
+  await page.goto(h.url("/tests/blank.html"));
+  const out = await page.evaluate((snippet) => {
+    window.keystoneConfig = { src: "/pkg/dist/keystone.global.js" };
+    const s = document.createElement("script");
+    s.textContent = snippet;
+    document.body.appendChild(s);
+    const init = window.keystone.init().then(() => "resolved", (e) => e.code);
+    const load = window.keystone.loadSegments({ version: 1, segments: [] }).then(() => "resolved", (e) => e.code);
+    return Promise.all([init, load]);
+  }, SNIPPET);
+  assert.deepEqual(out, ["wasm_load_failed", "wasm_load_failed"]);
+  await ctx.close();
+});
+
+test("keystone.global.js from a plain script tag: keystoneConfig auto-init", async () => {
+  const ctx = await h.browser.newContext();
+  await ctx.addInitScript((defs) => (window.keystoneConfig = { segments: defs }), DEFS);
+  const page = await ctx.newPage();
+  await page.goto(h.url("/tests/global.html"));
+  const out = await page.evaluate(async () => {
+    const before = window.keystone.inSegment("viewers");
+    const ks = await window.keystone.init(); // the running auto-init
+    window.keystone.track("Product Viewed");
+    await new Promise((r) => setTimeout(r, 20));
+    return { before, inSeg: window.keystone.inSegment("viewers"), same: ks.anonymousId() === window.keystone.anonymousId(), shown: !document.getElementById("show").hidden };
+  });
+  assert.deepEqual(out, { before: false, inSeg: true, same: true, shown: true });
+  await ctx.close();
+});
+
+test("keystone.global.js without config: nothing starts until init, calls before are queued", async () => {
+  const ctx = await h.browser.newContext();
+  const page = await ctx.newPage();
+  await page.goto(h.url("/tests/global.html"));
+  const out = await page.evaluate(async (defs) => {
+    await new Promise((r) => setTimeout(r, 50));
+    const k = window.keystone;
+    const anonBefore = k.anonymousId();
+    k.track("Product Viewed"); // queued, replayed after init
+    const ks = await k.init({ segments: defs });
+    await new Promise((r) => setTimeout(r, 0));
+    return { anonBefore, inSeg: k.inSegment("viewers"), type: typeof k.inSegment("viewers"), id: typeof ks.anonymousId() };
+  }, DEFS);
+  assert.deepEqual(out, { anonBefore: null, inSeg: true, type: "boolean", id: "string" });
+  await ctx.close();
+});
