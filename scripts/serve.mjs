@@ -27,8 +27,8 @@ const MOUNTS = [
   ["/", join(root, "www")],
 ];
 
-async function serveFile(req, res, url) {
-  for (const [prefix, dir] of MOUNTS) {
+async function serveFile(req, res, url, mounts) {
+  for (const [prefix, dir] of mounts) {
     if (!url.pathname.startsWith(prefix)) continue;
     let rel = decodeURIComponent(url.pathname.slice(prefix.length));
     let file = normalize(join(dir, rel));
@@ -51,8 +51,12 @@ async function serveFile(req, res, url) {
   res.end("not found");
 }
 
-/** Starts the server; resolves with {url, port, collector, close}. Port 0 picks a free one. */
-export function startServer({ port = 0, host = "127.0.0.1", collectorLog } = {}) {
+/**
+ * Starts the server; resolves with {url, port, collector, close}. Port 0 picks a free one.
+ * `mounts`: extra `[urlPrefix, directory]` pairs, looked up before the standard ones.
+ */
+export function startServer({ port = 0, host = "127.0.0.1", collectorLog, mounts = [] } = {}) {
+  const all = [...mounts, ...MOUNTS];
   const collector = new Collector({ log: collectorLog });
   const server = createServer((req, res) => {
     const url = new URL(req.url, "http://localhost");
@@ -61,7 +65,7 @@ export function startServer({ port = 0, host = "127.0.0.1", collectorLog } = {})
       res.writeHead(405);
       return res.end();
     }
-    serveFile(req, res, url).catch(() => {
+    serveFile(req, res, url, all).catch(() => {
       res.writeHead(500);
       res.end();
     });

@@ -1,0 +1,117 @@
+// Packaging (DESIGN §1): the built package is packed with `npm pack`, installed from the tarball
+// into a fresh app (offline), bundled by Vite 7 and run in Chromium; the installed files are also
+// loaded by a plain <script type="module"> and by keystone.global.js from a script tag.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { build } from "vite";
+import { startServer } from "../../scripts/serve.mjs";
+import { launch } from "./harness.mjs";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const DEFS = { version: 1, segments: [{ id: "viewers", condition: { $performed: { event: "Product Viewed" } } }] };
+let tmp, app, tarball, packedFiles, server, browser;
+
+const npm = (args, cwd) => execFileSync("npm", args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, npm_config_update_notifier: "false" } });
+
+before(async () => {
+  tmp = mkdtempSync(join(tmpdir(), "keystone-pack-"));
+  const packed = JSON.parse(npm(["pack", join(root, "pkg"), "--pack-destination", tmp, "--json", "--ignore-scripts"], tmp));
+  tarball = join(tmp, packed[0].filename);
+  packedFiles = packed[0].files.map((f) => f.path).sort();
+  app = join(tmp, "app");
+  mkdirSync(join(app, "src"), { recursive: true });
+  writeFileSync(join(app, "package.json"), JSON.stringify({ name: "vite-app", private: true, type: "module" }));
+  npm(["install", "--offline", "--no-audit", "--no-fund", "--ignore-scripts", tarball], app);
+  writeFileSync(
+    join(app, "index.html"),
+    `<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>vite app</title></head>
+<body><p id="show" data-keystone-show="viewers" hidden>for viewers</p><script type="module" src="/src/main.js"></script></body></html>`,
+  );
+  writeFileSync(
+    join(app, "src", "main.js"),
+    `import { Keystone, KeystoneError } from "keystone-cdp";
+const defs = ${JSON.stringify(DEFS)};
+Keystone.init({ segments: defs }).then((ks) => {
+  const before = ks.inSegment("viewers");
+  ks.track("Product Viewed", { sku: "A1" });
+  window.result = { before, after: ks.inSegment("viewers"), segments: ks.segments(), error: typeof KeystoneError };
+}, (e) => (window.result = { failed: e.code }));
+`,
+  );
+  await build({ root: app, base: "/vite/", logLevel: "silent", configFile: false, build: { outDir: join(app, "dist"), emptyOutDir: true } });
+  server = await startServer({ mounts: [["/vite/", join(app, "dist")], ["/installed/", join(app, "node_modules", "keystone-cdp")]] });
+  browser = await launch();
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (server) await server.close();
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+async function open(path, init) {
+  const ctx = await browser.newContext();
+  if (init) await ctx.addInitScript(init.fn, init.arg);
+  const page = await ctx.newPage();
+  const problems = [];
+  page.on("pageerror", (e) => problems.push(e.message));
+  page.on("console", (m) => (m.type() === "error" || /wasm|MIME/i.test(m.text())) && problems.push(m.text()));
+  await page.goto(server.url + path);
+  page.problems = problems;
+  return page;
+}
+
+test("the tarball holds exactly the public files, and package.json points at them", () => {
+  assert.deepEqual(packedFiles, ["LICENSE", "README.md", "dist/keystone.d.ts", "dist/keystone.global.js", "dist/keystone.js", "dist/keystone_bg.wasm", "dist/snippet.js", "package.json"]);
+  const pkg = JSON.parse(readFileSync(join(app, "node_modules", "keystone-cdp", "package.json"), "utf8"));
+  assert.equal(pkg.name, "keystone-cdp");
+  assert.equal(pkg.exports["."].import, "./dist/keystone.js");
+  assert.equal(pkg.exports["."].types, "./dist/keystone.d.ts");
+  for (const f of [pkg.main, pkg.types, pkg.exports["./global"], pkg.exports["./snippet"]]) assert.ok(existsSync(join(app, "node_modules", "keystone-cdp", f)), f);
+});
+
+test("a Vite 7 app importing keystone-cdp builds and runs in Chromium", async () => {
+  const assets = readdirSync(join(app, "dist", "assets"));
+  assert.ok(assets.some((f) => f.endsWith(".wasm")), "Vite emitted the wasm as an asset: " + assets.join(", "));
+  const page = await open("/vite/index.html");
+  await page.waitForFunction(() => window.result, null, { timeout: 10000 });
+  const result = await page.evaluate(() => window.result);
+  assert.deepEqual(result, { before: false, after: true, segments: ["viewers"], error: "function" });
+  await page.waitForFunction(() => !document.getElementById("show").hidden);
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
+test("the installed package works from a plain <script type=module>", async () => {
+  const page = await open("/tests/blank.html");
+  const out = await page.evaluate(async (defs) => {
+    const { Keystone } = await import("/installed/dist/keystone.js");
+    const ks = await Keystone.init({ segments: defs });
+    ks.track("Product Viewed");
+    return ks.segments();
+  }, DEFS);
+  assert.deepEqual(out, ["viewers"]);
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
+test("the installed package works from keystone.global.js in a script tag", async () => {
+  const page = await open("/tests/blank.html", { fn: (defs) => (window.keystoneConfig = { segments: defs }), arg: DEFS });
+  const out = await page.evaluate(async () => {
+    const s = document.createElement("script");
+    s.src = "/installed/dist/keystone.global.js";
+    document.head.appendChild(s);
+    await new Promise((r) => (s.onload = r));
+    await window.keystone.init();
+    window.keystone.track("Product Viewed");
+    return window.keystone.inSegment("viewers");
+  });
+  assert.equal(out, true);
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
