@@ -27,7 +27,7 @@ const MOUNTS = [
   ["/", join(root, "www")],
 ];
 
-async function serveFile(req, res, url, mounts) {
+async function serveFile(req, res, url, mounts, strictCsp) {
   for (const [prefix, dir] of mounts) {
     if (!url.pathname.startsWith(prefix)) continue;
     let rel = decodeURIComponent(url.pathname.slice(prefix.length));
@@ -39,7 +39,7 @@ async function serveFile(req, res, url, mounts) {
       const headers = { "content-type": TYPES[extname(file)] || "application/octet-stream", "cache-control": "no-store" };
       // Pages can ask for a strict CSP: /tests/csp.html?csp=strict is served with it. No inline
       // script, no eval, no inline style: only same-origin files and wasm compilation.
-      if (url.searchParams.get("csp") === "strict") headers["content-security-policy"] = STRICT_CSP;
+      if (strictCsp || url.searchParams.get("csp") === "strict") headers["content-security-policy"] = STRICT_CSP;
       res.writeHead(200, headers);
       res.end(req.method === "HEAD" ? undefined : body);
       return;
@@ -53,9 +53,10 @@ async function serveFile(req, res, url, mounts) {
 
 /**
  * Starts the server; resolves with {url, port, collector, close}. Port 0 picks a free one.
- * `mounts`: extra `[urlPrefix, directory]` pairs, looked up before the standard ones.
+ * `mounts`: extra `[urlPrefix, directory]` pairs, looked up before the standard ones;
+ * `strictCsp`: serve every file with the strict CSP (as `?csp=strict` does for one).
  */
-export function startServer({ port = 0, host = "127.0.0.1", collectorLog, mounts = [] } = {}) {
+export function startServer({ port = 0, host = "127.0.0.1", collectorLog, mounts = [], strictCsp = false } = {}) {
   const all = [...mounts, ...MOUNTS];
   const collector = new Collector({ log: collectorLog });
   const server = createServer((req, res) => {
@@ -65,7 +66,7 @@ export function startServer({ port = 0, host = "127.0.0.1", collectorLog, mounts
       res.writeHead(405);
       return res.end();
     }
-    serveFile(req, res, url, all).catch(() => {
+    serveFile(req, res, url, all, strictCsp).catch(() => {
       res.writeHead(500);
       res.end();
     });

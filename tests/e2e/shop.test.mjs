@@ -1,0 +1,80 @@
+// The demo shop (www/): every page runs under the strict CSP without errors, the segment file
+// loads whole, the anonymous state is personalized, and the debug panel opens and shows the
+// profile, the segments, the event stream and the outbound batches.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { launch } from "./harness.mjs";
+import { startServer } from "../../scripts/serve.mjs";
+
+let server, browser;
+before(async () => {
+  server = await startServer({ strictCsp: true });
+  browser = await launch();
+});
+after(async () => {
+  if (browser) await browser.close();
+  if (server) await server.close();
+});
+
+async function shopPage() {
+  const ctx = await browser.newContext();
+  await ctx.addInitScript(() => {
+    window.__violations = [];
+    document.addEventListener("securitypolicyviolation", (e) => window.__violations.push(e.violatedDirective + " " + e.blockedURI));
+  });
+  const page = await ctx.newPage();
+  page.problems = [];
+  page.on("pageerror", (e) => page.problems.push(e.message));
+  page.on("console", (m) => (m.type() === "error" || m.type() === "warning") && page.problems.push(m.text()));
+  page.go = async (path) => {
+    await page.goto(server.url + path);
+    await page.waitForFunction(() => document.documentElement.dataset.shopReady);
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.shopReady), "1", "Keystone started on " + path);
+  };
+  return page;
+}
+
+test("every shop page runs under the strict CSP with no error, warning or violation", async () => {
+  const page = await shopPage();
+  for (const path of ["/", "/category.html?c=bags", "/product.html?id=daypack", "/cart.html", "/account.html"]) {
+    await page.go(path);
+    assert.deepEqual(await page.evaluate(() => window.__violations), [], path);
+  }
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
+test("segments.json loads whole: no definition is rejected", async () => {
+  const page = await shopPage();
+  await page.go("/");
+  const report = await page.evaluate(async () => {
+    const r = await window.ks.loadSegments("/segments.json");
+    return { loaded: r.loaded.length, rejected: r.rejected.map((e) => e.segmentId + " " + e.path + ": " + e.message) };
+  });
+  assert.deepEqual(report.rejected, []);
+  assert.ok(report.loaded >= 16);
+  await page.context().close();
+});
+
+test("the debug panel opens with ?keystone_debug=1 and toggles with Alt+K", async () => {
+  const page = await shopPage();
+  await page.go("/product.html?id=tent&keystone_debug=1");
+  await page.waitForSelector("#ks-debug .ksd-segs li");
+  const segs = await page.$$eval("#ks-debug .ksd-segs li", (l) => l.length);
+  assert.ok(segs >= 16, "every segment of segments.json is listed");
+  for (const tab of ["Profile", "Events", "Outbound"]) {
+    await page.click(`#ks-debug [data-tab="${tab}"]`);
+    await page.waitForFunction((t) => document.querySelector("#ks-debug .ksd-tabs .on").textContent.startsWith(t), tab);
+  }
+  await page.click('#ks-debug [data-tab="Events"]');
+  const events = await page.textContent("#ks-debug .ksd-body");
+  assert.match(events, /Product Viewed/, "the event stream shows the product view");
+  await page.click('#ks-debug [data-tab="Profile"]');
+  assert.match(await page.textContent("#ks-debug .ksd-body"), /Product Viewed/);
+  await page.keyboard.press("Alt+K");
+  assert.equal(await page.$("#ks-debug"), null, "Alt+K closes it");
+  await page.keyboard.press("Alt+K");
+  await page.waitForSelector("#ks-debug");
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});

@@ -1,0 +1,233 @@
+// Keystone Outfitters — the demo shop. Every page loads this module: it draws the header and the
+// page's catalogue content, starts Keystone (segments from /segments.json, events to the local
+// collector), records the shop's commerce events, and opens the debug panel on
+// `?keystone_debug=1` or Alt+K. Personalized blocks are plain HTML with data-keystone-* attributes.
+import { Keystone } from "/pkg/dist/keystone.js";
+import { CATEGORIES, PRODUCTS, product, crmLookup } from "/catalog.js";
+import { recorder } from "/recorder.js";
+import { icon, fillIcons } from "/icons.js";
+
+const $ = (sel, el = document) => el.querySelector(sel);
+const params = new URLSearchParams(location.search);
+const page = document.body.dataset.page;
+const BESTSELLERS = ["trail-runner", "daypack", "tent", "duffel"];
+const money = (n) => "€" + n.toFixed(2).replace(/\.00$/, "");
+const esc = (s) => String(s).replace(/[&<>"']/g, (c) => "&#" + c.charCodeAt(0) + ";");
+
+// ---- the shop's own state: a cart in localStorage, the signed-in email in sessionStorage -----
+const CART_KEY = "shop_cart";
+const cart = {
+  items: () => {
+    try {
+      return JSON.parse(localStorage.getItem(CART_KEY)) || [];
+    } catch (_) {
+      return [];
+    }
+  },
+  save: (items) => localStorage.setItem(CART_KEY, JSON.stringify(items)),
+  add(id) {
+    const items = cart.items();
+    const line = items.find((l) => l.id === id);
+    if (line) line.qty++;
+    else items.push({ id, qty: 1 });
+    cart.save(items);
+  },
+  clear: () => localStorage.removeItem(CART_KEY),
+  total: () => cart.items().reduce((s, l) => s + (product(l.id)?.price || 0) * l.qty, 0),
+  count: () => cart.items().reduce((s, l) => s + l.qty, 0),
+};
+const account = {
+  get: () => localStorage.getItem("shop_account"),
+  set: (email) => (email ? localStorage.setItem("shop_account", email) : localStorage.removeItem("shop_account")),
+};
+
+// ---- page chrome ---------------------------------------------------------------------------
+function drawChrome() {
+  const nav = Object.entries(CATEGORIES)
+    .map(([id, c]) => `<a href="/category.html?c=${id}"${page === "category" && params.get("c") === id ? ' aria-current="page"' : ""}>${c.name}</a>`)
+    .join("");
+  document.body.insertAdjacentHTML(
+    "afterbegin",
+    `<div class="topbar">Free returns for 60 days · This shop personalizes on your device with Keystone — open the debug panel with <kbd>Alt</kbd>+<kbd>K</kbd></div>
+<header class="site"><div class="site-inner">
+  <a class="brand" href="/"><span class="brand-mark">◆</span>Keystone Outfitters</a>
+  <nav class="main">${nav}</nav>
+  <div class="header-tools">
+    <span class="greeting">Hi, <span id="greeting-name" data-keystone-text="traits.firstName">there</span></span>
+    <span class="pill badge-gold" id="gold-badge" data-keystone-show="gold" hidden>★ Gold</span>
+    <a class="pill" id="account-link" href="/account.html">Sign in</a>
+    <a class="pill" href="/cart.html">Cart <span class="count" id="cart-count">0</span></a>
+  </div>
+</div></header>`,
+  );
+  document.body.insertAdjacentHTML(
+    "beforeend",
+    `<footer class="site"><div class="site-inner">
+  <span>© Keystone Outfitters — a demo shop for keystone-cdp</span>
+  <span><a href="/account.html" data-keystone-track="Newsletter Clicked">Newsletter</a> · <a href="?keystone_debug=1">Debug panel</a></span>
+</div></footer>`,
+  );
+  updateChrome();
+}
+
+function updateChrome() {
+  $("#cart-count").textContent = String(cart.count());
+  const email = account.get();
+  $("#account-link").textContent = email ? "Account" : "Sign in";
+}
+
+const card = (p) => `<a class="card" href="/product.html?id=${p.id}">
+  <div class="card-art tint-${p.category}">${icon(CATEGORIES[p.category].icon)}</div>
+  <div class="card-body"><div class="card-title">${esc(p.name)}</div><div class="card-meta">${CATEGORIES[p.category].name} · <span class="price">${money(p.price)}</span></div></div></a>`;
+
+// Fills every [data-products="category"] container with that category's cards.
+function drawProductGrids(root = document) {
+  for (const el of root.querySelectorAll("[data-products]")) {
+    const c = el.dataset.products;
+    el.innerHTML = (c === "bestsellers" ? BESTSELLERS.map(product) : PRODUCTS.filter((p) => p.category === c))
+      .slice(0, Number(el.dataset.limit) || 99)
+      .map(card)
+      .join("");
+  }
+}
+
+// ---- pages: each draws itself before Keystone is ready and returns what to record once it is ----
+let ks = null;
+const pages = {
+  home() {
+    $("#categories").innerHTML = Object.entries(CATEGORIES)
+      .map(([id, c]) => `<a class="card" href="/category.html?c=${id}"><div class="card-art tint-${id}">${icon(c.icon)}</div><div class="card-body"><div class="card-title">${c.name}</div><div class="card-meta">${c.blurb}</div></div></a>`)
+      .join("");
+  },
+  category() {
+    const id = CATEGORIES[params.get("c")] ? params.get("c") : "shoes";
+    const c = CATEGORIES[id];
+    document.title = c.name + " — Keystone Outfitters";
+    $("#category-title").textContent = $("#crumb").textContent = c.name;
+    $("#category-blurb").textContent = c.blurb;
+    $("#category-grid").dataset.products = id;
+    drawProductGrids();
+    return () => ks.track("Product List Viewed", { category: id });
+  },
+  product() {
+    const p = product(params.get("id")) || PRODUCTS[0];
+    const c = CATEGORIES[p.category];
+    document.title = p.name + " — Keystone Outfitters";
+    $("#crumb-category").textContent = c.name;
+    $("#crumb-category").href = "/category.html?c=" + p.category;
+    $("#product-art").innerHTML = icon(c.icon);
+    $("#product-art").classList.add("tint-" + p.category);
+    $("#product-name").textContent = p.name;
+    $("#product-price").textContent = money(p.price);
+    $("#related").dataset.products = p.category;
+    drawProductGrids();
+    const props = { product_id: p.id, name: p.name, category: p.category, price: p.price, currency: "EUR" };
+    $("#add-to-cart").addEventListener("click", () => {
+      cart.add(p.id);
+      ks?.track("Product Added", { ...props, quantity: 1 });
+      updateChrome();
+      $("#added").hidden = false;
+    });
+    return () => ks.track("Product Viewed", props);
+  },
+  cart() {
+    const draw = () => {
+      const items = cart.items();
+      $("#cart-empty").hidden = items.length > 0;
+      $("#cart-full").hidden = items.length === 0;
+      $("#cart-lines").innerHTML = items
+        .map((l) => {
+          const p = product(l.id);
+          return p ? `<tr><td>${esc(p.name)}</td><td class="num">${l.qty}</td><td class="num">${money(p.price * l.qty)}</td></tr>` : "";
+        })
+        .join("");
+      $("#cart-total").textContent = money(cart.total());
+    };
+    draw();
+    $("#checkout").addEventListener("click", () => {
+      const items = cart.items();
+      const revenue = cart.total();
+      ks?.track("Order Completed", {
+        order_id: "o-" + Date.now().toString(36),
+        revenue,
+        currency: "EUR",
+        products: items.map((l) => ({ product_id: l.id, quantity: l.qty, price: product(l.id)?.price || 0 })),
+      });
+      cart.clear();
+      draw();
+      updateChrome();
+      $("#thanks").hidden = false;
+    });
+  },
+  account() {
+    const draw = () => {
+      const email = account.get();
+      $("#signed-out").hidden = !!email;
+      $("#signed-in").hidden = !email;
+      $("#signed-in-email").textContent = email || "";
+    };
+    draw();
+    $("#login-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const email = $("#email").value.trim();
+      if (!email) return;
+      // The shop's backend would answer this; the CRM trait `tier` drives the gold segment.
+      const traits = crmLookup(email);
+      try {
+        if (ks) await ks.identify(email, traits);
+      } catch (err) {
+        $("#login-error").textContent = "Keystone: " + (err.code || err.message);
+        return;
+      }
+      account.set(email);
+      draw();
+      updateChrome();
+      if (params.get("return") !== "stay") location.href = "/";
+    });
+    $("#logout").addEventListener("click", () => {
+      ks?.reset();
+      account.set(null);
+      cart.clear();
+      draw();
+      updateChrome();
+    });
+  },
+};
+
+// ---- start -------------------------------------------------------------------------------------
+drawChrome();
+drawProductGrids();
+fillIcons();
+const afterInit = pages[page] && pages[page]();
+const log = recorder(); // the debug panel's event stream and outbound log, from the first request
+
+ks = await Keystone.init({
+  segments: "/segments.json",
+  endpoint: "/v1/batch",
+  writeKey: "demo-key",
+  dataLayer: true,
+  trackSegments: true,
+}).catch((e) => {
+  console.warn("Keystone did not start:", e.code);
+  return null;
+});
+if (ks) {
+  window.ks = ks;
+  log.attach(ks);
+  if (afterInit) afterInit();
+  ks.on("identify", updateChrome).on("reset", updateChrome);
+}
+document.documentElement.dataset.shopReady = ks ? "1" : "failed";
+
+// ---- debug panel: ?keystone_debug=1, or Alt+K (remembered for the tab) -------------------------
+const openDebug = () => {
+  sessionStorage.setItem("keystone_debug", "1");
+  import("/debug.js").then((m) => m.openPanel(ks, log));
+};
+if (params.get("keystone_debug") === "1" || sessionStorage.getItem("keystone_debug") === "1") openDebug();
+addEventListener("keydown", (e) => {
+  if (e.altKey && (e.key === "k" || e.key === "K" || e.code === "KeyK")) {
+    if (document.getElementById("ks-debug")) import("/debug.js").then((m) => m.closePanel());
+    else openDebug();
+  }
+});
