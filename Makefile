@@ -8,7 +8,7 @@ BINDGEN := target/bindgen
 PORT ?= 8080
 CARGO_FEATURES ?=
 
-.PHONY: setup pkg wasm test test-native test-wasm test-e2e demo tour bench fuzz clean
+.PHONY: setup pkg wasm test test-native test-wasm test-e2e demo tour bench bench-pkg fuzz clean
 
 setup:
 	@bash scripts/setup.sh
@@ -44,8 +44,20 @@ demo: pkg
 tour: pkg
 	node scripts/tour.mjs
 
-bench: pkg
+## The benchmark table (DESIGN §9) against the peers, printed and written to out/bench.json.
+## BENCH_QUICK=1 for a fast smoke run; see bench/README.md for the other knobs.
+bench: pkg bench-pkg
 	node bench/run.mjs
+
+## The bench-only package variant (cargo feature `bench`: ConditionBench) into target/bench-bindgen/,
+## built in its own target dir so the shipped pkg/ is never built with it.
+BENCH_TARGET := target/bench-build
+BENCH_BINDGEN := target/bench-bindgen
+bench-pkg: setup
+	CARGO_TARGET_DIR=$(BENCH_TARGET) cargo build --release --target wasm32-unknown-unknown --features bench
+	mkdir -p $(BENCH_BINDGEN)
+	wasm-bindgen --target web --out-dir $(BENCH_BINDGEN) --out-name keystone --no-typescript $(BENCH_TARGET)/wasm32-unknown-unknown/release/keystone.wasm
+	node_modules/.bin/wasm-opt -Oz --strip-debug --strip-producers $(BENCH_BINDGEN)/keystone_bg.wasm -o $(BENCH_BINDGEN)/keystone_opt.wasm
 
 fuzz: setup
 	bash scripts/fuzz.sh

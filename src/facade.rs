@@ -174,3 +174,8 @@ pub fn eval_condition(attributes: JsValue, condition: JsValue, saved_groups: JsV
     let cx = crate::core::condition::Ctx { groups: groups.as_obj(), host: &BrowserHost };
     crate::core::condition::eval_condition(&obj, &cond, &cx)
 }
+
+// Benchmark-only exports (cargo feature `bench`; not in the shipped package).
+#[cfg(feature = "bench")]
+#[path = "facade_bench.rs"]
+mod bench;

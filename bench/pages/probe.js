@@ -1,0 +1,23 @@
+// Benchmark probe, loaded before the package: records every WebAssembly instance the page
+// creates (to read its linear memory size) and the time spent fetching + compiling +
+// instantiating wasm. Observes only; the package itself is the shipped one, unchanged.
+(function () {
+  var W = window.WebAssembly;
+  var b = (window.__bench = { memories: [], wasmMs: 0, wasmCalls: 0 });
+  ["instantiateStreaming", "instantiate"].forEach(function (name) {
+    var orig = W && W[name];
+    if (typeof orig !== "function") return;
+    W[name] = function () {
+      var t0 = performance.now();
+      return orig.apply(this, arguments).then(function (r) {
+        var inst = (r && r.instance) || r;
+        if (inst && inst.exports) {
+          for (var k in inst.exports) if (inst.exports[k] instanceof W.Memory) b.memories.push(inst.exports[k]);
+        }
+        b.wasmMs += performance.now() - t0;
+        b.wasmCalls++;
+        return r;
+      });
+    };
+  });
+})();
