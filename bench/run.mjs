@@ -28,6 +28,7 @@ const CFG = {
   heavyDays: 90,
   profiles: num(env.BENCH_PROFILES, QUICK ? 300 : 10000),
   evalRounds: num(env.BENCH_EVAL_ROUNDS, QUICK ? 1 : 3),
+  evalCapMs: num(env.BENCH_EVAL_CAP_MS, 30000), // a runner slower than this per pass runs once
   out: env.BENCH_OUT || join(root, "out", "bench.json"),
 };
 const PKG = join(root, "pkg", "dist");
@@ -132,7 +133,8 @@ function initInPage(page, { defs = null, options = {} } = {}) {
   }, { defs, options });
 }
 
-const log = (...a) => console.error("[bench]", ...a);
+const T0 = Date.now();
+const log = (...a) => console.error(`[bench ${((Date.now() - T0) / 1000).toFixed(1)}s]`, ...a);
 
 // ---- 0. builds the comparison bundles (esbuild; fast) ----------------------------------------
 
@@ -361,9 +363,10 @@ async function sectionEval(heavy, defs100, trackSection) {
   const groups = savedGroups();
   const { page, close } = await openPage();
   const hasVariant = existsSync(join(VARIANT, "keystone.js")) && existsSync(join(VARIANT, "keystone_opt.wasm"));
-  const result = await page.evaluate(async ({ docs, conds, groups, rounds, hasVariant }) => {
+  const result = await page.evaluate(async ({ docs, conds, groups, rounds, hasVariant, capMs }) => {
     const gb = (await import("/gen/growthbook-eval.js")).evalCondition;
-    await K.Keystone.init({ autoCapture: false });
+    if (typeof K.Keystone.load === "function") await K.Keystone.load();
+    else await K.Keystone.init({ autoCapture: false });
     const ksEval = (K.Keystone && typeof K.Keystone.evalCondition === "function" && K.Keystone.evalCondition.bind(K.Keystone)) || (typeof K.evalCondition === "function" && K.evalCondition) || null;
     let held = null, heldWhy = "the bench variant is not built (make bench-pkg)", evaluator = null, handOverMs = null;
     if (hasVariant) {
@@ -381,40 +384,59 @@ async function sectionEval(heavy, defs100, trackSection) {
         heldWhy = "bench variant: " + (e && e.message || e);
       }
     }
-    const pass = (f) => {
-      const counts = new Array(conds.length).fill(0);
+    const usesGroups = conds.map((c) => /"\$(inGroup|notInGroup)"/.test(JSON.stringify(c)));
+    // One pass: every condition over every document; times each condition.
+    const pass = (f, n = docs.length, groupsWhere = () => groups) => {
+      const counts = new Array(conds.length).fill(0), per = new Array(conds.length).fill(0);
       const t0 = performance.now();
       for (let c = 0; c < conds.length; c++) {
-        const cond = conds[c];
+        const cond = conds[c], g = groupsWhere(c);
+        const c0 = performance.now();
         let m = 0;
-        for (let i = 0; i < docs.length; i++) if (f(docs[i], cond, groups) === true) m++;
+        for (let i = 0; i < n; i++) if (f(docs[i], cond, g) === true) m++;
+        per[c] = performance.now() - c0;
         counts[c] = m;
       }
-      return { ms: performance.now() - t0, counts };
+      return { ms: performance.now() - t0, counts, per };
     };
     const runners = {
-      growthbook: () => pass(gb),
-      keystoneCall: ksEval ? () => pass(ksEval) : null,
-      keystoneHeld: held ? () => {
+      growthbook: (n) => pass(gb, n),
+      keystoneCall: ksEval ? (n) => pass(ksEval, n) : null,
+      keystoneCallGroupsWhereUsed: ksEval ? (n) => pass(ksEval, n, (c) => (usesGroups[c] ? groups : undefined)) : null,
+      keystoneHeld: held ? (n) => {
+        if (n < docs.length) return held.run();
+        const counts = [], per = [];
         const t0 = performance.now();
-        const counts = Array.from(held.run());
-        return { ms: performance.now() - t0, counts };
+        for (let c = 0; c < conds.length; c++) {
+          const c0 = performance.now();
+          counts.push(held.runOne(c));
+          per.push(performance.now() - c0);
+        }
+        return { ms: performance.now() - t0, counts, per };
       } : null,
     };
     const names = Object.keys(runners).filter((k) => runners[k]);
-    const res = Object.fromEntries(names.map((k) => [k, { ms: [], counts: null, errors: 0 }]));
-    // Warm-up pass each (JIT), then alternate the order every round.
-    for (const k of names) runners[k]();
+    const res = Object.fromEntries(names.map((k) => [k, { ms: [], counts: null, per: null, skipped: 0 }]));
+    // Warm-up (JIT) on a few documents, then full passes, the order rotating every round. A
+    // runner whose pass took longer than capMs is not repeated (keeps the run within minutes).
+    if (held) held.load(docs.slice(0, 200));
+    for (const k of names) runners[k](Math.min(200, docs.length));
+    if (held) held.load(docs);
     for (let r = 0; r < rounds; r++) {
       const order = names.slice(r % names.length).concat(names.slice(0, r % names.length));
       for (const k of order) {
+        if (r > 0 && res[k].ms.length && res[k].ms[0] > capMs) {
+          res[k].skipped++;
+          continue;
+        }
         const out = runners[k]();
         res[k].ms.push(out.ms);
         res[k].counts = out.counts;
+        res[k].per = out.per;
       }
     }
     return { res, evaluator, heldWhy, handOverMs, hasCall: !!ksEval };
-  }, { docs, conds: CONDITIONS, groups, rounds: CFG.evalRounds, hasVariant });
+  }, { docs, conds: CONDITIONS, groups, rounds: CFG.evalRounds, hasVariant, capMs: CFG.evalCapMs });
   await close();
 
   const evals = CFG.profiles * CONDITIONS.length;
@@ -422,10 +444,11 @@ async function sectionEval(heavy, defs100, trackSection) {
     const r = result.res[k];
     if (!r) return null;
     const rates = r.ms.map((ms) => evals / (ms / 1000));
-    return { evalsPerSec: median(rates), minMax: minmax(rates), msPerPass: median(r.ms), counts: r.counts };
+    return { evalsPerSec: median(rates), minMax: minmax(rates), msPerPass: median(r.ms), passes: r.ms.length, counts: r.counts, msPerCondition: r.per };
   };
   const gb = fig("growthbook");
   const call = fig("keystoneCall") || NA("the package exports no evalCondition yet");
+  const callG = fig("keystoneCallGroupsWhereUsed") || NA("the package exports no evalCondition yet");
   const held = fig("keystoneHeld") || NA(result.heldWhy);
   const agree = (x) => (isNA(x) ? null : x.counts.map((n, i) => n === gb.counts[i]).filter(Boolean).length);
   const disagree = (x) => (isNA(x) ? null : x.counts.map((n, i) => (n === gb.counts[i] ? null : { condition: i, keystone: n, growthbook: gb.counts[i] })).filter(Boolean));
@@ -434,13 +457,15 @@ async function sectionEval(heavy, defs100, trackSection) {
   const inc = await incremental(heavy, defs100, trackSection);
   return {
     conditions: CONDITIONS.length, profiles: CFG.profiles, evaluationsPerPass: evals, rounds: CFG.evalRounds,
-    note: "each pass evaluates every condition on every profile; runs alternate (order rotates each round) in one page; warm-up pass first",
+    note: "each pass evaluates every condition on every profile; runs alternate (order rotates each round) in one page, after a warm-up pass over 200 profiles; a runner whose first pass exceeds evalCapMs is not repeated",
     growthbook: { version: version("@growthbook/growthbook"), ...gb },
     keystoneCall: call,
+    keystoneCallGroupsWhereUsed: callG,
     keystoneHeld: isNA(held) ? held : { ...held, evaluator: result.evaluator, handOverMs: result.handOverMs },
     ratioCall: isNA(call) ? null : call.evalsPerSec / gb.evalsPerSec,
+    ratioCallGroupsWhereUsed: isNA(callG) ? null : callG.evalsPerSec / gb.evalsPerSec,
     ratioHeld: isNA(held) ? null : held.evalsPerSec / gb.evalsPerSec,
-    agreement: { keystoneCall: agree(call), keystoneHeld: agree(held), of: CONDITIONS.length, callMismatches: disagree(call), heldMismatches: disagree(held) },
+    agreement: { keystoneCall: agree(call), keystoneCallGroupsWhereUsed: agree(callG), keystoneHeld: agree(held), of: CONDITIONS.length, callMismatches: disagree(call), heldMismatches: disagree(held) },
     incremental: inc,
   };
 }
@@ -643,11 +668,15 @@ function printTable(j) {
     isNA(x) ? row([label, "n/a", x && x.na ? x.na.slice(0, 21) : "", "", ""], W4) : row([label, k(x.evalsPerSec), `${k(x.minMax[0])}–${k(x.minMax[1])}`, ratio == null ? "1.00×" : f(ratio, 2) + "×", agree == null ? "" : `${agree}/${e.conditions}`], W4);
   er(`GrowthBook ${e.growthbook.version} evalCondition (JS)`, e.growthbook, null, null);
   er("Keystone evalCondition (crosses JS→wasm per call)", e.keystoneCall, e.ratioCall, e.agreement.keystoneCall);
+  er("  same, savedGroups passed only where used", e.keystoneCallGroupsWhereUsed, e.ratioCallGroupsWhereUsed, e.agreement.keystoneCallGroupsWhereUsed);
   er("Keystone held in wasm (ConditionBench)", e.keystoneHeld, e.ratioHeld, e.agreement.keystoneHeld);
   if (isNA(e.keystoneCall)) L.push(`    evalCondition: n/a — ${e.keystoneCall.na}`);
   if (isNA(e.keystoneHeld)) L.push(`    held in wasm: n/a — ${e.keystoneHeld.na}`);
   else L.push(`    held-in-wasm evaluator: ${e.keystoneHeld.evaluator}; hand-over of conditions + profiles: ${f(e.keystoneHeld.handOverMs, 1)} ms (once)`);
-  L.push(`    agree = conditions whose match count equals GrowthBook's over all profiles`);
+  L.push(`    agree = conditions whose match count equals GrowthBook's over all profiles; passes per evaluator: ${["growthbook", "keystoneCall", "keystoneCallGroupsWhereUsed", "keystoneHeld"].map((k) => (isNA(e[k]) ? "n/a" : e[k].passes)).join("/")}`);
+  const slow = (x) => (isNA(x) || !x.msPerCondition ? null : x.msPerCondition.map((ms, i) => [i, ms / e.growthbook.msPerCondition[i]]).sort((a, b) => b[1] - a[1]).slice(0, 4).map(([i, r]) => `#${i} ${f(r, 1)}×`).join(", "));
+  if (slow(e.keystoneHeld)) L.push(`    slowest conditions vs GrowthBook, held in wasm (time ratio): ${slow(e.keystoneHeld)}`);
+  if (slow(e.keystoneCallGroupsWhereUsed)) L.push(`    slowest conditions vs GrowthBook, per call, groups where used: ${slow(e.keystoneCallGroupsWhereUsed)}`);
   const inc = e.incremental;
   L.push(`    incremental vs from scratch (heavy visitor, 100 segments): one track() ${f(inc.trackMeanUs, 1)} µs mean / ${f(inc.trackP50Us, 1)} µs p50;`);
   L.push(`    loadSegments(same definitions) ${f(inc.fromScratchMs, 2)} ms (${mm(inc.fromScratchMinMax, 2)}); ratio ${f(inc.ratio, 0)}×; refresh() ${f(inc.refreshUs, 1)} µs`);

@@ -60,6 +60,15 @@ impl ConditionBench {
             .collect()
     }
 
+    /// Evaluates condition `index` against every document; returns the matches.
+    #[wasm_bindgen(js_name = runOne)]
+    pub fn run_one(&self, index: u32) -> u32 {
+        match self.conditions.get(index as usize) {
+            Some(c) => self.documents.iter().filter(|d| eval(d, c, &self.groups)).count() as u32,
+            None => 0,
+        }
+    }
+
     /// The evaluator this build measures.
     pub fn evaluator() -> String {
         EVALUATOR.into()
