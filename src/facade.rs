@@ -92,6 +92,13 @@ impl Core {
         Ok(out.into())
     }
 
+    /// Which variant of an experience to show: `{experience, variant, holdout}`; records the
+    /// exposure once per page view. Errors with `unknown_id` for an unknown experience.
+    pub fn decide(&mut self, id: JsValue) -> JsResult {
+        let id = id.as_string().unwrap_or_default();
+        self.ks.decide(&id, now()).map(|d| to_js(&d.to_value())).map_err(fail)
+    }
+
     /// Ids of the segments the visitor is in, sorted.
     pub fn segments(&self) -> Array {
         self.ks.segments().iter().map(|s| JsValue::from_str(s)).collect()
@@ -136,9 +143,10 @@ impl Core {
         }
     }
 
-    /// Notifications since the last call: `[{type: "segment:enter", segment}, …]`.
+    /// Notifications since the last call: `[{type: "segment:enter", segment}, …]`; the array's
+    /// `m` property tells whether `marketing` consent is granted now (data layer activation).
     pub fn drain(&mut self) -> Array {
-        self.ks
+        let out: Array = self.ks
             .take_notices()
             .into_iter()
             .map(|n| {
@@ -154,7 +162,9 @@ impl Core {
                 set(&o, key, val);
                 JsValue::from(o)
             })
-            .collect()
+            .collect();
+        set(&out, "m", JsValue::from_bool(self.ks.consent().marketing));
+        out
     }
 
     /// Events waiting for delivery, in the Segment spec shape.

@@ -5,6 +5,8 @@
 import initWasm, { Core, evalCondition as evalConditionWasm } from "#wasm";
 import { readContext } from "./context.js";
 import { bind, cloak, release } from "./dom.js";
+import { dataLayer } from "./activation.js";
+import { experiences } from "./experience-dom.js";
 
 /** A real Error carrying a stable `code` (and `segmentId`/`path` for definition errors). */
 export class KeystoneError extends Error {
@@ -95,6 +97,8 @@ export class Instance {
   #options;
   #cleanups = [];
   #onChange = null;
+  #activate = null;
+  #xp = null;
 
   constructor(core, options) {
     this.#core = core;
@@ -144,6 +148,7 @@ export class Instance {
     } catch (e) {
       notes = [];
     }
+    if (this.#activate && "m" in notes) this.#activate(notes);
     if (notes.length) {
       queueMicrotask(() => {
         for (const n of notes) {
@@ -203,8 +208,11 @@ export class Instance {
     addEventListener("pagehide", flushNow);
     document.addEventListener("visibilitychange", onHide);
     this.#cleanups.push(() => removeEventListener("pagehide", flushNow), () => document.removeEventListener("visibilitychange", onHide));
+    this.#activate = dataLayer(this.#options.dataLayer, () => this.#core.segments());
+    this.#after();
     const ac = this.#options.autoCapture;
     if (ac !== false && !(ac && ac.pageViews === false)) this.page();
+    this.#xp = experiences(this);
   }
 
   // ---- public API -----------------------------------------------------------------------
@@ -215,6 +223,7 @@ export class Instance {
       this.#core.setContext(readContext());
       this.#core.page(properties);
     }, undefined, true);
+    if (this.#xp) this.#xp();
   }
 
   /** Records a named event. */
@@ -233,6 +242,11 @@ export class Instance {
     } catch (e) {
       throw e instanceof KeystoneError ? e : this.#report(e);
     }
+  }
+
+  /** Which variant of an experience to show: `{experience, variant, holdout}`, or null. */
+  decide(experienceId) {
+    return this.#run(() => this.#core.decide(experienceId), null, true);
   }
 
   /** Ids of the segments the visitor is in now, sorted. */

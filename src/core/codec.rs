@@ -53,7 +53,8 @@ pub fn encode(p: &Profile) -> Value {
             .with("first", p.first_seen)
             .with("last", p.last_seen)
             .with("ev", Value::Arr(events))
-            .with("recent", Value::Arr(recent)),
+            .with("recent", Value::Arr(recent))
+            .with("act", p.activation.encode()),
     )
 }
 
@@ -119,6 +120,7 @@ pub fn decode(v: &Value) -> (Option<Profile>, Vec<Error>) {
             }
         }
     }
+    p.activation = crate::core::activation::Activation::decode(m.get("act"));
     if bad_events {
         errors.push(Error::new(codes::STORAGE_CORRUPT, "some stored events were unreadable and were dropped"));
     }

@@ -13,6 +13,7 @@ use crate::core::codec;
 use crate::core::consent::Consent;
 use crate::core::error::{codes, Error};
 use crate::core::event::{Event, Kind};
+use crate::core::experience::{self, Decision, Orchestrator};
 use crate::core::host::{random16, Host};
 use crate::core::ids::uuid_v4;
 use crate::core::profile::Profile;
@@ -36,11 +37,13 @@ pub struct Options {
     pub gpc: bool,
     /// Initial consent.
     pub consent: Consent,
+    /// Send `Segment Entered` / `Segment Exited` track events (option `trackSegments`).
+    pub track_segments: bool,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { session_timeout: 30.0 * MINUTE, retention: 90.0 * DAY, gpc: false, consent: Consent::default_for(false) }
+        Options { session_timeout: 30.0 * MINUTE, retention: 90.0 * DAY, gpc: false, consent: Consent::default_for(false), track_segments: false }
     }
 }
 
@@ -55,6 +58,7 @@ impl Options {
         if let Some(d) = m.get("retention").filter(|v| !v.is_null()) {
             o.retention = duration_option(d, "retention")?;
         }
+        o.track_segments = m.get("trackSegments").is_some_and(Value::truthy);
         match m.get("consent") {
             None | Some(Value::Null) => {}
             Some(Value::Str(s)) if s == "opt-in" => o.consent = Consent::none(),
@@ -108,6 +112,7 @@ pub struct Keystone {
     notices: Vec<Notice>,
     outbox: Vec<Event>,
     dirty: bool,
+    exp: Orchestrator,
 }
 
 impl Keystone {
@@ -125,6 +130,7 @@ impl Keystone {
             notices: Vec::new(),
             outbox: Vec::new(),
             dirty: false,
+            exp: Orchestrator::default(),
         };
         let restored = stored.and_then(|v| {
             let (p, errors) = codec::decode(v);
@@ -168,6 +174,7 @@ impl Keystone {
     pub fn page(&mut self, now: f64, properties: Map) {
         self.touch_session(now);
         self.profile.session.pageviews += 1;
+        self.exp.new_page_view();
         self.record(now, Kind::Page, "Page Viewed", properties);
     }
 
@@ -194,7 +201,17 @@ impl Keystone {
 
     fn record(&mut self, now: f64, kind: Kind, name: &str, properties: Map) {
         self.profile.record(name, now, &properties);
-        let event = Event {
+        let event = self.event(now, kind, name, properties);
+        if self.consent.analytics {
+            self.outbox.push(event);
+        }
+        self.dirty = true;
+        self.evaluate(now, true);
+    }
+
+    /// A Segment-spec event made now by the current identity.
+    fn event(&self, now: f64, kind: Kind, name: &str, properties: Map) -> Event {
+        Event {
             kind,
             name: if kind == Kind::Page { String::new() } else { name.into() },
             properties,
@@ -205,12 +222,7 @@ impl Keystone {
             user_id: self.profile.user_id.clone(),
             previous_id: None,
             context: self.spec_context(),
-        };
-        if self.consent.analytics {
-            self.outbox.push(event);
         }
-        self.dirty = true;
-        self.evaluate(now, true);
     }
 
     /// The Segment spec `context` of an event made now.
@@ -250,8 +262,11 @@ impl Keystone {
     /// Loads new definitions. `Err` (and nothing changes) when the document is not valid as a
     /// whole; otherwise the valid definitions replace the previous ones.
     pub fn load_definitions(&mut self, doc: &Value, now: f64) -> Result<LoadReport, Error> {
-        let (defs, report) = segment::parse(doc, self.opts.retention)?;
+        let (defs, mut report) = segment::parse(doc, self.opts.retention)?;
+        let ids: Vec<&str> = defs.segments.iter().map(|d| d.id.as_str()).collect();
+        let experiences = experience::parse(doc, &ids, self.opts.retention, &mut report)?;
         self.defs = defs;
+        self.exp.set(experiences);
         self.evaluate(now, true);
         Ok(report)
     }
@@ -287,6 +302,57 @@ impl Keystone {
             }
         }
         self.members = next;
+        self.report_segments(now);
+    }
+
+    /// With `trackSegments`, queues `Segment Entered` / `Segment Exited` for each change since
+    /// what this profile last reported (so a reload does not repeat them).
+    fn report_segments(&mut self, now: f64) {
+        if !self.opts.track_segments || !self.exp.loaded || !self.consent.personalization || !self.consent.analytics {
+            return;
+        }
+        for (id, entered) in self.profile.activation.report(&self.members) {
+            let name = if entered { "Segment Entered" } else { "Segment Exited" };
+            let e = self.event(now, Kind::Track, name, Map::new().with("segment", id));
+            self.outbox.push(e);
+            self.dirty = true;
+        }
+    }
+
+    /// Which variant of experience `id` to show (DESIGN §13). Records `Experience Viewed` once
+    /// per experience per page view; sticky within the page view unless membership or identity
+    /// changes. `Err(unknown_id)` for an unknown experience.
+    pub fn decide(&mut self, id: &str, now: f64) -> Result<Decision, Error> {
+        let identity = String::from(self.user_id().unwrap_or(&self.profile.anonymous_id));
+        let Some(x) = self.exp.get(id) else {
+            let mut msg = String::from("no experience with id ");
+            msg.push_str(id);
+            return Err(Error::new(codes::UNKNOWN_ID, msg));
+        };
+        if let Some(d) = self.exp.remembered(id, &self.members, &identity) {
+            return Ok(d);
+        }
+        let exposed = self.exp.exposed(id);
+        let o = experience::evaluate(x, &self.members, &self.profile.activation, &identity, now, exposed);
+        let variant = x.variants.get(o.chosen).map_or(String::new(), |v| v.id.clone());
+        let d = Decision { experience: id.into(), variant, holdout: o.holdout };
+        if exposed.is_none() {
+            self.exp.mark_exposed(&d);
+            self.profile.activation.expose(id, &d.variant, now, self.opts.retention);
+            self.touch_session(now);
+            let props = Map::new().with("experience", id).with("variant", d.variant.as_str()).with("holdout", d.holdout);
+            self.record(now, Kind::Track, experience::VIEWED, props);
+        }
+        self.exp.remember(d.clone(), &self.members, &identity);
+        Ok(d)
+    }
+
+    /// Explains what `decide(id)` would answer now, or None for an unknown experience.
+    pub fn explain_experience(&self, id: &str, now: f64) -> Option<Value> {
+        let x = self.exp.get(id)?;
+        let identity = self.user_id().unwrap_or(&self.profile.anonymous_id);
+        let o = experience::evaluate(x, &self.members, &self.profile.activation, identity, now, self.exp.exposed(id));
+        Some(experience::explain(x, &o))
     }
 
     /// Ids of the segments the visitor is in, sorted.

@@ -4,12 +4,14 @@
 //! [`host::Host`]. Everything here runs and is tested natively with `cargo test`.
 #![deny(missing_docs)]
 
+pub mod activation;
 pub mod buckets;
 pub mod codec;
 pub mod condition;
 pub mod consent;
 pub mod error;
 pub mod event;
+pub mod experience;
 pub mod host;
 pub mod ids;
 pub mod keystone;

@@ -8,6 +8,7 @@
 #[allow(unused_imports)]
 use crate::core::prelude::*;
 
+use crate::core::activation::Activation;
 use crate::core::buckets::{minute_of, Counts};
 use crate::core::time::iso;
 use crate::core::value::{Map, Value};
@@ -78,6 +79,8 @@ pub struct Profile {
     pub events: Vec<EventStats>,
     /// Recent raw events, oldest first.
     pub recent: VecDeque<RecentEvent>,
+    /// Experience exposures and segments reported to the collector (DESIGN §13).
+    pub activation: Activation,
     recent_bytes: usize,
 }
 

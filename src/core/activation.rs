@@ -1,0 +1,131 @@
+//! What one profile was shown and told (DESIGN §13): the exposures of experience variants that
+//! frequency caps count, and the segments last reported to the collector (`trackSegments`), so
+//! `Segment Entered` / `Segment Exited` are sent once per real change, across page loads.
+//!
+//! Invariants: one [`Exposure`] per (experience, variant) with minute counts no older than the
+//! retention; `reported` is sorted and unique.
+
+#[allow(unused_imports)]
+use crate::core::prelude::*;
+
+use crate::core::buckets::{minute_of, window_start_minute, Counts};
+use crate::core::value::Value;
+
+/// Exposures of one variant of one experience.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Exposure {
+    /// Experience id.
+    pub experience: String,
+    /// Variant id.
+    pub variant: String,
+    /// `Experience Viewed` counts per minute.
+    pub counts: Counts,
+}
+
+/// The activation memory of a profile.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Activation {
+    /// Exposures per (experience, variant).
+    pub exposures: Vec<Exposure>,
+    /// Segments the collector was last told the visitor is in, sorted.
+    pub reported: Vec<String>,
+}
+
+impl Activation {
+    /// Records one exposure at `now`, dropping counts older than `retention` ms.
+    pub fn expose(&mut self, experience: &str, variant: &str, now: f64, retention: f64) {
+        let from = minute_of(now - retention);
+        for e in self.exposures.iter_mut() {
+            e.counts.prune(from);
+        }
+        let i = match self.exposures.iter().position(|e| e.experience == experience && e.variant == variant) {
+            Some(i) => i,
+            None => {
+                self.exposures.push(Exposure { experience: experience.into(), variant: variant.into(), counts: Counts::new() });
+                self.exposures.len() - 1
+            }
+        };
+        if let Some(e) = self.exposures.get_mut(i) {
+            e.counts.add(minute_of(now), 1);
+        }
+    }
+
+    /// Exposures of a variant within `window` ms before `now`.
+    pub fn seen(&self, experience: &str, variant: &str, now: f64, window: f64) -> u32 {
+        self.exposures
+            .iter()
+            .find(|e| e.experience == experience && e.variant == variant)
+            .map_or(0, |e| e.counts.count_since(window_start_minute(now, window)))
+    }
+
+    /// Adds another profile's memory into this one (identity merge: exposures add, the set of
+    /// reported segments is the union, so nothing already sent is sent again).
+    pub fn merge(&mut self, other: &Activation) {
+        for o in &other.exposures {
+            match self.exposures.iter_mut().find(|e| e.experience == o.experience && e.variant == o.variant) {
+                Some(e) => e.counts.merge(&o.counts),
+                None => self.exposures.push(o.clone()),
+            }
+        }
+        for s in &other.reported {
+            if let Err(i) = self.reported.binary_search(s) {
+                self.reported.insert(i, s.clone());
+            }
+        }
+    }
+
+    /// Replaces `reported` with `now_in` and returns the changes as (segment, entered) in order:
+    /// exits first, then entries.
+    pub fn report(&mut self, now_in: &[String]) -> Vec<(String, bool)> {
+        let mut out = Vec::new();
+        for s in &self.reported {
+            if now_in.binary_search(s).is_err() {
+                out.push((s.clone(), false));
+            }
+        }
+        for s in now_in {
+            if self.reported.binary_search(s).is_err() {
+                out.push((s.clone(), true));
+            }
+        }
+        if !out.is_empty() {
+            self.reported = now_in.to_vec();
+        }
+        out
+    }
+
+    /// The stored form: `[[experience, variant, [minute, count, …]], …]` and the reported ids.
+    pub fn encode(&self) -> Value {
+        let xp = self
+            .exposures
+            .iter()
+            .map(|e| {
+                let flat = e.counts.entries().iter().flat_map(|&(m, n)| [Value::Num(m as f64), Value::Num(n as f64)]).collect();
+                Value::Arr(vec![e.experience.as_str().into(), e.variant.as_str().into(), Value::Arr(flat)])
+            })
+            .collect();
+        let seg = self.reported.iter().map(|s| Value::Str(s.clone())).collect();
+        Value::Arr(vec![Value::Arr(xp), Value::Arr(seg)])
+    }
+
+    /// Reads the stored form; unreadable parts are dropped (never fails).
+    pub fn decode(v: Option<&Value>) -> Activation {
+        let mut a = Activation::default();
+        let Some([Value::Arr(xp), Value::Arr(seg)]) = v.and_then(Value::as_arr).map(|x| x.as_slice()) else { return a };
+        for e in xp {
+            let Some([Value::Str(x), Value::Str(var), Value::Arr(flat)]) = e.as_arr().map(|x| x.as_slice()) else { continue };
+            let mut counts = Counts::new();
+            let mut it = flat.iter().filter_map(Value::as_num).filter(|n| *n >= 0.0 && *n < u32::MAX as f64);
+            while let (Some(m), Some(n)) = (it.next(), it.next()) {
+                counts.add(m as u32, n as u32);
+            }
+            a.exposures.push(Exposure { experience: x.clone(), variant: var.clone(), counts });
+        }
+        for s in seg.iter().filter_map(Value::as_str) {
+            if let Err(i) = a.reported.binary_search_by(|r| r.as_str().cmp(s)) {
+                a.reported.insert(i, s.into());
+            }
+        }
+        a
+    }
+}

@@ -1,0 +1,316 @@
+#![cfg(not(target_arch = "wasm32"))]
+//! Experiences (DESIGN §13) natively: validation, priority, frequency caps at their window
+//! boundary, fallback, the holdout draw (distribution over 10,000 identities, stability), the
+//! page-view stickiness of decisions, and `Segment Entered` / `Segment Exited` reporting.
+mod common;
+
+use common::{json, to_json, NativeHost};
+use keystone::core::consent::Consent;
+use keystone::core::experience::draw;
+use keystone::core::keystone::{Keystone, Options};
+use keystone::core::time::{DAY, MINUTE};
+use keystone::core::value::{Map, Value};
+use serde_json::json as j;
+
+const T0: f64 = 1_764_403_200_000.0;
+
+fn defs(holdout: f64) -> Value {
+    let mut v = json(
+        r#"{"version":1,
+        "segments":[
+          {"id":"gold","condition":{"traits.tier":"gold"}},
+          {"id":"shoe_fans","condition":{"$performed":{"event":"Product Viewed","within":"7d","count":{"$gte":2}}}},
+          {"id":"buyers","condition":{"$performed":{"event":"Order Completed"}}}
+        ],
+        "experiences":[{"id":"hero","holdout":0,"variants":[
+          {"id":"gold_offer","segment":"gold","priority":10,"cap":{"count":3,"within":"7d"}},
+          {"id":"shoes","segment":"shoe_fans","priority":5},
+          {"id":"default"}]}]}"#,
+    );
+    if let Value::Obj(m) = &mut v {
+        if let Some(Value::Arr(xs)) = m.get_mut("experiences") {
+            if let Some(Value::Obj(x)) = xs.get_mut(0) {
+                x.insert("holdout", Value::Num(holdout));
+            }
+        }
+    }
+    v
+}
+
+fn engine(seed: u64, stored: Option<&Value>, opts: Options) -> Keystone {
+    let mut ks = Keystone::new(opts, NativeHost::boxed(seed), stored, T0);
+    ks.load_definitions(&defs(0.0), T0).unwrap();
+    ks
+}
+
+/// A stored profile with the given traits (the engine has no setTraits of its own here).
+fn stored_with(ks: &mut Keystone, traits: serde_json::Value) -> Value {
+    let mut v = ks.take_dirty().unwrap_or_else(|| panic!("profile should be dirty"));
+    if let Value::Obj(m) = &mut v {
+        m.insert("traits", common::from_json(&traits));
+    }
+    v
+}
+
+fn viewed(ks: &mut Keystone) -> Vec<serde_json::Value> {
+    ks.take_outbox()
+        .iter()
+        .map(|e| to_json(&e.to_spec()))
+        .filter(|e| e["event"] == "Experience Viewed")
+        .map(|e| e["properties"].clone())
+        .collect()
+}
+
+fn variant(ks: &mut Keystone, now: f64) -> String {
+    ks.decide("hero", now).unwrap().variant
+}
+
+#[test]
+fn invalid_experiences_are_rejected_one_by_one_and_the_valid_ones_load() {
+    let mut ks = Keystone::new(Options::default(), NativeHost::boxed(1), None, T0);
+    let doc = json(
+        r#"{"version":1,"segments":[{"id":"gold","condition":{"traits.tier":"gold"}}],
+        "experiences":[
+          {"id":"ok","variants":[{"id":"a","segment":"gold"},{"id":"b"}]},
+          {"id":"no_variants","variants":[]},
+          {"id":"bad_holdout","holdout":1.5,"variants":[{"id":"a"}]},
+          {"id":"bad_cap","variants":[{"id":"a","cap":{"count":3,"within":"7 days"}},{"id":"b"}]},
+          {"id":"bad_count","variants":[{"id":"a"},{"id":"b","cap":{"count":0,"within":"1d"}}]},
+          {"id":"long_cap","variants":[{"id":"a","cap":{"count":1,"within":"200d"}}]},
+          {"id":"bad_segment","variants":[{"id":"a","segment":"nope"},{"id":"b"}]},
+          {"id":"bad_priority","variants":[{"id":"a","priority":"high"}]},
+          {"id":"dup_variant","variants":[{"id":"a"},{"id":"a"}]},
+          {"variants":[{"id":"a"}]},
+          {"id":"ok","variants":[{"id":"a"}]},
+          "nope",
+          {"id":"ok2","holdout":0.5,"variants":[{"id":"x","priority":2,"cap":{"count":1}}]}
+        ]}"#,
+    );
+    let report = ks.load_definitions(&doc, T0).unwrap();
+    assert_eq!(report.loaded, vec!["gold", "ok", "ok2"]);
+    let got: Vec<(Option<String>, Option<String>)> = report.rejected.iter().map(|e| (e.segment_id.clone(), e.path.clone())).collect();
+    let want = [
+        (Some("no_variants"), "/experiences/1/variants"),
+        (Some("bad_holdout"), "/experiences/2/holdout"),
+        (Some("bad_cap"), "/experiences/3/variants/0/cap/within"),
+        (Some("bad_count"), "/experiences/4/variants/1/cap/count"),
+        (Some("long_cap"), "/experiences/5/variants/0/cap/within"),
+        (Some("bad_segment"), "/experiences/6/variants/0/segment"),
+        (Some("bad_priority"), "/experiences/7/variants/0/priority"),
+        (Some("dup_variant"), "/experiences/8/variants/1/id"),
+        (None, "/experiences/9/id"),
+        (Some("ok"), "/experiences/10/id"),
+        (None, "/experiences/11"),
+    ];
+    let want: Vec<(Option<String>, Option<String>)> = want.iter().map(|(i, p)| (i.map(String::from), Some(p.to_string()))).collect();
+    assert_eq!(got, want);
+    for e in &report.rejected {
+        assert_eq!(e.code, "invalid_segment");
+        assert!(!e.message.is_empty());
+    }
+    assert_eq!(ks.decide("ok", T0).unwrap().variant, "b");
+    assert_eq!(ks.decide("no_variants", T0).unwrap_err().code, "unknown_id");
+
+    // `experiences` that is not an array rejects the whole document; the previous stays.
+    let err = ks.load_definitions(&json(r#"{"version":1,"segments":[],"experiences":{}}"#), T0).unwrap_err();
+    assert_eq!((err.code, err.path.as_deref()), ("invalid_definitions", Some("/experiences")));
+    assert_eq!(ks.decide("ok", T0).unwrap().variant, "b");
+}
+
+#[test]
+fn priority_among_eligible_variants_with_fallback_and_ties_in_document_order() {
+    // Nobody: fallback to the last variant.
+    let mut ks = engine(1, None, Options::default());
+    assert_eq!(variant(&mut ks, T0), "default");
+    // Shoe fan only.
+    ks.page(T0, Map::new());
+    ks.track(T0, "Product Viewed", Map::new()).unwrap();
+    ks.track(T0, "Product Viewed", Map::new()).unwrap();
+    assert_eq!(variant(&mut ks, T0), "shoes");
+    // Gold and shoe fan: the higher priority wins.
+    let stored = stored_with(&mut ks, j!({"tier": "gold"}));
+    let mut ks = engine(2, Some(&stored), Options::default());
+    assert_eq!(ks.segments(), &["gold".to_string(), "shoe_fans".to_string()]);
+    assert_eq!(variant(&mut ks, T0), "gold_offer");
+
+    // Equal priorities: document order. No variant eligible and the last has a segment: it is
+    // still the fallback.
+    let mut ks = Keystone::new(Options::default(), NativeHost::boxed(3), None, T0);
+    let doc = json(
+        r#"{"version":1,"segments":[{"id":"all","condition":{}},{"id":"none","condition":{"traits.x":1}}],
+        "experiences":[{"id":"tie","variants":[{"id":"first","segment":"all","priority":1},{"id":"second","priority":1},{"id":"low"}]},
+                       {"id":"fb","variants":[{"id":"a","segment":"none","priority":9},{"id":"last","segment":"none"}]}]}"#,
+    );
+    ks.load_definitions(&doc, T0).unwrap();
+    assert_eq!(ks.decide("tie", T0).unwrap().variant, "first");
+    assert_eq!(ks.decide("fb", T0).unwrap().variant, "last");
+}
+
+#[test]
+fn cap_counts_exposures_of_earlier_page_views_within_its_window() {
+    let mut ks = engine(1, None, Options::default());
+    let stored = stored_with(&mut ks, j!({"tier": "gold"}));
+    let mut ks = engine(1, Some(&stored), Options::default());
+    let t = |m: f64| T0 + m * MINUTE;
+    // Three page views, each shows the gold offer once.
+    for i in 0..3 {
+        ks.page(t(i as f64), Map::new());
+        assert_eq!(variant(&mut ks, t(i as f64)), "gold_offer", "view {i}");
+        // Sticky within the page view, and recorded once.
+        assert_eq!(variant(&mut ks, t(i as f64) + 1000.0), "gold_offer");
+        assert_eq!(viewed(&mut ks), vec![j!({"experience": "hero", "variant": "gold_offer", "holdout": false})]);
+    }
+    // Fourth page view: capped, falls to the next eligible (default: not a shoe fan).
+    ks.page(t(3.0), Map::new());
+    assert_eq!(variant(&mut ks, t(3.0)), "default");
+    assert_eq!(viewed(&mut ks), vec![j!({"experience": "hero", "variant": "default", "holdout": false})]);
+    let ex = to_json(&ks.explain_experience("hero", t(3.0)).unwrap());
+    assert_eq!(ex["capped"], j!(["gold_offer"]));
+    assert_eq!(ex["eligible"], j!(["default"]));
+    assert_eq!(ex["variants"][0]["seen"].as_f64(), Some(3.0));
+    assert_eq!(ex["holdout"], j!(false));
+
+    // The first exposure (minute 0) is still inside the 7-day window a minute before its end…
+    let just_before = t(0.0) + 7.0 * DAY - MINUTE;
+    ks.page(just_before, Map::new());
+    assert_eq!(variant(&mut ks, just_before), "default");
+    // …and out of it a minute after: two exposures in the window, the cap of 3 releases.
+    let just_after = t(0.0) + 7.0 * DAY + MINUTE;
+    ks.page(just_after, Map::new());
+    assert_eq!(variant(&mut ks, just_after), "gold_offer");
+
+    // Exposures survive a reload (they are part of the stored profile).
+    let stored = ks.take_dirty().unwrap();
+    let mut again = engine(9, Some(&stored), Options::default());
+    let ex = to_json(&again.explain_experience("hero", just_after + MINUTE).unwrap());
+    assert_eq!(ex["variants"][0]["seen"].as_f64(), Some(2.0), "minute 2 and the last view are in the window");
+    let ex = to_json(&again.explain_experience("hero", t(2.0) + 7.0 * DAY + MINUTE).unwrap());
+    assert_eq!(ex["variants"][0]["seen"].as_f64(), Some(1.0), "only the last view is left in the window");
+}
+
+#[test]
+fn a_decision_is_sticky_in_a_page_view_unless_membership_changes() {
+    let mut ks = engine(4, None, Options::default());
+    ks.page(T0, Map::new());
+    assert_eq!(variant(&mut ks, T0), "default");
+    ks.track(T0 + 1.0, "Product Viewed", Map::new()).unwrap();
+    assert_eq!(variant(&mut ks, T0 + 2.0), "default", "membership unchanged: sticky");
+    ks.track(T0 + 3.0, "Product Viewed", Map::new()).unwrap();
+    assert!(ks.in_segment("shoe_fans"));
+    assert_eq!(variant(&mut ks, T0 + 4.0), "shoes", "membership changed: re-decided");
+    // Recorded at most once per experience per page view.
+    assert_eq!(viewed(&mut ks).len(), 1);
+    ks.page(T0 + 5.0, Map::new());
+    assert_eq!(variant(&mut ks, T0 + 6.0), "shoes");
+    assert_eq!(viewed(&mut ks), vec![j!({"experience": "hero", "variant": "shoes", "holdout": false})]);
+    // Caps and conditions see the exposures like any event.
+    assert_eq!(ks.profile_document().path("events.Experience Viewed.count").and_then(Value::as_num), Some(2.0));
+    assert_eq!(ks.decide("nope", T0).unwrap_err().code, "unknown_id");
+}
+
+#[test]
+fn holdout_fraction_over_ten_thousand_identities_is_within_one_and_a_half_points() {
+    for fraction in [0.1, 0.25, 0.5] {
+        let doc = defs(fraction);
+        let mut held = 0;
+        for seed in 0..10_000u64 {
+            let mut ks = Keystone::new(Options::default(), NativeHost::boxed(seed * 7919 + 13), None, T0);
+            ks.load_definitions(&doc, T0).unwrap();
+            let d = ks.decide("hero", T0).unwrap();
+            assert_eq!(d.holdout, draw(ks.anonymous_id(), "hero") < fraction);
+            if d.holdout {
+                assert_eq!(d.variant, "default", "the holdout gets the last variant");
+                held += 1;
+            }
+        }
+        let got = held as f64 / 10_000.0;
+        assert!((got - fraction).abs() <= 0.015, "fraction {fraction}: got {got}");
+        println!("holdout {fraction}: {got} over 10000 identities");
+    }
+    // The draw is uniform: each decile holds about a tenth, and other experiences draw independently.
+    let mut deciles = [0u32; 10];
+    let mut both = 0;
+    for i in 0..10_000u64 {
+        let id = keystone::core::ids::uuid_v4(keystone::core::host::random16(&NativeHost::new(i)));
+        let d = draw(&id, "hero");
+        deciles[(d * 10.0) as usize] += 1;
+        if d < 0.5 && draw(&id, "footer") < 0.5 {
+            both += 1;
+        }
+    }
+    for n in deciles {
+        assert!((850..=1150).contains(&n), "{deciles:?}");
+    }
+    assert!((2350..=2650).contains(&both), "independent draws: {both}");
+}
+
+#[test]
+fn the_draw_is_stable_across_calls_page_views_and_reloads_and_follows_the_known_identity() {
+    let doc = defs(0.5);
+    let mut ks = Keystone::new(Options::default(), NativeHost::boxed(77), None, T0);
+    ks.load_definitions(&doc, T0).unwrap();
+    let first = ks.decide("hero", T0).unwrap().holdout;
+    for i in 1..20 {
+        ks.page(T0 + i as f64, Map::new());
+        assert_eq!(ks.decide("hero", T0 + i as f64).unwrap().holdout, first);
+    }
+    let aid = ks.anonymous_id().to_string();
+    let mut stored = ks.take_dirty().unwrap();
+    let mut again = Keystone::new(Options::default(), NativeHost::boxed(78), Some(&stored), T0 + DAY);
+    again.load_definitions(&doc, T0 + DAY).unwrap();
+    assert_eq!(again.anonymous_id(), aid);
+    assert_eq!(again.decide("hero", T0 + DAY).unwrap().holdout, first);
+
+    // A known identity: the draw follows the user id, not the anonymous id. Pick a user id whose
+    // draw differs from the anonymous one.
+    let uid = (0..100).map(|i| i.to_string()).find(|u| (draw(u, "hero") < 0.5) != first).unwrap();
+    if let Value::Obj(m) = &mut stored {
+        m.insert("uid", Value::Str(uid.clone()));
+    }
+    let mut known = Keystone::new(Options::default(), NativeHost::boxed(79), Some(&stored), T0 + DAY);
+    known.load_definitions(&doc, T0 + DAY).unwrap();
+    assert_eq!(known.user_id(), Some(uid.as_str()));
+    assert_eq!(known.decide("hero", T0 + DAY).unwrap().holdout, !first);
+    let ex = to_json(&known.explain_experience("hero", T0 + DAY).unwrap());
+    assert_eq!(ex["holdout"], j!(!first));
+    assert_eq!(ex["kind"], j!("experience"));
+}
+
+#[test]
+fn track_segments_reports_each_change_once_across_reloads_under_analytics_consent() {
+    let opts = Options { track_segments: true, ..Options::default() };
+    let mut ks = engine(5, None, opts.clone());
+    let segment_events = |ks: &mut Keystone| -> Vec<(String, String)> {
+        ks.take_outbox()
+            .iter()
+            .map(|e| to_json(&e.to_spec()))
+            .filter(|e| e["event"].as_str().is_some_and(|n| n.starts_with("Segment ")))
+            .map(|e| (e["event"].as_str().unwrap().to_string(), e["properties"]["segment"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    assert!(segment_events(&mut ks).is_empty());
+    ks.track(T0, "Product Viewed", Map::new()).unwrap();
+    ks.track(T0, "Product Viewed", Map::new()).unwrap();
+    ks.track(T0, "Order Completed", Map::new()).unwrap();
+    assert_eq!(
+        segment_events(&mut ks),
+        vec![("Segment Entered".into(), "shoe_fans".into()), ("Segment Entered".into(), "buyers".into())]
+    );
+    // A reload does not repeat what was reported; a window passing while away is reported on load.
+    let stored = ks.take_dirty().unwrap();
+    let mut again = engine(6, Some(&stored), opts.clone());
+    assert!(segment_events(&mut again).is_empty());
+    let mut later = Keystone::new(opts.clone(), NativeHost::boxed(7), Some(&stored), T0 + 8.0 * DAY);
+    later.load_definitions(&defs(0.0), T0 + 8.0 * DAY).unwrap();
+    assert_eq!(segment_events(&mut later), vec![("Segment Exited".into(), "shoe_fans".into())]);
+
+    // Off by default; nothing without analytics consent.
+    let mut off = engine(8, None, Options::default());
+    off.track(T0, "Order Completed", Map::new()).unwrap();
+    assert!(segment_events(&mut off).is_empty());
+    let no_analytics = Options { consent: Consent { analytics: false, personalization: true, marketing: false }, ..opts };
+    let mut quiet = engine(9, None, no_analytics);
+    quiet.track(T0, "Order Completed", Map::new()).unwrap();
+    assert!(quiet.in_segment("buyers"));
+    assert!(segment_events(&mut quiet).is_empty());
+}
