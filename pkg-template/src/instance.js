@@ -6,7 +6,7 @@ import initWasm, { Core, evalCondition as evalConditionWasm } from "#wasm";
 import { readContext } from "./context.js";
 import { bind, cloak, release } from "./dom.js";
 import { dataLayer } from "./activation.js";
-import { experiences } from "./experience-dom.js";
+import "./experience-dom.js";
 
 /** A real Error carrying a stable `code` (and `segmentId`/`path` for definition errors). */
 export class KeystoneError extends Error {
@@ -98,7 +98,6 @@ export class Instance {
   #cleanups = [];
   #onChange = null;
   #activate = null;
-  #xp = null;
 
   constructor(core, options) {
     this.#core = core;
@@ -212,7 +211,6 @@ export class Instance {
     this.#after();
     const ac = this.#options.autoCapture;
     if (ac !== false && !(ac && ac.pageViews === false)) this.page();
-    this.#xp = experiences(this);
   }
 
   // ---- public API -----------------------------------------------------------------------
@@ -223,7 +221,6 @@ export class Instance {
       this.#core.setContext(readContext());
       this.#core.page(properties);
     }, undefined, true);
-    if (this.#xp) this.#xp();
   }
 
   /** Records a named event. */
@@ -246,7 +243,10 @@ export class Instance {
 
   /** Which variant of an experience to show: `{experience, variant, holdout}`, or null. */
   decide(experienceId) {
-    return this.#run(() => this.#core.decide(experienceId), null, true);
+    // Not a "change" for the declarative renderer (which calls it): only an exposure to persist.
+    const d = this.#run(() => this.#core.decide(experienceId), null);
+    this.#schedulePersist();
+    return d;
   }
 
   /** Ids of the segments the visitor is in now, sorted. */
