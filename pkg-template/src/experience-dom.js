@@ -3,12 +3,12 @@
 // cloned from the template, never HTML strings). Plugged into the declarative renderer, which
 // runs after every change, on page views and when such markup appears: `decide()` records the
 // exposure once per page view and re-decides when membership changes.
-import { handlers } from "./dom.js";
 
 const DONE = "data-keystone-rendered";
 const failed = new WeakMap();
 
-handlers["data-keystone-experience"] = (ks, el, id) => {
+/** The renderer of `data-keystone-experience` (see `handlers` in dom.js). */
+export const experience = (ks, el, id) => {
   if (failed.get(el) === id) return; // an unknown experience is reported once, not on every pass
   const d = ks.decide(id);
   if (!d) return void failed.set(el, id);

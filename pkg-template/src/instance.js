@@ -4,9 +4,11 @@
 // warning. Listener notifications are delivered after the API call returns (microtask).
 import initWasm, { Core, evalCondition as evalConditionWasm } from "#wasm";
 import { readContext } from "./context.js";
-import { bind, cloak, release } from "./dom.js";
+import { bind, cloak, release, handlers } from "./dom.js";
 import { dataLayer } from "./activation.js";
-import "./experience-dom.js";
+import { experience } from "./experience-dom.js";
+
+handlers["data-keystone-experience"] = experience;
 
 /** A real Error carrying a stable `code` (and `segmentId`/`path` for definition errors). */
 export class KeystoneError extends Error {

@@ -1,0 +1,190 @@
+// Experiences (DESIGN §13) in Chromium: decide() with priority, frequency caps counted over page
+// views and released after their window (Playwright clock), the holdout draw stable across
+// reloads and tabs, and declarative rendering from <template data-keystone-variant>.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { setup } from "./harness.mjs";
+
+let h;
+before(async () => (h = await setup()));
+after(async () => h && h.close());
+
+const DEFS = {
+  version: 1,
+  segments: [
+    { id: "gold", condition: { "context.utm.source": "vip" } },
+    { id: "shoe_fans", condition: { $performed: { event: "Product Viewed", within: "7d", count: { $gte: 2 } } } },
+  ],
+  experiences: [
+    {
+      id: "hero",
+      holdout: 0,
+      variants: [
+        { id: "gold_offer", segment: "gold", priority: 10, cap: { count: 3, within: "7d" } },
+        { id: "shoes", segment: "shoe_fans", priority: 5 },
+        { id: "default" },
+      ],
+    },
+  ],
+};
+
+async function openPage(path, ctx) {
+  const context = ctx || (await h.browser.newContext());
+  const page = await context.newPage();
+  page.problems = [];
+  page.on("pageerror", (e) => page.problems.push(e.message));
+  return { page, context, go: async () => {
+    await page.goto(h.url(path));
+    await page.waitForFunction(() => window.__ksLoaded === true);
+  } };
+}
+
+const rendered = (page) =>
+  page.evaluate(() => {
+    const el = document.getElementById("hero");
+    const shown = [...el.children].filter((c) => c.tagName !== "TEMPLATE");
+    return { variant: el.getAttribute("data-keystone-rendered"), html: shown.map((c) => c.outerHTML).join(""), templates: el.querySelectorAll("template").length };
+  });
+
+const views = (page) => page.evaluate(() => (ks.profile().events["Experience Viewed"] || { count: 0 }).count);
+
+test("declarative experience: the decided template is cloned, exposure once per page view, re-decided on membership change", async () => {
+  const { page, context, go } = await openPage("/tests/experiences.html");
+  await go();
+  const report = await page.evaluate(async (defs) => {
+    const errors = [];
+    window.ks = await Keystone.init({ segments: defs });
+    ks.on("error", (e) => errors.push(e.code));
+    window.__errors = errors;
+    return ks.loadSegments(defs).then((r) => ({ loaded: r.loaded, rejected: r.rejected.length }));
+  }, DEFS);
+  assert.deepEqual(report, { loaded: ["gold", "shoe_fans", "hero"], rejected: 0 });
+  await page.waitForFunction(() => document.getElementById("hero").getAttribute("data-keystone-rendered") === "default");
+  let r = await rendered(page);
+  assert.equal(r.html, '<p class="v default">Welcome</p>');
+  assert.equal(r.templates, 3, "templates stay for later decisions");
+  assert.equal(await views(page), 1);
+
+  // Other calls re-render but do not record the exposure again in this page view.
+  await page.evaluate(() => ks.track("Something"));
+  await page.evaluate(() => new Promise((r) => setTimeout(r, 0)));
+  assert.equal(await views(page), 1);
+
+  // Membership changes: re-decided and re-rendered; still one exposure in this page view.
+  await page.evaluate(() => {
+    ks.track("Product Viewed");
+    ks.track("Product Viewed");
+  });
+  await page.waitForFunction(() => document.getElementById("hero").getAttribute("data-keystone-rendered") === "shoes");
+  r = await rendered(page);
+  assert.match(r.html, /^<p class="v shoes">&lt;img src=x onerror="window.__xss=1"&gt; 10% off shoes<\/p>$/, "template text stays text");
+  assert.equal(await page.evaluate(() => window.__xss), undefined);
+  assert.equal(await views(page), 1);
+  // A new page view records it again.
+  await page.evaluate(() => ks.page());
+  await page.evaluate(() => new Promise((r) => setTimeout(r, 0)));
+  assert.equal(await views(page), 2);
+  const decision = await page.evaluate(() => ks.decide("hero"));
+  assert.deepEqual(decision, { experience: "hero", variant: "shoes", holdout: false });
+  assert.equal(await views(page), 2);
+
+  // An unknown experience: decide() answers null with an unknown_id error, reported once.
+  const unknown = await page.evaluate(async () => {
+    const d = ks.decide("nope");
+    await new Promise((r) => setTimeout(r, 0));
+    return { d, errors: window.__errors, ghost: document.getElementById("ghost").textContent.trim() };
+  });
+  assert.equal(unknown.d, null);
+  // The markup's unknown id was reported once, at init (before this listener); not on every pass.
+  assert.deepEqual(unknown.errors, ["unknown_id"]);
+  assert.equal(unknown.ghost, "Stays");
+  assert.deepEqual(page.problems, []);
+  await context.close();
+});
+
+test("invalid experiences are rejected with id, path and reason; the valid ones load", async () => {
+  const { page, context, go } = await openPage("/tests/esm.html");
+  await go();
+  const out = await page.evaluate(async (defs) => {
+    const ks = await Keystone.init({});
+    const events = [];
+    ks.on("error", (e) => events.push(e.segmentId));
+    const doc = { ...defs, experiences: [...defs.experiences, { id: "broken", variants: [{ id: "a", cap: { count: 3, within: "a week" } }] }] };
+    const r = await ks.loadSegments(doc);
+    await new Promise((r) => setTimeout(r, 0));
+    const e = r.rejected[0];
+    return { loaded: r.loaded, rejected: r.rejected.map((e) => [e instanceof Error, e.code, e.segmentId, e.path, !!e.message]), events, hero: ks.decide("hero") };
+  }, DEFS);
+  assert.deepEqual(out.loaded, ["gold", "shoe_fans", "hero"]);
+  assert.deepEqual(out.rejected, [[true, "invalid_segment", "broken", "/experiences/1/variants/0/cap/within", true]]);
+  assert.deepEqual(out.events, ["broken"]);
+  assert.deepEqual(out.hero, { experience: "hero", variant: "default", holdout: false });
+  await context.close();
+});
+
+test("a cap is reached after three exposures and released after its window (Playwright clock)", async () => {
+  const { page, context, go } = await openPage("/tests/esm.html?utm_source=vip");
+  await page.clock.install({ time: new Date("2026-03-02T10:00:00Z") });
+  await go();
+  const first = await page.evaluate(async (defs) => {
+    window.ks = await Keystone.init({ segments: defs, autoCapture: false });
+    const out = [];
+    for (let i = 0; i < 4; i++) {
+      ks.page();
+      out.push(ks.decide("hero").variant, ks.decide("hero").variant); // sticky within the view
+    }
+    return { out, segs: ks.segments(), explain: ks.explain ? ks.explain("hero") : null };
+  }, DEFS);
+  assert.deepEqual(first.segs, ["gold"]);
+  assert.deepEqual(first.out, ["gold_offer", "gold_offer", "gold_offer", "gold_offer", "gold_offer", "gold_offer", "default", "default"]);
+
+  // Still capped after a reload and six days later (the exposures are stored).
+  await page.clock.fastForward(6 * 24 * 3600 * 1000);
+  await page.reload();
+  await page.waitForFunction(() => window.__ksLoaded === true);
+  const later = await page.evaluate(async (defs) => {
+    window.ks = await Keystone.init({ segments: defs, autoCapture: false });
+    ks.page();
+    return ks.decide("hero").variant;
+  }, DEFS);
+  assert.equal(later, "default");
+
+  // Seven days after the first exposures: released.
+  await page.clock.fastForward(24 * 3600 * 1000 + 5 * 60 * 1000);
+  const released = await page.evaluate(() => {
+    ks.page();
+    return ks.decide("hero").variant;
+  });
+  assert.equal(released, "gold_offer");
+  assert.deepEqual(page.problems, []);
+  await context.close();
+});
+
+test("the holdout draw is stable across calls, reloads and tabs", async () => {
+  const defs = { ...DEFS, experiences: [{ ...DEFS.experiences[0], holdout: 0.5 }, { id: "all_out", holdout: 1, variants: [{ id: "a" }, { id: "control" }] }] };
+  const context = await h.browser.newContext();
+  const draws = [];
+  for (let tab = 0; tab < 2; tab++) {
+    const { page, go } = await openPage("/tests/esm.html", context);
+    await go();
+    for (let reload = 0; reload < 2; reload++) {
+      if (reload) {
+        await page.reload();
+        await page.waitForFunction(() => window.__ksLoaded === true);
+      }
+      draws.push(
+        await page.evaluate(async (defs) => {
+          const ks = await Keystone.init({ segments: defs });
+          const a = ks.decide("hero");
+          ks.page();
+          const b = ks.decide("hero");
+          return { id: ks.anonymousId(), a: a.holdout, b: b.holdout, all: ks.decide("all_out") };
+        }, defs),
+      );
+    }
+  }
+  assert.equal(new Set(draws.map((d) => d.id)).size, 1, "one visitor");
+  assert.equal(new Set(draws.flatMap((d) => [d.a, d.b])).size, 1, "one draw: " + JSON.stringify(draws));
+  assert.deepEqual(draws[0].all, { experience: "all_out", variant: "control", holdout: true });
+  await context.close();
+});
