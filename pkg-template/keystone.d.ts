@@ -75,9 +75,14 @@ export interface KeystoneOptions {
   sessionTimeout?: Duration;
   /** How long behaviour is kept (default `"90d"`). */
   retention?: Duration;
-  /** Push segment changes to the tag manager's data layer (`true` = `window.dataLayer`). */
+  /**
+   * Push to the tag manager's data layer (`true` = `window.dataLayer`, or the array's name):
+   * `{event: "keystone.ready", keystoneSegments}` once ready, then
+   * `{event: "keystone.segment_enter" | "keystone.segment_exit", keystoneSegment}` per change —
+   * only while `marketing` consent is granted (`keystone.ready` again when it is granted later).
+   */
   dataLayer?: boolean | string;
-  /** Send `Segment Entered` / `Segment Exited` track events to the collector. */
+  /** Send `Segment Entered` / `Segment Exited` track events `{segment}` to the collector. */
   trackSegments?: boolean;
   /** Verbose console logging. */
   debug?: boolean;
@@ -128,8 +133,11 @@ export interface Explanation {
 
 /** The answer of {@link KeystoneInstance.decide}. */
 export interface Decision {
+  /** The experience id. */
   experience: string;
+  /** The variant to show: the eligible one of highest priority, else the last one. */
   variant: string | null;
+  /** In the holdout group (stable per identity and experience): `variant` is the last one. */
   holdout: boolean;
 }
 

@@ -112,7 +112,24 @@ function segmentsView(ks, p) {
       return `<li class="${inSeg ? "in" : ""}"><button data-seg="${esc(d.id)}">${mark(inSeg)}<span class="ksd-segid">${esc(d.id)}</span><span class="ksd-dim">${esc(d.name || "")}</span></button>${exp}</li>`;
     })
     .join("")}</ul>
+  ${experiencesView(ks)}
   <button class="ksd-btn" data-action="refresh">Re-evaluate time windows (refresh)</button>`;
+}
+
+// Experiences: what decide() answers now (from explain(), which records nothing), and the caps.
+function experiencesView(ks) {
+  const xs = (definitions && definitions.experiences) || [];
+  if (!xs.length || typeof ks.explain !== "function") return "";
+  return `<h4>Experiences</h4><ul class="ksd-segs">${xs
+    .map((x) => {
+      const e = ks.explain(x.id);
+      if (!e || e.kind !== "experience") return "";
+      const rows = e.variants
+        .map((v) => `<div class="ksd-node">${mark(v.eligible)}<b>${esc(v.id)}</b> <span class="ksd-dim">${v.segment ? "segment " + esc(v.segment) + (v.inSegment ? " ✓" : " ✗") : "no segment"} · priority ${esc(v.priority)}${v.cap ? ` · cap ${esc(v.seen)}/${esc(v.cap.count)} in ${esc(v.cap.within || "retention")}${v.capped ? " — reached" : ""}` : ""}${v.chosen ? " · <b>shown</b>" : ""}</span></div>`)
+        .join("");
+      return `<li class="in"><div class="ksd-node"><span class="ksd-segid">${esc(x.id)}</span> → <b>${esc(e.variant)}</b>${e.holdout ? ` <span class="ksd-dim">holdout (draw ${esc(e.draw.toFixed(3))} &lt; ${esc(e.holdoutFraction)})</span>` : ""}</div><div class="ksd-explain">${rows}</div></li>`;
+    })
+    .join("")}</ul>`;
 }
 
 function explainView(ks, id) {

@@ -198,6 +198,7 @@ const pages = {
 drawChrome();
 drawProductGrids();
 fillIcons();
+for (const t of document.querySelectorAll("template")) fillIcons(t.content); // experience variants
 const afterInit = pages[page] && pages[page]();
 const log = recorder(); // the debug panel's event stream and outbound log, from the first request
 

@@ -188,3 +188,19 @@ test("the holdout draw is stable across calls, reloads and tabs", async () => {
   assert.deepEqual(draws[0].all, { experience: "all_out", variant: "control", holdout: true });
   await context.close();
 });
+
+test("the demo shop's hero and offers are experiences", async () => {
+  const { page, context } = await openPage("/");
+  await page.goto(h.url("/"));
+  await page.waitForFunction(() => document.documentElement.dataset.shopReady === "1");
+  await page.waitForFunction(() => document.getElementById("hero").getAttribute("data-keystone-rendered") === "default");
+  const out = await page.evaluate(() => ({
+    hero: document.querySelectorAll("#hero > .hero-slide").length,
+    defaultShown: !!document.querySelector("#hero > #hero-default .ico, #hero > #hero-default svg"),
+    offers: document.querySelector('[data-keystone-experience="offers"]').getAttribute("data-keystone-rendered"),
+    goldOffer: !!document.getElementById("gold-offer"),
+    views: ks.profile().events["Experience Viewed"].count,
+  }));
+  assert.deepEqual(out, { hero: 1, defaultShown: true, offers: "none", goldOffer: false, views: 2 });
+  await context.close();
+});
