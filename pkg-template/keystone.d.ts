@@ -86,6 +86,12 @@ export interface KeystoneOptions {
   trackSegments?: boolean;
   /** Verbose console logging. */
   debug?: boolean;
+  /**
+   * Anti-flicker for declarative personalization: how long (ms) elements carrying
+   * `data-keystone-*` attributes may stay invisible while Keystone starts (default 1000);
+   * `false` injects no anti-flicker style.
+   */
+  antiFlicker?: number | false;
 }
 
 /** The profile document that conditions see (DESIGN §3). */
@@ -105,7 +111,8 @@ export interface Profile {
   scores: { [scoreId: string]: number };
   segments: string[];
   consent: Consent;
-  [key: string]: Json;
+  /** Other fields (e.g. `events`: per-event aggregates). */
+  [key: string]: unknown;
 }
 
 /** A node of {@link KeystoneInstance.explain}'s tree. */
@@ -292,5 +299,39 @@ export declare const Keystone: {
  * @example import { Keystone, evalCondition } from "keystone-cdp"; await Keystone.load(); evalCondition({ a: 1 }, { a: { $gt: 0 } });
  */
 export declare function evalCondition(attributes: { [key: string]: Json }, condition: Condition, savedGroups?: { [id: string]: Json[] }): boolean;
+
+/** `window.keystoneConfig`: the settings of the tag-manager snippet and the script-tag build. */
+export interface KeystoneConfig extends KeystoneOptions {
+  /** URL of `keystone.global.js` (the snippet loads it; default: next to `snippet.js`). */
+  src?: string;
+}
+
+/**
+ * `window.keystone` as defined by `keystone.global.js` (or the snippet's stub before it loads):
+ * the instance methods plus `init`. Calls made before it is ready are queued and replayed in
+ * order; once ready every call is answered directly.
+ */
+export interface KeystoneGlobal extends KeystoneInstance {
+  /**
+   * Starts Keystone (runs by itself when `window.keystoneConfig` is set); resolves with the
+   * instance. Later calls resolve with the same instance.
+   * @example await window.keystone.init({ segments: "/segments.json" });
+   */
+  init(options?: KeystoneOptions): Promise<KeystoneInstance>;
+  /**
+   * GrowthBook-compatible condition evaluation; see {@link Keystone.evalCondition}.
+   * @example window.keystone.evalCondition({ plan: "pro" }, { plan: { $in: ["pro", "team"] } });
+   */
+  evalCondition(attributes: { [key: string]: Json }, condition: Condition, savedGroups?: { [id: string]: Json[] }): boolean;
+}
+
+declare global {
+  interface Window {
+    /** Keystone from the script-tag build or the tag-manager snippet. */
+    keystone?: KeystoneGlobal;
+    /** Settings read by the snippet and the script-tag build. */
+    keystoneConfig?: KeystoneConfig;
+  }
+}
 
 export default Keystone;

@@ -232,15 +232,15 @@ export class Instance {
 
   /** Loads segment definitions (object or URL); resolves with `{loaded, rejected}`. */
   async loadSegments(definitions) {
+    let doc = definitions;
     try {
-      const doc = typeof definitions === "string" || definitions instanceof URL ? await fetchDefinitions(String(definitions)) : definitions;
-      const report = await this.#runAsync(() => this.#core.loadSegments(doc), true);
-      const rejected = report.rejected.map(toKeystoneError);
-      for (const r of rejected) queueMicrotask(() => this.#emit("error", r));
-      return { loaded: report.loaded, rejected };
+      if (typeof definitions === "string" || definitions instanceof URL) doc = await fetchDefinitions(String(definitions));
     } catch (e) {
-      throw e instanceof KeystoneError ? e : this.#report(e);
+      throw this.#report(e);
     }
+    const report = await this.#runAsync(() => this.#core.loadSegments(doc), true);
+    // Each rejected definition is also an "error" event (and a warning).
+    return { loaded: report.loaded, rejected: report.rejected.map((r) => this.#report(r)) };
   }
 
   /** Which variant of an experience to show: `{experience, variant, holdout}`, or null. */
@@ -334,9 +334,10 @@ export function init(options, wasmUrl) {
     if (dom) ks._watch(bind(ks));
     return ks;
   })();
-  current.catch(() => {
+  current = current.catch((e) => {
     current = null;
     if (typeof document != "undefined") release(); // personalized content shows as authored
+    throw warn(toKeystoneError(e));
   });
   return current;
 }

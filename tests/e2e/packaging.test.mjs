@@ -75,6 +75,31 @@ test("the tarball holds exactly the public files, and package.json points at the
   for (const f of [pkg.main, pkg.types, pkg.exports["./global"], pkg.exports["./snippet"]]) assert.ok(existsSync(join(app, "node_modules", "keystone-cdp", f)), f);
 });
 
+test("keystone.d.ts type-checks an application using every method (tsc --strict)", () => {
+  mkdirSync(join(app, "types"), { recursive: true });
+  writeFileSync(join(app, "types", "usage.ts"), readFileSync(join(root, "tests", "types", "usage.ts")));
+  const tsc = join(root, "node_modules", "typescript", "bin", "tsc");
+  const args = ["--noEmit", "--strict", "--target", "es2022", "--module", "esnext", "--moduleResolution", "bundler", "--lib", "es2022,dom", "--skipLibCheck", "false", "types/usage.ts"];
+  try {
+    execFileSync(process.execPath, [tsc, ...args], { cwd: app, encoding: "utf8", stdio: "pipe" });
+  } catch (e) {
+    assert.fail("tsc reported:\n" + e.stdout + e.stderr);
+  }
+});
+
+test("every method in keystone.d.ts has TSDoc with an @example", () => {
+  const dts = readFileSync(join(app, "node_modules", "keystone-cdp", "dist", "keystone.d.ts"), "utf8");
+  const methods = ["page", "track", "identify", "reset", "setTraits", "setConsent", "forget", "loadSegments", "segments", "inSegment", "explain", "decide", "profile", "anonymousId", "userId", "on", "off", "flush", "refresh", "init", "load", "evalCondition"];
+  const undocumented = [];
+  for (const m of methods) {
+    // Each declaration `  name(` or `  name<` must follow a /** … @example … */ block.
+    const re = new RegExp("/\\*\\*((?:(?!\\*/)[\\s\\S])*)\\*/\\s*" + m + "[<(]", "g");
+    const docs = [...dts.matchAll(re)];
+    if (!docs.length || docs.some((d) => !d[1].includes("@example"))) undocumented.push(m);
+  }
+  assert.deepEqual(undocumented, []);
+});
+
 test("a Vite 7 app importing keystone-cdp builds and runs in Chromium", async () => {
   const assets = readdirSync(join(app, "dist", "assets"));
   assert.ok(assets.some((f) => f.endsWith(".wasm")), "Vite emitted the wasm as an asset: " + assets.join(", "));

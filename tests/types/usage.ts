@@ -1,0 +1,68 @@
+// Type-checks the published keystone.d.ts the way an application uses it (tsc --strict, run by
+// tests/e2e/packaging.test.mjs against the installed tarball). Every API call appears once;
+// the @ts-expect-error lines must stay errors.
+import { Keystone, KeystoneError, type KeystoneInstance, type Definitions, type Profile } from "keystone-cdp";
+
+const defs: Definitions = {
+  version: 1,
+  segments: [{ id: "shoe_fans", name: "Shoe fans", condition: { $performed: { event: "Product Viewed", within: "7d", count: { $gte: 2 } } } }],
+  scores: [{ id: "engagement", halfLife: "7d", rules: [{ event: "Product Viewed", points: 1 }] }],
+  experiences: [{ id: "hero", holdout: 0.1, variants: [{ id: "shoes", segment: "shoe_fans", priority: 5 }, { id: "default" }] }],
+};
+
+export async function main(): Promise<void> {
+  const ks: KeystoneInstance = await Keystone.init({
+    segments: defs,
+    endpoint: "https://collector.example/v1/batch",
+    writeKey: "key",
+    consent: { analytics: true, personalization: true, marketing: false },
+    autoCapture: { scroll: false },
+    sessionTimeout: "30m",
+    retention: "90d",
+    dataLayer: true,
+    trackSegments: true,
+    antiFlicker: 500,
+  });
+  ks.page({ section: "home" });
+  ks.track("Product Viewed", { category: "shoes", price: 89 });
+  await ks.identify("ada@example.com", { tier: "gold" }, { userId: "u-1" });
+  ks.reset();
+  ks.setTraits({ firstName: "Ada" });
+  await ks.setConsent({ marketing: true });
+  await ks.forget();
+  const { loaded, rejected } = await ks.loadSegments("/segments.json");
+  const firstRejected: string | undefined = rejected[0]?.code;
+  const ids: string[] = ks.segments();
+  const member: boolean = ks.inSegment("shoe_fans");
+  const why = ks.explain("shoe_fans");
+  const decision = ks.decide("hero");
+  const variant: string | null | undefined = decision?.variant;
+  const profile: Profile = ks.profile();
+  const tier = profile.traits.tier;
+  const anon: string | null = ks.anonymousId();
+  const user: string | null = ks.userId();
+  const onEnter = ({ segment }: { segment: string }) => console.log(segment);
+  ks.on("segment:enter", onEnter).on("segment:exit", onEnter);
+  ks.on("identify", ({ userId }) => console.log(userId));
+  ks.on("reset", ({ anonymousId }) => console.log(anonymousId));
+  ks.on("error", (e) => console.log(e.code, e.segmentId, e.path, e instanceof KeystoneError));
+  ks.off("segment:enter", onEnter);
+  await ks.flush();
+  ks.refresh();
+  await Keystone.load();
+  const ok: boolean = Keystone.evalCondition({ country: "FR" }, { country: { $in: ["FR", "DE"] } });
+  void [loaded, firstRejected, ids, member, why, variant, tier, anon, user, ok];
+
+  // The script-tag build and the snippet.
+  window.keystoneConfig = { src: "/keystone.global.js", segments: "/segments.json" };
+  const g = await window.keystone?.init();
+  const direct: boolean | undefined = window.keystone?.inSegment("shoe_fans");
+  void [g, direct];
+
+  // @ts-expect-error: listener payloads are typed by event name
+  ks.on("segment:enter", ({ userId }: { userId: string }) => userId);
+  // @ts-expect-error: durations are an integer and a unit
+  await Keystone.init({ sessionTimeout: "30 minutes" });
+  // @ts-expect-error: track needs an event name
+  ks.track();
+}
