@@ -17,7 +17,7 @@ wasm: setup
 	cargo build --release --target wasm32-unknown-unknown $(if $(CARGO_FEATURES),--features $(CARGO_FEATURES),)
 	mkdir -p $(BINDGEN)
 	wasm-bindgen --target web --out-dir $(BINDGEN) --out-name keystone --no-typescript $(WASM)
-	node_modules/.bin/wasm-opt -Oz --strip-debug --strip-producers $(BINDGEN)/keystone_bg.wasm -o $(BINDGEN)/keystone_opt.wasm
+	node_modules/.bin/wasm-opt -Oz --converge --low-memory-unused --zero-filled-memory --strip-target-features --strip-debug --strip-producers $(BINDGEN)/keystone_bg.wasm -o $(BINDGEN)/keystone_opt.wasm
 
 ## Builds the npm package into pkg/ and prints its sizes.
 pkg: wasm
@@ -57,7 +57,7 @@ bench-pkg: setup
 	CARGO_TARGET_DIR=$(BENCH_TARGET) cargo build --release --target wasm32-unknown-unknown --features bench
 	mkdir -p $(BENCH_BINDGEN)
 	wasm-bindgen --target web --out-dir $(BENCH_BINDGEN) --out-name keystone --no-typescript $(BENCH_TARGET)/wasm32-unknown-unknown/release/keystone.wasm
-	node_modules/.bin/wasm-opt -Oz --strip-debug --strip-producers $(BENCH_BINDGEN)/keystone_bg.wasm -o $(BENCH_BINDGEN)/keystone_opt.wasm
+	node_modules/.bin/wasm-opt -Oz --converge --low-memory-unused --zero-filled-memory --strip-target-features --strip-debug --strip-producers $(BENCH_BINDGEN)/keystone_bg.wasm -o $(BENCH_BINDGEN)/keystone_opt.wasm
 
 fuzz: setup
 	bash scripts/fuzz.sh

@@ -19,8 +19,11 @@ mod facade;
 pub mod web;
 
 #[cfg(target_arch = "wasm32")]
+mod heap;
+
+#[cfg(target_arch = "wasm32")]
 #[global_allocator]
-static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+static ALLOCATOR: heap::Allocator = heap::Allocator::new();
 
 #[cfg(all(target_arch = "wasm32", feature = "lean"))]
 #[panic_handler]
