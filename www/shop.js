@@ -84,7 +84,7 @@ const card = (p) => `<a class="card" href="/product.html?id=${p.id}">
 function drawProductGrids(root = document) {
   for (const el of root.querySelectorAll("[data-products]")) {
     const c = el.dataset.products;
-    el.innerHTML = (c === "bestsellers" ? BESTSELLERS.map(product) : PRODUCTS.filter((p) => p.category === c))
+    el.innerHTML = (c === "bestsellers" ? BESTSELLERS.map(product) : PRODUCTS.filter((p) => p.category === c && p.id !== el.dataset.exclude))
       .slice(0, Number(el.dataset.limit) || 99)
       .map(card)
       .join("");
@@ -120,6 +120,7 @@ const pages = {
     $("#product-name").textContent = p.name;
     $("#product-price").textContent = money(p.price);
     $("#related").dataset.products = p.category;
+    $("#related").dataset.exclude = p.id;
     drawProductGrids();
     const props = { product_id: p.id, name: p.name, category: p.category, price: p.price, currency: "EUR" };
     $("#add-to-cart").addEventListener("click", () => {

@@ -19,6 +19,7 @@ export const cloakCss = (ms) =>
 /** A value at a dot path of the profile document ("traits.firstName"). */
 const at = (doc, path) => path.split(".").reduce((v, k) => (v != null && typeof v == "object" ? v[k] : undefined), doc);
 
+const authored = new WeakMap(); // data-keystone-text elements → their authored text
 const hide = (el, hidden) => el.hidden != hidden && (el.hidden = hidden);
 
 /**
@@ -29,9 +30,11 @@ export const handlers = {
   "data-keystone-show": (ks, el, id) => hide(el, !ks.inSegment(id)),
   "data-keystone-hide": (ks, el, id) => hide(el, ks.inSegment(id)),
   "data-keystone-text": (ks, el, path, state) => {
+    if (!authored.has(el)) authored.set(el, el.textContent);
     const v = at(state.profile(), path);
-    // Missing or structured values keep the author's default text.
-    if (v != null && typeof v != "object" && el.textContent !== String(v)) el.textContent = String(v);
+    // Missing or structured values show the author's text (again, e.g. after reset()).
+    const t = v != null && typeof v != "object" ? String(v) : authored.get(el);
+    if (el.textContent !== t) el.textContent = t;
   },
 };
 

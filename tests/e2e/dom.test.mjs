@@ -103,9 +103,16 @@ test("data-keystone-text fills text, never HTML; missing values keep the default
       el.setAttribute("data-keystone-text", "traits.firstName");
       ks.setTraits({ firstName: payload });
       await new Promise((r) => setTimeout(r, 50));
-      return { text: el.textContent, children: el.children.length, pwned: window.__pwned || 0 };
+      const set = { text: el.textContent, children: el.children.length, pwned: window.__pwned || 0 };
+      ks.setTraits({ firstName: "Ada" });
+      await Promise.resolve();
+      await Promise.resolve();
+      const live = el.textContent;
+      ks.reset();
+      await new Promise((r) => setTimeout(r, 20));
+      return { set, live, afterReset: el.textContent };
     }, payload);
-    assert.deepEqual(traits, { text: payload, children: 0, pwned: 0 });
+    assert.deepEqual(traits, { set: { text: payload, children: 0, pwned: 0 }, live: "Ada", afterReset: "default text" });
   }
   await page.context().close();
 });
