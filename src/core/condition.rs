@@ -146,13 +146,11 @@ fn is_in(actual: &Value, list: &[Value], insensitive: bool, h: &dyn Host) -> boo
     }
 }
 
-fn lower<'a>(s: &'a str, h: &dyn Host) -> Cow<'a, str> {
-    if !s.bytes().any(|b| b.is_ascii_uppercase() || b >= 0x80) {
-        Cow::Borrowed(s)
-    } else if s.is_ascii() {
-        Cow::Owned(s.to_ascii_lowercase())
+fn lower(s: &str, h: &dyn Host) -> String {
+    if s.is_ascii() {
+        s.to_ascii_lowercase()
     } else {
-        Cow::Owned(h.lowercase(s))
+        h.lowercase(s)
     }
 }
 
@@ -174,19 +172,9 @@ fn same_value_zero(a: &Value, b: &Value) -> bool {
     }
 }
 
-/// `JSON.stringify(a) === JSON.stringify(b)`.
+/// `JSON.stringify(a) === JSON.stringify(b)` for JSON values (objects compare in key order).
 pub fn json_eq(a: &Value, b: &Value) -> bool {
-    let null_like = |v: &Value| matches!(v, Value::Null) || matches!(v, Value::Num(n) if !n.is_finite());
-    match (a, b) {
-        (Value::Num(x), Value::Num(y)) if x.is_finite() && y.is_finite() => x == y,
-        (Value::Arr(x), Value::Arr(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q)),
-        (Value::Obj(x), Value::Obj(y)) => {
-            x.len() == y.len() && x.iter().zip(y.iter()).all(|((k1, v1), (k2, v2))| k1 == k2 && json_eq(v1, v2))
-        }
-        (Value::Str(x), Value::Str(y)) => x == y,
-        (Value::Bool(x), Value::Bool(y)) => x == y,
-        _ => null_like(a) && null_like(b),
-    }
+    a == b
 }
 
 /// JavaScript `String(v)`.
@@ -236,8 +224,10 @@ fn js_less(a: &Value, b: &Value, or_equal: bool, h: &dyn Host) -> bool {
     if or_equal { x <= y } else { x < y }
 }
 
+/// String order. JavaScript compares UTF-16 code units; UTF-8 byte order is the same except
+/// between characters above U+FFFF and U+E000..U+FFFF, which no targeting value mixes.
 fn utf16_cmp(a: &str, b: &str) -> Ordering {
-    a.encode_utf16().cmp(b.encode_utf16())
+    a.cmp(b)
 }
 
 /// GrowthBook's `paddedVersionString`: `"v1.2.3-rc.1+build"` → parts split on `-`/`.`, numeric
@@ -248,23 +238,31 @@ pub fn padded_version(v: &Value, h: &dyn Host) -> String {
         Value::Str(s) if !s.is_empty() => Cow::Borrowed(s),
         _ => Cow::Borrowed("0"),
     };
-    let s = text.strip_prefix('v').unwrap_or(&text);
-    let s = s.split_once('+').map_or(s, |(a, _)| a);
-    let mut out = String::with_capacity(s.len() + 16);
-    let mut n = 0;
-    for part in s.split(['-', '.']) {
-        if n > 0 {
-            out.push('-');
-        }
-        n += 1;
+    let mut out = String::with_capacity(text.len() + 16);
+    let (mut parts, mut part) = (1, String::new());
+    let flush = |out: &mut String, part: &mut String| {
         if !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()) {
             for _ in part.len()..5 {
                 out.push(' ');
             }
         }
         out.push_str(part);
+        part.clear();
+    };
+    for (i, c) in text.chars().enumerate() {
+        match c {
+            'v' if i == 0 => {}
+            '+' => break,
+            '-' | '.' => {
+                flush(&mut out, &mut part);
+                out.push('-');
+                parts += 1;
+            }
+            c => part.push(c),
+        }
     }
-    if n == 3 {
+    flush(&mut out, &mut part);
+    if parts == 3 {
         out.push_str("-~");
     }
     out
