@@ -1,9 +1,10 @@
 // The page context (DESIGN §3 `context`, plus `search` and `userAgent` for the Segment spec
 // context), read with the browser's own URL, URLSearchParams and Intl.
-export function readContext() {
+// `referrer` overrides document.referrer (an SPA navigation's referrer is the previous URL).
+export function readContext(referrer) {
   const loc = location;
   const q = new URLSearchParams(loc.search);
-  const ref = document.referrer || "";
+  const ref = referrer != null ? referrer : document.referrer || "";
   let referrerHost = "";
   try {
     referrerHost = ref ? new URL(ref).host : "";

@@ -15,7 +15,8 @@ use crate::core::error::{codes, Error};
 use crate::core::event::{Event, Kind};
 use crate::core::experience::{self, Decision, Orchestrator};
 use crate::core::host::{random16, Host};
-use crate::core::ids::uuid_v4;
+use crate::core::ids::{hex, is_uuid, uuid_v4};
+use crate::core::journal::{Journal, Op};
 use crate::core::profile::Profile;
 use crate::core::segment::{self, Definitions, LoadReport, Subject};
 use crate::core::time::{parse_duration, DAY, MINUTE};
@@ -113,6 +114,13 @@ pub struct Keystone {
     outbox: Vec<Event>,
     dirty: bool,
     exp: Orchestrator,
+    /// This tab's operations not yet known to be in storage (cross-tab sync, `journal.rs`).
+    journal: Journal,
+    /// The identity changed here since the last write: the next write replaces the stored
+    /// profile instead of rebasing onto it.
+    identity_changed: bool,
+    /// The profile was read from storage (not created fresh).
+    restored: bool,
 }
 
 impl Keystone {
@@ -131,24 +139,60 @@ impl Keystone {
             outbox: Vec::new(),
             dirty: false,
             exp: Orchestrator::default(),
+            journal: Journal::new(String::new()),
+            identity_changed: false,
+            restored: false,
         };
+        let tab = random16(ks.host.as_ref());
+        ks.journal.tab = hex(tab.get(..6).unwrap_or(&[]));
         let restored = stored.and_then(|v| {
             let (p, errors) = codec::decode(v);
             ks.notices.extend(errors.into_iter().map(Notice::Error));
             p
         });
         match restored {
-            Some(p) => ks.profile = p,
-            None => {
-                ks.profile = Profile::new(uuid_v4(random16(ks.host.as_ref())), now);
-                ks.dirty = true;
+            Some(mut p) => {
+                if p.first_seen == 0.0 {
+                    p.first_seen = now;
+                    p.last_seen = now;
+                }
+                p.prune(now - ks.opts.retention);
+                ks.profile = p;
+                ks.restored = true;
             }
+            None => ks.profile = Profile::new(String::new(), now),
         }
+        ks.ensure_id();
         ks.evaluate(now, false);
         ks
     }
 
-    /// The anonymous id.
+    /// Creates the anonymous id once some consent needs one (none is created before consent).
+    fn ensure_id(&mut self) {
+        if self.profile.anonymous_id.is_empty() && (self.consent.analytics || self.consent.personalization) {
+            self.profile.anonymous_id = uuid_v4(random16(self.host.as_ref()));
+            self.dirty = true;
+        }
+    }
+
+    /// Adopts the anonymous id kept in the first-party cookie: always when `authoritative` (the
+    /// `cookieDomain` option: the cookie is the source of truth across subdomains), otherwise
+    /// only when no profile was restored from storage.
+    pub fn adopt_anonymous_id(&mut self, id: &str, authoritative: bool) {
+        if is_uuid(id) && self.profile.anonymous_id != id && (authoritative || !self.restored) {
+            self.profile.anonymous_id = id.into();
+            self.mark_identity_changed();
+        }
+    }
+
+    /// Marks an identity change made in this tab (identify, reset): the next write replaces the
+    /// stored profile rather than rebasing onto it. Callers persist at once afterwards.
+    pub fn mark_identity_changed(&mut self) {
+        self.identity_changed = true;
+        self.dirty = true;
+    }
+
+    /// The anonymous id (empty before any consent needs one).
     pub fn anonymous_id(&self) -> &str {
         &self.profile.anonymous_id
     }
@@ -171,10 +215,16 @@ impl Keystone {
     }
 
     /// A page view.
-    pub fn page(&mut self, now: f64, properties: Map) {
-        self.touch_session(now);
-        self.profile.session.pageviews += 1;
+    pub fn page(&mut self, now: f64, mut properties: Map) {
         self.exp.new_page_view();
+        // The Segment spec's page properties, from the current context, unless given.
+        for k in ["path", "referrer", "search", "title", "url"] {
+            if !properties.contains_key(k) {
+                if let Some(v) = self.profile.context.get(k) {
+                    properties.insert(k, v.clone());
+                }
+            }
+        }
         self.record(now, Kind::Page, "Page Viewed", properties);
     }
 
@@ -183,29 +233,39 @@ impl Keystone {
         if name.is_empty() {
             return Err(Error::new(codes::INVALID_ARGUMENT, "track needs a non-empty event name"));
         }
-        self.touch_session(now);
         self.record(now, Kind::Track, name, properties);
         Ok(())
     }
 
-    fn touch_session(&mut self, now: f64) {
-        let s = &mut self.profile.session;
-        if s.id.is_empty() || now - s.last_activity > self.opts.session_timeout {
-            s.id = uuid_v4(random16(self.host.as_ref()));
-            s.count += 1;
-            s.pageviews = 0;
-            s.started_at = now;
+    /// `setTraits`: merges traits into the profile and emits a Segment `identify` event.
+    pub fn set_traits(&mut self, now: f64, traits: Map) {
+        self.apply(Op::Traits { traits: traits.clone(), ts: now }, now);
+        if self.consent.analytics {
+            let mut e = self.event(now, Kind::Identify, "", Map::new());
+            e.traits = traits;
+            self.outbox.push(e);
         }
-        s.last_activity = s.last_activity.max(now);
+        self.evaluate(now, true);
+    }
+
+    /// Applies an operation to the profile and journals it (only with `personalization`:
+    /// without it nothing is kept).
+    fn apply(&mut self, op: Op, now: f64) {
+        if !self.consent.personalization {
+            return;
+        }
+        self.profile.apply(&op, self.opts.session_timeout);
+        self.journal.push(op, now);
+        self.dirty = true;
     }
 
     fn record(&mut self, now: f64, kind: Kind, name: &str, properties: Map) {
-        self.profile.record(name, now, &properties);
-        let event = self.event(now, kind, name, properties);
+        let event = self.event(now, kind, name, properties.clone());
+        let op = Op::Event { page: kind == Kind::Page, name: name.into(), ts: now, props: properties, id: event.message_id.clone() };
+        self.apply(op, now);
         if self.consent.analytics {
             self.outbox.push(event);
         }
-        self.dirty = true;
         self.evaluate(now, true);
     }
 
@@ -223,6 +283,86 @@ impl Keystone {
             previous_id: None,
             context: self.spec_context(),
         }
+    }
+
+    /// `setConsent`: merges the categories named. Granting creates the anonymous id if needed
+    /// (the caller then persists at once); withdrawing `personalization` keeps the profile in
+    /// memory only (the caller erases what was stored).
+    pub fn set_consent(&mut self, v: &Value, now: f64) -> Result<(), Error> {
+        let before = self.consent.personalization;
+        if !self.consent.merge(v, self.opts.gpc) {
+            return Err(Error::new(codes::INVALID_ARGUMENT, "setConsent needs an object of booleans"));
+        }
+        self.ensure_id();
+        if self.consent.personalization && !before {
+            self.dirty = true;
+        }
+        self.evaluate(now, true);
+        Ok(())
+    }
+
+    /// `forget()`: withdraws all consent and starts a fresh anonymous state (no id until
+    /// consent is granted again). The caller erases storage and cookies.
+    pub fn forget(&mut self, now: f64) {
+        self.consent = Consent::none();
+        let context = ::core::mem::take(&mut self.profile.context);
+        self.profile = Profile::new(String::new(), now);
+        self.profile.context = context;
+        self.journal.clear();
+        self.outbox.clear();
+        self.dirty = false;
+        self.identity_changed = false;
+        self.evaluate(now, true);
+    }
+
+    /// Rebases onto the stored profile another tab wrote: the stored profile plus this tab's
+    /// operations it does not hold yet. Keeps this tab's page context. Returns false (and
+    /// changes nothing) when the stored value is unusable or this tab must not adopt it.
+    pub fn rebase(&mut self, stored: &Value, now: f64) -> bool {
+        if !self.consent.personalization || self.identity_changed {
+            return false;
+        }
+        let (Some(mut p), _) = codec::decode(stored) else { return false };
+        if p.first_seen == 0.0 {
+            return false;
+        }
+        p.prune(now - self.opts.retention);
+        let held = p.writer_seq(&self.journal.tab);
+        let mut replayed = false;
+        for op in self.journal.after(held) {
+            p.apply(op, self.opts.session_timeout);
+            replayed = true;
+        }
+        p.context = ::core::mem::take(&mut self.profile.context);
+        self.profile = p;
+        if replayed {
+            self.dirty = true;
+        }
+        self.evaluate(now, true);
+        true
+    }
+
+    /// Whether the profile changed since the last write (and may be persisted).
+    pub fn dirty(&self) -> bool {
+        self.dirty && self.consent.personalization
+    }
+
+    /// The stored form to write when the profile changed (None otherwise, and always None
+    /// without `personalization`). `stored` is what storage holds now: unless the identity
+    /// changed here, this tab rebases onto it first, so no other tab's changes are lost.
+    pub fn write(&mut self, stored: Option<&Value>, now: f64) -> Option<Value> {
+        if !self.dirty || !self.consent.personalization {
+            return None;
+        }
+        if let Some(v) = stored {
+            self.rebase(v, now);
+        }
+        self.identity_changed = false;
+        self.dirty = false;
+        self.profile.prune(now - self.opts.retention);
+        self.profile.set_writer(&self.journal.tab, self.journal.seq(), now);
+        self.journal.trim(self.journal.seq(), now);
+        Some(codec::encode(&self.profile))
     }
 
     /// The Segment spec `context` of an event made now.
@@ -339,7 +479,6 @@ impl Keystone {
         if exposed.is_none() {
             self.exp.mark_exposed(&d);
             self.profile.activation.expose(id, &d.variant, now, self.opts.retention);
-            self.touch_session(now);
             let props = Map::new().with("experience", id).with("variant", d.variant.as_str()).with("holdout", d.holdout);
             self.record(now, Kind::Track, experience::VIEWED, props);
         }
@@ -372,6 +511,11 @@ impl Keystone {
         m.insert("segments", Value::Arr(self.members.iter().map(|s| Value::Str(s.clone())).collect()));
         m.insert("consent", self.consent.to_value());
         Value::Obj(m)
+    }
+
+    /// Queues an error notice (problems the browser layer finds, e.g. storage refusing writes).
+    pub fn report(&mut self, e: Error) {
+        self.notices.push(Notice::Error(e));
     }
 
     /// Notifications queued since the last call.

@@ -9,7 +9,8 @@
 use crate::core::prelude::*;
 
 use crate::core::activation::Activation;
-use crate::core::buckets::{minute_of, Counts};
+use crate::core::buckets::{minute_of, Counts, MAX_ENTRIES};
+use crate::core::journal::Op;
 use crate::core::time::iso;
 use crate::core::value::{Map, Value};
 use alloc::collections::VecDeque;
@@ -82,7 +83,14 @@ pub struct Profile {
     /// Experience exposures and segments reported to the collector (DESIGN §13).
     pub activation: Activation,
     recent_bytes: usize,
+    /// Storage bookkeeping: per tab, the last journaled operation this stored profile includes
+    /// `(tab, seq, written at ms)`, at most [`MAX_WRITERS`] (see `journal.rs`).
+    /// merge: not merged — device-local sync state; keep the target profile's list as it is.
+    pub writers: Vec<(String, u32, f64)>,
 }
+
+/// The most tabs remembered in [`Profile::writers`] (the least recent is forgotten first).
+pub const MAX_WRITERS: usize = 8;
 
 impl Profile {
     /// A fresh profile for `anonymous_id`, first seen `now`.
@@ -108,6 +116,71 @@ impl Profile {
         }
         self.last_seen = self.last_seen.max(ts);
         self.push_recent(RecentEvent { name: name.into(), ts, props: props.clone() });
+    }
+
+    /// Applies a journaled operation: sessions, page views, aggregates, ring, traits.
+    pub fn apply(&mut self, op: &Op, session_timeout: f64) {
+        match op {
+            Op::Event { page, name, ts, props, id } => {
+                self.touch_session(*ts, session_timeout, id);
+                if *page {
+                    self.session.pageviews += 1;
+                }
+                self.record(name, *ts, props);
+            }
+            Op::Traits { traits, .. } => {
+                for (k, v) in traits.iter() {
+                    self.traits.insert(k.as_str(), v.clone());
+                }
+            }
+        }
+    }
+
+    /// Activity at `now`: continues the session, or starts session `new_id` after `timeout` ms
+    /// of inactivity (or when there is none).
+    pub fn touch_session(&mut self, now: f64, timeout: f64, new_id: &str) {
+        let s = &mut self.session;
+        if s.id.is_empty() || now - s.last_activity > timeout {
+            s.id = new_id.into();
+            s.count += 1;
+            s.pageviews = 0;
+            s.started_at = now;
+            s.last_activity = now;
+        }
+        if now > s.last_activity {
+            s.last_activity = now;
+        }
+    }
+
+    /// Drops behaviour older than `cutoff` (epoch ms): minute counts, event names left with no
+    /// count, ring events. Also folds over-long series (see `buckets.rs`).
+    pub fn prune(&mut self, cutoff: f64) {
+        let from = minute_of(cutoff);
+        for e in self.events.iter_mut() {
+            e.counts.prune(from);
+            e.counts.compact(MAX_ENTRIES);
+        }
+        self.events.retain(|e| e.counts.total() > 0);
+        while self.recent.front().is_some_and(|r| r.ts < cutoff) {
+            if let Some(old) = self.recent.pop_front() {
+                self.recent_bytes -= ring_size(&old);
+            }
+        }
+    }
+
+    /// The last operation of `tab` this profile includes (0: none).
+    pub fn writer_seq(&self, tab: &str) -> u32 {
+        self.writers.iter().find(|w| w.0 == tab).map_or(0, |w| w.1)
+    }
+
+    /// Records that this profile includes `tab`'s operations up to `seq`, written at `now`.
+    pub fn set_writer(&mut self, tab: &str, seq: u32, now: f64) {
+        self.writers.retain(|w| w.0 != tab);
+        // Newest last: past the bound, the least recently written tab goes first.
+        if self.writers.len() >= MAX_WRITERS {
+            self.writers.remove(0);
+        }
+        self.writers.push((tab.into(), seq, now));
     }
 
     /// Appends to the recent ring, evicting the oldest beyond its bounds.
@@ -148,7 +221,7 @@ impl Profile {
             .with("startedAt", iso(self.session.started_at))
             .with("durationSec", ((self.session.last_activity - self.session.started_at) / 1000.0).max(0.0) as u32);
         Map::new()
-            .with("anonymousId", self.anonymous_id.as_str())
+            .with("anonymousId", Some(self.anonymous_id.as_str()).filter(|s| !s.is_empty()))
             .with("userId", self.user_id.as_deref())
             .with("identified", self.user_id.is_some())
             .with("traits", Value::Obj(self.traits.clone()))
