@@ -37,15 +37,18 @@ pub struct Core {
     prefix: String,
     /// `storage_unavailable` was already reported (it is reported once).
     storage_warned: bool,
+    /// The stored text this tab last wrote or rebased onto: while storage still holds it, a
+    /// write needs no rebase (no other tab wrote since).
+    seen: Option<String>,
 }
 
-/// The stored profile under `key`: parsed JSON, or the raw text when it is not JSON (the codec
-/// salvages what it can from it).
-fn read_stored(key: &str) -> Option<Value> {
-    storage::get(key).map(|s| match js_sys::JSON::parse(&s) {
-        Ok(v) => from_js(&v).unwrap_or(Value::Str(s)),
-        Err(_) => Value::Str(s),
-    })
+/// Stored text as a value: parsed JSON, or the raw text when it is not JSON (the codec salvages
+/// what it can from it).
+fn parse_stored(s: &str) -> Value {
+    match js_sys::JSON::parse(s) {
+        Ok(v) => from_js(&v).unwrap_or_else(|_| Value::Str(s.into())),
+        Err(_) => Value::Str(s.into()),
+    }
 }
 
 #[wasm_bindgen]
@@ -62,13 +65,14 @@ impl Core {
         let prefix = String::from(opts_value.get("storagePrefix").and_then(Value::as_str).unwrap_or("ks_"));
         let mut key_profile = prefix.clone();
         key_profile.push_str("profile");
-        let stored = read_stored(&key_profile);
+        let seen = storage::get(&key_profile);
+        let stored = seen.as_deref().map(parse_stored);
         let mut ks = Keystone::new(opts, Box::new(BrowserHost), stored.as_ref(), now());
         if let Some(id) = cookie_id {
             // With `cookieDomain` the cookie is the source of truth for the id.
             ks.adopt_anonymous_id(&id, opts_value.get("cookieDomain").and_then(Value::as_str).is_some_and(|d| !d.is_empty()));
         }
-        Ok(Core { ks, key_profile, prefix, storage_warned: false })
+        Ok(Core { ks, key_profile, prefix, storage_warned: false, seen })
     }
 
     /// Merges traits into the profile; emits a Segment `identify` event.
@@ -80,22 +84,21 @@ impl Core {
     }
 
     /// Merges consent categories. Withdrawing `personalization` erases the stored profile (the
-    /// wrapper erases the id cookie).
+    /// wrapper erases the id cookie). `null` is `forget()`: withdraws all consent and starts a
+    /// fresh anonymous state (the wrapper erases the browser's storages and cookies).
     #[wasm_bindgen(js_name = setConsent)]
     pub fn set_consent(&mut self, consent: JsValue) -> JsResult {
+        if consent.is_null() {
+            storage::forget_memory(&self.prefix);
+            self.ks.forget(now());
+            return Ok(JsValue::UNDEFINED);
+        }
         let v = from_js(&consent).map_err(fail)?;
         self.ks.set_consent(&v, now()).map_err(fail)?;
         if !self.ks.consent().personalization {
             storage::remove(&self.key_profile);
         }
         Ok(JsValue::UNDEFINED)
-    }
-
-    /// Withdraws all consent and starts a fresh anonymous state (the wrapper erases the
-    /// browser's storages and cookies).
-    pub fn forget(&mut self) {
-        storage::forget_memory(&self.prefix);
-        self.ks.forget(now());
     }
 
     /// A `storage` event from another tab: rebases onto the profile it wrote. Returns whether
@@ -105,9 +108,11 @@ impl Core {
             return false;
         }
         let Some(text) = value.as_string() else { return false };
-        let Ok(v) = js_sys::JSON::parse(&text) else { return false };
-        let Ok(v) = from_js(&v) else { return false };
-        self.ks.rebase(&v, now())
+        let ok = self.ks.rebase(&parse_stored(&text), now());
+        if ok {
+            self.seen = Some(text);
+        }
+        ok
     }
 
     /// Replaces the page context (read by the wrapper at init and on every navigation).
@@ -192,9 +197,12 @@ impl Core {
     /// first-party cookie: None when nothing may be kept (no `personalization`) or no id yet.
     pub fn persist(&mut self) -> Option<String> {
         if self.ks.dirty() {
-            let stored = read_stored(&self.key_profile);
+            let text = storage::get(&self.key_profile);
+            let stored = text.as_deref().filter(|t| Some(*t) != self.seen.as_deref()).map(parse_stored);
             if let Some(v) = self.ks.write(stored.as_ref(), now()) {
-                let ok = js_sys::JSON::stringify(&to_js(&v)).is_ok_and(|s| storage::set(&self.key_profile, &String::from(s)));
+                let s = js_sys::JSON::stringify(&to_js(&v)).map(String::from).unwrap_or_default();
+                let ok = !s.is_empty() && storage::set(&self.key_profile, &s);
+                self.seen = Some(s);
                 if !ok && !self.storage_warned {
                     self.storage_warned = true;
                     self.ks.report(Error::new(codes::STORAGE_UNAVAILABLE, "storage refused the write; keeping the profile in memory"));

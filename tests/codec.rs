@@ -5,7 +5,7 @@ mod common;
 
 use common::{json, to_json, NativeHost};
 use keystone::core::buckets::Counts;
-use keystone::core::codec::{decode, encode, pack, salvage_id, unpack, VERSION};
+use keystone::core::codec::{decode, encode, pack, unpack, VERSION};
 use keystone::core::keystone::{Keystone, Options};
 use keystone::core::value::{Map, Value};
 
@@ -111,13 +111,9 @@ fn heavy_visitor_fits_in_64_kb() {
 }
 
 #[test]
-fn salvages_the_id_from_truncated_text() {
-    let id = "0b7e1a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b";
-    let text = format!(r#"{{"v":2,"aid":"{id}","uid":null,"traits":{{"a"#);
-    assert_eq!(salvage_id(&text).as_deref(), Some(id));
-    assert_eq!(salvage_id(&text[..20]), None);
-    let (p, errors) = decode(&Value::Str(text));
-    assert_eq!(p.unwrap().anonymous_id, id);
+fn text_that_is_not_json_is_reported() {
+    let (p, errors) = decode(&Value::Str(r#"{"v":2,"aid":"0b7e1a52-3c4d-4e5f"#.into()));
+    assert!(p.is_none());
     assert_eq!(errors[0].code, "storage_corrupt");
 }
 
@@ -179,5 +175,5 @@ fn decoder_never_panics_on_hostile_input() {
         k.track(T0 + 6_000_000.0, "X", Map::new()).unwrap();
         assert!(k.write(Some(&value), T0 + 6_000_001.0).is_some());
     }
-    assert!(decoded > 100, "mutations of a valid profile mostly keep something ({decoded})");
+    assert!(decoded > 10, "some mutations of a valid profile keep something ({decoded})");
 }

@@ -94,8 +94,10 @@ fn sessions_follow_the_inactivity_timeout() {
 fn events_have_the_segment_spec_shape() {
     let mut k = ks(4, None, T0);
     k.set_context(json(
-        r#"{"url":"https://shop.example/p?utm_source=news&utm_campaign=spring","path":"/p","search":"?utm_source=news&utm_campaign=spring","title":"P","referrer":"https://google.com/","utm":{"source":"news","medium":"","campaign":"spring","term":"","content":""},"language":"fr-FR","timezone":"Europe/Paris","userAgent":"UA"}"#,
+        r#"{"url":"https://shop.example/p?utm_source=news&utm_campaign=spring","path":"/p","search":"?utm_source=news&utm_campaign=spring","title":"P","referrer":"https://google.com/","utm":{"source":"news","medium":"","campaign":"spring","term":"","content":""},"language":"fr-FR","timezone":"Europe/Paris",
+            "spec":{"page":{"path":"/p","search":"?utm_source=news&utm_campaign=spring"},"campaign":{"name":"spring","source":"news"},"locale":"fr-FR","timezone":"Europe/Paris","userAgent":"UA","library":{"name":"keystone-cdp","version":"0.1.0"}}}"#,
     ));
+    assert!(k.profile_document().path("context.spec").is_none(), "the spec context stays out of the profile document");
     k.page(T0, Map::new());
     k.track(T0 + 1.0, "Order Completed", Map::new().with("revenue", 120.5).with("items", Value::Arr(vec![Value::Bool(true)]))).unwrap();
     k.set_traits(T0 + 2.0, Map::new().with("plan", "pro"));

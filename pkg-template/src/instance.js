@@ -10,7 +10,7 @@ import { experience } from "./experience-dom.js";
 
 handlers["data-keystone-experience"] = experience;
 import { startCapture } from "./capture.js";
-import { withLock, watchStorage, readCookie, writeCookie, eraseAll } from "./sync.js";
+import { withLock, readCookie, writeCookie, eraseAll } from "./sync.js";
 
 /** A real Error carrying a stable `code` (and `segmentId`/`path` for definition errors). */
 export class KeystoneError extends Error {
@@ -167,8 +167,9 @@ export class Instance {
   }
 
   #emit(type, payload) {
-    // Errors found while starting (e.g. storage_corrupt) reach listeners added right after init.
-    if (this.#early && type === "error") return void this.#early.push(payload);
+    // Storage errors found while starting (storage_corrupt, storage_unavailable) reach listeners
+    // added right after init resolves.
+    if (this.#early && type === "error" && /^storage_/.test(payload.code)) return void this.#early.push(payload);
     const set = this.#listeners.get(type);
     if (!set) return;
     for (const cb of [...set]) {
@@ -220,7 +221,7 @@ export class Instance {
       if (document.visibilityState === "hidden") flushNow();
     };
     // Another tab wrote the profile: rebase onto it now (profile() sees it in this turn).
-    this.#cleanups.push(watchStorage((key, value) => this.#run(() => this.#core.sync(key, value), false, true)));
+    addEventListener("storage", (e) => this.#run(() => this.#core.sync(e.key, e.newValue), false, true));
     this.#activate = dataLayer(this.#options.dataLayer, () => this.#core.segments());
     this.#after();
     // Auto-capture after activation is wired (the initial page view may change membership),
@@ -278,7 +279,7 @@ export class Instance {
     clearTimeout(this.#persistTimer);
     this.#persistTimer = 0;
     return this.#runAsync(() => {
-      this.#core.forget();
+      this.#core.setConsent(null);
       eraseAll(this.#prefix(), this.#options.cookieDomain);
       this.#cookieId = null;
     });

@@ -76,7 +76,8 @@ impl Counts {
 
     /// Drops minutes `< from`.
     pub fn prune(&mut self, from: u32) {
-        self.entries.retain(|e| e.0 >= from);
+        let i = self.entries.partition_point(|e| e.0 < from);
+        self.entries.drain(..i);
         self.sum = self.entries.iter().fold(0u32, |a, e| a.saturating_add(e.1));
     }
 

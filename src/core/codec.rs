@@ -13,7 +13,7 @@
 //! | `first`, `last` | first / last seen (ms) |
 //! | `ev` | per event name `[name, first ms, last ms, packed minute counts]` |
 //! | `recent` | ring of recent raw events `[name, ts ms, properties]`, oldest first |
-//! | `w` | per tab `[tab, seq, written at ms]` (cross-tab sync, see `journal.rs`) |
+//! | `w` | `{tab: seq}`, least recently written first (cross-tab sync, see `journal.rs`) |
 //! | `act` | experience exposures and reported segments (`activation.rs`) |
 //!
 //! Packed minute counts: a string of base-32 varints (the last digit of a number from
@@ -49,8 +49,6 @@ pub fn encode(p: &Profile) -> Value {
         .iter()
         .map(|r| Value::Arr(vec![r.name.as_str().into(), Value::Num(r.ts), Value::Obj(r.props.clone())]))
         .collect();
-    let writers: Vec<Value> =
-        p.writers.iter().map(|(t, s, at)| Value::Arr(vec![t.as_str().into(), (*s).into(), Value::Num(*at)])).collect();
     let s = &p.session;
     Value::Obj(
         Map::new()
@@ -74,7 +72,7 @@ pub fn encode(p: &Profile) -> Value {
             .with("ev", Value::Arr(events))
             .with("recent", Value::Arr(recent))
             .with("act", p.activation.encode())
-            .with("w", Value::Arr(writers)),
+            .with("w", Value::Obj(p.writers.clone())),
     )
 }
 
@@ -95,16 +93,12 @@ fn to_u32(x: f64) -> Option<u32> {
 }
 
 /// Decodes a stored profile. Never fails: returns the best profile it could rebuild (None when
-/// nothing usable was there) and the problems found. A string (stored text that was not JSON,
-/// e.g. truncated) is searched for the anonymous id, so a visitor keeps their id.
+/// nothing usable was there) and the problems found. (Stored text that is not JSON, e.g.
+/// truncated, arrives as a string: not an object. The id cookie then keeps the visitor's id.)
 pub fn decode(v: &Value) -> (Option<Profile>, Vec<Error>) {
     let mut errors = Vec::new();
     let m = match v {
         Value::Obj(m) => m,
-        Value::Str(text) => {
-            corrupt(&mut errors, "stored profile is not valid JSON");
-            return (salvage_id(text).map(|id| Profile::new(id, 0.0)), errors);
-        }
         _ => {
             corrupt(&mut errors, "stored profile is not an object");
             return (None, errors);
@@ -176,14 +170,8 @@ pub fn decode(v: &Value) -> (Option<Profile>, Vec<Error>) {
         }
     }
     p.activation = crate::core::activation::Activation::decode(m.get("act"));
-    if let Some(list) = m.get("w").and_then(Value::as_arr) {
-        for w in list {
-            if let Some([Value::Str(t), Value::Num(s), Value::Num(at)]) = w.as_arr().map(|a| a.as_slice()) {
-                if let Some(s) = to_u32(*s) {
-                    p.set_writer(t, s, fin(*at));
-                }
-            }
-        }
+    if let Some(w) = m.get("w").and_then(Value::as_obj) {
+        p.writers = w.clone();
     }
     if bad_events {
         corrupt(&mut errors, "some stored events were unreadable and were dropped");
@@ -195,15 +183,6 @@ pub fn decode(v: &Value) -> (Option<Profile>, Vec<Error>) {
 fn salvage(m: &Map) -> Option<Profile> {
     let aid = m.get("aid").and_then(Value::as_str).filter(|s| is_uuid(s))?;
     Some(Profile::new(aid.into(), 0.0))
-}
-
-/// The anonymous id in stored text that is not JSON (e.g. cut short by a full disk).
-pub fn salvage_id(text: &str) -> Option<String> {
-    const KEY: &[u8] = b"\"aid\":\"";
-    let b = text.as_bytes();
-    let i = b.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
-    let id: String = b.iter().skip(i).take(36).map(|&c| c as char).collect();
-    is_uuid(&id).then_some(id)
 }
 
 fn decode_stats(e: &Value) -> Option<EventStats> {
@@ -248,9 +227,8 @@ pub fn pack(c: &Counts) -> String {
 
 /// Unpacks minute counts; None when the text is not a valid packed series.
 pub fn unpack(s: &str) -> Option<Counts> {
-    let mut nums: Vec<u64> = Vec::new();
-    let mut acc: u64 = 0;
-    let mut open = false;
+    let mut c = Counts::new();
+    let (mut acc, mut minute, mut pending, mut open) = (0u64, 0u64, None::<u64>, false);
     for b in s.bytes() {
         let (d, last) = match b {
             b'0'..=b'9' => (b - b'0', true),
@@ -262,34 +240,40 @@ pub fn unpack(s: &str) -> Option<Counts> {
             _ => return None,
         };
         acc = (acc << 5) | d as u64;
-        if acc > u32::MAX as u64 * 2 + 1 {
+        if acc >> 33 != 0 {
             return None;
         }
         open = !last;
-        if last {
-            nums.push(acc);
-            acc = 0;
+        if open {
+            continue;
         }
-    }
-    if open {
-        return None;
-    }
-    let mut entries: Vec<(u32, u32)> = Vec::with_capacity(nums.len());
-    let mut it = nums.into_iter();
-    let mut minute: u64 = 0;
-    while let Some(x) = it.next() {
-        minute += x >> 1;
-        let n = if x & 1 == 1 { it.next()? + 2 } else { 1 };
+        let x = ::core::mem::take(&mut acc);
+        let n = match pending.take() {
+            // x is the count (minus 2) of the entry read before
+            Some(m) => {
+                minute = m;
+                x + 2
+            }
+            None => {
+                // Entries strictly increase (a zero delta only for the very first).
+                if x >> 1 == 0 && !c.entries().is_empty() {
+                    return None;
+                }
+                let m = minute + (x >> 1);
+                if x & 1 == 1 {
+                    pending = Some(m);
+                    continue;
+                }
+                minute = m;
+                1
+            }
+        };
         if minute > u32::MAX as u64 || n > u32::MAX as u64 {
             return None;
         }
-        // Entries must be strictly increasing (delta 0 only for the very first).
-        if entries.last().is_some_and(|l| l.0 as u64 >= minute) {
-            return None;
-        }
-        entries.push((minute as u32, n as u32));
+        c.add(minute as u32, n as u32);
     }
-    Some(Counts::from_entries(entries))
+    (!open && pending.is_none()).then_some(c)
 }
 
 fn fin(x: f64) -> f64 {

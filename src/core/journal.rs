@@ -35,6 +35,17 @@ pub enum Op {
         /// replays in every tab agree on the session id).
         id: String,
     },
+    /// An experience exposure (`decide`), counted for frequency caps.
+    Expose {
+        /// Experience id.
+        experience: String,
+        /// Variant id shown.
+        variant: String,
+        /// Epoch ms of the decision.
+        ts: f64,
+        /// The retention the exposure counts are kept for (ms).
+        retention: f64,
+    },
     /// `setTraits`.
     Traits {
         /// The traits merged.
@@ -74,8 +85,7 @@ impl Journal {
         self.seq += 1;
         if self.ops.len() >= MAX_OPS {
             // Drop the oldest half at once (amortized; never reached in normal use).
-            let cut = self.seq - (MAX_OPS / 2) as u32;
-            self.ops.retain(|e| e.seq > cut);
+            self.ops.drain(..MAX_OPS / 2);
         }
         self.ops.push(Entry { seq: self.seq, at: now, op });
     }
@@ -87,7 +97,9 @@ impl Journal {
 
     /// Drops operations storage holds (`seq <= stored`) journaled before `now - KEEP_MS`.
     pub fn trim(&mut self, stored: u32, now: f64) {
-        self.ops.retain(|e| e.seq > stored || e.at >= now - KEEP_MS);
+        // Operations are in seq and time order: what goes is a prefix.
+        let i = self.ops.partition_point(|e| e.seq <= stored && e.at < now - KEEP_MS);
+        self.ops.drain(..i);
     }
 
     /// Forgets everything (after `forget()`).

@@ -15,7 +15,7 @@ use crate::core::error::{codes, Error};
 use crate::core::event::{Event, Kind};
 use crate::core::experience::{self, Decision, Orchestrator};
 use crate::core::host::{random16, Host};
-use crate::core::ids::{hex, is_uuid, uuid_v4};
+use crate::core::ids::{is_uuid, uuid_v4};
 use crate::core::journal::{Journal, Op};
 use crate::core::profile::Profile;
 use crate::core::segment::{self, Definitions, LoadReport, Subject};
@@ -121,6 +121,8 @@ pub struct Keystone {
     identity_changed: bool,
     /// The profile was read from storage (not created fresh).
     restored: bool,
+    /// The Segment spec `context` of events made now (see `set_context`).
+    spec: Value,
 }
 
 impl Keystone {
@@ -142,9 +144,10 @@ impl Keystone {
             journal: Journal::new(String::new()),
             identity_changed: false,
             restored: false,
+            spec: Value::Null,
         };
-        let tab = random16(ks.host.as_ref());
-        ks.journal.tab = hex(tab.get(..6).unwrap_or(&[]));
+        ks.journal.tab = uuid_v4(random16(ks.host.as_ref()));
+        ks.journal.tab.truncate(8);
         let restored = stored.and_then(|v| {
             let (p, errors) = codec::decode(v);
             ks.notices.extend(errors.into_iter().map(Notice::Error));
@@ -208,9 +211,14 @@ impl Keystone {
     }
 
     /// Replaces the page context (captured by the browser layer at init and on navigation).
+    /// Its `spec` member (the Segment spec `context` of events: page, campaign, locale,
+    /// timezone, userAgent, library — shaped by the wrapper) is kept apart from the profile's.
     pub fn set_context(&mut self, context: Value) {
-        if context.as_obj().is_some() {
-            self.profile.context = context;
+        if let Value::Obj(mut m) = context {
+            if let Some(spec) = m.remove("spec") {
+                self.spec = spec;
+            }
+            self.profile.context = Value::Obj(m);
         }
     }
 
@@ -281,7 +289,7 @@ impl Keystone {
             anonymous_id: self.profile.anonymous_id.clone(),
             user_id: self.profile.user_id.clone(),
             previous_id: None,
-            context: self.spec_context(),
+            context: self.spec.clone(),
         }
     }
 
@@ -360,44 +368,11 @@ impl Keystone {
         self.identity_changed = false;
         self.dirty = false;
         self.profile.prune(now - self.opts.retention);
-        self.profile.set_writer(&self.journal.tab, self.journal.seq(), now);
+        self.profile.set_writer(&self.journal.tab, self.journal.seq());
         self.journal.trim(self.journal.seq(), now);
         Some(codec::encode(&self.profile))
     }
 
-    /// The Segment spec `context` of an event made now.
-    fn spec_context(&self) -> Value {
-        let c = &self.profile.context;
-        let s = |k: &str| c.path(k).cloned().unwrap_or(Value::Str(String::new()));
-        let mut campaign = Map::new();
-        for (from, to) in [("campaign", "name"), ("source", "source"), ("medium", "medium"), ("term", "term"), ("content", "content")] {
-            if let Some(Value::Str(v)) = c.path("utm").and_then(|u| u.get(from)) {
-                if !v.is_empty() {
-                    campaign.insert(to, v.as_str().into());
-                }
-            }
-        }
-        let mut m = Map::new()
-            .with(
-                "page",
-                Value::Obj(
-                    Map::new()
-                        .with("path", s("path"))
-                        .with("referrer", s("referrer"))
-                        .with("search", s("search"))
-                        .with("title", s("title"))
-                        .with("url", s("url")),
-                ),
-            )
-            .with("locale", s("language"))
-            .with("timezone", s("timezone"))
-            .with("userAgent", s("userAgent"))
-            .with("library", Value::Obj(Map::new().with("name", LIBRARY).with("version", VERSION)));
-        if !campaign.is_empty() {
-            m.insert("campaign", Value::Obj(campaign));
-        }
-        Value::Obj(m)
-    }
 
     /// Loads new definitions. `Err` (and nothing changes) when the document is not valid as a
     /// whole; otherwise the valid definitions replace the previous ones.
@@ -478,7 +453,12 @@ impl Keystone {
         let d = Decision { experience: id.into(), variant, holdout: o.holdout };
         if exposed.is_none() {
             self.exp.mark_exposed(&d);
-            self.profile.activation.expose(id, &d.variant, now, self.opts.retention);
+            let op = Op::Expose { experience: id.into(), variant: d.variant.clone(), ts: now, retention: self.opts.retention };
+            if self.consent.personalization {
+                self.apply(op, now); // journaled: survives a rebase onto another tab's write
+            } else {
+                self.profile.apply(&op, self.opts.session_timeout);
+            }
             let props = Map::new().with("experience", id).with("variant", d.variant.as_str()).with("holdout", d.holdout);
             self.record(now, Kind::Track, experience::VIEWED, props);
         }

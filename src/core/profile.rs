@@ -13,7 +13,6 @@ use crate::core::buckets::{minute_of, Counts, MAX_ENTRIES};
 use crate::core::journal::Op;
 use crate::core::time::iso;
 use crate::core::value::{Map, Value};
-use alloc::collections::VecDeque;
 
 /// The most raw events the recent ring keeps.
 pub const RING_MAX_EVENTS: usize = 200;
@@ -79,14 +78,14 @@ pub struct Profile {
     /// Per-event aggregates.
     pub events: Vec<EventStats>,
     /// Recent raw events, oldest first.
-    pub recent: VecDeque<RecentEvent>,
+    pub recent: Vec<RecentEvent>,
     /// Experience exposures and segments reported to the collector (DESIGN §13).
     pub activation: Activation,
     recent_bytes: usize,
     /// Storage bookkeeping: per tab, the last journaled operation this stored profile includes
-    /// `(tab, seq, written at ms)`, at most [`MAX_WRITERS`] (see `journal.rs`).
+    /// `{tab: seq}`, least recently written first, at most [`MAX_WRITERS`] (see `journal.rs`).
     /// merge: not merged — device-local sync state; keep the target profile's list as it is.
-    pub writers: Vec<(String, u32, f64)>,
+    pub writers: Map,
 }
 
 /// The most tabs remembered in [`Profile::writers`] (the least recent is forgotten first).
@@ -128,6 +127,7 @@ impl Profile {
                 }
                 self.record(name, *ts, props);
             }
+            Op::Expose { experience, variant, ts, retention } => self.activation.expose(experience, variant, *ts, *retention),
             Op::Traits { traits, .. } => {
                 for (k, v) in traits.iter() {
                     self.traits.insert(k.as_str(), v.clone());
@@ -161,37 +161,46 @@ impl Profile {
             e.counts.compact(MAX_ENTRIES);
         }
         self.events.retain(|e| e.counts.total() > 0);
-        while self.recent.front().is_some_and(|r| r.ts < cutoff) {
-            if let Some(old) = self.recent.pop_front() {
-                self.recent_bytes -= ring_size(&old);
-            }
-        }
+        self.trim_recent(cutoff);
     }
 
     /// The last operation of `tab` this profile includes (0: none).
     pub fn writer_seq(&self, tab: &str) -> u32 {
-        self.writers.iter().find(|w| w.0 == tab).map_or(0, |w| w.1)
+        self.writers.get(tab).and_then(Value::as_num).map_or(0, |n| n as u32)
     }
 
-    /// Records that this profile includes `tab`'s operations up to `seq`, written at `now`.
-    pub fn set_writer(&mut self, tab: &str, seq: u32, now: f64) {
-        self.writers.retain(|w| w.0 != tab);
-        // Newest last: past the bound, the least recently written tab goes first.
+    /// Records that this profile includes `tab`'s operations up to `seq`.
+    pub fn set_writer(&mut self, tab: &str, seq: u32) {
+        // Most recently written last: past the bound, the least recent tab is forgotten.
+        self.writers.remove(tab);
         if self.writers.len() >= MAX_WRITERS {
-            self.writers.remove(0);
+            let first = self.writers.keys().next().cloned();
+            if let Some(k) = first {
+                self.writers.remove(&k);
+            }
         }
-        self.writers.push((tab.into(), seq, now));
+        self.writers.insert(tab, Value::Num(seq as f64));
     }
 
     /// Appends to the recent ring, evicting the oldest beyond its bounds.
     pub fn push_recent(&mut self, e: RecentEvent) {
         self.recent_bytes += ring_size(&e);
-        self.recent.push_back(e);
-        while self.recent.len() > RING_MAX_EVENTS || (self.recent_bytes > RING_MAX_BYTES && self.recent.len() > 1) {
-            if let Some(old) = self.recent.pop_front() {
-                self.recent_bytes -= ring_size(&old);
+        self.recent.push(e);
+        self.trim_recent(f64::NEG_INFINITY);
+    }
+
+    /// Drops the oldest ring events: those before `cutoff` and those beyond the bounds.
+    fn trim_recent(&mut self, cutoff: f64) {
+        let (mut k, mut bytes, len) = (0, self.recent_bytes, self.recent.len());
+        for r in &self.recent {
+            if !(r.ts < cutoff || len - k > RING_MAX_EVENTS || (bytes > RING_MAX_BYTES && len - k > 1)) {
+                break;
             }
+            bytes -= ring_size(r);
+            k += 1;
         }
+        self.recent.drain(..k);
+        self.recent_bytes = bytes;
     }
 
     /// Aggregates of `name`, if seen.
