@@ -34,26 +34,85 @@ fn set(o: &Object, k: &str, v: JsValue) {
 pub struct Core {
     ks: Keystone,
     key_profile: String,
+    prefix: String,
+    /// `storage_unavailable` was already reported (it is reported once).
+    storage_warned: bool,
+    /// The stored text this tab last wrote or rebased onto: while storage still holds it, a
+    /// write needs no rebase (no other tab wrote since).
+    seen: Option<String>,
+}
+
+/// Stored text as a value: parsed JSON, or the raw text when it is not JSON (the codec salvages
+/// what it can from it).
+fn parse_stored(s: &str) -> Value {
+    match js_sys::JSON::parse(s) {
+        Ok(v) => from_js(&v).unwrap_or_else(|_| Value::Str(s.into())),
+        Err(_) => Value::Str(s.into()),
+    }
 }
 
 #[wasm_bindgen]
 impl Core {
-    /// Creates the engine from the `init` options, restoring the stored profile.
+    /// Creates the engine from the `init` options, restoring the stored profile. `cookieId` is
+    /// the anonymous id of the first-party cookie (read by the wrapper), if any.
     #[wasm_bindgen(constructor)]
-    pub fn new(options: JsValue) -> Result<Core, JsValue> {
+    pub fn new(options: JsValue, cookie_id: Option<String>) -> Result<Core, JsValue> {
         let opts_value = from_js(&options).map_err(fail)?;
         let gpc = web_sys::window()
             .and_then(|w| Reflect::get(&w.navigator(), &JsValue::from_str("globalPrivacyControl")).ok())
             .is_some_and(|v| v.is_truthy());
         let opts = Options::from_value(&opts_value, gpc).map_err(fail)?;
-        let mut prefix = String::from(opts_value.get("storagePrefix").and_then(Value::as_str).unwrap_or("ks_"));
-        prefix.push_str("profile");
-        let stored = storage::get(&prefix).map(|s| match js_sys::JSON::parse(&s) {
-            Ok(v) => from_js(&v).unwrap_or(Value::Null),
-            Err(_) => Value::Null,
-        });
-        let ks = Keystone::new(opts, Box::new(BrowserHost), stored.as_ref(), now());
-        Ok(Core { ks, key_profile: prefix })
+        let prefix = String::from(opts_value.get("storagePrefix").and_then(Value::as_str).unwrap_or("ks_"));
+        let mut key_profile = prefix.clone();
+        key_profile.push_str("profile");
+        let seen = storage::get(&key_profile);
+        let stored = seen.as_deref().map(parse_stored);
+        let mut ks = Keystone::new(opts, Box::new(BrowserHost), stored.as_ref(), now());
+        if let Some(id) = cookie_id {
+            // With `cookieDomain` the cookie is the source of truth for the id.
+            ks.adopt_anonymous_id(&id, opts_value.get("cookieDomain").and_then(Value::as_str).is_some_and(|d| !d.is_empty()));
+        }
+        Ok(Core { ks, key_profile, prefix, storage_warned: false, seen })
+    }
+
+    /// Merges traits into the profile; emits a Segment `identify` event.
+    #[wasm_bindgen(js_name = setTraits)]
+    pub fn set_traits(&mut self, traits: JsValue) -> JsResult {
+        let t = object_from_js(&traits, "traits").map_err(fail)?;
+        self.ks.set_traits(now(), t);
+        Ok(JsValue::UNDEFINED)
+    }
+
+    /// Merges consent categories. Withdrawing `personalization` erases the stored profile (the
+    /// wrapper erases the id cookie). `null` is `forget()`: withdraws all consent and starts a
+    /// fresh anonymous state (the wrapper erases the browser's storages and cookies).
+    #[wasm_bindgen(js_name = setConsent)]
+    pub fn set_consent(&mut self, consent: JsValue) -> JsResult {
+        if consent.is_null() {
+            storage::forget_memory(&self.prefix);
+            self.ks.forget(now());
+            return Ok(JsValue::UNDEFINED);
+        }
+        let v = from_js(&consent).map_err(fail)?;
+        self.ks.set_consent(&v, now()).map_err(fail)?;
+        if !self.ks.consent().personalization {
+            storage::remove(&self.key_profile);
+        }
+        Ok(JsValue::UNDEFINED)
+    }
+
+    /// A `storage` event from another tab: rebases onto the profile it wrote. Returns whether
+    /// it concerned the profile.
+    pub fn sync(&mut self, key: JsValue, value: JsValue) -> bool {
+        if key.as_string().as_deref() != Some(self.key_profile.as_str()) {
+            return false;
+        }
+        let Some(text) = value.as_string() else { return false };
+        let ok = self.ks.rebase(&parse_stored(&text), now());
+        if ok {
+            self.seen = Some(text);
+        }
+        ok
     }
 
     /// Replaces the page context (read by the wrapper at init and on every navigation).
@@ -127,10 +186,10 @@ impl Core {
         self.ks.next_check(now()).unwrap_or(-1.0)
     }
 
-    /// The anonymous id.
+    /// The anonymous id, or null before any consent needs one.
     #[wasm_bindgen(js_name = anonymousId)]
-    pub fn anonymous_id(&self) -> String {
-        self.ks.anonymous_id().into()
+    pub fn anonymous_id(&self) -> Option<String> {
+        Some(self.ks.anonymous_id()).filter(|s| !s.is_empty()).map(String::from)
     }
 
     /// The known user id, or null.
@@ -144,15 +203,26 @@ impl Core {
         self.ks.refresh(now());
     }
 
-    /// Writes the profile to storage if it changed. Returns false when storage refused.
-    pub fn persist(&mut self) -> bool {
-        match self.ks.take_dirty() {
-            Some(v) => match js_sys::JSON::stringify(&to_js(&v)) {
-                Ok(s) => storage::set(&self.key_profile, &String::from(s)),
-                Err(_) => false,
-            },
-            None => true,
+    /// Writes the profile to storage if it changed, rebased onto what storage holds now (other
+    /// tabs' writes). The first refusal of storage becomes a `storage_unavailable` notice (the
+    /// profile lives on in memory). Returns the anonymous id the wrapper keeps in the
+    /// first-party cookie: None when nothing may be kept (no `personalization`) or no id yet.
+    pub fn persist(&mut self) -> Option<String> {
+        if self.ks.dirty() {
+            let text = storage::get(&self.key_profile);
+            let stored = text.as_deref().filter(|t| Some(*t) != self.seen.as_deref()).map(parse_stored);
+            if let Some(v) = self.ks.write(stored.as_ref(), now()) {
+                let s = js_sys::JSON::stringify(&to_js(&v)).map(String::from).unwrap_or_default();
+                let ok = !s.is_empty() && storage::set(&self.key_profile, &s);
+                self.seen = Some(s);
+                if !ok && !self.storage_warned {
+                    self.storage_warned = true;
+                    self.ks.report(Error::new(codes::STORAGE_UNAVAILABLE, "storage refused the write; keeping the profile in memory"));
+                }
+            }
         }
+        let id = self.ks.anonymous_id();
+        (self.ks.consent().personalization && !id.is_empty()).then(|| id.into())
     }
 
     /// Notifications since the last call: `[{type: "segment:enter", segment}, …]`; the array's

@@ -1,9 +1,10 @@
 // The page context (DESIGN §3 `context`, plus `search` and `userAgent` for the Segment spec
 // context), read with the browser's own URL, URLSearchParams and Intl.
-export function readContext() {
+// `referrer` overrides document.referrer (an SPA navigation's referrer is the previous URL).
+export function readContext(referrer) {
   const loc = location;
   const q = new URLSearchParams(loc.search);
-  const ref = document.referrer || "";
+  const ref = referrer != null ? referrer : document.referrer || "";
   let referrerHost = "";
   try {
     referrerHost = ref ? new URL(ref).host : "";
@@ -15,6 +16,10 @@ export function readContext() {
   } catch (_) {}
   const utm = {};
   for (const k of ["source", "medium", "campaign", "term", "content"]) utm[k] = q.get("utm_" + k) || "";
+  const page = { path: loc.pathname, referrer: ref, search: loc.search, title: document.title || "", url: loc.href };
+  const campaign = {};
+  for (const [k, to] of [["campaign", "name"], ["source"], ["medium"], ["term"], ["content"]]) if (utm[k]) campaign[to || k] = utm[k];
+  const language = navigator.language || "";
   return {
     url: loc.href,
     path: loc.pathname,
@@ -23,10 +28,18 @@ export function readContext() {
     referrer: ref,
     referrerHost,
     utm,
-    language: navigator.language || "",
+    language,
     timezone,
     device: /iPad|Tablet/.test(ua) || (/Android/.test(ua) && !/Mobile/.test(ua)) ? "tablet" : /Mobi|iPhone|Android/.test(ua) ? "mobile" : "desktop",
     search: loc.search,
-    userAgent: ua,
+    // The Segment spec `context` of events made on this page.
+    spec: {
+      page,
+      ...(Object.keys(campaign).length ? { campaign } : {}),
+      locale: language,
+      timezone,
+      userAgent: ua,
+      library: { name: "keystone-cdp", version: __KEYSTONE_VERSION__ },
+    },
   };
 }

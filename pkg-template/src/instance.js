@@ -9,6 +9,8 @@ import { dataLayer } from "./activation.js";
 import { experience } from "./experience-dom.js";
 
 handlers["data-keystone-experience"] = experience;
+import { startCapture } from "./capture.js";
+import { withLock, readCookie, writeCookie, eraseAll } from "./sync.js";
 
 /** A real Error carrying a stable `code` (and `segmentId`/`path` for definition errors). */
 export class KeystoneError extends Error {
@@ -102,6 +104,8 @@ export class Instance {
   #cleanups = [];
   #onChange = null;
   #activate = null;
+  #early = [];
+  #cookieId;
 
   constructor(core, options) {
     this.#core = core;
@@ -186,6 +190,9 @@ export class Instance {
   }
 
   #emit(type, payload) {
+    // Storage errors found while starting (storage_corrupt, storage_unavailable) reach listeners
+    // added right after init resolves.
+    if (this.#early && type === "error" && /^storage_/.test(payload.code)) return void this.#early.push(payload);
     const set = this.#listeners.get(type);
     if (!set) return;
     for (const cb of [...set]) {
@@ -202,20 +209,27 @@ export class Instance {
 
   #schedulePersist() {
     if (this.#persistTimer) return;
-    this.#persistTimer = setTimeout(() => this.persistNow(), PERSIST_DELAY_MS);
+    // One tab writes at a time; the write re-reads storage and re-applies this tab's changes.
+    this.#persistTimer = setTimeout(() => withLock(this.#lockName(), () => this.persistNow()).catch(() => this.persistNow()), PERSIST_DELAY_MS);
   }
 
-  /** Writes pending profile changes to storage now (also run on pagehide / hidden). */
+  #lockName() {
+    return this.#prefix() + "profile";
+  }
+
+  /** Writes pending profile changes to storage now (also run on pagehide / hidden), and keeps
+   * the anonymous id cookie in step (removed when nothing may be kept). */
   persistNow() {
     clearTimeout(this.#persistTimer);
     this.#persistTimer = 0;
-    try {
-      if (!this.#core.persist()) {
-        this.#report(new KeystoneError("storage_unavailable", "storage refused the write; keeping the profile in memory"));
-      }
-    } catch (e) {
-      this.#report(e);
-    }
+    this.#run(() => {
+      const id = this.#core.persist() || null;
+      if (id !== this.#cookieId) writeCookie(this.#prefix() + "aid", (this.#cookieId = id), this.#options.cookieDomain);
+    });
+  }
+
+  #prefix() {
+    return this.#options.storagePrefix || "ks_";
   }
 
   /** @internal `fn` runs after every call that changed the profile or membership. */
@@ -229,14 +243,36 @@ export class Instance {
     const onHide = () => {
       if (document.visibilityState === "hidden") flushNow();
     };
+    // Another tab wrote the profile: rebase onto it now (profile() sees it in this turn).
+    addEventListener("storage", (e) => this.#run(() => this.#core.sync(e.key, e.newValue), false, true));
+    this.#activate = dataLayer(this.#options.dataLayer, () => this.#core.segments());
+    this.#after();
+    // Auto-capture after activation is wired (the initial page view may change membership),
+    // and before the write on hide below (its engaged-time report must be in that write).
+    try {
+      startCapture(this, this.#options);
+    } catch (e) {
+      this.#report(e);
+    }
     addEventListener("pagehide", flushNow);
     document.addEventListener("visibilitychange", onHide);
     this.#cleanups.push(() => removeEventListener("pagehide", flushNow), () => document.removeEventListener("visibilitychange", onHide));
-    this.#activate = dataLayer(this.#options.dataLayer, () => this.#core.segments());
-    this.#after();
-    const ac = this.#options.autoCapture;
-    if (ac !== false && !(ac && ac.pageViews === false)) this.page();
     this.#scheduleExpiry();
+  }
+
+  /** @internal Called once init has resolved: delivers the errors found while starting. */
+  _ready() {
+    const early = this.#early;
+    this.#early = null;
+    for (const e of early) this.#emit("error", e);
+  }
+
+  /** @internal An SPA navigation seen by auto-capture: a page view with the previous URL as referrer. */
+  _navigated(referrer) {
+    this.#run(() => {
+      this.#core.setContext(readContext(referrer));
+      this.#core.page(undefined);
+    }, undefined, true);
   }
 
   // ---- public API -----------------------------------------------------------------------
@@ -247,6 +283,30 @@ export class Instance {
       this.#core.setContext(readContext());
       this.#core.page(properties);
     }, undefined, true);
+  }
+
+  /** Merges traits into the profile; emits a Segment `identify` event. */
+  setTraits(traits) {
+    this.#run(() => this.#core.setTraits(traits), undefined, true);
+  }
+
+  /** Merges consent categories; granting starts collection, withdrawing stops it. */
+  setConsent(consent) {
+    return this.#runAsync(() => {
+      this.#core.setConsent(consent);
+      this.persistNow();
+    });
+  }
+
+  /** Erases every key and cookie Keystone stored, withdraws all consent, starts afresh. */
+  forget() {
+    clearTimeout(this.#persistTimer);
+    this.#persistTimer = 0;
+    return this.#runAsync(() => {
+      this.#core.setConsent(null);
+      eraseAll(this.#prefix(), this.#options.cookieDomain);
+      this.#cookieId = null;
+    });
   }
 
   /** Records a named event. */
@@ -290,9 +350,9 @@ export class Instance {
     return this.#run(() => this.#core.profile(), null);
   }
 
-  /** The anonymous id. */
+  /** The anonymous id (null before consent in opt-in mode and after forget()). */
   anonymousId() {
-    return this.#run(() => this.#core.anonymousId(), null);
+    return this.#run(() => this.#core.anonymousId() ?? null, null);
   }
 
   /** The known user id, or null while anonymous. */
@@ -344,14 +404,20 @@ export function init(options, wasmUrl) {
     const dom = typeof document != "undefined";
     if (dom && opts.antiFlicker !== false) cloak(+opts.antiFlicker > 0 ? +opts.antiFlicker : 1000);
     await loadWasm(wasmUrl);
-    let core;
+    let ks;
     try {
-      core = new Core(opts);
-      core.setContext(readContext());
+      // Under the lock, so tabs starting together agree on one anonymous id: the first creates
+      // and writes it, the others read it.
+      ks = await withLock((opts.storagePrefix || "ks_") + "profile", () => {
+        const core = new Core(opts, readCookie((opts.storagePrefix || "ks_") + "aid"));
+        core.setContext(readContext());
+        const inst = new Instance(core, opts);
+        inst.persistNow();
+        return inst;
+      });
     } catch (e) {
       throw toKeystoneError(e);
     }
-    const ks = new Instance(core, opts);
     if (opts.segments != null) {
       try {
         await ks.loadSegments(opts.segments);
@@ -361,6 +427,7 @@ export function init(options, wasmUrl) {
     }
     ks._start();
     if (dom) ks._watch(bind(ks));
+    setTimeout(() => ks._ready());
     return ks;
   })();
   current = current.catch((e) => {

@@ -18,7 +18,6 @@ use crate::core::prelude::*;
 use crate::core::condition::{eval_condition, js_string, to_number, Ctx};
 use crate::core::profile::RecentEvent;
 use crate::core::score::{ScoreDef, ScoreSlot};
-use alloc::collections::VecDeque;
 use crate::core::time::{floor, MINUTE};
 use crate::core::value::Value;
 
@@ -371,7 +370,7 @@ fn see(list: &mut Vec<(String, f64)>, key: &str, ts: f64) {
 /// Brings `state` in line with the compiled `nodes` and `scores` (same order, same keys): states
 /// of unchanged definitions are kept, new ones are built by replaying `ring` (the recent events,
 /// oldest first), states of definitions no longer loaded are dropped.
-pub fn align(state: &mut State, nodes: &[Node], scores: &[ScoreDef], ring: &VecDeque<RecentEvent>, cx: &Ctx) {
+pub fn align(state: &mut State, nodes: &[Node], scores: &[ScoreDef], ring: &[RecentEvent], cx: &Ctx) {
     let mut old = ::core::mem::take(&mut state.nodes);
     let mut new_nodes = Vec::new();
     for (i, n) in nodes.iter().enumerate() {

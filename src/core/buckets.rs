@@ -5,6 +5,12 @@
 //! i.e. when the bucket may hold an event inside the window: an event 7 days and 1 minute old
 //! is out of a `7d` window, one 7 days less a minute old is in. Data older than the retention
 //! is dropped by [`Counts::prune`]; the series holds at most one entry per minute of retention.
+//!
+//! Bound: [`Counts::compact`] keeps a series at most [`MAX_ENTRIES`] entries long (about 2,000
+//! distinct active minutes per event name are exact). Beyond that, the oldest entries are folded
+//! into hour buckets, then day buckets, each keyed by its *last* minute: a window whose start
+//! falls inside a folded bucket counts the whole bucket (it may over-count by the events of that
+//! one hour or day, never under-count). Folding never touches the newest half of the entries.
 
 #[allow(unused_imports)]
 use crate::core::prelude::*;
@@ -24,16 +30,21 @@ pub fn window_start_minute(now: f64, window_ms: f64) -> u32 {
     minute_of(now - window_ms)
 }
 
+/// The longest a series may grow before its oldest entries are folded (see module docs).
+pub const MAX_ENTRIES: usize = 2048;
+
 /// Sorted sparse counts per minute.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Counts {
     entries: Vec<(u32, u32)>,
+    /// Sum of the counts (kept up to date: `total()` is O(1), the profile document asks often).
+    sum: u32,
 }
 
 impl Counts {
     /// An empty series.
     pub fn new() -> Counts {
-        Counts { entries: Vec::new() }
+        Counts { entries: Vec::new(), sum: 0 }
     }
 
     /// Adds `n` events at minute `m`.
@@ -41,27 +52,56 @@ impl Counts {
         if n == 0 {
             return;
         }
+        self.sum = self.sum.saturating_add(n);
         match self.entries.binary_search_by_key(&m, |e| e.0) {
-            Ok(i) => self.entries[i].1 = self.entries[i].1.saturating_add(n),
+            Ok(i) => {
+                if let Some(e) = self.entries.get_mut(i) {
+                    e.1 = e.1.saturating_add(n)
+                }
+            }
+            Err(i) if i == self.entries.len() => self.entries.push((m, n)),
             Err(i) => self.entries.insert(i, (m, n)),
         }
     }
 
     /// Events in minutes `>= from`.
     pub fn count_since(&self, from: u32) -> u32 {
-        let i = self.entries.partition_point(|e| e.0 < from);
-        self.entries[i..].iter().fold(0u32, |a, e| a.saturating_add(e.1))
+        self.entries.iter().rev().take_while(|e| e.0 >= from).fold(0u32, |a, e| a.saturating_add(e.1))
     }
 
     /// Total events held.
     pub fn total(&self) -> u32 {
-        self.count_since(0)
+        self.sum
     }
 
     /// Drops minutes `< from`.
     pub fn prune(&mut self, from: u32) {
         let i = self.entries.partition_point(|e| e.0 < from);
         self.entries.drain(..i);
+        self.sum = self.entries.iter().fold(0u32, |a, e| a.saturating_add(e.1));
+    }
+
+    /// Folds the oldest entries into hour, then day buckets until at most `max` entries remain
+    /// (or nothing more can be folded). Totals are unchanged.
+    pub fn compact(&mut self, max: usize) {
+        let mut unit = 60u32;
+        while self.entries.len() > max && unit <= 1440 {
+            let Some(&(mid, _)) = self.entries.get(self.entries.len() / 2) else { return };
+            let cutoff = mid / unit * unit;
+            let before = self.entries.len();
+            let mut out: Vec<(u32, u32)> = Vec::with_capacity(before);
+            for &(m, n) in &self.entries {
+                let key = if m < cutoff { m / unit * unit + (unit - 1) } else { m };
+                match out.last_mut() {
+                    Some(l) if l.0 == key => l.1 = l.1.saturating_add(n),
+                    _ => out.push((key, n)),
+                }
+            }
+            self.entries = out;
+            if self.entries.len() == before {
+                unit *= 24;
+            }
+        }
     }
 
     /// Adds another series into this one (counts add: merge is commutative and associative).

@@ -15,7 +15,8 @@ use crate::core::error::{codes, Error};
 use crate::core::event::{Event, Kind};
 use crate::core::experience::{self, Decision, Orchestrator};
 use crate::core::host::{random16, Host};
-use crate::core::ids::uuid_v4;
+use crate::core::ids::{is_uuid, uuid_v4};
+use crate::core::journal::{Journal, Op};
 use crate::core::profile::Profile;
 use crate::core::segment::{self, Definitions, LoadReport};
 use crate::core::time::{parse_duration, DAY, MINUTE};
@@ -115,6 +116,15 @@ pub struct Keystone {
     exp: Orchestrator,
     /// Time of the last evaluation (epoch ms).
     clock: f64,
+    /// This tab's operations not yet known to be in storage (cross-tab sync, `journal.rs`).
+    journal: Journal,
+    /// The identity changed here since the last write: the next write replaces the stored
+    /// profile instead of rebasing onto it.
+    identity_changed: bool,
+    /// The profile was read from storage (not created fresh).
+    restored: bool,
+    /// The Segment spec `context` of events made now (see `set_context`).
+    spec: Value,
 }
 
 impl Keystone {
@@ -134,24 +144,61 @@ impl Keystone {
             dirty: false,
             exp: Orchestrator::default(),
             clock: now,
+            journal: Journal::new(String::new()),
+            identity_changed: false,
+            restored: false,
+            spec: Value::Null,
         };
+        ks.journal.tab = uuid_v4(random16(ks.host.as_ref()));
+        ks.journal.tab.truncate(8);
         let restored = stored.and_then(|v| {
             let (p, errors) = codec::decode(v);
             ks.notices.extend(errors.into_iter().map(Notice::Error));
             p
         });
         match restored {
-            Some(p) => ks.profile = p,
-            None => {
-                ks.profile = Profile::new(uuid_v4(random16(ks.host.as_ref())), now);
-                ks.dirty = true;
+            Some(mut p) => {
+                if p.first_seen == 0.0 {
+                    p.first_seen = now;
+                    p.last_seen = now;
+                }
+                p.prune(now - ks.opts.retention);
+                ks.profile = p;
+                ks.restored = true;
             }
+            None => ks.profile = Profile::new(String::new(), now),
         }
+        ks.ensure_id();
         ks.evaluate(now, false);
         ks
     }
 
-    /// The anonymous id.
+    /// Creates the anonymous id once some consent needs one (none is created before consent).
+    fn ensure_id(&mut self) {
+        if self.profile.anonymous_id.is_empty() && (self.consent.analytics || self.consent.personalization) {
+            self.profile.anonymous_id = uuid_v4(random16(self.host.as_ref()));
+            self.dirty = true;
+        }
+    }
+
+    /// Adopts the anonymous id kept in the first-party cookie: always when `authoritative` (the
+    /// `cookieDomain` option: the cookie is the source of truth across subdomains), otherwise
+    /// only when no profile was restored from storage.
+    pub fn adopt_anonymous_id(&mut self, id: &str, authoritative: bool) {
+        if is_uuid(id) && self.profile.anonymous_id != id && (authoritative || !self.restored) {
+            self.profile.anonymous_id = id.into();
+            self.mark_identity_changed();
+        }
+    }
+
+    /// Marks an identity change made in this tab (identify, reset): the next write replaces the
+    /// stored profile rather than rebasing onto it. Callers persist at once afterwards.
+    pub fn mark_identity_changed(&mut self) {
+        self.identity_changed = true;
+        self.dirty = true;
+    }
+
+    /// The anonymous id (empty before any consent needs one).
     pub fn anonymous_id(&self) -> &str {
         &self.profile.anonymous_id
     }
@@ -167,17 +214,28 @@ impl Keystone {
     }
 
     /// Replaces the page context (captured by the browser layer at init and on navigation).
+    /// Its `spec` member (the Segment spec `context` of events: page, campaign, locale,
+    /// timezone, userAgent, library — shaped by the wrapper) is kept apart from the profile's.
     pub fn set_context(&mut self, context: Value) {
-        if context.as_obj().is_some() {
-            self.profile.context = context;
+        if let Value::Obj(mut m) = context {
+            if let Some(spec) = m.remove("spec") {
+                self.spec = spec;
+            }
+            self.profile.context = Value::Obj(m);
         }
     }
 
     /// A page view.
-    pub fn page(&mut self, now: f64, properties: Map) {
-        self.touch_session(now);
-        self.profile.session.pageviews += 1;
+    pub fn page(&mut self, now: f64, mut properties: Map) {
         self.exp.new_page_view();
+        // The Segment spec's page properties, from the current context, unless given.
+        for k in ["path", "referrer", "search", "title", "url"] {
+            if !properties.contains_key(k) {
+                if let Some(v) = self.profile.context.get(k) {
+                    properties.insert(k, v.clone());
+                }
+            }
+        }
         self.record(now, Kind::Page, "Page Viewed", properties);
     }
 
@@ -186,32 +244,39 @@ impl Keystone {
         if name.is_empty() {
             return Err(Error::new(codes::INVALID_ARGUMENT, "track needs a non-empty event name"));
         }
-        self.touch_session(now);
         self.record(now, Kind::Track, name, properties);
         Ok(())
     }
 
-    fn touch_session(&mut self, now: f64) {
-        let s = &mut self.profile.session;
-        if s.id.is_empty() || now - s.last_activity > self.opts.session_timeout {
-            s.id = uuid_v4(random16(self.host.as_ref()));
-            s.count += 1;
-            s.pageviews = 0;
-            s.started_at = now;
+    /// `setTraits`: merges traits into the profile and emits a Segment `identify` event.
+    pub fn set_traits(&mut self, now: f64, traits: Map) {
+        self.apply(Op::Traits { traits: traits.clone(), ts: now }, now);
+        if self.consent.analytics {
+            let mut e = self.event(now, Kind::Identify, "", Map::new());
+            e.traits = traits;
+            self.outbox.push(e);
         }
-        s.last_activity = s.last_activity.max(now);
+        self.evaluate(now, true);
+    }
+
+    /// Applies an operation to the profile and journals it (only with `personalization`:
+    /// without it nothing is kept).
+    fn apply(&mut self, op: Op, now: f64) {
+        if !self.consent.personalization {
+            return;
+        }
+        apply_op(&self.defs, &mut self.profile, &op, self.opts.session_timeout, self.host.as_ref());
+        self.journal.push(op, now);
+        self.dirty = true;
     }
 
     fn record(&mut self, now: f64, kind: Kind, name: &str, properties: Map) {
-        let props = Value::Obj(properties);
-        segment::on_event(&self.defs, &mut self.profile, name, now, &props, self.host.as_ref());
-        let Value::Obj(properties) = props else { return };
-        self.profile.record(name, now, &properties);
-        let event = self.event(now, kind, name, properties);
+        let event = self.event(now, kind, name, properties.clone());
+        let op = Op::Event { page: kind == Kind::Page, name: name.into(), ts: now, props: properties, id: event.message_id.clone() };
+        self.apply(op, now);
         if self.consent.analytics {
             self.outbox.push(event);
         }
-        self.dirty = true;
         self.evaluate(now, true);
     }
 
@@ -227,43 +292,90 @@ impl Keystone {
             anonymous_id: self.profile.anonymous_id.clone(),
             user_id: self.profile.user_id.clone(),
             previous_id: None,
-            context: self.spec_context(),
+            context: self.spec.clone(),
         }
     }
 
-    /// The Segment spec `context` of an event made now.
-    fn spec_context(&self) -> Value {
-        let c = &self.profile.context;
-        let s = |k: &str| c.path(k).cloned().unwrap_or(Value::Str(String::new()));
-        let mut campaign = Map::new();
-        for (from, to) in [("campaign", "name"), ("source", "source"), ("medium", "medium"), ("term", "term"), ("content", "content")] {
-            if let Some(Value::Str(v)) = c.path("utm").and_then(|u| u.get(from)) {
-                if !v.is_empty() {
-                    campaign.insert(to, v.as_str().into());
-                }
-            }
+    /// `setConsent`: merges the categories named. Granting creates the anonymous id if needed
+    /// (the caller then persists at once); withdrawing `personalization` keeps the profile in
+    /// memory only (the caller erases what was stored).
+    pub fn set_consent(&mut self, v: &Value, now: f64) -> Result<(), Error> {
+        let before = self.consent.personalization;
+        if !self.consent.merge(v, self.opts.gpc) {
+            return Err(Error::new(codes::INVALID_ARGUMENT, "setConsent needs an object of booleans"));
         }
-        let mut m = Map::new()
-            .with(
-                "page",
-                Value::Obj(
-                    Map::new()
-                        .with("path", s("path"))
-                        .with("referrer", s("referrer"))
-                        .with("search", s("search"))
-                        .with("title", s("title"))
-                        .with("url", s("url")),
-                ),
-            )
-            .with("locale", s("language"))
-            .with("timezone", s("timezone"))
-            .with("userAgent", s("userAgent"))
-            .with("library", Value::Obj(Map::new().with("name", LIBRARY).with("version", VERSION)));
-        if !campaign.is_empty() {
-            m.insert("campaign", Value::Obj(campaign));
+        self.ensure_id();
+        if self.consent.personalization && !before {
+            self.dirty = true;
         }
-        Value::Obj(m)
+        self.evaluate(now, true);
+        Ok(())
     }
+
+    /// `forget()`: withdraws all consent and starts a fresh anonymous state (no id until
+    /// consent is granted again). The caller erases storage and cookies.
+    pub fn forget(&mut self, now: f64) {
+        self.consent = Consent::none();
+        let context = ::core::mem::take(&mut self.profile.context);
+        self.profile = Profile::new(String::new(), now);
+        self.profile.context = context;
+        self.journal.clear();
+        self.outbox.clear();
+        self.dirty = false;
+        self.identity_changed = false;
+        self.evaluate(now, true);
+    }
+
+    /// Rebases onto the stored profile another tab wrote: the stored profile plus this tab's
+    /// operations it does not hold yet. Keeps this tab's page context. Returns false (and
+    /// changes nothing) when the stored value is unusable or this tab must not adopt it.
+    pub fn rebase(&mut self, stored: &Value, now: f64) -> bool {
+        if !self.consent.personalization || self.identity_changed {
+            return false;
+        }
+        let (Some(mut p), _) = codec::decode(stored) else { return false };
+        if p.first_seen == 0.0 {
+            return false;
+        }
+        p.prune(now - self.opts.retention);
+        let held = p.writer_seq(&self.journal.tab);
+        let mut replayed = false;
+        for op in self.journal.after(held) {
+            apply_op(&self.defs, &mut p, op, self.opts.session_timeout, self.host.as_ref());
+            replayed = true;
+        }
+        p.context = ::core::mem::take(&mut self.profile.context);
+        self.profile = p;
+        if replayed {
+            self.dirty = true;
+        }
+        self.evaluate(now, true);
+        true
+    }
+
+    /// Whether the profile changed since the last write (and may be persisted).
+    pub fn dirty(&self) -> bool {
+        self.dirty && self.consent.personalization
+    }
+
+    /// The stored form to write when the profile changed (None otherwise, and always None
+    /// without `personalization`). `stored` is what storage holds now: unless the identity
+    /// changed here, this tab rebases onto it first, so no other tab's changes are lost.
+    pub fn write(&mut self, stored: Option<&Value>, now: f64) -> Option<Value> {
+        if !self.dirty || !self.consent.personalization {
+            return None;
+        }
+        if let Some(v) = stored {
+            self.rebase(v, now);
+        }
+        self.identity_changed = false;
+        self.dirty = false;
+        self.profile.prune(now - self.opts.retention);
+        self.profile.set_writer(&self.journal.tab, self.journal.seq());
+        self.journal.trim(self.journal.seq(), now);
+        Some(codec::encode(&self.profile))
+    }
+
 
     /// Loads new definitions. `Err` (and nothing changes) when the document is not valid as a
     /// whole; otherwise the valid definitions replace the previous ones.
@@ -337,8 +449,12 @@ impl Keystone {
         let d = Decision { experience: id.into(), variant, holdout: o.holdout };
         if exposed.is_none() {
             self.exp.mark_exposed(&d);
-            self.profile.activation.expose(id, &d.variant, now, self.opts.retention);
-            self.touch_session(now);
+            let op = Op::Expose { experience: id.into(), variant: d.variant.clone(), ts: now, retention: self.opts.retention };
+            if self.consent.personalization {
+                self.apply(op, now); // journaled: survives a rebase onto another tab's write
+            } else {
+                self.profile.apply(&op, self.opts.session_timeout);
+            }
             let props = Map::new().with("experience", id).with("variant", d.variant.as_str()).with("holdout", d.holdout);
             self.record(now, Kind::Track, experience::VIEWED, props);
         }
@@ -403,6 +519,11 @@ impl Keystone {
         Value::Obj(m)
     }
 
+    /// Queues an error notice (problems the browser layer finds, e.g. storage refusing writes).
+    pub fn report(&mut self, e: Error) {
+        self.notices.push(Notice::Error(e));
+    }
+
     /// Notifications queued since the last call.
     pub fn take_notices(&mut self) -> Vec<Notice> {
         ::core::mem::take(&mut self.notices)
@@ -422,4 +543,14 @@ impl Keystone {
         self.dirty = false;
         Some(codec::encode(&self.profile))
     }
+}
+
+/// Applies one journaled operation to a profile: the behavioural segment state sees events
+/// first, then the profile's own aggregates (the same path for local calls and for rebasing
+/// this tab's operations onto another tab's write).
+fn apply_op(defs: &Definitions, p: &mut Profile, op: &Op, timeout: f64, host: &dyn Host) {
+    if let Op::Event { name, ts, props, .. } = op {
+        segment::on_event(defs, p, name, *ts, &Value::Obj(props.clone()), host);
+    }
+    p.apply(op, timeout);
 }

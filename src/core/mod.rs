@@ -16,6 +16,7 @@ pub mod event;
 pub mod experience;
 pub mod host;
 pub mod ids;
+pub mod journal;
 pub mod keystone;
 pub mod prelude;
 pub mod profile;

@@ -9,10 +9,10 @@
 use crate::core::prelude::*;
 
 use crate::core::activation::Activation;
-use crate::core::buckets::{minute_of, Counts};
+use crate::core::buckets::{minute_of, Counts, MAX_ENTRIES};
+use crate::core::journal::Op;
 use crate::core::time::iso;
 use crate::core::value::{Map, Value};
-use alloc::collections::VecDeque;
 
 /// The most raw events the recent ring keeps.
 pub const RING_MAX_EVENTS: usize = 200;
@@ -78,13 +78,20 @@ pub struct Profile {
     /// Per-event aggregates.
     pub events: Vec<EventStats>,
     /// Recent raw events, oldest first.
-    pub recent: VecDeque<RecentEvent>,
+    pub recent: Vec<RecentEvent>,
     /// Experience exposures and segments reported to the collector (DESIGN §13).
     pub activation: Activation,
     recent_bytes: usize,
     /// Incremental state of the behavioural segment operators and scores.
     pub behaviour: crate::core::segment::State,
+    /// Storage bookkeeping: per tab, the last journaled operation this stored profile includes
+    /// `{tab: seq}`, least recently written first, at most [`MAX_WRITERS`] (see `journal.rs`).
+    /// merge: not merged — device-local sync state; keep the target profile's list as it is.
+    pub writers: Map,
 }
+
+/// The most tabs remembered in [`Profile::writers`] (the least recent is forgotten first).
+pub const MAX_WRITERS: usize = 8;
 
 impl Profile {
     /// A fresh profile for `anonymous_id`, first seen `now`.
@@ -112,15 +119,90 @@ impl Profile {
         self.push_recent(RecentEvent { name: name.into(), ts, props: props.clone() });
     }
 
+    /// Applies a journaled operation: sessions, page views, aggregates, ring, traits.
+    pub fn apply(&mut self, op: &Op, session_timeout: f64) {
+        match op {
+            Op::Event { page, name, ts, props, id } => {
+                self.touch_session(*ts, session_timeout, id);
+                if *page {
+                    self.session.pageviews += 1;
+                }
+                self.record(name, *ts, props);
+            }
+            Op::Expose { experience, variant, ts, retention } => self.activation.expose(experience, variant, *ts, *retention),
+            Op::Traits { traits, .. } => {
+                for (k, v) in traits.iter() {
+                    self.traits.insert(k.as_str(), v.clone());
+                }
+            }
+        }
+    }
+
+    /// Activity at `now`: continues the session, or starts session `new_id` after `timeout` ms
+    /// of inactivity (or when there is none).
+    pub fn touch_session(&mut self, now: f64, timeout: f64, new_id: &str) {
+        let s = &mut self.session;
+        if s.id.is_empty() || now - s.last_activity > timeout {
+            s.id = new_id.into();
+            s.count += 1;
+            s.pageviews = 0;
+            s.started_at = now;
+            s.last_activity = now;
+        }
+        if now > s.last_activity {
+            s.last_activity = now;
+        }
+    }
+
+    /// Drops behaviour older than `cutoff` (epoch ms): minute counts, event names left with no
+    /// count, ring events. Also folds over-long series (see `buckets.rs`).
+    pub fn prune(&mut self, cutoff: f64) {
+        let from = minute_of(cutoff);
+        for e in self.events.iter_mut() {
+            e.counts.prune(from);
+            e.counts.compact(MAX_ENTRIES);
+        }
+        self.events.retain(|e| e.counts.total() > 0);
+        self.trim_recent(cutoff);
+    }
+
+    /// The last operation of `tab` this profile includes (0: none).
+    pub fn writer_seq(&self, tab: &str) -> u32 {
+        self.writers.get(tab).and_then(Value::as_num).map_or(0, |n| n as u32)
+    }
+
+    /// Records that this profile includes `tab`'s operations up to `seq`.
+    pub fn set_writer(&mut self, tab: &str, seq: u32) {
+        // Most recently written last: past the bound, the least recent tab is forgotten.
+        self.writers.remove(tab);
+        if self.writers.len() >= MAX_WRITERS {
+            let first = self.writers.keys().next().cloned();
+            if let Some(k) = first {
+                self.writers.remove(&k);
+            }
+        }
+        self.writers.insert(tab, Value::Num(seq as f64));
+    }
+
     /// Appends to the recent ring, evicting the oldest beyond its bounds.
     pub fn push_recent(&mut self, e: RecentEvent) {
         self.recent_bytes += ring_size(&e);
-        self.recent.push_back(e);
-        while self.recent.len() > RING_MAX_EVENTS || (self.recent_bytes > RING_MAX_BYTES && self.recent.len() > 1) {
-            if let Some(old) = self.recent.pop_front() {
-                self.recent_bytes -= ring_size(&old);
+        self.recent.push(e);
+        self.trim_recent(f64::NEG_INFINITY);
+    }
+
+    /// Drops the oldest ring events: those before `cutoff` and those beyond the bounds.
+    fn trim_recent(&mut self, cutoff: f64) {
+        let (mut k, mut bytes, len) = (0, self.recent_bytes, self.recent.len());
+        for r in &self.recent {
+            if !(r.ts < cutoff || len - k > RING_MAX_EVENTS || (bytes > RING_MAX_BYTES && len - k > 1)) {
+                break;
             }
+            bytes -= ring_size(r);
+            k += 1;
         }
+        self.recent.drain(..k);
+        self.recent_bytes = bytes;
     }
 
     /// Aggregates of `name`, if seen.
@@ -150,7 +232,7 @@ impl Profile {
             .with("startedAt", iso(self.session.started_at))
             .with("durationSec", ((self.session.last_activity - self.session.started_at) / 1000.0).max(0.0) as u32);
         Map::new()
-            .with("anonymousId", self.anonymous_id.as_str())
+            .with("anonymousId", Some(self.anonymous_id.as_str()).filter(|s| !s.is_empty()))
             .with("userId", self.user_id.as_deref())
             .with("identified", self.user_id.is_some())
             .with("traits", Value::Obj(self.traits.clone()))

@@ -43,3 +43,9 @@ pub fn remove(key: &str) {
     }
     MEMORY.0.borrow_mut().retain(|(k, _)| k != key);
 }
+
+/// Forgets the in-memory copies of keys starting with `prefix` (the JS wrapper erases the
+/// browser's storages and cookies).
+pub fn forget_memory(prefix: &str) {
+    MEMORY.0.borrow_mut().retain(|(k, _)| !k.starts_with(prefix));
+}

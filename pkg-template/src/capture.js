@@ -1,0 +1,92 @@
+// Auto-capture (README "Signals and the visitor profile"): page views incl. SPA navigation,
+// clicks on [data-keystone-track], scroll depth milestones and engaged time, each switchable
+// through the `autoCapture` option. Everything goes through the public API (`page`, `track`),
+// so consent and error handling apply as for the site's own calls.
+
+const IDLE_MS = 30000; // without input for this long, the visitor is no longer engaged
+
+// Attribute values: integers/decimals become numbers, "true"/"false" booleans, the rest stays text.
+const coerce = (v) => (/^-?(0|[1-9]\d*)(\.\d+)?$/.test(v) ? +v : v == "true" ? true : v == "false" ? false : v);
+
+export function startCapture(ks, options) {
+  const ac = options.autoCapture;
+  const on = (k) => ac !== false && !(ac && ac[k] === false);
+  const hash = ac && ac.hashChange === true;
+  const doc = document;
+  const listen = (t, f, target = window) => target.addEventListener(t, f, { passive: true, capture: true });
+
+  // ---- engaged time: visible and active (input within IDLE_MS) -------------------------------
+  let engaged = 0, since = 0, idle = 0;
+  const pause = () => {
+    if (since) engaged += Date.now() - since;
+    since = 0;
+    clearTimeout(idle);
+  };
+  const active = () => {
+    if (doc.visibilityState != "visible") return;
+    since = since || Date.now();
+    clearTimeout(idle);
+    idle = setTimeout(pause, IDLE_MS);
+  };
+  const report = () => {
+    pause();
+    const seconds = Math.round(engaged / 1000);
+    engaged = 0;
+    if (seconds) ks.track("Page Engagement", { seconds });
+  };
+
+  // ---- scroll depth: 25/50/75/100 % of the scrollable height, once each per page view --------
+  let reached = 0;
+  const scroll = () => {
+    const range = doc.documentElement.scrollHeight - innerHeight;
+    const pct = range > 0 ? ((scrollY + 1) / range) * 100 : 0;
+    while (reached < 100 && pct >= reached + 25) ks.track("Scroll Depth", { depth: (reached += 25) });
+  };
+
+  // ---- page views and SPA navigation -----------------------------------------------------------
+  const key = () => (hash ? location.href : location.href.split("#")[0]);
+  let last = key(), lastUrl = location.href;
+  const nav = () => {
+    if (key() == last) return; // a no-op replaceState, a hash-only change, a repeated popstate
+    last = key();
+    const referrer = lastUrl;
+    lastUrl = location.href;
+    if (on("engagement")) report(), active();
+    reached = 0;
+    if (on("pageViews")) ks._navigated(referrer);
+  };
+
+  if (on("pageViews")) ks.page();
+  for (const m of ["pushState", "replaceState"]) {
+    const orig = history[m];
+    history[m] = function () {
+      const r = orig.apply(this, arguments);
+      try {
+        nav();
+      } catch (_) {}
+      return r;
+    };
+  }
+  listen("popstate", nav);
+  if (hash) listen("hashchange", nav);
+  if (on("clicks"))
+    listen(
+      "click",
+      (e) => {
+        const el = e.target.closest && e.target.closest("[data-keystone-track]");
+        if (!el) return;
+        const props = {};
+        // data-keystone-prop-product-id → dataset.keystonePropProductId → productId
+        for (const k in el.dataset) if (k.length > 12 && k.startsWith("keystoneProp")) props[k[12].toLowerCase() + k.slice(13)] = coerce(el.dataset[k]);
+        ks.track(el.dataset.keystoneTrack, props);
+      },
+      doc,
+    );
+  if (on("scroll")) listen("scroll", scroll);
+  if (on("engagement")) {
+    for (const t of ["pointerdown", "keydown", "scroll", "mousemove", "touchstart", "focus"]) listen(t, active);
+    listen("visibilitychange", () => (doc.visibilityState == "visible" ? active() : report()), doc);
+    listen("pagehide", report);
+    active();
+  }
+}

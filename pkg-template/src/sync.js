@@ -1,0 +1,38 @@
+// Persistence across tabs and the first-party cookie. The engine keeps this tab's profile as
+// "the stored profile + this tab's operations storage does not hold yet" and rebases on every
+// write and every `storage` event (src/core/journal.rs). Here: writes run one tab at a time under
+// a Web Lock (where the browser has them), and the anonymous id is mirrored into a cookie.
+// Every access fails soft.
+
+/** Runs `fn` holding the exclusive lock `name` (or at once where Web Locks are missing). */
+export const withLock = (name, fn) => (navigator.locks ? navigator.locks.request(name, fn) : Promise.resolve().then(fn));
+
+const jar = () => {
+  try {
+    return document.cookie.split(/; */).map((c) => c.split("="));
+  } catch (_) {
+    return [];
+  }
+};
+
+/** The value of cookie `name`, or undefined. */
+export const readCookie = (name) => (jar().find((c) => c[0] == name) || [])[1];
+
+/** Sets (value) or deletes (no value) a first-party cookie: SameSite=Lax, Secure on https. */
+export function writeCookie(name, value, domain) {
+  const tail = "; Path=/; SameSite=Lax" + (location.protocol == "https:" ? "; Secure" : "");
+  try {
+    if (value) document.cookie = name + "=" + value + "; Max-Age=31536000" + (domain ? "; Domain=" + domain : "") + tail;
+    else for (const d of ["", domain && "; Domain=" + domain]) document.cookie = name + "=; Max-Age=0" + (d || "") + tail;
+  } catch (_) {}
+}
+
+/** Erases every localStorage/sessionStorage key and cookie whose name starts with `prefix`. */
+export function eraseAll(prefix, domain) {
+  for (const s of ["localStorage", "sessionStorage"]) {
+    try {
+      for (const k of Object.keys(window[s])) if (k.startsWith(prefix)) window[s].removeItem(k);
+    } catch (_) {}
+  }
+  for (const [k] of jar()) if (k.startsWith(prefix)) writeCookie(k, "", domain);
+}

@@ -1,0 +1,161 @@
+// Auto-capture in real Chromium: page views incl. SPA navigation, tracked clicks, scroll depth
+// and engaged time, each switchable through `autoCapture`.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { setup } from "./harness.mjs";
+
+let h;
+before(async () => (h = await setup()));
+after(async () => h && h.close());
+
+const count = (p, name) => (p.events[name] ? p.events[name].count : 0);
+
+test("one page view per real SPA navigation, none for no-ops", async () => {
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    const ks = await Keystone.init({});
+    const pv = () => (ks.profile().events["Page Viewed"] || { count: 0 }).count;
+    const steps = { initial: pv() };
+    history.pushState({}, "", "/tests/esm.html/a");
+    steps.push = pv();
+    history.replaceState({ x: 1 }, "", location.href);
+    steps.noopReplace = pv();
+    history.pushState({ y: 1 }, "", location.href);
+    steps.samePush = pv();
+    history.replaceState({}, "", "/tests/esm.html/b");
+    steps.replacePath = pv();
+    location.hash = "#section";
+    await new Promise((r) => setTimeout(r, 50));
+    steps.hash = pv();
+    history.back();
+    await new Promise((r) => addEventListener("popstate", r, { once: true }));
+    steps.back = pv();
+    const p = ks.profile();
+    steps.context = p.context.path;
+    steps.referrer = p.context.referrer;
+    steps.sessionPageviews = p.session.pageviews;
+    return steps;
+  });
+  assert.deepEqual(
+    { ...out, context: undefined, referrer: undefined },
+    { initial: 1, push: 2, noopReplace: 2, samePush: 2, replacePath: 3, hash: 3, back: 3, sessionPageviews: 3, context: undefined, referrer: undefined },
+  );
+  // history.back() from "#section" returns to /b without the hash: same page, no new view.
+  assert.equal(out.context, "/tests/esm.html/b");
+  assert.match(out.referrer, /\/tests\/esm\.html\/a$/, "an SPA navigation's referrer is the previous URL");
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
+test("popstate to another path is a page view; hashChange counts hash navigations when enabled", async () => {
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    const ks = await Keystone.init({ autoCapture: { hashChange: true } });
+    const pv = () => ks.profile().events["Page Viewed"].count;
+    history.pushState({}, "", "/tests/esm.html/x");
+    const afterPush = pv();
+    history.back();
+    await new Promise((r) => addEventListener("popstate", r, { once: true }));
+    const afterBack = pv();
+    location.hash = "#one";
+    await new Promise((r) => addEventListener("hashchange", r, { once: true }));
+    const afterHash = pv();
+    return { afterPush, afterBack, afterHash };
+  });
+  assert.deepEqual(out, { afterPush: 2, afterBack: 3, afterHash: 4 });
+  await page.context().close();
+});
+
+test("autoCapture: false captures nothing; each part can be switched off", async () => {
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    const ks = await Keystone.init({ autoCapture: false });
+    history.pushState({}, "", "/tests/esm.html/z");
+    document.body.insertAdjacentHTML("beforeend", '<button id="b" data-keystone-track="Clicked">x</button>');
+    document.getElementById("b").click();
+    scrollTo(0, document.documentElement.scrollHeight);
+    await new Promise((r) => setTimeout(r, 100));
+    return Object.keys(ks.profile().events);
+  });
+  assert.deepEqual(out, []);
+  await page.context().close();
+
+  const page2 = await h.open();
+  const out2 = await page2.evaluate(async () => {
+    const ks = await Keystone.init({ autoCapture: { pageViews: false, clicks: false } });
+    history.pushState({}, "", "/tests/esm.html/z");
+    document.body.insertAdjacentHTML("beforeend", '<button id="b" data-keystone-track="Clicked">x</button>');
+    document.getElementById("b").click();
+    return Object.keys(ks.profile().events);
+  });
+  assert.deepEqual(out2, []);
+  await page2.context().close();
+});
+
+test("clicks on [data-keystone-track] with data-keystone-prop-* properties", async () => {
+  const page = await h.open();
+  await page.evaluate(async () => {
+    window.ks = await Keystone.init({});
+    document.body.insertAdjacentHTML(
+      "afterbegin",
+      '<a id="buy" href="#" data-keystone-track="Buy Clicked" data-keystone-prop-product-id="sku-42" data-keystone-prop-price="89.5" data-keystone-prop-in-stock="true" data-keystone-prop-zip="007"><span id="inner">Buy</span></a>',
+    );
+  });
+  await page.click("#inner");
+  assert.equal(await page.evaluate(() => ks.profile().events["Buy Clicked"].count), 1);
+  // The properties reach the stored ring of recent events (written within 500 ms).
+  await page.waitForTimeout(600);
+  const props = await page.evaluate(() => JSON.parse(localStorage.getItem("ks_profile")).recent.find((r) => r[0] === "Buy Clicked")[2]);
+  assert.deepEqual(props, { productId: "sku-42", price: 89.5, inStock: true, zip: "007" });
+  await page.context().close();
+});
+
+test("scroll depth milestones once each per page view", async () => {
+  const page = await h.open();
+  await page.evaluate(async () => {
+    window.ks = await Keystone.init({});
+  });
+  const depth = () => page.evaluate(() => (ks.profile().events["Scroll Depth"] || { count: 0 }).count);
+  const scrollTo = async (f) => {
+    await page.evaluate((f) => window.scrollTo(0, (document.documentElement.scrollHeight - innerHeight) * f), f);
+    await page.waitForTimeout(80);
+  };
+  await scrollTo(0.3);
+  assert.equal(await depth(), 1, "25 %");
+  await scrollTo(0.1);
+  await scrollTo(0.3);
+  assert.equal(await depth(), 1, "25 % only once");
+  await scrollTo(1);
+  assert.equal(await depth(), 4, "50, 75 and 100 % on reaching the bottom");
+  await page.evaluate(() => history.pushState({}, "", "/tests/esm.html/next"));
+  await scrollTo(0);
+  await scrollTo(0.6);
+  assert.equal(await depth(), 6, "a new page view starts the milestones again");
+  await page.waitForTimeout(600);
+  const ring = await page.evaluate(() => JSON.parse(localStorage.getItem("ks_profile")).recent.filter((r) => r[0] === "Scroll Depth").map((r) => r[2].depth));
+  assert.deepEqual(ring, [25, 50, 75, 100, 25, 50]);
+  await page.context().close();
+});
+
+test("engaged time is reported per page when the page is hidden", async () => {
+  const ctx = await h.browser.newContext();
+  const page = await ctx.newPage();
+  await page.clock.install();
+  await page.goto(h.url("/tests/esm.html"));
+  await page.waitForFunction(() => window.__ksLoaded === true);
+  await page.evaluate(async () => {
+    window.ks = await Keystone.init({});
+  });
+  await page.clock.runFor(12_000); // visible and active (input within 30 s) for 12 s
+  await page.mouse.move(10, 10);
+  await page.clock.runFor(8_000);
+  await page.evaluate(() => history.pushState({}, "", "/tests/esm.html/second")); // page 1: 20 s
+  await page.clock.runFor(50_000); // 30 s active, then idle
+  // Leaving the page fires pagehide: page 2's engaged time is recorded and written at once.
+  await page.goto(h.url("/tests/esm.html?next"));
+  const seconds = await page.evaluate(() =>
+    JSON.parse(localStorage.getItem("ks_profile")).recent.filter((r) => r[0] === "Page Engagement").map((r) => r[2].seconds),
+  );
+  assert.deepEqual(seconds, [20, 30]);
+  await ctx.close();
+});

@@ -1,0 +1,146 @@
+// Consent (DESIGN §6): opt-in stores nothing before consent, granting starts collection,
+// withdrawing stops it, forget() erases everything, Global Privacy Control turns marketing off.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { setup } from "./harness.mjs";
+
+let h;
+before(async () => (h = await setup()));
+after(async () => h && h.close());
+
+/** Every byte Keystone could have left on the device: storages, cookies, IndexedDB. */
+async function footprint(page) {
+  return page.evaluate(async () => {
+    const keys = (s) => Object.keys(s).filter((k) => k.startsWith("ks_"));
+    const dbs = indexedDB.databases ? (await indexedDB.databases()).map((d) => d.name) : [];
+    const bytes = (s) => keys(s).reduce((n, k) => n + k.length + (s.getItem(k) || "").length, 0);
+    return {
+      local: keys(localStorage),
+      session: keys(sessionStorage),
+      cookie: document.cookie,
+      idb: dbs,
+      bytes: bytes(localStorage) + bytes(sessionStorage) + document.cookie.length,
+    };
+  });
+}
+const EMPTY = { local: [], session: [], cookie: "", idb: [], bytes: 0 };
+
+test("opt-in: nothing stored and no id before consent; granting starts collection", async () => {
+  const page = await h.open();
+  const before = await page.evaluate(async () => {
+    window.ks = await Keystone.init({ consent: "opt-in" });
+    ks.track("Before Consent");
+    ks.setTraits({ plan: "free" });
+    await new Promise((r) => setTimeout(r, 700));
+    const p = ks.profile();
+    return { id: ks.anonymousId(), consent: p.consent, events: Object.keys(p.events), segments: ks.segments() };
+  });
+  assert.equal(before.id, null, "no anonymous id before consent");
+  assert.deepEqual(before.consent, { analytics: false, personalization: false, marketing: false });
+  assert.deepEqual(before.events, []);
+  assert.deepEqual(await footprint(page), EMPTY);
+
+  const after = await page.evaluate(async () => {
+    await ks.setConsent({ analytics: true, personalization: true });
+    const id = ks.anonymousId();
+    const stored = JSON.parse(localStorage.getItem("ks_profile"));
+    ks.track("After Consent");
+    return { id, storedId: stored && stored.aid, consent: ks.profile().consent, events: Object.keys(ks.profile().events) };
+  });
+  assert.match(after.id, /^[0-9a-f-]{36}$/);
+  assert.equal(after.storedId, after.id, "the id is written at once when consent is granted");
+  assert.deepEqual(after.consent, { analytics: true, personalization: true, marketing: false });
+  assert.deepEqual(after.events, ["After Consent"], "nothing from before consent was kept");
+  const fp = await footprint(page);
+  assert.deepEqual(fp.local, ["ks_profile"]);
+  assert.match(fp.cookie, new RegExp("ks_aid=" + after.id));
+  await page.context().close();
+});
+
+test("withdrawing personalization erases what was stored and stops storing", async () => {
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    window.ks = await Keystone.init({});
+    ks.track("A");
+    await new Promise((r) => setTimeout(r, 600));
+    const had = localStorage.getItem("ks_profile") !== null;
+    await ks.setConsent({ personalization: false });
+    ks.track("B");
+    await new Promise((r) => setTimeout(r, 600));
+    return { had, segments: ks.segments(), consent: ks.profile().consent };
+  });
+  assert.equal(out.had, true);
+  assert.deepEqual(out.consent, { analytics: true, personalization: false, marketing: true });
+  assert.deepEqual(await footprint(page), EMPTY);
+  await page.context().close();
+});
+
+test("forget() erases every key and cookie, withdraws consent, starts a fresh anonymous state", async () => {
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    window.ks = await Keystone.init({ segments: { version: 1, segments: [{ id: "any", condition: {} }] } });
+    ks.track("A");
+    ks.setTraits({ name: "Ada" });
+    localStorage.setItem("ks_other", "x"); // any key with the prefix, e.g. a queue
+    sessionStorage.setItem("ks_tmp", "y");
+    document.cookie = "ks_extra=1; Path=/";
+    localStorage.setItem("site_key", "kept"); // not Keystone's
+    await new Promise((r) => setTimeout(r, 600));
+    const id = ks.anonymousId();
+    const exits = [];
+    ks.on("segment:exit", (e) => exits.push(e.segment));
+    await ks.forget();
+    ks.track("After Forget");
+    await new Promise((r) => setTimeout(r, 600));
+    return { id, after: ks.anonymousId(), traits: ks.profile().traits, events: Object.keys(ks.profile().events), consent: ks.profile().consent, segments: ks.segments(), exits, site: localStorage.getItem("site_key") };
+  });
+  assert.match(out.id, /^[0-9a-f-]{36}$/);
+  assert.equal(out.after, null);
+  assert.deepEqual(out.traits, {});
+  assert.deepEqual(out.events, []);
+  assert.deepEqual(out.consent, { analytics: false, personalization: false, marketing: false });
+  assert.deepEqual(out.segments, []);
+  assert.deepEqual(out.exits, ["any"]);
+  assert.equal(out.site, "kept");
+  assert.deepEqual(await footprint(page), EMPTY);
+  // Granting again starts a new, unrelated anonymous id.
+  const again = await page.evaluate(async () => {
+    await ks.setConsent({ analytics: true, personalization: true });
+    return ks.anonymousId();
+  });
+  assert.match(again, /^[0-9a-f-]{36}$/);
+  assert.notEqual(again, out.id);
+  await page.context().close();
+});
+
+test("Global Privacy Control turns marketing off, and it stays off", async () => {
+  const ctx = await h.browser.newContext();
+  await ctx.addInitScript(() => Object.defineProperty(Navigator.prototype, "globalPrivacyControl", { get: () => true, configurable: true }));
+  const page = await h.open("/tests/esm.html", { context: ctx });
+  const out = await page.evaluate(async () => {
+    window.ks = await Keystone.init({});
+    const initial = ks.profile().consent;
+    await ks.setConsent({ marketing: true });
+    return { initial, later: ks.profile().consent };
+  });
+  assert.deepEqual(out.initial, { analytics: true, personalization: true, marketing: false });
+  assert.deepEqual(out.later, { analytics: true, personalization: true, marketing: false });
+  await ctx.close();
+});
+
+test("setConsent rejects bad input with a KeystoneError and keeps the state", async () => {
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    window.ks = await Keystone.init({});
+    let code = null;
+    try {
+      await ks.setConsent({ analytics: "yes" });
+    } catch (e) {
+      code = e instanceof Error && e.code;
+    }
+    return { code, consent: ks.profile().consent };
+  });
+  assert.equal(out.code, "invalid_argument");
+  assert.deepEqual(out.consent, { analytics: true, personalization: true, marketing: true });
+  await page.context().close();
+});

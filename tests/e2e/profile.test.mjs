@@ -1,0 +1,197 @@
+// The profile in real Chromium: anonymous id in localStorage and a first-party cookie, sessions,
+// traits, coalesced writes, and storage that fails soft (blocked, full, corrupted).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { setup } from "./harness.mjs";
+
+let h;
+before(async () => (h = await setup()));
+after(async () => h && h.close());
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+async function reinit(page, options = {}) {
+  await page.reload();
+  await page.waitForFunction(() => window.__ksLoaded === true);
+  return page.evaluate(async (o) => (window.ks = await Keystone.init(o)).anonymousId(), options);
+}
+
+test("anonymous id: UUID v4 in localStorage and a SameSite=Lax cookie, stable across reloads", async () => {
+  const ctx = await h.browser.newContext();
+  const page = await h.open("/tests/esm.html", { context: ctx });
+  const id = await page.evaluate(async () => (window.ks = await Keystone.init({})).anonymousId());
+  assert.match(id, UUID);
+  // Written at once, not after the coalescing delay.
+  assert.equal(await page.evaluate(() => JSON.parse(localStorage.getItem("ks_profile")).aid), id);
+  const cookie = (await ctx.cookies()).find((c) => c.name === "ks_aid");
+  assert.equal(cookie.value, id);
+  assert.equal(cookie.sameSite, "Lax");
+  assert.equal(cookie.path, "/");
+  assert.ok(cookie.expires > Date.now() / 1000 + 300 * 86400, "long-lived");
+  assert.equal(await reinit(page), id);
+  // localStorage lost (e.g. cleared by the browser): the cookie brings the id back.
+  await page.evaluate(() => localStorage.clear());
+  assert.equal(await reinit(page), id);
+  await ctx.close();
+});
+
+test("with cookieDomain the cookie is the source of truth for the id", async () => {
+  const ctx = await h.browser.newContext();
+  const page = await h.open("/tests/esm.html", { context: ctx });
+  const local = await page.evaluate(async () => (window.ks = await Keystone.init({ cookieDomain: "localhost" })).anonymousId());
+  const shared = "0b7e1a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b"; // as set by another subdomain
+  await ctx.addCookies([{ name: "ks_aid", value: shared, domain: "localhost", path: "/" }]);
+  assert.notEqual(local, shared);
+  assert.equal(await reinit(page, { cookieDomain: "localhost" }), shared);
+  await page.waitForTimeout(100);
+  assert.equal(await page.evaluate(() => JSON.parse(localStorage.getItem("ks_profile")).aid), shared);
+  // Without cookieDomain, localStorage wins over a differing cookie.
+  const page2 = await h.open("/tests/esm.html");
+  const own = await page2.evaluate(async () => (window.ks = await Keystone.init({})).anonymousId());
+  await page2.context().addCookies([{ name: "ks_aid", value: shared, domain: "localhost", path: "/" }]);
+  assert.equal(await reinit(page2), own);
+  await page2.context().close();
+  await ctx.close();
+});
+
+test("sessions: a new one after sessionTimeout of inactivity; count, pageviews, start, duration", async () => {
+  const ctx = await h.browser.newContext();
+  const page = await ctx.newPage();
+  await page.clock.install({ time: new Date("2026-03-01T10:00:00Z") });
+  await page.goto(h.url("/tests/esm.html"));
+  await page.waitForFunction(() => window.__ksLoaded === true);
+  const s1 = await page.evaluate(async () => {
+    window.ks = await Keystone.init({ sessionTimeout: "10m" });
+    return ks.profile().session;
+  });
+  assert.equal(s1.count, 1);
+  assert.equal(s1.pageviews, 1);
+  assert.match(s1.id, UUID);
+  await page.clock.fastForward("09:00");
+  const s2 = await page.evaluate(() => (ks.track("Still Here"), ks.profile().session));
+  assert.equal(s2.id, s1.id);
+  assert.equal(s2.durationSec, 540);
+  await page.clock.fastForward("10:01");
+  const s3 = await page.evaluate(() => (ks.page(), ks.profile().session));
+  assert.notEqual(s3.id, s1.id);
+  assert.equal(s3.count, 2);
+  assert.equal(s3.pageviews, 1);
+  assert.equal(s3.durationSec, 0);
+  assert.ok(Date.parse(s3.startedAt) - Date.parse(s1.startedAt) >= 19 * 60000, "the new session starts at its first event");
+  await ctx.close();
+});
+
+test("page/track/setTraits: JSON types kept, traits merged, writes coalesced within 500 ms", async () => {
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    window.ks = await Keystone.init({ autoCapture: false });
+    let writes = 0;
+    const orig = Storage.prototype.setItem;
+    Storage.prototype.setItem = function (k, v) {
+      if (k === "ks_profile") writes++;
+      return orig.call(this, k, v);
+    };
+    for (let i = 0; i < 50; i++) ks.track("Product Viewed", { sku: "A" + i, price: 9.5, tags: ["x", 1, true, null], nested: { a: { b: 2 } } });
+    ks.setTraits({ firstName: "Ada", vip: true });
+    ks.setTraits({ tier: 2 });
+    const immediate = writes;
+    await new Promise((r) => setTimeout(r, 500));
+    Storage.prototype.setItem = orig;
+    const stored = JSON.parse(localStorage.getItem("ks_profile"));
+    return { immediate, writes, traits: ks.profile().traits, last: stored.recent[stored.recent.length - 1], count: ks.profile().events["Product Viewed"].count, storedTraits: stored.traits };
+  });
+  assert.equal(out.immediate, 0, "no write per event");
+  assert.equal(out.writes, 1, "one coalesced write within 500 ms");
+  assert.deepEqual(out.traits, { firstName: "Ada", vip: true, tier: 2 });
+  assert.deepEqual(out.storedTraits, out.traits);
+  assert.equal(out.count, 50);
+  assert.deepEqual(out.last[2], { sku: "A49", price: 9.5, tags: ["x", 1, true, null], nested: { a: { b: 2 } } });
+  await page.context().close();
+});
+
+test("blocked localStorage: no crash, one storage_unavailable, the cookie keeps the id", async () => {
+  const ctx = await h.browser.newContext();
+  await ctx.addInitScript(() =>
+    Object.defineProperty(window, "localStorage", {
+      get() {
+        throw new DOMException("blocked", "SecurityError");
+      },
+    }),
+  );
+  const page = await h.open("/tests/esm.html", { context: ctx });
+  const out = await page.evaluate(async () => {
+    window.ks = await Keystone.init({});
+    const codes = [];
+    ks.on("error", (e) => codes.push(e.code));
+    await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 5; i++) ks.track("Blocked " + i);
+    await new Promise((r) => setTimeout(r, 600));
+    ks.track("Later");
+    await new Promise((r) => setTimeout(r, 600));
+    return { id: ks.anonymousId(), codes, count: Object.keys(ks.profile().events).length };
+  });
+  assert.match(out.id, UUID);
+  assert.deepEqual(out.codes, ["storage_unavailable"]);
+  assert.equal(out.count, 7); // page view + 5 + Later, in memory
+  assert.deepEqual(page.problems, []);
+  assert.equal(await reinit(page), out.id, "the first-party cookie carries the id");
+  await ctx.close();
+});
+
+test("setItem throwing QuotaExceededError: keeps working in memory, one storage_unavailable", async () => {
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    Storage.prototype.setItem = function () {
+      throw new DOMException("full", "QuotaExceededError");
+    };
+    window.ks = await Keystone.init({ autoCapture: false });
+    const codes = [];
+    ks.on("error", (e) => codes.push(e.code));
+    await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 3; i++) {
+      ks.track("Full");
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    return { codes, count: ks.profile().events.Full.count, stored: localStorage.getItem("ks_profile") };
+  });
+  assert.deepEqual(out.codes, ["storage_unavailable"]);
+  assert.equal(out.count, 3);
+  assert.equal(out.stored, null);
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
+for (const [what, value] of [
+  ["truncated", (s) => s.slice(0, Math.floor(s.length / 2))],
+  ["foreign", () => JSON.stringify({ hello: "world" })],
+  ["future version", (s) => JSON.stringify({ ...JSON.parse(s), v: 99 })],
+  ["damaged counts", (s) => JSON.stringify({ ...JSON.parse(s), ev: [["X", 1, 2, "!!"], ...JSON.parse(s).ev] })],
+]) {
+  test(`${what} stored data: storage_corrupt event, what is valid kept, never throws`, async () => {
+    const page = await h.open();
+    const id = await page.evaluate(async () => {
+      window.ks = await Keystone.init({ autoCapture: false });
+      ks.track("Kept", { a: 1 });
+      await new Promise((r) => setTimeout(r, 600));
+      return ks.anonymousId();
+    });
+    const good = await page.evaluate(() => localStorage.getItem("ks_profile"));
+    await page.evaluate((v) => localStorage.setItem("ks_profile", v), value(good));
+    await page.reload();
+    await page.waitForFunction(() => window.__ksLoaded === true);
+    const out = await page.evaluate(async () => {
+      window.ks = await Keystone.init({ autoCapture: false });
+      const codes = [];
+      ks.on("error", (e) => codes.push(e instanceof Error && e.code));
+      await new Promise((r) => setTimeout(r, 10));
+      ks.track("After");
+      return { id: ks.anonymousId(), codes, events: Object.keys(ks.profile().events) };
+    });
+    assert.deepEqual(out.codes, ["storage_corrupt"]);
+    assert.equal(out.id, id, "the anonymous id survives (from the data or the cookie)");
+    if (what === "damaged counts") assert.deepEqual(out.events, ["Kept", "After"]);
+    else assert.deepEqual(out.events, ["After"]);
+    assert.deepEqual(page.problems, []);
+    await page.context().close();
+  });
+}

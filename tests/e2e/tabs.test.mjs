@@ -1,0 +1,80 @@
+// Many tabs of one site share one profile: no lost counts when they track at once, one
+// anonymous id when they start together, and changes from other tabs show up without a call.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { setup } from "./harness.mjs";
+
+let h;
+before(async () => (h = await setup()));
+after(async () => h && h.close());
+
+async function tabs(n, ctx) {
+  return Promise.all(Array.from({ length: n }, () => h.open("/tests/esm.html", { context: ctx })));
+}
+
+for (let round = 1; round <= 3; round++) {
+  test(`3 tabs × 200 events at once → exactly 600 in every tab (round ${round})`, async () => {
+    const ctx = await h.browser.newContext();
+    const pages = await tabs(3, ctx);
+    const ids = await Promise.all(pages.map((p) => p.evaluate(async () => (window.ks = await Keystone.init({ autoCapture: false })).anonymousId())));
+    assert.equal(new Set(ids).size, 1, "tabs started together share one anonymous id: " + ids);
+    // Interleave: each tab tracks in small bursts across event-loop turns, all tabs at once.
+    await Promise.all(
+      pages.map((p) =>
+        p.evaluate(async () => {
+          for (let i = 0; i < 200; i++) {
+            ks.track("Tick", { i });
+            if (i % 7 === 0) await new Promise((r) => setTimeout(r, Math.random() * 30));
+          }
+        }),
+      ),
+    );
+    // Within 1 s every tab reflects every other tab's writes without a call of its own.
+    await pages[0].waitForTimeout(1500);
+    const counts = await Promise.all(pages.map((p) => p.evaluate(() => ks.profile().events.Tick.count)));
+    assert.deepEqual(counts, [600, 600, 600]);
+    const stored = await pages[0].evaluate(() => JSON.parse(localStorage.getItem("ks_profile")));
+    const again = await pages[1].evaluate(() => ks.anonymousId());
+    assert.equal(stored.aid, again);
+    for (const p of pages) assert.deepEqual(p.problems, []);
+    await ctx.close();
+  });
+}
+
+test("a change in one tab is visible to profile() in another right after the storage event", async () => {
+  const ctx = await h.browser.newContext();
+  const [a, b] = await tabs(2, ctx);
+  for (const p of [a, b]) await p.evaluate(async () => (window.ks = await Keystone.init({ autoCapture: false })));
+  const seen = b.evaluate(
+    () =>
+      new Promise((resolve) =>
+        addEventListener("storage", (e) => {
+          if (e.key !== "ks_profile") return;
+          // Keystone's own storage listener ran first (it was added at init): one turn later at most.
+          setTimeout(() => resolve({ traits: ks.profile().traits, count: (ks.profile().events.Signup || { count: 0 }).count }), 0);
+        }),
+      ),
+  );
+  await a.evaluate(() => {
+    ks.setTraits({ plan: "pro", seats: 3 });
+    ks.track("Signup");
+  });
+  assert.deepEqual(await seen, { traits: { plan: "pro", seats: 3 }, count: 1 });
+  await ctx.close();
+});
+
+test("sessions are shared by the tabs of the site", async () => {
+  const ctx = await h.browser.newContext();
+  const [a] = await tabs(1, ctx);
+  await a.evaluate(async () => (window.ks = await Keystone.init({})));
+  await a.waitForTimeout(400);
+  const [b] = await tabs(1, ctx);
+  await b.evaluate(async () => (window.ks = await Keystone.init({})));
+  await b.waitForTimeout(700);
+  const [sa, sb] = await Promise.all([a, b].map((p) => p.evaluate(() => ks.profile().session)));
+  assert.equal(sa.id, sb.id);
+  assert.equal(sb.count, 1);
+  assert.equal(sb.pageviews, 2, "both tabs' page views count in the one session");
+  assert.equal(sa.pageviews, 2);
+  await ctx.close();
+});

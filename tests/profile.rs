@@ -1,0 +1,204 @@
+#![cfg(not(target_arch = "wasm32"))]
+//! The profile natively: windows and retention of the minute buckets, their bound, sessions,
+//! consent gating, events in the Segment spec shape, and the cross-tab journal (rebase onto
+//! another tab's write, repair after a write made from a stale copy).
+mod common;
+
+use common::{json, to_json, NativeHost};
+use keystone::core::buckets::{minute_of, window_start_minute, Counts, MAX_ENTRIES};
+use keystone::core::keystone::{Keystone, Options};
+use keystone::core::time::{parse_duration, DAY, MINUTE};
+use keystone::core::value::{Map, Value};
+
+const T0: f64 = 1_764_403_200_000.0;
+
+fn ks(seed: u64, stored: Option<&Value>, now: f64) -> Keystone {
+    Keystone::new(Options::default(), NativeHost::boxed(seed), stored, now)
+}
+
+fn count(k: &Keystone, name: &str) -> f64 {
+    k.profile_document().path(&format!("events.{name}.count")).and_then(Value::as_num).unwrap_or(0.0)
+}
+
+#[test]
+fn windows_are_exact_to_the_minute_for_every_duration() {
+    for w in ["30m", "1h", "24h", "7d", "30d", "90d"] {
+        let w = parse_duration(w).unwrap();
+        let t = T0 + 12_345.0;
+        let c = Counts::from_entries([(minute_of(t), 1)]);
+        let held = |now: f64| c.count_since(window_start_minute(now, w));
+        assert_eq!(held(t), 1);
+        assert_eq!(held(t + w - MINUTE), 1, "still inside one minute before the end");
+        assert_eq!(held(t + w + MINUTE), 0, "out one minute after");
+    }
+}
+
+#[test]
+fn compaction_keeps_totals_and_the_recent_half_exact() {
+    let mut c = Counts::new();
+    let base = minute_of(T0 - 90.0 * DAY);
+    for i in 0..(3 * MAX_ENTRIES as u32) {
+        c.add(base + i * 37, 1 + i % 3);
+    }
+    let total = c.total();
+    let recent_from = base + (3 * MAX_ENTRIES as u32 - 500) * 37;
+    let recent = c.count_since(recent_from);
+    c.compact(MAX_ENTRIES);
+    assert!(c.entries().len() <= MAX_ENTRIES, "{}", c.entries().len());
+    assert_eq!(c.total(), total);
+    assert_eq!(c.count_since(recent_from), recent, "recent windows stay exact");
+    assert!(c.entries().windows(2).all(|w| w[0].0 < w[1].0), "sorted and unique");
+    // A window never under-counts: folded buckets are keyed by their last minute.
+    for probe in [base + 1000, base + 20_000, base + 60_000] {
+        let exact: u32 = (0..(3 * MAX_ENTRIES as u32)).filter(|i| base + i * 37 >= probe).map(|i| 1 + i % 3).sum();
+        assert!(c.count_since(probe) >= exact);
+    }
+}
+
+#[test]
+fn retention_drops_old_behaviour_on_load_and_on_write() {
+    let opts = Options::from_value(&json(r#"{"retention":"7d"}"#), false).unwrap();
+    let mut a = Keystone::new(opts.clone(), NativeHost::boxed(1), None, T0);
+    a.track(T0, "Old", Map::new()).unwrap();
+    a.track(T0 + 5.0 * DAY, "Newer", Map::new()).unwrap();
+    let stored = a.write(None, T0 + 5.0 * DAY).unwrap();
+    // On load, 8 days later: "Old" is gone, "Newer" stays.
+    let b = Keystone::new(opts.clone(), NativeHost::boxed(2), Some(&stored), T0 + 8.0 * DAY);
+    assert_eq!(count(&b, "Old"), 0.0);
+    assert_eq!(count(&b, "Newer"), 1.0);
+    // On write, 13 days later: "Newer" goes too (also from the ring).
+    let mut c = Keystone::new(opts, NativeHost::boxed(3), Some(&stored), T0 + 8.0 * DAY);
+    c.track(T0 + 13.0 * DAY, "Latest", Map::new()).unwrap();
+    let v = c.write(None, T0 + 13.0 * DAY).unwrap();
+    let text = serde_json::to_string(&to_json(&v)).unwrap();
+    assert!(!text.contains("Newer") && !text.contains("\"Old\""), "{text}");
+    assert!(text.contains("Latest"));
+}
+
+#[test]
+fn sessions_follow_the_inactivity_timeout() {
+    let mut k = ks(1, None, T0);
+    k.page(T0, Map::new());
+    k.track(T0 + 29.0 * MINUTE, "A", Map::new()).unwrap();
+    let s = k.profile_document().get("session").cloned().unwrap();
+    assert_eq!(s.get("count"), Some(&Value::Num(1.0)));
+    assert_eq!(s.get("durationSec"), Some(&Value::Num(29.0 * 60.0)));
+    k.page(T0 + 60.0 * MINUTE, Map::new());
+    let s2 = k.profile_document().get("session").cloned().unwrap();
+    assert_eq!(s2.get("count"), Some(&Value::Num(2.0)));
+    assert_eq!(s2.get("pageviews"), Some(&Value::Num(1.0)));
+    assert_ne!(s2.get("id"), s.get("id"));
+}
+
+#[test]
+fn events_have_the_segment_spec_shape() {
+    let mut k = ks(4, None, T0);
+    k.set_context(json(
+        r#"{"url":"https://shop.example/p?utm_source=news&utm_campaign=spring","path":"/p","search":"?utm_source=news&utm_campaign=spring","title":"P","referrer":"https://google.com/","utm":{"source":"news","medium":"","campaign":"spring","term":"","content":""},"language":"fr-FR","timezone":"Europe/Paris",
+            "spec":{"page":{"path":"/p","search":"?utm_source=news&utm_campaign=spring"},"campaign":{"name":"spring","source":"news"},"locale":"fr-FR","timezone":"Europe/Paris","userAgent":"UA","library":{"name":"keystone-cdp","version":"0.1.0"}}}"#,
+    ));
+    assert!(k.profile_document().path("context.spec").is_none(), "the spec context stays out of the profile document");
+    k.page(T0, Map::new());
+    k.track(T0 + 1.0, "Order Completed", Map::new().with("revenue", 120.5).with("items", Value::Arr(vec![Value::Bool(true)]))).unwrap();
+    k.set_traits(T0 + 2.0, Map::new().with("plan", "pro"));
+    let out: Vec<serde_json::Value> = k.take_outbox().iter().map(|e| to_json(&e.to_spec())).collect();
+    assert_eq!(out.len(), 3);
+    let page = &out[0];
+    assert_eq!(page["type"], "page");
+    assert_eq!(page["properties"]["path"], "/p");
+    assert_eq!(page["properties"]["referrer"], "https://google.com/");
+    assert_eq!(page["context"]["page"]["search"], "?utm_source=news&utm_campaign=spring");
+    assert_eq!(page["context"]["campaign"], serde_json::json!({"name": "spring", "source": "news"}));
+    assert_eq!(page["context"]["locale"], "fr-FR");
+    assert_eq!(page["context"]["timezone"], "Europe/Paris");
+    assert_eq!(page["context"]["userAgent"], "UA");
+    assert_eq!(page["context"]["library"]["name"], "keystone-cdp");
+    assert_eq!(page["timestamp"], "2025-11-29T08:00:00.000Z");
+    let track = &out[1];
+    assert_eq!(track["event"], "Order Completed");
+    assert_eq!(track["properties"], serde_json::json!({"revenue": 120.5, "items": [true]}));
+    assert_ne!(track["messageId"], page["messageId"]);
+    let identify = &out[2];
+    assert_eq!(identify["type"], "identify");
+    assert_eq!(identify["traits"], serde_json::json!({"plan": "pro"}));
+    assert_eq!(identify["anonymousId"].as_str(), Some(k.anonymous_id()));
+    assert_eq!(identify["userId"], serde_json::Value::Null);
+}
+
+#[test]
+fn opt_in_keeps_nothing_and_creates_no_id_until_consent() {
+    let opts = Options::from_value(&json(r#"{"consent":"opt-in"}"#), false).unwrap();
+    let mut k = Keystone::new(opts, NativeHost::boxed(1), None, T0);
+    k.page(T0, Map::new());
+    k.track(T0, "Before", Map::new()).unwrap();
+    assert_eq!(k.anonymous_id(), "");
+    assert!(k.take_outbox().is_empty());
+    assert!(k.write(None, T0).is_none());
+    k.set_consent(&json(r#"{"analytics":true,"personalization":true}"#), T0 + 1.0).unwrap();
+    assert_eq!(k.anonymous_id().len(), 36);
+    k.track(T0 + 2.0, "After", Map::new()).unwrap();
+    assert_eq!(count(&k, "Before"), 0.0);
+    assert_eq!(count(&k, "After"), 1.0);
+    assert!(k.write(None, T0 + 3.0).is_some(), "written once granted");
+    k.forget(T0 + 4.0);
+    assert_eq!(k.anonymous_id(), "");
+    k.track(T0 + 5.0, "Gone", Map::new()).unwrap();
+    assert!(k.write(None, T0 + 6.0).is_none());
+    assert!(k.take_outbox().is_empty());
+}
+
+#[test]
+fn gpc_keeps_marketing_off() {
+    let opts = Options::from_value(&Value::Null, true).unwrap();
+    let mut k = Keystone::new(opts, NativeHost::boxed(1), None, T0);
+    k.set_consent(&json(r#"{"marketing":true}"#), T0).unwrap();
+    assert!(!k.consent().marketing);
+    assert!(k.set_consent(&json(r#"{"marketing":"yes"}"#), T0).is_err());
+}
+
+/// Two tabs over one storage slot. `a` and `b` track at once; `b` writes from a copy that lacks
+/// `a`'s last write (a lagging cache). `a` sees `b`'s write, notices its operations are missing,
+/// re-applies them and writes again: no count is lost and both converge.
+#[test]
+fn tabs_rebase_and_repair_a_write_from_a_stale_copy() {
+    let mut a = ks(1, None, T0);
+    let s0 = a.write(None, T0).unwrap();
+    let mut b = ks(2, Some(&s0), T0 + 10.0);
+    assert_eq!(a.anonymous_id(), b.anonymous_id());
+    for i in 0..5 {
+        a.track(T0 + 100.0 + i as f64, "Tick", Map::new()).unwrap();
+        b.track(T0 + 100.0 + i as f64, "Tick", Map::new()).unwrap();
+    }
+    let s1 = a.write(Some(&s0), T0 + 200.0).unwrap(); // a: 5 ticks stored
+    assert_eq!(count(&a, "Tick"), 5.0);
+    // b writes from the stale s0 (it did not see s1): the stored form now lacks a's ticks.
+    let s2 = b.write(Some(&s0), T0 + 210.0).unwrap();
+    assert_eq!(count(&b, "Tick"), 5.0);
+    let _ = s1;
+    // a receives the storage event for s2: rebase re-applies its 5 ticks and wants to write.
+    assert!(a.rebase(&s2, T0 + 220.0));
+    assert_eq!(count(&a, "Tick"), 10.0);
+    assert!(a.dirty());
+    let s3 = a.write(Some(&s2), T0 + 230.0).unwrap();
+    // b receives s3: it holds b's ticks already, nothing to re-apply.
+    assert!(b.rebase(&s3, T0 + 240.0));
+    assert_eq!(count(&b, "Tick"), 10.0);
+    assert!(!b.dirty());
+    // The sessions agree too: one session, page views of both tabs.
+    let sa = a.profile_document().get("session").cloned();
+    let sb = b.profile_document().get("session").cloned();
+    assert_eq!(sa, sb);
+}
+
+#[test]
+fn a_tab_adopts_the_identity_another_tab_wrote() {
+    // Two tabs that started together with no stored profile (a lagging cache): each made an id.
+    let mut a = ks(1, None, T0);
+    let mut b = ks(2, None, T0);
+    assert_ne!(a.anonymous_id(), b.anonymous_id());
+    a.track(T0 + 1.0, "A", Map::new()).unwrap();
+    let sb = b.write(None, T0 + 2.0).unwrap();
+    assert!(a.rebase(&sb, T0 + 3.0));
+    assert_eq!(a.anonymous_id(), b.anonymous_id(), "converged on one id");
+    assert_eq!(count(&a, "A"), 1.0, "and kept its own events");
+}
