@@ -54,7 +54,10 @@ pub fn encode(p: &Profile) -> Value {
             .with("last", p.last_seen)
             .with("ev", Value::Arr(events))
             .with("recent", Value::Arr(recent))
-            .with("act", p.activation.encode()),
+            .with("act", p.activation.encode())
+            .with("tt", Value::Obj(p.trait_times.clone()))
+            .with("ln", Value::Arr(p.linked.iter().flat_map(|(id, t)| [id.as_str().into(), Value::Num(*t)]).collect()))
+            .with("ep", p.epoch),
     )
 }
 
@@ -90,6 +93,17 @@ pub fn decode(v: &Value) -> (Option<Profile>, Vec<Error>) {
         p.context = c.clone();
     }
     p.last_seen = num(m.get("last"));
+    if let Some(t) = m.get("tt").and_then(Value::as_obj) {
+        p.trait_times = t.iter().filter(|(_, v)| v.as_num().is_some()).map(|(k, v)| (k.clone(), v.clone())).collect();
+    }
+    if let Some(l) = m.get("ln").and_then(Value::as_arr) {
+        for c in l.chunks_exact(2) {
+            if let [Value::Str(id), Value::Num(t)] = c {
+                p.linked.push((id.clone(), *t));
+            }
+        }
+    }
+    p.epoch = num(m.get("ep")) as u32;
     if let Some(s) = m.get("sess").and_then(Value::as_arr) {
         if s.len() == 5 {
             p.session = Session {

@@ -15,6 +15,7 @@ use crate::core::error::{codes, Error};
 use crate::core::event::{Event, Kind};
 use crate::core::experience::{self, Decision, Orchestrator};
 use crate::core::host::{random16, Host};
+use crate::core::identity::{self, Aside, Change};
 use crate::core::ids::uuid_v4;
 use crate::core::profile::Profile;
 use crate::core::segment::{self, Definitions, LoadReport, Subject};
@@ -113,6 +114,8 @@ pub struct Keystone {
     outbox: Vec<Event>,
     dirty: bool,
     exp: Orchestrator,
+    aside: Aside,
+    aside_dirty: bool,
 }
 
 impl Keystone {
@@ -131,6 +134,8 @@ impl Keystone {
             outbox: Vec::new(),
             dirty: false,
             exp: Orchestrator::default(),
+            aside: Aside::default(),
+            aside_dirty: false,
         };
         let restored = stored.and_then(|v| {
             let (p, errors) = codec::decode(v);
@@ -156,6 +161,105 @@ impl Keystone {
     /// The known user id, if identified.
     pub fn user_id(&self) -> Option<&str> {
         self.profile.user_id.as_deref()
+    }
+
+    /// Login (DESIGN §5): validates first (a malformed email is `invalid_email` and changes
+    /// nothing), then applies the transition at once: same user → traits only; anonymous → the
+    /// anonymous profile merges into the known one (its set-aside copy, if any); another user →
+    /// the current one is set aside and the new one starts under a new anonymous id. Queues the
+    /// Segment `identify` event (and `alias` with `previousId` = the anonymous id on a change of
+    /// identity) and the `identify` notice. The caller persists at once ([`Keystone::take_aside`]).
+    pub fn identify(&mut self, now: f64, email: &str, traits: Map, options: &Value) -> Result<(), Error> {
+        let login = identity::login(email, traits, options, self.host.as_ref())?;
+        let aid = uuid_v4(random16(self.host.as_ref()));
+        let change = identity::identify(&mut self.profile, &mut self.aside, &login, aid, now, self.opts.retention);
+        self.aside_dirty |= change != Change::Traits;
+        self.emit(now, Kind::Identify, login.traits, None);
+        if let Change::Merged(prev) | Change::Switched(prev) = change {
+            self.emit(now, Kind::Alias, Map::new(), Some(prev));
+        }
+        self.notices.push(Notice::Identify(login.user_id));
+        self.dirty = true;
+        self.evaluate(now, true);
+        Ok(())
+    }
+
+    /// Logout: the known profile is set aside; a new anonymous id and an empty profile start.
+    pub fn reset(&mut self, now: f64) {
+        let aid = uuid_v4(random16(self.host.as_ref()));
+        identity::reset(&mut self.profile, &mut self.aside, aid.clone(), now, self.opts.retention);
+        self.aside_dirty = true;
+        self.dirty = true;
+        self.notices.push(Notice::Reset(aid));
+        self.evaluate(now, true);
+    }
+
+    /// Replaces the set-aside profiles with their stored form (read fresh before each identity
+    /// change, since another tab may have changed them).
+    pub fn load_aside(&mut self, stored: &Value) {
+        self.aside = Aside::from_value(stored);
+    }
+
+    /// The stored form of the set-aside profiles when they changed (None otherwise, and always
+    /// None without `personalization` consent).
+    pub fn take_aside(&mut self) -> Option<Value> {
+        if !self.aside_dirty || !self.consent.personalization {
+            return None;
+        }
+        self.aside_dirty = false;
+        Some(self.aside.to_value())
+    }
+
+    /// How the identity stamp of the stored profile (`epoch`, anonymous id) compares with ours
+    /// (see [`identity::stamp_order`]). `Less` also marks our profile for writing back.
+    pub fn stamp_order(&mut self, epoch: f64, anonymous_id: &str) -> ::core::cmp::Ordering {
+        let ord = identity::stamp_order(epoch as u32, anonymous_id, &self.profile);
+        if ord == ::core::cmp::Ordering::Less {
+            self.dirty = true;
+        }
+        ord
+    }
+
+    /// Adopts the stored profile another tab wrote with a newer identity (after identify or
+    /// reset there): this tab's `userId()`, `profile()` and `segments()` follow, with
+    /// `identify`/`reset` and enter/exit notices. The page context stays this tab's.
+    pub fn adopt(&mut self, stored: &Value, now: f64) {
+        let (p, errors) = codec::decode(stored);
+        self.notices.extend(errors.into_iter().map(Notice::Error));
+        let Some(mut p) = p else { return };
+        p.context = ::core::mem::take(&mut self.profile.context);
+        let old = ::core::mem::replace(&mut self.profile, p);
+        let p = &self.profile;
+        // An identity change made elsewhere raised the epoch; an equal epoch is two tabs that
+        // started at once converging on one anonymous id, which is no identify or reset.
+        if p.epoch > old.epoch {
+            self.notices.push(match &p.user_id {
+                Some(u) => Notice::Identify(u.clone()),
+                None => Notice::Reset(p.anonymous_id.clone()),
+            });
+        }
+        self.dirty = false;
+        self.evaluate(now, true);
+    }
+
+    /// Queues an `identify` or `alias` event for delivery (analytics consent).
+    fn emit(&mut self, now: f64, kind: Kind, traits: Map, previous_id: Option<String>) {
+        if !self.consent.analytics {
+            return;
+        }
+        let event = Event {
+            kind,
+            name: String::new(),
+            properties: Map::new(),
+            traits,
+            timestamp: now,
+            message_id: uuid_v4(random16(self.host.as_ref())),
+            anonymous_id: self.profile.anonymous_id.clone(),
+            user_id: self.profile.user_id.clone(),
+            previous_id,
+            context: self.spec_context(),
+        };
+        self.outbox.push(event);
     }
 
     /// The current consent.
@@ -369,6 +473,7 @@ impl Keystone {
     pub fn profile_document(&self) -> Value {
         let mut m = self.profile.document();
         m.insert("scores", Value::Obj(Map::new()));
+        m.insert("linkedAnonymousIds", Value::Arr(self.profile.linked.iter().map(|(id, _)| Value::Str(id.clone())).collect()));
         m.insert("segments", Value::Arr(self.members.iter().map(|s| Value::Str(s.clone())).collect()));
         m.insert("consent", self.consent.to_value());
         Value::Obj(m)

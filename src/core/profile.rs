@@ -82,6 +82,13 @@ pub struct Profile {
     /// Experience exposures and segments reported to the collector (DESIGN §13).
     pub activation: Activation,
     recent_bytes: usize,
+    /// When each trait was last set (epoch ms, as `Value::Num`), for last-writer-wins merges.
+    pub trait_times: Map,
+    /// Anonymous ids linked to this known identity, `(id, linked at ms)`, ordered by time.
+    pub linked: Vec<(String, f64)>,
+    /// Identity generation: raised by every identity change (identify to another user, reset)
+    /// so that a tab holding an older identity adopts the stored one instead of writing over it.
+    pub epoch: u32,
 }
 
 impl Profile {
@@ -108,6 +115,14 @@ impl Profile {
         }
         self.last_seen = self.last_seen.max(ts);
         self.push_recent(RecentEvent { name: name.into(), ts, props: props.clone() });
+    }
+
+    /// Merges `traits` into the profile, each stamped with `ts` for last-writer-wins merges.
+    pub fn set_traits(&mut self, traits: &Map, ts: f64) {
+        for (k, v) in traits.iter() {
+            self.traits.insert(k.as_str(), v.clone());
+            self.trait_times.insert(k.as_str(), Value::Num(ts));
+        }
     }
 
     /// Appends to the recent ring, evicting the oldest beyond its bounds.
