@@ -16,8 +16,6 @@ pub trait Host {
     fn parse_number(&self, s: &str) -> f64;
     /// JavaScript `String(n)`.
     fn format_number(&self, n: f64) -> String;
-    /// JavaScript `s.toLowerCase()` (Unicode case mapping without shipping its tables).
-    fn lowercase(&self, s: &str) -> String;
     /// Fills `out` with cryptographically strong random bytes (`crypto.getRandomValues` in the
     /// browser; a seeded generator in deterministic tests).
     fn random_bytes(&self, out: &mut [u8]);

@@ -32,7 +32,8 @@ pub const ASIDE_MAX: usize = 5;
 /// checks its shape: `local@domain.tld`, one `@`, no spaces, controls or display-name
 /// punctuation, no empty domain label. Errors carry the stable code `invalid_email`.
 pub fn normalize_email(raw: &str, host: &dyn Host) -> Result<String, Error> {
-    let email = host.lowercase(raw.trim());
+    let t = raw.trim();
+    let email = if t.is_ascii() { t.to_ascii_lowercase() } else { host.lowercase(t) };
     let b = email.as_bytes();
     let at = b.iter().position(|&c| c == b'@').unwrap_or(0);
     let domain = b.get(at + 1..).unwrap_or(&[]);
