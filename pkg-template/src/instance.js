@@ -240,7 +240,7 @@ export class Instance {
   /** Login: hashes the email on the device and reconciles the profiles; written at once. */
   identify(email, traits, options) {
     return this.#runAsync(() => {
-      this.#core.identify(email, traits, options);
+      this.#core.identify(typeof email == "string" ? email.trim() : email, traits, options);
     });
   }
 

@@ -56,7 +56,7 @@ pub fn encode(p: &Profile) -> Value {
             .with("recent", Value::Arr(recent))
             .with("act", p.activation.encode())
             .with("tt", Value::Obj(p.trait_times.clone()))
-            .with("ln", Value::Arr(p.linked.iter().flat_map(|(id, t)| [id.as_str().into(), Value::Num(*t)]).collect()))
+            .with("ln", Value::Arr(p.linked.iter().map(|id| id.as_str().into()).collect()))
             .with("ep", p.epoch),
     )
 }
@@ -96,13 +96,7 @@ pub fn decode(v: &Value) -> (Option<Profile>, Vec<Error>) {
     if let Some(t) = m.get("tt").and_then(Value::as_obj) {
         p.trait_times = t.iter().filter(|(_, v)| v.as_num().is_some()).map(|(k, v)| (k.clone(), v.clone())).collect();
     }
-    if let Some(l) = m.get("ln").and_then(Value::as_arr) {
-        for c in l.chunks_exact(2) {
-            if let [Value::Str(id), Value::Num(t)] = c {
-                p.linked.push((id.clone(), *t));
-            }
-        }
-    }
+    p.linked = m.get("ln").and_then(Value::as_arr).into_iter().flatten().filter_map(|v| v.as_str().map(String::from)).collect();
     p.epoch = num(m.get("ep")) as u32;
     if let Some(s) = m.get("sess").and_then(Value::as_arr) {
         if s.len() == 5 {

@@ -14,7 +14,6 @@
 #[allow(unused_imports)]
 use crate::core::prelude::*;
 
-use crate::core::buckets::minute_of;
 use crate::core::codec;
 use crate::core::error::{codes, Error};
 use crate::core::host::Host;
@@ -30,19 +29,18 @@ pub const ASIDE_MAX: usize = 5;
 
 /// Trims and lower-cases (JavaScript `toLowerCase`, through the host) an email address and
 /// checks its shape: `local@domain.tld`, one `@`, no spaces, controls or display-name
-/// punctuation, no empty domain label. Errors carry the stable code `invalid_email`.
+/// punctuation, no empty domain label. Errors carry the stable code `invalid_email`. (The JS
+/// wrapper has already applied `String.prototype.trim`, which also strips Unicode spaces.)
 pub fn normalize_email(raw: &str, host: &dyn Host) -> Result<String, Error> {
-    let t = raw.trim();
-    let email = if t.is_ascii() { t.to_ascii_lowercase() } else { host.lowercase(t) };
+    let email = host.lowercase(raw.trim_matches(|c: char| c <= ' '));
     let b = email.as_bytes();
     let at = b.iter().position(|&c| c == b'@').unwrap_or(0);
     let domain = b.get(at + 1..).unwrap_or(&[]);
     let ok = at > 0
         && b.len() <= 320
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && !b.iter().any(|c| b"<>()[]\\,;:\"".contains(c))
-        && domain.iter().all(|&c| c != b'@')
-        && domain.contains(&b'.')
+        && !b.iter().any(|&c| c <= b' ' || c == 0x7f || b"<>()[]\\,;:\"".iter().any(|&x| x == c))
+        && !domain.iter().any(|&c| c == b'@')
+        && domain.iter().any(|&c| c == b'.')
         && !domain.windows(2).any(|w| w == b"..")
         && !matches!(domain.first(), Some(b'.' | b'-'))
         && !matches!(domain.last(), Some(b'.' | b'-'));
@@ -67,9 +65,10 @@ pub struct Login {
 pub fn login(email: &str, mut traits: Map, options: &Value, host: &dyn Host) -> Result<Login, Error> {
     let email = normalize_email(email, host)?;
     let bad = |m: &str| Error::new(codes::INVALID_ARGUMENT, m);
+    let none = Map::new();
     let opts = match options {
-        Value::Null => Map::new(),
-        Value::Obj(m) => m.clone(),
+        Value::Null => &none,
+        Value::Obj(m) => m,
         _ => return Err(bad("identify options must be an object")),
     };
     let user_id = match opts.get("userId") {
@@ -137,15 +136,9 @@ impl Aside {
     /// Takes the profile set aside for `user_id`, if any (it leaves the store).
     pub fn take(&mut self, user_id: &str, now: f64, retention: f64) -> Option<Profile> {
         self.prune(now, retention);
-        let i = self.entries.iter().position(|x| x.0 == user_id)?;
-        let (_, _, v) = self.entries.remove(i);
-        let mut p = codec::decode(&v).0?;
-        let from = minute_of(now - retention);
-        for e in p.events.iter_mut() {
-            e.counts.prune(from);
-        }
-        p.events.retain(|e| e.counts.total() > 0);
-        Some(p)
+        let v = take(&mut self.entries.iter_mut().find(|x| x.0 == user_id)?.2);
+        self.entries.retain(|x| x.0 != user_id);
+        codec::decode(&v).0
     }
 
     /// Drops entries unused for longer than `retention`, then the least recently used beyond
@@ -169,7 +162,7 @@ pub fn identify(p: &mut Profile, aside: &mut Aside, login: &Login, new_anonymous
             next.context = take(&mut p.context);
             next.epoch = p.epoch.max(next.epoch) + 1;
             next.anonymous_id = new_anonymous_id.clone();
-            link(&mut next.linked, &new_anonymous_id, now);
+            link(&mut next.linked, &new_anonymous_id);
             *p = next;
             Change::Switched(new_anonymous_id)
         }
@@ -177,12 +170,12 @@ pub fn identify(p: &mut Profile, aside: &mut Aside, login: &Login, new_anonymous
             let aid = p.anonymous_id.clone();
             if let Some(known) = aside.take(&login.user_id, now, retention) {
                 let ctx = take(&mut p.context);
-                *p = merge(&known, p);
+                *p = merge(known, take(p));
                 p.anonymous_id = aid.clone();
                 p.context = ctx;
             }
             p.epoch += 1;
-            link(&mut p.linked, &aid, now);
+            link(&mut p.linked, &aid);
             Change::Merged(aid)
         }
     };

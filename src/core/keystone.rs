@@ -242,24 +242,14 @@ impl Keystone {
         self.evaluate(now, true);
     }
 
-    /// Queues an `identify` or `alias` event for delivery (analytics consent).
+    /// Queues an `identify` (with traits) or `alias` (with the previous id) event for delivery.
     fn emit(&mut self, now: f64, kind: Kind, traits: Map, previous_id: Option<String>) {
-        if !self.consent.analytics {
-            return;
+        if self.consent.analytics {
+            let mut e = self.event(now, kind, "", Map::new());
+            e.traits = traits;
+            e.previous_id = previous_id;
+            self.outbox.push(e);
         }
-        let event = Event {
-            kind,
-            name: String::new(),
-            properties: Map::new(),
-            traits,
-            timestamp: now,
-            message_id: uuid_v4(random16(self.host.as_ref())),
-            anonymous_id: self.profile.anonymous_id.clone(),
-            user_id: self.profile.user_id.clone(),
-            previous_id,
-            context: self.spec_context(),
-        };
-        self.outbox.push(event);
     }
 
     /// The current consent.
@@ -473,7 +463,7 @@ impl Keystone {
     pub fn profile_document(&self) -> Value {
         let mut m = self.profile.document();
         m.insert("scores", Value::Obj(Map::new()));
-        m.insert("linkedAnonymousIds", Value::Arr(self.profile.linked.iter().map(|(id, _)| Value::Str(id.clone())).collect()));
+        m.insert("linkedAnonymousIds", Value::Arr(self.profile.linked.iter().map(|id| Value::Str(id.clone())).collect()));
         m.insert("segments", Value::Arr(self.members.iter().map(|s| Value::Str(s.clone())).collect()));
         m.insert("consent", self.consent.to_value());
         Value::Obj(m)

@@ -5,7 +5,8 @@
 //! element, so the result does not depend on which device state was merged first:
 //! counts and buckets add, `firstSeen` takes the min, `lastSeen` the max, traits are
 //! last-writer-wins by their timestamps, the recent rings interleave by time within their
-//! bound, linked anonymous ids form a bounded union. Where a whole value must be chosen
+//! bound, linked anonymous ids form a union (bounded: past [`LINKED_MAX`] it keeps the first
+//! argument's links first). Where a whole value must be chosen
 //! (context, session) the one with the later activity wins, ties broken by a total order on
 //! values, so no choice depends on argument order (only the order of keys and event names in
 //! the output does: the first argument's come first). Callers set the identity fields (ids, epoch) they want afterwards.
@@ -13,109 +14,90 @@
 #[allow(unused_imports)]
 use crate::core::prelude::*;
 
-use crate::core::profile::{Profile, Session};
+use crate::core::profile::Profile;
 use crate::core::value::{Map, Value};
 use ::core::cmp::Ordering;
 
-/// The most anonymous ids kept linked to one identity (the most recently linked win).
+/// The most anonymous ids kept linked to one identity (the oldest links are dropped first).
 pub const LINKED_MAX: usize = 32;
 
-/// Merges two profiles of the same person (see the module docs for the rules).
-pub fn merge(a: &Profile, b: &Profile) -> Profile {
-    let mut p = Profile::default();
-    p.anonymous_id = a.anonymous_id.clone().max(b.anonymous_id.clone());
-    p.user_id = a.user_id.clone().max(b.user_id.clone());
-    p.epoch = a.epoch.max(b.epoch);
-    p.first_seen = match (a.first_seen, b.first_seen) {
-        (x, y) if x <= 0.0 => y,
-        (x, y) if y <= 0.0 => x,
-        (x, y) => x.min(y),
-    };
-    p.last_seen = a.last_seen.max(b.last_seen);
-    let later = a.last_seen.total_cmp(&b.last_seen).then_with(|| cmp_value(&a.context, &b.context));
-    p.context = if later == Ordering::Less { b.context.clone() } else { a.context.clone() };
-    p.session = merge_session(&a.session, &b.session);
-    merge_traits(&mut p, a, b);
-    p.events = a.events.clone();
-    for e in &b.events {
-        match p.events.iter_mut().find(|x| x.name == e.name) {
+/// Merges two profiles of the same person (see the module docs for the rules); `a` absorbs
+/// `b`, moving rather than copying.
+pub fn merge(mut a: Profile, b: Profile) -> Profile {
+    a.epoch = a.epoch.max(b.epoch);
+    if a.first_seen <= 0.0 || (b.first_seen > 0.0 && b.first_seen < a.first_seen) {
+        a.first_seen = b.first_seen;
+    }
+    if a.last_seen.total_cmp(&b.last_seen).then_with(|| cmp_value(&a.context, &b.context)) == Ordering::Less {
+        a.context = b.context;
+    }
+    a.last_seen = a.last_seen.max(b.last_seen);
+    if b.anonymous_id > a.anonymous_id {
+        a.anonymous_id = b.anonymous_id;
+    }
+    if b.user_id > a.user_id {
+        a.user_id = b.user_id;
+    }
+    let count = a.session.count.saturating_add(b.session.count);
+    let (x, y) = (&a.session, &b.session);
+    let ord = x.last_activity.total_cmp(&y.last_activity).then_with(|| x.id.cmp(&y.id)).then_with(|| x.started_at.total_cmp(&y.started_at)).then(x.pageviews.cmp(&y.pageviews));
+    if ord == Ordering::Less {
+        a.session = b.session;
+    }
+    a.session.count = count;
+    for (k, v) in b.traits {
+        let t = b.trait_times.get(&k).and_then(Value::as_num);
+        let keep = match a.traits.get(&k) {
+            Some(x) => {
+                let ta = a.trait_times.get(&k).and_then(Value::as_num).unwrap_or(0.0);
+                ta.total_cmp(&t.unwrap_or(0.0)).then_with(|| cmp_value(x, &v)) != Ordering::Less
+            }
+            None => false,
+        };
+        if !keep {
+            match t {
+                Some(t) => a.trait_times.insert(k.as_str(), Value::Num(t)),
+                None => drop(a.trait_times.remove(&k)),
+            }
+            a.traits.insert(k, v);
+        }
+    }
+    for e in b.events {
+        match a.events.iter_mut().find(|x| x.name == e.name) {
             Some(x) => {
                 x.counts.merge(&e.counts);
                 x.first = x.first.min(e.first);
                 x.last = x.last.max(e.last);
             }
-            None => p.events.push(e.clone()),
+            None => a.events.push(e),
         }
     }
-    // Interleave the rings by (time, then value order); push_recent keeps the newest within bounds.
-    let (mut x, mut y) = (a.recent.iter().peekable(), b.recent.iter().peekable());
+    // Interleave the rings by (time, then name and properties); push_recent keeps the newest
+    // within the ring's bounds.
+    let (mut x, mut y) = (a.take_recent().into_iter().peekable(), b.recent.into_iter().peekable());
     loop {
-        let take_x = match (x.peek(), y.peek()) {
-            (Some(l), Some(r)) => {
-                let ord = l.ts.total_cmp(&r.ts).then_with(|| l.name.cmp(&r.name)).then_with(|| cmp_map(&l.props, &r.props));
-                ord != Ordering::Greater
-            }
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            (None, None) => break,
+        let from_x = match (x.peek(), y.peek()) {
+            (Some(l), Some(r)) => l.ts.total_cmp(&r.ts).then_with(|| l.name.cmp(&r.name)).then_with(|| cmp_map(&l.props, &r.props)) != Ordering::Greater,
+            (l, _) => l.is_some(),
         };
-        let next = if take_x { x.next() } else { y.next() };
-        if let Some(e) = next {
-            p.push_recent(e.clone());
+        match if from_x { x.next() } else { y.next() } {
+            Some(e) => a.push_recent(e),
+            None => break,
         }
     }
-    p.activation = a.activation.clone();
-    p.activation.merge(&b.activation);
-    for (id, t) in a.linked.iter().chain(b.linked.iter()) {
-        link(&mut p.linked, id, *t);
+    a.activation.merge(&b.activation);
+    for id in &b.linked {
+        link(&mut a.linked, id);
     }
-    p
+    a
 }
 
-/// Records that anonymous id `id` was linked at `t` (keeping the latest time per id, ordered
-/// by time then id, at most [`LINKED_MAX`], the most recent kept).
-pub fn link(list: &mut Vec<(String, f64)>, id: &str, t: f64) {
-    let mut t = t;
-    if let Some(i) = list.iter().position(|(x, _)| x == id) {
-        t = t.max(list.remove(i).1);
-    }
-    let i = list.partition_point(|(x, u)| u.total_cmp(&t).then_with(|| x.as_str().cmp(id)) == Ordering::Less);
-    list.insert(i, (id.into(), t));
-    while list.len() > LINKED_MAX {
-        list.remove(0);
-    }
-}
-
-fn merge_session(a: &Session, b: &Session) -> Session {
-    let ord = a
-        .last_activity
-        .total_cmp(&b.last_activity)
-        .then_with(|| a.id.cmp(&b.id))
-        .then_with(|| a.started_at.total_cmp(&b.started_at))
-        .then_with(|| a.pageviews.cmp(&b.pageviews));
-    let mut s = if ord == Ordering::Less { b.clone() } else { a.clone() };
-    s.count = a.count.saturating_add(b.count);
-    s
-}
-
-fn merge_traits(p: &mut Profile, a: &Profile, b: &Profile) {
-    let time = |q: &Profile, k: &str| q.trait_times.get(k).and_then(Value::as_num).unwrap_or(0.0);
-    for k in a.traits.keys().chain(b.traits.keys()) {
-        if p.traits.contains_key(k) {
-            continue;
-        }
-        let pick = match (a.traits.get(k), b.traits.get(k)) {
-            (Some(x), Some(y)) => {
-                let (tx, ty) = (time(a, k), time(b, k));
-                if tx.total_cmp(&ty).then_with(|| cmp_value(x, y)) == Ordering::Less { (y, ty) } else { (x, tx) }
-            }
-            (Some(x), None) => (x, time(a, k)),
-            (None, Some(y)) => (y, time(b, k)),
-            (None, None) => continue,
-        };
-        p.traits.insert(k.as_str(), pick.0.clone());
-        if a.trait_times.contains_key(k) || b.trait_times.contains_key(k) {
-            p.trait_times.insert(k.as_str(), Value::Num(pick.1));
+/// Links anonymous id `id` (appended once; beyond [`LINKED_MAX`] the oldest is dropped).
+pub fn link(list: &mut Vec<String>, id: &str) {
+    if !list.iter().any(|x| x == id) {
+        list.push(id.into());
+        if list.len() > LINKED_MAX {
+            list.remove(0);
         }
     }
 }

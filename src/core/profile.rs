@@ -84,8 +84,8 @@ pub struct Profile {
     recent_bytes: usize,
     /// When each trait was last set (epoch ms, as `Value::Num`), for last-writer-wins merges.
     pub trait_times: Map,
-    /// Anonymous ids linked to this known identity, `(id, linked at ms)`, ordered by time.
-    pub linked: Vec<(String, f64)>,
+    /// Anonymous ids linked to this known identity, oldest first.
+    pub linked: Vec<String>,
     /// Identity generation: raised by every identity change (identify to another user, reset)
     /// so that a tab holding an older identity adopts the stored one instead of writing over it.
     pub epoch: u32,
@@ -123,6 +123,12 @@ impl Profile {
             self.traits.insert(k.as_str(), v.clone());
             self.trait_times.insert(k.as_str(), Value::Num(ts));
         }
+    }
+
+    /// Takes the recent ring out (leaving it empty).
+    pub fn take_recent(&mut self) -> VecDeque<RecentEvent> {
+        self.recent_bytes = 0;
+        ::core::mem::take(&mut self.recent)
     }
 
     /// Appends to the recent ring, evicting the oldest beyond its bounds.
