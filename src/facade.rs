@@ -12,7 +12,6 @@ use crate::core::value::Value;
 use crate::web::convert::{error_to_js, from_js, object_from_js, to_js};
 use crate::web::host::BrowserHost;
 use crate::web::storage;
-use ::core::cmp::Ordering;
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
 
@@ -35,7 +34,6 @@ fn set(o: &Object, k: &str, v: JsValue) {
 pub struct Core {
     ks: Keystone,
     key_profile: String,
-    key_aside: String,
 }
 
 #[wasm_bindgen]
@@ -49,43 +47,13 @@ impl Core {
             .is_some_and(|v| v.is_truthy());
         let opts = Options::from_value(&opts_value, gpc).map_err(fail)?;
         let mut prefix = String::from(opts_value.get("storagePrefix").and_then(Value::as_str).unwrap_or("ks_"));
-        let mut key_aside = prefix.clone();
-        key_aside.push_str("aside");
         prefix.push_str("profile");
         let stored = storage::get(&prefix).map(|s| match js_sys::JSON::parse(&s) {
             Ok(v) => from_js(&v).unwrap_or(Value::Null),
             Err(_) => Value::Null,
         });
         let ks = Keystone::new(opts, Box::new(BrowserHost), stored.as_ref(), now());
-        Ok(Core { ks, key_profile: prefix, key_aside })
-    }
-
-    /// Login: hashes the email, reconciles the profiles, and writes the identity at once.
-    pub fn identify(&mut self, email: JsValue, traits: JsValue, options: JsValue) -> JsResult {
-        let Some(email) = email.as_string() else {
-            return Err(fail(Error::new(codes::INVALID_EMAIL, "identify needs an email address string")));
-        };
-        let traits = object_from_js(&traits, "identify traits").map_err(fail)?;
-        let opts = from_js(&options).map_err(fail)?;
-        self.load_aside();
-        self.ks.identify(now(), &email, traits, &opts).map_err(fail)?;
-        Ok(JsValue::from_bool(self.write()))
-    }
-
-    /// Logout: sets the known profile aside, starts a new anonymous one, writes at once.
-    pub fn reset(&mut self) -> bool {
-        self.load_aside();
-        self.ks.reset(now());
-        self.write()
-    }
-
-    /// Follows another tab's write (called on `storage` events): adopts a newer stored identity,
-    /// or writes ours back at once when the stored one is older (a stale writer).
-    pub fn sync(&mut self) -> bool {
-        if self.follow() == Ordering::Less {
-            return self.write();
-        }
-        true
+        Ok(Core { ks, key_profile: prefix })
     }
 
     /// Replaces the page context (read by the wrapper at init and on every navigation).
@@ -166,10 +134,13 @@ impl Core {
 
     /// Writes the profile to storage if it changed. Returns false when storage refused.
     pub fn persist(&mut self) -> bool {
-        if self.follow() == Ordering::Greater {
-            return true;
+        match self.ks.take_dirty() {
+            Some(v) => match js_sys::JSON::stringify(&to_js(&v)) {
+                Ok(s) => storage::set(&self.key_profile, &String::from(s)),
+                Err(_) => false,
+            },
+            None => true,
         }
-        self.write()
     }
 
     /// Notifications since the last call: `[{type: "segment:enter", segment}, …]`; the array's
@@ -218,49 +189,3 @@ pub fn eval_condition(attributes: JsValue, condition: JsValue, saved_groups: JsV
 #[cfg(feature = "bench")]
 #[path = "facade_bench.rs"]
 mod bench;
-
-/// Reads and parses a stored JSON value.
-fn read_json(key: &str) -> Option<JsValue> {
-    storage::get(key).and_then(|s| js_sys::JSON::parse(&s).ok())
-}
-
-fn write_json(key: &str, v: &Value) -> bool {
-    match js_sys::JSON::stringify(&to_js(v)) {
-        Ok(s) => storage::set(key, &String::from(s)),
-        Err(_) => false,
-    }
-}
-
-impl Core {
-    fn load_aside(&mut self) {
-        let v = read_json(&self.key_aside).and_then(|v| from_js(&v).ok()).unwrap_or(Value::Null);
-        self.ks.load_aside(&v);
-    }
-
-    /// Compares the stored identity with ours, adopting it when newer (only then is the whole
-    /// stored profile converted).
-    fn follow(&mut self) -> Ordering {
-        let Some(v) = read_json(&self.key_profile) else { return Ordering::Less };
-        let get = |k: &str| Reflect::get(&v, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
-        let ord = self.ks.stamp_order(get("ep").as_f64().unwrap_or(0.0), &get("aid").as_string().unwrap_or_default());
-        if ord == Ordering::Greater {
-            if let Ok(stored) = from_js(&v) {
-                self.ks.adopt(&stored, now());
-            }
-        }
-        ord
-    }
-
-    /// Writes the profile and the set-aside profiles if they changed. False when storage refused.
-    fn write(&mut self) -> bool {
-        let aside_ok = match self.ks.take_aside() {
-            Some(v) => write_json(&self.key_aside, &v),
-            None => true,
-        };
-        aside_ok
-            & match self.ks.take_dirty() {
-                Some(v) => write_json(&self.key_profile, &v),
-                None => true,
-            }
-    }
-}

@@ -206,16 +206,9 @@ export class Instance {
     const onHide = () => {
       if (document.visibilityState === "hidden") flushNow();
     };
-    // Another tab changed the stored profile: follow its identity (or re-assert ours if it wrote an older one).
-    const sp = this.#options.storagePrefix;
-    const key = (typeof sp === "string" ? sp : "ks_") + "profile";
-    const onStorage = (e) => {
-      if (e.key === key) this.#run(() => this.#core.sync());
-    };
     addEventListener("pagehide", flushNow);
-    addEventListener("storage", onStorage);
     document.addEventListener("visibilitychange", onHide);
-    this.#cleanups.push(() => removeEventListener("pagehide", flushNow), () => removeEventListener("storage", onStorage), () => document.removeEventListener("visibilitychange", onHide));
+    this.#cleanups.push(() => removeEventListener("pagehide", flushNow), () => document.removeEventListener("visibilitychange", onHide));
     this.#activate = dataLayer(this.#options.dataLayer, () => this.#core.segments());
     this.#after();
     const ac = this.#options.autoCapture;
@@ -235,18 +228,6 @@ export class Instance {
   /** Records a named event. */
   track(event, properties) {
     this.#run(() => this.#core.track(event, properties), undefined, true);
-  }
-
-  /** Login: hashes the email on the device and reconciles the profiles; written at once. */
-  identify(email, traits, options) {
-    return this.#runAsync(() => {
-      this.#core.identify(typeof email == "string" ? email.trim() : email, traits, options);
-    });
-  }
-
-  /** Logout: sets the known profile aside; a new anonymous id and an empty profile start. */
-  reset() {
-    this.#run(() => this.#core.reset());
   }
 
   /** Loads segment definitions (object or URL); resolves with `{loaded, rejected}`. */
