@@ -94,6 +94,14 @@ export interface KeystoneOptions {
   antiFlicker?: number | false;
 }
 
+/** Options of {@link KeystoneInstance.identify}. */
+export interface IdentifyOptions {
+  /** The site's own user id, used instead of the email's SHA-256. */
+  userId?: string;
+  /** Opt-in: keep the normalized email as the `email` trait (stored and sent). Default false. */
+  storeEmail?: boolean;
+}
+
 /** The profile document that conditions see (DESIGN §3). */
 export interface Profile {
   anonymousId: string;
@@ -111,6 +119,8 @@ export interface Profile {
   scores: { [scoreId: string]: number };
   segments: string[];
   consent: Consent;
+  /** Anonymous ids linked to the known identity on this device (oldest first); empty while anonymous. */
+  linkedAnonymousIds: string[];
   /** Other fields (e.g. `events`: per-event aggregates). */
   [key: string]: unknown;
 }
@@ -180,11 +190,15 @@ export interface KeystoneInstance {
    */
   track(event: string, properties?: { [key: string]: Json }): void;
   /**
-   * Login: the email is trimmed, lower-cased and hashed with SHA-256 on the device; the
-   * anonymous profile merges into the known one. The raw email is never stored or sent.
+   * Login: the email is trimmed, lower-cased and hashed with SHA-256 on the device; `userId()`
+   * becomes that hash (or `options.userId`). From anonymous, the anonymous profile merges into
+   * the known one (and its copy set aside on this device); from another known user, that
+   * profile is set aside and a new anonymous id starts. Applied and stored before the call
+   * returns; rejects with `invalid_email` (changing nothing) on a malformed address. The raw
+   * email is never stored or sent unless `options.storeEmail` is true.
    * @example await ks.identify("ada@example.com", { tier: "gold" });
    */
-  identify(email: string, traits?: { [key: string]: Json }, options?: { userId?: string }): Promise<void>;
+  identify(email: string, traits?: { [key: string]: Json }, options?: IdentifyOptions): Promise<void>;
   /**
    * Logout: the current profile is set aside; a new anonymous id and an empty profile start.
    * @example ks.reset();

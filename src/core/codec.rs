@@ -73,7 +73,10 @@ pub fn encode(p: &Profile) -> Value {
             .with("recent", Value::Arr(recent))
             .with("act", p.activation.encode())
             .with("seg", crate::core::segment::encode_state(&p.behaviour))
-            .with("w", Value::Obj(p.writers.clone())),
+            .with("w", Value::Obj(p.writers.clone()))
+            .with("tt", Value::Obj(p.trait_times.clone()))
+            .with("ln", Value::Arr(p.linked.iter().map(|id| id.as_str().into()).collect()))
+            .with("ep", p.epoch),
     )
 }
 
@@ -140,6 +143,11 @@ pub fn decode(v: &Value) -> (Option<Profile>, Vec<Error>) {
         p.context = c.clone();
     }
     p.last_seen = num(m.get("last"));
+    if let Some(t) = m.get("tt").and_then(Value::as_obj) {
+        p.trait_times = t.iter().filter(|(_, v)| v.as_num().is_some()).map(|(k, v)| (k.clone(), v.clone())).collect();
+    }
+    p.linked = m.get("ln").and_then(Value::as_arr).into_iter().flatten().filter_map(|v| v.as_str().map(String::from)).collect();
+    p.epoch = num(m.get("ep")) as u32;
     if let Some([Value::Str(id), Value::Num(count), Value::Num(pv), Value::Num(start), Value::Num(last)]) =
         m.get("sess").and_then(Value::as_arr).map(|a| a.as_slice())
     {

@@ -15,6 +15,7 @@ use crate::core::error::{codes, Error};
 use crate::core::event::{Event, Kind};
 use crate::core::experience::{self, Decision, Orchestrator};
 use crate::core::host::{random16, Host};
+use crate::core::identity::{self, Aside, Change};
 use crate::core::ids::{is_uuid, uuid_v4};
 use crate::core::journal::{Journal, Op};
 use crate::core::profile::Profile;
@@ -125,6 +126,8 @@ pub struct Keystone {
     restored: bool,
     /// The Segment spec `context` of events made now (see `set_context`).
     spec: Value,
+    aside: Aside,
+    aside_dirty: bool,
 }
 
 impl Keystone {
@@ -148,6 +151,8 @@ impl Keystone {
             identity_changed: false,
             restored: false,
             spec: Value::Null,
+            aside: Aside::default(),
+            aside_dirty: false,
         };
         ks.journal.tab = uuid_v4(random16(ks.host.as_ref()));
         ks.journal.tab.truncate(8);
@@ -206,6 +211,95 @@ impl Keystone {
     /// The known user id, if identified.
     pub fn user_id(&self) -> Option<&str> {
         self.profile.user_id.as_deref()
+    }
+
+    /// Login (DESIGN §5): validates first (a malformed email is `invalid_email` and changes
+    /// nothing), then applies the transition at once: same user → traits only; anonymous → the
+    /// anonymous profile merges into the known one (its set-aside copy, if any); another user →
+    /// the current one is set aside and the new one starts under a new anonymous id. Queues the
+    /// Segment `identify` event (and `alias` with `previousId` = the anonymous id on a change of
+    /// identity) and the `identify` notice. The caller persists at once ([`Keystone::take_aside`]).
+    pub fn identify(&mut self, now: f64, email: &str, traits: Map, options: &Value) -> Result<(), Error> {
+        let login = identity::login(email, traits, options, self.host.as_ref())?;
+        let aid = uuid_v4(random16(self.host.as_ref()));
+        let change = identity::identify(&mut self.profile, &mut self.aside, &login, aid, now, self.opts.retention);
+        self.aside_dirty |= change != Change::Traits;
+        self.emit(now, Kind::Identify, login.traits, None);
+        if let Change::Merged(prev) | Change::Switched(prev) = change {
+            self.emit(now, Kind::Alias, Map::new(), Some(prev));
+        }
+        self.notices.push(Notice::Identify(login.user_id));
+        self.dirty = true;
+        self.evaluate(now, true);
+        Ok(())
+    }
+
+    /// Logout: the known profile is set aside; a new anonymous id and an empty profile start.
+    pub fn reset(&mut self, now: f64) {
+        let aid = uuid_v4(random16(self.host.as_ref()));
+        identity::reset(&mut self.profile, &mut self.aside, aid.clone(), now, self.opts.retention);
+        self.aside_dirty = true;
+        self.dirty = true;
+        self.notices.push(Notice::Reset(aid));
+        self.evaluate(now, true);
+    }
+
+    /// Replaces the set-aside profiles with their stored form (read fresh before each identity
+    /// change, since another tab may have changed them).
+    pub fn load_aside(&mut self, stored: &Value) {
+        self.aside = Aside::from_value(stored);
+    }
+
+    /// The stored form of the set-aside profiles when they changed (None otherwise, and always
+    /// None without `personalization` consent).
+    pub fn take_aside(&mut self) -> Option<Value> {
+        if !self.aside_dirty || !self.consent.personalization {
+            return None;
+        }
+        self.aside_dirty = false;
+        Some(self.aside.to_value())
+    }
+
+    /// How the identity stamp of the stored profile (`epoch`, anonymous id) compares with ours
+    /// (see [`identity::stamp_order`]). `Less` also marks our profile for writing back.
+    pub fn stamp_order(&mut self, epoch: f64, anonymous_id: &str) -> ::core::cmp::Ordering {
+        let ord = identity::stamp_order(epoch as u32, anonymous_id, &self.profile);
+        if ord == ::core::cmp::Ordering::Less {
+            self.dirty = true;
+        }
+        ord
+    }
+
+    /// Adopts the stored profile another tab wrote with a newer identity (after identify or
+    /// reset there): this tab's `userId()`, `profile()` and `segments()` follow, with
+    /// `identify`/`reset` and enter/exit notices. The page context stays this tab's.
+    pub fn adopt(&mut self, stored: &Value, now: f64) {
+        let (p, errors) = codec::decode(stored);
+        self.notices.extend(errors.into_iter().map(Notice::Error));
+        let Some(mut p) = p else { return };
+        p.context = ::core::mem::take(&mut self.profile.context);
+        let old = ::core::mem::replace(&mut self.profile, p);
+        let p = &self.profile;
+        // An identity change made elsewhere raised the epoch; an equal epoch is two tabs that
+        // started at once converging on one anonymous id, which is no identify or reset.
+        if p.epoch > old.epoch {
+            self.notices.push(match &p.user_id {
+                Some(u) => Notice::Identify(u.clone()),
+                None => Notice::Reset(p.anonymous_id.clone()),
+            });
+        }
+        self.dirty = false;
+        self.evaluate(now, true);
+    }
+
+    /// Queues an `identify` (with traits) or `alias` (with the previous id) event for delivery.
+    fn emit(&mut self, now: f64, kind: Kind, traits: Map, previous_id: Option<String>) {
+        if self.consent.analytics {
+            let mut e = self.event(now, kind, "", Map::new());
+            e.traits = traits;
+            e.previous_id = previous_id;
+            self.outbox.push(e);
+        }
     }
 
     /// The current consent.
@@ -514,6 +608,7 @@ impl Keystone {
     pub fn document_at(&self, now: f64) -> Value {
         let mut m = self.profile.document();
         m.insert("scores", Value::Obj(segment::scores_doc(&self.defs, &self.profile.behaviour, now)));
+        m.insert("linkedAnonymousIds", Value::Arr(self.profile.linked.iter().map(|id| Value::Str(id.clone())).collect()));
         m.insert("segments", Value::Arr(self.members.iter().map(|s| Value::Str(s.clone())).collect()));
         m.insert("consent", self.consent.to_value());
         Value::Obj(m)

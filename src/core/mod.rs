@@ -15,9 +15,11 @@ pub mod error;
 pub mod event;
 pub mod experience;
 pub mod host;
+pub mod identity;
 pub mod ids;
 pub mod journal;
 pub mod keystone;
+pub mod merge;
 pub mod prelude;
 pub mod profile;
 #[cfg(feature = "segments")]
@@ -28,5 +30,6 @@ pub mod segment;
 #[cfg(not(feature = "segments"))]
 #[path = "segment_basic.rs"]
 pub mod segment;
+pub mod sha256;
 pub mod time;
 pub mod value;

@@ -88,6 +88,13 @@ pub struct Profile {
     /// `{tab: seq}`, least recently written first, at most [`MAX_WRITERS`] (see `journal.rs`).
     /// merge: not merged — device-local sync state; keep the target profile's list as it is.
     pub writers: Map,
+    /// When each trait was last set (epoch ms, as `Value::Num`), for last-writer-wins merges.
+    pub trait_times: Map,
+    /// Anonymous ids linked to this known identity, oldest first.
+    pub linked: Vec<String>,
+    /// Identity generation: raised by every identity change (identify to another user, reset)
+    /// so that a tab holding an older identity adopts the stored one instead of writing over it.
+    pub epoch: u32,
 }
 
 /// The most tabs remembered in [`Profile::writers`] (the least recent is forgotten first).
@@ -130,11 +137,7 @@ impl Profile {
                 self.record(name, *ts, props);
             }
             Op::Expose { experience, variant, ts, retention } => self.activation.expose(experience, variant, *ts, *retention),
-            Op::Traits { traits, .. } => {
-                for (k, v) in traits.iter() {
-                    self.traits.insert(k.as_str(), v.clone());
-                }
-            }
+            Op::Traits { traits, ts } => self.set_traits(traits, *ts),
         }
     }
 
@@ -182,6 +185,20 @@ impl Profile {
             }
         }
         self.writers.insert(tab, Value::Num(seq as f64));
+    }
+
+    /// Merges `traits` into the profile, each stamped with `ts` for last-writer-wins merges.
+    pub fn set_traits(&mut self, traits: &Map, ts: f64) {
+        for (k, v) in traits.iter() {
+            self.traits.insert(k.as_str(), v.clone());
+            self.trait_times.insert(k.as_str(), Value::Num(ts));
+        }
+    }
+
+    /// Takes the recent ring out (leaving it empty).
+    pub fn take_recent(&mut self) -> Vec<RecentEvent> {
+        self.recent_bytes = 0;
+        ::core::mem::take(&mut self.recent)
     }
 
     /// Appends to the recent ring, evicting the oldest beyond its bounds.

@@ -1,0 +1,202 @@
+//! Identity (DESIGN §5, §10, §12): login by an email hashed on the device, the transitions
+//! between anonymous and known visitors, and the profiles set aside on a shared device.
+//!
+//! Invariants:
+//! - the raw email never leaves this module unless the site opted in (`storeEmail: true`, which
+//!   adds the normalized address as the `email` trait); only its SHA-256 is kept;
+//! - nothing of one known identity reaches another: switching from A to B sets A aside whole
+//!   and starts B (loaded from its own set-aside copy or fresh) under a new anonymous id;
+//! - every identity change raises the profile's `epoch`, so a tab still holding the previous
+//!   identity adopts the stored one instead of writing it back ([`stamp_order`]);
+//! - at most [`ASIDE_MAX`] profiles are set aside, least recently used dropped first, and none
+//!   older than the retention.
+
+#[allow(unused_imports)]
+use crate::core::prelude::*;
+
+use crate::core::codec;
+use crate::core::error::{codes, Error};
+use crate::core::host::Host;
+use crate::core::merge::{link, merge};
+use crate::core::profile::Profile;
+use crate::core::sha256::sha256_hex;
+use crate::core::value::{Map, Value};
+use ::core::cmp::Ordering;
+use ::core::mem::take;
+
+/// The most profiles kept set aside on one device.
+pub const ASIDE_MAX: usize = 5;
+
+/// Trims and lower-cases (JavaScript `toLowerCase`, through the host) an email address and
+/// checks its shape: `local@domain.tld`, one `@`, no spaces, controls or display-name
+/// punctuation, no empty domain label. Errors carry the stable code `invalid_email`. (The JS
+/// wrapper has already applied `String.prototype.trim`, which also strips Unicode spaces.)
+pub fn normalize_email(raw: &str, host: &dyn Host) -> Result<String, Error> {
+    let email = host.lowercase(raw.trim_matches(|c: char| c <= ' '));
+    let b = email.as_bytes();
+    let at = b.iter().position(|&c| c == b'@').unwrap_or(0);
+    let domain = b.get(at + 1..).unwrap_or(&[]);
+    let ok = at > 0
+        && b.len() <= 320
+        && !b.iter().any(|&c| c <= b' ' || c == 0x7f || b"<>()[]\\,;:\"".iter().any(|&x| x == c))
+        && !domain.iter().any(|&c| c == b'@')
+        && domain.iter().any(|&c| c == b'.')
+        && !domain.windows(2).any(|w| w == b"..")
+        && !matches!(domain.first(), Some(b'.' | b'-'))
+        && !matches!(domain.last(), Some(b'.' | b'-'));
+    if ok {
+        Ok(email)
+    } else {
+        Err(Error::new(codes::INVALID_EMAIL, "identify needs an email address such as \"ada@example.com\""))
+    }
+}
+
+/// A validated `identify` call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Login {
+    /// The user id: the site's own, or the SHA-256 hex of the normalized email.
+    pub user_id: String,
+    /// Traits to merge (with `email` only when the site passed `storeEmail: true`).
+    pub traits: Map,
+}
+
+/// Validates `identify(email, traits, options)` without changing anything. Options:
+/// `userId` (a non-empty string replacing the hash) and `storeEmail` (boolean, default false).
+pub fn login(email: &str, mut traits: Map, options: &Value, host: &dyn Host) -> Result<Login, Error> {
+    let email = normalize_email(email, host)?;
+    let bad = |m: &str| Error::new(codes::INVALID_ARGUMENT, m);
+    let none = Map::new();
+    let opts = match options {
+        Value::Null => &none,
+        Value::Obj(m) => m,
+        _ => return Err(bad("identify options must be an object")),
+    };
+    let user_id = match opts.get("userId") {
+        None | Some(Value::Null) => sha256_hex(&email),
+        Some(Value::Str(s)) if !s.is_empty() => s.clone(),
+        _ => return Err(bad("identify option userId must be a non-empty string")),
+    };
+    match opts.get("storeEmail") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => {}
+        Some(Value::Bool(true)) => traits.insert("email", Value::Str(email)),
+        _ => return Err(bad("identify option storeEmail must be a boolean")),
+    }
+    Ok(Login { user_id, traits })
+}
+
+/// What an `identify` changed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// Same user: traits updated only.
+    Traits,
+    /// Anonymous → known: the anonymous profile (this anonymous id) merged into the known one.
+    Merged(String),
+    /// Known A → known B: A set aside, B started under this new anonymous id.
+    Switched(String),
+}
+
+/// Profiles set aside on this device (after a logout or a switch of user), keyed by user id,
+/// least recently used first. Held in their stored form.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Aside {
+    entries: Vec<(String, f64, Value)>,
+}
+
+impl Aside {
+    /// Reads the stored form (`[[userId, usedAt, profile], …]`, least recently used first, as
+    /// [`Aside::to_value`] writes it); unreadable entries are skipped.
+    pub fn from_value(v: &Value) -> Aside {
+        let mut a = Aside::default();
+        for e in v.as_arr().into_iter().flatten() {
+            if let Some([Value::Str(u), Value::Num(t), p @ Value::Obj(_)]) = e.as_arr().map(Vec::as_slice) {
+                a.entries.push((u.clone(), *t, p.clone()));
+            }
+        }
+        a
+    }
+
+    /// The stored form.
+    pub fn to_value(&self) -> Value {
+        Value::Arr(self.entries.iter().map(|(u, t, p)| Value::Arr(vec![u.as_str().into(), Value::Num(*t), p.clone()])).collect())
+    }
+
+    /// The user ids held, least recently used first.
+    pub fn user_ids(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|e| e.0.as_str())
+    }
+
+    /// Sets `p` aside under its user id (no-op while anonymous), as the most recently used.
+    pub fn put(&mut self, p: &Profile, now: f64, retention: f64) {
+        let Some(u) = p.user_id.as_deref() else { return };
+        self.entries.retain(|x| x.0 != u);
+        self.entries.push((u.into(), now, codec::encode(p)));
+        self.prune(now, retention);
+    }
+
+    /// Takes the profile set aside for `user_id`, if any (it leaves the store).
+    pub fn take(&mut self, user_id: &str, now: f64, retention: f64) -> Option<Profile> {
+        self.prune(now, retention);
+        let v = take(&mut self.entries.iter_mut().find(|x| x.0 == user_id)?.2);
+        self.entries.retain(|x| x.0 != user_id);
+        codec::decode(&v).0
+    }
+
+    /// Drops entries unused for longer than `retention`, then the least recently used beyond
+    /// [`ASIDE_MAX`].
+    pub fn prune(&mut self, now: f64, retention: f64) {
+        self.entries.retain(|x| x.1 >= now - retention);
+        while self.entries.len() > ASIDE_MAX {
+            self.entries.remove(0);
+        }
+    }
+}
+
+/// Applies a login to the current profile (see [`Change`]). `new_anonymous_id` is used only
+/// when switching from one known user to another.
+pub fn identify(p: &mut Profile, aside: &mut Aside, login: &Login, new_anonymous_id: String, now: f64, retention: f64) -> Change {
+    let change = match p.user_id.as_deref() {
+        Some(u) if u == login.user_id => Change::Traits,
+        Some(_) => {
+            aside.put(p, now, retention);
+            let mut next = aside.take(&login.user_id, now, retention).unwrap_or_else(|| Profile::new(String::new(), now));
+            next.context = take(&mut p.context);
+            next.epoch = p.epoch.max(next.epoch) + 1;
+            next.anonymous_id = new_anonymous_id.clone();
+            link(&mut next.linked, &new_anonymous_id);
+            *p = next;
+            Change::Switched(new_anonymous_id)
+        }
+        None => {
+            let aid = p.anonymous_id.clone();
+            if let Some(known) = aside.take(&login.user_id, now, retention) {
+                let ctx = take(&mut p.context);
+                *p = merge(known, take(p));
+                p.anonymous_id = aid.clone();
+                p.context = ctx;
+            }
+            p.epoch += 1;
+            link(&mut p.linked, &aid);
+            Change::Merged(aid)
+        }
+    };
+    p.user_id = Some(login.user_id.clone());
+    p.set_traits(&login.traits, now);
+    change
+}
+
+/// Logout: a known profile is set aside; a fresh anonymous profile starts under
+/// `new_anonymous_id` (keeping only the page context).
+pub fn reset(p: &mut Profile, aside: &mut Aside, new_anonymous_id: String, now: f64, retention: f64) {
+    aside.put(p, now, retention);
+    let mut next = Profile::new(new_anonymous_id, now);
+    next.context = take(&mut p.context);
+    next.epoch = p.epoch + 1;
+    *p = next;
+}
+
+/// How a stored identity stamp (`epoch`, anonymous id) compares with the profile's: `Greater`
+/// when the stored one is newer (adopt it), `Less` when it is older (write ours back), `Equal`
+/// for the same identity. Ties of epoch are broken by the anonymous id, so tabs converge.
+pub fn stamp_order(epoch: u32, anonymous_id: &str, p: &Profile) -> Ordering {
+    epoch.cmp(&p.epoch).then_with(|| anonymous_id.cmp(p.anonymous_id.as_str()))
+}

@@ -1,0 +1,144 @@
+//! Field-wise, order-independent profile merge (DESIGN §5): what happens when the anonymous
+//! profile meets the known one on login.
+//!
+//! `merge(a, b)` is commutative and associative, and `Profile::default()` is its identity
+//! element, so the result does not depend on which device state was merged first:
+//! counts and buckets add, `firstSeen` takes the min, `lastSeen` the max, traits are
+//! last-writer-wins by their timestamps, the recent rings interleave by time within their
+//! bound, linked anonymous ids form a union (bounded: past [`LINKED_MAX`] it keeps the first
+//! argument's links first). Where a whole value must be chosen
+//! (context, session) the one with the later activity wins, ties broken by a total order on
+//! values, so no choice depends on argument order (only the order of keys and event names in
+//! the output does: the first argument's come first). Callers set the identity fields (ids, epoch) they want afterwards.
+
+#[allow(unused_imports)]
+use crate::core::prelude::*;
+
+use crate::core::profile::Profile;
+use crate::core::value::{Map, Value};
+use ::core::cmp::Ordering;
+
+/// The most anonymous ids kept linked to one identity (the oldest links are dropped first).
+pub const LINKED_MAX: usize = 32;
+
+/// Merges two profiles of the same person (see the module docs for the rules); `a` absorbs
+/// `b`, moving rather than copying.
+pub fn merge(mut a: Profile, b: Profile) -> Profile {
+    a.epoch = a.epoch.max(b.epoch);
+    if a.first_seen <= 0.0 || (b.first_seen > 0.0 && b.first_seen < a.first_seen) {
+        a.first_seen = b.first_seen;
+    }
+    if a.last_seen.total_cmp(&b.last_seen).then_with(|| cmp_value(&a.context, &b.context)) == Ordering::Less {
+        a.context = b.context;
+    }
+    a.last_seen = a.last_seen.max(b.last_seen);
+    if b.anonymous_id > a.anonymous_id {
+        a.anonymous_id = b.anonymous_id;
+    }
+    if b.user_id > a.user_id {
+        a.user_id = b.user_id;
+    }
+    let count = a.session.count.saturating_add(b.session.count);
+    let (x, y) = (&a.session, &b.session);
+    let ord = x.last_activity.total_cmp(&y.last_activity).then_with(|| x.id.cmp(&y.id)).then_with(|| x.started_at.total_cmp(&y.started_at)).then(x.pageviews.cmp(&y.pageviews));
+    if ord == Ordering::Less {
+        a.session = b.session;
+    }
+    a.session.count = count;
+    for (k, v) in b.traits {
+        let t = b.trait_times.get(&k).and_then(Value::as_num);
+        let keep = match a.traits.get(&k) {
+            Some(x) => {
+                let ta = a.trait_times.get(&k).and_then(Value::as_num).unwrap_or(0.0);
+                ta.total_cmp(&t.unwrap_or(0.0)).then_with(|| cmp_value(x, &v)) != Ordering::Less
+            }
+            None => false,
+        };
+        if !keep {
+            match t {
+                Some(t) => a.trait_times.insert(k.as_str(), Value::Num(t)),
+                None => drop(a.trait_times.remove(&k)),
+            }
+            a.traits.insert(k, v);
+        }
+    }
+    for e in b.events {
+        match a.events.iter_mut().find(|x| x.name == e.name) {
+            Some(x) => {
+                x.counts.merge(&e.counts);
+                x.first = x.first.min(e.first);
+                x.last = x.last.max(e.last);
+            }
+            None => a.events.push(e),
+        }
+    }
+    // Interleave the rings by (time, then name and properties); push_recent keeps the newest
+    // within the ring's bounds.
+    let (mut x, mut y) = (a.take_recent().into_iter().peekable(), b.recent.into_iter().peekable());
+    loop {
+        let from_x = match (x.peek(), y.peek()) {
+            (Some(l), Some(r)) => l.ts.total_cmp(&r.ts).then_with(|| l.name.cmp(&r.name)).then_with(|| cmp_map(&l.props, &r.props)) != Ordering::Greater,
+            (l, _) => l.is_some(),
+        };
+        match if from_x { x.next() } else { y.next() } {
+            Some(e) => a.push_recent(e),
+            None => break,
+        }
+    }
+    a.activation.merge(&b.activation);
+    for id in &b.linked {
+        link(&mut a.linked, id);
+    }
+    a
+}
+
+/// Links anonymous id `id` (appended once; beyond [`LINKED_MAX`] the oldest is dropped).
+pub fn link(list: &mut Vec<String>, id: &str) {
+    if !list.iter().any(|x| x == id) {
+        list.push(id.into());
+        if list.len() > LINKED_MAX {
+            list.remove(0);
+        }
+    }
+}
+
+/// A total order on values (null < bool < number < string < array < object; then by content),
+/// used only to break ties deterministically.
+pub fn cmp_value(a: &Value, b: &Value) -> Ordering {
+    fn rank(v: &Value) -> u8 {
+        match v {
+            Value::Null => 0,
+            Value::Bool(_) => 1,
+            Value::Num(_) => 2,
+            Value::Str(_) => 3,
+            Value::Arr(_) => 4,
+            Value::Obj(_) => 5,
+        }
+    }
+    match (a, b) {
+        (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
+        (Value::Num(x), Value::Num(y)) => x.total_cmp(y),
+        (Value::Str(x), Value::Str(y)) => x.cmp(y),
+        (Value::Arr(x), Value::Arr(y)) => {
+            for (l, r) in x.iter().zip(y.iter()) {
+                let o = cmp_value(l, r);
+                if o != Ordering::Equal {
+                    return o;
+                }
+            }
+            x.len().cmp(&y.len())
+        }
+        (Value::Obj(x), Value::Obj(y)) => cmp_map(x, y),
+        _ => rank(a).cmp(&rank(b)),
+    }
+}
+
+fn cmp_map(x: &Map, y: &Map) -> Ordering {
+    for ((kl, l), (kr, r)) in x.iter().zip(y.iter()) {
+        let o = kl.cmp(kr).then_with(|| cmp_value(l, r));
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    x.len().cmp(&y.len())
+}

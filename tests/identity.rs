@@ -1,0 +1,365 @@
+#![cfg(not(target_arch = "wasm32"))]
+//! Identity natively: the email hash (vectors incl. non-ASCII), validation, every transition of
+//! DESIGN §5 (anonymous → A, A → A, A → B, reset, the bounded and retention-bounded set-aside
+//! store), the identify/alias events, and the identity stamp that lets tabs follow each other.
+mod common;
+
+use common::{json, to_json, NativeHost};
+use keystone::core::event::Kind;
+use keystone::core::identity::{normalize_email, Aside, ASIDE_MAX};
+use keystone::core::keystone::{Keystone, Notice, Options};
+use keystone::core::sha256::sha256_hex;
+use keystone::core::time::DAY;
+use keystone::core::value::{Map, Value};
+use std::cmp::Ordering;
+
+const T0: f64 = 1_764_403_200_000.0;
+const ADA: &str = "b5fc85e55755f9e0d030a10ab4429b6b2944855f9a0d60077fe832becbc41d72"; // sha256("ada@example.com")
+
+fn defs() -> Value {
+    json(
+        r#"{"version":1,"segments":[
+        {"id":"gold_viewers","condition":{"$and":[{"traits.tier":"gold"},{"$performed":{"event":"Product Viewed"}}]}},
+        {"id":"viewers","condition":{"$performed":{"event":"Product Viewed"}}},
+        {"id":"buyers","condition":{"$performed":{"event":"Order Completed"}}}]}"#,
+    )
+}
+
+fn engine(seed: u64) -> Keystone {
+    let mut ks = Keystone::new(Options::default(), NativeHost::boxed(seed), None, T0);
+    ks.load_definitions(&defs(), T0).unwrap();
+    ks.take_notices();
+    ks.take_outbox();
+    ks
+}
+
+fn traits(pairs: &[(&str, &str)]) -> Map {
+    pairs.iter().map(|(k, v)| (k.to_string(), Value::Str(v.to_string()))).collect()
+}
+
+fn count(ks: &Keystone, event: &str) -> f64 {
+    ks.profile_document().path(&format!("events.{event}.count")).and_then(Value::as_num).unwrap_or(0.0)
+}
+
+fn doc_str(ks: &Keystone, path: &str) -> Option<String> {
+    ks.profile_document().path(path).and_then(Value::as_str).map(String::from)
+}
+
+fn linked(ks: &Keystone) -> Vec<String> {
+    let doc = ks.profile_document();
+    doc.path("linkedAnonymousIds").and_then(Value::as_arr).unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect()
+}
+
+fn identify(ks: &mut Keystone, t: f64, email: &str, tr: Map) {
+    ks.identify(t, email, tr, &Value::Null).unwrap();
+}
+
+#[test]
+fn sha256_vectors_including_block_boundaries() {
+    assert_eq!(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    assert_eq!(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    for (n, hex) in [
+        (55, "9f4390f8d30c2dd92ec9f095b65e2b9ae9b0a925a5258e241c9f1e910f734318"),
+        (56, "b35439a4ac6f0948b6d6f9e3c6af0f5f590ce20f1bde7090ef7970686ec6738a"),
+        (63, "7d3e74a05d7db15bce4ad9ec0658ea98e3f06eeecf16b4c6fff2da457ddc2f34"),
+        (64, "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb"),
+        (119, "31eba51c313a5c08226adf18d4a359cfdfd8d2e816b13f4af952f7ea6584dcfb"),
+        (1_000_000, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"),
+    ] {
+        assert_eq!(sha256_hex(&"a".repeat(n)), hex, "length {n}");
+    }
+}
+
+#[test]
+fn emails_are_trimmed_lowercased_and_hashed_including_non_ascii() {
+    for (raw, norm, hex) in [
+        ("  Ada@Example.COM\n", "ada@example.com", ADA),
+        ("Ünïcödé.Üser@Exämple.com", "ünïcödé.üser@exämple.com", "5480bb0a3e9a2e9a9981a59f7a20906ccd1e6a1dfb79f9451223f09f14c07422"),
+        ("用户@例子.中国", "用户@例子.中国", "79f85d535fbb6d565bc9f3b23d354e277bdab984e41a9c4cd24272a0c447c495"),
+    ] {
+        assert_eq!(normalize_email(raw, &NativeHost::new(0)).unwrap(), norm);
+        let mut ks = engine(1);
+        identify(&mut ks, T0, raw, Map::new());
+        assert_eq!(ks.user_id(), Some(hex));
+    }
+}
+
+#[test]
+fn malformed_emails_are_rejected_and_change_nothing() {
+    let mut ks = engine(2);
+    ks.track(T0, "Product Viewed", Map::new()).unwrap();
+    ks.take_outbox();
+    ks.take_notices();
+    ks.take_dirty();
+    let before = ks.profile_document();
+    for bad in ["", "   ", "ada", "ada@", "@example.com", "ada@example", "a b@example.com", "ada@@example.com", "a@b@example.com", "Ada <ada@example.com>", "ada@.example.com", "ada@example.com.", "ada@exa..mple.com"] {
+        let e = ks.identify(T0 + 1.0, bad, traits(&[("tier", "gold")]), &Value::Null).unwrap_err();
+        assert_eq!(e.code, "invalid_email", "{bad:?}");
+    }
+    // Bad options are rejected before anything changes too.
+    for opts in [r#"{"userId": 5}"#, r#"{"userId": ""}"#, r#"{"storeEmail": "yes"}"#, "[1]"] {
+        let e = ks.identify(T0 + 1.0, "ada@example.com", Map::new(), &json(opts)).unwrap_err();
+        assert_eq!(e.code, "invalid_argument", "{opts}");
+    }
+    assert_eq!(ks.profile_document(), before);
+    assert!(ks.take_outbox().is_empty());
+    assert!(ks.take_notices().is_empty());
+    assert!(ks.take_dirty().is_none());
+    assert!(ks.take_aside().is_none());
+}
+
+#[test]
+fn anonymous_to_known_merges_and_segments_needing_both_enter_at_once() {
+    let mut ks = engine(3);
+    ks.track(T0, "Product Viewed", Map::new()).unwrap();
+    let aid = ks.anonymous_id().to_string();
+    assert_eq!(ks.segments(), &["viewers".to_string()]);
+    ks.take_notices();
+    ks.take_outbox();
+
+    identify(&mut ks, T0 + 1000.0, " Ada@Example.com ", traits(&[("tier", "gold")]));
+    // Synchronous: the segment needing the CRM trait and the anonymous behaviour holds now.
+    assert!(ks.in_segment("gold_viewers"));
+    assert_eq!(ks.user_id(), Some(ADA));
+    assert_eq!(ks.anonymous_id(), aid, "the device's anonymous id is kept on login");
+    assert_eq!(count(&ks, "Product Viewed"), 1.0);
+    assert_eq!(linked(&ks), vec![aid.clone()]);
+    assert_eq!(ks.profile_document().get("identified"), Some(&Value::Bool(true)));
+    assert_eq!(ks.take_notices(), vec![Notice::Identify(ADA.into()), Notice::Enter("gold_viewers".into())]);
+
+    let out = ks.take_outbox();
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[0].kind, Kind::Identify);
+    assert_eq!(out[0].user_id.as_deref(), Some(ADA));
+    assert_eq!(out[0].traits.get("tier"), Some(&Value::Str("gold".into())));
+    let alias = to_json(&out[1].to_spec());
+    assert_eq!(alias["type"], "alias");
+    assert_eq!(alias["previousId"], aid.as_str());
+    assert_eq!(alias["userId"], ADA);
+    // The identity change must be written (not coalesced): the profile is dirty now.
+    assert!(ks.take_dirty().is_some());
+}
+
+#[test]
+fn the_raw_email_is_never_stored_or_queued_unless_opted_in() {
+    let mut ks = engine(4);
+    identify(&mut ks, T0, "Ada@Example.com", traits(&[("tier", "gold")]));
+    ks.reset(T0 + 1.0);
+    let everything = format!(
+        "{:?}{:?}{:?}{:?}",
+        ks.take_dirty(),
+        ks.take_aside(),
+        ks.take_outbox().iter().map(|e| e.to_spec()).collect::<Vec<_>>(),
+        ks.profile_document()
+    );
+    assert!(!everything.to_lowercase().contains("ada@example.com"));
+    assert!(everything.contains(ADA), "the hash is there");
+
+    let mut ks = engine(5);
+    ks.identify(T0, "Ada@Example.com", Map::new(), &json(r#"{"storeEmail": true}"#)).unwrap();
+    assert_eq!(doc_str(&ks, "traits.email").as_deref(), Some("ada@example.com"));
+    assert_eq!(ks.take_outbox()[0].traits.get("email"), Some(&Value::Str("ada@example.com".into())));
+}
+
+#[test]
+fn a_site_user_id_replaces_the_hash() {
+    let mut ks = engine(6);
+    ks.identify(T0, "ada@example.com", Map::new(), &json(r#"{"userId": "crm-42"}"#)).unwrap();
+    assert_eq!(ks.user_id(), Some("crm-42"));
+    assert_eq!(ks.take_outbox()[0].user_id.as_deref(), Some("crm-42"));
+}
+
+#[test]
+fn same_user_again_updates_traits_only() {
+    let mut ks = engine(7);
+    ks.track(T0, "Product Viewed", Map::new()).unwrap();
+    identify(&mut ks, T0 + 1.0, "ada@example.com", traits(&[("tier", "silver"), ("city", "Paris")]));
+    let aid = ks.anonymous_id().to_string();
+    ks.take_outbox();
+    ks.take_notices();
+    let mut before = ks.profile_document();
+    identify(&mut ks, T0 + 2.0, "ADA@example.com", traits(&[("tier", "gold")]));
+    let mut after = ks.profile_document();
+    assert_eq!(after.path("traits.tier"), Some(&Value::Str("gold".into())));
+    assert_eq!(after.path("traits.city"), Some(&Value::Str("Paris".into())));
+    assert_eq!(ks.anonymous_id(), aid);
+    for d in [&mut before, &mut after] {
+        if let Value::Obj(m) = d {
+            m.remove("traits");
+            m.remove("segments");
+        }
+    }
+    assert_eq!(before, after, "nothing but traits (and the segments they drive) changed");
+    let out = ks.take_outbox();
+    assert_eq!(out.iter().map(|e| e.kind).collect::<Vec<_>>(), vec![Kind::Identify], "no alias without a change of identity");
+    assert_eq!(ks.take_notices(), vec![Notice::Identify(ADA.into()), Notice::Enter("gold_viewers".into())]);
+}
+
+#[test]
+fn switching_users_without_reset_leaks_nothing_and_unlinks_the_anonymous_id() {
+    let mut ks = engine(8);
+    ks.track(T0, "Product Viewed", Map::new()).unwrap();
+    ks.track(T0, "Order Completed", Map::new()).unwrap();
+    identify(&mut ks, T0 + 1.0, "ada@example.com", traits(&[("tier", "gold")]));
+    let aid_a = ks.anonymous_id().to_string();
+    assert_eq!(ks.segments().len(), 3);
+    ks.take_notices();
+    ks.take_outbox();
+
+    identify(&mut ks, T0 + 2.0, "bob@example.com", traits(&[("city", "Lyon")]));
+    let bob = sha256_hex("bob@example.com");
+    assert_eq!(ks.user_id(), Some(bob.as_str()));
+    assert_ne!(ks.anonymous_id(), aid_a, "a new anonymous id: nothing links A and B");
+    assert!(ks.segments().is_empty());
+    let doc = ks.profile_document();
+    assert_eq!(doc.path("events").and_then(Value::as_obj).map(|m| m.len()), Some(0));
+    assert_eq!(doc.path("traits").and_then(Value::as_obj).map(|m| m.keys().cloned().collect::<Vec<_>>()), Some(vec!["city".to_string()]));
+    assert_eq!(linked(&ks), vec![ks.anonymous_id().to_string()]);
+    let text = format!("{:?}", ks.take_dirty().unwrap());
+    assert!(!text.contains(&aid_a) && !text.contains(ADA) && !text.contains("gold"), "nothing of A in B's stored profile");
+    let out = ks.take_outbox();
+    assert_eq!(out.len(), 2);
+    for e in &out {
+        let s = format!("{:?}", e.to_spec());
+        assert!(!s.contains(&aid_a) && !s.contains(ADA), "nothing of A on B's wire: {s}");
+    }
+    assert_eq!(out[1].previous_id.as_deref(), Some(ks.anonymous_id()));
+    let notices = ks.take_notices();
+    assert!(notices.contains(&Notice::Exit("buyers".into())) && notices.contains(&Notice::Identify(bob.clone())));
+
+    // B → A: A comes back whole (under yet another anonymous id), B is set aside.
+    ks.track(T0 + 3.0, "Product Viewed", Map::new()).unwrap();
+    identify(&mut ks, T0 + 4.0, "ada@example.com", Map::new());
+    assert_eq!(count(&ks, "Order Completed"), 1.0);
+    assert_eq!(count(&ks, "Product Viewed"), 1.0, "B's view stays with B");
+    assert_eq!(doc_str(&ks, "traits.tier").as_deref(), Some("gold"));
+    assert!(doc_str(&ks, "traits.city").is_none());
+    let aside = Aside::from_value(&ks.take_aside().unwrap());
+    assert_eq!(aside.user_ids().collect::<Vec<_>>(), vec![bob.as_str()]);
+}
+
+#[test]
+fn reset_sets_aside_and_a_later_login_brings_the_profile_back_merged() {
+    let mut ks = engine(9);
+    ks.track(T0, "Order Completed", Map::new()).unwrap();
+    let aid1 = ks.anonymous_id().to_string();
+    identify(&mut ks, T0 + 1.0, "ada@example.com", traits(&[("tier", "gold")]));
+    ks.take_notices();
+
+    ks.reset(T0 + 2.0);
+    let aid2 = ks.anonymous_id().to_string();
+    assert_ne!(aid2, aid1);
+    assert_eq!(ks.user_id(), None);
+    assert!(ks.segments().is_empty());
+    let doc = ks.profile_document();
+    assert_eq!(doc.path("traits"), Some(&Value::Obj(Map::new())));
+    assert_eq!(doc.path("events"), Some(&Value::Obj(Map::new())));
+    assert!(linked(&ks).is_empty());
+    let notices = ks.take_notices();
+    assert_eq!(notices.first(), Some(&Notice::Reset(aid2.clone())), "reset first, then the exits");
+    assert!(notices.contains(&Notice::Exit("buyers".into())));
+    assert!(ks.take_dirty().is_some() && ks.take_aside().is_some(), "both written at once");
+
+    ks.track(T0 + 3.0, "Product Viewed", Map::new()).unwrap();
+    identify(&mut ks, T0 + 4.0, "ada@example.com", Map::new());
+    assert_eq!(ks.anonymous_id(), aid2);
+    assert_eq!(count(&ks, "Order Completed"), 1.0);
+    assert_eq!(count(&ks, "Product Viewed"), 1.0);
+    assert!(ks.in_segment("gold_viewers"), "A's CRM trait meets the new anonymous behaviour");
+    assert_eq!(linked(&ks), vec![aid1, aid2]);
+    assert_eq!(doc_str(&ks, "firstSeen").as_deref(), Some("2025-11-29T08:00:00.000Z"));
+}
+
+#[test]
+fn set_aside_profiles_survive_a_reload_through_their_stored_form() {
+    let mut ks = engine(10);
+    ks.track(T0, "Order Completed", Map::new()).unwrap();
+    identify(&mut ks, T0, "ada@example.com", Map::new());
+    ks.reset(T0 + 1.0);
+    let profile = ks.take_dirty().unwrap();
+    let aside = ks.take_aside().unwrap();
+
+    let mut again = Keystone::new(Options::default(), NativeHost::boxed(11), Some(&profile), T0 + 2.0);
+    again.load_aside(&aside);
+    identify(&mut again, T0 + 3.0, "ada@example.com", Map::new());
+    assert_eq!(count(&again, "Order Completed"), 1.0);
+}
+
+#[test]
+fn set_aside_store_is_lru_bounded_and_obeys_retention() {
+    let mut ks = engine(12);
+    let users: Vec<String> = (0..ASIDE_MAX + 2).map(|i| format!("user{i}@example.com")).collect();
+    for (i, u) in users.iter().enumerate() {
+        ks.track(T0 + i as f64, "Product Viewed", Map::new()).unwrap();
+        identify(&mut ks, T0 + i as f64, u, Map::new());
+    }
+    ks.reset(T0 + 100.0);
+    let aside = Aside::from_value(&ks.take_aside().unwrap());
+    let held: Vec<&str> = aside.user_ids().collect();
+    let expect: Vec<String> = users[users.len() - ASIDE_MAX..].iter().map(|u| sha256_hex(u)).collect();
+    assert_eq!(held, expect.iter().map(String::as_str).collect::<Vec<_>>(), "least recently used dropped first");
+
+    // Using an entry makes it the most recent: user2 survives the next eviction, user3 does not.
+    ks.load_aside(&aside.to_value());
+    identify(&mut ks, T0 + 200.0, &users[2], Map::new());
+    ks.reset(T0 + 201.0);
+    identify(&mut ks, T0 + 202.0, "new@example.com", Map::new());
+    ks.reset(T0 + 203.0);
+    let held: Vec<String> = Aside::from_value(&ks.take_aside().unwrap()).user_ids().map(String::from).collect();
+    assert_eq!(held.len(), ASIDE_MAX);
+    assert!(held.contains(&sha256_hex(&users[2])) && !held.contains(&sha256_hex(&users[3])));
+
+    // Retention (90 days by default): a profile set aside longer ago is gone.
+    identify(&mut ks, T0 + 91.0 * DAY, &users[2], Map::new());
+    assert_eq!(count(&ks, "Product Viewed"), 0.0, "expired set-aside profile not restored");
+    let held = Aside::from_value(&ks.take_aside().unwrap());
+    assert_eq!(held.user_ids().count(), 0);
+}
+
+#[test]
+fn a_tab_holding_an_older_identity_adopts_the_stored_one_and_never_writes_it_back() {
+    let mut tab1 = engine(13);
+    tab1.track(T0, "Product Viewed", Map::new()).unwrap();
+    identify(&mut tab1, T0, "ada@example.com", traits(&[("tier", "gold")]));
+    let stored = tab1.take_dirty().unwrap();
+    let mut tab2 = Keystone::new(Options::default(), NativeHost::boxed(14), Some(&stored), T0 + 1.0);
+    tab2.load_definitions(&defs(), T0 + 1.0).unwrap();
+    assert!(tab2.in_segment("gold_viewers"));
+    tab2.take_notices();
+
+    // Tab 1 logs out and writes at once.
+    tab1.reset(T0 + 2.0);
+    let after_reset = tab1.take_dirty().unwrap();
+    let stamp = |v: &Value| (v.get("ep").and_then(Value::as_num).unwrap(), v.get("aid").and_then(Value::as_str).unwrap().to_string());
+
+    // Tab 2 still holds A and has pending changes; before writing it compares the stamps.
+    tab2.track(T0 + 3.0, "Product Viewed", Map::new()).unwrap();
+    let (ep, aid) = stamp(&after_reset);
+    assert_eq!(tab2.stamp_order(ep, &aid), Ordering::Greater);
+    tab2.adopt(&after_reset, T0 + 3.0);
+    assert_eq!(tab2.user_id(), None);
+    assert_eq!(tab2.anonymous_id(), tab1.anonymous_id());
+    assert!(tab2.segments().is_empty());
+    assert!(tab2.take_dirty().is_none(), "the old identity is not written back");
+    let notices = tab2.take_notices();
+    assert!(notices.contains(&Notice::Reset(tab1.anonymous_id().to_string())));
+    assert!(notices.contains(&Notice::Exit("gold_viewers".into())));
+
+    // The reverse: a stale write of the old identity is older than ours → we write ours back.
+    let (ep_old, aid_old) = stamp(&stored);
+    assert_eq!(tab1.stamp_order(ep_old, &aid_old), Ordering::Less);
+    assert!(tab1.take_dirty().is_some());
+    assert_eq!(tab1.stamp_order(ep, &aid), Ordering::Equal);
+}
+
+#[test]
+fn without_consent_nothing_is_queued_or_persisted() {
+    let mut o = Options::default();
+    o.consent = keystone::core::consent::Consent::none();
+    let mut ks = Keystone::new(o, NativeHost::boxed(15), None, T0);
+    identify(&mut ks, T0, "ada@example.com", Map::new());
+    ks.reset(T0 + 1.0);
+    assert!(ks.take_outbox().is_empty());
+    assert!(ks.take_dirty().is_none());
+    assert!(ks.take_aside().is_none());
+}
