@@ -97,6 +97,7 @@ impl Core {
         self.ks.set_consent(&v, now()).map_err(fail)?;
         if !self.ks.consent().personalization {
             storage::remove(&self.key_profile);
+            storage::remove(&self.key_aside());
         }
         Ok(JsValue::UNDEFINED)
     }
@@ -113,6 +114,47 @@ impl Core {
             self.seen = Some(text);
         }
         ok
+    }
+
+    /// Login: hashes the email, reconciles the profiles, and writes the identity at once.
+    pub fn identify(&mut self, email: JsValue, traits: JsValue, options: JsValue) -> JsResult {
+        let Some(email) = email.as_string() else {
+            return Err(fail(Error::new(codes::INVALID_EMAIL, "identify needs an email address string")));
+        };
+        let traits = object_from_js(&traits, "identify traits").map_err(fail)?;
+        let opts = from_js(&options).map_err(fail)?;
+        self.load_aside();
+        self.ks.identify(now(), &email, traits, &opts).map_err(fail)?;
+        self.write_identity();
+        Ok(JsValue::UNDEFINED)
+    }
+
+    /// Logout: sets the known profile aside, starts a new anonymous one, writes at once.
+    pub fn reset(&mut self) {
+        self.load_aside();
+        self.ks.reset(now());
+        self.write_identity();
+    }
+
+    fn key_aside(&self) -> String {
+        let mut k = self.prefix.clone();
+        k.push_str("aside");
+        k
+    }
+
+    fn load_aside(&mut self) {
+        let v = storage::get(&self.key_aside()).map(|t| parse_stored(&t)).unwrap_or(Value::Null);
+        self.ks.load_aside(&v);
+    }
+
+    /// Identity changes are written at once (not coalesced): the set-aside profiles, then the profile.
+    fn write_identity(&mut self) {
+        if let Some(v) = self.ks.take_aside() {
+            if let Ok(s) = js_sys::JSON::stringify(&to_js(&v)) {
+                storage::set(&self.key_aside(), &String::from(s));
+            }
+        }
+        self.persist();
     }
 
     /// Replaces the page context (read by the wrapper at init and on every navigation).

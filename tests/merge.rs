@@ -194,7 +194,7 @@ fn fields_follow_their_rules() {
         assert!(ts.windows(2).all(|w| w[0] <= w[1]), "ring ordered by time");
         assert!(m.recent.len() <= RING_MAX_EVENTS);
         let newest = a.recent.iter().chain(b.recent.iter()).map(|e| e.ts).fold(f64::NEG_INFINITY, f64::max);
-        if let Some(last) = m.recent.back() {
+        if let Some(last) = m.recent.last() {
             assert_eq!(last.ts, newest);
         }
         if a.recent.len() + b.recent.len() <= RING_MAX_EVENTS && !m.recent.iter().any(|e| e.props.contains_key("blob")) {

@@ -314,6 +314,18 @@ export class Instance {
     this.#run(() => this.#core.track(event, properties), undefined, true);
   }
 
+  /** Login: hashes the email on the device and reconciles the profiles; written at once. */
+  identify(email, traits, options) {
+    return this.#runAsync(() => {
+      this.#core.identify(typeof email == "string" ? email.trim() : email, traits, options);
+    }, true);
+  }
+
+  /** Logout: sets the known profile aside; a new anonymous id and an empty profile start. */
+  reset() {
+    this.#run(() => this.#core.reset(), undefined, true);
+  }
+
   /** Loads segment definitions (object or URL); resolves with `{loaded, rejected}`. */
   async loadSegments(definitions) {
     let doc = definitions;

@@ -223,13 +223,19 @@ impl Keystone {
         let login = identity::login(email, traits, options, self.host.as_ref())?;
         let aid = uuid_v4(random16(self.host.as_ref()));
         let change = identity::identify(&mut self.profile, &mut self.aside, &login, aid, now, self.opts.retention);
-        self.aside_dirty |= change != Change::Traits;
+        let switched = change != Change::Traits;
+        self.aside_dirty |= switched;
         self.emit(now, Kind::Identify, login.traits, None);
         if let Change::Merged(prev) | Change::Switched(prev) = change {
             self.emit(now, Kind::Alias, Map::new(), Some(prev));
         }
         self.notices.push(Notice::Identify(login.user_id));
         self.dirty = true;
+        if switched {
+            // The profile replaced here is written as is, never rebased onto another tab's write.
+            self.journal.clear();
+            self.identity_changed = true;
+        }
         self.evaluate(now, true);
         Ok(())
     }
@@ -240,6 +246,8 @@ impl Keystone {
         identity::reset(&mut self.profile, &mut self.aside, aid.clone(), now, self.opts.retention);
         self.aside_dirty = true;
         self.dirty = true;
+        self.journal.clear();
+        self.identity_changed = true;
         self.notices.push(Notice::Reset(aid));
         self.evaluate(now, true);
     }

@@ -1,0 +1,257 @@
+// Identity end to end in Chromium: the email is hashed on the device and never stored or sent;
+// each transition of DESIGN §5 through the public API; identity written at once; other tabs
+// follow identify/reset and never write the old identity back.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { setup } from "./harness.mjs";
+
+let h;
+before(async () => (h = await setup()));
+after(async () => h && h.close());
+
+const sha = (s) => createHash("sha256").update(s, "utf8").digest("hex");
+const ADA = sha("ada.lovelace@example.com");
+const BOB = sha("bob@example.com");
+
+const DEFS = {
+  version: 1,
+  segments: [
+    { id: "gold_viewers", condition: { $and: [{ "traits.tier": "gold" }, { $performed: { event: "Product Viewed" } }] } },
+    { id: "viewers", condition: { $performed: { event: "Product Viewed" } } },
+    { id: "buyers", condition: { $performed: { event: "Order Completed" } } },
+  ],
+};
+
+/** Everything Keystone could have left in the page's storage areas, as one string. */
+async function dumpStorage(page) {
+  return page.evaluate(async () => {
+    const parts = [document.cookie];
+    for (const s of [localStorage, sessionStorage]) for (let i = 0; i < s.length; i++) parts.push(s.key(i), s.getItem(s.key(i)));
+    for (const info of (await indexedDB.databases()) || []) {
+      const db = await new Promise((ok, ko) => {
+        const r = indexedDB.open(info.name);
+        r.onsuccess = () => ok(r.result);
+        r.onerror = () => ko(r.error);
+      });
+      for (const name of db.objectStoreNames) {
+        const all = await new Promise((ok) => {
+          const r = db.transaction(name).objectStore(name).getAll();
+          r.onsuccess = () => ok(r.result);
+          r.onerror = () => ok([]);
+        });
+        parts.push(name, JSON.stringify(all));
+      }
+      db.close();
+    }
+    return parts.join("\n");
+  });
+}
+
+test("the raw email never reaches storage, cookies or the wire; only its SHA-256 does", async () => {
+  await fetch(h.url("/collector/reset"));
+  const ctx = await h.browser.newContext();
+  const page = await h.open("/tests/esm.html", { context: ctx });
+  const bodies = [];
+  page.on("request", (r) => bodies.push(r.url() + "\n" + (r.postData() || "")));
+  const out = await page.evaluate(
+    async ({ defs, endpoint }) => {
+      const ks = await Keystone.init({ segments: defs, endpoint, writeKey: "demo-key" });
+      ks.track("Product Viewed", { sku: "A1" });
+      await ks.identify("  Ada.Lovelace@Example.COM ", { tier: "gold" });
+      ks.track("Order Completed", { revenue: 120 });
+      ks.reset();
+      await ks.identify("Ada.Lovelace@example.com");
+      await ks.identify("bob@example.com", { tier: "silver" });
+      try {
+        await ks.flush();
+      } catch (_) {}
+      dispatchEvent(new Event("pagehide"));
+      return { userId: ks.userId(), traits: ks.profile().traits };
+    },
+    { defs: DEFS, endpoint: h.url("/v1/batch") },
+  );
+  assert.equal(out.userId, BOB);
+  assert.equal(out.traits.email, undefined);
+  await page.waitForTimeout(300);
+  const stored = await dumpStorage(page);
+  const wire = bodies.join("\n") + JSON.stringify(await (await fetch(h.url("/collector/events"))).json());
+  for (const where of [stored, wire]) {
+    const lower = where.toLowerCase();
+    for (const needle of ["ada.lovelace@example.com", "ada.lovelace%40example.com", "bob@example.com", "bob%40example.com"]) {
+      assert.ok(!lower.includes(needle), "raw email found: " + needle);
+    }
+  }
+  assert.ok(stored.includes(ADA) && stored.includes(BOB), "the hashes are what is stored");
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+});
+
+test("storeEmail: true is the explicit opt-in that keeps the normalized email as a trait", async () => {
+  const ctx = await h.browser.newContext();
+  const page = await h.open("/tests/esm.html", { context: ctx });
+  const out = await page.evaluate(async () => {
+    const ks = await Keystone.init({});
+    await ks.identify(" Ünïcödé.Üser@Exämple.com ", {}, { storeEmail: true });
+    const a = { userId: ks.userId(), email: ks.profile().traits.email };
+    await ks.identify("x@example.com", {}, { userId: "crm-42" });
+    return { ...a, own: ks.userId() };
+  });
+  assert.equal(out.email, "ünïcödé.üser@exämple.com");
+  assert.equal(out.userId, sha("ünïcödé.üser@exämple.com"));
+  assert.equal(out.own, "crm-42");
+  await ctx.close();
+});
+
+test("transitions: anonymous → A, A → A, A → B, reset, A again; applied and written at once", async () => {
+  const ctx = await h.browser.newContext();
+  const page = await h.open("/tests/esm.html", { context: ctx });
+  const r = await page.evaluate(async (defs) => {
+    const ks = await Keystone.init({ segments: defs });
+    const events = [];
+    for (const t of ["identify", "reset", "error", "segment:enter", "segment:exit"]) ks.on(t, (p) => events.push([t, p && (p.userId || p.anonymousId || p.segment || p.code)]));
+    const stored = () => JSON.parse(localStorage.getItem("ks_profile"));
+    const out = {};
+    ks.track("Product Viewed", { sku: "A1" });
+    out.anon = ks.anonymousId();
+    // Malformed email: rejected with a stable code, nothing changes.
+    out.bad = await ks.identify("not-an-email", { tier: "gold" }).then(() => "resolved", (e) => e instanceof Error && e.code);
+    out.badKept = [ks.userId(), ks.profile().traits.tier ?? null];
+    await Promise.resolve();
+    events.length = 0;
+    // anonymous → A: the segment needing the CRM trait and the anonymous behaviour holds at once.
+    const p = ks.identify("Ada.Lovelace@example.com", { tier: "gold" });
+    out.sync = { userId: ks.userId(), gold: ks.inSegment("gold_viewers"), stored: stored().uid, firedYet: events.length };
+    await p;
+    out.afterA = { events: events.splice(0), linked: ks.profile().linkedAnonymousIds, anon: ks.anonymousId() };
+    // A → A: traits only.
+    const before = ks.profile();
+    await ks.identify("ada.lovelace@example.com", { city: "Paris" });
+    const same = ks.profile();
+    out.aa = { anon: same.anonymousId === before.anonymousId, count: same.events["Product Viewed"].count, traits: same.traits };
+    ks.track("Order Completed");
+    events.length = 0;
+    // A → B: nothing of A in B, and a new anonymous id.
+    await ks.identify("bob@example.com");
+    const b = ks.profile();
+    out.ab = { userId: b.userId, anon: b.anonymousId, events: Object.keys(b.events), traits: b.traits, segments: ks.segments(), stored: stored().aid, linked: b.linkedAnonymousIds, fired: events.splice(0) };
+    // reset: B set aside, new anonymous id, empty profile, "reset" after the call returns.
+    ks.reset();
+    out.reset = { firedYet: events.length, userId: ks.userId(), anon: ks.anonymousId(), stored: stored().aid, events: Object.keys(ks.profile().events), traits: ks.profile().traits };
+    await Promise.resolve();
+    out.reset.fired = events.splice(0);
+    ks.track("Product Viewed", { sku: "B2" });
+    // A again: A's profile comes back, merged with the new anonymous activity.
+    await ks.identify("ada.lovelace@example.com");
+    const back = ks.profile();
+    out.back = { userId: back.userId, anon: back.anonymousId, viewed: back.events["Product Viewed"].count, bought: back.events["Order Completed"].count, traits: back.traits, segs: ks.segments(), linked: back.linkedAnonymousIds };
+    out.aside = JSON.parse(localStorage.getItem("ks_aside")).map((e) => e[0]);
+    return out;
+  }, DEFS);
+
+  assert.equal(r.bad, "invalid_email");
+  assert.deepEqual(r.badKept, [null, null]);
+  assert.deepEqual(r.sync, { userId: ADA, gold: true, stored: ADA, firedYet: 0 });
+  assert.deepEqual(r.afterA.events, [["identify", ADA], ["segment:enter", "gold_viewers"]]);
+  assert.deepEqual(r.afterA.linked, [r.anon]);
+  assert.equal(r.afterA.anon, r.anon);
+  assert.deepEqual(r.aa, { anon: true, count: 1, traits: { tier: "gold", city: "Paris" } });
+  assert.equal(r.ab.userId, BOB);
+  assert.notEqual(r.ab.anon, r.anon);
+  assert.equal(r.ab.stored, r.ab.anon);
+  assert.deepEqual(r.ab.events, []);
+  assert.deepEqual(r.ab.traits, {});
+  assert.deepEqual(r.ab.segments, []);
+  assert.deepEqual(r.ab.linked, [r.ab.anon]);
+  assert.deepEqual(r.ab.fired.filter(([t]) => t === "identify"), [["identify", BOB]]);
+  assert.ok(r.ab.fired.some(([t, s]) => t === "segment:exit" && s === "buyers"));
+  assert.equal(r.reset.firedYet, 0);
+  assert.equal(r.reset.userId, null);
+  assert.notEqual(r.reset.anon, r.ab.anon);
+  assert.equal(r.reset.stored, r.reset.anon, "reset written at once");
+  assert.deepEqual(r.reset.events, []);
+  assert.deepEqual(r.reset.traits, {});
+  assert.deepEqual(r.reset.fired, [["reset", r.reset.anon]]);
+  assert.equal(r.back.userId, ADA);
+  assert.equal(r.back.anon, r.reset.anon);
+  assert.equal(r.back.viewed, 2);
+  assert.equal(r.back.bought, 1);
+  assert.deepEqual(r.back.traits, { tier: "gold", city: "Paris" });
+  assert.deepEqual(r.back.segs, ["buyers", "gold_viewers", "viewers"]);
+  assert.deepEqual(r.back.linked, [r.anon, r.reset.anon]);
+  assert.deepEqual(r.aside, [BOB]);
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+});
+
+test("set-aside profiles are bounded (least recently used dropped) and expire with retention", async () => {
+  const ctx = await h.browser.newContext();
+  const page = await h.open("/tests/esm.html", { context: ctx });
+  await page.clock.install({ time: new Date("2026-01-01T00:00:00Z") });
+  const r = await page.evaluate(async () => {
+    const ks = await Keystone.init({ retention: "30d" });
+    for (let i = 0; i < 7; i++) {
+      ks.track("Product Viewed");
+      await ks.identify(`user${i}@example.com`);
+    }
+    ks.reset();
+    return JSON.parse(localStorage.getItem("ks_aside")).map((e) => e[0]);
+  });
+  assert.deepEqual(r, [2, 3, 4, 5, 6].map((i) => sha(`user${i}@example.com`)));
+  await page.clock.fastForward(31 * 24 * 3600 * 1000);
+  const later = await page.evaluate(async () => {
+    const ks = await Keystone.init({});
+    await ks.identify("user6@example.com");
+    return { viewed: ks.profile().events["Product Viewed"]?.count ?? 0, aside: JSON.parse(localStorage.getItem("ks_aside")).length };
+  });
+  assert.deepEqual(later, { viewed: 0, aside: 0 });
+  await ctx.close();
+});
+
+test("other tabs follow identify and reset, and never write the old identity back", async () => {
+  const ctx = await h.browser.newContext();
+  const one = await h.open("/tests/esm.html", { context: ctx });
+  const two = await h.open("/tests/esm.html", { context: ctx });
+  const init = async (defs) => {
+    window.ks = await Keystone.init({ segments: defs });
+    window.seen = [];
+    for (const t of ["identify", "reset", "segment:enter", "segment:exit"]) ks.on(t, (p) => seen.push([t, p.userId || p.anonymousId || p.segment]));
+    return ks.anonymousId();
+  };
+  await one.evaluate(init, DEFS);
+  await two.evaluate(init, DEFS);
+  // Two tabs that started at once converge on one anonymous id (ties of identity go to one side).
+  await one.waitForFunction(() => JSON.parse(localStorage.getItem("ks_profile") || "{}").aid === ks.anonymousId(), null, { timeout: 2000 });
+  const a1 = await one.evaluate(() => ks.anonymousId());
+  await two.waitForFunction((id) => ks.anonymousId() === id, a1, { timeout: 2000 });
+  await two.evaluate(() => (seen.length = 0));
+  await one.evaluate(() => ks.track("Product Viewed"));
+  await one.evaluate(() => ks.identify("ada.lovelace@example.com", { tier: "gold" }));
+  await two.waitForFunction((id) => ks.userId() === id, ADA, { timeout: 1000 });
+  const followed = await two.evaluate(() => ({ segs: ks.segments(), tier: ks.profile().traits.tier, seen }));
+  assert.deepEqual(followed.segs, ["gold_viewers", "viewers"]);
+  assert.equal(followed.tier, "gold");
+  assert.ok(followed.seen.some(([t, u]) => t === "identify" && u === ADA));
+
+  // The race that undid reset() in peers: tab two has a pending (coalesced) write of A when tab
+  // one resets. Tab two must adopt the new anonymous state, not write A back.
+  await two.evaluate(() => ks.track("Product Viewed"));
+  const fresh = await one.evaluate(() => {
+    ks.reset();
+    return ks.anonymousId();
+  });
+  await two.waitForFunction((id) => ks.anonymousId() === id && ks.userId() === null, fresh, { timeout: 1000 });
+  await two.waitForTimeout(600); // past tab two's coalesced write
+  const after = await two.evaluate(() => {
+    const s = JSON.parse(localStorage.getItem("ks_profile"));
+    return { aid: s.aid, uid: s.uid, segs: ks.segments(), seen: seen.filter(([t]) => t === "reset") };
+  });
+  assert.equal(after.aid, fresh);
+  assert.equal(after.uid, null);
+  assert.deepEqual(after.segs, []);
+  assert.deepEqual(after.seen, [["reset", fresh]]);
+  assert.equal(await one.evaluate(() => ks.userId()), null);
+  assert.deepEqual(one.problems, []);
+  assert.deepEqual(two.problems, []);
+  await ctx.close();
+});
