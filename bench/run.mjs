@@ -22,7 +22,7 @@ const num = (v, d) => (v != null && v !== "" && Number.isFinite(Number(v)) ? Num
 const CFG = {
   quick: QUICK,
   runs: num(env.BENCH_RUNS, QUICK ? 1 : 3), // repetitions of every timed section (min–max)
-  loads: num(env.BENCH_LOADS, QUICK ? 3 : 20), // page loads per start-up configuration and run
+  loads: num(env.BENCH_LOADS, QUICK ? 3 : 21), // page loads per start-up configuration, split over the runs
   calls: num(env.BENCH_CALLS, QUICK ? 500 : 10000), // track() calls per configuration and run
   heavyEvents: num(env.BENCH_HEAVY_EVENTS, QUICK ? 400 : 10000),
   heavyDays: 90,
@@ -223,7 +223,7 @@ async function makeHeavy(defs) {
   const { ctx, page, close } = await openPage({ clock: start });
   await initInPage(page, { defs });
   const mix = eventMix(97, 11);
-  const perSession = 11;
+  const perSession = 28; // ≈ 4 sessions a day over 90 days for 10,000 events
   const sessions = Math.ceil(CFG.heavyEvents / perSession);
   let made = 0;
   const t0 = Date.now();
@@ -269,9 +269,10 @@ async function sectionStartup(heavy, defs100) {
   for (const c of configs) {
     const all = [], wasm = [], after = [], runMedians = [], runP95 = [];
     let segmentsHeld = null;
+    const perRun = Math.ceil(CFG.loads / CFG.runs);
     for (let r = 0; r < CFG.runs; r++) {
       const run = [];
-      for (let i = 0; i < CFG.loads; i++) {
+      for (let i = 0; i < perRun; i++) {
         const { page, close } = await openPage({ storageState: c.state || undefined });
         const res = await initInPage(page, { defs: c.defs });
         await close();
