@@ -8,7 +8,8 @@ const na = (v) => v == null || (typeof v === "object" && "na" in v);
 const f = (v, d = 1) => (na(v) || Number.isNaN(v) ? "n/a" : Number(v).toFixed(d));
 const kb = (b) => (na(b) ? "n/a" : (b / 1024).toFixed(1) + " KB");
 const mm = (a, d = 1) => (a ? `${f(a[0], d)}–${f(a[1], d)}` : "n/a");
-const rate = (x) => (x >= 1e6 ? (x / 1e6).toFixed(2) + " M/s" : (x / 1e3).toFixed(1) + " k/s");
+const rate = (x) => (x >= 1e6 ? (x / 1e6).toFixed(2) + " M/s" : x >= 1e4 ? (x / 1e3).toFixed(1) + " k/s" : x.toFixed(0) + "/s");
+const ratio = (x) => (na(x) ? "n/a" : x >= 0.1 ? x.toFixed(2) : x.toPrecision(2));
 const rows = [];
 const row = (what, value, ref) => rows.push(`| ${what} | ${value} | ${ref} |`);
 
@@ -39,8 +40,8 @@ const e = j.evaluation;
 if (!na(e)) {
   const gb = e.growthbook;
   row(`GrowthBook ${gb.version} \`evalCondition\` (JS), ${e.conditions} conditions × ${e.profiles} profiles`, rate(gb.evalsPerSec), `runs ${rate(gb.minMax[0])}–${rate(gb.minMax[1])}`);
-  const ks = (label, x, ratio, agree, goal) =>
-    row(label, na(x) ? "n/a" : `${rate(x.evalsPerSec)} (×${f(ratio, 2)} GrowthBook)`, na(x) ? x.na : `runs ${rate(x.minMax[0])}–${rate(x.minMax[1])}; ${agree}/${e.conditions} conditions agree; ${goal}`);
+  const ks = (label, x, r, agree, goal) =>
+    row(label, na(x) ? "n/a" : `${rate(x.evalsPerSec)} (×${ratio(r)} GrowthBook)`, na(x) ? x.na : `runs ${rate(x.minMax[0])}–${rate(x.minMax[1])}${x.profilesEvaluated && x.profilesEvaluated < e.profiles ? ` (first ${x.profilesEvaluated} profiles: time cap)` : ""}; ${agree}/${e.conditions} conditions agree; ${goal}`);
   ks("Keystone `evalCondition`, JS→wasm per call", e.keystoneCall, e.ratioCall, e.agreement.keystoneCall, "goal ≥ ×1");
   ks("same, `savedGroups` passed only where used", e.keystoneCallGroupsWhereUsed, e.ratioCallGroupsWhereUsed, e.agreement.keystoneCallGroupsWhereUsed, "—");
   ks("Keystone, profiles and conditions held in wasm", e.keystoneHeld, e.ratioHeld, e.agreement.keystoneHeld, "goal ≥ ×10");

@@ -28,7 +28,7 @@ const CFG = {
   heavyDays: 90,
   profiles: num(env.BENCH_PROFILES, QUICK ? 300 : 10000),
   evalRounds: num(env.BENCH_EVAL_ROUNDS, QUICK ? 1 : 3),
-  evalCapMs: num(env.BENCH_EVAL_CAP_MS, 30000), // a runner slower than this per pass runs once
+  evalCapMs: num(env.BENCH_EVAL_CAP_MS, 20000), // a runner slower than this per full pass evaluates fewer profiles
   out: env.BENCH_OUT || join(root, "out", "bench.json"),
 };
 const PKG = join(root, "pkg", "dist");
@@ -417,20 +417,26 @@ async function sectionEval(heavy, defs100, trackSection) {
       } : null,
     };
     const names = Object.keys(runners).filter((k) => runners[k]);
-    const res = Object.fromEntries(names.map((k) => [k, { ms: [], counts: null, per: null, skipped: 0 }]));
-    // Warm-up (JIT) on a few documents, then full passes, the order rotating every round. A
-    // runner whose pass took longer than capMs is not repeated (keeps the run within minutes).
-    if (held) held.load(docs.slice(0, 200));
-    for (const k of names) runners[k](Math.min(200, docs.length));
+    const res = Object.fromEntries(names.map((k) => [k, { ms: [], counts: null, per: null, n: docs.length, gbCounts: null }]));
+    // Warm-up (JIT) on 200 documents, which also estimates each runner's pass. A runner whose
+    // full pass would take longer than capMs evaluates the first n documents only (reported),
+    // so one slow evaluator cannot stretch the run past a few minutes.
+    const W = Math.min(200, docs.length);
+    if (held) held.load(docs.slice(0, W));
+    for (const k of names) {
+      const t0 = performance.now();
+      runners[k](W);
+      const perEval = (performance.now() - t0) / (W * conds.length);
+      if (k !== "keystoneHeld" && perEval * docs.length * conds.length > capMs) {
+        res[k].n = Math.max(W, Math.min(docs.length, Math.floor(capMs / perEval / conds.length)));
+        res[k].gbCounts = pass(gb, res[k].n).counts;
+      }
+    }
     if (held) held.load(docs);
     for (let r = 0; r < rounds; r++) {
       const order = names.slice(r % names.length).concat(names.slice(0, r % names.length));
       for (const k of order) {
-        if (r > 0 && res[k].ms.length && res[k].ms[0] > capMs) {
-          res[k].skipped++;
-          continue;
-        }
-        const out = runners[k]();
+        const out = k === "keystoneHeld" ? runners[k]() : runners[k](res[k].n);
         res[k].ms.push(out.ms);
         res[k].counts = out.counts;
         res[k].per = out.per;
@@ -444,15 +450,16 @@ async function sectionEval(heavy, defs100, trackSection) {
   const fig = (k) => {
     const r = result.res[k];
     if (!r) return null;
-    const rates = r.ms.map((ms) => evals / (ms / 1000));
-    return { evalsPerSec: median(rates), minMax: minmax(rates), msPerPass: median(r.ms), passes: r.ms.length, counts: r.counts, msPerCondition: r.per };
+    const rates = r.ms.map((ms) => (r.n * CONDITIONS.length) / (ms / 1000));
+    return { evalsPerSec: median(rates), minMax: minmax(rates), msPerPass: median(r.ms), passes: r.ms.length, profilesEvaluated: r.n, counts: r.counts, gbCounts: r.gbCounts, msPerCondition: r.per };
   };
   const gb = fig("growthbook");
   const call = fig("keystoneCall") || NA("the package exports no evalCondition yet");
   const callG = fig("keystoneCallGroupsWhereUsed") || NA("the package exports no evalCondition yet");
   const held = fig("keystoneHeld") || NA(result.heldWhy);
-  const agree = (x) => (isNA(x) ? null : x.counts.map((n, i) => n === gb.counts[i]).filter(Boolean).length);
-  const disagree = (x) => (isNA(x) ? null : x.counts.map((n, i) => (n === gb.counts[i] ? null : { condition: i, keystone: n, growthbook: gb.counts[i] })).filter(Boolean));
+  const ref = (x) => x.gbCounts || gb.counts; // GrowthBook's counts over the same profiles
+  const agree = (x) => (isNA(x) ? null : x.counts.map((n, i) => n === ref(x)[i]).filter(Boolean).length);
+  const disagree = (x) => (isNA(x) ? null : x.counts.map((n, i) => (n === ref(x)[i] ? null : { condition: i, keystone: n, growthbook: ref(x)[i] })).filter(Boolean));
 
   // Incremental path vs from scratch, on the heavy visitor with 100 segments.
   const inc = await incremental(heavy, defs100, trackSection);
@@ -667,7 +674,7 @@ function printTable(j) {
   row(["evaluator", "evals/s", "min–max", "vs GB", "agree"], W4);
   const k = (x) => (x >= 1e6 ? (x / 1e6).toFixed(2) + " M" : x >= 1e3 ? (x / 1e3).toFixed(1) + " k" : f(x, 0));
   const er = (label, x, ratio, agree) =>
-    isNA(x) ? row([label, "n/a", x && x.na ? x.na.slice(0, 21) : "", "", ""], W4) : row([label, k(x.evalsPerSec), `${k(x.minMax[0])}–${k(x.minMax[1])}`, ratio == null ? "1.00×" : f(ratio, 2) + "×", agree == null ? "" : `${agree}/${e.conditions}`], W4);
+    isNA(x) ? row([label, "n/a", x && x.na ? x.na.slice(0, 21) : "", "", ""], W4) : row([label, k(x.evalsPerSec), `${k(x.minMax[0])}–${k(x.minMax[1])}`, ratio == null ? "1.00×" : (ratio >= 0.1 ? ratio.toFixed(2) : ratio.toPrecision(2)) + "×", agree == null ? "" : `${agree}/${e.conditions}`], W4);
   er(`GrowthBook ${e.growthbook.version} evalCondition (JS)`, e.growthbook, null, null);
   er("Keystone evalCondition (crosses JS→wasm per call)", e.keystoneCall, e.ratioCall, e.agreement.keystoneCall);
   er("  same, savedGroups passed only where used", e.keystoneCallGroupsWhereUsed, e.ratioCallGroupsWhereUsed, e.agreement.keystoneCallGroupsWhereUsed);
@@ -675,8 +682,9 @@ function printTable(j) {
   if (isNA(e.keystoneCall)) L.push(`    evalCondition: n/a — ${e.keystoneCall.na}`);
   if (isNA(e.keystoneHeld)) L.push(`    held in wasm: n/a — ${e.keystoneHeld.na}`);
   else L.push(`    held-in-wasm evaluator: ${e.keystoneHeld.evaluator}; hand-over of conditions + profiles: ${f(e.keystoneHeld.handOverMs, 1)} ms (once)`);
-  L.push(`    agree = conditions whose match count equals GrowthBook's over all profiles; passes per evaluator: ${["growthbook", "keystoneCall", "keystoneCallGroupsWhereUsed", "keystoneHeld"].map((k) => (isNA(e[k]) ? "n/a" : e[k].passes)).join("/")}`);
-  const slow = (x) => (isNA(x) || !x.msPerCondition ? null : x.msPerCondition.map((ms, i) => [i, ms / e.growthbook.msPerCondition[i]]).sort((a, b) => b[1] - a[1]).slice(0, 4).map(([i, r]) => `#${i} ${f(r, 1)}×`).join(", "));
+  L.push(`    agree = conditions whose match count equals GrowthBook's over the same profiles; passes × profiles per evaluator: ${["growthbook", "keystoneCall", "keystoneCallGroupsWhereUsed", "keystoneHeld"].map((k) => (isNA(e[k]) ? "n/a" : `${e[k].passes}×${e[k].profilesEvaluated}`)).join(", ")}`);
+  L.push(`    (an evaluator whose full pass would exceed ${CFG.evalCapMs / 1000} s evaluates the first profiles only; BENCH_EVAL_CAP_MS)`);
+  const slow = (x) => (isNA(x) || !x.msPerCondition ? null : x.msPerCondition.map((ms, i) => [i, (ms / x.profilesEvaluated) / (e.growthbook.msPerCondition[i] / e.growthbook.profilesEvaluated)]).sort((a, b) => b[1] - a[1]).slice(0, 4).map(([i, r]) => `#${i} ${f(r, 1)}×`).join(", "));
   if (slow(e.keystoneHeld)) L.push(`    slowest conditions vs GrowthBook, held in wasm (time ratio): ${slow(e.keystoneHeld)}`);
   if (slow(e.keystoneCallGroupsWhereUsed)) L.push(`    slowest conditions vs GrowthBook, per call, groups where used: ${slow(e.keystoneCallGroupsWhereUsed)}`);
   const inc = e.incremental;
