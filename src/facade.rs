@@ -145,7 +145,16 @@ impl Core {
 
     /// Notifications since the last call: `[{type: "segment:enter", segment}, …]`; the array's
     /// `m` property tells whether `marketing` consent is granted now (data layer activation).
+    /// First moves the events made since the last call into the delivery queue (serialized by
+    /// `JSON.stringify`).
     pub fn drain(&mut self) -> Array {
+        let t = now();
+        let events = self.ks.take_outbox();
+        for e in events.iter().filter(|_| self.ks.queue_ref().enabled()) {
+            if let Some(json) = js_sys::JSON::stringify(&to_js(&e.to_spec())).ok().and_then(|s| s.as_string()) {
+                self.ks.queue().push(json, t);
+            }
+        }
         let out: Array = self.ks
             .take_notices()
             .into_iter()
@@ -167,10 +176,38 @@ impl Core {
         out
     }
 
-    /// Events waiting for delivery, in the Segment spec shape.
-    #[wasm_bindgen(js_name = takeOutbox)]
-    pub fn take_outbox(&mut self) -> Array {
-        self.ks.take_outbox().iter().map(|e| to_js(&e.to_spec())).collect()
+    /// The delivery queue, for the transport (one export for all five operations):
+    /// - `0`: ms until the next attempt is due (0 = now), -1 when none is;
+    /// - `1`: claims the next batch: `[id, events]` (the events' JSON joined by commas) or null;
+    /// - `2`: records batch `id`'s outcome: HTTP `status` (0 network error, -1 not sent) and the
+    ///   collector's Retry-After in `ms` (0 when absent);
+    /// - `3`: takes in another page's stored queue `text` (only with `analytics` consent);
+    /// - `4`: the stored form when it changed (`""` when empty), undefined when unchanged, null
+    ///   when the events were erased (consent refused: every stored queue goes).
+    pub fn deliver(&mut self, op: u32, id: u32, status: i32, ms: f64, text: Option<String>) -> JsValue {
+        let analytics = self.ks.consent().analytics;
+        let q = self.ks.queue();
+        match op {
+            0 => q.due(now()).into(),
+            1 => q.claim().map_or(JsValue::NULL, |(id, events)| Array::of2(&id.into(), &events.into()).into()),
+            2 => {
+                q.settle(id, status, ms, now(), js_sys::Math::random());
+                JsValue::UNDEFINED
+            }
+            3 => {
+                if analytics {
+                    q.adopt(&text.unwrap_or_default());
+                }
+                JsValue::UNDEFINED
+            }
+            _ => {
+                let text = q.take_text();
+                if q.take_erased() {
+                    return JsValue::NULL;
+                }
+                text.map_or(JsValue::UNDEFINED, |t| t.into())
+            }
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 // warning. Listener notifications are delivered after the API call returns (microtask).
 import initWasm, { Core, evalCondition as evalConditionWasm } from "#wasm";
 import { readContext } from "./context.js";
+import { checkDelivery, transport } from "./transport.js";
 import { bind, cloak, release, handlers } from "./dom.js";
 import { dataLayer } from "./activation.js";
 import { experience } from "./experience-dom.js";
@@ -100,6 +101,7 @@ export class Instance {
   #cleanups = [];
   #onChange = null;
   #activate = null;
+  #tx = null;
 
   constructor(core, options) {
     this.#core = core;
@@ -158,7 +160,10 @@ export class Instance {
         }
       });
     }
-    if (mutates) this.#schedulePersist();
+    if (mutates) {
+      this.#schedulePersist();
+      if (this.#tx) this.#tx.tick();
+    }
     if ((mutates || notes.length) && this.#onChange) this.#onChange();
   }
 
@@ -202,6 +207,7 @@ export class Instance {
 
   /** @internal Called by init once the instance is wired. */
   _start() {
+    if (this.#options.endpoint) this.#tx = transport(this.#core, this.#options, () => this.#after(false));
     const flushNow = () => this.persistNow();
     const onHide = () => {
       if (document.visibilityState === "hidden") flushNow();
@@ -281,6 +287,14 @@ export class Instance {
     return evalCondition(attributes, condition, savedGroups);
   }
 
+  /**
+   * Delivers the queued events now: resolves once the collector accepted them (at once when
+   * there is no endpoint), rejects when this attempt failed; retries go on in the background.
+   */
+  flush() {
+    return this.#tx ? this.#tx.flush().catch((e) => Promise.reject(toKeystoneError(e))) : Promise.resolve();
+  }
+
   /** Re-evaluates time-windowed segments now. */
   refresh() {
     this.#run(() => this.#core.refresh(), undefined, true);
@@ -317,6 +331,7 @@ export function init(options, wasmUrl) {
     await loadWasm(wasmUrl);
     let core;
     try {
+      checkDelivery(opts);
       core = new Core(opts);
       core.setContext(readContext());
     } catch (e) {
