@@ -149,8 +149,11 @@ impl Core {
     /// `JSON.stringify`).
     pub fn drain(&mut self) -> Array {
         let t = now();
-        let events = self.ks.take_outbox();
-        for e in events.iter().filter(|_| self.ks.queue_ref().enabled()) {
+        let mut events = self.ks.take_outbox();
+        if !self.ks.queue_ref().enabled() {
+            events.clear();
+        }
+        for e in events {
             if let Some(json) = js_sys::JSON::stringify(&to_js(&e.to_spec())).ok().and_then(|s| s.as_string()) {
                 self.ks.queue().push(json, t);
             }
