@@ -34,6 +34,8 @@ fn set(o: &Object, k: &str, v: JsValue) {
 pub struct Core {
     ks: Keystone,
     key_profile: String,
+    /// Whether an `endpoint` is set: only then do events go to the wrapper's delivery queue.
+    deliver: bool,
 }
 
 #[wasm_bindgen]
@@ -53,7 +55,8 @@ impl Core {
             Err(_) => Value::Null,
         });
         let ks = Keystone::new(opts, Box::new(BrowserHost), stored.as_ref(), now());
-        Ok(Core { ks, key_profile: prefix })
+        let deliver = opts_value.get("endpoint").is_some_and(|v| !v.is_null());
+        Ok(Core { ks, key_profile: prefix, deliver })
     }
 
     /// Replaces the page context (read by the wrapper at init and on every navigation).
@@ -145,19 +148,8 @@ impl Core {
 
     /// Notifications since the last call: `[{type: "segment:enter", segment}, …]`; the array's
     /// `m` property tells whether `marketing` consent is granted now (data layer activation).
-    /// First moves the events made since the last call into the delivery queue (serialized by
-    /// `JSON.stringify`).
     pub fn drain(&mut self) -> Array {
-        let t = now();
-        let mut events = self.ks.take_outbox();
-        if !self.ks.queue_ref().enabled() {
-            events.clear();
-        }
-        for e in events {
-            if let Some(json) = js_sys::JSON::stringify(&to_js(&e.to_spec())).ok().and_then(|s| s.as_string()) {
-                self.ks.queue().push(json, t);
-            }
-        }
+        let events = self.ks.take_outbox();
         let out: Array = self.ks
             .take_notices()
             .into_iter()
@@ -176,41 +168,13 @@ impl Core {
             })
             .collect();
         set(&out, "m", JsValue::from_bool(self.ks.consent().marketing));
-        out
-    }
-
-    /// The delivery queue, for the transport (one export for all five operations):
-    /// - `0`: ms until the next attempt is due (0 = now), -1 when none is;
-    /// - `1`: claims the next batch: `[id, events]` (the events' JSON joined by commas) or null;
-    /// - `2`: records batch `id`'s outcome: HTTP `status` (0 network error, -1 not sent) and the
-    ///   collector's Retry-After in `ms` (0 when absent);
-    /// - `3`: takes in another page's stored queue `text` (only with `analytics` consent);
-    /// - `4`: the stored form when it changed (`""` when empty), undefined when unchanged, null
-    ///   when the events were erased (consent refused: every stored queue goes).
-    pub fn deliver(&mut self, op: u32, id: u32, status: i32, ms: f64, text: Option<String>) -> JsValue {
-        let analytics = self.ks.consent().analytics;
-        let q = self.ks.queue();
-        match op {
-            0 => q.due(now()).into(),
-            1 => q.claim().map_or(JsValue::NULL, |(id, events)| Array::of2(&id.into(), &events.into()).into()),
-            2 => {
-                q.settle(id, status, ms, now(), js_sys::Math::random());
-                JsValue::UNDEFINED
-            }
-            3 => {
-                if analytics {
-                    q.adopt(&text.unwrap_or_default());
-                }
-                JsValue::UNDEFINED
-            }
-            _ => {
-                let text = q.take_text();
-                if q.take_erased() {
-                    return JsValue::NULL;
-                }
-                text.map_or(JsValue::UNDEFINED, |t| t.into())
-            }
+        if self.deliver {
+            // For delivery: the events made since the last call (Segment spec) and whether
+            // `analytics` consent holds (when not, the wrapper erases its queue).
+            set(&out, "q", events.iter().map(|e| to_js(&e.to_spec())).collect::<Array>().into());
+            set(&out, "a", JsValue::from_bool(self.ks.consent().analytics));
         }
+        out
     }
 }
 

@@ -106,6 +106,7 @@ export class Instance {
   constructor(core, options) {
     this.#core = core;
     this.#options = options;
+    if (options.endpoint) this.#tx = transport(options, (code, message) => queueMicrotask(() => this.#emit("error", new KeystoneError(code, message))));
   }
 
   // ---- plumbing -------------------------------------------------------------------------
@@ -160,10 +161,8 @@ export class Instance {
         }
       });
     }
-    if (mutates) {
-      this.#schedulePersist();
-      if (this.#tx) this.#tx.tick();
-    }
+    if (mutates) this.#schedulePersist();
+    if (this.#tx && (mutates || (notes.q && notes.q.length))) this.#tx.take(notes);
     if ((mutates || notes.length) && this.#onChange) this.#onChange();
   }
 
@@ -207,7 +206,6 @@ export class Instance {
 
   /** @internal Called by init once the instance is wired. */
   _start() {
-    if (this.#options.endpoint) this.#tx = transport(this.#core, this.#options, () => this.#after(false));
     const flushNow = () => this.persistNow();
     const onHide = () => {
       if (document.visibilityState === "hidden") flushNow();

@@ -1,62 +1,52 @@
-// Delivery (DESIGN §8): sends the engine's queued events to the collector as Segment-spec
-// batches. The engine (src/core/queue.rs) keeps the queue and decides what is due and what a
-// batch holds; this module stores the queue, holds the cross-tab locks, talks HTTP and reports
-// each outcome back.
+// Delivery (DESIGN §8): sends the engine's events to the collector as Segment-spec batches,
+// `POST {endpoint}` `{"batch": [...], "sentAt": ISO}` with `Authorization: Basic
+// base64(writeKey + ":")`. The engine hands over each event it made and whether `analytics`
+// consent holds; the queue (queue.js) decides what is due and what a batch holds; this module
+// stores the queue, holds the cross-tab locks, talks HTTP and reports each outcome back.
 //
 // Tabs: each page keeps its own queue under `<prefix>q.<tab>` — only that page writes it, so no
 // two tabs ever read-modify-write one key — and holds the Web Lock `<prefix>tab.<tab>` while it
 // lives (a heartbeat key where Web Locks are missing). Sending is serialized across tabs by the
 // Web Lock `<prefix>flush` (a lease in storage otherwise). Its holder also adopts the queues of
 // pages that are gone (tab lock released / heartbeat stale): it stores them in its own queue
-// first, then removes theirs, so an event can at worst be sent twice, never lost.
+// first, then removes theirs — so an event can at worst be sent twice, never lost.
 //
 // Requests are `keepalive` (they outlive the page). On `visibilitychange` → hidden and
 // `pagehide`, the batch in flight counts as accepted for sending, and every waiting event leaves
 // by `sendBeacon` as text/plain (no CORS preflight; the write key rides in the body), in batches
 // of at most 64 KB; an event counts as sent once its beacon was accepted. What the browser's
 // beacon quota refuses stays stored for the next page.
-
-const STALE_MS = 180000; // heartbeat age after which a page without Web Locks counts as gone
-const BEAT_MS = 30000;
+import { createQueue, HANDED_OFF, NOT_SENT } from "./queue.js";
 
 const fail = (code, message) => ({ code, message });
-
-/** Checks the delivery options (throws an invalid_argument error object). */
-export function checkDelivery(o) {
-  const bad = (m) => {
-    throw fail("invalid_argument", m);
-  };
-  if (o.endpoint != null) {
-    let u;
-    try {
-      u = new URL(o.endpoint, location.href);
-    } catch (_) {}
-    if (typeof o.endpoint !== "string" || !u || !/^https?:$/.test(u.protocol)) bad("endpoint must be an http(s) URL");
-  }
-  if (o.writeKey != null && typeof o.writeKey !== "string") bad("writeKey must be a string");
-}
-
 const safe = (fn) => {
   try {
     fn();
   } catch (_) {}
 };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const now = () => Date.now();
 
-/** Parses Retry-After (seconds or an HTTP date) into ms; 0 when absent or unreadable. */
-function retryAfter(h) {
-  if (!h) return 0;
-  const n = +h;
-  return (n >= 0 ? n * 1000 : Date.parse(h) - Date.now()) || 0;
+/** Checks the delivery options (throws an invalid_argument error object). */
+export function checkDelivery(o) {
+  let u;
+  try {
+    u = new URL(o.endpoint, location.href);
+  } catch (_) {}
+  if ((o.endpoint != null && (typeof o.endpoint != "string" || !/^https?:$/.test(u && u.protocol))) || (o.writeKey != null && typeof o.writeKey != "string")) {
+    throw fail("invalid_argument", "endpoint must be an http(s) URL and writeKey a string");
+  }
 }
 
 /**
- * Starts delivery for an engine. `after()` delivers the engine's notices (errors).
- * Returns `{tick, flush}`: `tick()` after every mutating call, `flush()` for `ks.flush()`.
+ * Starts delivery. `report(code, message)` raises an "error" event. Returns `{take, flush}`:
+ * `take(notes)` after every call (the engine's drained notices carry `q`, the events made, and
+ * `a`, whether `analytics` consent holds), `flush()` for `ks.flush()`.
  */
-export function transport(core, o, after) {
+export function transport(o, report) {
+  const q = createQueue(o, report);
   const url = new URL(o.endpoint, location.href).href;
-  const P = typeof o.storagePrefix === "string" ? o.storagePrefix : "ks_";
+  const P = o.storagePrefix || "ks_";
   const wk = o.writeKey || "";
   const auth = "Basic " + btoa(String.fromCharCode(...new TextEncoder().encode(wk + ":")));
   const tail = '","writeKey":' + JSON.stringify(wk) + "}";
@@ -65,11 +55,8 @@ export function transport(core, o, after) {
   const HB = P + "hb.";
   const own = QK + tab;
   const locks = navigator.locks;
-  const timeout = o.requestTimeout > 0 ? o.requestTimeout : 10000;
-  let ls = null;
-  try {
-    ls = localStorage;
-  } catch (_) {}
+  const timeout = o.requestTimeout > 0 ? o.requestTimeout : 1e4;
+  let ls;
   let timer = 0;
   let timerAt = 0;
   let ptimer = 0;
@@ -77,65 +64,58 @@ export function transport(core, o, after) {
   let chain = Promise.resolve();
   let busy = 0;
   let gone = false; // after pagehide: no new request (it could not leave a detached page)
+  let granted = true;
   let renew = () => {};
+  try {
+    ls = localStorage;
+  } catch (_) {}
 
   const get = (k) => {
     try {
-      return ls.getItem(k);
+      return ls.getItem(k) || "";
     } catch (_) {
-      return null;
+      return "";
     }
   };
   const put = (k, v) => {
     try {
       v ? ls.setItem(k, v) : ls.removeItem(k);
-      return true;
-    } catch (_) {
-      return false;
-    }
+      return 1;
+    } catch (_) {}
   };
-  const keys = (prefix) => {
+  const keys = () => {
     const out = [];
     try {
-      for (let i = 0; i < ls.length; i++) {
-        const k = ls.key(i);
-        if (k.startsWith(prefix)) out.push(k);
-      }
+      for (let i = 0; i < ls.length; i++) if (ls.key(i).startsWith(QK)) out.push(ls.key(i));
     } catch (_) {}
     return out;
   };
   const body = (b) => '{"batch":[' + b[1] + '],"sentAt":"' + new Date().toISOString() + tail;
 
   /** Stores this page's queue if it changed; false when storage refused. */
-  function persist() {
+  const persist = () => {
     clearTimeout(ptimer);
     ptimer = 0;
-    const t = core.deliver(4);
-    if (t === null) {
-      // Consent refused: no stored queue of this origin may leave any more.
-      for (const k of keys(QK)) put(k, "");
-      return true;
-    }
+    const t = q.text();
     return t === undefined || put(own, t);
-  }
+  };
 
   async function withLock(fn) {
     if (locks) return locks.request(P + "flush", fn);
     // No Web Locks: a lease in storage, confirmed after a pause (another tab may have written
     // at the same moment), renewed before each request.
     const LK = P + "lease";
-    renew = () => put(LK, tab + " " + (Date.now() + timeout + 5000));
-    const mine = () => (get(LK) || "").startsWith(tab + " ");
+    const mine = () => get(LK).startsWith(tab + " ");
+    renew = () => put(LK, tab + " " + (now() + timeout + 5e3));
     for (;;) {
-      const until = +(get(LK) || "").split(" ")[1];
-      if (mine() || !(until > Date.now())) {
+      if (mine() || !(get(LK).split(" ")[1] > now())) {
         renew();
         await sleep(50);
         if (mine()) {
           try {
             return await fn();
           } finally {
-            if (mine()) put(LK, "");
+            if (mine()) put(LK);
           }
         }
       }
@@ -145,34 +125,22 @@ export function transport(core, o, after) {
 
   /** Adopts the stored queues of pages that are gone (under the flush lock). */
   async function adopt() {
-    const theirs = keys(QK).filter((k) => k !== own);
-    if (!theirs.length) return;
-    let held = null;
-    if (locks) {
-      try {
-        held = (await locks.query()).held.map((l) => l.name);
-      } catch (_) {
-        return;
-      }
-    }
+    const theirs = keys().filter((k) => k != own);
+    if (!theirs[0] || !granted) return;
+    const held = locks && (await locks.query()).held.map((l) => l.name);
     for (const k of theirs) {
       const id = k.slice(QK.length);
-      if (held ? held.includes(P + "tab." + id) : Date.now() - (+get(HB + id) || 0) < STALE_MS) continue;
-      const t = get(k);
-      if (t) core.deliver(3, 0, 0, 0, t);
+      if (held ? held.includes(P + "tab." + id) : now() - get(HB + id) < 18e4) continue;
+      q.adopt(get(k));
       // Ours (with theirs) stored first, then theirs removed.
-      if (persist()) {
-        put(k, "");
-        put(HB + id, "");
-      }
+      if (persist()) put(k), put(HB + id);
     }
-    after();
   }
 
   async function post(b) {
     const ac = new AbortController();
-    inflight = b;
     const t = setTimeout(() => ac.abort(), timeout);
+    inflight = b;
     try {
       const r = await fetch(url, {
         method: "POST",
@@ -182,7 +150,9 @@ export function transport(core, o, after) {
         signal: ac.signal,
         keepalive: true,
       });
-      return [r.status, retryAfter(r.headers.get("retry-after"))];
+      // Retry-After: seconds or an HTTP date.
+      const ra = r.headers.get("retry-after");
+      return [r.status, ra ? (+ra >= 0 ? ra * 1e3 : Date.parse(ra) - now()) || 0 : 0];
     } catch (_) {
       return [0, 0];
     } finally {
@@ -195,19 +165,17 @@ export function transport(core, o, after) {
   async function send(mode) {
     await adopt();
     let b;
-    while (!gone && (mode || core.deliver(0) === 0) && (b = core.deliver(1))) {
+    while (!gone && (mode || !q.due(now())) && (b = q.claim())) {
       persist(); // the queue is stored before any send is attempted
       renew();
       const [status, ra] = await post(b);
       // Handed off at hide: when the page goes, the browser rejects the fetch here while the
       // keepalive request itself carries on — that is no failure to act on.
       if (b.h && !status) return;
-      core.deliver(2, b[0], status, ra);
-      after();
+      q.settle(b[0], status, ra, now(), Math.random());
       if (status < 200 || status > 299) {
-        if (mode < 2) return;
-        const refused = status >= 400 && status < 500 && status !== 429;
-        throw fail(refused ? "delivery_rejected" : "delivery_failed", status ? "the collector answered " + status : "the collector could not be reached");
+        if (mode > 1) throw fail(status > 399 && status < 500 && status != 429 ? "delivery_rejected" : "delivery_failed", "collector answered " + status);
+        return;
       }
     }
     persist();
@@ -222,69 +190,70 @@ export function transport(core, o, after) {
     });
     return run;
   }
+  const background = (mode) => cycle(mode).catch(() => {});
 
   function schedule() {
     if (busy) return;
-    const d = core.deliver(0);
-    if (d < 0 || navigator.onLine === false) {
-      clearTimeout(timer);
-      timer = 0;
-      return;
-    }
-    const at = Date.now() + d;
-    if (timer && timerAt <= at) return;
+    const d = q.due(now());
+    if (d < 0 || !navigator.onLine) return clearTimeout(timer), (timer = 0);
+    if (timer && timerAt <= now() + d) return;
     clearTimeout(timer);
-    timerAt = at;
+    timerAt = now() + d;
     timer = setTimeout(() => {
       timer = 0;
-      cycle(0).catch(() => {});
+      background(0);
     }, d);
   }
 
   /** The page is hidden or going away: everything waiting leaves by beacon now. */
-  const hide = () => safe(beacon);
+  const hide = () =>
+    safe(() => {
+      // The request in flight is keepalive: it outlives the page, so it counts as accepted for
+      // sending (its events leave the stored queue; they come back if it fails meanwhile).
+      if (inflight && !inflight.h) q.settle(inflight[0], HANDED_OFF, (inflight.h = 1));
+      let b;
+      let ok = 1;
+      while (ok && (b = q.claim())) {
+        ok = 0;
+        try {
+          ok = navigator.sendBeacon(url, body(b));
+        } catch (_) {}
+        q.settle(b[0], ok ? 200 : NOT_SENT); // refused (over the quota): stays for the next page
+      }
+      persist();
+    });
 
-  function beacon() {
-    // A request in flight is a keepalive one: it outlives the page, so it counts as accepted
-    // for sending (its events leave the stored queue; they come back if it fails meanwhile).
-    if (inflight && !inflight.h) {
-      inflight.h = 1;
-      core.deliver(2, inflight[0], -2);
-    }
-    let b;
-    while ((b = core.deliver(1))) {
-      let ok = false;
-      try {
-        ok = navigator.sendBeacon(url, body(b));
-      } catch (_) {}
-      core.deliver(2, b[0], ok ? 200 : -1);
-      if (!ok) break; // over the browser's beacon quota: stays stored for the next page
-    }
-    persist();
-    after();
-  }
-
-  if (locks) {
-    try {
-      locks.request(P + "tab." + tab, () => new Promise(() => {})).catch(() => {});
-    } catch (_) {}
-  } else {
-    const beat = () => put(HB + tab, "" + Date.now());
+  if (locks) locks.request(P + "tab." + tab, () => new Promise(() => {})).catch(() => {});
+  else {
+    const beat = () => put(HB + tab, "" + now());
     beat();
-    setInterval(beat, BEAT_MS);
+    setInterval(beat, 3e4);
   }
   addEventListener("pagehide", () => {
     gone = true;
     hide();
   });
   addEventListener("pageshow", () => (gone = false));
-  document.addEventListener("visibilitychange", () => document.visibilityState === "hidden" && hide());
-  addEventListener("online", () => cycle(1).catch(() => {}));
-  if (keys(QK).length) setTimeout(() => cycle(0).catch(() => {}));
+  document.addEventListener("visibilitychange", () => document.visibilityState == "hidden" && hide());
+  addEventListener("online", () => {
+    q.retryNow();
+    background(1);
+  });
+  if (keys()[0]) setTimeout(background);
 
   return {
-    tick: () =>
+    take: (notes) =>
       safe(() => {
+        if (!notes.q) return;
+        if (!notes.a) {
+          // No analytics consent: nothing is queued, and what was queued is erased, here and
+          // in every stored queue of this origin.
+          if (granted) for (const k of keys()) put(k);
+          granted = false;
+          return q.clear();
+        }
+        granted = true;
+        for (const e of notes.q) q.push(JSON.stringify(e), now());
         if (!ptimer) ptimer = setTimeout(() => safe(persist), 250);
         schedule();
       }),

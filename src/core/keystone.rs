@@ -17,7 +17,6 @@ use crate::core::experience::{self, Decision, Orchestrator};
 use crate::core::host::{random16, Host};
 use crate::core::ids::uuid_v4;
 use crate::core::profile::Profile;
-use crate::core::queue::{self, Queue};
 use crate::core::segment::{self, Definitions, LoadReport, Subject};
 use crate::core::time::{parse_duration, DAY, MINUTE};
 use crate::core::value::{Map, Value};
@@ -40,13 +39,11 @@ pub struct Options {
     pub consent: Consent,
     /// Send `Segment Entered` / `Segment Exited` track events (option `trackSegments`).
     pub track_segments: bool,
-    /// Delivery settings (`endpoint`, `flushAt`, …).
-    pub delivery: queue::Config,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { session_timeout: 30.0 * MINUTE, retention: 90.0 * DAY, gpc: false, consent: Consent::default_for(false), track_segments: false, delivery: queue::Config::default() }
+        Options { session_timeout: 30.0 * MINUTE, retention: 90.0 * DAY, gpc: false, consent: Consent::default_for(false), track_segments: false }
     }
 }
 
@@ -55,7 +52,6 @@ impl Options {
     pub fn from_value(v: &Value, gpc: bool) -> Result<Options, Error> {
         let mut o = Options { gpc, consent: Consent::default_for(gpc), ..Options::default() };
         let Some(m) = v.as_obj() else { return Ok(o) };
-        o.delivery = queue::Config::from_options(m);
         if let Some(d) = m.get("sessionTimeout").filter(|v| !v.is_null()) {
             o.session_timeout = duration_option(d, "sessionTimeout")?;
         }
@@ -115,7 +111,6 @@ pub struct Keystone {
     members: Vec<String>,
     notices: Vec<Notice>,
     outbox: Vec<Event>,
-    queue: Queue,
     dirty: bool,
     exp: Orchestrator,
 }
@@ -125,7 +120,6 @@ impl Keystone {
     /// or it is unreadable (each problem becomes an `error` notice).
     pub fn new(opts: Options, host: Box<dyn Host>, stored: Option<&Value>, now: f64) -> Keystone {
         let consent = opts.consent;
-        let queue = Queue::new(opts.delivery.clone());
         let mut ks = Keystone {
             opts,
             host,
@@ -135,7 +129,6 @@ impl Keystone {
             members: Vec::new(),
             notices: Vec::new(),
             outbox: Vec::new(),
-            queue,
             dirty: false,
             exp: Orchestrator::default(),
         };
@@ -383,30 +376,12 @@ impl Keystone {
 
     /// Notifications queued since the last call.
     pub fn take_notices(&mut self) -> Vec<Notice> {
-        let errors = self.queue.take_errors();
-        self.notices.extend(errors.into_iter().map(Notice::Error));
         ::core::mem::take(&mut self.notices)
     }
 
-    /// Events made since the last call, for the delivery queue: none without `analytics`
-    /// consent — then the queue is erased too (events queued before a refusal never leave).
+    /// Events waiting for delivery.
     pub fn take_outbox(&mut self) -> Vec<Event> {
-        let events = ::core::mem::take(&mut self.outbox);
-        if !self.consent.analytics {
-            self.queue.clear();
-            return Vec::new();
-        }
-        events
-    }
-
-    /// The delivery queue (DESIGN §8).
-    pub fn queue(&mut self) -> &mut Queue {
-        &mut self.queue
-    }
-
-    /// The delivery queue, read-only.
-    pub fn queue_ref(&self) -> &Queue {
-        &self.queue
+        ::core::mem::take(&mut self.outbox)
     }
 
     /// The stored form of the profile when it changed since the last call (None otherwise, and

@@ -17,7 +17,6 @@ pub mod ids;
 pub mod keystone;
 pub mod prelude;
 pub mod profile;
-pub mod queue;
 pub mod segment;
 pub mod time;
 pub mod value;
