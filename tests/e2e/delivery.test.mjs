@@ -129,8 +129,9 @@ test("500 for the first K requests: retried with exponential backoff", async () 
   const reqs = collector().requests;
   assert.deepEqual(reqs.slice(0, 4).map((r) => r.status), [500, 500, 500, 200]);
   const gap = (i) => reqs[i + 1].at - reqs[i].answeredAt;
-  // Jittered delays: attempt 1 in [25, 50] ms, attempt 3 in [100, 200] ms.
-  assert.ok(gap(2) >= 90 && gap(2) > gap(0), "backoff grows: " + [gap(0), gap(1), gap(2)]);
+  // Jittered delays: attempt 1 in [25, 50] ms, 2 in [50, 100], 3 in [100, 200] — a loaded
+  // machine can only lengthen them, so only the lower bounds are checked.
+  assert.ok(gap(0) >= 20 && gap(1) >= 45 && gap(2) >= 95, "backoff grows: " + [gap(0), gap(1), gap(2)]);
   await context.close();
 });
 
