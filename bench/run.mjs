@@ -31,7 +31,8 @@ const CFG = {
   evalCapMs: num(env.BENCH_EVAL_CAP_MS, 20000), // a runner slower than this per full pass evaluates fewer profiles
   out: env.BENCH_OUT || join(root, "out", "bench.json"),
 };
-const PKG = join(root, "pkg", "dist");
+const PKG_DIR = env.BENCH_PKG_DIR ? normalize(env.BENCH_PKG_DIR) : join(root, "pkg"); // the built package (pkg/)
+const PKG = join(PKG_DIR, "dist");
 const VARIANT = join(root, "target", "bench-bindgen"); // `make bench-pkg` (cargo feature `bench`)
 const GEN = join(root, "target", "bench-gen"); // bundles made here (esbuild)
 const NM = join(root, "node_modules");
@@ -67,7 +68,7 @@ const version = (name) => JSON.parse(readFileSync(join(NM, name, "package.json")
 
 const TYPES = { ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".mjs": "text/javascript; charset=utf-8", ".json": "application/json", ".wasm": "application/wasm" };
 const MOUNTS = [
-  ["/pkg/", join(root, "pkg")],
+  ["/pkg/", PKG_DIR],
   ["/bench/", join(root, "bench", "pages")],
   ["/variant/", VARIANT],
   ["/gen/", GEN],
@@ -146,9 +147,12 @@ async function buildGenerated() {
     bundle: true, minify: true, format: "esm", target: ["es2022"], outfile: join(GEN, "growthbook-eval.js"), logLevel: "error",
   });
   // RudderStack's npm "modern" UMD build is not minified; its CDN serves the same build minified.
+  const rsIn = join(NM, "@rudderstack", "analytics-js", "dist", "npm", "modern", "umd", "index.js");
+  const rsOut = join(GEN, "rudderstack-modern.min.js");
+  if (existsSync(rsOut) && (await stat(rsOut)).mtimeMs > (await stat(rsIn)).mtimeMs) return;
   await build({
-    entryPoints: [join(NM, "@rudderstack", "analytics-js", "dist", "npm", "modern", "umd", "index.js")],
-    minify: true, outfile: join(GEN, "rudderstack-modern.min.js"), logLevel: "error", legalComments: "none",
+    entryPoints: [rsIn],
+    minify: true, outfile: rsOut, logLevel: "error", legalComments: "none",
   });
 }
 
@@ -173,7 +177,7 @@ async function sectionSize() {
     const early = await page.evaluate(() => performance.getEntriesByType("resource").map((e) => new URL(e.name).pathname));
     for (const p of early) if (p.startsWith("/pkg/")) urls.add(p);
     await close();
-    const list = [...urls].sort().map((p) => ({ file: p.replace(/^\/pkg\//, ""), ...sizeOf(join(root, "pkg", p.slice(5))) }));
+    const list = [...urls].sort().map((p) => ({ file: p.replace(/^\/pkg\//, ""), ...sizeOf(join(PKG_DIR, p.slice(5))) }));
     return { files: list, total: addSizes(list) };
   }
   const esm = await loaded("/bench/index.html", (page) => page.evaluate(() => K.Keystone.init({})));
@@ -742,7 +746,7 @@ async function main() {
       crossOriginIsolated: timer.crossOriginIsolated,
       timerResolutionUs: timer.resolutionUs,
       definitions100: timer.definitions,
-      packageVersion: JSON.parse(readFileSync(join(root, "pkg", "package.json"), "utf8")).version,
+      packageVersion: JSON.parse(readFileSync(join(PKG_DIR, "package.json"), "utf8")).version,
     };
     delete out.meta.out;
     out.size = await guard("size", sectionSize);

@@ -40,6 +40,8 @@ pub struct Core {
     /// The stored text this tab last wrote or rebased onto: while storage still holds it, a
     /// write needs no rebase (no other tab wrote since).
     seen: Option<String>,
+    /// Whether an `endpoint` is set: only then do events go to the wrapper's delivery queue.
+    deliver: bool,
 }
 
 /// Stored text as a value: parsed JSON, or the raw text when it is not JSON (the codec salvages
@@ -72,7 +74,8 @@ impl Core {
             // With `cookieDomain` the cookie is the source of truth for the id.
             ks.adopt_anonymous_id(&id, opts_value.get("cookieDomain").and_then(Value::as_str).is_some_and(|d| !d.is_empty()));
         }
-        Ok(Core { ks, key_profile, prefix, storage_warned: false, seen })
+        let deliver = opts_value.get("endpoint").is_some_and(|v| !v.is_null());
+        Ok(Core { ks, key_profile, prefix, storage_warned: false, seen, deliver })
     }
 
     /// Merges traits into the profile; emits a Segment `identify` event.
@@ -270,6 +273,7 @@ impl Core {
     /// Notifications since the last call: `[{type: "segment:enter", segment}, …]`; the array's
     /// `m` property tells whether `marketing` consent is granted now (data layer activation).
     pub fn drain(&mut self) -> Array {
+        let events = self.ks.take_outbox();
         let out: Array = self.ks
             .take_notices()
             .into_iter()
@@ -288,13 +292,13 @@ impl Core {
             })
             .collect();
         set(&out, "m", JsValue::from_bool(self.ks.consent().marketing));
+        if self.deliver {
+            // For delivery: the events made since the last call (Segment spec) and whether
+            // `analytics` consent holds (when not, the wrapper erases its queue).
+            set(&out, "q", events.iter().map(|e| to_js(&e.to_spec())).collect::<Array>().into());
+            set(&out, "a", JsValue::from_bool(self.ks.consent().analytics));
+        }
         out
-    }
-
-    /// Events waiting for delivery, in the Segment spec shape.
-    #[wasm_bindgen(js_name = takeOutbox)]
-    pub fn take_outbox(&mut self) -> Array {
-        self.ks.take_outbox().iter().map(|e| to_js(&e.to_spec())).collect()
     }
 }
 

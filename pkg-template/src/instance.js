@@ -4,6 +4,7 @@
 // warning. Listener notifications are delivered after the API call returns (microtask).
 import initWasm, { Core, evalCondition as evalConditionWasm } from "#wasm";
 import { readContext } from "./context.js";
+import { checkDelivery, transport } from "./transport.js";
 import { bind, cloak, release, handlers } from "./dom.js";
 import { dataLayer } from "./activation.js";
 import { experience } from "./experience-dom.js";
@@ -106,10 +107,12 @@ export class Instance {
   #activate = null;
   #early = [];
   #cookieId;
+  #tx = null;
 
   constructor(core, options) {
     this.#core = core;
     this.#options = options;
+    if (options.endpoint) this.#tx = transport(options, (code, message) => queueMicrotask(() => this.#emit("error", new KeystoneError(code, message))));
   }
 
   // ---- plumbing -------------------------------------------------------------------------
@@ -168,6 +171,7 @@ export class Instance {
       this.#schedulePersist();
       this.#scheduleExpiry();
     }
+    if (this.#tx && (mutates || (notes.q && notes.q.length))) this.#tx.take(notes);
     if ((mutates || notes.length) && this.#onChange) this.#onChange();
   }
 
@@ -382,6 +386,14 @@ export class Instance {
     return evalCondition(attributes, condition, savedGroups);
   }
 
+  /**
+   * Delivers the queued events now: resolves once the collector accepted them (at once when
+   * there is no endpoint), rejects when this attempt failed; retries go on in the background.
+   */
+  flush() {
+    return this.#tx ? this.#tx.flush().catch((e) => Promise.reject(toKeystoneError(e))) : Promise.resolve();
+  }
+
   /** Re-evaluates time-windowed segments now. */
   refresh() {
     this.#run(() => this.#core.refresh(), undefined, true);
@@ -418,6 +430,7 @@ export function init(options, wasmUrl) {
     await loadWasm(wasmUrl);
     let ks;
     try {
+      checkDelivery(opts);
       // Under the lock, so tabs starting together agree on one anonymous id: the first creates
       // and writes it, the others read it.
       ks = await withLock((opts.storagePrefix || "ks_") + "profile", () => {

@@ -50,6 +50,14 @@ pub mod codes {
     pub const STORAGE_CORRUPT: &str = "storage_corrupt";
     /// Storage is blocked or full; Keystone keeps working in memory.
     pub const STORAGE_UNAVAILABLE: &str = "storage_unavailable";
+    /// The delivery queue was full: the oldest event was dropped (one error per dropped event).
+    pub const QUEUE_OVERFLOW: &str = "queue_overflow";
+    /// An event larger than a batch can carry (64 KB) was dropped.
+    pub const EVENT_TOO_LARGE: &str = "event_too_large";
+    /// The collector refused a batch for good (a 4xx other than 429); its events were dropped.
+    pub const DELIVERY_REJECTED: &str = "delivery_rejected";
+    /// A delivery attempt failed (network, 429, 5xx); `flush()` rejects, retries go on.
+    pub const DELIVERY_FAILED: &str = "delivery_failed";
     /// No segment or experience with that id.
     pub const UNKNOWN_ID: &str = "unknown_id";
     /// The action needs a consent category that is not granted.

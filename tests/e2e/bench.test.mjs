@@ -1,5 +1,6 @@
 // Smoke test of `make bench`: runs the benchmark in its quick mode with tiny inputs and checks
 // that the JSON it writes has every section and no section failed. Asserts nothing about time.
+// Alone on 2 cores it takes ~20 s; the generous timeout is for machines shared with other work.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -10,23 +11,25 @@ import { fileURLToPath } from "node:url";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const out = join(root, "out", "bench-smoke.json");
 
-test("the benchmark runs in quick mode and reports every section", { timeout: 120000 }, () => {
+test("the benchmark runs in quick mode and reports every section", { timeout: 330000 }, () => {
   rmSync(out, { force: true });
   const r = spawnSync(process.execPath, [join(root, "bench", "run.mjs")], {
     cwd: root,
     encoding: "utf8",
-    timeout: 110000,
+    timeout: 300000,
     env: {
       ...process.env,
       BENCH_QUICK: "1",
       BENCH_OUT: out,
       BENCH_LOADS: "1",
-      BENCH_CALLS: "200",
-      BENCH_HEAVY_EVENTS: "150",
-      BENCH_PROFILES: "100",
+      BENCH_RUNS: "1",
+      BENCH_CALLS: "100",
+      BENCH_HEAVY_EVENTS: "60",
+      BENCH_PROFILES: "50",
+      BENCH_EVAL_ROUNDS: "1",
     },
   });
-  assert.equal(r.status, 0, `bench/run.mjs exited ${r.status}\n${r.stdout}\n${r.stderr}`);
+  assert.equal(r.status, 0, `bench/run.mjs exited ${r.status} (signal ${r.signal})\n${r.stdout}\n${r.stderr}`);
   const j = JSON.parse(readFileSync(out, "utf8"));
   assert.deepEqual(j.errors, {}, "no section failed");
   for (const k of ["meta", "size", "startup", "track", "evaluation", "storage", "memory"]) {
@@ -39,7 +42,7 @@ test("the benchmark runs in quick mode and reports every section", { timeout: 12
   assert.equal(j.startup.configs.length, 4);
   assert.ok(j.startup.configs.every((c) => c.loads === 1 && c.median > 0));
   assert.deepEqual(j.track.configs.map((c) => c.segments), [0, 10, 100, 100]);
-  assert.ok(j.track.configs.every((c) => c.calls === 200 && c.p99 >= c.p50 && c.max >= c.p99));
+  assert.ok(j.track.configs.every((c) => c.calls === 100 && c.p99 >= c.p50 && c.max >= c.p99));
   assert.equal(j.evaluation.conditions, 20);
   assert.ok(j.evaluation.growthbook.evalsPerSec > 0);
   assert.ok(j.storage.profileBytes > 0, "the heavy visitor's profile was stored");

@@ -1,0 +1,137 @@
+// The delivery queue (DESIGN §8): this page's bounded queue of events (their Segment-spec JSON)
+// waiting for the collector, which of them a batch in flight holds, when the next flush is
+// due, and the retry backoff. Pure bookkeeping — no browser API, so Node runs it too;
+// transport.js stores it, sends batches and reports each outcome through `settle`.
+//
+// Invariants:
+// - an event leaves only when the collector accepted its batch (2xx) or a beacon carrying it was
+//   accepted for sending, when the collector refused it for good (other 4xx, reported as
+//   "delivery_rejected"), or when the bounds drop it (oldest first, each drop reported as
+//   "queue_overflow"; an event larger than a batch as "event_too_large");
+// - at most one batch is claimed at a time, the oldest events; a failed batch returns its events,
+//   in order (each keeps its messageId: the worst case of a lost answer is a duplicate);
+// - never more than `maxQueueEvents` events nor `maxQueueBytes` bytes; no batch over 64 KB (the
+//   beacon limit).
+// Stored form: a version line, then one event per line (JSON text has no raw newline).
+
+export const HEADER = "ksq1";
+/** `settle` statuses besides HTTP ones: 0 is a network error; NOT_SENT returns the batch with
+ * no penalty; HANDED_OFF is a keepalive request in flight as the page hides — accepted for
+ * sending, so its events leave the queue (and its stored form), but come back if it fails while
+ * the page still lives. */
+export const NOT_SENT = -1;
+export const HANDED_OFF = -2;
+
+const size = (s) => new TextEncoder().encode(s).length;
+const num = (v, d) => (v > 0 && v < Infinity ? v : d);
+
+/** A queue configured from the `init` options; `report(code, message)` receives each drop. */
+export function createQueue(o, report) {
+  const flushAt = num(o.flushAt, 20);
+  const interval = num(o.flushInterval, 5000);
+  const maxEvents = num(o.maxQueueEvents, 1000);
+  const maxBytes = num(o.maxQueueBytes, 524288);
+  const base = num(o.retryBase, 1000);
+  const max = num(o.retryMax, 60000);
+  // Body overhead: {"batch":[…],"sentAt":"…","writeKey":"…"}, every key byte maybe escaped.
+  const cap = Math.min(num(o.maxBatchBytes, 65536), 65536) - 80 - 2 * size(o.writeKey || "");
+  let items = []; // [JSON text, UTF-8 bytes, when queued]
+  let bytes = 0;
+  let claimed = 0;
+  let id = 0;
+  let handed = null; // [batch id, its items]
+  let retryAt = 0;
+  let attempts = 0;
+  let dirty = false;
+
+  const take = (n) => {
+    const out = items.splice(0, n);
+    for (const i of out) bytes -= i[1];
+    dirty = true;
+    return out;
+  };
+  /** Puts events before the queued ones (`front`) or after, then enforces the bounds. */
+  const put = (list, front) => {
+    items = front ? list.concat(items) : items.concat(list);
+    for (const i of list) bytes += i[1];
+    while (items.length > maxEvents || (bytes > maxBytes && items[1])) {
+      take(1);
+      if (claimed) claimed--;
+      report("queue_overflow", "delivery queue full: oldest event dropped");
+    }
+    dirty = true;
+  };
+  const item = (j, t) => (size(j) > cap ? report("event_too_large", "event over 64 KB dropped") : [j, size(j), t]);
+
+  return {
+    /** Queues one event's JSON, made at `now`. */
+    push(json, now) {
+      const i = item(json, now);
+      if (i) put([i]);
+    },
+
+    /** Ms until the next flush is due (0 = now), -1 when nothing waits or a batch is in flight. */
+    due(now) {
+      return claimed || !items[0] ? -1 : retryAt ? Math.max(0, retryAt - now) : items.length >= flushAt || bytes + items.length > cap ? 0 : Math.max(0, items[0][2] + interval - now);
+    },
+
+    /** Claims the oldest events that fit in one batch: [id, their JSON joined by commas]. */
+    claim() {
+      if (claimed || !items[0]) return null;
+      let n = items[0][1];
+      claimed = 1;
+      while (items[claimed] && n + 1 + items[claimed][1] <= cap) n += 1 + items[claimed++][1];
+      return [++id, items.slice(0, claimed).map((i) => i[0]).join()];
+    },
+
+    /**
+     * Records batch `bid`'s outcome: 2xx (or a beacon accepted) removes its events; 429, 5xx and
+     * network errors (0) return them and set the retry after `retryAfter` ms when the collector
+     * gave one, else after an exponential backoff with equal jitter (`random` in [0, 1)); other
+     * 4xx drop them, reported. A stale id changes nothing.
+     */
+    settle(bid, status, retryAfter, now, random) {
+      let n = claimed;
+      if (handed && bid == handed[0]) {
+        n = handed[1].length;
+        put(handed[1], 1);
+        handed = null;
+      } else if (bid != id || !claimed) return;
+      claimed = 0;
+      if (status == HANDED_OFF) handed = [bid, take(n)];
+      else if ((status > 199 && status < 300) || (status > 399 && status < 500 && status != 429)) {
+        if (status > 399) report("delivery_rejected", "collector refused a batch: " + status);
+        take(n);
+        attempts = retryAt = 0;
+      } else if (status != NOT_SENT) {
+        const d = Math.min(base * 2 ** attempts++, max);
+        retryAt = now + (retryAfter > 0 ? Math.min(retryAfter, 864e5) : (d / 2) * (1 + random));
+      }
+    },
+
+    /** Back to the normal schedule (online again). */
+    retryNow: () => (retryAt = 0),
+
+    /** Takes in another page's stored queue (older: first); unreadable lines are skipped. */
+    adopt(text) {
+      const lines = text.split("\n");
+      if (claimed || lines.shift() != HEADER) return;
+      put(lines.filter((l) => l[0] == "{" && l.endsWith("}")).map((l) => item(l, -Infinity)).filter(Boolean), 1);
+    },
+
+    /** Erases every event (consent refused). */
+    clear() {
+      if (items[0] || handed) dirty = true;
+      items = [];
+      bytes = claimed = attempts = retryAt = 0;
+      handed = null;
+    },
+
+    /** The stored form when it changed since the last call ("" when empty), else undefined. */
+    text() {
+      if (!dirty) return;
+      dirty = false;
+      return items[0] ? HEADER + "\n" + items.map((i) => i[0]).join("\n") : "";
+    },
+  };
+}

@@ -1,0 +1,262 @@
+// Delivery (DESIGN §8): sends the engine's events to the collector as Segment-spec batches,
+// `POST {endpoint}` `{"batch": [...], "sentAt": ISO}` with `Authorization: Basic
+// base64(writeKey + ":")`. The engine hands over each event it made and whether `analytics`
+// consent holds; the queue (queue.js) decides what is due and what a batch holds; this module
+// stores the queue, holds the cross-tab locks, talks HTTP and reports each outcome back.
+//
+// Tabs: each page keeps its own queue under `<prefix>q.<tab>` — only that page writes it, so no
+// two tabs ever read-modify-write one key — and holds the Web Lock `<prefix>tab.<tab>` while it
+// lives (a heartbeat key where Web Locks are missing). Sending is serialized across tabs by the
+// Web Lock `<prefix>flush` (a lease in storage otherwise). Its holder also adopts the queues of
+// pages that are gone (tab lock released / heartbeat stale): it stores them in its own queue
+// first, then removes theirs — so an event can at worst be sent twice, never lost.
+//
+// Requests are `keepalive` (they outlive the page). On `visibilitychange` → hidden and
+// `pagehide`, the batch in flight counts as accepted for sending, and every waiting event leaves
+// by `sendBeacon` as text/plain (no CORS preflight; the write key rides in the body), in batches
+// of at most 64 KB; an event counts as sent once its beacon was accepted. What the browser's
+// beacon quota refuses stays stored for the next page.
+import { createQueue, HANDED_OFF, NOT_SENT } from "./queue.js";
+
+const fail = (code, message) => ({ code, message });
+const safe = (fn) => {
+  try {
+    fn();
+  } catch (_) {}
+};
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const now = () => Date.now();
+
+/** Checks the delivery options (throws an invalid_argument error object). */
+export function checkDelivery(o) {
+  let u;
+  try {
+    u = new URL(o.endpoint, location.href);
+  } catch (_) {}
+  if ((o.endpoint != null && (typeof o.endpoint != "string" || !/^https?:$/.test(u && u.protocol))) || (o.writeKey != null && typeof o.writeKey != "string")) {
+    throw fail("invalid_argument", "endpoint must be an http(s) URL and writeKey a string");
+  }
+}
+
+/**
+ * Starts delivery. `report(code, message)` raises an "error" event. Returns `{take, flush}`:
+ * `take(notes)` after every call (the engine's drained notices carry `q`, the events made, and
+ * `a`, whether `analytics` consent holds), `flush()` for `ks.flush()`.
+ */
+export function transport(o, report) {
+  const q = createQueue(o, report);
+  const url = new URL(o.endpoint, location.href).href;
+  const P = o.storagePrefix || "ks_";
+  const wk = o.writeKey || "";
+  const auth = "Basic " + btoa(String.fromCharCode(...new TextEncoder().encode(wk + ":")));
+  const tail = '","writeKey":' + JSON.stringify(wk) + "}";
+  const tab = Math.random().toString(36).slice(2);
+  const QK = P + "q.";
+  const HB = P + "hb.";
+  const own = QK + tab;
+  const locks = navigator.locks;
+  const timeout = o.requestTimeout > 0 ? o.requestTimeout : 1e4;
+  let ls;
+  let timer = 0;
+  let timerAt = 0;
+  let ptimer = 0;
+  let inflight = null;
+  let chain = Promise.resolve();
+  let busy = 0;
+  let gone = false; // after pagehide: no new request (it could not leave a detached page)
+  let granted = true;
+  let renew = () => {};
+  try {
+    ls = localStorage;
+  } catch (_) {}
+
+  const get = (k) => {
+    try {
+      return ls.getItem(k) || "";
+    } catch (_) {
+      return "";
+    }
+  };
+  const put = (k, v) => {
+    try {
+      v ? ls.setItem(k, v) : ls.removeItem(k);
+      return 1;
+    } catch (_) {}
+  };
+  const keys = () => {
+    const out = [];
+    try {
+      for (let i = 0; i < ls.length; i++) if (ls.key(i).startsWith(QK)) out.push(ls.key(i));
+    } catch (_) {}
+    return out;
+  };
+  const body = (b) => '{"batch":[' + b[1] + '],"sentAt":"' + new Date().toISOString() + tail;
+
+  /** Stores this page's queue if it changed; false when storage refused. */
+  const persist = () => {
+    clearTimeout(ptimer);
+    ptimer = 0;
+    const t = q.text();
+    return t === undefined || put(own, t);
+  };
+
+  async function withLock(fn) {
+    if (locks) return locks.request(P + "flush", fn);
+    // No Web Locks: a lease in storage, confirmed after a pause (another tab may have written
+    // at the same moment), renewed before each request.
+    const LK = P + "lease";
+    const mine = () => get(LK).startsWith(tab + " ");
+    renew = () => put(LK, tab + " " + (now() + timeout + 5e3));
+    for (;;) {
+      if (mine() || !(get(LK).split(" ")[1] > now())) {
+        renew();
+        await sleep(50);
+        if (mine()) {
+          try {
+            return await fn();
+          } finally {
+            if (mine()) put(LK);
+          }
+        }
+      }
+      await sleep(100 + Math.random() * 200);
+    }
+  }
+
+  /** Adopts the stored queues of pages that are gone (under the flush lock). */
+  async function adopt() {
+    const theirs = keys().filter((k) => k != own);
+    if (!theirs[0] || !granted) return;
+    const held = locks && (await locks.query()).held.map((l) => l.name);
+    for (const k of theirs) {
+      const id = k.slice(QK.length);
+      if (held ? held.includes(P + "tab." + id) : now() - get(HB + id) < 18e4) continue;
+      q.adopt(get(k));
+      // Ours (with theirs) stored first, then theirs removed.
+      if (persist()) put(k), put(HB + id);
+    }
+  }
+
+  async function post(b) {
+    const ac = new AbortController();
+    const t = setTimeout(() => ac.abort(), timeout);
+    inflight = b;
+    try {
+      const r = await fetch(url, {
+        method: "POST",
+        body: body(b),
+        headers: { "content-type": "application/json", authorization: auth },
+        credentials: "omit",
+        signal: ac.signal,
+        keepalive: true,
+      });
+      // Retry-After: seconds or an HTTP date.
+      const ra = r.headers.get("retry-after");
+      return [r.status, ra ? (+ra >= 0 ? ra * 1e3 : Date.parse(ra) - now()) || 0 : 0];
+    } catch (_) {
+      return [0, 0];
+    } finally {
+      clearTimeout(t);
+      inflight = null;
+    }
+  }
+
+  /** One delivery run under the flush lock. mode 0: what is due; 1: all; 2: all, for flush(). */
+  async function send(mode) {
+    await adopt();
+    let b;
+    while (!gone && (mode || !q.due(now())) && (b = q.claim())) {
+      persist(); // the queue is stored before any send is attempted
+      renew();
+      const [status, ra] = await post(b);
+      // Handed off at hide: when the page goes, the browser rejects the fetch here while the
+      // keepalive request itself carries on — that is no failure to act on.
+      if (b.h && !status) return;
+      q.settle(b[0], status, ra, now(), Math.random());
+      if (status < 200 || status > 299) {
+        if (mode > 1) throw fail(status > 399 && status < 500 && status != 429 ? "delivery_rejected" : "delivery_failed", "collector answered " + status);
+        return;
+      }
+    }
+    persist();
+  }
+
+  function cycle(mode) {
+    busy++;
+    const run = chain.then(() => withLock(() => send(mode)));
+    chain = run.catch(() => {}).then(() => {
+      busy--;
+      schedule();
+    });
+    return run;
+  }
+  const background = (mode) => cycle(mode).catch(() => {});
+
+  function schedule() {
+    if (busy) return;
+    const d = q.due(now());
+    if (d < 0 || !navigator.onLine) return clearTimeout(timer), (timer = 0);
+    if (timer && timerAt <= now() + d) return;
+    clearTimeout(timer);
+    timerAt = now() + d;
+    timer = setTimeout(() => {
+      timer = 0;
+      background(0);
+    }, d);
+  }
+
+  /** The page is hidden or going away: everything waiting leaves by beacon now. */
+  const hide = () =>
+    safe(() => {
+      // The request in flight is keepalive: it outlives the page, so it counts as accepted for
+      // sending (its events leave the stored queue; they come back if it fails meanwhile).
+      if (inflight && !inflight.h) q.settle(inflight[0], HANDED_OFF, (inflight.h = 1));
+      let b;
+      let ok = 1;
+      while (ok && (b = q.claim())) {
+        ok = 0;
+        try {
+          ok = navigator.sendBeacon(url, body(b));
+        } catch (_) {}
+        q.settle(b[0], ok ? 200 : NOT_SENT); // refused (over the quota): stays for the next page
+      }
+      persist();
+    });
+
+  if (locks) locks.request(P + "tab." + tab, () => new Promise(() => {})).catch(() => {});
+  else {
+    const beat = () => put(HB + tab, "" + now());
+    beat();
+    setInterval(beat, 3e4);
+  }
+  addEventListener("pagehide", () => {
+    gone = true;
+    hide();
+  });
+  addEventListener("pageshow", () => (gone = false));
+  document.addEventListener("visibilitychange", () => document.visibilityState == "hidden" && hide());
+  addEventListener("online", () => {
+    q.retryNow();
+    background(1);
+  });
+  if (keys()[0]) setTimeout(background);
+
+  return {
+    take: (notes) =>
+      safe(() => {
+        if (!notes.q) return;
+        if (!notes.a) {
+          // No analytics consent: nothing is queued, and what was queued is erased, here and
+          // in every stored queue of this origin.
+          if (granted) for (const k of keys()) put(k);
+          granted = false;
+          return q.clear();
+        }
+        granted = true;
+        for (const e of notes.q) q.push(JSON.stringify(e), now());
+        if (!ptimer) ptimer = setTimeout(() => safe(persist), 250);
+        schedule();
+      }),
+    flush: () => cycle(2),
+  };
+}

@@ -1,0 +1,350 @@
+// Delivery end to end (DESIGN §8, §10): real Chromium, the real local collector
+// (scripts/collector.mjs). For each fault, N events are tracked and counted at the collector by
+// messageId: every one must arrive; duplicates are reported (goal 0). The table
+// fault → sent / delivered / duplicates is printed at the end.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { setup } from "./harness.mjs";
+
+let h;
+const rows = [];
+before(async () => (h = await setup()));
+after(async () => {
+  const w = Math.max(...rows.map((r) => r.fault.length), 5);
+  const lines = ["", "delivery faults: fault → sent / delivered / duplicates (requests)", "fault".padEnd(w) + "   sent  delivered  duplicates  requests"];
+  for (const r of rows) {
+    lines.push(r.fault.padEnd(w) + String(r.sent).padStart(7) + String(r.delivered).padStart(11) + String(r.duplicates).padStart(12) + String(r.requests).padStart(10));
+  }
+  console.log(lines.join("\n"));
+  if (h) await h.close();
+});
+
+const KEY = "demo-key";
+// Small timings so the suite runs in seconds (defaults: flushAt 20, flushInterval 5 s).
+const FAST = { endpoint: "/v1/batch", writeKey: KEY, autoCapture: false, flushAt: 5, flushInterval: 100, retryBase: 50, retryMax: 400, requestTimeout: 3000 };
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function until(fn, ms = 10000) {
+  const t0 = Date.now();
+  while (Date.now() - t0 < ms) {
+    if (await fn()) return true;
+    await sleep(25);
+  }
+  return false;
+}
+
+const collector = () => h.server.collector;
+const faults = (f) => collector().setFaults(f);
+
+/** Events of this run at the collector: distinct messageIds, duplicates, missing (tab, i). */
+function tally(run, tabs, n) {
+  const evs = collector().events.filter((e) => e.properties && e.properties.run === run);
+  const ids = new Set(evs.map((e) => e.messageId));
+  const seen = new Set(evs.map((e) => e.properties.tab + ":" + e.properties.i));
+  const missing = [];
+  for (let t = 0; t < tabs; t++) for (let i = 0; i < n; i++) if (!seen.has(t + ":" + i)) missing.push(t + ":" + i);
+  return { delivered: ids.size, duplicates: evs.length - ids.size, missing, events: evs };
+}
+
+async function delivered(run, tabs, n, ms) {
+  await until(() => tally(run, tabs, n).missing.length === 0, ms);
+  return tally(run, tabs, n);
+}
+
+function record(fault, run, tabs, n) {
+  const t = tally(run, tabs, n);
+  rows.push({ fault, sent: tabs * n, delivered: t.delivered, duplicates: t.duplicates, requests: collector().requests.length });
+  assert.deepEqual(t.missing, [], fault + ": every event arrives");
+  assert.equal(t.delivered, tabs * n, fault + ": one messageId per event");
+  return t;
+}
+
+/** Inits Keystone in `page` and tracks n events tagged {run, tab, i}. */
+function track(page, opts, run, n, tab = 0) {
+  return page.evaluate(
+    async ({ opts, run, n, tab }) => {
+      const ks = (window.ks = await Keystone.init(opts));
+      window.errors = window.errors || [];
+      ks.on("error", (e) => window.errors.push(e.code));
+      for (let i = 0; i < n; i++) ks.track("Delivery Test", { run, tab, i });
+    },
+    { opts, run, n, tab },
+  );
+}
+
+async function fresh() {
+  collector().reset();
+  const context = await h.browser.newContext();
+  const page = await h.open("/tests/esm.html", { context });
+  return { context, page };
+}
+
+test("no fault: flushed by count and by time, Segment shape, Basic auth, JSON body", async () => {
+  const { context, page } = await fresh();
+  await track(page, { ...FAST, flushAt: 20, flushInterval: 2000 }, "ok", 19);
+  await sleep(150);
+  assert.equal(collector().requests.length, 0, "19 < flushAt: waits");
+  await page.evaluate(() => ks.track("Delivery Test", { run: "ok", tab: 0, i: 19 }));
+  assert.ok(await until(() => collector().requests.length === 1, 300), "the 20th event flushes at once");
+  assert.equal(collector().requests[0].count, 20);
+  await page.evaluate(() => {
+    for (let i = 20; i < 25; i++) ks.track("Delivery Test", { run: "ok", tab: 0, i });
+  });
+  const t0 = Date.now();
+  const t = await delivered("ok", 1, 25, 5000);
+  assert.ok(Date.now() - t0 >= 1000, "the rest after flushInterval");
+  record("none", "ok", 1, 25);
+  const reqs = collector().requests;
+  assert.ok(reqs.every((r) => r.auth === "header" && r.type.startsWith("application/json") && r.status === 200), JSON.stringify(reqs));
+  assert.ok(!Number.isNaN(Date.parse(reqs[0].sentAt)));
+  const e = t.events[0];
+  for (const k of ["type", "event", "properties", "anonymousId", "messageId", "timestamp", "context"]) assert.ok(k in e, k);
+  assert.equal(e.type, "track");
+  assert.equal(collector().maxActive, 1);
+  assert.deepEqual(page.problems, []);
+  await context.close();
+});
+
+test("flush() resolves once the collector accepted the events", async () => {
+  const { context, page } = await fresh();
+  const out = await page.evaluate(async (opts) => {
+    const ks = await Keystone.init({ ...opts, flushAt: 100, flushInterval: 60000 });
+    for (let i = 0; i < 7; i++) ks.track("Delivery Test", { run: "flush", tab: 0, i });
+    const r = await ks.flush().then(() => "resolved", (e) => e.code);
+    const empty = await ks.flush().then(() => "resolved", (e) => e.code);
+    return { r, empty };
+  }, FAST);
+  assert.deepEqual(out, { r: "resolved", empty: "resolved" });
+  assert.equal(tally("flush", 1, 7).missing.length, 0, "delivered when flush() resolved");
+  record("flush()", "flush", 1, 7);
+  await context.close();
+});
+
+test("500 for the first K requests: retried with exponential backoff", async () => {
+  const { context, page } = await fresh();
+  faults({ status: 500, count: 3 });
+  await track(page, FAST, "500", 30);
+  await delivered("500", 1, 30);
+  record("500 × 3", "500", 1, 30);
+  const reqs = collector().requests;
+  assert.deepEqual(reqs.slice(0, 4).map((r) => r.status), [500, 500, 500, 200]);
+  const gap = (i) => reqs[i + 1].at - reqs[i].answeredAt;
+  // Jittered delays: attempt 1 in [25, 50] ms, 2 in [50, 100], 3 in [100, 200] — a loaded
+  // machine can only lengthen them, so only the lower bounds are checked.
+  assert.ok(gap(0) >= 20 && gap(1) >= 45 && gap(2) >= 95, "backoff grows: " + [gap(0), gap(1), gap(2)]);
+  await context.close();
+});
+
+test("429 with Retry-After: flush() rejects, the retry waits as told", async () => {
+  const { context, page } = await fresh();
+  faults({ status: 429, count: 1, retryAfter: 1 });
+  await track(page, { ...FAST, flushAt: 100, flushInterval: 60000 }, "429", 10);
+  const code = await page.evaluate(() => ks.flush().then(() => "resolved", (e) => e instanceof Error && e.code));
+  assert.equal(code, "delivery_failed");
+  await delivered("429", 1, 10, 5000);
+  record("429 Retry-After: 1", "429", 1, 10);
+  const [a, b] = collector().requests;
+  assert.equal(a.status, 429);
+  assert.ok(b.at - a.answeredAt >= 950, "waited " + (b.at - a.answeredAt) + " ms");
+  await context.close();
+});
+
+test("offline, then online: nothing is lost, sending resumes on `online`", async () => {
+  const { context, page } = await fresh();
+  await track(page, FAST, "offline", 0);
+  await context.setOffline(true);
+  await track(page, FAST, "offline", 20);
+  const code = await page.evaluate(() => ks.flush().then(() => "resolved", (e) => e.code));
+  assert.equal(code, "delivery_failed");
+  await sleep(300);
+  assert.equal(collector().events.length, 0);
+  await context.setOffline(false);
+  await delivered("offline", 1, 20, 5000);
+  record("offline → online", "offline", 1, 20);
+  await context.close();
+});
+
+test("reload in the middle of a flush: the keepalive request completes, the rest leaves by beacon", async () => {
+  const { context, page } = await fresh();
+  faults({ hang: true });
+  await track(page, { ...FAST, flushAt: 10 }, "reload", 10);
+  assert.ok(await until(() => collector().requests.length > 0, 3000), "a request is in flight");
+  await page.evaluate(() => {
+    for (let i = 10; i < 25; i++) ks.track("Delivery Test", { run: "reload", tab: 0, i });
+  });
+  await page.reload();
+  await page.waitForFunction(() => window.__ksLoaded === true);
+  await track(page, FAST, "reload", 0);
+  await sleep(200);
+  faults({ hang: false });
+  await delivered("reload", 1, 25, 6000);
+  await sleep(300);
+  record("reload mid-flush", "reload", 1, 25);
+  assert.ok(collector().requests.some((r) => r.type.startsWith("text/plain") && r.auth === "body"), "beacon");
+  await context.close();
+});
+
+test("reload with the beacon refused: the next page adopts the stored queue", async () => {
+  const { context, page } = await fresh();
+  await track(page, { ...FAST, flushAt: 1000, flushInterval: 60000 }, "adopt", 25);
+  await page.evaluate(() => (navigator.sendBeacon = () => false));
+  await page.reload();
+  await page.waitForFunction(() => window.__ksLoaded === true);
+  const stored = await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("ks_q.")).length);
+  assert.equal(stored, 1, "the first page's queue is stored");
+  assert.equal(collector().events.length, 0);
+  await track(page, FAST, "adopt", 0);
+  await delivered("adopt", 1, 25);
+  record("reload, beacon refused", "adopt", 1, 25);
+  await until(async () => (await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("ks_q.")).length)) === 0, 2000);
+  await context.close();
+});
+
+test("page hidden with events pending (navigate away): beacon, text/plain, key in body", async () => {
+  const { context, page } = await fresh();
+  await track(page, { ...FAST, flushAt: 1000, flushInterval: 60000 }, "hide", 30);
+  await sleep(50);
+  assert.equal(collector().requests.length, 0);
+  await page.goto("about:blank");
+  await delivered("hide", 1, 30, 5000);
+  record("navigate away (beacon)", "hide", 1, 30);
+  const r = collector().requests[0];
+  assert.ok(r.type.startsWith("text/plain") && r.auth === "body", JSON.stringify(r));
+  await context.close();
+});
+
+test("visibilitychange → hidden: beacon, the page keeps working", async () => {
+  const { context, page } = await fresh();
+  await track(page, { ...FAST, flushAt: 1000, flushInterval: 60000 }, "vis", 12);
+  const keys = await page.evaluate(async () => {
+    Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true });
+    document.dispatchEvent(new Event("visibilitychange"));
+    return Object.keys(localStorage).filter((k) => k.startsWith("ks_q.")).length;
+  });
+  assert.equal(keys, 0, "recorded as sent once the beacon was accepted");
+  await delivered("vis", 1, 12, 5000);
+  record("visibility hidden (beacon)", "vis", 1, 12);
+  await context.close();
+});
+
+test("beacon batches never exceed 64 KB; what the quota refuses waits for the next page", async () => {
+  const { context, page } = await fresh();
+  const pad = "x".repeat(1500);
+  await page.evaluate(async ({ opts, pad }) => {
+    const ks = await Keystone.init({ ...opts, flushAt: 1000, flushInterval: 60000 });
+    for (let i = 0; i < 150; i++) ks.track("Delivery Test", { run: "big", tab: 0, i, pad });
+  }, { opts: FAST, pad });
+  await page.goto("about:blank");
+  await sleep(300);
+  await page.goto(h.url("/tests/esm.html"));
+  await page.waitForFunction(() => window.__ksLoaded === true);
+  await track(page, FAST, "big", 0);
+  await delivered("big", 1, 150, 8000);
+  record("150 × 2 KB, hidden", "big", 1, 150);
+  const beacons = collector().requests.filter((r) => r.type.startsWith("text/plain"));
+  assert.ok(beacons.length >= 1);
+  assert.ok(collector().requests.every((r) => r.bytes <= 65536), collector().requests.map((r) => r.bytes).join(","));
+  await context.close();
+});
+
+async function tabs(n, fault, { noLocks = false } = {}) {
+  collector().reset();
+  const context = await h.browser.newContext();
+  if (noLocks) await context.addInitScript(() => Object.defineProperty(Navigator.prototype, "locks", { get: () => undefined }));
+  const pages = [];
+  for (let t = 0; t < n; t++) pages.push(await h.open("/tests/esm.html", { context }));
+  const run = "tabs" + n + (noLocks ? "nl" : "");
+  const N = 40;
+  await Promise.all(
+    pages.map((p, tab) =>
+      p.evaluate(
+        async ({ opts, run, tab, N }) => {
+          const ks = await Keystone.init(opts);
+          for (let i = 0; i < N; i++) {
+            ks.track("Delivery Test", { run, tab, i });
+            if (i % 4 === 3) await new Promise((r) => setTimeout(r, 15));
+          }
+        },
+        { opts: FAST, run, tab, N },
+      ),
+    ),
+  );
+  await delivered(run, n, N, 10000);
+  record(fault, run, n, N);
+  if (!noLocks) assert.equal(collector().maxActive, 1, "one flusher at a time");
+  for (const p of pages) assert.deepEqual(p.problems, []);
+  await context.close();
+}
+
+test("two tabs tracking at once", () => tabs(2, "2 tabs"));
+test("three tabs tracking at once", () => tabs(3, "3 tabs"));
+test("three tabs, no Web Locks (storage lease)", () => tabs(3, "3 tabs, lease fallback", { noLocks: true }));
+
+test("the queue is stored before any send is attempted", async () => {
+  const { context, page } = await fresh();
+  faults({ hang: true });
+  await track(page, FAST, "stored", 5);
+  assert.ok(await until(() => collector().requests.length > 0, 3000));
+  const lines = await page.evaluate(() => {
+    const k = Object.keys(localStorage).find((k) => k.startsWith("ks_q."));
+    return k ? localStorage.getItem(k).split("\n").length - 1 : 0;
+  });
+  assert.equal(lines, 5);
+  faults({ hang: false });
+  await context.close();
+});
+
+test("other 4xx: the batch is dropped and reported; flush() rejects", async () => {
+  const { context, page } = await fresh();
+  faults({ status: 400, count: 1 });
+  await track(page, { ...FAST, flushAt: 100, flushInterval: 60000 }, "400", 3);
+  const code = await page.evaluate(() => ks.flush().then(() => "resolved", (e) => e.code));
+  assert.equal(code, "delivery_rejected");
+  await sleep(50);
+  assert.deepEqual(await page.evaluate(() => window.errors), ["delivery_rejected"]);
+  assert.equal(await page.evaluate(() => ks.flush().then(() => "resolved")), "resolved", "nothing left to send");
+  assert.equal(collector().events.length, 0);
+  await context.close();
+});
+
+test("bounded queue: the oldest are dropped first, each drop reported", async () => {
+  const { context, page } = await fresh();
+  faults({ status: 503, count: 1000 });
+  await track(page, { ...FAST, maxQueueEvents: 5, retryBase: 5000 }, "bound", 8);
+  await sleep(50);
+  assert.deepEqual(await page.evaluate(() => window.errors), ["queue_overflow", "queue_overflow", "queue_overflow"]);
+  faults({ status: 0, count: 0 });
+  await page.evaluate(() => ks.flush());
+  const t = tally("bound", 1, 8);
+  assert.deepEqual(t.events.map((e) => e.properties.i), [3, 4, 5, 6, 7]);
+  await context.close();
+});
+
+test("no endpoint: nothing is queued or sent; no analytics consent: nothing either", async () => {
+  const { context, page } = await fresh();
+  const out = await page.evaluate(async () => {
+    const ks = await Keystone.init({ autoCapture: false });
+    for (let i = 0; i < 5; i++) ks.track("Delivery Test", { run: "idle", i });
+    await ks.flush();
+    await new Promise((r) => setTimeout(r, 400));
+    return Object.keys(localStorage).filter((k) => k.startsWith("ks_q."));
+  });
+  assert.deepEqual(out, []);
+  const page2 = await h.open("/tests/esm.html", { context: await h.browser.newContext() });
+  await page2.evaluate(async (opts) => {
+    const ks = await Keystone.init({ ...opts, consent: "opt-in" });
+    for (let i = 0; i < 5; i++) ks.track("Delivery Test", { run: "idle", i });
+    await ks.flush();
+    await new Promise((r) => setTimeout(r, 300));
+  }, FAST);
+  assert.equal(collector().requests.length, 0);
+  await page2.context().close();
+  await context.close();
+});
+
+test("a bad endpoint rejects init with invalid_argument", async () => {
+  const { context, page } = await fresh();
+  const code = await page.evaluate(() => Keystone.init({ endpoint: "ftp://x/y" }).then(() => "resolved", (e) => e.code));
+  assert.equal(code, "invalid_argument");
+  await context.close();
+});
