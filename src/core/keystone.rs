@@ -26,6 +26,12 @@ pub const LIBRARY: &str = "keystone-cdp";
 /// This build's version (from Cargo.toml).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// The longest event name `track` accepts (bytes).
+pub const MAX_EVENT_NAME_BYTES: usize = 512;
+/// The largest properties object `track` accepts (approximate JSON bytes; Segment's own limit
+/// for one call is 32 KB).
+pub const MAX_PROPERTIES_BYTES: usize = 32 * 1024;
+
 /// Options the core needs (the browser layer handles the rest).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Options {
@@ -183,6 +189,13 @@ impl Keystone {
         if name.is_empty() {
             return Err(Error::new(codes::INVALID_ARGUMENT, "track needs a non-empty event name"));
         }
+        // Bounds: a runaway name or payload must not fill the profile, storage and the queue.
+        if name.len() > MAX_EVENT_NAME_BYTES {
+            return Err(Error::new(codes::INVALID_ARGUMENT, "event names are limited to 512 bytes"));
+        }
+        if properties.approx_size() > MAX_PROPERTIES_BYTES {
+            return Err(Error::new(codes::INVALID_ARGUMENT, "event properties are limited to 32 KB"));
+        }
         self.touch_session(now);
         self.record(now, Kind::Track, name, properties);
         Ok(())
@@ -326,7 +339,7 @@ impl Keystone {
         let identity = String::from(self.user_id().unwrap_or(&self.profile.anonymous_id));
         let Some(x) = self.exp.get(id) else {
             let mut msg = String::from("no experience with id ");
-            msg.push_str(id);
+            msg.push_str(if id.len() > 128 { "(longer than 128 bytes)" } else { id });
             return Err(Error::new(codes::UNKNOWN_ID, msg));
         };
         if let Some(d) = self.exp.remembered(id, &self.members, &identity) {
