@@ -72,7 +72,9 @@ export function loadWasm(url) {
 }
 
 async function fetchDefinitions(src) {
-  const res = await fetch(src, { credentials: "same-origin" });
+  // A segments URL that never answers must not leave loadSegments pending for ever.
+  const signal = typeof AbortSignal.timeout == "function" ? AbortSignal.timeout(10000) : undefined;
+  const res = await fetch(src, { credentials: "same-origin", signal }).catch(() => ({ status: "unreachable" }));
   if (!res.ok) throw new KeystoneError("definitions_fetch_failed", "segments URL answered " + res.status);
   try {
     return await res.json();

@@ -131,7 +131,7 @@ function installCampaign() {
           failures.push(what + " threw " + (e && e.message));
         }
         if (out && typeof out.then === "function") {
-          pending.push(Promise.race([out.then(() => {}, () => {}), new Promise((r) => setTimeout(r, 5000, "timeout"))]).then((t) => {
+          pending.push(Promise.race([out.then(() => {}, () => {}), new Promise((r) => setTimeout(r, 20000, "timeout"))]).then((t) => {
             if (t === "timeout") failures.push(what + ": the Promise never settled");
           }));
         }
