@@ -10,12 +10,12 @@ import { fileURLToPath } from "node:url";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const out = join(root, "out", "bench-smoke.json");
 
-test("the benchmark runs in quick mode and reports every section", { timeout: 120000 }, () => {
+test("the benchmark runs in quick mode and reports every section", { timeout: 320000 }, () => {
   rmSync(out, { force: true });
   const r = spawnSync(process.execPath, [join(root, "bench", "run.mjs")], {
     cwd: root,
     encoding: "utf8",
-    timeout: 110000,
+    timeout: 300000, // generous: a loaded machine slows it, and it asserts nothing about time
     env: {
       ...process.env,
       BENCH_QUICK: "1",
