@@ -8,7 +8,7 @@ BINDGEN := target/bindgen
 PORT ?= 8080
 CARGO_FEATURES ?=
 
-.PHONY: setup pkg wasm test test-native test-wasm test-e2e demo tour bench bench-pkg fuzz clean
+.PHONY: setup pkg wasm test test-native test-wasm test-e2e demo tour bench bench-pkg trap-pkg fuzz clean
 
 setup:
 	@bash scripts/setup.sh
@@ -58,6 +58,17 @@ bench-pkg: setup
 	mkdir -p $(BENCH_BINDGEN)
 	wasm-bindgen --target web --out-dir $(BENCH_BINDGEN) --out-name keystone --no-typescript $(BENCH_TARGET)/wasm32-unknown-unknown/release/keystone.wasm
 	node_modules/.bin/wasm-opt -Oz --converge --low-memory-unused --zero-filled-memory --strip-target-features --strip-debug --strip-producers $(BENCH_BINDGEN)/keystone_bg.wasm -o $(BENCH_BINDGEN)/keystone_opt.wasm
+
+## The test-only package variant (cargo feature `trap-test`: `track("__keystone_trap__")` traps)
+## into target/trap-pkg/, built in its own target dir; tests/e2e/trap.test.mjs serves it.
+TRAP_TARGET := target/trap-build
+TRAP_BINDGEN := target/trap-bindgen
+trap-pkg: setup
+	CARGO_TARGET_DIR=$(TRAP_TARGET) cargo build --release --target wasm32-unknown-unknown --features trap-test
+	mkdir -p $(TRAP_BINDGEN)
+	wasm-bindgen --target web --out-dir $(TRAP_BINDGEN) --out-name keystone --no-typescript $(TRAP_TARGET)/wasm32-unknown-unknown/release/keystone.wasm
+	cp $(TRAP_BINDGEN)/keystone_bg.wasm $(TRAP_BINDGEN)/keystone_opt.wasm
+	KS_BINDGEN=$(TRAP_BINDGEN) KS_OUT=target/trap-pkg node scripts/build-pkg.mjs
 
 fuzz: setup
 	bash scripts/fuzz.sh

@@ -9,9 +9,18 @@ import { printSizes } from "./sizes.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const tpl = join(root, "pkg-template");
-const out = join(root, "pkg");
+// KS_BINDGEN / KS_OUT: build a test variant (e.g. the trap-test build) from another
+// wasm-bindgen output into another folder; the shipped pkg/ is the default.
+const out = process.env.KS_OUT ? join(root, process.env.KS_OUT) : join(root, "pkg");
 const dist = join(out, "dist");
-const bindgen = join(root, "target", "bindgen");
+const bindgen = process.env.KS_BINDGEN ? join(root, process.env.KS_BINDGEN) : join(root, "target", "bindgen");
+
+// The glue plus one export: `__ksReinit()` gives the engine a fresh WebAssembly instance of the
+// same module, so the wrapper can recover after a trap (the glue's own init returns early once
+// an instance exists).
+const glue = join(bindgen, "keystone.glue.js");
+writeFileSync(glue, readFileSync(join(bindgen, "keystone.js"), "utf8") +
+  "\nexport function __ksReinit() { wasm = undefined; return initSync({ module: wasmModule }); }\n");
 
 const version = /^version\s*=\s*"([^"]+)"/m.exec(readFileSync(join(root, "Cargo.toml"), "utf8"))[1];
 
@@ -23,7 +32,7 @@ const common = {
   minify: true,
   legalComments: "none",
   target: ["es2022"],
-  alias: { "#wasm": join(bindgen, "keystone.js") },
+  alias: { "#wasm": glue },
   define: { __KEYSTONE_VERSION__: JSON.stringify(version) },
   logLevel: "warning",
 };
@@ -47,4 +56,4 @@ const pkg = JSON.parse(readFileSync(join(tpl, "package.json"), "utf8"));
 pkg.version = version;
 writeFileSync(join(out, "package.json"), JSON.stringify(pkg, null, 2) + "\n");
 
-printSizes(dist);
+if (!process.env.KS_OUT) printSizes(dist);

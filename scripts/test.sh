@@ -34,7 +34,8 @@ run() { # $1 = suite, $2 = kind, rest = command
 
 run native cargo cargo test --features segments
 run wasm cargo cargo test --target wasm32-unknown-unknown --no-default-features
-if make --no-print-directory pkg 2>&1 | tee out/test-pkg.log; then
+# The package, then its test-only trap variant (target/trap-pkg/, for tests/e2e/trap.test.mjs).
+if make --no-print-directory pkg 2>&1 | tee out/test-pkg.log && make --no-print-directory trap-pkg >>out/test-pkg.log 2>&1; then
   run e2e node node --test --test-concurrency=1 --test-reporter=tap tests/e2e/
 else
   echo "package build failed"; status=1; passed[e2e]=0; failed[e2e]=1

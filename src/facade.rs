@@ -180,6 +180,12 @@ impl Core {
         let Some(name) = event.as_string() else {
             return Err(fail(Error::new(codes::INVALID_ARGUMENT, "track needs an event name string")));
         };
+        // Test-only (cargo feature `trap-test`, never in pkg/): this event name panics, and the
+        // wasm build's panic handler traps, so the wrapper's trap isolation can be tested.
+        #[cfg(feature = "trap-test")]
+        if name == "__keystone_trap__" {
+            panic!();
+        }
         let props = object_from_js(&properties, "track properties").map_err(fail)?;
         self.ks.track(now(), &name, props).map_err(fail)?;
         Ok(JsValue::UNDEFINED)

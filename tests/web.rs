@@ -73,3 +73,13 @@ fn storage_round_trips_and_survives_a_throwing_set_item() {
     storage::remove("ks_test_key2");
     assert_eq!(storage::get("ks_test_key"), None);
 }
+
+#[wasm_bindgen_test]
+fn proto_keys_round_trip_as_own_data_never_as_prototypes() {
+    let v = from_js(&eval(r#"JSON.parse('{"__proto__": {"polluted": 1}, "constructor": {"prototype": {"polluted": 1}}}')"#)).unwrap();
+    assert_eq!(v.path("__proto__.polluted"), Some(&Value::Num(1.0)), "an own __proto__ key is data");
+    let back = to_js(&v);
+    let check = eval("(o) => Object.getPrototypeOf(o) === Object.prototype && Object.hasOwn(o, '__proto__') && o.polluted === undefined && ({}).polluted === undefined && JSON.stringify(o) === '{\"__proto__\":{\"polluted\":1},\"constructor\":{\"prototype\":{\"polluted\":1}}}'");
+    let f: js_sys::Function = check.into();
+    assert_eq!(f.call1(&JsValue::NULL, &back).unwrap(), JsValue::TRUE);
+}

@@ -3,7 +3,7 @@
 // `window.keystone` answers every call directly. The wasm is loaded from next to this script.
 // Settings: `window.keystoneConfig` (auto-init when present) merged with the options of an
 // `init` call queued on the stub.
-import { init, evalCondition, KeystoneError } from "./instance.js";
+import { init, evalCondition, KeystoneError, toKeystoneError } from "./instance.js";
 import { METHODS, PROMISE_METHODS } from "./methods.js";
 
 (function () {
@@ -52,7 +52,15 @@ import { METHODS, PROMISE_METHODS } from "./methods.js";
     api[m] = function (...args) {
       if (m === "init") return start(args[0]);
       if (m === "evalCondition") return evalCondition(...args);
-      if (instance) return instance[m](...args);
+      if (instance) {
+        try {
+          return instance[m](...args);
+        } catch (e) {
+          // Never into the page (e.g. a method this build's instance lacks).
+          const err = toKeystoneError(e);
+          return isAsync(m) ? Promise.reject(err) : undefined;
+        }
+      }
       const entry = { m, a: args };
       const p = new Promise((r, j) => {
         entry.r = r;

@@ -2,7 +2,7 @@
 // the host page. Bad input becomes a KeystoneError (a real Error with a stable `code`), reported
 // through a rejected Promise where the method returns one, an "error" event and one console
 // warning. Listener notifications are delivered after the API call returns (microtask).
-import initWasm, { Core, evalCondition as evalConditionWasm } from "#wasm";
+import initWasm, { Core, evalCondition as evalConditionWasm, __ksReinit } from "#wasm";
 import { readContext } from "./context.js";
 import { checkDelivery, transport } from "./transport.js";
 import { bind, cloak, release, handlers } from "./dom.js";
@@ -45,6 +45,21 @@ export function toKeystoneError(e) {
 const PERSIST_DELAY_MS = 250;
 let wasmReady = null;
 let wasmLoaded = false;
+// Trap isolation: a trap (WebAssembly.RuntimeError, e.g. a Rust panic) leaves the wasm instance
+// unusable. `retrap` gives the engine a fresh instance of the same module; `epoch` counts them,
+// and an Instance whose engine belongs to an older epoch rebuilds it from the persisted profile.
+// After MAX_TRAPS the engine stays off and every method answers the empty state.
+let epoch = 0;
+const MAX_TRAPS = 3;
+const isTrap = (e) => typeof WebAssembly != "undefined" && e instanceof WebAssembly.RuntimeError;
+function retrap() {
+  if (++epoch > MAX_TRAPS) return;
+  try {
+    __ksReinit();
+  } catch (_) {
+    epoch = MAX_TRAPS + 1;
+  }
+}
 
 /** Loads the wasm engine once (no profile, no instance); resolves when it is ready. */
 export function loadWasm(url) {
@@ -60,7 +75,9 @@ export function loadWasm(url) {
 }
 
 async function fetchDefinitions(src) {
-  const res = await fetch(src, { credentials: "same-origin" });
+  // A segments URL that never answers must not leave loadSegments pending for ever.
+  const signal = typeof AbortSignal.timeout == "function" ? AbortSignal.timeout(10000) : undefined;
+  const res = await fetch(src, { credentials: "same-origin", signal }).catch(() => ({ status: "unreachable" }));
   if (!res.ok) throw new KeystoneError("definitions_fetch_failed", "segments URL answered " + res.status);
   try {
     return await res.json();
@@ -89,6 +106,7 @@ export function evalCondition(attributes, condition, savedGroups) {
   try {
     return evalConditionWasm(attributes, condition, savedGroups);
   } catch (e) {
+    if (isTrap(e)) retrap();
     warn(toKeystoneError(e));
     return false;
   }
@@ -108,6 +126,8 @@ export class Instance {
   #early = [];
   #cookieId;
   #tx = null;
+  #epoch = epoch;
+  #defs = null;
 
   constructor(core, options) {
     this.#core = core;
@@ -115,10 +135,35 @@ export class Instance {
     if (options.endpoint) this.#tx = transport(options, (code, message) => queueMicrotask(() => this.#emit("error", new KeystoneError(code, message))));
   }
 
+  /** The engine, rebuilt on a fresh wasm instance after a trap; null once degraded. */
+  #engine() {
+    if (this.#epoch !== epoch) {
+      const old = this.#core;
+      this.#core = null;
+      this.#epoch = epoch;
+      // Its memory belonged to the dead instance: never let it be freed in the new one.
+      try {
+        old && old.__destroy_into_raw();
+      } catch (_) {}
+      if (epoch > MAX_TRAPS) return null;
+      try {
+        const core = new Core(this.#options, readCookie(this.#prefix() + "aid"));
+        core.setContext(readContext());
+        if (this.#defs) core.loadSegments(this.#defs);
+        core.drain(); // rebuilding is not a change the page should hear about
+        this.#core = core;
+      } catch (e) {
+        if (isTrap(e)) retrap();
+      }
+    }
+    return this.#core;
+  }
+
   // ---- plumbing -------------------------------------------------------------------------
 
   /** Runs an engine call; on failure reports and returns `fallback`. */
   #run(fn, fallback, mutates) {
+    if (!this.#engine()) return fallback;
     let out = fallback;
     try {
       out = fn();
@@ -132,6 +177,7 @@ export class Instance {
   /** Runs an engine call for a Promise-returning method. */
   #runAsync(fn, mutates) {
     try {
+      if (!this.#engine()) throw new KeystoneError("internal_trap", "the Keystone engine is off after repeated failures");
       const out = fn();
       this.#after(mutates);
       return Promise.resolve(out);
@@ -142,6 +188,7 @@ export class Instance {
   }
 
   #report(e) {
+    if (isTrap(e)) retrap();
     const err = toKeystoneError(e);
     try {
       console.warn("[keystone] " + err.code + ": " + err.message);
@@ -154,8 +201,9 @@ export class Instance {
   #after(mutates) {
     let notes = [];
     try {
-      notes = this.#core.drain();
+      notes = this.#engine() ? this.#core.drain() : [];
     } catch (e) {
+      if (isTrap(e)) retrap();
       notes = [];
     }
     if (this.#activate && "m" in notes) this.#activate(notes);
@@ -249,7 +297,13 @@ export class Instance {
     };
     // Another tab wrote the profile: rebase onto it now (profile() sees it in this turn).
     addEventListener("storage", (e) => this.#run(() => this.#core.sync(e.key, e.newValue), false, true));
-    this.#activate = dataLayer(this.#options.dataLayer, () => this.#core.segments());
+    this.#activate = dataLayer(this.#options.dataLayer, () => {
+      try {
+        return this.#core.segments();
+      } catch (_) {
+        return [];
+      }
+    });
     this.#after();
     // Auto-capture after activation is wired (the initial page view may change membership),
     // and before the write on hide below (its engaged-time report must be in that write).
@@ -339,6 +393,7 @@ export class Instance {
       throw this.#report(e);
     }
     const report = await this.#runAsync(() => this.#core.loadSegments(doc), true);
+    this.#defs = doc; // replayed into a rebuilt engine after a trap
     // Each rejected definition is also an "error" event (and a warning).
     return { loaded: report.loaded, rejected: report.rejected.map((r) => this.#report(r)) };
   }

@@ -28,6 +28,12 @@ pub const LIBRARY: &str = "keystone-cdp";
 /// This build's version (from Cargo.toml).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// The longest event name `track` accepts (bytes).
+pub const MAX_EVENT_NAME_BYTES: usize = 512;
+/// The largest properties object `track` accepts (approximate JSON bytes; Segment's own limit
+/// for one call is 32 KB).
+pub const MAX_PROPERTIES_BYTES: usize = 32 * 1024;
+
 /// Options the core needs (the browser layer handles the rest).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Options {
@@ -345,6 +351,13 @@ impl Keystone {
     pub fn track(&mut self, now: f64, name: &str, properties: Map) -> Result<(), Error> {
         if name.is_empty() {
             return Err(Error::new(codes::INVALID_ARGUMENT, "track needs a non-empty event name"));
+        }
+        // Bounds: a runaway name or payload must not fill the profile, storage and the queue.
+        if name.len() > MAX_EVENT_NAME_BYTES {
+            return Err(Error::new(codes::INVALID_ARGUMENT, "event names are limited to 512 bytes"));
+        }
+        if properties.approx_size() > MAX_PROPERTIES_BYTES {
+            return Err(Error::new(codes::INVALID_ARGUMENT, "event properties are limited to 32 KB"));
         }
         self.record(now, Kind::Track, name, properties);
         Ok(())

@@ -116,7 +116,19 @@ pub fn to_js(v: &Value) -> JsValue {
         Value::Obj(m) => {
             let out = Object::new();
             for (k, item) in m.iter() {
-                let _ = Reflect::set(&out, &JsValue::from_str(k), &to_js(item));
+                let (key, val) = (JsValue::from_str(k), to_js(item));
+                if k == "__proto__" {
+                    // An own data property, as JSON.parse makes it: assigning would replace
+                    // the object's prototype instead.
+                    let d = Object::new();
+                    let _ = Reflect::set(&d, &JsValue::from_str("value"), &val);
+                    for f in ["enumerable", "writable", "configurable"] {
+                        let _ = Reflect::set(&d, &JsValue::from_str(f), &JsValue::TRUE);
+                    }
+                    Object::define_property(&out, &key, &d);
+                } else {
+                    let _ = Reflect::set(&out, &key, &val);
+                }
             }
             out.into()
         }

@@ -1,0 +1,142 @@
+// Storage faults (DESIGN §10): localStorage that throws on access, setItem throwing
+// QuotaExceededError, cookies disabled, another tab clearing storage mid-session. Keystone keeps
+// working in memory, reports `storage_unavailable` (an "error" event and a warning), never throws,
+// and loses nothing it can still hold.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { setup } from "./harness.mjs";
+
+let h;
+before(async () => (h = await setup()));
+after(async () => h && h.close());
+
+const DEFS = { version: 1, segments: [{ id: "viewer", condition: { $performed: { event: "Product Viewed" } } }] };
+
+/** Opens the ESM page in a fresh context with `script` run before any page script. */
+async function openWith(script, options = {}) {
+  const ctx = await h.browser.newContext();
+  if (script) await ctx.addInitScript(script);
+  await ctx.addInitScript(() => {
+    window.__bad = [];
+    window.onerror = (m) => void window.__bad.push("onerror: " + m);
+    addEventListener("unhandledrejection", (e) => window.__bad.push("unhandledrejection: " + (e.reason && e.reason.message)));
+  });
+  return h.open("/tests/esm.html", { context: ctx, ...options });
+}
+
+/** Runs the standard session in the page: init, events, a persist; returns what it saw. */
+function session(page, opts = {}) {
+  return page.evaluate(
+    async ({ DEFS, opts }) => {
+      const codes = [];
+      let threw = null;
+      const out = {};
+      try {
+        const ks = await Keystone.init({ segments: DEFS, autoCapture: false, ...opts });
+        ks.on("error", (e) => codes.push(e.code));
+        out.id = ks.anonymousId();
+        ks.track("Product Viewed");
+        out.viewer = ks.inSegment("viewer");
+        ks.persistNow();
+        ks.track("Other");
+        ks.persistNow();
+        out.profileEvents = ks.profile() !== null;
+        out.sameId = ks.anonymousId() === out.id;
+        out.stillViewer = ks.inSegment("viewer");
+      } catch (e) {
+        threw = String(e);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+      return { ...out, threw, codes, bad: window.__bad };
+    },
+    { DEFS, opts },
+  );
+}
+
+function assertWorking(out) {
+  assert.equal(out.threw, null);
+  assert.equal(typeof out.id, "string");
+  assert.equal(out.viewer, true);
+  assert.equal(out.stillViewer, true);
+  assert.equal(out.sameId, true);
+  assert.equal(out.profileEvents, true);
+  assert.deepEqual(out.bad, []);
+}
+
+test("localStorage that throws on access: works in memory, reports storage_unavailable", async () => {
+  const page = await openWith(() => {
+    Object.defineProperty(window, "localStorage", { configurable: true, get() { throw new DOMException("denied", "SecurityError"); } });
+  });
+  const out = await session(page);
+  assertWorking(out);
+  assert.ok(out.codes.includes("storage_unavailable"), JSON.stringify(out.codes));
+  assert.ok(page.warnings.some((w) => w.includes("storage_unavailable")));
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
+test("setItem throwing QuotaExceededError: the profile stays in memory, storage_unavailable is reported", async () => {
+  const page = await openWith(() => {
+    Storage.prototype.setItem = function () {
+      throw new DOMException("The quota has been exceeded.", "QuotaExceededError");
+    };
+  });
+  const out = await session(page);
+  assertWorking(out);
+  assert.ok(out.codes.includes("storage_unavailable"), JSON.stringify(out.codes));
+  // The in-memory copy answers for the rest of the page.
+  assert.equal(await page.evaluate(async () => (await Keystone.init()).profile().anonymousId), out.id);
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
+test("cookies disabled (document.cookie throws, or ignores writes): no crash, ids still held", async () => {
+  for (const mode of ["throw", "noop"]) {
+    const page = await openWith((mode) => {
+      Object.defineProperty(Document.prototype, "cookie", {
+        configurable: true,
+        get() {
+          if (mode === "throw") throw new DOMException("cookies are disabled", "SecurityError");
+          return "";
+        },
+        set() {
+          if (mode === "throw") throw new DOMException("cookies are disabled", "SecurityError");
+        },
+      });
+    });
+    await page.evaluate(() => 0);
+    const out = await session(page, { cookieDomain: "localhost" });
+    assertWorking(out);
+    assert.deepEqual(page.problems, [], mode);
+    await page.context().close();
+  }
+});
+
+test("another tab clearing storage mid-session: this tab keeps its profile and writes it back", async () => {
+  const ctx = await h.browser.newContext();
+  const a = await h.open("/tests/esm.html", { context: ctx });
+  const b = await h.open("/tests/esm.html", { context: ctx });
+  const first = await a.evaluate(async (DEFS) => {
+    const ks = await Keystone.init({ segments: DEFS, autoCapture: false });
+    ks.track("Product Viewed");
+    ks.persistNow();
+    return { id: ks.anonymousId(), keys: Object.keys(localStorage).length };
+  }, DEFS);
+  assert.ok(first.keys > 0);
+  await b.evaluate(() => localStorage.clear());
+  await a.waitForTimeout(1200); // longer than the cross-tab reflection delay
+  const later = await a.evaluate(async () => {
+    const ks = await Keystone.init();
+    const r = { id: ks.anonymousId(), viewer: ks.inSegment("viewer") };
+    ks.track("Other");
+    ks.persistNow();
+    r.keys = Object.keys(localStorage).length;
+    r.stored = Object.keys(localStorage).some((k) => (localStorage.getItem(k) || "").includes(r.id));
+    return r;
+  });
+  assert.equal(later.id, first.id, "the anonymous id held in memory is kept");
+  assert.equal(later.viewer, true, "behaviour held in memory is kept");
+  assert.ok(later.keys > 0 && later.stored, "the profile is written back");
+  assert.deepEqual(a.problems, []);
+  await ctx.close();
+});
