@@ -81,6 +81,9 @@ impl Core {
     /// Merges traits into the profile; emits a Segment `identify` event.
     #[wasm_bindgen(js_name = setTraits)]
     pub fn set_traits(&mut self, traits: JsValue) -> JsResult {
+        if traits.is_undefined() || traits.is_null() {
+            return Err(fail(Error::new(codes::INVALID_ARGUMENT, "setTraits needs an object of traits")));
+        }
         let t = object_from_js(&traits, "traits").map_err(fail)?;
         self.ks.set_traits(now(), t);
         Ok(JsValue::UNDEFINED)

@@ -351,6 +351,8 @@ export class Instance {
   /** Merges consent categories; granting starts collection, withdrawing stops it. */
   setConsent(consent) {
     return this.#runAsync(() => {
+      // null is the engine's "forget"; from the page only an object of categories is valid.
+      if (!consent || typeof consent != "object" || Array.isArray(consent)) throw new KeystoneError("invalid_argument", "setConsent needs an object such as {analytics: true}");
       this.#core.setConsent(consent);
       this.persistNow();
     });
