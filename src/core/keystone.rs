@@ -325,9 +325,7 @@ impl Keystone {
     pub fn decide(&mut self, id: &str, now: f64) -> Result<Decision, Error> {
         let identity = String::from(self.user_id().unwrap_or(&self.profile.anonymous_id));
         let Some(x) = self.exp.get(id) else {
-            let mut msg = String::from("no experience with id ");
-            msg.push_str(id);
-            return Err(Error::new(codes::UNKNOWN_ID, msg));
+            return Err(Error::new(codes::UNKNOWN_ID, "no experience with that id"));
         };
         if let Some(d) = self.exp.remembered(id, &self.members, &identity) {
             return Ok(d);
