@@ -204,3 +204,37 @@ test("the demo shop's hero and offers are experiences", async () => {
   assert.deepEqual(out, { hero: 1, defaultShown: true, offers: "none", goldOffer: false, views: 2 });
   await context.close();
 });
+
+/** The documented draw (FNV-1a 64 over identity, 0xff, experience id; MurmurHash3 finalizer). */
+function draw(identity, experience) {
+  const M = (1n << 64n) - 1n;
+  const enc = new TextEncoder();
+  let h = 0xcbf29ce484222325n;
+  for (const b of [...enc.encode(identity), 0xff, ...enc.encode(experience)]) h = ((h ^ BigInt(b)) * 0x100000001b3n) & M;
+  h ^= h >> 33n;
+  h = (h * 0xff51afd7ed558ccdn) & M;
+  h ^= h >> 33n;
+  h = (h * 0xc4ceb9fe1a85ec53n) & M;
+  h ^= h >> 33n;
+  return Number(h >> 11n) / 2 ** 53;
+}
+
+test("the holdout is the documented draw of the identity; after identify it follows the known identity", async () => {
+  // Nineteen experiences with holdout 5 %, 10 % … 95 %: the flags pin the draw to a 5 % band.
+  const fractions = Array.from({ length: 19 }, (_, i) => (i + 1) / 20);
+  const defs = { version: 1, segments: [], experiences: fractions.map((f, i) => ({ id: "x" + i, holdout: f, variants: [{ id: "a" }, { id: "control" }] })) };
+  const { page, context, go } = await openPage("/tests/esm.html");
+  await go();
+  const decideAll = () => page.evaluate((n) => Array.from({ length: n }, (_, i) => ks.decide("x" + i).holdout), fractions.length);
+  const aid = await page.evaluate(async (defs) => (window.ks = await Keystone.init({ segments: defs })).anonymousId(), defs);
+  assert.deepEqual(await decideAll(), fractions.map((f, i) => draw(aid, "x" + i) < f));
+  if (await page.evaluate(() => typeof ks.identify === "function")) {
+    const uid = await page.evaluate(async () => {
+      await ks.identify("ada@example.com");
+      return ks.userId();
+    });
+    assert.ok(uid);
+    assert.deepEqual(await decideAll(), fractions.map((f, i) => draw(uid, "x" + i) < f));
+  }
+  await context.close();
+});
