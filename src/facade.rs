@@ -115,7 +115,19 @@ impl Core {
 
     /// The profile document (a fresh plain object).
     pub fn profile(&self) -> JsValue {
-        to_js(&self.ks.profile_document())
+        to_js(&self.ks.document_at(now()))
+    }
+
+    /// Why the visitor is or is not in segment `id`; throws `unknown_id` for an unknown id.
+    pub fn explain(&mut self, id: JsValue) -> JsResult {
+        let id = id.as_string().unwrap_or_default();
+        self.ks.explain(&id, now()).map(|v| to_js(&v)).map_err(fail)
+    }
+
+    /// Epoch ms of the next time-based membership change, or -1 when none is due.
+    #[wasm_bindgen(js_name = nextCheck)]
+    pub fn next_check(&self) -> f64 {
+        self.ks.next_check(now()).unwrap_or(-1.0)
     }
 
     /// The anonymous id.

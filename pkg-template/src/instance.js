@@ -97,6 +97,8 @@ export class Instance {
   #core;
   #listeners = new Map();
   #persistTimer = 0;
+  #expiryTimer = 0;
+  #expiryAt = -1;
   #options;
   #cleanups = [];
   #onChange = null;
@@ -161,9 +163,30 @@ export class Instance {
         }
       });
     }
-    if (mutates) this.#schedulePersist();
+    if (mutates) {
+      this.#schedulePersist();
+      this.#scheduleExpiry();
+    }
     if (this.#tx && (mutates || (notes.q && notes.q.length))) this.#tx.take(notes);
     if ((mutates || notes.length) && this.#onChange) this.#onChange();
+  }
+
+  /** One timer, set to the next time-based membership change (a window passing, a score decaying). */
+  #scheduleExpiry() {
+    let at = -1;
+    try {
+      at = this.#core.nextCheck();
+    } catch (_) {}
+    if (at === this.#expiryAt) return;
+    clearTimeout(this.#expiryTimer);
+    this.#expiryAt = at;
+    this.#expiryTimer = 0;
+    if (at >= 0) {
+      this.#expiryTimer = setTimeout(() => {
+        this.#expiryAt = -1;
+        this.refresh();
+      }, Math.min(Math.max(0, at - Date.now()), 2147483647));
+    }
   }
 
   #emit(type, payload) {
@@ -217,6 +240,7 @@ export class Instance {
     this.#after();
     const ac = this.#options.autoCapture;
     if (ac !== false && !(ac && ac.pageViews === false)) this.page();
+    this.#scheduleExpiry();
   }
 
   // ---- public API -----------------------------------------------------------------------
@@ -278,6 +302,11 @@ export class Instance {
   /** The known user id, or null while anonymous. */
   userId() {
     return this.#run(() => this.#core.userId() ?? null, null);
+  }
+
+  /** Why the visitor is or is not in a segment: the condition tree with each node's result. */
+  explain(id) {
+    return this.#run(() => this.#core.explain(id), null);
   }
 
   /** GrowthBook-compatible condition evaluation (see the module function). */

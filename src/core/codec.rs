@@ -54,7 +54,8 @@ pub fn encode(p: &Profile) -> Value {
             .with("last", p.last_seen)
             .with("ev", Value::Arr(events))
             .with("recent", Value::Arr(recent))
-            .with("act", p.activation.encode()),
+            .with("act", p.activation.encode())
+            .with("seg", crate::core::behaviour::encode(&p.behaviour)),
     )
 }
 
@@ -121,6 +122,7 @@ pub fn decode(v: &Value) -> (Option<Profile>, Vec<Error>) {
         }
     }
     p.activation = crate::core::activation::Activation::decode(m.get("act"));
+    p.behaviour = crate::core::behaviour::decode(m.get("seg"));
     if bad_events {
         errors.push(Error::new(codes::STORAGE_CORRUPT, "some stored events were unreadable and were dropped"));
     }

@@ -146,13 +146,11 @@ fn is_in(actual: &Value, list: &[Value], insensitive: bool, h: &dyn Host) -> boo
     }
 }
 
-fn lower<'a>(s: &'a str, h: &dyn Host) -> Cow<'a, str> {
-    if !s.bytes().any(|b| b.is_ascii_uppercase() || b >= 0x80) {
-        Cow::Borrowed(s)
-    } else if s.is_ascii() {
-        Cow::Owned(s.to_ascii_lowercase())
+fn lower(s: &str, h: &dyn Host) -> String {
+    if s.is_ascii() {
+        s.to_ascii_lowercase()
     } else {
-        Cow::Owned(h.lowercase(s))
+        h.lowercase(s)
     }
 }
 
@@ -248,23 +246,31 @@ pub fn padded_version(v: &Value, h: &dyn Host) -> String {
         Value::Str(s) if !s.is_empty() => Cow::Borrowed(s),
         _ => Cow::Borrowed("0"),
     };
-    let s = text.strip_prefix('v').unwrap_or(&text);
-    let s = s.split_once('+').map_or(s, |(a, _)| a);
-    let mut out = String::with_capacity(s.len() + 16);
-    let mut n = 0;
-    for part in s.split(['-', '.']) {
-        if n > 0 {
-            out.push('-');
-        }
-        n += 1;
+    let mut out = String::with_capacity(text.len() + 16);
+    let (mut parts, mut part) = (1, String::new());
+    let flush = |out: &mut String, part: &mut String| {
         if !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()) {
             for _ in part.len()..5 {
                 out.push(' ');
             }
         }
         out.push_str(part);
+        part.clear();
+    };
+    for (i, c) in text.chars().enumerate() {
+        match c {
+            'v' if i == 0 => {}
+            '+' => break,
+            '-' | '.' => {
+                flush(&mut out, &mut part);
+                out.push('-');
+                parts += 1;
+            }
+            c => part.push(c),
+        }
     }
-    if n == 3 {
+    flush(&mut out, &mut part);
+    if parts == 3 {
         out.push_str("-~");
     }
     out

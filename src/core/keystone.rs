@@ -17,7 +17,7 @@ use crate::core::experience::{self, Decision, Orchestrator};
 use crate::core::host::{random16, Host};
 use crate::core::ids::uuid_v4;
 use crate::core::profile::Profile;
-use crate::core::segment::{self, Definitions, LoadReport, Subject};
+use crate::core::segment::{self, Definitions, LoadReport};
 use crate::core::time::{parse_duration, DAY, MINUTE};
 use crate::core::value::{Map, Value};
 
@@ -113,6 +113,8 @@ pub struct Keystone {
     outbox: Vec<Event>,
     dirty: bool,
     exp: Orchestrator,
+    /// Time of the last evaluation (epoch ms).
+    clock: f64,
 }
 
 impl Keystone {
@@ -131,6 +133,7 @@ impl Keystone {
             outbox: Vec::new(),
             dirty: false,
             exp: Orchestrator::default(),
+            clock: now,
         };
         let restored = stored.and_then(|v| {
             let (p, errors) = codec::decode(v);
@@ -200,6 +203,9 @@ impl Keystone {
     }
 
     fn record(&mut self, now: f64, kind: Kind, name: &str, properties: Map) {
+        let props = Value::Obj(properties);
+        segment::on_event(&self.defs, &mut self.profile, name, now, &props, self.host.as_ref());
+        let Value::Obj(properties) = props else { return };
         self.profile.record(name, now, &properties);
         let event = self.event(now, kind, name, properties);
         if self.consent.analytics {
@@ -278,16 +284,11 @@ impl Keystone {
 
     /// Recomputes membership; with `notify`, queues enter/exit notices for the changes.
     fn evaluate(&mut self, now: f64, notify: bool) {
+        self.clock = now;
         let mut next: Vec<String> = Vec::new();
         if self.consent.personalization {
-            let doc = Value::Obj(self.profile.document());
-            let subject = Subject { doc: &doc, profile: &self.profile, now, host: self.host.as_ref() };
-            for def in &self.defs.segments {
-                if segment::matches(&def.condition, &subject) {
-                    let i = next.partition_point(|x| x < &def.id);
-                    next.insert(i, def.id.clone());
-                }
-            }
+            let doc = if self.defs.uses_doc { Some(self.document_at(now)) } else { None };
+            next = segment::evaluate(&self.defs, &mut self.profile, doc.as_ref(), now, self.host.as_ref());
         }
         if notify {
             for id in &self.members {
@@ -353,6 +354,31 @@ impl Keystone {
         Some(experience::explain(x, &o))
     }
 
+    /// Why the visitor is or is not in `id` (DESIGN §2 `explain`). `unknown_id` for an id that
+    /// names no loaded definition.
+    pub fn explain(&mut self, id: &str, now: f64) -> Result<Value, Error> {
+        if self.defs.segments.iter().any(|s| s.id == id) {
+            let doc = self.document_at(now);
+            let out = segment::explain(&self.defs, &mut self.profile, Some(&doc), id, now, self.host.as_ref());
+            if let Some(v) = out {
+                return Ok(v);
+            }
+        }
+        if let Some(v) = self.explain_experience(id, now) {
+            return Ok(v);
+        }
+        Err(Error::new(codes::UNKNOWN_ID, "no segment or experience with that id"))
+    }
+
+    /// The next time (epoch ms) a time-based membership change is due, if any: the wrapper sets
+    /// one timer to it and calls `refresh`.
+    pub fn next_check(&self, now: f64) -> Option<f64> {
+        if !self.consent.personalization {
+            return None;
+        }
+        segment::next_change(&self.defs, &self.profile, now)
+    }
+
     /// Ids of the segments the visitor is in, sorted.
     pub fn segments(&self) -> &[String] {
         &self.members
@@ -363,10 +389,15 @@ impl Keystone {
         self.members.binary_search_by(|x| x.as_str().cmp(id)).is_ok()
     }
 
-    /// The profile document (DESIGN §3).
+    /// The profile document (DESIGN §3), scores as of the last event or evaluation.
     pub fn profile_document(&self) -> Value {
+        self.document_at(self.clock)
+    }
+
+    /// The profile document (DESIGN §3) at `now` (scores decay with time).
+    pub fn document_at(&self, now: f64) -> Value {
         let mut m = self.profile.document();
-        m.insert("scores", Value::Obj(Map::new()));
+        m.insert("scores", Value::Obj(segment::scores_doc(&self.defs, &self.profile.behaviour, now)));
         m.insert("segments", Value::Arr(self.members.iter().map(|s| Value::Str(s.clone())).collect()));
         m.insert("consent", self.consent.to_value());
         Value::Obj(m)

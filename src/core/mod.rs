@@ -5,6 +5,7 @@
 #![deny(missing_docs)]
 
 pub mod activation;
+pub mod behaviour;
 pub mod buckets;
 pub mod codec;
 pub mod condition;
@@ -17,6 +18,7 @@ pub mod ids;
 pub mod keystone;
 pub mod prelude;
 pub mod profile;
+pub mod score;
 pub mod segment;
 pub mod time;
 pub mod value;

@@ -82,6 +82,8 @@ pub struct Profile {
     /// Experience exposures and segments reported to the collector (DESIGN §13).
     pub activation: Activation,
     recent_bytes: usize,
+    /// Incremental state of the behavioural segment operators and scores.
+    pub behaviour: crate::core::behaviour::State,
 }
 
 impl Profile {

@@ -1,18 +1,46 @@
-//! Segment definitions (DESIGN §4): loading with per-segment validation, and membership.
+//! Segment definitions (DESIGN §4): loading with per-definition validation, compilation into a
+//! condition tree over the profile document and behavioural nodes, membership, the next time a
+//! membership may change by itself, and `explain`.
 //!
-//! A definitions document is `{version: 1, segments: [...], scores?: [...]}`. A document of
-//! another shape is rejected whole; inside a valid document each invalid segment is rejected
-//! with its id and a JSON pointer to the fault, and the valid ones load.
+//! A definitions document is `{version: 1, segments: [...], scores?: [...], savedGroups?: {...}}`.
+//! A document of another shape is rejected whole; inside a valid document each invalid segment
+//! or score is rejected with its id and a JSON pointer to the fault, and the valid ones load.
+//! Plain conditions follow GrowthBook's `evalCondition` ([`crate::core::condition`]);
+//! `$performed`, `$sequence` and scores are incremental state ([`crate::core::behaviour`],
+//! [`crate::core::score`]) kept in the profile; `$inSegment` reads another segment, evaluated
+//! first (cycles are load errors).
 
 #[allow(unused_imports)]
 use crate::core::prelude::*;
 
+use crate::core::behaviour::{self, Agg, Fp, Node, Performed, Sequence, Spec, State};
+use crate::core::condition::{eval_value, get_path, Ctx};
 use crate::core::error::{codes, Error};
 use crate::core::host::Host;
 use crate::core::profile::Profile;
+use crate::core::score::{Rule, ScoreDef};
 use crate::core::time::parse_duration;
-use crate::core::buckets::window_start_minute;
 use crate::core::value::{Map, Value};
+
+/// A compiled condition.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cond {
+    /// All of (an object's keys, or `$and`).
+    And(Vec<Cond>),
+    /// Any of (`$or`; empty is true).
+    Or(Vec<Cond>),
+    /// None of (`$nor`).
+    Nor(Vec<Cond>),
+    /// `$not`.
+    Not(Box<Cond>),
+    /// A plain GrowthBook test of the profile document at a dot path.
+    Field(String, Value),
+    /// A behavioural node (index into [`Definitions::nodes`]) with, for `$performed`, the tests
+    /// of its count and aggregate (nodes are shared by fingerprint; tests are per use).
+    Node(usize, Value, Option<Value>),
+    /// Membership of another segment, by id.
+    InSegment(String),
+}
 
 /// One segment definition.
 #[derive(Clone, Debug, PartialEq)]
@@ -21,156 +49,605 @@ pub struct SegmentDef {
     pub id: String,
     /// Display name.
     pub name: String,
-    /// The condition document.
+    /// The condition document as given.
     pub condition: Value,
+    /// The compiled condition.
+    pub cond: Cond,
+    /// `$inSegment` targets and their JSON pointers (for load errors).
+    refs: Vec<(String, String)>,
 }
 
-/// Loaded definitions.
+/// Loaded definitions, compiled.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Definitions {
     /// Valid segments, in document order.
     pub segments: Vec<SegmentDef>,
+    /// Behavioural nodes, deduplicated by fingerprint.
+    pub nodes: Vec<Node>,
+    /// Valid scores.
+    pub scores: Vec<ScoreDef>,
+    /// `savedGroups` for `$inGroup` / `$notInGroup`.
+    pub groups: Map,
+    /// `(score index, threshold)` compared in conditions: when a decaying score crosses one.
+    pub thresholds: Vec<(usize, f64)>,
+    /// Whether any segment tests the profile document (else it is never built).
+    pub uses_doc: bool,
 }
 
 /// What a load did: ids loaded, and one error per rejected definition.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LoadReport {
-    /// Ids of the definitions loaded.
+    /// Ids of the definitions loaded (segments, then scores).
     pub loaded: Vec<String>,
     /// One error per rejected definition.
     pub rejected: Vec<Error>,
 }
 
-/// Parses a definitions document. `Err` when the document is not `{version, segments: [...]}`.
+#[inline(never)]
+fn err(id: Option<&str>, path: &str, msg: &str) -> Error {
+    Error::at(codes::INVALID_SEGMENT, id, path, msg)
+}
+
+#[inline(never)]
+fn whole(path: &str, msg: &str) -> Error {
+    Error::at(codes::INVALID_DEFINITIONS, None, path, msg)
+}
+
+/// Parses and compiles a definitions document. `Err` when the document is not
+/// `{version: 1, segments: [...]}` (with `scores` an array and `savedGroups` an object if present).
 pub fn parse(doc: &Value, retention_ms: f64) -> Result<(Definitions, LoadReport), Error> {
     let Some(m) = doc.as_obj() else {
         return Err(Error::new(codes::INVALID_DEFINITIONS, "definitions must be an object {version, segments: [...]}"));
     };
     if m.get("version").and_then(Value::as_num) != Some(1.0) {
-        return Err(Error::at(codes::INVALID_DEFINITIONS, None, "/version", "version must be 1"));
+        return Err(whole("/version", "version must be 1"));
     }
     let Some(list) = m.get("segments").and_then(Value::as_arr) else {
-        return Err(Error::at(codes::INVALID_DEFINITIONS, None, "/segments", "segments must be an array"));
+        return Err(whole("/segments", "segments must be an array"));
+    };
+    let score_list = match m.get("scores") {
+        None | Some(Value::Null) => &[][..],
+        Some(Value::Arr(a)) => a.as_slice(),
+        Some(_) => return Err(whole("/scores", "scores must be an array")),
     };
     let mut defs = Definitions::default();
+    match m.get("savedGroups") {
+        None | Some(Value::Null) => {}
+        Some(Value::Obj(g)) => defs.groups = g.clone(),
+        Some(_) => return Err(whole("/savedGroups", "savedGroups must be an object of arrays")),
+    }
     let mut report = LoadReport::default();
-    for (i, s) in list.iter().enumerate() {
-        let base = join_pointer("/segments", i);
-        match parse_segment(s, &base, retention_ms, &defs) {
-            Ok(def) => {
-                report.loaded.push(def.id.clone());
-                defs.segments.push(def);
-            }
+
+    // Scores first: segments may read them.
+    for (i, s) in score_list.iter().enumerate() {
+        match parse_score(s, &join_pointer("/scores", i), &defs.scores) {
+            Ok(d) => defs.scores.push(d),
             Err(e) => report.rejected.push(e),
         }
     }
+
+    // Segments: compile each on its own, then reject those whose `$inSegment` targets are
+    // unknown, rejected, or lead back to themselves (until nothing changes).
+    let mut segs: Vec<SegmentDef> = Vec::new();
+    for (i, s) in list.iter().enumerate() {
+        match parse_segment(s, &join_pointer("/segments", i), retention_ms, &segs, &mut defs) {
+            Ok(c) => segs.push(c),
+            Err(e) => report.rejected.push(e),
+        }
+    }
+    let mut ok = vec![true; segs.len()];
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for i in 0..segs.len() {
+            let Some(seg) = segs.get(i).filter(|_| ok.get(i) == Some(&true)) else { continue };
+            let bad = seg.refs.iter().find(|(t, _)| {
+                let j = segs.iter().position(|x| x.id == *t);
+                j.is_none_or(|j| ok.get(j) != Some(&true)) || reaches(&segs, &ok, t, &seg.id, segs.len())
+            });
+            if let Some((_, p)) = bad {
+                report.rejected.push(err(Some(&seg.id), p, "$inSegment names an unknown or rejected segment, or a cycle"));
+                if let Some(x) = ok.get_mut(i) {
+                    *x = false;
+                }
+                changed = true;
+            }
+        }
+    }
+    for (seg, ok) in segs.into_iter().zip(ok) {
+        if ok {
+            report.loaded.push(seg.id.clone());
+            defs.segments.push(seg);
+        }
+    }
+    for d in &defs.scores {
+        report.loaded.push(d.id.clone());
+    }
+    let mut thresholds = Vec::new();
+    for s in &defs.segments {
+        collect_thresholds(&s.cond, &defs.scores, &mut thresholds);
+        defs.uses_doc |= uses_doc(&s.cond);
+    }
+    defs.thresholds = thresholds;
     Ok((defs, report))
 }
 
-fn parse_segment(s: &Value, base: &str, retention_ms: f64, loaded: &Definitions) -> Result<SegmentDef, Error> {
-    let Some(m) = s.as_obj() else {
-        return Err(Error::at(codes::INVALID_SEGMENT, None, base, "a segment must be an object"));
-    };
-    let id = match m.get("id").and_then(Value::as_str) {
-        Some(id) if !id.is_empty() => id,
-        _ => return Err(Error::at(codes::INVALID_SEGMENT, None, join(base, "id"), "id must be a non-empty string")),
-    };
-    if loaded.segments.iter().any(|d| d.id == id) {
-        return Err(Error::at(codes::INVALID_SEGMENT, Some(id), join(base, "id"), "duplicate segment id"));
+/// Whether segment `from` leads to `target` through `$inSegment` (within `depth` hops).
+fn reaches(segs: &[SegmentDef], ok: &[bool], from: &str, target: &str, depth: usize) -> bool {
+    if from == target {
+        return true;
     }
-    let Some(condition) = m.get("condition").filter(|c| c.as_obj().is_some()) else {
-        return Err(Error::at(codes::INVALID_SEGMENT, Some(id), join(base, "condition"), "condition must be an object"));
-    };
-    validate(condition, &join(base, "condition"), id, retention_ms)?;
-    let name = m.get("name").and_then(Value::as_str).unwrap_or(id);
-    Ok(SegmentDef { id: id.into(), name: name.into(), condition: condition.clone() })
+    let Some(i) = segs.iter().position(|s| s.id == from) else { return false };
+    depth > 0 && ok.get(i) == Some(&true) && segs.get(i).is_some_and(|s| s.refs.iter().any(|(t, _)| reaches(segs, ok, t, target, depth - 1)))
 }
 
-fn validate(cond: &Value, path: &str, id: &str, retention_ms: f64) -> Result<(), Error> {
-    let Some(m) = cond.as_obj() else { return Ok(()) };
-    for (k, v) in m.iter() {
-        let p = join(path, k);
-        if k == "$performed" {
-            let Some(pm) = v.as_obj() else {
-                return Err(Error::at(codes::INVALID_SEGMENT, Some(id), p, "$performed takes an object"));
-            };
-            if pm.get("event").and_then(Value::as_str).is_none() {
-                return Err(Error::at(codes::INVALID_SEGMENT, Some(id), join(&p, "event"), "$performed needs an event name"));
-            }
-            if let Some(w) = pm.get("within") {
-                match w.as_str().and_then(parse_duration) {
-                    Some(ms) if ms <= retention_ms => {}
-                    Some(_) => return Err(Error::at(codes::INVALID_SEGMENT, Some(id), join(&p, "within"), "window longer than retention")),
-                    None => return Err(Error::at(codes::INVALID_SEGMENT, Some(id), join(&p, "within"), "bad duration")),
-                }
-            }
-        } else if let Value::Arr(items) = v {
-            for (i, item) in items.iter().enumerate() {
-                validate(item, &join_pointer(&p, i), id, retention_ms)?;
-            }
-        } else {
-            validate(v, &p, id, retention_ms)?;
+/// The first key of `m` not in `allowed`.
+#[inline(never)]
+fn unknown<'a>(m: &'a Map, allowed: &[&str]) -> Option<&'a String> {
+    m.keys().find(|k| !allowed.contains(&k.as_str()))
+}
+
+/// A non-empty string field.
+#[inline(never)]
+fn name_of<'a>(m: &'a Map, key: &str) -> Option<&'a str> {
+    m.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+const UNKNOWN: &str = "unknown field";
+const NEEDS_EVENT: &str = "needs an event name";
+const BAD_WHERE: &str = "where must be a condition object";
+
+fn parse_segment(s: &Value, base: &str, retention: f64, before: &[SegmentDef], defs: &mut Definitions) -> Result<SegmentDef, Error> {
+    let Some(m) = s.as_obj() else { return Err(err(None, base, "a segment must be an object")) };
+    let Some(id) = name_of(m, "id") else { return Err(err(None, &join(base, "id"), "id must be a non-empty string")) };
+    let fail = |k: &str, msg: &str| err(Some(id), &join(base, k), msg);
+    if before.iter().any(|c| c.id == id) {
+        return Err(fail("id", "duplicate id"));
+    }
+    if let Some(k) = unknown(m, &["id", "name", "condition", "description"]) {
+        return Err(fail(k, UNKNOWN));
+    }
+    let Some(condition) = m.get("condition").filter(|c| c.as_obj().is_some()) else { return Err(fail("condition", "condition must be an object")) };
+    let name = match m.get("name") {
+        None => id,
+        Some(Value::Str(n)) => n,
+        Some(_) => return Err(fail("name", "name must be a string")),
+    };
+    let mark = defs.nodes.len();
+    let mut c = Compiler { id, retention, nodes: &mut defs.nodes, refs: Vec::new() };
+    let out = c.compile(condition, &join(base, "condition"));
+    let refs = c.refs;
+    match out {
+        Ok(cond) => Ok(SegmentDef { id: id.into(), name: name.into(), condition: condition.clone(), cond, refs }),
+        Err(e) => {
+            defs.nodes.truncate(mark);
+            Err(e)
         }
     }
-    Ok(())
 }
 
-/// What a condition is evaluated against.
-pub struct Subject<'a> {
-    /// The profile document (DESIGN §3).
-    pub doc: &'a Value,
-    /// The profile (behaviour aggregates).
-    pub profile: &'a Profile,
-    /// Now, epoch ms.
-    pub now: f64,
-    /// Host services (regex, numbers).
-    pub host: &'a dyn Host,
+struct Compiler<'a> {
+    id: &'a str,
+    retention: f64,
+    nodes: &'a mut Vec<Node>,
+    refs: Vec<(String, String)>,
 }
 
-/// Whether `cond` holds for the subject.
-pub fn matches(cond: &Value, subject: &Subject) -> bool {
-    let Some(m) = cond.as_obj() else { return false };
-    m.iter().all(|(k, v)| match k.as_str() {
-        "$performed" => performed(v, subject),
-        "$and" => v.as_arr().is_some_and(|a| a.iter().all(|c| matches(c, subject))),
-        "$or" => v.as_arr().is_some_and(|a| a.is_empty() || a.iter().any(|c| matches(c, subject))),
-        "$not" => !matches(v, subject),
-        path => subject.doc.path(path) == Some(v) || (v.is_null() && subject.doc.path(path).is_none()),
-    })
-}
+impl Compiler<'_> {
+    #[inline(never)]
+    fn fail(&self, path: &str, key: &str, msg: &str) -> Error {
+        err(Some(self.id), &if key.is_empty() { path.into() } else { join(path, key) }, msg)
+    }
 
-fn performed(spec: &Value, subject: &Subject) -> bool {
-    let Some(name) = spec.get("event").and_then(Value::as_str) else { return false };
-    let from = match spec.get("within").and_then(Value::as_str).and_then(parse_duration) {
-        Some(w) => window_start_minute(subject.now, w),
-        None => 0,
-    };
-    let n = subject.profile.stats(name).map_or(0, |s| s.counts.count_since(from)) as f64;
-    let default_count = Value::Obj(Map::new().with("$gte", 1.0));
-    let count = spec.get("count").unwrap_or(&default_count);
-    compare_count(n, count)
-}
+    fn compile(&mut self, v: &Value, path: &str) -> Result<Cond, Error> {
+        let Some(m) = v.as_obj() else { return Err(self.fail(path, "", "a condition must be an object")) };
+        let mut all = Vec::with_capacity(m.len());
+        for (k, x) in m.iter() {
+            let p = join(path, k);
+            let c = match k.as_str() {
+                "$and" | "$or" | "$nor" => {
+                    let Some(items) = x.as_arr() else { return Err(self.fail(&p, "", "expects an array of conditions")) };
+                    let mut kids = Vec::with_capacity(items.len());
+                    for (i, item) in items.iter().enumerate() {
+                        kids.push(self.compile(item, &join_pointer(&p, i))?);
+                    }
+                    match k.as_str() {
+                        "$and" => Cond::And(kids),
+                        "$or" => Cond::Or(kids),
+                        _ => Cond::Nor(kids),
+                    }
+                }
+                "$not" => Cond::Not(Box::new(self.compile(x, &p)?)),
+                "$performed" => self.performed(x, &p)?,
+                "$sequence" => self.sequence(x, &p)?,
+                "$inSegment" => {
+                    let Some(t) = x.as_str() else { return Err(self.fail(&p, "", "$inSegment takes a segment id")) };
+                    self.refs.push((t.into(), p));
+                    Cond::InSegment(t.into())
+                }
+                _ => Cond::Field(k.clone(), x.clone()),
+            };
+            all.push(c);
+        }
+        Ok(if all.len() == 1 { all.pop().unwrap_or(Cond::And(Vec::new())) } else { Cond::And(all) })
+    }
 
-fn compare_count(n: f64, cond: &Value) -> bool {
-    match cond {
-        Value::Num(x) => n == *x,
-        Value::Obj(m) => m.iter().all(|(op, v)| {
-            let Some(x) = v.as_num() else { return false };
-            match op.as_str() {
-                "$eq" => n == x,
-                "$ne" => n != x,
-                "$gt" => n > x,
-                "$gte" => n >= x,
-                "$lt" => n < x,
-                "$lte" => n <= x,
-                _ => false,
+    fn node(&mut self, spec: Spec, fp: Fp, count: Value, value: Option<Value>) -> Cond {
+        let key = fp.finish();
+        let i = self.nodes.iter().position(|n| n.key == key).unwrap_or_else(|| {
+            self.nodes.push(Node { key, spec });
+            self.nodes.len() - 1
+        });
+        Cond::Node(i, count, value)
+    }
+
+    /// `within` (ms), checked against the retention.
+    #[inline(never)]
+    fn window(&self, m: &Map, path: &str) -> Result<Option<f64>, Error> {
+        let Some(w) = m.get("within") else { return Ok(None) };
+        match w.as_str().and_then(parse_duration) {
+            Some(ms) if ms <= self.retention => Ok(Some(ms)),
+            Some(_) => Err(self.fail(path, "within", "window longer than the retention")),
+            None => Err(self.fail(path, "within", BAD_DURATION)),
+        }
+    }
+
+    /// `{event, where?}` of a `$performed` or a step.
+    #[inline(never)]
+    fn event(&self, m: &Map, path: &str) -> Result<(String, Option<Value>), Error> {
+        let Some(e) = name_of(m, "event") else { return Err(self.fail(path, "event", NEEDS_EVENT)) };
+        match m.get("where") {
+            None => Ok((e.into(), None)),
+            Some(w @ Value::Obj(_)) => Ok((e.into(), Some(w.clone()))),
+            Some(_) => Err(self.fail(path, "where", BAD_WHERE)),
+        }
+    }
+
+    fn performed(&mut self, v: &Value, path: &str) -> Result<Cond, Error> {
+        const AGGS: [&str; 5] = ["sum", "avg", "min", "max", "distinct"];
+        let Some(m) = v.as_obj() else { return Err(self.fail(path, "", "$performed takes an object")) };
+        if let Some(k) = unknown(m, &["event", "where", "within", "count", "value", "sum", "avg", "min", "max", "distinct"]) {
+            return Err(self.fail(path, k, UNKNOWN));
+        }
+        let mut agg = Agg::Count;
+        let mut prop = "";
+        for (i, a) in AGGS.iter().enumerate() {
+            let Some(x) = m.get(a) else { continue };
+            if agg != Agg::Count {
+                return Err(self.fail(path, a, "only one of sum, avg, min, max, distinct"));
             }
-        }),
+            prop = x.as_str().filter(|p| !p.is_empty()).ok_or_else(|| self.fail(path, a, "names a property"))?;
+            agg = [Agg::Sum, Agg::Avg, Agg::Min, Agg::Max, Agg::Distinct].get(i).copied().unwrap_or(Agg::Sum);
+        }
+        let (event, filter) = self.event(m, path)?;
+        let within = self.window(m, path)?.unwrap_or(self.retention);
+        let count = match m.get("count") {
+            None => Value::Obj(Map::new().with("$gte", 1.0)),
+            Some(c @ (Value::Num(_) | Value::Obj(_))) => c.clone(),
+            Some(_) => return Err(self.fail(path, "count", "count is a number or a condition")),
+        };
+        let value = m.get("value").cloned();
+        if value.is_some() == (agg == Agg::Count) {
+            return Err(if agg == Agg::Count { self.fail(path, "value", "value needs sum, avg, min, max or distinct") } else { self.fail(path, "", "an aggregate needs a value condition") });
+        }
+        // A count threshold `>= k` keeps only the k latest timestamps (exact windows, bounded).
+        let mut k = 0.0;
+        if let (Agg::Count, Some(cm)) = (agg, count.as_obj().filter(|c| c.len() == 1)) {
+            k = match (cm.get("$gte"), cm.get("$gt")) {
+                (Some(Value::Num(n)), _) => -crate::core::time::floor(-*n),
+                (_, Some(Value::Num(n))) => crate::core::time::floor(*n) + 1.0,
+                _ => 0.0,
+            };
+            if !(1.0..=1000.0).contains(&k) {
+                k = 0.0;
+            }
+        }
+        let fp = Fp::new().bytes(b"P").bytes(event.as_bytes()).value(filter.as_ref().unwrap_or(&Value::Null)).num(within).num(agg as u8 as f64).bytes(prop.as_bytes()).num(k);
+        let spec = Spec::Performed(Performed { event, filter, within, agg, prop: prop.into(), k: k as u32 });
+        Ok(self.node(spec, fp, count, value))
+    }
+
+    fn sequence(&mut self, v: &Value, path: &str) -> Result<Cond, Error> {
+        let Some(m) = v.as_obj() else { return Err(self.fail(path, "", "$sequence takes an object")) };
+        if let Some(k) = unknown(m, &["steps", "within"]) {
+            return Err(self.fail(path, k, UNKNOWN));
+        }
+        let sp = join(path, "steps");
+        let Some(list) = m.get("steps").and_then(Value::as_arr).filter(|l| !l.is_empty()) else {
+            return Err(self.fail(&sp, "", "steps must be a non-empty array"));
+        };
+        let within = self.window(m, path)?;
+        let mut fp = Fp::new().bytes(b"S").num(within.unwrap_or(-1.0));
+        let mut steps = Vec::with_capacity(list.len());
+        for (i, s) in list.iter().enumerate() {
+            let p = join_pointer(&sp, i);
+            let Some(sm) = s.as_obj() else { return Err(self.fail(&p, "", "a step is an object {event, where?}")) };
+            if let Some(k) = unknown(sm, &["event", "where"]) {
+                return Err(self.fail(&p, k, UNKNOWN));
+            }
+            let (e, w) = self.event(sm, &p)?;
+            fp = fp.bytes(e.as_bytes()).value(w.as_ref().unwrap_or(&Value::Null));
+            steps.push((e, w));
+        }
+        Ok(self.node(Spec::Sequence(Sequence { steps, within, retention: self.retention }), fp, Value::Null, None))
+    }
+}
+
+const BAD_DURATION: &str = "bad duration: an integer and m, h, d or w (\"7d\")";
+
+fn uses_doc(c: &Cond) -> bool {
+    match c {
+        Cond::And(v) | Cond::Or(v) | Cond::Nor(v) => v.iter().any(uses_doc),
+        Cond::Not(b) => uses_doc(b),
+        Cond::Field(..) => true,
         _ => false,
     }
 }
 
+fn collect_thresholds(c: &Cond, scores: &[ScoreDef], out: &mut Vec<(usize, f64)>) {
+    match c {
+        Cond::And(v) | Cond::Or(v) | Cond::Nor(v) => v.iter().for_each(|c| collect_thresholds(c, scores, out)),
+        Cond::Not(b) => collect_thresholds(b, scores, out),
+        Cond::Field(path, test) => {
+            let Some(i) = path.strip_prefix("scores.").and_then(|id| scores.iter().position(|s| s.id == id)) else { return };
+            match test {
+                Value::Num(n) => out.push((i, *n)),
+                Value::Obj(m) => out.extend(m.iter().filter_map(|(_, v)| v.as_num()).map(|n| (i, n))),
+                _ => {}
+            }
+        }
+        _ => {}
+    }
+}
+
+fn parse_score(s: &Value, base: &str, before: &[ScoreDef]) -> Result<ScoreDef, Error> {
+    let Some(m) = s.as_obj() else { return Err(err(None, base, "a score must be an object")) };
+    let Some(id) = name_of(m, "id").filter(|id| !id.bytes().any(|b| b == b'.')) else {
+        return Err(err(None, &join(base, "id"), "id must be a non-empty string without dots"));
+    };
+    let fail = |p: &str, k: &str, msg: &str| err(Some(id), &join(p, k), msg);
+    if before.iter().any(|d| d.id == id) {
+        return Err(fail(base, "id", "duplicate id"));
+    }
+    if let Some(k) = unknown(m, &["id", "name", "halfLife", "rules", "description"]) {
+        return Err(fail(base, k, UNKNOWN));
+    }
+    let half_life = match m.get("halfLife") {
+        None => None,
+        Some(h) => Some(h.as_str().and_then(parse_duration).ok_or_else(|| fail(base, "halfLife", BAD_DURATION))?),
+    };
+    let rp = join(base, "rules");
+    let Some(list) = m.get("rules").and_then(Value::as_arr) else { return Err(fail(base, "rules", "rules must be an array")) };
+    let mut rules = Vec::with_capacity(list.len());
+    let mut fp = Fp::new().bytes(b"score").num(half_life.unwrap_or(-1.0));
+    for (i, r) in list.iter().enumerate() {
+        let p = join_pointer(&rp, i);
+        let Some(rm) = r.as_obj() else { return Err(err(Some(id), &p, "a rule is an object {event, where?, points}")) };
+        if let Some(k) = unknown(rm, &["event", "where", "points"]) {
+            return Err(fail(&p, k, UNKNOWN));
+        }
+        let Some(event) = name_of(rm, "event") else { return Err(fail(&p, "event", NEEDS_EVENT)) };
+        let filter = match rm.get("where") {
+            None => None,
+            Some(w @ Value::Obj(_)) => Some(w.clone()),
+            Some(_) => return Err(fail(&p, "where", BAD_WHERE)),
+        };
+        let Some(points) = rm.get("points").and_then(Value::as_num) else { return Err(fail(&p, "points", "points must be a number")) };
+        fp = fp.bytes(event.as_bytes()).value(filter.as_ref().unwrap_or(&Value::Null)).num(points);
+        rules.push(Rule { event: event.into(), filter, points });
+    }
+    Ok(ScoreDef { id: id.into(), key: fp.finish(), half_life, rules })
+}
+
+fn ctx<'a>(defs: &'a Definitions, host: &'a dyn Host) -> Ctx<'a> {
+    Ctx { groups: Some(&defs.groups), host }
+}
+
+/// Aligns the profile's behavioural state with the definitions (back-filling new nodes and
+/// scores from the recent ring).
+/// Without definitions (before the first load) the stored state is left as it is.
+pub fn prepare(defs: &Definitions, profile: &mut Profile, host: &dyn Host) {
+    if (defs.nodes.is_empty() && defs.scores.is_empty()) || behaviour::is_aligned(&profile.behaviour, &defs.nodes, &defs.scores) {
+        return;
+    }
+    behaviour::align(&mut profile.behaviour, &defs.nodes, &defs.scores, &profile.recent, &ctx(defs, host));
+}
+
+/// Applies one event to the behavioural state. Call it before the event enters the ring.
+pub fn on_event(defs: &Definitions, profile: &mut Profile, name: &str, ts: f64, props: &Value, host: &dyn Host) {
+    prepare(defs, profile, host);
+    let cx = ctx(defs, host);
+    let state = &mut profile.behaviour;
+    for (n, slot) in defs.nodes.iter().zip(state.nodes.iter_mut()) {
+        if n.listens(name) {
+            n.update(&mut slot.st, name, ts, props, &cx);
+        }
+    }
+    for (d, slot) in defs.scores.iter().zip(state.scores.iter_mut()) {
+        d.update(slot, name, ts, props, &cx);
+    }
+}
+
+/// The `scores` object of the profile document at `now` (every defined score, 0 when unseen).
+pub fn scores_doc(defs: &Definitions, state: &State, now: f64) -> Map {
+    let mut m = Map::new();
+    for d in &defs.scores {
+        let v = state.scores.iter().find(|s| s.key == d.key).map_or(0.0, |s| d.value_at(s, now));
+        m.insert(d.id.as_str(), Value::Num(v));
+    }
+    m
+}
+
+struct Eval<'a> {
+    defs: &'a Definitions,
+    state: &'a mut State,
+    doc: &'a Value,
+    now: f64,
+    cx: Ctx<'a>,
+    /// Per segment: 0 not yet evaluated, 1 being evaluated, 2 out, 3 in.
+    member: Vec<u8>,
+}
+
+impl Eval<'_> {
+    /// Membership of segment `i`, evaluated on demand (`$inSegment` reads others first).
+    fn segment(&mut self, i: usize) -> bool {
+        match self.member.get(i) {
+            Some(0) => {}
+            m => return m == Some(&3),
+        }
+        if let Some(m) = self.member.get_mut(i) {
+            *m = 1;
+        }
+        let r = self.defs.segments.get(i).is_some_and(|s| self.run(&s.cond, None));
+        if let Some(m) = self.member.get_mut(i) {
+            *m = if r { 3 } else { 2 };
+        }
+        r
+    }
+
+    /// Whether `c` holds; with `out`, also pushes its explain node
+    /// `{op, result, value?, expected?, children?}` (then every child is evaluated).
+    fn run(&mut self, c: &Cond, out: Option<&mut Vec<Value>>) -> bool {
+        let trace = out.is_some();
+        let mut kids = Vec::new();
+        let mut value = Value::Null;
+        let mut expected = Value::Null;
+        let (op, res) = match c {
+            Cond::And(v) | Cond::Or(v) | Cond::Nor(v) => {
+                let and = matches!(c, Cond::And(_));
+                let (mut any, mut all) = (false, true);
+                for x in v {
+                    let r = self.run(x, if trace { Some(&mut kids) } else { None });
+                    any |= r;
+                    all &= r;
+                    if !trace && r != and {
+                        break;
+                    }
+                }
+                match c {
+                    Cond::And(_) => ("$and", all),
+                    Cond::Or(_) => ("$or", v.is_empty() || any),
+                    _ => ("$nor", !any),
+                }
+            }
+            Cond::Not(b) => ("$not", !self.run(b, if trace { Some(&mut kids) } else { None })),
+            Cond::Field(path, test) => {
+                let v = get_path(self.doc, path);
+                if trace {
+                    value = v.clone();
+                    expected = test.clone();
+                }
+                (path.as_str(), eval_value(test, v, &self.cx, false))
+            }
+            Cond::Node(i, count, test) => {
+                let (Some(n), Some(slot)) = (self.defs.nodes.get(*i), self.state.nodes.get_mut(*i)) else { return false };
+                let (done, c, v) = n.observe(&mut slot.st, self.now);
+                let c = Value::Num(c);
+                match &n.spec {
+                    Spec::Sequence(q) => {
+                        value = c;
+                        expected = Value::Num(q.steps.len() as f64);
+                        ("$sequence", done)
+                    }
+                    Spec::Performed(p) => {
+                        let ok = eval_value(count, &c, &self.cx, false) && test.as_ref().map_or(true, |t| eval_value(t, &v, &self.cx, false));
+                        if trace {
+                            let mut e = Map::new().with("event", p.event.as_str()).with("count", count.clone());
+                            if let Some(t) = test {
+                                e.insert("value", t.clone());
+                            }
+                            expected = Value::Obj(e);
+                        }
+                        value = if test.is_some() { v } else { c };
+                        ("$performed", ok)
+                    }
+                }
+            }
+            Cond::InSegment(id) => {
+                let r = self.defs.segments.iter().position(|s| s.id == *id).is_some_and(|i| self.segment(i));
+                value = Value::Bool(r);
+                expected = Value::Str(id.clone());
+                ("$inSegment", r)
+            }
+        };
+        if let Some(out) = out {
+            let mut m = Map::new().with("op", op).with("result", res);
+            if !matches!(c, Cond::And(_) | Cond::Or(_) | Cond::Nor(_) | Cond::Not(_)) {
+                m.insert("value", value);
+                m.insert("expected", expected);
+            } else {
+                m.insert("children", Value::Arr(kids));
+            }
+            out.push(Value::Obj(m));
+        }
+        res
+    }
+}
+
+fn member_init(defs: &Definitions) -> Vec<u8> {
+    vec![0; defs.segments.len()]
+}
+
+/// Evaluates every segment at `now`; returns the ids held, sorted. `doc` is the profile document
+/// (needed only when [`Definitions::uses_doc`]).
+pub fn evaluate(defs: &Definitions, profile: &mut Profile, doc: Option<&Value>, now: f64, host: &dyn Host) -> Vec<String> {
+    prepare(defs, profile, host);
+    let mut ev = Eval { defs, state: &mut profile.behaviour, doc: doc.unwrap_or(&Value::Null), now, cx: ctx(defs, host), member: member_init(defs) };
+    let mut ids: Vec<String> = Vec::new();
+    for (i, s) in defs.segments.iter().enumerate() {
+        if ev.segment(i) {
+            let at = ids.partition_point(|x| x < &s.id);
+            ids.insert(at, s.id.clone());
+        }
+    }
+    ids
+}
+
+/// Why the visitor is or is not in segment `id`: `{id, kind: "segment", name, result, tree}`;
+/// None for an unknown id.
+pub fn explain(defs: &Definitions, profile: &mut Profile, doc: Option<&Value>, id: &str, now: f64, host: &dyn Host) -> Option<Value> {
+    let seg = defs.segments.iter().find(|s| s.id == id)?;
+    prepare(defs, profile, host);
+    let mut ev = Eval { defs, state: &mut profile.behaviour, doc: doc.unwrap_or(&Value::Null), now, cx: ctx(defs, host), member: member_init(defs) };
+    let mut out = Vec::new();
+    let result = ev.run(&seg.cond, Some(&mut out));
+    Some(Value::Obj(
+        Map::new()
+            .with("id", seg.id.as_str())
+            .with("kind", "segment")
+            .with("name", seg.name.as_str())
+            .with("result", result)
+            .with("tree", out.pop().unwrap_or_default()),
+    ))
+}
+
+/// The next time after `now` when a membership may change without an event (a window
+/// passing, a decaying score crossing a threshold), if any.
+pub fn next_change(defs: &Definitions, profile: &Profile, now: f64) -> Option<f64> {
+    let state = &profile.behaviour;
+    let mut best: Option<f64> = None;
+    let mut consider = |t: Option<f64>| {
+        if let Some(t) = t.filter(|t| *t > now) {
+            if best.map_or(true, |b| t < b) {
+                best = Some(t);
+            }
+        }
+    };
+    if behaviour::is_aligned(state, &defs.nodes, &defs.scores) {
+        for (n, slot) in defs.nodes.iter().zip(&state.nodes) {
+            consider(n.next_change(&slot.st, now));
+        }
+        for &(i, threshold) in &defs.thresholds {
+            if let (Some(d), Some(s)) = (defs.scores.get(i), state.scores.get(i)) {
+                consider(d.crossing(s, threshold, now));
+            }
+        }
+    }
+    best
+}
+
 /// Appends a key to a JSON pointer, escaping `~` and `/` (RFC 6901).
+#[inline(never)]
 pub fn join(base: &str, key: &str) -> String {
     let mut s = String::with_capacity(base.len() + key.len() + 1);
     s.push_str(base);

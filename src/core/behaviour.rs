@@ -1,0 +1,632 @@
+//! Behavioural operators (`$performed`, `$sequence`) compiled into incremental state.
+//!
+//! Each operator node of the loaded definitions is keyed by a fingerprint of what its state
+//! depends on (event, `where`, window, aggregate). Its state lives in the profile
+//! ([`State`]), is updated once per matching event, and is read in time independent of the
+//! visitor's history: windows keep only what can still be inside them, pruned from the front.
+//! Unchanged definitions keep their state across reloads; new or changed ones are back-filled
+//! from the profile's ring of recent events.
+//!
+//! Windows: an event at `t` is inside a window `w` at `now` while `now - t < w` (exact to the
+//! millisecond where timestamps are kept — counted thresholds, min/max, distinct, sequences);
+//! sums and counts over many events are kept per minute, a bucket being inside while its end is
+//! less than `w` ago (exact to the minute). Data older than the retention is dropped.
+
+#[allow(unused_imports)]
+use crate::core::prelude::*;
+
+use crate::core::condition::{eval_condition, js_string, to_number, Ctx};
+use crate::core::profile::RecentEvent;
+use crate::core::score::{ScoreDef, ScoreSlot};
+use alloc::collections::VecDeque;
+use crate::core::time::{floor, MINUTE};
+use crate::core::value::Value;
+
+/// The aggregate a `$performed` node tests.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Agg {
+    /// Only the count.
+    Count,
+    /// Sum of a numeric property.
+    Sum,
+    /// Average of a numeric property.
+    Avg,
+    /// Minimum of a numeric property.
+    Min,
+    /// Maximum of a numeric property.
+    Max,
+    /// Number of distinct values of a property.
+    Distinct,
+}
+
+/// A compiled `$performed`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Performed {
+    /// Event name.
+    pub event: String,
+    /// Condition on the event's properties.
+    pub filter: Option<Value>,
+    /// Window (ms); the retention when the definition has none.
+    pub within: f64,
+    /// Aggregate.
+    pub agg: Agg,
+    /// The aggregated property (dot path), empty for `Count`.
+    pub prop: String,
+    /// When non-zero, the count test is a threshold `>= k`: only the `k` latest timestamps are kept.
+    pub k: u32,
+}
+
+/// A compiled `$sequence`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sequence {
+    /// Steps: event name and optional property condition, in order.
+    pub steps: Vec<(String, Option<Value>)>,
+    /// Maximum time from the first step to the last (ms).
+    pub within: Option<f64>,
+    /// The retention (ms): a completed sequence is forgotten when its first step is this old.
+    pub retention: f64,
+}
+
+/// A behavioural node.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Spec {
+    /// `$performed`.
+    Performed(Performed),
+    /// `$sequence`.
+    Sequence(Sequence),
+}
+
+/// A behavioural node and its state fingerprint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    /// Fingerprint of everything the state depends on (53 bits, storable as a JSON number).
+    pub key: u64,
+    /// The node.
+    pub spec: Spec,
+}
+
+/// Behavioural state of one profile: per node and per score, keyed by fingerprint.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct State {
+    /// Node states.
+    pub nodes: Vec<Slot>,
+    /// Score states.
+    pub scores: Vec<ScoreSlot>,
+}
+
+/// The state of one node.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Slot {
+    /// The node's fingerprint.
+    pub key: u64,
+    /// Its state.
+    pub st: NodeState,
+}
+
+/// Per-node state.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NodeState {
+    /// `$performed`.
+    Perf(PerfState),
+    /// `$sequence`.
+    Seq(SeqState),
+}
+
+/// Incremental state of a `$performed` node.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct PerfState {
+    /// Threshold mode: at most this many latest timestamps (0 = bucket mode).
+    pub k: u32,
+    /// Threshold mode: the latest timestamps, oldest first.
+    pub recent: Vec<f64>,
+    /// Bucket mode: `(minute, count, sum)` oldest first.
+    pub buckets: Vec<(f64, f64, f64)>,
+    /// Running count over `buckets`.
+    pub n: f64,
+    /// Running sum over `buckets`.
+    pub sum: f64,
+    /// Min/max: a monotonic queue of `(ts, value)`; the front is the extreme.
+    pub ext: Vec<(f64, f64)>,
+    /// Distinct: `(value as text, last seen ms)`.
+    pub distinct: Vec<(String, f64)>,
+    /// Whether `ext` keeps the maximum (else the minimum).
+    pub max: bool,
+}
+
+/// Incremental state of a `$sequence` node.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct SeqState {
+    /// For each step but the last: the latest start (ms) of a partial match through it, -1 if none.
+    pub partial: Vec<f64>,
+    /// The latest start (ms) of a complete match, -1 if none.
+    pub done: f64,
+}
+
+/// The most distinct values a node keeps.
+const DISTINCT_MAX: usize = 500;
+
+impl Node {
+    /// A fresh state for this node.
+    pub fn fresh(&self) -> NodeState {
+        match &self.spec {
+            Spec::Performed(p) => NodeState::Perf(PerfState { k: p.k, max: p.agg == Agg::Max, ..Default::default() }),
+            Spec::Sequence(s) => NodeState::Seq(SeqState { partial: vec![-1.0; s.steps.len()], done: -1.0 }),
+        }
+    }
+
+    /// Whether an event named `name` can concern this node.
+    pub fn listens(&self, name: &str) -> bool {
+        match &self.spec {
+            Spec::Performed(p) => p.event == name,
+            Spec::Sequence(s) => s.steps.iter().any(|(e, _)| e == name),
+        }
+    }
+
+    /// Applies one event (in call order) to the node's state.
+    pub fn update(&self, st: &mut NodeState, name: &str, ts: f64, props: &Value, cx: &Ctx) {
+        let pass = |f: &Option<Value>| f.as_ref().map_or(true, |c| eval_condition(props, c, cx));
+        match (&self.spec, st) {
+            (Spec::Performed(p), NodeState::Perf(s)) => {
+                if p.event != name || !pass(&p.filter) {
+                    return;
+                }
+                let v = if p.prop.is_empty() { &Value::Null } else { props.path(&p.prop).unwrap_or(&Value::Null) };
+                let x = to_number(v, cx.host);
+                let numeric = !v.is_null() && x.is_finite() && !matches!(v, Value::Bool(_) | Value::Arr(_) | Value::Obj(_));
+                match p.agg {
+                    Agg::Count => {}
+                    Agg::Distinct if v.is_null() => return,
+                    Agg::Distinct => {}
+                    _ if !numeric => return,
+                    _ => {}
+                }
+                s.add(p, ts, x, v, cx);
+            }
+            (Spec::Sequence(q), NodeState::Seq(s)) => {
+                let last = q.steps.len().saturating_sub(1);
+                for i in (0..q.steps.len()).rev() {
+                    let Some((ev, filter)) = q.steps.get(i) else { continue };
+                    if ev != name || !pass(filter) {
+                        continue;
+                    }
+                    let start = if i == 0 { ts } else { s.partial.get(i - 1).copied().unwrap_or(-1.0) };
+                    if start < 0.0 || q.within.is_some_and(|w| ts - start >= w) {
+                        continue;
+                    }
+                    if i == last {
+                        s.done = s.done.max(start);
+                    } else if let Some(slot) = s.partial.get_mut(i) {
+                        *slot = slot.max(start);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Observes the node at `now`, pruning what left its window. A `$performed` answers its
+    /// count and aggregate (null when there is none); a `$sequence` whether it completed and the
+    /// number of steps matched so far.
+    pub fn observe(&self, st: &mut NodeState, now: f64) -> (bool, f64, Value) {
+        match (&self.spec, st) {
+            (Spec::Performed(p), NodeState::Perf(s)) => {
+                s.prune(now - p.within);
+                let count = if p.k > 0 { s.recent.len() as f64 } else { s.n };
+                let value = match p.agg {
+                    Agg::Count => Value::Null,
+                    Agg::Sum => Value::Num(s.sum),
+                    Agg::Avg if s.n > 0.0 => Value::Num(s.sum / s.n),
+                    Agg::Min | Agg::Max => s.ext.first().map_or(Value::Null, |e| Value::Num(e.1)),
+                    Agg::Distinct => Value::Num(s.distinct.len() as f64),
+                    _ => Value::Null,
+                };
+                (true, count, value)
+            }
+            (Spec::Sequence(q), NodeState::Seq(s)) => {
+                if s.done >= 0.0 && s.done <= now - q.retention {
+                    s.done = -1.0;
+                }
+                if let Some(w) = q.within {
+                    for x in s.partial.iter_mut() {
+                        if *x >= 0.0 && *x <= now - w {
+                            *x = -1.0;
+                        }
+                    }
+                }
+                let steps = if s.done >= 0.0 {
+                    q.steps.len()
+                } else {
+                    s.partial.iter().rposition(|x| *x >= 0.0).map_or(0, |i| i + 1)
+                };
+                (s.done >= 0.0, steps as f64, Value::Null)
+            }
+            _ => (false, 0.0, Value::Null),
+        }
+    }
+
+    /// The next time after `now` when this node's result may change without an event.
+    pub fn next_change(&self, st: &NodeState, now: f64) -> Option<f64> {
+        let mut best: Option<f64> = None;
+        let mut consider = |t: f64| {
+            if t > now && best.map_or(true, |b| t < b) {
+                best = Some(t);
+            }
+        };
+        match (&self.spec, st) {
+            (Spec::Performed(p), NodeState::Perf(s)) => {
+                let w = p.within;
+                if let Some(t) = s.recent.first() {
+                    consider(t + w);
+                }
+                if let Some(b) = s.buckets.first() {
+                    consider((b.0 + 1.0) * MINUTE + w);
+                }
+                if let Some(e) = s.ext.first() {
+                    consider(e.0 + w);
+                }
+                for d in &s.distinct {
+                    consider(d.1 + w);
+                }
+            }
+            (Spec::Sequence(q), NodeState::Seq(s)) if s.done >= 0.0 => consider(s.done + q.retention),
+            _ => {}
+        }
+        best
+    }
+}
+
+impl PerfState {
+    fn add(&mut self, p: &Performed, ts: f64, x: f64, v: &Value, cx: &Ctx) {
+        if self.k > 0 {
+            let i = self.recent.iter().rposition(|t| *t <= ts).map_or(0, |i| i + 1);
+            self.recent.insert(i, ts);
+            trim(&mut self.recent, self.k);
+            return;
+        }
+        let minute = floor(ts / MINUTE);
+        match self.buckets.iter().rposition(|b| b.0 <= minute) {
+            Some(i) if self.buckets.get(i).is_some_and(|b| b.0 == minute) => {
+                if let Some(b) = self.buckets.get_mut(i) {
+                    b.1 += 1.0;
+                    b.2 += x;
+                }
+            }
+            i => self.buckets.insert(i.map_or(0, |i| i + 1), (minute, 1.0, x)),
+        }
+        self.n += 1.0;
+        if p.agg != Agg::Count && p.agg != Agg::Distinct {
+            self.sum += x;
+        }
+        match p.agg {
+            Agg::Min | Agg::Max => self.push_ext(ts, x),
+            Agg::Distinct => {
+                let key = js_string(v, cx.host);
+                see(&mut self.distinct, &key, ts);
+            }
+            _ => {}
+        }
+    }
+
+    /// Monotonic queue insert: drop entries an (at least as recent) better value dominates.
+    fn push_ext(&mut self, ts: f64, x: f64) {
+        let is_max = self.max;
+        let dominated = |old: f64| if is_max { old <= x } else { old >= x };
+        if self.ext.last().is_some_and(|b| b.0 > ts) {
+            // Out of order (merge, back-fill): rebuild the queue.
+            let mut all = ::core::mem::take(&mut self.ext);
+            let i = all.iter().rposition(|e| e.0 <= ts).map_or(0, |i| i + 1);
+            all.insert(i, (ts, x));
+            for (t, v) in all {
+                self.push_ext(t, v);
+            }
+            return;
+        }
+        while self.ext.last().is_some_and(|b| dominated(b.1)) {
+            self.ext.pop();
+        }
+        self.ext.push((ts, x));
+    }
+
+    /// Drops what is not after `from` (events at or before it are out of the window).
+    fn prune(&mut self, from: f64) {
+        self.recent.retain(|t| *t > from);
+        let (n, sum) = (&mut self.n, &mut self.sum);
+        self.buckets.retain(|b| {
+            let keep = (b.0 + 1.0) * MINUTE > from;
+            if !keep {
+                *n -= b.1;
+                *sum -= b.2;
+            }
+            keep
+        });
+        if self.buckets.is_empty() {
+            self.n = 0.0;
+            self.sum = 0.0;
+        }
+        self.ext.retain(|e| e.0 > from);
+        self.distinct.retain(|d| d.1 > from);
+    }
+}
+
+/// Keeps the `k` latest timestamps (k = 0: all).
+fn trim(v: &mut Vec<f64>, k: u32) {
+    let extra = v.len().saturating_sub(k as usize);
+    if k > 0 && extra > 0 {
+        let mut i = 0;
+        v.retain(|_| {
+            i += 1;
+            i > extra
+        });
+    }
+}
+
+fn see(list: &mut Vec<(String, f64)>, key: &str, ts: f64) {
+    if let Some(d) = list.iter_mut().find(|d| d.0 == key) {
+        d.1 = d.1.max(ts);
+    } else if list.len() < DISTINCT_MAX {
+        list.push((key.into(), ts));
+    }
+}
+
+/// Brings `state` in line with the compiled `nodes` and `scores` (same order, same keys): states
+/// of unchanged definitions are kept, new ones are built by replaying `ring` (the recent events,
+/// oldest first), states of definitions no longer loaded are dropped.
+pub fn align(state: &mut State, nodes: &[Node], scores: &[ScoreDef], ring: &VecDeque<RecentEvent>, cx: &Ctx) {
+    let mut old = ::core::mem::take(&mut state.nodes);
+    let mut new_nodes = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        let slot = match old.iter().position(|s| s.key == n.key) {
+            Some(j) => old.swap_remove(j),
+            None => {
+                new_nodes.push(i);
+                Slot { key: n.key, st: n.fresh() }
+            }
+        };
+        state.nodes.push(slot);
+    }
+    let mut old = ::core::mem::take(&mut state.scores);
+    let mut new_scores = Vec::new();
+    for (i, d) in scores.iter().enumerate() {
+        let slot = match old.iter().position(|s| s.key == d.key) {
+            Some(j) => old.swap_remove(j),
+            None => {
+                new_scores.push(i);
+                ScoreSlot { key: d.key, v: 0.0, t: 0.0 }
+            }
+        };
+        state.scores.push(slot);
+    }
+    if new_nodes.is_empty() && new_scores.is_empty() {
+        return;
+    }
+    // Back-fill the new slots only (kept ones already saw those events).
+    for r in ring {
+        let props = Value::Obj(r.props.clone());
+        for &i in &new_nodes {
+            if let (Some(n), Some(slot)) = (nodes.get(i), state.nodes.get_mut(i)) {
+                n.update(&mut slot.st, &r.name, r.ts, &props, cx);
+            }
+        }
+        for &i in &new_scores {
+            if let (Some(d), Some(slot)) = (scores.get(i), state.scores.get_mut(i)) {
+                d.update(slot, &r.name, r.ts, &props, cx);
+            }
+        }
+    }
+}
+
+/// Whether `state` already matches the compiled definitions.
+pub fn is_aligned(state: &State, nodes: &[Node], scores: &[ScoreDef]) -> bool {
+    state.nodes.len() == nodes.len()
+        && state.scores.len() == scores.len()
+        && state.nodes.iter().zip(nodes).all(|(s, n)| s.key == n.key)
+        && state.scores.iter().zip(scores).all(|(s, d)| s.key == d.key)
+}
+
+/// Merges `other` into `into` (two profiles of one person): counts and sums add, windows keep
+/// the union, sequences keep the latest matches, scores add after decaying to a common time.
+/// Commutative: `merge(a, b)` and `merge(b, a)` give equal states (up to slot order).
+pub fn merge(into: &mut State, other: &State, half_life_of: &dyn Fn(u64) -> Option<f64>) {
+    for o in &other.nodes {
+        match into.nodes.iter_mut().find(|s| s.key == o.key) {
+            Some(s) => merge_node(&mut s.st, &o.st),
+            None => into.nodes.push(o.clone()),
+        }
+    }
+    for o in &other.scores {
+        match into.scores.iter_mut().find(|s| s.key == o.key) {
+            Some(s) => crate::core::score::merge(s, o, half_life_of(o.key)),
+            None => into.scores.push(o.clone()),
+        }
+    }
+}
+
+fn merge_node(a: &mut NodeState, b: &NodeState) {
+    match (a, b) {
+        (NodeState::Perf(x), NodeState::Perf(y)) => {
+            for &t in &y.recent {
+                let i = x.recent.iter().rposition(|u| *u <= t).map_or(0, |i| i + 1);
+                x.recent.insert(i, t);
+            }
+            x.k = x.k.max(y.k);
+            trim(&mut x.recent, x.k);
+            for &(m, n, s) in &y.buckets {
+                match x.buckets.iter().rposition(|b| b.0 <= m) {
+                    Some(i) if x.buckets.get(i).is_some_and(|b| b.0 == m) => {
+                        if let Some(b) = x.buckets.get_mut(i) {
+                            b.1 += n;
+                            b.2 += s;
+                        }
+                    }
+                    i => x.buckets.insert(i.map_or(0, |i| i + 1), (m, n, s)),
+                }
+            }
+            x.n += y.n;
+            x.sum += y.sum;
+            for &(t, v) in &y.ext {
+                x.push_ext(t, v);
+            }
+            for (k, t) in &y.distinct {
+                see(&mut x.distinct, k, *t);
+            }
+        }
+        (NodeState::Seq(x), NodeState::Seq(y)) => {
+            for (a, b) in x.partial.iter_mut().zip(&y.partial) {
+                *a = a.max(*b);
+            }
+            x.done = x.done.max(y.done);
+        }
+        _ => {}
+    }
+}
+
+fn num_arr(out: &mut Vec<Value>, xs: &[f64]) {
+    out.push(Value::Arr(xs.iter().map(|x| Value::Num(*x)).collect()));
+}
+
+/// The stored form of a [`State`] (part of the stored profile): per node
+/// `[key, k, max, recent, buckets, ext, distinct]` or `[key, partial, done]`, then scores flat.
+pub fn encode(s: &State) -> Value {
+    let mut nodes = Vec::with_capacity(s.nodes.len());
+    for slot in &s.nodes {
+        let mut a = vec![Value::Num(slot.key as f64)];
+        match &slot.st {
+            NodeState::Perf(p) => {
+                a.push(Value::Num(p.k as f64));
+                a.push(Value::Bool(p.max));
+                num_arr(&mut a, &p.recent);
+                let mut flat = Vec::with_capacity(p.buckets.len() * 3);
+                for b in &p.buckets {
+                    flat.extend_from_slice(&[b.0, b.1, b.2]);
+                }
+                num_arr(&mut a, &flat);
+                flat.clear();
+                for e in &p.ext {
+                    flat.extend_from_slice(&[e.0, e.1]);
+                }
+                num_arr(&mut a, &flat);
+                let mut d = Vec::with_capacity(p.distinct.len() * 2);
+                for (k, t) in &p.distinct {
+                    d.push(Value::Str(k.clone()));
+                    d.push(Value::Num(*t));
+                }
+                a.push(Value::Arr(d));
+            }
+            NodeState::Seq(q) => {
+                num_arr(&mut a, &q.partial);
+                a.push(Value::Num(q.done));
+            }
+        }
+        nodes.push(Value::Arr(a));
+    }
+    let mut flat = Vec::with_capacity(s.scores.len() * 3);
+    for x in &s.scores {
+        flat.extend_from_slice(&[x.key as f64, x.v, x.t]);
+    }
+    let mut out = vec![Value::Arr(nodes)];
+    num_arr(&mut out, &flat);
+    Value::Arr(out)
+}
+
+/// The finite numbers of an array (empty when anything else is in it).
+fn nums(v: &Value) -> Vec<f64> {
+    let mut out = Vec::new();
+    for x in v.as_arr().map_or(&[][..], |a| a.as_slice()) {
+        match x {
+            Value::Num(n) if n.is_finite() => out.push(*n),
+            _ => return Vec::new(),
+        }
+    }
+    out
+}
+
+/// Decodes a stored [`State`]; anything unreadable is dropped (it is rebuilt from the ring).
+pub fn decode(v: Option<&Value>) -> State {
+    let mut s = State::default();
+    let Some([Value::Arr(nodes), scores]) = v.and_then(Value::as_arr).map(|a| a.as_slice()) else { return s };
+    for n in nodes {
+        let st = match n.as_arr().map(|a| a.as_slice()) {
+            Some([Value::Num(_), Value::Num(k), Value::Bool(max), recent, buckets, ext, Value::Arr(distinct)]) => {
+                let mut p = PerfState { k: *k as u32, max: *max, recent: nums(recent), ..Default::default() };
+                for c in nums(buckets).chunks_exact(3) {
+                    if let [m, n, x] = c {
+                        p.buckets.push((*m, *n, *x));
+                        p.n += n;
+                        p.sum += x;
+                    }
+                }
+                for c in nums(ext).chunks_exact(2) {
+                    if let [t, x] = c {
+                        p.ext.push((*t, *x));
+                    }
+                }
+                for c in distinct.chunks_exact(2) {
+                    if let [Value::Str(k), Value::Num(t)] = c {
+                        p.distinct.push((k.clone(), *t));
+                    }
+                }
+                NodeState::Perf(p)
+            }
+            Some([Value::Num(_), partial, Value::Num(done)]) => NodeState::Seq(SeqState { partial: nums(partial), done: *done }),
+            _ => continue,
+        };
+        if let Some(Value::Num(key)) = n.as_arr().and_then(|a| a.first()) {
+            s.nodes.push(Slot { key: *key as u64, st });
+        }
+    }
+    for c in nums(scores).chunks_exact(3) {
+        if let [k, v, t] = c {
+            s.scores.push(ScoreSlot { key: *k as u64, v: *v, t: *t });
+        }
+    }
+    s
+}
+
+/// A 53-bit FNV-1a fingerprint builder (order-independent for object keys).
+#[derive(Clone, Copy)]
+pub struct Fp(pub u64);
+
+impl Fp {
+    /// A fresh fingerprint.
+    pub fn new() -> Fp {
+        Fp(0xcbf2_9ce4_8422_2325)
+    }
+    /// Feeds bytes.
+    #[inline(never)]
+    pub fn bytes(mut self, b: &[u8]) -> Fp {
+        for &x in b {
+            self.0 = (self.0 ^ x as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = (self.0 ^ 0xff).wrapping_mul(0x0100_0000_01b3);
+        self
+    }
+    /// Feeds a number.
+    pub fn num(self, n: f64) -> Fp {
+        self.bytes(&n.to_bits().to_le_bytes())
+    }
+    /// Feeds a value (object key order does not matter).
+    #[inline(never)]
+    pub fn value(self, v: &Value) -> Fp {
+        match v {
+            Value::Null => self.bytes(b"n"),
+            Value::Bool(b) => self.bytes(if *b { b"t" } else { b"f" }),
+            Value::Num(n) => self.bytes(b"#").num(*n),
+            Value::Str(s) => self.bytes(b"s").bytes(s.as_bytes()),
+            Value::Arr(a) => a.iter().fold(self.bytes(b"["), |f, x| f.value(x)).bytes(b"]"),
+            Value::Obj(m) => {
+                let sum = m.iter().fold(0u64, |acc, (k, v)| acc.wrapping_add(Fp::new().bytes(k.as_bytes()).value(v).0));
+                self.bytes(b"{").num(sum as f64).bytes(&sum.to_le_bytes())
+            }
+        }
+    }
+    /// The 53-bit result.
+    pub fn finish(self) -> u64 {
+        self.0 & ((1u64 << 53) - 1)
+    }
+}
+
+impl Default for Fp {
+    fn default() -> Fp {
+        Fp::new()
+    }
+}

@@ -1,0 +1,191 @@
+// The segment engine through the built package in Chromium: the versioned behavioural cases and
+// load-error cases of tests/cases/ (also run natively by tests/segments.rs), definitions from a
+// URL, explain, enter/exit delivery, and a timed exit with Playwright's clock (no call made).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { setup } from "./harness.mjs";
+
+const read = (f) => JSON.parse(readFileSync(new URL("../cases/" + f, import.meta.url), "utf8"));
+const BEHAVIOUR = read("segments-behaviour.json");
+const LOAD_ERRORS = read("segments-load-errors.json");
+const T0 = Date.UTC(2025, 10, 29, 8, 0, 0);
+
+/** "7d1m30s" → ms (units w d h m s ms). */
+function offset(s) {
+  const unit = { w: 604800000, d: 86400000, h: 3600000, m: 60000, s: 1000, ms: 1 };
+  let total = 0;
+  for (const [, n, u] of s.matchAll(/(\d+)(ms|w|d|h|m|s)?/g)) total += Number(n) * (unit[u] || 1);
+  return total;
+}
+
+let h;
+before(async () => (h = await setup()));
+after(async () => h && h.close());
+
+/** A fresh page whose clock starts at `time` (fake timers: they fire as the clock advances). */
+async function openAt(time) {
+  const ctx = await h.browser.newContext();
+  const page = await ctx.newPage();
+  page.problems = [];
+  page.on("pageerror", (e) => page.problems.push("pageerror: " + e.message));
+  page.on("console", (m) => m.type() === "error" && page.problems.push("console.error: " + m.text()));
+  await page.clock.install({ time });
+  await page.goto(h.url("/tests/esm.html"));
+  await page.waitForFunction(() => window.__ksLoaded === true);
+  return page;
+}
+
+for (const c of BEHAVIOUR.cases) {
+  test("behaviour case: " + c.name, async () => {
+    const page = await openAt(T0);
+    await page.evaluate(async ({ defs, retention }) => {
+      window.ks = await Keystone.init({ segments: defs, autoCapture: false, ...(retention ? { retention } : {}) });
+    }, { defs: c.definitions, retention: c.retention });
+    for (const [i, step] of c.steps.entries()) {
+      if (step.restore) continue; // native only: the stored form round trip
+      await page.clock.setSystemTime(T0 + offset(step.at));
+      const out = await page.evaluate(async (step) => {
+        if (step.track) for (let n = 0; n < (step.repeat || 1); n++) ks.track(step.track, step.properties);
+        if (step.page) ks.page(step.page);
+        if (step.load) {
+          const r = await ks.loadSegments(step.load);
+          if (r.rejected.length) return { rejected: r.rejected.map((e) => e.message) };
+        }
+        if (!step.expect) return {};
+        ks.refresh();
+        const p = ks.profile();
+        const ex = step.expect.explain ? ks.explain(step.expect.explain.id) : null;
+        return {
+          segments: ks.segments(),
+          profileSegments: p.segments,
+          inSegment: ks.segments().map((s) => ks.inSegment(s)),
+          scores: p.scores,
+          explain: ex && { result: ex.result, treeResult: ex.tree.result, value: ex.tree.value, member: ks.inSegment(step.expect.explain.id) },
+        };
+      }, step);
+      const where = `${c.name} / step ${i}`;
+      assert.equal(out.rejected, undefined, where);
+      const e = step.expect;
+      if (!e) continue;
+      if (e.segments) {
+        assert.deepEqual(out.segments, e.segments, where);
+        assert.deepEqual(out.profileSegments, e.segments, where + " profile().segments");
+        assert.ok(out.inSegment.every(Boolean), where);
+      }
+      for (const [id, v] of Object.entries(e.scores || {})) assert.ok(Math.abs(out.scores[id] - v) < 1e-6, `${where}: score ${id} ${out.scores[id]} != ${v}`);
+      if (e.explain) {
+        assert.equal(out.explain.result, e.explain.result, where + " explain");
+        assert.equal(out.explain.treeResult, e.explain.result, where + " explain tree");
+        assert.equal(out.explain.member, e.explain.result, where + " explain agrees with inSegment");
+        if ("value" in e.explain) assert.deepEqual(out.explain.value, e.explain.value, where + " explain value");
+      }
+    }
+    assert.deepEqual(page.problems, []);
+    await page.context().close();
+  });
+}
+
+test("load errors: each invalid definition is a KeystoneError {code, segmentId, path}; the valid ones load", async () => {
+  const page = await h.open();
+  const results = await page.evaluate(async (cases) => {
+    const ks = await Keystone.init({ autoCapture: false, retention: "30d" });
+    const out = [];
+    for (const c of cases) {
+      const events = [];
+      const onError = (e) => events.push(e.code);
+      ks.on("error", onError);
+      let r;
+      try {
+        const res = await ks.loadSegments(c.definitions);
+        r = {
+          loaded: res.loaded,
+          rejected: res.rejected.map((e) => ({ code: e.code, segmentId: e.segmentId ?? null, path: e.path, isError: e instanceof Error, message: e.message })),
+        };
+      } catch (e) {
+        r = { error: { code: e.code, path: e.path ?? null, isError: e instanceof Error } };
+      }
+      await new Promise((res) => setTimeout(res, 0));
+      ks.off("error", onError);
+      out.push({ name: c.name, r, events });
+    }
+    return out;
+  }, LOAD_ERRORS.cases.map((c) => ({ ...c, definitions: c.definitions })));
+  for (const [i, c] of LOAD_ERRORS.cases.entries()) {
+    const { r, events } = results[i];
+    if (c.retention && c.retention !== "30d") continue;
+    if (c.error) {
+      assert.deepEqual(r.error, { ...c.error, isError: true }, c.name);
+      continue;
+    }
+    assert.deepEqual(r.loaded, c.loaded, c.name);
+    assert.deepEqual(r.rejected.map(({ code, segmentId, path }) => ({ code, segmentId, path })), c.rejected, c.name);
+    assert.ok(r.rejected.every((e) => e.isError && e.message), c.name);
+    assert.equal(events.filter((e) => e === "invalid_segment").length, c.rejected.length, c.name + ": one error event each");
+  }
+  await page.context().close();
+});
+
+test("a rejected document keeps the previous definitions; init takes a URL; explain of an unknown id is null", async () => {
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    const errors = [];
+    const ks = await Keystone.init({ segments: "/tests/segments-definitions.json", autoCapture: false });
+    ks.on("error", (e) => errors.push(e.code));
+    ks.track("Product Viewed");
+    const before = ks.segments();
+    let rejected = null;
+    await ks.loadSegments({ version: 3, segments: [] }).catch((e) => (rejected = e.code));
+    const after = ks.segments();
+    const unknown = ks.explain("nope");
+    const ex = ks.explain("viewers");
+    await new Promise((r) => setTimeout(r, 0));
+    return { before, after, rejected, unknown, ex, errors };
+  });
+  assert.deepEqual(out.before, ["viewers"]);
+  assert.deepEqual(out.after, ["viewers"]);
+  assert.equal(out.rejected, "invalid_definitions");
+  assert.equal(out.unknown, null);
+  assert.ok(out.errors.includes("unknown_id"), out.errors.join());
+  assert.deepEqual(out.ex, {
+    id: "viewers", kind: "segment", name: "Product viewers", result: true,
+    tree: { op: "$performed", result: true, value: 1, expected: { event: "Product Viewed", count: { $gte: 1 } } },
+  });
+  await page.context().close();
+});
+
+test("enter fires once, after the call returns; a timed exit fires by itself when the clock passes the window", async () => {
+  const page = await openAt(T0);
+  const out1 = await page.evaluate(async () => {
+    window.log = [];
+    const ks = await Keystone.init({
+      autoCapture: false,
+      segments: { version: 1, segments: [{ id: "recent", condition: { $performed: { event: "Product Viewed", within: "30m" } } }] },
+    });
+    let returned = false;
+    ks.on("segment:enter", (p) => log.push(["enter", p.segment, returned, Date.now()]));
+    ks.on("segment:exit", (p) => log.push(["exit", p.segment, Date.now()]));
+    ks.track("Product Viewed");
+    returned = true;
+    ks.track("Product Viewed");
+    const now = ks.inSegment("recent");
+    await new Promise((r) => setTimeout(r, 0));
+    window.ks = ks;
+    return { now, log: log.slice() };
+  });
+  assert.equal(out1.now, true);
+  assert.equal(out1.log.length, 1);
+  assert.deepEqual(out1.log[0].slice(0, 3), ["enter", "recent", true]);
+  await page.clock.runFor(29 * 60 * 1000);
+  assert.deepEqual(await page.evaluate(() => [log.length, ks.inSegment("recent")]), [1, true]);
+  await page.clock.runFor(2 * 60 * 1000);
+  const out2 = await page.evaluate(() => ({ log, segs: ks.segments(), prof: ks.profile().segments }));
+  assert.equal(out2.log.length, 2, JSON.stringify(out2.log));
+  assert.deepEqual(out2.log[1].slice(0, 2), ["exit", "recent"]);
+  assert.ok(out2.log[1][2] - out1.log[0][3] >= 30 * 60 * 1000, "exit once the 30m window passed");
+  assert.ok(out2.log[1][2] - out1.log[0][3] < 31 * 60 * 1000, "and not much later (a timer, not polling)");
+  assert.deepEqual(out2.segs, []);
+  assert.deepEqual(out2.prof, []);
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});

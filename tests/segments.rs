@@ -1,0 +1,326 @@
+#![cfg(not(target_arch = "wasm32"))]
+//! The segment engine natively: the versioned behavioural cases and load-error cases of
+//! tests/cases/ (also run in Chromium by tests/e2e/segments.test.mjs), state persistence and
+//! merge, the next-expiry time, and property tests.
+mod common;
+
+use common::{json, to_json, NativeHost};
+use keystone::core::behaviour;
+use keystone::core::codec;
+use keystone::core::keystone::{Keystone, Notice, Options};
+use keystone::core::time::parse_duration;
+use keystone::core::value::{Map, Value};
+
+const T0: f64 = 1_764_403_200_000.0;
+
+/// "7d1m30s" → ms (units w d h m s ms).
+fn offset(s: &str) -> f64 {
+    let mut total = 0.0;
+    let mut num = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: f64 = num.parse().unwrap_or(0.0);
+        num.clear();
+        let unit = match c {
+            'w' => 604_800_000.0,
+            'd' => 86_400_000.0,
+            'h' => 3_600_000.0,
+            'm' if chars.peek() == Some(&'s') => {
+                chars.next();
+                1.0
+            }
+            'm' => 60_000.0,
+            's' => 1000.0,
+            _ => panic!("bad offset {s}"),
+        };
+        total += n * unit;
+    }
+    total + num.parse::<f64>().unwrap_or(0.0)
+}
+
+fn options(case: &Value) -> Options {
+    let mut o = Options::default();
+    if let Some(r) = case.get("retention").and_then(Value::as_str) {
+        o.retention = parse_duration(r).unwrap();
+    }
+    o
+}
+
+fn props(step: &Value, key: &str) -> Map {
+    step.get(key).and_then(Value::as_obj).cloned().unwrap_or_default()
+}
+
+fn behaviour_cases() -> Vec<Value> {
+    json(include_str!("cases/segments-behaviour.json")).get("cases").and_then(Value::as_arr).unwrap().clone()
+}
+
+fn run_case(case: &Value) {
+    let name = case.get("name").and_then(Value::as_str).unwrap();
+    let opts = options(case);
+    let mut ks = Keystone::new(opts.clone(), NativeHost::boxed(7), None, T0);
+    let report = ks.load_definitions(case.get("definitions").unwrap(), T0).unwrap();
+    assert!(report.rejected.is_empty(), "{name}: {:?}", report.rejected);
+    let defs = case.get("definitions").unwrap().clone();
+    let mut defs = defs;
+    for (i, step) in case.get("steps").and_then(Value::as_arr).unwrap().iter().enumerate() {
+        let at = T0 + offset(step.get("at").and_then(Value::as_str).unwrap());
+        let here = format!("{name} / step {i}");
+        if let Some(ev) = step.get("track").and_then(Value::as_str) {
+            let n = step.get("repeat").and_then(Value::as_num).unwrap_or(1.0) as usize;
+            for _ in 0..n {
+                ks.track(at, ev, props(step, "properties")).unwrap();
+            }
+        }
+        if step.get("page").is_some() {
+            ks.page(at, props(step, "page"));
+        }
+        if let Some(d) = step.get("load") {
+            let r = ks.load_definitions(d, at).unwrap();
+            assert!(r.rejected.is_empty(), "{here}: {:?}", r.rejected);
+            defs = d.clone();
+        }
+        if step.get("restore").is_some() {
+            let stored = codec::encode(&profile_of(&mut ks));
+            ks = Keystone::new(opts.clone(), NativeHost::boxed(8), Some(&stored), at);
+            ks.load_definitions(&defs, at).unwrap();
+        }
+        if let Some(exp) = step.get("expect") {
+            ks.refresh(at);
+            if let Some(want) = exp.get("segments") {
+                let got = Value::Arr(ks.segments().iter().map(|s| Value::Str(s.clone())).collect());
+                assert_eq!(to_json(&got), to_json(want), "{here}: segments");
+                let doc = ks.document_at(at);
+                assert_eq!(doc.get("segments"), Some(&got), "{here}: profile().segments agrees");
+                for s in ks.segments().to_vec() {
+                    assert!(ks.in_segment(&s));
+                }
+            }
+            if let Some(want) = exp.get("scores").and_then(Value::as_obj) {
+                let doc = ks.document_at(at);
+                for (id, v) in want.iter() {
+                    let got = doc.path(&format!("scores.{id}")).and_then(Value::as_num).unwrap();
+                    assert!((got - v.as_num().unwrap()).abs() < 1e-6, "{here}: score {id} = {got}, want {v:?}");
+                }
+            }
+            if let Some(want) = exp.get("explain") {
+                let id = want.get("id").and_then(Value::as_str).unwrap();
+                let x = ks.explain(id, at).unwrap();
+                assert_eq!(x.get("result"), want.get("result"), "{here}: explain result {}", to_json(&x));
+                assert_eq!(x.path("tree.result"), want.get("result"), "{here}: explain tree result");
+                if let Some(v) = want.get("value") {
+                    assert_eq!(x.path("tree.value").map(to_json), Some(to_json(v)), "{here}: explain value {}", to_json(&x));
+                }
+                assert_eq!(x.get("result") == Some(&Value::Bool(true)), ks.in_segment(id), "{here}: explain agrees with inSegment");
+            }
+        }
+    }
+}
+
+/// The profile, through its stored form (what a reload sees).
+fn profile_of(ks: &mut Keystone) -> keystone::core::profile::Profile {
+    let stored = ks.take_dirty().unwrap_or_else(|| panic!("profile changed"));
+    codec::decode(&stored).0.unwrap()
+}
+
+#[test]
+fn behavioural_case_file() {
+    let cases = behaviour_cases();
+    assert!(cases.len() >= 10);
+    for c in &cases {
+        run_case(c);
+    }
+}
+
+#[test]
+fn load_error_case_file() {
+    let doc = json(include_str!("cases/segments-load-errors.json"));
+    for case in doc.get("cases").and_then(Value::as_arr).unwrap() {
+        let name = case.get("name").and_then(Value::as_str).unwrap();
+        let mut ks = Keystone::new(options(case), NativeHost::boxed(1), None, T0);
+        let out = ks.load_definitions(case.get("definitions").unwrap(), T0);
+        if let Some(e) = case.get("error") {
+            let err = out.expect_err(name);
+            assert_eq!(Some(err.code), e.get("code").and_then(Value::as_str), "{name}");
+            assert_eq!(err.path.as_deref(), e.get("path").and_then(Value::as_str), "{name}");
+            continue;
+        }
+        let r = out.unwrap();
+        let loaded: Vec<Value> = r.loaded.iter().map(|s| Value::Str(s.clone())).collect();
+        assert_eq!(to_json(&Value::Arr(loaded)), to_json(case.get("loaded").unwrap()), "{name}: loaded");
+        let got: Vec<serde_json::Value> = r
+            .rejected
+            .iter()
+            .map(|e| serde_json::json!({"code": e.code, "segmentId": e.segment_id, "path": e.path}))
+            .collect();
+        assert_eq!(serde_json::Value::Array(got), to_json(case.get("rejected").unwrap()), "{name}: rejected");
+        for e in &r.rejected {
+            assert!(!e.message.is_empty());
+        }
+    }
+}
+
+#[test]
+fn enter_and_exit_notices_fire_once_per_change() {
+    let defs = json(r#"{"version":1,"segments":[{"id":"recent","condition":{"$performed":{"event":"A","within":"1h"}}}]}"#);
+    let mut ks = Keystone::new(Options::default(), NativeHost::boxed(3), None, T0);
+    ks.load_definitions(&defs, T0).unwrap();
+    ks.take_notices();
+    ks.track(T0, "A", Map::new()).unwrap();
+    ks.track(T0 + 1000.0, "A", Map::new()).unwrap();
+    assert_eq!(ks.take_notices(), vec![Notice::Enter("recent".into())]);
+    assert_eq!(ks.next_check(T0 + 2000.0), Some(T0 + 1000.0 + 3_600_000.0), "expiry of the latest event");
+    ks.refresh(T0 + 3_600_000.0);
+    assert!(ks.take_notices().is_empty());
+    ks.refresh(T0 + 1000.0 + 3_600_000.0);
+    assert_eq!(ks.take_notices(), vec![Notice::Exit("recent".into())]);
+    assert_eq!(ks.next_check(T0 + 2.0 * 3_600_000.0), None);
+}
+
+#[test]
+fn score_threshold_crossing_is_the_next_check() {
+    let defs = json(r#"{"version":1,"scores":[{"id":"e","halfLife":"1d","rules":[{"event":"A","points":40}]}],
+        "segments":[{"id":"hot","condition":{"scores.e":{"$gte":20}}}]}"#);
+    let mut ks = Keystone::new(Options::default(), NativeHost::boxed(3), None, T0);
+    ks.load_definitions(&defs, T0).unwrap();
+    ks.track(T0, "A", Map::new()).unwrap();
+    assert!(ks.in_segment("hot"));
+    let t = ks.next_check(T0 + 1.0).unwrap();
+    assert!((t - (T0 + 86_400_000.0)).abs() <= 2.0, "crossing at one half-life: {}", t - T0);
+    ks.refresh(t);
+    assert!(!ks.in_segment("hot"));
+}
+
+#[test]
+fn state_merge_adds_counts_and_is_order_independent() {
+    let defs = json(r#"{"version":1,"scores":[{"id":"e","halfLife":"7d","rules":[{"event":"A","points":10}]}],
+        "segments":[{"id":"three","condition":{"$performed":{"event":"A","count":{"$gte":3}}}},
+                    {"id":"sum","condition":{"$performed":{"event":"A","within":"7d","sum":"v","value":{"$gte":6}}}},
+                    {"id":"seq","condition":{"$sequence":{"steps":[{"event":"A"},{"event":"B"}]}}}]}"#);
+    let mk = |seed: u64, evs: &[(&str, f64, f64)]| {
+        let mut ks = Keystone::new(Options::default(), NativeHost::boxed(seed), None, T0);
+        ks.load_definitions(&defs, T0).unwrap();
+        for (n, t, v) in evs {
+            ks.track(T0 + t, n, Map::new().with("v", *v)).unwrap();
+        }
+        profile_of(&mut ks).behaviour
+    };
+    let a = mk(1, &[("A", 0.0, 1.0), ("A", 86_400_000.0, 2.0)]);
+    let b = mk(2, &[("A", 3_600_000.0, 3.0), ("B", 7_200_000.0, 0.0)]);
+    let hl = |_k: u64| Some(7.0 * 86_400_000.0);
+    let mut ab = a.clone();
+    behaviour::merge(&mut ab, &b, &hl);
+    let mut ba = b.clone();
+    behaviour::merge(&mut ba, &a, &hl);
+    let norm = |s: &behaviour::State| behaviour::encode(&{
+        let mut s = s.clone();
+        s.nodes.sort_by_key(|n| n.key);
+        s.scores.sort_by_key(|n| n.key);
+        s
+    });
+    assert_eq!(to_json(&norm(&ab)), to_json(&norm(&ba)));
+    // The merged state drives membership: 3 As in total, sum 6, A then B.
+    let mut ks = Keystone::new(Options::default(), NativeHost::boxed(4), None, T0);
+    ks.load_definitions(&defs, T0).unwrap();
+    let mut stored = codec::encode(&profile_of(&mut ks));
+    let mut p = codec::decode(&stored).0.unwrap();
+    p.behaviour = ab;
+    stored = codec::encode(&p);
+    let mut ks = Keystone::new(Options::default(), NativeHost::boxed(5), Some(&stored), T0 + 2.0 * 86_400_000.0);
+    ks.load_definitions(&defs, T0 + 2.0 * 86_400_000.0).unwrap();
+    assert_eq!(ks.segments(), &["seq".to_string(), "sum".to_string(), "three".to_string()]);
+}
+
+/// xorshift PRNG for the property tests.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[test]
+fn windowed_counts_and_sums_do_not_depend_on_event_order() {
+    let defs = json(r#"{"version":1,"segments":[
+        {"id":"c","condition":{"$performed":{"event":"A","within":"1d","count":{"$gte":4}}}},
+        {"id":"s","condition":{"$performed":{"event":"A","within":"1d","sum":"v","value":{"$gte":10}}}},
+        {"id":"mx","condition":{"$performed":{"event":"A","within":"1d","max":"v","value":{"$gte":5}}}},
+        {"id":"d","condition":{"$performed":{"event":"A","within":"1d","distinct":"v","value":{"$gte":3}}}}]}"#);
+    let mut rng = Rng(0xDEC0_DE00_1234_5678);
+    for _ in 0..200 {
+        let n = 1 + rng.next() % 7;
+        let mut evs: Vec<(f64, f64)> = (0..n).map(|_| ((rng.next() % 600) as f64 * 60_000.0, (rng.next() % 6) as f64)).collect();
+        let run = |evs: &[(f64, f64)]| {
+            // Events are recorded in time order; the defs see them through back-fill from the ring
+            // when loaded after the events, in any order of insertion time.
+            let mut ks = Keystone::new(Options::default(), NativeHost::boxed(9), None, T0);
+            ks.load_definitions(&defs, T0).unwrap();
+            let mut sorted = evs.to_vec();
+            sorted.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
+            for (t, v) in &sorted {
+                ks.track(T0 + t, "A", Map::new().with("v", *v)).unwrap();
+            }
+            ks.refresh(T0 + 700.0 * 60_000.0);
+            ks.segments().to_vec()
+        };
+        let first = run(&evs);
+        // Same multiset of (time, value), shuffled: ties in time may now come in another order.
+        for i in (1..evs.len()).rev() {
+            let j = (rng.next() % (i as u64 + 1)) as usize;
+            evs.swap(i, j);
+        }
+        assert_eq!(run(&evs), first);
+        // And against a direct computation.
+        let in_window: Vec<&(f64, f64)> = evs.iter().collect();
+        let count = in_window.len();
+        let sum: f64 = in_window.iter().map(|e| e.1).sum();
+        let max = in_window.iter().map(|e| e.1).fold(f64::MIN, f64::max);
+        let mut distinct: Vec<u64> = in_window.iter().map(|e| e.1 as u64).collect();
+        distinct.sort();
+        distinct.dedup();
+        let mut want = Vec::new();
+        if count >= 4 { want.push("c".to_string()); }
+        if distinct.len() >= 3 { want.push("d".to_string()); }
+        if max >= 5.0 { want.push("mx".to_string()); }
+        if sum >= 10.0 { want.push("s".to_string()); }
+        assert_eq!(first, want, "{evs:?}");
+    }
+}
+
+#[test]
+fn not_inverts_and_single_and_or_equal_the_condition_for_behaviour() {
+    let mut rng = Rng(0xABCD_EF01_2345_6789);
+    let conds = [
+        r#"{"$performed":{"event":"A","within":"1h","count":{"$gte":2}}}"#,
+        r#"{"$performed":{"event":"B","sum":"v","value":{"$gt":3}}}"#,
+        r#"{"$sequence":{"steps":[{"event":"A"},{"event":"B"}],"within":"2h"}}"#,
+        r#"{"session.count":{"$gte":1}}"#,
+    ];
+    for _ in 0..60 {
+        let c = conds[(rng.next() % conds.len() as u64) as usize];
+        let defs = json(&format!(
+            r#"{{"version":1,"segments":[{{"id":"x","condition":{c}}},{{"id":"not","condition":{{"$not":{c}}}}},
+            {{"id":"and","condition":{{"$and":[{c}]}}}},{{"id":"or","condition":{{"$or":[{c}]}}}}]}}"#
+        ));
+        let mut ks = Keystone::new(Options::default(), NativeHost::boxed(rng.next()), None, T0);
+        ks.load_definitions(&defs, T0).unwrap();
+        let mut t = T0;
+        for _ in 0..(rng.next() % 6) {
+            t += (rng.next() % 90) as f64 * 60_000.0;
+            let name = if rng.next() % 2 == 0 { "A" } else { "B" };
+            ks.track(t, name, Map::new().with("v", (rng.next() % 5) as f64)).unwrap();
+            let x = ks.in_segment("x");
+            assert_eq!(ks.in_segment("not"), !x, "{c}");
+            assert_eq!(ks.in_segment("and"), x, "{c}");
+            assert_eq!(ks.in_segment("or"), x, "{c}");
+        }
+    }
+}
+
+
