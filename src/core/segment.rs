@@ -165,8 +165,7 @@ pub fn parse(doc: &Value, retention_ms: f64) -> Result<(Definitions, LoadReport)
     }
     let mut thresholds = Vec::new();
     for s in &defs.segments {
-        collect_thresholds(&s.cond, &defs.scores, &mut thresholds);
-        defs.uses_doc |= uses_doc(&s.cond);
+        defs.uses_doc |= scan(&s.cond, &defs.scores, &mut thresholds);
     }
     defs.thresholds = thresholds;
     Ok((defs, report))
@@ -375,28 +374,23 @@ impl Compiler<'_> {
 
 const BAD_DURATION: &str = "bad duration: an integer and m, h, d or w (\"7d\")";
 
-fn uses_doc(c: &Cond) -> bool {
+/// Collects the score thresholds of `c` (for the next-change timer); whether it reads the
+/// profile document.
+fn scan(c: &Cond, scores: &[ScoreDef], out: &mut Vec<(usize, f64)>) -> bool {
     match c {
-        Cond::And(v) | Cond::Or(v) | Cond::Nor(v) => v.iter().any(uses_doc),
-        Cond::Not(b) => uses_doc(b),
-        Cond::Field(..) => true,
-        _ => false,
-    }
-}
-
-fn collect_thresholds(c: &Cond, scores: &[ScoreDef], out: &mut Vec<(usize, f64)>) {
-    match c {
-        Cond::And(v) | Cond::Or(v) | Cond::Nor(v) => v.iter().for_each(|c| collect_thresholds(c, scores, out)),
-        Cond::Not(b) => collect_thresholds(b, scores, out),
+        Cond::And(v) | Cond::Or(v) | Cond::Nor(v) => v.iter().fold(false, |a, c| scan(c, scores, out) | a),
+        Cond::Not(b) => scan(b, scores, out),
         Cond::Field(path, test) => {
-            let Some(i) = path.strip_prefix("scores.").and_then(|id| scores.iter().position(|s| s.id == id)) else { return };
-            match test {
-                Value::Num(n) => out.push((i, *n)),
-                Value::Obj(m) => out.extend(m.iter().filter_map(|(_, v)| v.as_num()).map(|n| (i, n))),
-                _ => {}
+            if let Some(i) = path.strip_prefix("scores.").and_then(|id| scores.iter().position(|s| s.id == id)) {
+                match test {
+                    Value::Num(n) => out.push((i, *n)),
+                    Value::Obj(m) => out.extend(m.iter().filter_map(|(_, v)| v.as_num()).map(|n| (i, n))),
+                    _ => {}
+                }
             }
+            true
         }
-        _ => {}
+        _ => false,
     }
 }
 
@@ -571,17 +565,26 @@ impl Eval<'_> {
             }
         };
         if let Some(out) = out {
-            let mut m = Map::new().with("op", op).with("result", res);
-            if !matches!(c, Cond::And(_) | Cond::Or(_) | Cond::Nor(_) | Cond::Not(_)) {
-                m.insert("value", value);
-                m.insert("expected", expected);
-            } else {
-                m.insert("children", Value::Arr(kids));
-            }
-            out.push(Value::Obj(m));
+            out.push(explain_node(op, res, if kids.is_empty() && !matches!(c, Cond::And(_) | Cond::Or(_) | Cond::Nor(_) | Cond::Not(_)) { Some((value, expected)) } else { None }, kids));
         }
         res
     }
+}
+
+/// `{op, result, value, expected}` for a leaf, `{op, result, children}` for a combinator.
+#[inline(never)]
+fn explain_node(op: &str, res: bool, leaf: Option<(Value, Value)>, kids: Vec<Value>) -> Value {
+    let mut m = Map::new();
+    m.insert("op", Value::Str(op.into()));
+    m.insert("result", Value::Bool(res));
+    match leaf {
+        Some((v, e)) => {
+            m.insert("value", v);
+            m.insert("expected", e);
+        }
+        None => m.insert("children", Value::Arr(kids)),
+    }
+    Value::Obj(m)
 }
 
 fn member_init(defs: &Definitions) -> Vec<u8> {
