@@ -32,7 +32,7 @@ run() { # $1 = suite, $2 = kind, rest = command
   fi
 }
 
-run native cargo cargo test
+run native cargo cargo test --features segments
 run wasm cargo cargo test --target wasm32-unknown-unknown --no-default-features
 if make --no-print-directory pkg 2>&1 | tee out/test-pkg.log; then
   run e2e node node --test --test-concurrency=1 --test-reporter=tap tests/e2e/

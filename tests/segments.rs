@@ -1,4 +1,4 @@
-#![cfg(not(target_arch = "wasm32"))]
+#![cfg(all(not(target_arch = "wasm32"), feature = "segments"))]
 //! The segment engine natively: the versioned behavioural cases and load-error cases of
 //! tests/cases/ (also run in Chromium by tests/e2e/segments.test.mjs), state persistence and
 //! merge, the next-expiry time, and property tests.

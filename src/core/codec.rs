@@ -55,7 +55,7 @@ pub fn encode(p: &Profile) -> Value {
             .with("ev", Value::Arr(events))
             .with("recent", Value::Arr(recent))
             .with("act", p.activation.encode())
-            .with("seg", crate::core::behaviour::encode(&p.behaviour)),
+            .with("seg", crate::core::segment::encode_state(&p.behaviour)),
     )
 }
 
@@ -122,7 +122,7 @@ pub fn decode(v: &Value) -> (Option<Profile>, Vec<Error>) {
         }
     }
     p.activation = crate::core::activation::Activation::decode(m.get("act"));
-    p.behaviour = crate::core::behaviour::decode(m.get("seg"));
+    p.behaviour = crate::core::segment::decode_state(m.get("seg"));
     if bad_events {
         errors.push(Error::new(codes::STORAGE_CORRUPT, "some stored events were unreadable and were dropped"));
     }

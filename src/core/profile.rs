@@ -83,7 +83,7 @@ pub struct Profile {
     pub activation: Activation,
     recent_bytes: usize,
     /// Incremental state of the behavioural segment operators and scores.
-    pub behaviour: crate::core::behaviour::State,
+    pub behaviour: crate::core::segment::State,
 }
 
 impl Profile {

@@ -13,7 +13,7 @@
 #[allow(unused_imports)]
 use crate::core::prelude::*;
 
-use crate::core::behaviour::{self, Agg, Fp, Node, Performed, Sequence, Spec, State};
+use crate::core::behaviour::{self, Agg, Fp, Node, Performed, Sequence, Spec};
 use crate::core::condition::{eval_value, get_path, Ctx};
 use crate::core::error::{codes, Error};
 use crate::core::host::Host;
@@ -543,14 +543,10 @@ impl Eval<'_> {
                         expected = Value::Num(q.steps.len() as f64);
                         ("$sequence", done)
                     }
-                    Spec::Performed(p) => {
+                    Spec::Performed(_) => {
                         let ok = eval_value(count, &c, &self.cx, false) && test.as_ref().map_or(true, |t| eval_value(t, &v, &self.cx, false));
                         if trace {
-                            let mut e = Map::new().with("event", p.event.as_str()).with("count", count.clone());
-                            if let Some(t) = test {
-                                e.insert("value", t.clone());
-                            }
-                            expected = Value::Obj(e);
+                            expected = test.clone().unwrap_or_else(|| count.clone());
                         }
                         value = if test.is_some() { v } else { c };
                         ("$performed", ok)
@@ -647,6 +643,26 @@ pub fn next_change(defs: &Definitions, profile: &Profile, now: f64) -> Option<f6
         }
     }
     best
+}
+
+/// The behavioural state kept in the profile.
+pub use crate::core::behaviour::State;
+
+/// The stored form of the behavioural state (called by the profile codec).
+pub fn encode_state(s: &State) -> Value {
+    behaviour::encode(s)
+}
+
+/// Reads the stored behavioural state (anything unreadable is rebuilt from the ring).
+pub fn decode_state(v: Option<&Value>) -> State {
+    behaviour::decode(v)
+}
+
+/// Merges the behavioural state of two profiles of one person (identity merge): counts add,
+/// windows keep the union, scores add after decaying to a common time.
+pub fn merge_state(into: &mut State, other: &State, defs: &Definitions) {
+    let hl = |key: u64| defs.scores.iter().find(|d| d.key == key).and_then(|d| d.half_life);
+    behaviour::merge(into, other, &hl);
 }
 
 /// Appends a key to a JSON pointer, escaping `~` and `/` (RFC 6901).
