@@ -153,7 +153,15 @@ impl Aside {
 
 /// Applies a login to the current profile (see [`Change`]). `new_anonymous_id` is used only
 /// when switching from one known user to another.
-pub fn identify(p: &mut Profile, aside: &mut Aside, login: &Login, new_anonymous_id: String, now: f64, retention: f64) -> Change {
+pub fn identify(
+    p: &mut Profile,
+    aside: &mut Aside,
+    login: &Login,
+    new_anonymous_id: String,
+    now: f64,
+    retention: f64,
+    defs: &crate::core::segment::Definitions,
+) -> Change {
     let change = match p.user_id.as_deref() {
         Some(u) if u == login.user_id => Change::Traits,
         Some(_) => {
@@ -170,7 +178,11 @@ pub fn identify(p: &mut Profile, aside: &mut Aside, login: &Login, new_anonymous
             let aid = p.anonymous_id.clone();
             if let Some(known) = aside.take(&login.user_id, now, retention) {
                 let ctx = take(&mut p.context);
-                *p = merge(known, take(p));
+                let mine = take(p);
+                // The behavioural segment state merges too (it needs the definitions: score half-lives).
+                let state = mine.behaviour.clone();
+                *p = merge(known, mine);
+                crate::core::segment::merge_state(&mut p.behaviour, &state, defs);
                 p.anonymous_id = aid.clone();
                 p.context = ctx;
             }

@@ -228,7 +228,7 @@ impl Keystone {
     pub fn identify(&mut self, now: f64, email: &str, traits: Map, options: &Value) -> Result<(), Error> {
         let login = identity::login(email, traits, options, self.host.as_ref())?;
         let aid = uuid_v4(random16(self.host.as_ref()));
-        let change = identity::identify(&mut self.profile, &mut self.aside, &login, aid, now, self.opts.retention);
+        let change = identity::identify(&mut self.profile, &mut self.aside, &login, aid, now, self.opts.retention, &self.defs);
         let switched = change != Change::Traits;
         self.aside_dirty |= switched;
         self.emit(now, Kind::Identify, login.traits, None);
