@@ -460,6 +460,15 @@ impl Keystone {
             replayed = true;
         }
         p.context = ::core::mem::take(&mut self.profile.context);
+        // Another tab changed the identity: this tab follows, and its page hears about it.
+        if p.user_id != self.profile.user_id {
+            match &p.user_id {
+                Some(u) => self.notices.push(Notice::Identify(u.clone())),
+                None => self.notices.push(Notice::Reset(p.anonymous_id.clone())),
+            }
+        } else if p.user_id.is_none() && p.anonymous_id != self.profile.anonymous_id && !self.profile.anonymous_id.is_empty() && p.epoch > self.profile.epoch {
+            self.notices.push(Notice::Reset(p.anonymous_id.clone()));
+        }
         self.profile = p;
         if replayed {
             self.dirty = true;

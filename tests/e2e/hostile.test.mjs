@@ -205,7 +205,8 @@ test("forget and init with hostile arguments never throw and settle", async () =
   await page.evaluate(pageSetup(["forget", "init"]));
   const out = await page.evaluate(async (DEFS) => {
     const ks = await Keystone.init({ segments: DEFS, autoCapture: false });
-    const api = { forget: (...a) => ks.forget(...a), init: (...a) => Keystone.init(...a), track: (...a) => ks.track(...a), inSegment: (id) => ks.inSegment(id) };
+    // forget() withdraws all consent (DESIGN §12): grant it again so the probe can check the instance.
+    const api = { forget: (...a) => { const r = ks.forget(...a); ks.setConsent({ analytics: true, personalization: true }); return r; }, init: (...a) => Keystone.init(...a), track: (...a) => ks.track(...a), inSegment: (id) => ks.inSegment(id) };
     if (typeof ks.forget !== "function") delete api.forget;
     return window.__campaign(api, "ks", []);
   }, DEFS);
