@@ -43,9 +43,13 @@ export function openPanel(ks, log) {
     .then((d) => ((definitions = d), draw(ks, log)))
     .catch(() => {});
   if (ks) {
-    for (const n of ["segment:enter", "segment:exit", "identify", "reset"]) ks.on(n, () => draw(ks, log));
+    for (const n of ["segment:enter", "segment:exit", "identify", "reset"]) ks.on(n, () => setTimeout(() => draw(ks, log), 0));
   }
-  unsubscribe = log && log.onChange(() => draw(ks, log));
+  // Redraws caused by what Keystone reports are coalesced on a timer: drawing calls explain(),
+  // whose own error reports must not feed back into an immediate redraw.
+  let pending = 0;
+  const later = () => pending || (pending = setTimeout(() => ((pending = 0), draw(ks, log)), 100));
+  unsubscribe = log && log.onChange(later);
   timer = setInterval(() => draw(ks, log), 1000);
   draw(ks, log);
 }

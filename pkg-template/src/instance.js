@@ -210,7 +210,7 @@ export class Instance {
     if (notes.length) {
       queueMicrotask(() => {
         for (const n of notes) {
-          if (n.type === "error") this.#emit("error", toKeystoneError(n.error));
+          if (n.type === "error") this.#emit("error", warn(toKeystoneError(n.error)));
           else this.#emit(n.type, n.type.startsWith("segment:") ? { segment: n.segment } : n.type === "identify" ? { userId: n.userId } : { anonymousId: n.anonymousId });
         }
       });

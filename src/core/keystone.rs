@@ -455,6 +455,14 @@ impl Keystone {
         p.prune(now - self.opts.retention);
         let held = p.writer_seq(&self.journal.tab);
         let mut replayed = false;
+        // Another tab changed the identity (login as someone else, or logout): this tab's pending
+        // operations belonged to the previous identity and must not leak into the new one.
+        // (An anonymous visitor who logs in elsewhere is the same person: those operations replay.)
+        let left = self.profile.user_id.is_some() && p.user_id != self.profile.user_id;
+        let reset = p.user_id.is_none() && p.anonymous_id != self.profile.anonymous_id && p.epoch > self.profile.epoch;
+        if left || reset {
+            self.journal.clear();
+        }
         for op in self.journal.after(held) {
             apply_op(&self.defs, &mut p, op, self.opts.session_timeout, self.host.as_ref());
             replayed = true;
