@@ -1,7 +1,7 @@
 //! What the core asks of its host: the few things the browser already does better than a copy
 //! compiled into wasm would (JavaScript regexes, number parsing and printing).
 //!
-//! The wasm build implements [`Host`] over `js_sys` (RegExp, `Number()`, `String()`); native
+//! The wasm build implements [`Host`] in `src/web/host.rs` (RegExp, `Number()`, `String()`); native
 //! tests implement it over Rust's std and the `regex` crate. The core never calls the browser
 //! any other way: time is a plain argument of every call, randomness comes from the host.
 
