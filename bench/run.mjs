@@ -506,7 +506,7 @@ async function incremental(heavy, defs100, trackSection) {
     return { load, refresh };
   }, { defs: defs100, reps });
   await close();
-  const t = trackSection.configs.find((c) => c.name === "100 segments, heavy profile");
+  const t = isNA(trackSection) ? null : trackSection.configs.find((c) => c.name === "100 segments, heavy profile");
   const loadMs = r.load.length ? median(r.load) : null;
   return {
     note: "incremental = one track() with 100 segments on the heavy visitor (segments re-evaluated after one event); from scratch = loadSegments() of the same 100 definitions on the same visitor (parse, compile, back-fill from stored history, evaluate all); refresh() = re-check of time-windowed segments",
@@ -749,14 +749,17 @@ async function main() {
       packageVersion: JSON.parse(readFileSync(join(PKG_DIR, "package.json"), "utf8")).version,
     };
     delete out.meta.out;
-    out.size = await guard("size", sectionSize);
+    // BENCH_SECTIONS=startup,track,… runs some sections only (the others print n/a).
+    const only = env.BENCH_SECTIONS ? new Set(env.BENCH_SECTIONS.split(",")) : null;
+    const section = (name, fn) => (!only || only.has(name) ? guard(name, fn) : NA("skipped (BENCH_SECTIONS)"));
+    out.size = await section("size", sectionSize);
     log("size done");
     const heavy = await makeHeavy(defs100);
-    out.startup = await guard("startup", () => sectionStartup(heavy, defs100));
-    out.track = await guard("track", () => sectionTrack(heavy));
-    out.evaluation = await guard("evaluation", () => sectionEval(heavy, defs100, out.track));
-    out.storage = await guard("storage", () => sectionStorage(heavy, out.startup));
-    out.memory = await guard("memory", () => sectionMemory(heavy, defs100));
+    out.startup = await section("startup", () => sectionStartup(heavy, defs100));
+    out.track = await section("track", () => sectionTrack(heavy));
+    out.evaluation = await section("evaluation", () => sectionEval(heavy, defs100, out.track));
+    out.storage = await section("storage", () => sectionStorage(heavy, out.startup));
+    out.memory = await section("memory", () => sectionMemory(heavy, defs100));
   } finally {
     await browser.close();
     await server.close();

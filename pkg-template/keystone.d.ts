@@ -65,6 +65,22 @@ export interface KeystoneOptions {
   endpoint?: string;
   /** Write key sent as HTTP Basic auth user. */
   writeKey?: string;
+  /** Delivery: send a batch once this many events are queued (default 20). */
+  flushAt?: number;
+  /** Delivery: send queued events at the latest this many ms after the oldest was queued (default 5000). */
+  flushInterval?: number;
+  /** Delivery: the most events the persisted queue holds; the oldest are dropped first, each drop reported as a `queue_overflow` error (default 1000). */
+  maxQueueEvents?: number;
+  /** Delivery: the most bytes (UTF-8 JSON) the persisted queue holds (default 524288). */
+  maxQueueBytes?: number;
+  /** Delivery: the largest request body in bytes; never above 65536, the beacon limit (default 65536). */
+  maxBatchBytes?: number;
+  /** Delivery: the first retry delay in ms, doubled per failure with jitter (default 1000). */
+  retryBase?: number;
+  /** Delivery: the longest retry delay in ms when the collector gives no `Retry-After` (default 60000). */
+  retryMax?: number;
+  /** Delivery: how long (ms) a request may take before it counts as a network error and is retried (default 10000). */
+  requestTimeout?: number;
   /** Automatic signals; `false` turns all off. */
   autoCapture?: boolean | AutoCaptureOptions;
   /** Prefix of every storage key and cookie (default `"ks_"`). */

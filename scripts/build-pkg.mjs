@@ -6,6 +6,7 @@ import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } fr
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { printSizes } from "./sizes.mjs";
+import { minifyImports, renameInGlue } from "./wasm-imports.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const tpl = join(root, "pkg-template");
@@ -18,8 +19,10 @@ const bindgen = process.env.KS_BINDGEN ? join(root, process.env.KS_BINDGEN) : jo
 // The glue plus one export: `__ksReinit()` gives the engine a fresh WebAssembly instance of the
 // same module, so the wrapper can recover after a trap (the glue's own init returns early once
 // an instance exists).
+// The import names are shortened in both the wasm and the glue (scripts/wasm-imports.mjs).
 const glue = join(bindgen, "keystone.glue.js");
-writeFileSync(glue, readFileSync(join(bindgen, "keystone.js"), "utf8") +
+const renamed = minifyImports(readFileSync(join(bindgen, "keystone_opt.wasm")));
+writeFileSync(glue, renameInGlue(readFileSync(join(bindgen, "keystone.js"), "utf8"), renamed) +
   "\nexport function __ksReinit() { wasm = undefined; return initSync({ module: wasmModule }); }\n");
 
 const version = /^version\s*=\s*"([^"]+)"/m.exec(readFileSync(join(root, "Cargo.toml"), "utf8"))[1];
@@ -48,7 +51,7 @@ await build({
 });
 await build({ ...common, entryPoints: [join(tpl, "src", "snippet.js")], format: "iife", outfile: join(dist, "snippet.js") });
 
-cpSync(join(bindgen, "keystone_opt.wasm"), join(dist, "keystone_bg.wasm"));
+writeFileSync(join(dist, "keystone_bg.wasm"), renamed.wasm);
 cpSync(join(tpl, "keystone.d.ts"), join(dist, "keystone.d.ts"));
 cpSync(join(tpl, "README.md"), join(out, "README.md"));
 if (existsSync(join(root, "LICENSE"))) cpSync(join(root, "LICENSE"), join(out, "LICENSE"));

@@ -1,18 +1,21 @@
-//! The wasm-bindgen facade: the only module with `#[wasm_bindgen]` exports. Each method converts
-//! its arguments, calls the core, and converts the result; errors leave as plain
-//! `{code, message, segmentId?, path?}` objects that the JS wrapper turns into `KeystoneError`s.
+//! The wasm-bindgen facade: the only module with `#[wasm_bindgen]` exports. Structured arguments
+//! and results cross as JSON text (the wrapper's `JSON.stringify` / `JSON.parse` on the JS side,
+//! [`crate::core::json`] here): one crossing per argument instead of several per key. Errors
+//! leave as plain `{code, message, segmentId?, path?}` objects that the JS wrapper turns into
+//! `KeystoneError`s.
 //! The hand-written wrapper in `pkg-template/src/` is the public API; this class is internal.
 
 #[allow(unused_imports)]
 use crate::core::prelude::*;
 
 use crate::core::error::{codes, Error};
+use crate::core::json;
 use crate::core::keystone::{Keystone, Notice, Options};
-use crate::core::value::Value;
-use crate::web::convert::{error_to_js, from_js, object_from_js, to_js};
+use crate::core::value::{Map, Value};
+use crate::web::convert::error_to_js;
 use crate::web::host::BrowserHost;
 use crate::web::storage;
-use js_sys::{Array, Object, Reflect};
+use js_sys::{Array, Reflect};
 use wasm_bindgen::prelude::*;
 
 type JsResult = Result<JsValue, JsValue>;
@@ -25,9 +28,6 @@ fn now() -> f64 {
     js_sys::Date::now()
 }
 
-fn set(o: &Object, k: &str, v: JsValue) {
-    let _ = Reflect::set(o, &JsValue::from_str(k), &v);
-}
 
 /// The engine behind one `Keystone` instance.
 #[wasm_bindgen]
@@ -47,10 +47,45 @@ pub struct Core {
 /// Stored text as a value: parsed JSON, or the raw text when it is not JSON (the codec salvages
 /// what it can from it).
 fn parse_stored(s: &str) -> Value {
-    match js_sys::JSON::parse(s) {
-        Ok(v) => from_js(&v).unwrap_or_else(|_| Value::Str(s.into())),
-        Err(_) => Value::Str(s.into()),
+    json::parse(s, &BrowserHost, STORED_DEPTH).unwrap_or_else(|_| Value::Str(s.into()))
+}
+
+/// Nesting accepted in stored text: the profile's own levels over values the boundary bounded.
+const STORED_DEPTH: usize = crate::web::convert::MAX_DEPTH + 16;
+
+/// JSON text from the wrapper (`JSON.stringify` of an argument) as a value.
+fn parse_arg(s: &str) -> Result<Value, JsValue> {
+    json::parse(s, &BrowserHost, crate::web::convert::MAX_DEPTH).map_err(fail)
+}
+
+/// An argument that must be an object; `null` (and `undefined`) is an empty one.
+fn object_arg(s: &str, what: &str) -> Result<Map, JsValue> {
+    match parse_arg(s)? {
+        Value::Obj(m) => Ok(m),
+        Value::Null => Ok(Map::new()),
+        _ => {
+            let mut msg = String::from(what);
+            msg.push_str(" must be a plain object");
+            Err(fail(Error::new(codes::INVALID_ARGUMENT, msg)))
+        }
     }
+}
+
+/// A value as JSON text for the wrapper.
+fn text(v: &Value) -> String {
+    json::write(v, &BrowserHost)
+}
+
+/// An error as the value the wrapper turns into a `KeystoneError`.
+fn error_value(e: &Error) -> Value {
+    let mut m = Map::new().with("code", e.code).with("message", e.message.as_str());
+    if let Some(id) = &e.segment_id {
+        m.insert("segmentId", Value::from(id.as_str()));
+    }
+    if let Some(p) = &e.path {
+        m.insert("path", Value::from(p.as_str()));
+    }
+    Value::Obj(m)
 }
 
 #[wasm_bindgen]
@@ -58,8 +93,8 @@ impl Core {
     /// Creates the engine from the `init` options, restoring the stored profile. `cookieId` is
     /// the anonymous id of the first-party cookie (read by the wrapper), if any.
     #[wasm_bindgen(constructor)]
-    pub fn new(options: JsValue, cookie_id: Option<String>) -> Result<Core, JsValue> {
-        let opts_value = from_js(&options).map_err(fail)?;
+    pub fn new(options: &str, cookie_id: Option<String>) -> Result<Core, JsValue> {
+        let opts_value = parse_arg(options)?;
         let gpc = web_sys::window()
             .and_then(|w| Reflect::get(&w.navigator(), &JsValue::from_str("globalPrivacyControl")).ok())
             .is_some_and(|v| v.is_truthy());
@@ -80,32 +115,33 @@ impl Core {
 
     /// Merges traits into the profile; emits a Segment `identify` event.
     #[wasm_bindgen(js_name = setTraits)]
-    pub fn set_traits(&mut self, traits: JsValue) -> JsResult {
-        if traits.is_undefined() || traits.is_null() {
+    pub fn set_traits(&mut self, traits: &str) -> JsResult {
+        if traits == "null" {
             return Err(fail(Error::new(codes::INVALID_ARGUMENT, "setTraits needs an object of traits")));
         }
-        let t = object_from_js(&traits, "traits").map_err(fail)?;
+        let t = object_arg(traits, "traits")?;
         self.ks.set_traits(now(), t);
         Ok(JsValue::UNDEFINED)
     }
 
     /// Merges consent categories. Withdrawing `personalization` erases the stored profile (the
-    /// wrapper erases the id cookie). `null` is `forget()`: withdraws all consent and starts a
-    /// fresh anonymous state (the wrapper erases the browser's storages and cookies).
+    /// wrapper erases the id cookie).
     #[wasm_bindgen(js_name = setConsent)]
-    pub fn set_consent(&mut self, consent: JsValue) -> JsResult {
-        if consent.is_null() {
-            storage::forget_memory(&self.prefix);
-            self.ks.forget(now());
-            return Ok(JsValue::UNDEFINED);
-        }
-        let v = from_js(&consent).map_err(fail)?;
+    pub fn set_consent(&mut self, consent: &str) -> JsResult {
+        let v = parse_arg(consent)?;
         self.ks.set_consent(&v, now()).map_err(fail)?;
         if !self.ks.consent().personalization {
             storage::remove(&self.key_profile);
             storage::remove(&self.key_aside());
         }
         Ok(JsValue::UNDEFINED)
+    }
+
+    /// `forget()`: withdraws all consent and starts a fresh anonymous state (the wrapper
+    /// erases the browser's storages and cookies).
+    pub fn forget(&mut self) {
+        storage::forget_memory(&self.prefix);
+        self.ks.forget(now());
     }
 
     /// A `storage` event from another tab: rebases onto the profile it wrote. Returns whether
@@ -123,12 +159,12 @@ impl Core {
     }
 
     /// Login: hashes the email, reconciles the profiles, and writes the identity at once.
-    pub fn identify(&mut self, email: JsValue, traits: JsValue, options: JsValue) -> JsResult {
+    pub fn identify(&mut self, email: JsValue, traits: &str, options: &str) -> JsResult {
         let Some(email) = email.as_string() else {
             return Err(fail(Error::new(codes::INVALID_EMAIL, "identify needs an email address string")));
         };
-        let traits = object_from_js(&traits, "identify traits").map_err(fail)?;
-        let opts = from_js(&options).map_err(fail)?;
+        let traits = object_arg(traits, "identify traits")?;
+        let opts = parse_arg(options)?;
         self.load_aside();
         self.ks.identify(now(), &email, traits, &opts).map_err(fail)?;
         self.write_identity();
@@ -156,30 +192,28 @@ impl Core {
     /// Identity changes are written at once (not coalesced): the set-aside profiles, then the profile.
     fn write_identity(&mut self) {
         if let Some(v) = self.ks.take_aside() {
-            if let Ok(s) = js_sys::JSON::stringify(&to_js(&v)) {
-                storage::set(&self.key_aside(), &String::from(s));
-            }
+            storage::set(&self.key_aside(), &json::write(&v, &BrowserHost));
         }
         self.persist();
     }
 
     /// Replaces the page context (read by the wrapper at init and on every navigation).
     #[wasm_bindgen(js_name = setContext)]
-    pub fn set_context(&mut self, context: JsValue) -> JsResult {
-        let ctx = from_js(&context).map_err(fail)?;
+    pub fn set_context(&mut self, context: &str) -> JsResult {
+        let ctx = parse_arg(context)?;
         self.ks.set_context(ctx);
         Ok(JsValue::UNDEFINED)
     }
 
     /// A page view.
-    pub fn page(&mut self, properties: JsValue) -> JsResult {
-        let props = object_from_js(&properties, "page properties").map_err(fail)?;
+    pub fn page(&mut self, properties: &str) -> JsResult {
+        let props = object_arg(properties, "page properties")?;
         self.ks.page(now(), props);
         Ok(JsValue::UNDEFINED)
     }
 
     /// A named event.
-    pub fn track(&mut self, event: JsValue, properties: JsValue) -> JsResult {
+    pub fn track(&mut self, event: JsValue, properties: &str) -> JsResult {
         let Some(name) = event.as_string() else {
             return Err(fail(Error::new(codes::INVALID_ARGUMENT, "track needs an event name string")));
         };
@@ -189,27 +223,26 @@ impl Core {
         if name == "__keystone_trap__" {
             panic!();
         }
-        let props = object_from_js(&properties, "track properties").map_err(fail)?;
+        let props = object_arg(properties, "track properties")?;
         self.ks.track(now(), &name, props).map_err(fail)?;
         Ok(JsValue::UNDEFINED)
     }
 
-    /// Loads definitions (an object); returns `{loaded, rejected}`.
+    /// Loads definitions (their JSON text); returns `{loaded, rejected}` as JSON text.
     #[wasm_bindgen(js_name = loadSegments)]
-    pub fn load_segments(&mut self, definitions: JsValue) -> JsResult {
-        let doc = from_js(&definitions).map_err(fail)?;
+    pub fn load_segments(&mut self, definitions: &str) -> Result<String, JsValue> {
+        let doc = parse_arg(definitions)?;
         let report = self.ks.load_definitions(&doc, now()).map_err(fail)?;
-        let out = Object::new();
-        set(&out, "loaded", report.loaded.iter().map(|s| JsValue::from_str(s)).collect::<Array>().into());
-        set(&out, "rejected", report.rejected.iter().map(error_to_js).collect::<Array>().into());
-        Ok(out.into())
+        let loaded = report.loaded.iter().map(|s| Value::from(s.as_str())).collect();
+        let rejected = report.rejected.iter().map(error_value).collect();
+        Ok(text(&Value::Obj(Map::new().with("loaded", Value::Arr(loaded)).with("rejected", Value::Arr(rejected)))))
     }
 
     /// Which variant of an experience to show: `{experience, variant, holdout}`; records the
     /// exposure once per page view. Errors with `unknown_id` for an unknown experience.
-    pub fn decide(&mut self, id: JsValue) -> JsResult {
+    pub fn decide(&mut self, id: JsValue) -> Result<String, JsValue> {
         let id = id.as_string().unwrap_or_default();
-        self.ks.decide(&id, now()).map(|d| to_js(&d.to_value())).map_err(fail)
+        self.ks.decide(&id, now()).map(|d| text(&d.to_value())).map_err(fail)
     }
 
     /// Ids of the segments the visitor is in, sorted.
@@ -223,15 +256,15 @@ impl Core {
         id.as_string().is_some_and(|id| self.ks.in_segment(&id))
     }
 
-    /// The profile document (a fresh plain object).
-    pub fn profile(&self) -> JsValue {
-        to_js(&self.ks.document_at(now()))
+    /// The profile document, as JSON text.
+    pub fn profile(&self) -> String {
+        text(&self.ks.document_at(now()))
     }
 
     /// Why the visitor is or is not in segment `id`; throws `unknown_id` for an unknown id.
-    pub fn explain(&mut self, id: JsValue) -> JsResult {
+    pub fn explain(&mut self, id: JsValue) -> Result<String, JsValue> {
         let id = id.as_string().unwrap_or_default();
-        self.ks.explain(&id, now()).map(|v| to_js(&v)).map_err(fail)
+        self.ks.explain(&id, now()).map(|v| text(&v)).map_err(fail)
     }
 
     /// Epoch ms of the next time-based membership change, or -1 when none is due.
@@ -266,7 +299,7 @@ impl Core {
             let text = storage::get(&self.key_profile);
             let stored = text.as_deref().filter(|t| Some(*t) != self.seen.as_deref()).map(parse_stored);
             if let Some(v) = self.ks.write(stored.as_ref(), now()) {
-                let s = js_sys::JSON::stringify(&to_js(&v)).map(String::from).unwrap_or_default();
+                let s = json::write(&v, &BrowserHost);
                 let ok = !s.is_empty() && storage::set(&self.key_profile, &s);
                 self.seen = Some(s);
                 if !ok && !self.storage_warned {
@@ -279,47 +312,56 @@ impl Core {
         (self.ks.consent().personalization && !id.is_empty()).then(|| id.into())
     }
 
-    /// Notifications since the last call: `[{type: "segment:enter", segment}, …]`; the array's
-    /// `m` property tells whether `marketing` consent is granted now (data layer activation).
-    pub fn drain(&mut self) -> Array {
+    /// Notifications since the last call, as JSON text `{n, m, q?, a?}`: `n` the notices
+    /// (`[{type: "segment:enter", segment}, …]`), `m` whether `marketing` consent is granted now
+    /// (data layer activation); with an endpoint, `q` the events made since the last call
+    /// (Segment spec) and `a` whether `analytics` consent holds (when not, the wrapper erases
+    /// its queue).
+    pub fn drain(&mut self) -> String {
         let events = self.ks.take_outbox();
-        let out: Array = self.ks
+        let notices = self.ks
             .take_notices()
             .into_iter()
             .map(|n| {
-                let o = Object::new();
                 let (kind, key, val) = match n {
-                    Notice::Enter(s) => ("segment:enter", "segment", JsValue::from_str(&s)),
-                    Notice::Exit(s) => ("segment:exit", "segment", JsValue::from_str(&s)),
-                    Notice::Identify(u) => ("identify", "userId", JsValue::from_str(&u)),
-                    Notice::Reset(a) => ("reset", "anonymousId", JsValue::from_str(&a)),
-                    Notice::Error(e) => ("error", "error", error_to_js(&e)),
+                    Notice::Enter(s) => ("segment:enter", "segment", Value::Str(s)),
+                    Notice::Exit(s) => ("segment:exit", "segment", Value::Str(s)),
+                    Notice::Identify(u) => ("identify", "userId", Value::Str(u)),
+                    Notice::Reset(a) => ("reset", "anonymousId", Value::Str(a)),
+                    Notice::Error(e) => ("error", "error", error_value(&e)),
                 };
-                set(&o, "type", JsValue::from_str(kind));
-                set(&o, key, val);
-                JsValue::from(o)
+                Value::Obj(Map::new().with("type", kind).with(key, val))
             })
             .collect();
-        set(&out, "m", JsValue::from_bool(self.ks.consent().marketing));
+        let mut out = Map::new().with("n", Value::Arr(notices)).with("m", self.ks.consent().marketing);
         if self.deliver {
-            // For delivery: the events made since the last call (Segment spec) and whether
-            // `analytics` consent holds (when not, the wrapper erases its queue).
-            set(&out, "q", events.iter().map(|e| to_js(&e.to_spec())).collect::<Array>().into());
-            set(&out, "a", JsValue::from_bool(self.ks.consent().analytics));
+            out.insert("q", Value::Arr(events.iter().map(|e| e.to_spec()).collect()));
+            out.insert("a", Value::Bool(self.ks.consent().analytics));
         }
-        out
+        text(&Value::Obj(out))
     }
 }
 
-/// GrowthBook-compatible `evalCondition(attributes, condition, savedGroups?)`, synchronous.
-/// Input that cannot be converted (cycles, BigInt) evaluates to false.
+/// The saved groups of the last `evalCondition` call that passed them, parsed once: callers
+/// pass the same (often large) `savedGroups` on every call.
+static GROUPS: crate::web::host::Slot<Value> = crate::web::host::Slot::new(Value::Null);
+
+/// GrowthBook-compatible `evalCondition(attributes, condition, savedGroups?)`, synchronous, over
+/// the JSON text of its arguments (the wrapper stringifies them: one crossing each). `groups`:
+/// the saved groups' text, or None to use the saved groups of the previous call.
+/// Text that is not JSON evaluates to false.
 #[wasm_bindgen(js_name = evalCondition)]
-pub fn eval_condition(attributes: JsValue, condition: JsValue, saved_groups: JsValue) -> bool {
-    let (Ok(obj), Ok(cond), Ok(groups)) = (from_js(&attributes), from_js(&condition), from_js(&saved_groups)) else {
+pub fn eval_condition(attributes: &str, condition: &str, groups: Option<String>) -> bool {
+    if let Some(text) = groups {
+        GROUPS.set(json::parse(&text, &BrowserHost, crate::web::convert::MAX_DEPTH).unwrap_or(Value::Null));
+    }
+    let (Ok(obj), Ok(cond)) = (parse_arg(attributes), parse_arg(condition)) else {
         return false;
     };
-    let cx = crate::core::condition::Ctx { groups: groups.as_obj(), host: &BrowserHost };
-    crate::core::condition::eval_condition(&obj, &cond, &cx)
+    GROUPS.with(|g| {
+        let cx = crate::core::condition::Ctx { groups: g.as_obj(), host: &BrowserHost };
+        crate::core::condition::eval_condition(&obj, &cond, &cx)
+    })
 }
 
 // Benchmark-only exports (cargo feature `bench`; not in the shipped package).

@@ -53,6 +53,7 @@ let epoch = 0;
 const MAX_TRAPS = 3;
 const isTrap = (e) => typeof WebAssembly != "undefined" && e instanceof WebAssembly.RuntimeError;
 function retrap() {
+  lastGroups = "null"; // the fresh instance holds no saved groups
   if (++epoch > MAX_TRAPS) return;
   try {
     __ksReinit();
@@ -104,12 +105,55 @@ export function evalCondition(attributes, condition, savedGroups) {
     return false;
   }
   try {
-    return evalConditionWasm(attributes, condition, savedGroups);
+    // Each argument crosses into wasm as one JSON string. Saved groups are sent only when the
+    // condition names a group, and parsed again only when their text changed since last time.
+    const cond = toJSON(condition, "condition");
+    let groups;
+    if (cond.includes('Group"')) {
+      const text = savedGroups == null ? "null" : toJSON(savedGroups, "savedGroups");
+      if (text !== lastGroups) groups = lastGroups = text;
+    }
+    return evalConditionWasm(toJSON(attributes, "attributes"), cond, groups);
   } catch (e) {
     if (isTrap(e)) retrap();
     warn(toKeystoneError(e));
     return false;
   }
+}
+
+let lastGroups = "null";
+
+/**
+ * `JSON.stringify(value)` for the engine (`undefined` as `null`); a value it cannot print (a
+ * cycle, a BigInt, a throwing getter or Proxy) is an `invalid_argument` error.
+ */
+export function toJSON(value, what) {
+  try {
+    return JSON.stringify(value) ?? "null";
+  } catch (e) {
+    let why = "";
+    try {
+      why = ": " + String(e && e.message);
+    } catch (_) {}
+    throw new KeystoneError("invalid_argument", what + " cannot be read as JSON" + why);
+  }
+}
+
+/** The `init` options the engine reads, as JSON text (definitions and the rest stay in JS). */
+function optionsText(o) {
+  const keys = ["sessionTimeout", "retention", "trackSegments", "consent", "storagePrefix", "cookieDomain", "endpoint"];
+  const picked = {};
+  for (const k of keys) if (o[k] !== undefined) picked[k] = o[k];
+  return toJSON(picked, "init options");
+}
+
+/** The engine's notices (JSON text) as the array the instance dispatches, with `m`/`q`/`a`. */
+function notices(text) {
+  const d = JSON.parse(text);
+  const out = d.n;
+  out.m = d.m;
+  if ("q" in d) (out.q = d.q), (out.a = d.a);
+  return out;
 }
 
 /** One Keystone instance (per page). */
@@ -147,8 +191,8 @@ export class Instance {
       } catch (_) {}
       if (epoch > MAX_TRAPS) return null;
       try {
-        const core = new Core(this.#options, readCookie(this.#prefix() + "aid"));
-        core.setContext(readContext());
+        const core = new Core(optionsText(this.#options), readCookie(this.#prefix() + "aid"));
+        core.setContext(toJSON(readContext()));
         if (this.#defs) core.loadSegments(this.#defs);
         core.drain(); // rebuilding is not a change the page should hear about
         this.#core = core;
@@ -201,7 +245,7 @@ export class Instance {
   #after(mutates) {
     let notes = [];
     try {
-      notes = this.#engine() ? this.#core.drain() : [];
+      notes = this.#engine() ? notices(this.#core.drain()) : [];
     } catch (e) {
       if (isTrap(e)) retrap();
       notes = [];
@@ -219,7 +263,8 @@ export class Instance {
       this.#schedulePersist();
       this.#scheduleExpiry();
     }
-    if (this.#tx && (mutates || (notes.q && notes.q.length))) this.#tx.take(notes);
+    // Also with nothing new when analytics consent is off: a refusal erases what was queued.
+    if (this.#tx && (mutates || (notes.q && notes.q.length) || notes.a === false)) this.#tx.take(notes);
     if ((mutates || notes.length) && this.#onChange) this.#onChange();
   }
 
@@ -328,8 +373,8 @@ export class Instance {
   /** @internal An SPA navigation seen by auto-capture: a page view with the previous URL as referrer. */
   _navigated(referrer) {
     this.#run(() => {
-      this.#core.setContext(readContext(referrer));
-      this.#core.page(undefined);
+      this.#core.setContext(toJSON(readContext(referrer)));
+      this.#core.page("null");
     }, undefined, true);
   }
 
@@ -338,22 +383,22 @@ export class Instance {
   /** Records a page view. */
   page(properties) {
     this.#run(() => {
-      this.#core.setContext(readContext());
-      this.#core.page(properties);
+      this.#core.setContext(toJSON(readContext()));
+      this.#core.page(toJSON(properties, "page properties"));
     }, undefined, true);
   }
 
   /** Merges traits into the profile; emits a Segment `identify` event. */
   setTraits(traits) {
-    this.#run(() => this.#core.setTraits(traits), undefined, true);
+    this.#run(() => this.#core.setTraits(toJSON(traits, "traits")), undefined, true);
   }
 
   /** Merges consent categories; granting starts collection, withdrawing stops it. */
   setConsent(consent) {
     return this.#runAsync(() => {
-      // null is the engine's "forget"; from the page only an object of categories is valid.
+      // Only an object of categories is valid (forget() is the way to withdraw everything).
       if (!consent || typeof consent != "object" || Array.isArray(consent)) throw new KeystoneError("invalid_argument", "setConsent needs an object such as {analytics: true}");
-      this.#core.setConsent(consent);
+      this.#core.setConsent(toJSON(consent, "consent"));
       this.persistNow();
     });
   }
@@ -363,7 +408,7 @@ export class Instance {
     clearTimeout(this.#persistTimer);
     this.#persistTimer = 0;
     return this.#runAsync(() => {
-      this.#core.setConsent(null);
+      this.#core.forget();
       eraseAll(this.#prefix(), this.#options.cookieDomain);
       this.#cookieId = null;
     });
@@ -371,13 +416,13 @@ export class Instance {
 
   /** Records a named event. */
   track(event, properties) {
-    this.#run(() => this.#core.track(event, properties), undefined, true);
+    this.#run(() => this.#core.track(event, toJSON(properties, "track properties")), undefined, true);
   }
 
   /** Login: hashes the email on the device and reconciles the profiles; written at once. */
   identify(email, traits, options) {
     return this.#runAsync(() => {
-      this.#core.identify(typeof email == "string" ? email.trim() : email, traits, options);
+      this.#core.identify(typeof email == "string" ? email.trim() : email, toJSON(traits, "identify traits"), toJSON(options, "identify options"));
     }, true);
   }
 
@@ -394,8 +439,9 @@ export class Instance {
     } catch (e) {
       throw this.#report(e);
     }
-    const report = await this.#runAsync(() => this.#core.loadSegments(doc), true);
-    this.#defs = doc; // replayed into a rebuilt engine after a trap
+    let text;
+    const report = JSON.parse(await this.#runAsync(() => this.#core.loadSegments((text = toJSON(doc, "segment definitions"))), true));
+    this.#defs = text; // replayed into a rebuilt engine after a trap
     // Each rejected definition is also an "error" event (and a warning).
     return { loaded: report.loaded, rejected: report.rejected.map((r) => this.#report(r)) };
   }
@@ -403,7 +449,7 @@ export class Instance {
   /** Which variant of an experience to show: `{experience, variant, holdout}`, or null. */
   decide(experienceId) {
     // Not a "change" for the declarative renderer (which calls it): only an exposure to persist.
-    const d = this.#run(() => this.#core.decide(experienceId), null);
+    const d = this.#run(() => JSON.parse(this.#core.decide(experienceId)), null);
     this.#schedulePersist();
     return d;
   }
@@ -420,7 +466,7 @@ export class Instance {
 
   /** The profile document (a plain object copy). */
   profile() {
-    return this.#run(() => this.#core.profile(), null);
+    return this.#run(() => JSON.parse(this.#core.profile()), null);
   }
 
   /** The anonymous id (null before consent in opt-in mode and after forget()). */
@@ -435,7 +481,7 @@ export class Instance {
 
   /** Why the visitor is or is not in a segment: the condition tree with each node's result. */
   explain(id) {
-    return this.#run(() => this.#core.explain(id), null);
+    return this.#run(() => JSON.parse(this.#core.explain(id)), null);
   }
 
   /** GrowthBook-compatible condition evaluation (see the module function). */
@@ -491,8 +537,8 @@ export function init(options, wasmUrl) {
       // Under the lock, so tabs starting together agree on one anonymous id: the first creates
       // and writes it, the others read it.
       ks = await withLock((opts.storagePrefix || "ks_") + "profile", () => {
-        const core = new Core(opts, readCookie((opts.storagePrefix || "ks_") + "aid"));
-        core.setContext(readContext());
+        const core = new Core(optionsText(opts), readCookie((opts.storagePrefix || "ks_") + "aid"));
+        core.setContext(toJSON(readContext()));
         const inst = new Instance(core, opts);
         inst.persistNow();
         return inst;

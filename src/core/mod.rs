@@ -18,6 +18,7 @@ pub mod host;
 pub mod identity;
 pub mod ids;
 pub mod journal;
+pub mod json;
 pub mod keystone;
 pub mod merge;
 pub mod prelude;

@@ -8,17 +8,42 @@ use crate::core::host::Host;
 use js_sys::RegExp;
 use wasm_bindgen::JsValue;
 
+/// How many compiled regexes are kept.
+const REGEX_CACHE: usize = 64;
+
+/// Compiled regexes (None: the pattern is invalid); emptied when full.
+static REGEXES: Slot<Vec<(String, String, Option<RegExp>)>> = Slot::new(Vec::new());
+
+fn compile(pattern: &str, flags: &str) -> Option<RegExp> {
+    // `new RegExp` throws on an invalid pattern; js_sys exposes no catching constructor, so
+    // go through Reflect.construct, which returns the exception as an Err.
+    let args = js_sys::Array::of2(&JsValue::from_str(pattern), &JsValue::from_str(flags));
+    let ctor: js_sys::Function = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("RegExp")).ok()?.into();
+    js_sys::Reflect::construct(&ctor, &args).ok().map(Into::into)
+}
+
 /// Host services backed by the browser.
 pub struct BrowserHost;
 
 impl Host for BrowserHost {
     fn regex_test(&self, pattern: &str, flags: &str, text: &str) -> Option<bool> {
-        // `new RegExp` throws on an invalid pattern; js_sys exposes no catching constructor, so
-        // go through Reflect.construct, which returns the exception as an Err.
-        let args = js_sys::Array::of2(&JsValue::from_str(pattern), &JsValue::from_str(flags));
-        let ctor: js_sys::Function = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("RegExp")).ok()?.into();
-        let re: RegExp = js_sys::Reflect::construct(&ctor, &args).ok()?.into();
-        Some(re.test(text))
+        // Compiled once per (pattern, flags): evaluation tests the same few patterns over and
+        // over. Flags are only "" or "i", so `test` keeps no state between calls.
+        let hit = REGEXES.with(|c| c.iter().find(|(p, f, _)| p == pattern && f == flags).map(|(_, _, re)| re.clone()));
+        let re = match hit {
+            Some(re) => re,
+            None => {
+                let re = compile(pattern, flags);
+                REGEXES.with_mut(|c| {
+                    if c.len() >= REGEX_CACHE {
+                        c.clear();
+                    }
+                    c.push((pattern.into(), flags.into(), re.clone()));
+                });
+                re
+            }
+        };
+        Some(re?.test(text))
     }
 
     fn parse_number(&self, s: &str) -> f64 {
@@ -40,5 +65,34 @@ impl Host for BrowserHost {
                 *b = (js_sys::Math::random() * 256.0) as u8;
             }
         }
+    }
+}
+
+/// A value kept across calls by the single-threaded wasm instance (the regex cache, the saved
+/// groups of `evalCondition`). Accessors take closures that must not touch the same slot again
+/// (none does); a plain cell keeps RefCell's panic paths out of the binary.
+pub struct Slot<T>(core::cell::UnsafeCell<T>);
+
+// SAFETY: wasm32 without the atomics feature has one thread; a Slot is never shared across threads.
+unsafe impl<T> Sync for Slot<T> {}
+
+impl<T> Slot<T> {
+    /// A slot holding `v`.
+    pub const fn new(v: T) -> Slot<T> {
+        Slot(core::cell::UnsafeCell::new(v))
+    }
+    /// Replaces the value.
+    pub fn set(&self, v: T) {
+        self.with_mut(|x| *x = v);
+    }
+    /// Reads the value.
+    pub fn with<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        // SAFETY: one thread, and no accessor closure re-enters this slot, so no &mut is alive.
+        f(unsafe { &*self.0.get() })
+    }
+    /// Changes the value.
+    pub fn with_mut<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        // SAFETY: as in `with`: this is the only reference while `f` runs.
+        f(unsafe { &mut *self.0.get() })
     }
 }

@@ -342,6 +342,33 @@ test("no endpoint: nothing is queued or sent; no analytics consent: nothing eith
   await context.close();
 });
 
+test("events queued before a consent refusal are erased: stored queue emptied, never sent", async () => {
+  const { context, page } = await fresh();
+  // Held back by count and time, so they sit in the stored queue.
+  await track(page, { ...FAST, flushAt: 100, flushInterval: 60000 }, "refused", 6);
+  const stored = () =>
+    page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("ks_q.")).reduce((n, k) => n + Math.max(0, (localStorage.getItem(k) || "").split("\n").length - 1), 0)); // a header line, then one per event
+  assert.ok(await until(async () => (await stored()) === 6, 3000), "the 6 events are stored before the refusal");
+  await page.evaluate(() => ks.setConsent({ analytics: false }));
+  assert.equal(await stored(), 0, "the refusal erases the stored queue");
+  await page.evaluate(() => ks.track("Delivery Test", { run: "refused", tab: 0, i: 6 }));
+  await page.evaluate(() => ks.setConsent({ analytics: true }));
+  await page.evaluate(() => ks.track("Delivery Test", { run: "granted", tab: 0, i: 0 }));
+  await page.evaluate(() => ks.flush());
+  // A later page of the same visitor has nothing left to send either.
+  const page2 = await h.open("/tests/esm.html", { context });
+  await page2.evaluate(async (opts) => {
+    const ks = await Keystone.init(opts);
+    await ks.flush();
+  }, FAST);
+  await sleep(300);
+  const runs = collector().events.map((e) => e.properties && e.properties.run);
+  assert.equal(runs.filter((r) => r === "refused").length, 0, "nothing queued before or during the refusal is sent");
+  assert.equal(runs.filter((r) => r === "granted").length, 1, "events after consent is granted again are sent");
+  rows.push({ fault: "consent refused with 6 queued", sent: 0, delivered: 0, duplicates: 0, requests: collector().requests.length });
+  await context.close();
+});
+
 test("a bad endpoint rejects init with invalid_argument", async () => {
   const { context, page } = await fresh();
   const code = await page.evaluate(() => Keystone.init({ endpoint: "ftp://x/y" }).then(() => "resolved", (e) => e.code));
