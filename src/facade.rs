@@ -12,16 +12,16 @@ use crate::core::error::{codes, Error};
 use crate::core::json;
 use crate::core::keystone::{Keystone, Notice, Options};
 use crate::core::value::{Map, Value};
-use crate::web::convert::error_to_js;
-use crate::web::host::BrowserHost;
+use crate::web::host::{BrowserHost, Slot};
 use crate::web::storage;
-use js_sys::{Array, Reflect};
 use wasm_bindgen::prelude::*;
 
 type JsResult = Result<JsValue, JsValue>;
 
+/// An error as thrown to the wrapper: the JSON text of `{code, message, segmentId?, path?}`,
+/// which `toKeystoneError` turns into a `KeystoneError`.
 fn fail(e: Error) -> JsValue {
-    error_to_js(&e)
+    JsValue::from_str(&text(&error_value(&e)))
 }
 
 fn now() -> f64 {
@@ -95,9 +95,8 @@ impl Core {
     #[wasm_bindgen(constructor)]
     pub fn new(options: &str, cookie_id: Option<String>) -> Result<Core, JsValue> {
         let opts_value = parse_arg(options)?;
-        let gpc = web_sys::window()
-            .and_then(|w| Reflect::get(&w.navigator(), &JsValue::from_str("globalPrivacyControl")).ok())
-            .is_some_and(|v| v.is_truthy());
+        // Global Privacy Control, read by the wrapper from `navigator.globalPrivacyControl`.
+        let gpc = opts_value.get("__gpc").is_some_and(Value::truthy);
         let opts = Options::from_value(&opts_value, gpc).map_err(fail)?;
         let prefix = String::from(opts_value.get("storagePrefix").and_then(Value::as_str).unwrap_or("ks_"));
         let mut key_profile = prefix.clone();
@@ -246,8 +245,8 @@ impl Core {
     }
 
     /// Ids of the segments the visitor is in, sorted.
-    pub fn segments(&self) -> Array {
-        self.ks.segments().iter().map(|s| JsValue::from_str(s)).collect()
+    pub fn segments(&self) -> String {
+        text(&Value::Arr(self.ks.segments().iter().map(|s| Value::from(s.as_str())).collect()))
     }
 
     /// Whether the visitor is in segment `id`.
@@ -342,25 +341,33 @@ impl Core {
     }
 }
 
-/// The saved groups of the last `evalCondition` call that passed them, parsed once: callers
-/// pass the same (often large) `savedGroups` on every call.
-static GROUPS: crate::web::host::Slot<Value> = crate::web::host::Slot::new(Value::Null);
+/// What the last `evalCondition` calls passed, parsed once: the saved groups (callers pass the
+/// same, often large, object on every call), the attributes (a page evaluates many conditions
+/// for the same visitor) and the condition (or one condition over many documents).
+static GROUPS: Slot<Option<Value>> = Slot::new(None);
+static ATTRIBUTES: Slot<Option<Value>> = Slot::new(None);
+static CONDITION: Slot<Option<Value>> = Slot::new(None);
 
 /// GrowthBook-compatible `evalCondition(attributes, condition, savedGroups?)`, synchronous, over
-/// the JSON text of its arguments (the wrapper stringifies them: one crossing each). `groups`:
-/// the saved groups' text, or None to use the saved groups of the previous call.
-/// Text that is not JSON evaluates to false.
+/// the JSON text of its arguments (the wrapper stringifies them: one crossing each). An argument
+/// left out (None) is the same text as in the previous call, already parsed. Text that is not
+/// JSON (or nested too deeply) evaluates to false.
 #[wasm_bindgen(js_name = evalCondition)]
-pub fn eval_condition(attributes: &str, condition: &str, groups: Option<String>) -> bool {
-    if let Some(text) = groups {
-        GROUPS.set(json::parse(&text, &BrowserHost, crate::web::convert::MAX_DEPTH).unwrap_or(Value::Null));
+pub fn eval_condition(attributes: Option<String>, condition: Option<String>, groups: Option<String>) -> bool {
+    for (slot, text) in [(&GROUPS, groups), (&ATTRIBUTES, attributes), (&CONDITION, condition)] {
+        if let Some(t) = text {
+            slot.set(parse_arg(&t).ok());
+        }
     }
-    let (Ok(obj), Ok(cond)) = (parse_arg(attributes), parse_arg(condition)) else {
-        return false;
-    };
     GROUPS.with(|g| {
-        let cx = crate::core::condition::Ctx { groups: g.as_obj(), host: &BrowserHost };
-        crate::core::condition::eval_condition(&obj, &cond, &cx)
+        ATTRIBUTES.with(|obj| {
+            CONDITION.with(|cond| {
+                let (Some(obj), Some(cond)) = (obj, cond) else { return false };
+                let groups = g.as_ref().and_then(Value::as_obj);
+                let cx = crate::core::condition::Ctx { groups, host: &BrowserHost };
+                crate::core::condition::eval_condition(obj, cond, &cx)
+            })
+        })
     })
 }
 

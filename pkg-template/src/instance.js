@@ -29,6 +29,12 @@ export class KeystoneError extends Error {
 /** Turns anything thrown by the engine (or a JS failure) into a KeystoneError. */
 export function toKeystoneError(e) {
   if (e instanceof KeystoneError) return e;
+  // The engine throws its errors as JSON text.
+  if (typeof e == "string" && e[0] == "{") {
+    try {
+      e = JSON.parse(e);
+    } catch (_) {}
+  }
   if (e && typeof e === "object" && typeof e.code === "string" && !(e instanceof Error)) {
     return new KeystoneError(e.code, e.message, e);
   }
@@ -53,7 +59,7 @@ let epoch = 0;
 const MAX_TRAPS = 3;
 const isTrap = (e) => typeof WebAssembly != "undefined" && e instanceof WebAssembly.RuntimeError;
 function retrap() {
-  lastGroups = "null"; // the fresh instance holds no saved groups
+  last = NONE; // the fresh instance holds none
   if (++epoch > MAX_TRAPS) return;
   try {
     __ksReinit();
@@ -105,23 +111,32 @@ export function evalCondition(attributes, condition, savedGroups) {
     return false;
   }
   try {
-    // Each argument crosses into wasm as one JSON string. Saved groups are sent only when the
-    // condition names a group, and parsed again only when their text changed since last time.
+    // Each argument crosses into wasm as one JSON string, and only when it differs from the
+    // previous call's (wasm keeps the last ones parsed): a page evaluates many conditions for
+    // one visitor. Saved groups are sent only when the condition names a group.
     const cond = toJSON(condition, "condition");
+    const attrs = toJSON(attributes, "attributes");
     let groups;
+    if (last === NONE) last = { ...NONE };
     if (cond.includes('Group"')) {
       const text = savedGroups == null ? "null" : toJSON(savedGroups, "savedGroups");
-      if (text !== lastGroups) groups = lastGroups = text;
+      if (text !== last.g) groups = last.g = text;
     }
-    return evalConditionWasm(toJSON(attributes, "attributes"), cond, groups);
+    const a = attrs === last.a ? undefined : (last.a = attrs);
+    const c = cond === last.c ? undefined : (last.c = cond);
+    return evalConditionWasm(a, c, groups);
   } catch (e) {
+    last = NONE; // wasm may not hold what `last` says
     if (isTrap(e)) retrap();
     warn(toKeystoneError(e));
     return false;
   }
 }
 
-let lastGroups = "null";
+// The argument texts wasm holds from the last evalCondition call (see there); "" is no JSON
+// text, so it means "nothing held".
+const NONE = { a: "", c: "", g: "" };
+let last = NONE;
 
 /**
  * `JSON.stringify(value)` for the engine (`undefined` as `null`); a value it cannot print (a
@@ -144,6 +159,9 @@ function optionsText(o) {
   const keys = ["sessionTimeout", "retention", "trackSegments", "consent", "storagePrefix", "cookieDomain", "endpoint"];
   const picked = {};
   for (const k of keys) if (o[k] !== undefined) picked[k] = o[k];
+  try {
+    picked.__gpc = navigator.globalPrivacyControl === true; // Global Privacy Control
+  } catch (_) {}
   return toJSON(picked, "init options");
 }
 
@@ -165,6 +183,7 @@ export class Instance {
   #expiryAt = -1;
   #options;
   #cleanups = [];
+  #channel = null;
   #onChange = null;
   #activate = null;
   #early = [];
@@ -342,9 +361,15 @@ export class Instance {
     };
     // Another tab wrote the profile: rebase onto it now (profile() sees it in this turn).
     addEventListener("storage", (e) => this.#run(() => this.#core.sync(e.key, e.newValue), false, true));
+    // forget() in another tab of the site: this tab withdraws all consent and drops its state too.
+    try {
+      const channel = (this.#channel = new BroadcastChannel("keystone:" + this.#prefix()));
+      channel.onmessage = (e) => e.data === "forget" && this.#run(() => this.#forgetHere(), undefined, true);
+      this.#cleanups.push(() => channel.close());
+    } catch (_) {}
     this.#activate = dataLayer(this.#options.dataLayer, () => {
       try {
-        return this.#core.segments();
+        return JSON.parse(this.#core.segments());
       } catch (_) {
         return [];
       }
@@ -408,10 +433,20 @@ export class Instance {
     clearTimeout(this.#persistTimer);
     this.#persistTimer = 0;
     return this.#runAsync(() => {
-      this.#core.forget();
+      this.#forgetHere();
       eraseAll(this.#prefix(), this.#options.cookieDomain);
-      this.#cookieId = null;
+      // The site's other tabs forget too (a message, not a key: nothing may be stored now).
+      try {
+        this.#channel && this.#channel.postMessage("forget");
+      } catch (_) {}
     });
+  }
+
+  #forgetHere() {
+    clearTimeout(this.#persistTimer);
+    this.#persistTimer = 0;
+    this.#core.forget();
+    this.#cookieId = null;
   }
 
   /** Records a named event. */
@@ -456,7 +491,7 @@ export class Instance {
 
   /** Ids of the segments the visitor is in now, sorted. */
   segments() {
-    return this.#run(() => this.#core.segments(), []);
+    return this.#run(() => JSON.parse(this.#core.segments()), []);
   }
 
   /** Whether the visitor is in segment `id`. */

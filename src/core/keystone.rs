@@ -531,7 +531,7 @@ impl Keystone {
         self.clock = now;
         let mut next: Vec<String> = Vec::new();
         if self.consent.personalization {
-            let doc = if self.defs.uses_doc { Some(self.document_at(now)) } else { None };
+            let doc = if self.defs.uses_doc { Some(self.document_for_segments(now)) } else { None };
             next = segment::evaluate(&self.defs, &mut self.profile, doc.as_ref(), now, self.host.as_ref());
         }
         if notify {
@@ -645,11 +645,33 @@ impl Keystone {
     /// The profile document (DESIGN §3) at `now` (scores decay with time).
     pub fn document_at(&self, now: f64) -> Value {
         let mut m = self.profile.document();
-        m.insert("scores", Value::Obj(segment::scores_doc(&self.defs, &self.profile.behaviour, now)));
-        m.insert("linkedAnonymousIds", Value::Arr(self.profile.linked.iter().map(|id| Value::Str(id.clone())).collect()));
-        m.insert("segments", Value::Arr(self.members.iter().map(|s| Value::Str(s.clone())).collect()));
-        m.insert("consent", self.consent.to_value());
+        for k in ["scores", "linkedAnonymousIds", "segments", "consent"] {
+            m.insert(k, self.field(k, now));
+        }
         Value::Obj(m)
+    }
+
+    /// The part of the document that segment conditions read (all of it when unknown).
+    fn document_for_segments(&self, now: f64) -> Value {
+        if self.defs.doc_keys.is_empty() {
+            return self.document_at(now);
+        }
+        let mut m = Map::new();
+        for k in &self.defs.doc_keys {
+            m.insert(k.as_str(), self.field(k, now));
+        }
+        Value::Obj(m)
+    }
+
+    /// One top-level field of the profile document.
+    fn field(&self, key: &str, now: f64) -> Value {
+        match key {
+            "scores" => Value::Obj(segment::scores_doc(&self.defs, &self.profile.behaviour, now)),
+            "linkedAnonymousIds" => Value::Arr(self.profile.linked.iter().map(|id| Value::Str(id.clone())).collect()),
+            "segments" => Value::Arr(self.members.iter().map(|s| Value::Str(s.clone())).collect()),
+            "consent" => self.consent.to_value(),
+            k => self.profile.field(k),
+        }
     }
 
     /// Queues an error notice (problems the browser layer finds, e.g. storage refusing writes).

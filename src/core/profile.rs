@@ -230,36 +230,46 @@ impl Profile {
     /// The profile document (DESIGN §3) as conditions see it. `extra` fields (scores, segments,
     /// consent) are appended by the caller.
     pub fn document(&self) -> Map {
-        let mut events = Map::new();
-        for e in &self.events {
-            events.insert(
-                e.name.as_str(),
-                Value::Obj(
-                    Map::new()
-                        .with("count", e.counts.total())
-                        .with("firstAt", iso(e.first))
-                        .with("lastAt", iso(e.last)),
-                ),
-            );
+        let mut m = Map::new();
+        for k in PROFILE_KEYS {
+            m.insert(k, self.field(k));
         }
-        let session = Map::new()
-            .with("id", self.session.id.as_str())
-            .with("count", self.session.count)
-            .with("pageviews", self.session.pageviews)
-            .with("startedAt", iso(self.session.started_at))
-            .with("durationSec", ((self.session.last_activity - self.session.started_at) / 1000.0).max(0.0) as u32);
-        Map::new()
-            .with("anonymousId", Some(self.anonymous_id.as_str()).filter(|s| !s.is_empty()))
-            .with("userId", self.user_id.as_deref())
-            .with("identified", self.user_id.is_some())
-            .with("traits", Value::Obj(self.traits.clone()))
-            .with("context", self.context.clone())
-            .with("session", Value::Obj(session))
-            .with("firstSeen", iso(self.first_seen))
-            .with("lastSeen", iso(self.last_seen))
-            .with("events", Value::Obj(events))
+        m
+    }
+
+    /// One top-level field of [`Profile::document`] (`null` for a key it does not have).
+    pub fn field(&self, key: &str) -> Value {
+        match key {
+            "anonymousId" => Some(self.anonymous_id.as_str()).filter(|s| !s.is_empty()).into(),
+            "userId" => self.user_id.as_deref().into(),
+            "identified" => self.user_id.is_some().into(),
+            "traits" => Value::Obj(self.traits.clone()),
+            "context" => self.context.clone(),
+            "session" => Value::Obj(
+                Map::new()
+                    .with("id", self.session.id.as_str())
+                    .with("count", self.session.count)
+                    .with("pageviews", self.session.pageviews)
+                    .with("startedAt", iso(self.session.started_at))
+                    .with("durationSec", ((self.session.last_activity - self.session.started_at) / 1000.0).max(0.0) as u32),
+            ),
+            "firstSeen" => iso(self.first_seen).into(),
+            "lastSeen" => iso(self.last_seen).into(),
+            "events" => {
+                let mut events = Map::new();
+                for e in &self.events {
+                    let m = Map::new().with("count", e.counts.total()).with("firstAt", iso(e.first)).with("lastAt", iso(e.last));
+                    events.insert(e.name.as_str(), Value::Obj(m));
+                }
+                Value::Obj(events)
+            }
+            _ => Value::Null,
+        }
     }
 }
+
+/// The top-level keys of [`Profile::document`], in order.
+pub const PROFILE_KEYS: [&str; 9] = ["anonymousId", "userId", "identified", "traits", "context", "session", "firstSeen", "lastSeen", "events"];
 
 fn ring_size(e: &RecentEvent) -> usize {
     e.name.len() + 16 + e.props.approx_size()

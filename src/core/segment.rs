@@ -72,6 +72,11 @@ pub struct Definitions {
     pub thresholds: Vec<(usize, f64)>,
     /// Whether any segment tests the profile document (else it is never built).
     pub uses_doc: bool,
+    /// Indexes of `segments` in id order (memberships are reported sorted).
+    pub order: Vec<usize>,
+    /// The top-level keys of the profile document that conditions test (only those are built
+    /// for an evaluation); empty with `uses_doc` means all of them.
+    pub doc_keys: Vec<String>,
 }
 
 /// What a load did: ids loaded, and one error per rejected definition.
@@ -164,9 +169,19 @@ pub fn parse(doc: &Value, retention_ms: f64) -> Result<(Definitions, LoadReport)
         report.loaded.push(d.id.clone());
     }
     let mut thresholds = Vec::new();
+    let mut heads = Vec::new();
     for s in &defs.segments {
-        defs.uses_doc |= scan(&s.cond, &defs.scores, &mut thresholds);
+        scan(&s.cond, &defs.scores, &mut thresholds, &mut heads);
     }
+    defs.uses_doc = !heads.is_empty();
+    // Insertion by binary search: the library's sort would add kilobytes to the wasm.
+    let mut order: Vec<usize> = Vec::with_capacity(defs.segments.len());
+    for (i, s) in defs.segments.iter().enumerate() {
+        let at = order.partition_point(|&j| defs.segments.get(j).is_some_and(|o| o.id < s.id));
+        order.insert(at, i);
+    }
+    defs.order = order;
+    defs.doc_keys = heads;
     defs.thresholds = thresholds;
     Ok((defs, report))
 }
@@ -376,11 +391,17 @@ const BAD_DURATION: &str = "bad duration: an integer and m, h, d or w (\"7d\")";
 
 /// Collects the score thresholds of `c` (for the next-change timer); whether it reads the
 /// profile document.
-fn scan(c: &Cond, scores: &[ScoreDef], out: &mut Vec<(usize, f64)>) -> bool {
+/// Collects the score thresholds conditions compare against, and the top-level document keys
+/// they read (`heads`).
+fn scan(c: &Cond, scores: &[ScoreDef], out: &mut Vec<(usize, f64)>, heads: &mut Vec<String>) {
     match c {
-        Cond::And(v) | Cond::Or(v) | Cond::Nor(v) => v.iter().fold(false, |a, c| scan(c, scores, out) | a),
-        Cond::Not(b) => scan(b, scores, out),
+        Cond::And(v) | Cond::Or(v) | Cond::Nor(v) => v.iter().for_each(|c| scan(c, scores, out, heads)),
+        Cond::Not(b) => scan(b, scores, out, heads),
         Cond::Field(path, test) => {
+            let head = path.split('.').next().unwrap_or_default();
+            if !heads.iter().any(|h| h == head) {
+                heads.push(head.into());
+            }
             if let Some(i) = path.strip_prefix("scores.").and_then(|id| scores.iter().position(|s| s.id == id)) {
                 match test {
                     Value::Num(n) => out.push((i, *n)),
@@ -388,9 +409,8 @@ fn scan(c: &Cond, scores: &[ScoreDef], out: &mut Vec<(usize, f64)>) -> bool {
                     _ => {}
                 }
             }
-            true
         }
-        _ => false,
+        _ => {}
     }
 }
 
@@ -592,14 +612,8 @@ fn member_init(defs: &Definitions) -> Vec<u8> {
 pub fn evaluate(defs: &Definitions, profile: &mut Profile, doc: Option<&Value>, now: f64, host: &dyn Host) -> Vec<String> {
     prepare(defs, profile, host);
     let mut ev = Eval { defs, state: &mut profile.behaviour, doc: doc.unwrap_or(&Value::Null), now, cx: ctx(defs, host), member: member_init(defs) };
-    let mut ids: Vec<String> = Vec::new();
-    for (i, s) in defs.segments.iter().enumerate() {
-        if ev.segment(i) {
-            let at = ids.partition_point(|x| x < &s.id);
-            ids.insert(at, s.id.clone());
-        }
-    }
-    ids
+    let hits: Vec<bool> = (0..defs.segments.len()).map(|i| ev.segment(i)).collect();
+    defs.order.iter().filter(|&&i| hits.get(i) == Some(&true)).filter_map(|&i| defs.segments.get(i)).map(|s| s.id.clone()).collect()
 }
 
 /// Why the visitor is or is not in segment `id`: `{id, kind: "segment", name, result, tree}`;

@@ -40,6 +40,8 @@ pub struct Definitions {
     pub segments: Vec<SegmentDef>,
     /// Whether any segment reads the profile document (always, here).
     pub uses_doc: bool,
+    /// Top-level document keys read; empty: all of them.
+    pub doc_keys: Vec<String>,
 }
 
 /// What a load did: ids loaded, and one error per rejected definition.

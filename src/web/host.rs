@@ -5,21 +5,26 @@
 use crate::core::prelude::*;
 
 use crate::core::host::Host;
-use js_sys::RegExp;
 use wasm_bindgen::JsValue;
 
 /// How many compiled regexes are kept.
 const REGEX_CACHE: usize = 64;
 
 /// Compiled regexes (None: the pattern is invalid); emptied when full.
-static REGEXES: Slot<Vec<(String, String, Option<RegExp>)>> = Slot::new(Vec::new());
+static REGEXES: Slot<Vec<(String, String, Option<Re>)>> = Slot::new(Vec::new());
 
-fn compile(pattern: &str, flags: &str) -> Option<RegExp> {
-    // `new RegExp` throws on an invalid pattern; js_sys exposes no catching constructor, so
-    // go through Reflect.construct, which returns the exception as an Err.
-    let args = js_sys::Array::of2(&JsValue::from_str(pattern), &JsValue::from_str(flags));
-    let ctor: js_sys::Function = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("RegExp")).ok()?.into();
-    js_sys::Reflect::construct(&ctor, &args).ok().map(Into::into)
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    /// A JavaScript RegExp.
+    #[wasm_bindgen(js_name = RegExp)]
+    #[derive(Clone)]
+    type Re;
+    /// `new RegExp(pattern, flags)`, its SyntaxError returned rather than thrown (js_sys's
+    /// constructor has no catching form).
+    #[wasm_bindgen(catch, constructor, js_class = "RegExp")]
+    fn new(pattern: &str, flags: &str) -> Result<Re, JsValue>;
+    #[wasm_bindgen(method)]
+    fn test(this: &Re, text: &str) -> bool;
 }
 
 /// Host services backed by the browser.
@@ -33,7 +38,7 @@ impl Host for BrowserHost {
         let re = match hit {
             Some(re) => re,
             None => {
-                let re = compile(pattern, flags);
+                let re = Re::new(pattern, flags).ok();
                 REGEXES.with_mut(|c| {
                     if c.len() >= REGEX_CACHE {
                         c.clear();

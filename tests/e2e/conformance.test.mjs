@@ -63,3 +63,35 @@ test("evalCondition works after init and on the instance; hostile input is false
   assert.deepEqual(out, [true, true, true, false, true]);
   await page.context().close();
 });
+
+test("evalCondition keeps the last arguments parsed in wasm, never a stale copy of them", async () => {
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    await Keystone.load();
+    const r = [];
+    const attrs = { tier: "gold", id: "u1", n: 3 };
+    const cond = { tier: "gold" };
+    const groups = { beta: ["u1"] };
+    r.push(K.evalCondition(attrs, cond)); // true
+    attrs.tier = "silver"; // the same object, mutated
+    r.push(K.evalCondition(attrs, cond)); // false
+    cond.tier = "silver"; // the same condition object, mutated
+    r.push(K.evalCondition(attrs, cond)); // true
+    const inBeta = { id: { $inGroup: "beta" } };
+    r.push(K.evalCondition(attrs, inBeta, groups)); // true
+    groups.beta = ["u2"]; // saved groups changed in place
+    r.push(K.evalCondition(attrs, inBeta, groups)); // false
+    r.push(K.evalCondition(attrs, inBeta)); // false: no groups
+    r.push(K.evalCondition(attrs, inBeta, { beta: ["u1"] })); // true
+    // A condition that cannot be read (a cycle) is false, and the next call is not confused by it.
+    const cyclic = { n: 3 };
+    cyclic.self = cyclic;
+    r.push(K.evalCondition(attrs, cyclic)); // false
+    r.push(K.evalCondition(attrs, { n: 3 })); // true
+    r.push(K.evalCondition(cyclic, { n: 3 })); // false
+    r.push(K.evalCondition(attrs, { n: 3 })); // true
+    return r;
+  });
+  assert.deepEqual(out, [true, false, true, true, false, false, true, false, true, false, true]);
+  await page.context().close();
+});

@@ -113,6 +113,28 @@ test("forget() erases every key and cookie, withdraws consent, starts a fresh an
   await page.context().close();
 });
 
+test("forget() in one tab: the site's other open tabs forget too and store nothing after", async () => {
+  const ctx = await h.browser.newContext();
+  const [a, b] = [await h.open("/tests/esm.html", { context: ctx }), await h.open("/tests/esm.html", { context: ctx })];
+  for (const p of [a, b]) await p.evaluate(async () => (window.ks = await Keystone.init({ autoCapture: false })));
+  await b.evaluate(() => ks.track("In B"));
+  await a.evaluate(() => ks.forget());
+  // B keeps being used after A's forget(): nothing of it may reach storage or cookies.
+  const bState = await b.evaluate(async () => {
+    await new Promise((r) => setTimeout(r, 100));
+    ks.track("After Forget In A");
+    ks.setTraits({ name: "Bea" });
+    await new Promise((r) => setTimeout(r, 700));
+    return { id: ks.anonymousId(), consent: ks.profile().consent, events: Object.keys(ks.profile().events) };
+  });
+  assert.equal(bState.id, null, "the other tab dropped its anonymous id");
+  assert.deepEqual(bState.consent, { analytics: false, personalization: false, marketing: false });
+  assert.deepEqual(bState.events, []);
+  assert.deepEqual(await footprint(b), EMPTY);
+  assert.deepEqual(await footprint(a), EMPTY);
+  await ctx.close();
+});
+
 test("Global Privacy Control turns marketing off, and it stays off", async () => {
   const ctx = await h.browser.newContext();
   await ctx.addInitScript(() => Object.defineProperty(Navigator.prototype, "globalPrivacyControl", { get: () => true, configurable: true }));
