@@ -329,6 +329,11 @@ export class Instance {
     this.#persistTimer = setTimeout(() => withLock(this.#lockName(), () => this.persistNow()).catch(() => this.persistNow()), PERSIST_DELAY_MS);
   }
 
+  /** @internal Schedules the coalesced write (init of a returning visitor). */
+  _persistSoon() {
+    this.#schedulePersist();
+  }
+
   #lockName() {
     return this.#prefix() + "profile";
   }
@@ -569,15 +574,24 @@ export function init(options, wasmUrl) {
     let ks;
     try {
       checkDelivery(opts);
-      // Under the lock, so tabs starting together agree on one anonymous id: the first creates
-      // and writes it, the others read it.
-      ks = await withLock((opts.storagePrefix || "ks_") + "profile", () => {
-        const core = new Core(optionsText(opts), readCookie((opts.storagePrefix || "ks_") + "aid"));
+      const prefix = opts.storagePrefix || "ks_";
+      const make = (locked) => {
+        const core = new Core(optionsText(opts), readCookie(prefix + "aid"));
         core.setContext(toJSON(readContext()));
         const inst = new Instance(core, opts);
-        inst.persistNow();
+        locked ? inst.persistNow() : inst._persistSoon();
         return inst;
-      });
+      };
+      // A returning visitor's id is already stored: no lock to wait for (a round trip to the
+      // browser), and the changes of this start are written with the next coalesced write. A
+      // first visit creates the id under the lock, so tabs starting together agree on one: the
+      // first creates and writes it, the others read it. With `cookieDomain` the cookie may
+      // replace the stored id, which is an identity change: always under the lock.
+      let stored = false;
+      try {
+        stored = !opts.cookieDomain && !!localStorage.getItem(prefix + "profile");
+      } catch (_) {}
+      ks = stored ? make(false) : await withLock(prefix + "profile", () => make(true));
     } catch (e) {
       throw toKeystoneError(e);
     }

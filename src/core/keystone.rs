@@ -534,7 +534,7 @@ impl Keystone {
             let doc = if self.defs.uses_doc { Some(self.document_for_segments(now)) } else { None };
             next = segment::evaluate(&self.defs, &mut self.profile, doc.as_ref(), now, self.host.as_ref());
         }
-        if notify {
+        if notify && next != self.members {
             for id in &self.members {
                 if next.binary_search(id).is_err() {
                     self.notices.push(Notice::Exit(id.clone()));
