@@ -16,7 +16,7 @@ use crate::web::host::{BrowserHost, Slot};
 use crate::web::storage;
 use wasm_bindgen::prelude::*;
 
-type JsResult = Result<JsValue, JsValue>;
+type JsResult = Result<(), JsValue>;
 
 /// An error as thrown to the wrapper: the JSON text of `{code, message, segmentId?, path?}`,
 /// which `toKeystoneError` turns into a `KeystoneError`.
@@ -112,44 +112,82 @@ impl Core {
         Ok(Core { ks, key_profile, prefix, storage_warned: false, seen, deliver })
     }
 
+    /// Every other call, through one export (one wrapper in the glue and in wasm instead of one
+    /// per method): `op` is the method's index in the wrapper's list (`OPS` in
+    /// `pkg-template/src/instance.js`, in the order of the match below), `a`/`b`/`c` its
+    /// arguments — JSON text or plain strings, None for anything else. The result is JSON text,
+    /// or `""` for none; errors are thrown as JSON text (see [`fail`]).
+    pub fn call(&mut self, op: u32, a: Option<String>, b: Option<String>, c: Option<String>) -> Result<String, JsValue> {
+        let arg = |x: &Option<String>| String::from(x.as_deref().unwrap_or("null"));
+        let (ta, tb, tc) = (arg(&a), arg(&b), arg(&c));
+        let done = |r: Result<(), JsValue>| r.map(|_| String::new());
+        let opt = |v: Option<String>| text(&v.into());
+        let flag = |b: bool| String::from(if b { "true" } else { "false" });
+        match op {
+            0 => done(self.set_traits(&ta)),
+            1 => done(self.set_consent(&ta)),
+            2 => done(Ok(self.forget())),
+            3 => Ok(flag(self.sync(a, b))),
+            4 => done(self.identify(a, &tb, &tc)),
+            5 => done(Ok(self.reset())),
+            6 => done(self.set_context(&ta)),
+            7 => done(self.page(&ta)),
+            8 => done(self.track(a, &tb)),
+            9 => self.load_segments(&ta),
+            10 => self.decide(a),
+            11 => Ok(self.segments()),
+            12 => Ok(flag(self.in_segment(a))),
+            13 => Ok(self.profile()),
+            14 => self.explain(a),
+            15 => Ok(text(&Value::Num(self.next_check()))),
+            16 => Ok(opt(self.anonymous_id())),
+            17 => Ok(opt(self.user_id())),
+            18 => done(Ok(self.refresh())),
+            19 => Ok(opt(self.persist())),
+            20 => Ok(self.drain()),
+            _ => Ok(String::new()),
+        }
+    }
+}
+
+impl Core {
+
     /// Merges traits into the profile; emits a Segment `identify` event.
-    #[wasm_bindgen(js_name = setTraits)]
-    pub fn set_traits(&mut self, traits: &str) -> JsResult {
+    fn set_traits(&mut self, traits: &str) -> Result<(), JsValue> {
         if traits == "null" {
             return Err(fail(Error::new(codes::INVALID_ARGUMENT, "setTraits needs an object of traits")));
         }
         let t = object_arg(traits, "traits")?;
         self.ks.set_traits(now(), t);
-        Ok(JsValue::UNDEFINED)
+        Ok(())
     }
 
     /// Merges consent categories. Withdrawing `personalization` erases the stored profile (the
     /// wrapper erases the id cookie).
-    #[wasm_bindgen(js_name = setConsent)]
-    pub fn set_consent(&mut self, consent: &str) -> JsResult {
+    fn set_consent(&mut self, consent: &str) -> Result<(), JsValue> {
         let v = parse_arg(consent)?;
         self.ks.set_consent(&v, now()).map_err(fail)?;
         if !self.ks.consent().personalization {
             storage::remove(&self.key_profile);
             storage::remove(&self.key_aside());
         }
-        Ok(JsValue::UNDEFINED)
+        Ok(())
     }
 
     /// `forget()`: withdraws all consent and starts a fresh anonymous state (the wrapper
     /// erases the browser's storages and cookies).
-    pub fn forget(&mut self) {
+    fn forget(&mut self) {
         storage::forget_memory(&self.prefix);
         self.ks.forget(now());
     }
 
     /// A `storage` event from another tab: rebases onto the profile it wrote. Returns whether
     /// it concerned the profile.
-    pub fn sync(&mut self, key: JsValue, value: JsValue) -> bool {
-        if key.as_string().as_deref() != Some(self.key_profile.as_str()) {
+    fn sync(&mut self, key: Option<String>, value: Option<String>) -> bool {
+        if key.as_deref() != Some(self.key_profile.as_str()) {
             return false;
         }
-        let Some(text) = value.as_string() else { return false };
+        let Some(text) = value else { return false };
         let ok = self.ks.rebase(&parse_stored(&text), now());
         if ok {
             self.seen = Some(text);
@@ -158,8 +196,8 @@ impl Core {
     }
 
     /// Login: hashes the email, reconciles the profiles, and writes the identity at once.
-    pub fn identify(&mut self, email: JsValue, traits: &str, options: &str) -> JsResult {
-        let Some(email) = email.as_string() else {
+    fn identify(&mut self, email: Option<String>, traits: &str, options: &str) -> JsResult {
+        let Some(email) = email else {
             return Err(fail(Error::new(codes::INVALID_EMAIL, "identify needs an email address string")));
         };
         let traits = object_arg(traits, "identify traits")?;
@@ -167,11 +205,11 @@ impl Core {
         self.load_aside();
         self.ks.identify(now(), &email, traits, &opts).map_err(fail)?;
         self.write_identity();
-        Ok(JsValue::UNDEFINED)
+        Ok(())
     }
 
     /// Logout: sets the known profile aside, starts a new anonymous one, writes at once.
-    pub fn reset(&mut self) {
+    fn reset(&mut self) {
         self.load_aside();
         self.ks.reset(now());
         self.write_identity();
@@ -197,23 +235,22 @@ impl Core {
     }
 
     /// Replaces the page context (read by the wrapper at init and on every navigation).
-    #[wasm_bindgen(js_name = setContext)]
-    pub fn set_context(&mut self, context: &str) -> JsResult {
+    fn set_context(&mut self, context: &str) -> JsResult {
         let ctx = parse_arg(context)?;
         self.ks.set_context(ctx);
-        Ok(JsValue::UNDEFINED)
+        Ok(())
     }
 
     /// A page view.
-    pub fn page(&mut self, properties: &str) -> JsResult {
+    fn page(&mut self, properties: &str) -> JsResult {
         let props = object_arg(properties, "page properties")?;
         self.ks.page(now(), props);
-        Ok(JsValue::UNDEFINED)
+        Ok(())
     }
 
     /// A named event.
-    pub fn track(&mut self, event: JsValue, properties: &str) -> JsResult {
-        let Some(name) = event.as_string() else {
+    fn track(&mut self, event: Option<String>, properties: &str) -> JsResult {
+        let Some(name) = event else {
             return Err(fail(Error::new(codes::INVALID_ARGUMENT, "track needs an event name string")));
         };
         // Test-only (cargo feature `trap-test`, never in pkg/): this event name panics, and the
@@ -224,12 +261,11 @@ impl Core {
         }
         let props = object_arg(properties, "track properties")?;
         self.ks.track(now(), &name, props).map_err(fail)?;
-        Ok(JsValue::UNDEFINED)
+        Ok(())
     }
 
     /// Loads definitions (their JSON text); returns `{loaded, rejected}` as JSON text.
-    #[wasm_bindgen(js_name = loadSegments)]
-    pub fn load_segments(&mut self, definitions: &str) -> Result<String, JsValue> {
+    fn load_segments(&mut self, definitions: &str) -> Result<String, JsValue> {
         let doc = parse_arg(definitions)?;
         let report = self.ks.load_definitions(&doc, now()).map_err(fail)?;
         let loaded = report.loaded.iter().map(|s| Value::from(s.as_str())).collect();
@@ -239,53 +275,49 @@ impl Core {
 
     /// Which variant of an experience to show: `{experience, variant, holdout}`; records the
     /// exposure once per page view. Errors with `unknown_id` for an unknown experience.
-    pub fn decide(&mut self, id: JsValue) -> Result<String, JsValue> {
-        let id = id.as_string().unwrap_or_default();
+    fn decide(&mut self, id: Option<String>) -> Result<String, JsValue> {
+        let id = id.unwrap_or_default();
         self.ks.decide(&id, now()).map(|d| text(&d.to_value())).map_err(fail)
     }
 
     /// Ids of the segments the visitor is in, sorted.
-    pub fn segments(&self) -> String {
+    fn segments(&self) -> String {
         text(&Value::Arr(self.ks.segments().iter().map(|s| Value::from(s.as_str())).collect()))
     }
 
     /// Whether the visitor is in segment `id`.
-    #[wasm_bindgen(js_name = inSegment)]
-    pub fn in_segment(&self, id: JsValue) -> bool {
-        id.as_string().is_some_and(|id| self.ks.in_segment(&id))
+    fn in_segment(&self, id: Option<String>) -> bool {
+        id.is_some_and(|id| self.ks.in_segment(&id))
     }
 
     /// The profile document, as JSON text.
-    pub fn profile(&self) -> String {
+    fn profile(&self) -> String {
         text(&self.ks.document_at(now()))
     }
 
     /// Why the visitor is or is not in segment `id`; throws `unknown_id` for an unknown id.
-    pub fn explain(&mut self, id: JsValue) -> Result<String, JsValue> {
-        let id = id.as_string().unwrap_or_default();
+    fn explain(&mut self, id: Option<String>) -> Result<String, JsValue> {
+        let id = id.unwrap_or_default();
         self.ks.explain(&id, now()).map(|v| text(&v)).map_err(fail)
     }
 
     /// Epoch ms of the next time-based membership change, or -1 when none is due.
-    #[wasm_bindgen(js_name = nextCheck)]
-    pub fn next_check(&self) -> f64 {
+    fn next_check(&self) -> f64 {
         self.ks.next_check(now()).unwrap_or(-1.0)
     }
 
     /// The anonymous id, or null before any consent needs one.
-    #[wasm_bindgen(js_name = anonymousId)]
-    pub fn anonymous_id(&self) -> Option<String> {
+    fn anonymous_id(&self) -> Option<String> {
         Some(self.ks.anonymous_id()).filter(|s| !s.is_empty()).map(String::from)
     }
 
     /// The known user id, or null.
-    #[wasm_bindgen(js_name = userId)]
-    pub fn user_id(&self) -> Option<String> {
+    fn user_id(&self) -> Option<String> {
         self.ks.user_id().map(String::from)
     }
 
     /// Re-evaluates time-windowed segments now.
-    pub fn refresh(&mut self) {
+    fn refresh(&mut self) {
         self.ks.refresh(now());
     }
 
@@ -293,7 +325,7 @@ impl Core {
     /// tabs' writes). The first refusal of storage becomes a `storage_unavailable` notice (the
     /// profile lives on in memory). Returns the anonymous id the wrapper keeps in the
     /// first-party cookie: None when nothing may be kept (no `personalization`) or no id yet.
-    pub fn persist(&mut self) -> Option<String> {
+    fn persist(&mut self) -> Option<String> {
         if self.ks.dirty() {
             let text = storage::get(&self.key_profile);
             let stored = text.as_deref().filter(|t| Some(*t) != self.seen.as_deref()).map(parse_stored);
@@ -316,7 +348,7 @@ impl Core {
     /// (data layer activation); with an endpoint, `q` the events made since the last call
     /// (Segment spec) and `a` whether `analytics` consent holds (when not, the wrapper erases
     /// its queue).
-    pub fn drain(&mut self) -> String {
+    fn drain(&mut self) -> String {
         let events = self.ks.take_outbox();
         let notices = self.ks
             .take_notices()

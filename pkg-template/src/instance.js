@@ -165,9 +165,29 @@ function optionsText(o) {
   return toJSON(picked, "init options");
 }
 
-/** The engine's notices (JSON text) as the array the instance dispatches, with `m`/`q`/`a`. */
-function notices(text) {
-  const d = JSON.parse(text);
+// The engine's methods, by their index in the one exported entry point `Core.call(op, a, b, c)`
+// (the order of the match in src/facade.rs).
+const OPS = "setTraits setConsent forget sync identify reset setContext page track loadSegments decide segments inSegment profile explain nextCheck anonymousId userId refresh persist drain".split(" ");
+
+/**
+ * A new engine, as an object with one method per engine call: string arguments pass as they
+ * are (anything else as none), results come back parsed from JSON.
+ */
+function newEngine(optionsJson, cookieId) {
+  const core = new Core(optionsJson, cookieId);
+  const str = (v) => (typeof v == "string" ? v : undefined);
+  const e = { __destroy_into_raw: () => core.__destroy_into_raw() };
+  OPS.forEach((name, op) => {
+    e[name] = (a, b, c) => {
+      const r = core.call(op, str(a), str(b), str(c));
+      return r ? JSON.parse(r) : undefined;
+    };
+  });
+  return e;
+}
+
+/** The engine's notices as the array the instance dispatches, with `m`/`q`/`a`. */
+function notices(d) {
   const out = d.n;
   out.m = d.m;
   if ("q" in d) (out.q = d.q), (out.a = d.a);
@@ -210,7 +230,7 @@ export class Instance {
       } catch (_) {}
       if (epoch > MAX_TRAPS) return null;
       try {
-        const core = new Core(optionsText(this.#options), readCookie(this.#prefix() + "aid"));
+        const core = newEngine(optionsText(this.#options), readCookie(this.#prefix() + "aid"));
         core.setContext(toJSON(readContext()));
         if (this.#defs) core.loadSegments(this.#defs);
         core.drain(); // rebuilding is not a change the page should hear about
@@ -374,7 +394,7 @@ export class Instance {
     } catch (_) {}
     this.#activate = dataLayer(this.#options.dataLayer, () => {
       try {
-        return JSON.parse(this.#core.segments());
+        return this.#core.segments();
       } catch (_) {
         return [];
       }
@@ -480,7 +500,7 @@ export class Instance {
       throw this.#report(e);
     }
     let text;
-    const report = JSON.parse(await this.#runAsync(() => this.#core.loadSegments((text = toJSON(doc, "segment definitions"))), true));
+    const report = await this.#runAsync(() => this.#core.loadSegments((text = toJSON(doc, "segment definitions"))), true);
     this.#defs = text; // replayed into a rebuilt engine after a trap
     // Each rejected definition is also an "error" event (and a warning).
     return { loaded: report.loaded, rejected: report.rejected.map((r) => this.#report(r)) };
@@ -489,14 +509,14 @@ export class Instance {
   /** Which variant of an experience to show: `{experience, variant, holdout}`, or null. */
   decide(experienceId) {
     // Not a "change" for the declarative renderer (which calls it): only an exposure to persist.
-    const d = this.#run(() => JSON.parse(this.#core.decide(experienceId)), null);
+    const d = this.#run(() => this.#core.decide(experienceId), null);
     this.#schedulePersist();
     return d;
   }
 
   /** Ids of the segments the visitor is in now, sorted. */
   segments() {
-    return this.#run(() => JSON.parse(this.#core.segments()), []);
+    return this.#run(() => this.#core.segments(), []);
   }
 
   /** Whether the visitor is in segment `id`. */
@@ -506,7 +526,7 @@ export class Instance {
 
   /** The profile document (a plain object copy). */
   profile() {
-    return this.#run(() => JSON.parse(this.#core.profile()), null);
+    return this.#run(() => this.#core.profile(), null);
   }
 
   /** The anonymous id (null before consent in opt-in mode and after forget()). */
@@ -521,7 +541,7 @@ export class Instance {
 
   /** Why the visitor is or is not in a segment: the condition tree with each node's result. */
   explain(id) {
-    return this.#run(() => JSON.parse(this.#core.explain(id)), null);
+    return this.#run(() => this.#core.explain(id), null);
   }
 
   /** GrowthBook-compatible condition evaluation (see the module function). */
@@ -576,7 +596,7 @@ export function init(options, wasmUrl) {
       checkDelivery(opts);
       const prefix = opts.storagePrefix || "ks_";
       const make = (locked) => {
-        const core = new Core(optionsText(opts), readCookie(prefix + "aid"));
+        const core = newEngine(optionsText(opts), readCookie(prefix + "aid"));
         core.setContext(toJSON(readContext()));
         const inst = new Instance(core, opts);
         locked ? inst.persistNow() : inst._persistSoon();
