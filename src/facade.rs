@@ -8,6 +8,7 @@
 #[allow(unused_imports)]
 use crate::core::prelude::*;
 
+use crate::core::condition::Groups;
 use crate::core::error::{codes, Error};
 use crate::core::json;
 use crate::core::keystone::{Keystone, Notice, Options};
@@ -376,7 +377,7 @@ impl Core {
 /// What the last `evalCondition` calls passed, parsed once: the saved groups (callers pass the
 /// same, often large, object on every call), the attributes (a page evaluates many conditions
 /// for the same visitor) and the condition (or one condition over many documents).
-static GROUPS: Slot<Option<Value>> = Slot::new(None);
+static GROUPS: Slot<Option<Groups>> = Slot::new(None);
 static ATTRIBUTES: Slot<Option<Value>> = Slot::new(None);
 static CONDITION: Slot<Option<Value>> = Slot::new(None);
 
@@ -386,7 +387,10 @@ static CONDITION: Slot<Option<Value>> = Slot::new(None);
 /// JSON (or nested too deeply) evaluates to false.
 #[wasm_bindgen(js_name = evalCondition)]
 pub fn eval_condition(attributes: Option<String>, condition: Option<String>, groups: Option<String>) -> bool {
-    for (slot, text) in [(&GROUPS, groups), (&ATTRIBUTES, attributes), (&CONDITION, condition)] {
+    if let Some(t) = groups {
+        GROUPS.set(parse_arg(&t).ok().map(|v| Groups::new(if let Value::Obj(m) = v { m } else { Map::new() })));
+    }
+    for (slot, text) in [(&ATTRIBUTES, attributes), (&CONDITION, condition)] {
         if let Some(t) = text {
             slot.set(parse_arg(&t).ok());
         }
@@ -395,8 +399,7 @@ pub fn eval_condition(attributes: Option<String>, condition: Option<String>, gro
         ATTRIBUTES.with(|obj| {
             CONDITION.with(|cond| {
                 let (Some(obj), Some(cond)) = (obj, cond) else { return false };
-                let groups = g.as_ref().and_then(Value::as_obj);
-                let cx = crate::core::condition::Ctx { groups, host: &BrowserHost };
+                let cx = crate::core::condition::Ctx { groups: g.as_ref(), host: &BrowserHost };
                 crate::core::condition::eval_condition(obj, cond, &cx)
             })
         })

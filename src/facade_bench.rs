@@ -8,6 +8,7 @@
 #[allow(unused_imports)]
 use crate::core::prelude::*;
 
+use crate::core::condition::Groups;
 use crate::core::value::Value;
 use crate::web::convert::{error_to_js, from_js};
 use crate::web::host::BrowserHost;
@@ -17,8 +18,8 @@ use wasm_bindgen::prelude::*;
 const EVALUATOR: &str = "core::condition::eval_condition";
 
 /// The same evaluation as the exported `evalCondition`, minus the JS→wasm conversion.
-fn eval(attributes: &Value, condition: &Value, groups: &Value) -> bool {
-    let cx = crate::core::condition::Ctx { groups: groups.as_obj(), host: &BrowserHost };
+fn eval(attributes: &Value, condition: &Value, groups: &Groups) -> bool {
+    let cx = crate::core::condition::Ctx { groups: Some(groups), host: &BrowserHost };
     crate::core::condition::eval_condition(attributes, condition, &cx)
 }
 
@@ -26,7 +27,7 @@ fn eval(attributes: &Value, condition: &Value, groups: &Value) -> bool {
 #[wasm_bindgen]
 pub struct ConditionBench {
     conditions: Vec<Value>,
-    groups: Value,
+    groups: Groups,
     documents: Vec<Value>,
 }
 
@@ -40,6 +41,7 @@ impl ConditionBench {
             _ => Vec::new(),
         };
         let groups = if saved_groups.is_undefined() { Value::Null } else { from_js(&saved_groups).map_err(|e| error_to_js(&e))? };
+        let groups = Groups::new(groups.as_obj().cloned().unwrap_or_default());
         Ok(ConditionBench { conditions, groups, documents: Vec::new() })
     }
 

@@ -8,7 +8,7 @@
 mod common;
 
 use common::{json, NativeHost};
-use keystone::core::condition::{eval_condition, Ctx};
+use keystone::core::condition::{eval_condition, Ctx, Groups};
 use keystone::core::value::{Map, Value};
 
 fn cases() -> Vec<Value> {
@@ -24,7 +24,7 @@ fn all_growthbook_cases_pass() {
     let mut failures = Vec::new();
     for c in &cases {
         let a = c.as_arr().unwrap();
-        let groups = a.get(4).and_then(|g| g.as_obj()).cloned().unwrap_or_default();
+        let groups = Groups::new(a.get(4).and_then(|g| g.as_obj()).cloned().unwrap_or_default());
         let cx = Ctx { groups: Some(&groups), host: &host };
         let got = eval_condition(&a[2], &a[1], &cx);
         if Value::Bool(got) != a[3] {
@@ -113,4 +113,33 @@ fn regex_and_unknown_operators_are_false_not_errors() {
     assert!(!eval_condition(&doc, &json(r#"{"n":{"$bogus":1}}"#), &cx));
     assert!(eval_condition(&doc, &json(r#"{"name":{"$ini":["üNÏCODE"]}}"#), &cx));
     assert!(!eval_condition(&Value::Null, &Value::Str("x".into()), &cx));
+}
+
+/// `$inGroup` answers strings from the sorted index and everything else by SameValueZero over
+/// the group as given: both must agree with a plain scan.
+#[test]
+fn saved_group_index_agrees_with_a_scan() {
+    let host = NativeHost::new(1);
+    let members: Vec<Value> = (0..500).rev().map(|i| Value::Str(format!("u{i}"))).chain([Value::Num(7.0), Value::Bool(true), Value::Null]).collect();
+    let raw = Map::new().with("big", Value::Arr(members.clone())).with("empty", Value::Arr(vec![])).with("odd", Value::Str("not an array".into()));
+    let groups = Groups::new(raw);
+    let cx = Ctx { groups: Some(&groups), host: &host };
+    let probes = [
+        Value::Str("u0".into()), Value::Str("u499".into()), Value::Str("u250".into()), Value::Str("u500".into()), Value::Str("".into()),
+        Value::Num(7.0), Value::Str("7".into()), Value::Bool(true), Value::Null,
+        Value::Arr(vec![Value::Str("x".into()), Value::Str("u3".into())]), Value::Arr(vec![Value::Str("x".into())]),
+    ];
+    for p in &probes {
+        let scan = match p {
+            Value::Arr(a) => a.iter().any(|x| members.contains(x)),
+            x => members.contains(x),
+        };
+        let doc = Value::Obj(Map::new().with("id", p.clone()));
+        for (group, expect) in [("big", scan), ("empty", false), ("odd", false), ("missing", false)] {
+            let cond = Value::Obj(Map::new().with("id", Value::Obj(Map::new().with("$inGroup", group))));
+            assert_eq!(eval_condition(&doc, &cond, &cx), expect, "{p:?} in {group}");
+            let not = Value::Obj(Map::new().with("id", Value::Obj(Map::new().with("$notInGroup", group))));
+            assert_eq!(eval_condition(&doc, &not, &cx), !expect, "{p:?} not in {group}");
+        }
+    }
 }

@@ -19,7 +19,7 @@ static NULL: Value = Value::Null;
 /// What evaluation needs besides the document: saved groups and the host.
 pub struct Ctx<'a> {
     /// `savedGroups`: group id → array of values (`$inGroup`, `$notInGroup`).
-    pub groups: Option<&'a Map>,
+    pub groups: Option<&'a Groups>,
     /// Host services (regex, number text, lower-casing).
     pub host: &'a dyn Host,
 }
@@ -99,9 +99,7 @@ fn eval_operator(op: &str, actual: &Value, exp: &Value, cx: &Ctx) -> bool {
             is_in(actual, list, op.ends_with('i'), h) != op.starts_with("$n")
         }
         "$inGroup" | "$notInGroup" => {
-            let key = js_string(exp, h);
-            let list = cx.groups.and_then(|g| g.get(&key)).and_then(Value::as_arr);
-            let found = list.is_some_and(|l| is_in(actual, l, false, h));
+            let found = cx.groups.is_some_and(|g| g.contains(&js_string(exp, h), actual, h));
             found == (op == "$inGroup")
         }
         "$not" => !eval_value(exp, actual, cx, false),
@@ -124,6 +122,85 @@ fn eval_operator(op: &str, actual: &Value, exp: &Value, cx: &Ctx) -> bool {
         },
         "$type" => exp.as_str() == Some(actual.type_name()),
         _ => false,
+    }
+}
+
+/// `savedGroups` (group id → array of values), with each group's string members also sorted, so
+/// that `$inGroup` on a string (the usual case: an id among thousands) is a binary search.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Groups {
+    raw: Map,
+    /// Per group of `raw`, in the same order: its string members, sorted.
+    sorted: Vec<Vec<String>>,
+}
+
+impl Groups {
+    /// Indexes `raw` (values that are not arrays are groups with no members).
+    pub fn new(raw: Map) -> Groups {
+        let mut sorted = Vec::new();
+        for (_, v) in raw.iter() {
+            let mut strs = Vec::new();
+            if let Value::Arr(a) = v {
+                for x in a {
+                    if let Value::Str(s) = x {
+                        strs.push(s.clone());
+                    }
+                }
+            }
+            heap_sort(&mut strs);
+            sorted.push(strs);
+        }
+        Groups { raw, sorted }
+    }
+
+    /// The groups as given.
+    pub fn raw(&self) -> &Map {
+        &self.raw
+    }
+
+    /// Whether `actual` (or, for an array, one of its elements) is a member of group `id`.
+    pub fn contains(&self, id: &str, actual: &Value, h: &dyn Host) -> bool {
+        let mut i = 0;
+        for (k, list) in self.raw.iter() {
+            if k == id {
+                let (Some(list), Some(sorted)) = (list.as_arr(), self.sorted.get(i)) else { return false };
+                return match actual {
+                    // A string equals only a string (SameValueZero): the sorted members answer.
+                    Value::Str(s) => sorted.binary_search_by(|m| m.as_str().cmp(s)).is_ok(),
+                    _ => is_in(actual, list, false, h),
+                };
+            }
+            i += 1;
+        }
+        false
+    }
+}
+
+/// In-place heap sort (small code; the library's sorts would add kilobytes to the wasm).
+fn heap_sort(v: &mut [String]) {
+    fn sift(v: &mut [String], mut root: usize, end: usize) {
+        loop {
+            let mut child = 2 * root + 1;
+            if child >= end {
+                return;
+            }
+            if child + 1 < end && v[child] < v[child + 1] {
+                child += 1;
+            }
+            if v[root] >= v[child] {
+                return;
+            }
+            v.swap(root, child);
+            root = child;
+        }
+    }
+    let n = v.len();
+    for i in (0..n / 2).rev() {
+        sift(v, i, n);
+    }
+    for end in (1..n).rev() {
+        v.swap(0, end);
+        sift(v, 0, end);
     }
 }
 

@@ -14,7 +14,7 @@
 use crate::core::prelude::*;
 
 use crate::core::behaviour::{self, Agg, Fp, Node, Performed, Sequence, Spec};
-use crate::core::condition::{eval_value, get_path, Ctx};
+use crate::core::condition::{eval_value, get_path, Ctx, Groups};
 use crate::core::error::{codes, Error};
 use crate::core::host::Host;
 use crate::core::profile::Profile;
@@ -67,7 +67,7 @@ pub struct Definitions {
     /// Valid scores.
     pub scores: Vec<ScoreDef>,
     /// `savedGroups` for `$inGroup` / `$notInGroup`.
-    pub groups: Map,
+    pub groups: Groups,
     /// `(score index, threshold)` compared in conditions: when a decaying score crosses one.
     pub thresholds: Vec<(usize, f64)>,
     /// Whether any segment tests the profile document (else it is never built).
@@ -118,7 +118,7 @@ pub fn parse(doc: &Value, retention_ms: f64) -> Result<(Definitions, LoadReport)
     let mut defs = Definitions::default();
     match m.get("savedGroups") {
         None | Some(Value::Null) => {}
-        Some(Value::Obj(g)) => defs.groups = g.clone(),
+        Some(Value::Obj(g)) => defs.groups = Groups::new(g.clone()),
         Some(_) => return Err(whole("/savedGroups", "savedGroups must be an object of arrays")),
     }
     let mut report = LoadReport::default();
