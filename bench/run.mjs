@@ -404,8 +404,18 @@ async function sectionEval(heavy, defs100, trackSection) {
       }
       return { ms: performance.now() - t0, counts, per };
     };
+    // Visitor-major: every condition for one visitor, then the next (what an SDK does when it
+    // evaluates a site's rules for the visitor on the page).
+    const byVisitor = (f, n = docs.length) => {
+      const counts = new Array(conds.length).fill(0);
+      const t0 = performance.now();
+      for (let i = 0; i < n; i++) for (let c = 0; c < conds.length; c++) if (f(docs[i], conds[c], groups) === true) counts[c]++;
+      return { ms: performance.now() - t0, counts, per: null };
+    };
     const runners = {
       growthbook: (n) => pass(gb, n),
+      growthbookByVisitor: (n) => byVisitor(gb, n),
+      keystoneCallByVisitor: ksEval ? (n) => byVisitor(ksEval, n) : null,
       keystoneCall: ksEval ? (n) => pass(ksEval, n) : null,
       keystoneCallGroupsWhereUsed: ksEval ? (n) => pass(ksEval, n, (c) => (usesGroups[c] ? groups : undefined)) : null,
       keystoneHeld: held ? (n) => {
@@ -431,7 +441,7 @@ async function sectionEval(heavy, defs100, trackSection) {
       const t0 = performance.now();
       runners[k](W);
       const perEval = (performance.now() - t0) / (W * conds.length);
-      if (k !== "keystoneHeld" && perEval * docs.length * conds.length > capMs) {
+      if (k !== "keystoneHeld" && !k.startsWith("growthbook") && perEval * docs.length * conds.length > capMs) {
         res[k].n = Math.max(W, Math.min(docs.length, Math.floor(capMs / perEval / conds.length)));
         res[k].gbCounts = pass(gb, res[k].n).counts;
       }
@@ -461,6 +471,8 @@ async function sectionEval(heavy, defs100, trackSection) {
   const call = fig("keystoneCall") || NA("the package exports no evalCondition yet");
   const callG = fig("keystoneCallGroupsWhereUsed") || NA("the package exports no evalCondition yet");
   const held = fig("keystoneHeld") || NA(result.heldWhy);
+  const gbV = fig("growthbookByVisitor");
+  const callV = fig("keystoneCallByVisitor") || NA("the package exports no evalCondition yet");
   const ref = (x) => x.gbCounts || gb.counts; // GrowthBook's counts over the same profiles
   const agree = (x) => (isNA(x) ? null : x.counts.map((n, i) => n === ref(x)[i]).filter(Boolean).length);
   const disagree = (x) => (isNA(x) ? null : x.counts.map((n, i) => (n === ref(x)[i] ? null : { condition: i, keystone: n, growthbook: ref(x)[i] })).filter(Boolean));
@@ -474,6 +486,7 @@ async function sectionEval(heavy, defs100, trackSection) {
     keystoneCall: call,
     keystoneCallGroupsWhereUsed: callG,
     keystoneHeld: isNA(held) ? held : { ...held, evaluator: result.evaluator, handOverMs: result.handOverMs },
+    byVisitor: { growthbook: gbV, keystoneCall: callV, ratio: isNA(callV) || !gbV ? null : callV.evalsPerSec / gbV.evalsPerSec, agree: agree(callV) },
     ratioCall: isNA(call) ? null : call.evalsPerSec / gb.evalsPerSec,
     ratioCallGroupsWhereUsed: isNA(callG) ? null : callG.evalsPerSec / gb.evalsPerSec,
     ratioHeld: isNA(held) ? null : held.evalsPerSec / gb.evalsPerSec,
@@ -683,6 +696,11 @@ function printTable(j) {
   er("Keystone evalCondition (crosses JS→wasm per call)", e.keystoneCall, e.ratioCall, e.agreement.keystoneCall);
   er("  same, savedGroups passed only where used", e.keystoneCallGroupsWhereUsed, e.ratioCallGroupsWhereUsed, e.agreement.keystoneCallGroupsWhereUsed);
   er("Keystone held in wasm (ConditionBench)", e.keystoneHeld, e.ratioHeld, e.agreement.keystoneHeld);
+  if (e.byVisitor && e.byVisitor.growthbook) {
+    L.push("  visitor-major order (all conditions for one visitor, then the next — an SDK's pattern):");
+    er("  GrowthBook evalCondition", e.byVisitor.growthbook, null, null);
+    er("  Keystone evalCondition, per call", e.byVisitor.keystoneCall, e.byVisitor.ratio, e.byVisitor.agree);
+  }
   if (isNA(e.keystoneCall)) L.push(`    evalCondition: n/a — ${e.keystoneCall.na}`);
   if (isNA(e.keystoneHeld)) L.push(`    held in wasm: n/a — ${e.keystoneHeld.na}`);
   else L.push(`    held-in-wasm evaluator: ${e.keystoneHeld.evaluator}; hand-over of conditions + profiles: ${f(e.keystoneHeld.handOverMs, 1)} ms (once)`);
