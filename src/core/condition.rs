@@ -147,7 +147,7 @@ impl Groups {
                     }
                 }
             }
-            heap_sort(&mut strs);
+            crate::core::sort::sort_by(&mut strs, |a, b| a < b);
             sorted.push(strs);
         }
         Groups { raw, sorted }
@@ -173,34 +173,6 @@ impl Groups {
             i += 1;
         }
         false
-    }
-}
-
-/// In-place heap sort (small code; the library's sorts would add kilobytes to the wasm).
-fn heap_sort(v: &mut [String]) {
-    fn sift(v: &mut [String], mut root: usize, end: usize) {
-        loop {
-            let mut child = 2 * root + 1;
-            if child >= end {
-                return;
-            }
-            if child + 1 < end && v[child] < v[child + 1] {
-                child += 1;
-            }
-            if v[root] >= v[child] {
-                return;
-            }
-            v.swap(root, child);
-            root = child;
-        }
-    }
-    let n = v.len();
-    for i in (0..n / 2).rev() {
-        sift(v, i, n);
-    }
-    for end in (1..n).rev() {
-        v.swap(0, end);
-        sift(v, 0, end);
     }
 }
 

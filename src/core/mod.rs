@@ -32,5 +32,6 @@ pub mod segment;
 #[path = "segment_basic.rs"]
 pub mod segment;
 pub mod sha256;
+pub mod sort;
 pub mod time;
 pub mod value;
