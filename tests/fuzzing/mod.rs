@@ -48,7 +48,8 @@ pub fn segments(data: &[u8]) {
 }
 
 /// The stored-profile decoder: never fails; what it keeps encodes and decodes to the same
-/// profile; the engine restores from anything.
+/// profile; the engine restores from anything and keeps working (page views, sessions, login,
+/// logout).
 pub fn profile_decoder(data: &[u8]) {
     let Some(v) = parse(data) else { return };
     let (p, _errors) = codec::decode(&v);
@@ -63,6 +64,17 @@ pub fn profile_decoder(data: &[u8]) {
     let _ = ks.track(T0, "Product Viewed", Map::new());
     assert!(!ks.anonymous_id().is_empty());
     let _ = ks.profile_document();
+    // The restored profile keeps working: more page views and a new session, a login and a
+    // logout (session counters and the identity epoch come from the stored record).
+    for m in [1.0, 2.0, 120.0, 240.0] {
+        ks.page(T0 + m * MIN, Map::new());
+    }
+    let opts = Value::Obj(Map::new().with("userId", "u1"));
+    ks.identify(T0 + 241.0 * MIN, "ada@example.com", Map::new(), &opts).expect("a valid login");
+    assert_eq!(ks.user_id(), Some("u1"));
+    ks.reset(T0 + 242.0 * MIN);
+    assert_eq!(ks.user_id(), None);
+    let _ = ks.take_dirty();
 }
 
 /// Event sequences applied to a profile: each byte pair is an operation (track one of a few
