@@ -255,3 +255,19 @@ fn rings_recorded_out_of_order_merge_the_same_either_way() {
     assert_eq!(merge(a.clone(), Profile::default()).recent, a.recent);
     assert_eq!(merge(Profile::default(), a.clone()).recent, a.recent);
 }
+
+/// A firstSeen that is not set (0) or is out of range (a tampered stored profile can hold a
+/// negative one) merges the same whatever the argument order. (Found while fuzzing the merge.)
+#[test]
+fn unset_or_negative_first_seen_merges_the_same_either_way() {
+    for (x, y) in [(-5.0, 0.0), (0.0, -5.0), (-5.0, -7.0), (-5.0, T0), (0.0, T0)] {
+        let (mut a, mut b) = (Profile::default(), Profile::default());
+        a.first_seen = x;
+        b.first_seen = y;
+        let (ab, ba) = (merge(a.clone(), b.clone()), merge(b.clone(), a.clone()));
+        assert_eq!(ab.first_seen, ba.first_seen, "{x} {y}");
+        let expect = if x > 0.0 || y > 0.0 { [x, y].into_iter().filter(|t| *t > 0.0).fold(f64::INFINITY, f64::min) } else { x.min(y) };
+        assert_eq!(ab.first_seen, expect, "{x} {y}");
+        assert_eq!(merge(a.clone(), Profile::default()).first_seen, x, "the empty profile is the identity");
+    }
+}

@@ -25,9 +25,14 @@ pub const LINKED_MAX: usize = 32;
 /// `b`, moving rather than copying.
 pub fn merge(mut a: Profile, b: Profile) -> Profile {
     a.epoch = a.epoch.max(b.epoch);
-    if a.first_seen <= 0.0 || (b.first_seen > 0.0 && b.first_seen < a.first_seen) {
-        a.first_seen = b.first_seen;
-    }
+    // The earliest of those set (> 0); when neither is (0, or a tampered stored value below),
+    // the smaller, so the result still does not depend on the argument order.
+    let (fa, fb) = (a.first_seen, b.first_seen);
+    a.first_seen = match (fa > 0.0, fb > 0.0) {
+        (true, false) => fa,
+        (false, true) => fb,
+        _ => fa.min(fb),
+    };
     if a.last_seen.total_cmp(&b.last_seen).then_with(|| cmp_value(&a.context, &b.context)) == Ordering::Less {
         a.context = b.context;
     }
