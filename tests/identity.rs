@@ -363,3 +363,28 @@ fn without_consent_nothing_is_queued_or_persisted() {
     assert!(ks.take_dirty().is_none());
     assert!(ks.take_aside().is_none());
 }
+
+/// A stored profile whose identity epoch is already at the top of its range (only tampered
+/// storage gets there): login, logout and a switch of user neither panic nor wrap the epoch
+/// back to 0 (which would make other tabs take the new identity for an older one); the
+/// behaviour is kept. (Found while fuzzing the merge.)
+#[test]
+fn an_epoch_at_its_ceiling_saturates_instead_of_wrapping() {
+    let mut ks = engine(40);
+    ks.track(T0, "Product Viewed", Map::new()).unwrap();
+    let mut stored = ks.take_dirty().unwrap();
+    if let Value::Obj(m) = &mut stored {
+        m.insert("ep", Value::Num(1e12));
+    }
+    let mut ks = Keystone::new(Options::default(), NativeHost::boxed(41), Some(&stored), T0);
+    ks.load_definitions(&defs(), T0).unwrap();
+    let epoch = |ks: &mut Keystone| ks.take_dirty().and_then(|v| v.as_obj().and_then(|m| m.get("ep")).and_then(Value::as_num));
+    identify(&mut ks, T0 + 1000.0, "ada@example.com", Map::new());
+    assert_eq!(epoch(&mut ks), Some(f64::from(u32::MAX)));
+    assert_eq!(count(&ks, "Product Viewed"), 1.0);
+    identify(&mut ks, T0 + 2000.0, "grace@example.com", Map::new());
+    assert_eq!(epoch(&mut ks), Some(f64::from(u32::MAX)));
+    ks.reset(T0 + 3000.0);
+    assert_eq!(epoch(&mut ks), Some(f64::from(u32::MAX)));
+    assert_eq!(ks.user_id(), None);
+}

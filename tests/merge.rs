@@ -231,3 +231,43 @@ fn linked_ids_are_a_bounded_union_oldest_dropped() {
     assert_eq!(list[0], "id5");
     assert_eq!(list.last().unwrap(), &format!("id{}", LINKED_MAX + 4));
 }
+
+/// Rings as the engine records them: in recording order, so several events of one millisecond
+/// (a page view and a track) are not sorted by name, and a clock set back records an older
+/// event after a newer one. The merged ring is the same whatever the argument order, and in
+/// time order. (Found by the `merge` fuzz target.)
+#[test]
+fn rings_recorded_out_of_order_merge_the_same_either_way() {
+    let mut a = Profile::new("a1".into(), T0);
+    a.record("Product Viewed", T0, &Map::new().with("revenue", 0.0));
+    a.record("Order Completed", T0, &Map::new().with("revenue", 10.0));
+    a.record("Page Viewed", T0, &Map::new());
+    a.record("Product Viewed", T0 + 60_000.0, &Map::new());
+    a.record("Product Added", T0 - 5_000.0, &Map::new()); // the clock went back
+    let mut b = Profile::new("a2".into(), T0);
+    b.record("Order Completed", T0, &Map::new().with("revenue", 50.0));
+    b.record("Product Viewed", T0, &Map::new().with("revenue", 0.0));
+    let (ab, ba) = (merge(a.clone(), b.clone()), merge(b.clone(), a.clone()));
+    assert_eq!(ab.recent, ba.recent);
+    assert_eq!(ab.recent.len(), a.recent.len() + b.recent.len());
+    assert!(ab.recent.windows(2).all(|w| w[0].ts <= w[1].ts), "merged ring in time order");
+    // A ring merged with an empty one is kept as recorded.
+    assert_eq!(merge(a.clone(), Profile::default()).recent, a.recent);
+    assert_eq!(merge(Profile::default(), a.clone()).recent, a.recent);
+}
+
+/// A firstSeen that is not set (0) or is out of range (a tampered stored profile can hold a
+/// negative one) merges the same whatever the argument order. (Found while fuzzing the merge.)
+#[test]
+fn unset_or_negative_first_seen_merges_the_same_either_way() {
+    for (x, y) in [(-5.0, 0.0), (0.0, -5.0), (-5.0, -7.0), (-5.0, T0), (0.0, T0)] {
+        let (mut a, mut b) = (Profile::default(), Profile::default());
+        a.first_seen = x;
+        b.first_seen = y;
+        let (ab, ba) = (merge(a.clone(), b.clone()), merge(b.clone(), a.clone()));
+        assert_eq!(ab.first_seen, ba.first_seen, "{x} {y}");
+        let expect = if x > 0.0 || y > 0.0 { [x, y].into_iter().filter(|t| *t > 0.0).fold(f64::INFINITY, f64::min) } else { x.min(y) };
+        assert_eq!(ab.first_seen, expect, "{x} {y}");
+        assert_eq!(merge(a.clone(), Profile::default()).first_seen, x, "the empty profile is the identity");
+    }
+}

@@ -202,3 +202,27 @@ fn a_tab_adopts_the_identity_another_tab_wrote() {
     assert_eq!(a.anonymous_id(), b.anonymous_id(), "converged on one id");
     assert_eq!(count(&a, "A"), 1.0, "and kept its own events");
 }
+
+/// A stored session at the top of its counters' range (only tampered storage gets there):
+/// further page views and sessions saturate instead of overflowing (a panic would trap the
+/// engine). (Found while fuzzing the stored-profile decoder.)
+#[test]
+fn session_counters_saturate_at_their_ceiling() {
+    let mut k = ks(1, None, T0);
+    k.page(T0, Map::new());
+    let mut stored = k.take_dirty().unwrap();
+    let max = f64::from(u32::MAX) - 1.0; // the largest the decoder accepts
+    if let Value::Obj(m) = &mut stored {
+        m.insert("sess", Value::Arr(vec!["s1".into(), Value::Num(max), Value::Num(max), Value::Num(T0), Value::Num(T0)]));
+    }
+    let mut k = ks(2, Some(&stored), T0);
+    let session = |k: &Keystone, key: &str| k.profile_document().path(&format!("session.{key}")).and_then(Value::as_num);
+    k.page(T0 + MINUTE, Map::new());
+    k.page(T0 + 2.0 * MINUTE, Map::new());
+    assert_eq!(session(&k, "pageviews"), Some(f64::from(u32::MAX)));
+    assert_eq!(session(&k, "count"), Some(max));
+    k.page(T0 + 120.0 * MINUTE, Map::new());
+    k.page(T0 + 240.0 * MINUTE, Map::new());
+    assert_eq!(session(&k, "count"), Some(f64::from(u32::MAX)));
+    assert_eq!(session(&k, "pageviews"), Some(1.0));
+}

@@ -7,7 +7,8 @@
 //! - nothing of one known identity reaches another: switching from A to B sets A aside whole
 //!   and starts B (loaded from its own set-aside copy or fresh) under a new anonymous id;
 //! - every identity change raises the profile's `epoch`, so a tab still holding the previous
-//!   identity adopts the stored one instead of writing it back ([`stamp_order`]);
+//!   identity adopts the stored one instead of writing it back ([`stamp_order`]); the epoch
+//!   saturates at `u32::MAX` (only a tampered stored profile gets there: it never wraps to 0);
 //! - at most [`ASIDE_MAX`] profiles are set aside, least recently used dropped first, and none
 //!   older than the retention.
 
@@ -168,7 +169,7 @@ pub fn identify(
             aside.put(p, now, retention);
             let mut next = aside.take(&login.user_id, now, retention).unwrap_or_else(|| Profile::new(String::new(), now));
             next.context = take(&mut p.context);
-            next.epoch = p.epoch.max(next.epoch) + 1;
+            next.epoch = p.epoch.max(next.epoch).saturating_add(1);
             next.anonymous_id = new_anonymous_id.clone();
             link(&mut next.linked, &new_anonymous_id);
             *p = next;
@@ -186,7 +187,7 @@ pub fn identify(
                 p.anonymous_id = aid.clone();
                 p.context = ctx;
             }
-            p.epoch += 1;
+            p.epoch = p.epoch.saturating_add(1);
             link(&mut p.linked, &aid);
             Change::Merged(aid)
         }
@@ -202,7 +203,7 @@ pub fn reset(p: &mut Profile, aside: &mut Aside, new_anonymous_id: String, now: 
     aside.put(p, now, retention);
     let mut next = Profile::new(new_anonymous_id, now);
     next.context = take(&mut p.context);
-    next.epoch = p.epoch + 1;
+    next.epoch = p.epoch.saturating_add(1);
     *p = next;
 }
 

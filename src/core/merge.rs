@@ -4,8 +4,8 @@
 //! `merge(a, b)` is commutative and associative, and `Profile::default()` is its identity
 //! element, so the result does not depend on which device state was merged first:
 //! counts and buckets add, `firstSeen` takes the min, `lastSeen` the max, traits are
-//! last-writer-wins by their timestamps, the recent rings interleave by time within their
-//! bound, linked anonymous ids form a union (bounded: past [`LINKED_MAX`] it keeps the first
+//! last-writer-wins by their timestamps, the recent rings combine in time order (ties by
+//! name, then properties) within their bound, linked anonymous ids form a union (bounded: past [`LINKED_MAX`] it keeps the first
 //! argument's links first). Where a whole value must be chosen
 //! (context, session) the one with the later activity wins, ties broken by a total order on
 //! values, so no choice depends on argument order (only the order of keys and event names in
@@ -25,9 +25,14 @@ pub const LINKED_MAX: usize = 32;
 /// `b`, moving rather than copying.
 pub fn merge(mut a: Profile, b: Profile) -> Profile {
     a.epoch = a.epoch.max(b.epoch);
-    if a.first_seen <= 0.0 || (b.first_seen > 0.0 && b.first_seen < a.first_seen) {
-        a.first_seen = b.first_seen;
-    }
+    // The earliest of those set (> 0); when neither is (0, or a tampered stored value below),
+    // the smaller, so the result still does not depend on the argument order.
+    let (fa, fb) = (a.first_seen, b.first_seen);
+    a.first_seen = match (fa > 0.0, fb > 0.0) {
+        (true, false) => fa,
+        (false, true) => fb,
+        _ => fa.min(fb),
+    };
     if a.last_seen.total_cmp(&b.last_seen).then_with(|| cmp_value(&a.context, &b.context)) == Ordering::Less {
         a.context = b.context;
     }
@@ -72,17 +77,21 @@ pub fn merge(mut a: Profile, b: Profile) -> Profile {
             None => a.events.push(e),
         }
     }
-    // Interleave the rings by (time, then name and properties); push_recent keeps the newest
-    // within the ring's bounds.
-    let (mut x, mut y) = (a.take_recent().into_iter().peekable(), b.recent.into_iter().peekable());
-    loop {
-        let from_x = match (x.peek(), y.peek()) {
-            (Some(l), Some(r)) => l.ts.total_cmp(&r.ts).then_with(|| l.name.cmp(&r.name)).then_with(|| cmp_map(&l.props, &r.props)) != Ordering::Greater,
-            (l, _) => l.is_some(),
-        };
-        match if from_x { x.next() } else { y.next() } {
-            Some(e) => a.push_recent(e),
-            None => break,
+    // Two rings combine sorted by (time, then name and properties), a total order: a ring is
+    // only ordered by recording, so events of one millisecond (a page view and a track) or
+    // recorded under a clock set back would otherwise land in an order that depends on the
+    // argument order. push_recent keeps the newest within the ring's bounds. A ring merged with
+    // an empty one stays as it is (the empty profile is the identity).
+    if !b.recent.is_empty() {
+        let mut ring = a.take_recent();
+        if ring.is_empty() {
+            ring = b.recent;
+        } else {
+            ring.extend(b.recent);
+            ring.sort_by(|l, r| l.ts.total_cmp(&r.ts).then_with(|| l.name.cmp(&r.name)).then_with(|| cmp_map(&l.props, &r.props)));
+        }
+        for e in ring {
+            a.push_recent(e);
         }
     }
     a.activation.merge(&b.activation);

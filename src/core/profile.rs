@@ -132,7 +132,7 @@ impl Profile {
             Op::Event { page, name, ts, props, id } => {
                 self.touch_session(*ts, session_timeout, id);
                 if *page {
-                    self.session.pageviews += 1;
+                    self.session.pageviews = self.session.pageviews.saturating_add(1);
                 }
                 self.record(name, *ts, props);
             }
@@ -147,7 +147,7 @@ impl Profile {
         let s = &mut self.session;
         if s.id.is_empty() || now - s.last_activity > timeout {
             s.id = new_id.into();
-            s.count += 1;
+            s.count = s.count.saturating_add(1);
             s.pageviews = 0;
             s.started_at = now;
             s.last_activity = now;
