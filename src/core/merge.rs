@@ -88,7 +88,8 @@ pub fn merge(mut a: Profile, b: Profile) -> Profile {
             ring = b.recent;
         } else {
             ring.extend(b.recent);
-            ring.sort_by(|l, r| l.ts.total_cmp(&r.ts).then_with(|| l.name.cmp(&r.name)).then_with(|| cmp_map(&l.props, &r.props)));
+            // A total order, so equal elements are identical and the (unstable) sort is exact.
+            crate::core::sort::sort_by(&mut ring, |l, r| l.ts.total_cmp(&r.ts).then_with(|| l.name.cmp(&r.name)).then_with(|| cmp_map(&l.props, &r.props)) == Ordering::Less);
         }
         for e in ring {
             a.push_recent(e);
