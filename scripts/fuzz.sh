@@ -13,7 +13,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SECS=${FUZZ_SECONDS:-30}
-TARGETS=${FUZZ_TARGETS:-"segments profile_decoder event_sequence merge"}
+TARGETS=${FUZZ_TARGETS:-"segments profile_decoder event_sequence merge json"}
 SAN=${FUZZ_SANITIZER:-address}
 export RUSTC_BOOTSTRAP=1
 # cargo-fuzz builds into fuzz/target; never the main target dir.

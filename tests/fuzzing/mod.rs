@@ -16,12 +16,54 @@ const MIN: f64 = 60_000.0;
 
 /// The targets, by the name of their corpus folder.
 pub const TARGETS: &[(&str, fn(&[u8]))] =
-    &[("segments", segments), ("profile_decoder", profile_decoder), ("event_sequence", event_sequence), ("merge", merge)];
+    &[("segments", segments), ("profile_decoder", profile_decoder), ("event_sequence", event_sequence), ("merge", merge), ("json", json)];
 
 fn parse(data: &[u8]) -> Option<Value> {
     let text = std::str::from_utf8(data).ok()?;
     // serde_json's own recursion limit (128) bounds the depth, as the browser layer does (64).
     serde_json::from_str::<serde_json::Value>(text).ok().map(|v| from_json(&v))
+}
+
+/// The JSON reader and writer of the JS↔wasm boundary (`core::json`), which also reads the
+/// stored profile's text (any script of the page can write it). Invariants: no panic, depth
+/// bounded; what it reads, it writes back to text it reads the same; any text serde_json
+/// accepts (within the depth bound), it accepts with the same value.
+pub fn json(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let host = NativeHost::new(1);
+    let mine = keystone::core::json::parse(text, &host, 64);
+    if let Ok(v) = &mine {
+        // Written text reads back to a value that writes the same text (a literal out of range,
+        // `1e400`, reads as Infinity and writes as `null`, as JSON.parse / JSON.stringify do).
+        let out = keystone::core::json::write(v, &host);
+        let again = keystone::core::json::parse(&out, &host, 64).expect("written JSON reads back");
+        assert_eq!(keystone::core::json::write(&again, &host), out, "write ∘ parse is not stable");
+    }
+    if let Ok(theirs) = serde_json::from_str::<serde_json::Value>(text) {
+        if depth(&theirs) <= 64 {
+            let v = mine.unwrap_or_else(|e| panic!("serde_json reads it, core::json refuses: {}", e.message));
+            assert!(same_value(&v, &from_json(&theirs)), "core::json and serde_json read different values");
+        }
+    }
+}
+
+fn depth(v: &serde_json::Value) -> usize {
+    match v {
+        serde_json::Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+        serde_json::Value::Object(m) => 1 + m.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Equal as JSON values; numbers within 1e-15 relative (serde_json without its float_roundtrip
+/// feature rounds integers of 20+ digits less exactly than the correctly rounded `Number()`).
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Num(x), Value::Num(y)) => x == y || (x - y).abs() <= 1e-15 * x.abs().max(y.abs()),
+        (Value::Arr(x), Value::Arr(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same_value(p, q)),
+        (Value::Obj(x), Value::Obj(y)) => x.len() == y.len() && x.iter().zip(y.iter()).all(|((k, p), (l, q))| k == l && same_value(p, q)),
+        _ => a == b,
+    }
 }
 
 /// Segment definitions: parse + validate (load), then evaluate over a few events and a refresh.
