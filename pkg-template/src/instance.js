@@ -69,9 +69,24 @@ function retrap() {
 }
 
 /** Loads the wasm engine once (no profile, no instance); resolves when it is ready. */
+let compiled = null;
+
+/**
+ * Starts fetching and compiling the engine (the ESM entry calls it when it is imported), so that
+ * `init()` only has to instantiate it. A failure here is silent: `loadWasm` then fetches again and
+ * reports.
+ */
+export function prefetchWasm(url) {
+  try {
+    if (!compiled && typeof WebAssembly == "object" && WebAssembly.compileStreaming && typeof fetch == "function") {
+      compiled = WebAssembly.compileStreaming(fetch(url)).catch(() => null);
+    }
+  } catch (_) {}
+}
+
 export function loadWasm(url) {
   if (!wasmReady) {
-    wasmReady = initWasm({ module_or_path: url }).then(() => {
+    wasmReady = Promise.resolve(compiled).then((m) => initWasm({ module_or_path: m || url })).then(() => {
       wasmLoaded = true;
     }, (e) => {
       wasmReady = null;

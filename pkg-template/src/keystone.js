@@ -1,8 +1,10 @@
 // ESM entry of keystone-cdp: `import { Keystone } from "keystone-cdp"`.
 // The wasm file is found next to this module (bundlers follow `new URL(…, import.meta.url)`).
-import { init, loadWasm, evalCondition, KeystoneError } from "./instance.js";
+import { init, loadWasm, prefetchWasm, evalCondition, KeystoneError } from "./instance.js";
 
 const WASM_URL = new URL("keystone_bg.wasm", import.meta.url);
+// The engine is fetched and compiled as soon as this module is imported; `init` instantiates it.
+prefetchWasm(WASM_URL);
 
 /** The Keystone entry point. */
 export const Keystone = {
