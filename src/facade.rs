@@ -193,6 +193,7 @@ impl Core {
         if ok {
             self.seen = Some(text);
         }
+        self.file_orphans();
         ok
     }
 
@@ -214,6 +215,18 @@ impl Core {
         self.load_aside();
         self.ks.reset(now());
         self.write_identity();
+    }
+
+    /// Another tab's logout or switch left this tab's unwritten operations of the previous
+    /// identity: they go into that identity's set-aside profile, read and written at once.
+    fn file_orphans(&mut self) {
+        if self.ks.has_orphans() {
+            self.load_aside();
+            self.ks.file_orphans(now());
+            if let Some(v) = self.ks.take_aside() {
+                storage::set(&self.key_aside(), &json::write(&v, &BrowserHost));
+            }
+        }
     }
 
     fn key_aside(&self) -> String {
@@ -339,6 +352,7 @@ impl Core {
                     self.ks.report(Error::new(codes::STORAGE_UNAVAILABLE, "storage refused the write; keeping the profile in memory"));
                 }
             }
+            self.file_orphans();
         }
         let id = self.ks.anonymous_id();
         (self.ks.consent().personalization && !id.is_empty()).then(|| id.into())

@@ -388,3 +388,39 @@ fn an_epoch_at_its_ceiling_saturates_instead_of_wrapping() {
     assert_eq!(epoch(&mut ks), Some(f64::from(u32::MAX)));
     assert_eq!(ks.user_id(), None);
 }
+
+/// Tab 2 holds A with an event it has not written yet when tab 1 logs out: following the logout,
+/// tab 2 files that event into A's set-aside profile, so A finds it at the next login.
+#[test]
+fn a_tab_following_a_logout_files_its_unwritten_events_into_the_set_aside_profile() {
+    let mut tab1 = engine(21);
+    identify(&mut tab1, T0, "ada@example.com", Map::new());
+    tab1.track(T0 + 1.0, "Product Viewed", Map::new()).unwrap();
+    let stored = tab1.take_dirty().unwrap();
+    let mut tab2 = Keystone::new(Options::default(), NativeHost::boxed(22), Some(&stored), T0 + 2.0);
+    tab2.load_definitions(&defs(), T0 + 2.0).unwrap();
+    assert_eq!(count(&tab2, "Product Viewed"), 1.0);
+
+    // Tab 2 records an event of A (not written yet); tab 1 logs out and writes at once.
+    tab2.track(T0 + 3.0, "Product Viewed", Map::new()).unwrap();
+    tab2.track(T0 + 3.5, "Order Completed", Map::new()).unwrap();
+    tab1.reset(T0 + 4.0);
+    let aside = tab1.take_aside().unwrap();
+    let after_reset = tab1.take_dirty().unwrap();
+
+    // Tab 2 follows: its pending operations of A are orphans, filed into A's set-aside copy.
+    assert!(tab2.rebase(&after_reset, T0 + 5.0));
+    assert_eq!(tab2.user_id(), None);
+    assert_eq!(count(&tab2, "Product Viewed"), 0.0, "nothing of A leaks into the anonymous profile");
+    assert!(tab2.has_orphans());
+    tab2.load_aside(&aside);
+    tab2.file_orphans(T0 + 5.0);
+    assert!(!tab2.has_orphans());
+    let filed = tab2.take_aside().expect("the set-aside profiles are written again");
+
+    // A logs in again (in tab 1): the set-aside copy holds both tabs' events, once each.
+    tab1.load_aside(&filed);
+    identify(&mut tab1, T0 + 6.0, "ada@example.com", Map::new());
+    assert_eq!(count(&tab1, "Product Viewed"), 2.0);
+    assert_eq!(count(&tab1, "Order Completed"), 1.0);
+}

@@ -102,6 +102,11 @@ impl Journal {
         self.ops.drain(..i);
     }
 
+    /// Takes every operation held, with its sequence number.
+    pub fn take_all(&mut self) -> Vec<(u32, Op)> {
+        ::core::mem::take(&mut self.ops).into_iter().map(|e| (e.seq, e.op)).collect()
+    }
+
     /// Forgets everything (after `forget()`).
     pub fn clear(&mut self) {
         self.ops.clear();

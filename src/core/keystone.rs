@@ -134,6 +134,9 @@ pub struct Keystone {
     spec: Value,
     aside: Aside,
     aside_dirty: bool,
+    /// Operations this tab journaled as a known user that another tab's logout or switch left
+    /// unwritten: filed into that user's set-aside profile ([`Keystone::file_orphans`]).
+    orphans: Option<(String, Vec<(u32, Op)>)>,
 }
 
 impl Keystone {
@@ -159,6 +162,7 @@ impl Keystone {
             spec: Value::Null,
             aside: Aside::default(),
             aside_dirty: false,
+            orphans: None,
         };
         ks.journal.tab = uuid_v4(random16(ks.host.as_ref()));
         ks.journal.tab.truncate(8);
@@ -256,6 +260,34 @@ impl Keystone {
         self.identity_changed = true;
         self.notices.push(Notice::Reset(aid));
         self.evaluate(now, true);
+    }
+
+    /// Whether another tab's logout or switch left operations of this tab's previous identity
+    /// to file (the caller loads the set-aside profiles, calls [`Keystone::file_orphans`] and
+    /// writes them).
+    pub fn has_orphans(&self) -> bool {
+        self.orphans.is_some()
+    }
+
+    /// Files the orphaned operations into the set-aside profile of the user they belong to (those
+    /// it does not hold yet, by this tab's writer mark); dropped when that profile is gone.
+    pub fn file_orphans(&mut self, now: f64) {
+        let Some((user, ops)) = self.orphans.take() else { return };
+        if !self.consent.personalization {
+            return;
+        }
+        let Some(mut q) = self.aside.take(&user, now, self.opts.retention) else { return };
+        let held = q.writer_seq(&self.journal.tab);
+        let mut last = held;
+        for (seq, op) in &ops {
+            if *seq > held {
+                apply_op(&self.defs, &mut q, op, self.opts.session_timeout, self.host.as_ref());
+                last = last.max(*seq);
+            }
+        }
+        q.set_writer(&self.journal.tab, last);
+        self.aside.put(&q, now, self.opts.retention);
+        self.aside_dirty = true;
     }
 
     /// Replaces the set-aside profiles with their stored form (read fresh before each identity
@@ -461,6 +493,12 @@ impl Keystone {
         let left = self.profile.user_id.is_some() && p.user_id != self.profile.user_id;
         let reset = p.user_id.is_none() && p.anonymous_id != self.profile.anonymous_id && p.epoch > self.profile.epoch;
         if left || reset {
+            if let (true, Some(u)) = (left, self.profile.user_id.clone()) {
+                let ops = self.journal.take_all();
+                if !ops.is_empty() {
+                    self.orphans = Some((u, ops));
+                }
+            }
             self.journal.clear();
         }
         for op in self.journal.after(held) {

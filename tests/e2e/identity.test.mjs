@@ -251,6 +251,13 @@ test("other tabs follow identify and reset, and never write the old identity bac
   assert.deepEqual(after.segs, []);
   assert.deepEqual(after.seen, [["reset", fresh]]);
   assert.equal(await one.evaluate(() => ks.userId()), null);
+  // Tab two's event of A, not yet written when tab one logged out, went into A's set-aside
+  // profile: A finds both views (tab one's, merged at login, and tab two's) when logging in again.
+  const views = await one.evaluate(async () => {
+    await ks.identify("ada.lovelace@example.com");
+    return ks.profile().events["Product Viewed"].count;
+  });
+  assert.equal(views, 2);
   assert.deepEqual(one.problems, []);
   assert.deepEqual(two.problems, []);
   await ctx.close();
