@@ -181,7 +181,7 @@ fn cap_counts_exposures_of_earlier_page_views_within_its_window() {
 
     // Exposures survive a reload (they are part of the stored profile).
     let stored = ks.take_dirty().unwrap();
-    let mut again = engine(9, Some(&stored), Options::default());
+    let again = engine(9, Some(&stored), Options::default());
     let ex = to_json(&again.explain_experience("hero", just_after + MINUTE).unwrap());
     assert_eq!(ex["variants"][0]["seen"].as_f64(), Some(2.0), "minute 2 and the last view are in the window");
     let ex = to_json(&again.explain_experience("hero", t(2.0) + 7.0 * DAY + MINUTE).unwrap());

@@ -114,18 +114,9 @@ fn gen_with(r: &mut Rng, blobs: bool) -> Profile {
     p
 }
 
-/// The same content in one canonical order (events by name, traits by key): merge promises
-/// the same content whatever the argument order, not the same key order.
+/// The same content in one canonical order: see `common::canon_profile`.
 fn canon(p: &Profile) -> Profile {
-    let mut c = p.clone();
-    c.events.sort_by(|a, b| a.name.cmp(&b.name));
-    c.linked.sort();
-    c.activation.exposures.sort_by(|a, b| (&a.experience, &a.variant).cmp(&(&b.experience, &b.variant)));
-    let mut keys: Vec<String> = p.traits.keys().cloned().collect();
-    keys.sort();
-    c.traits = keys.iter().map(|k| (k.clone(), p.traits.get(k).unwrap().clone())).collect();
-    c.trait_times = keys.iter().filter_map(|k| p.trait_times.get(k).map(|t| (k.clone(), t.clone()))).collect();
-    c
+    common::canon_profile(p)
 }
 
 #[test]

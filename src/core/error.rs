@@ -63,3 +63,24 @@ pub mod codes {
     /// The action needs a consent category that is not granted.
     pub const CONSENT_REQUIRED: &str = "consent_required";
 }
+
+/// Appends a key to a JSON pointer (the `path` of an error), escaping `~` and `/` (RFC 6901).
+#[inline(never)]
+pub fn join(base: &str, key: &str) -> String {
+    let mut s = String::with_capacity(base.len() + key.len() + 1);
+    s.push_str(base);
+    s.push('/');
+    for c in key.chars() {
+        match c {
+            '~' => s.push_str("~0"),
+            '/' => s.push_str("~1"),
+            c => s.push(c),
+        }
+    }
+    s
+}
+
+/// Appends an array index to a JSON pointer.
+pub fn join_pointer(base: &str, i: usize) -> String {
+    join(base, &crate::core::host::format_uint(i as u64))
+}

@@ -16,6 +16,7 @@ use crate::core::prelude::*;
 use crate::core::behaviour::{self, Agg, Fp, Node, Performed, Sequence, Spec};
 use crate::core::condition::{eval_value, get_path, Ctx, Groups};
 use crate::core::error::{codes, Error};
+pub use crate::core::error::{join, join_pointer};
 use crate::core::host::Host;
 use crate::core::profile::Profile;
 use crate::core::score::{Rule, ScoreDef};
@@ -679,23 +680,3 @@ pub fn merge_state(into: &mut State, other: &State, defs: &Definitions) {
     behaviour::merge(into, other, &hl);
 }
 
-/// Appends a key to a JSON pointer, escaping `~` and `/` (RFC 6901).
-#[inline(never)]
-pub fn join(base: &str, key: &str) -> String {
-    let mut s = String::with_capacity(base.len() + key.len() + 1);
-    s.push_str(base);
-    s.push('/');
-    for c in key.chars() {
-        match c {
-            '~' => s.push_str("~0"),
-            '/' => s.push_str("~1"),
-            c => s.push(c),
-        }
-    }
-    s
-}
-
-/// Appends an array index to a JSON pointer.
-pub fn join_pointer(base: &str, i: usize) -> String {
-    join(base, &crate::core::host::format_uint(i as u64))
-}

@@ -12,6 +12,7 @@
 use crate::core::prelude::*;
 
 use crate::core::error::{codes, Error};
+pub use crate::core::error::{join, join_pointer};
 use crate::core::host::Host;
 use crate::core::profile::Profile;
 use crate::core::time::parse_duration;
@@ -227,22 +228,3 @@ fn compare_count(n: f64, cond: &Value) -> bool {
     }
 }
 
-/// Appends a key to a JSON pointer, escaping `~` and `/` (RFC 6901).
-pub fn join(base: &str, key: &str) -> String {
-    let mut s = String::with_capacity(base.len() + key.len() + 1);
-    s.push_str(base);
-    s.push('/');
-    for c in key.chars() {
-        match c {
-            '~' => s.push_str("~0"),
-            '/' => s.push_str("~1"),
-            c => s.push(c),
-        }
-    }
-    s
-}
-
-/// Appends an array index to a JSON pointer.
-pub fn join_pointer(base: &str, i: usize) -> String {
-    join(base, &crate::core::host::format_uint(i as u64))
-}

@@ -99,3 +99,19 @@ pub fn to_json(v: &Value) -> serde_json::Value {
         Value::Obj(m) => serde_json::Value::Object(m.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
     }
 }
+
+/// A profile's content in one canonical order (events by name, linked ids and exposures sorted,
+/// traits by key): merge promises the same content whatever the argument order, not the same
+/// key order.
+#[allow(dead_code)]
+pub fn canon_profile(p: &keystone::core::profile::Profile) -> keystone::core::profile::Profile {
+    let mut c = p.clone();
+    c.events.sort_by(|a, b| a.name.cmp(&b.name));
+    c.linked.sort();
+    c.activation.exposures.sort_by(|a, b| (&a.experience, &a.variant).cmp(&(&b.experience, &b.variant)));
+    let mut keys: Vec<String> = p.traits.keys().cloned().collect();
+    keys.sort();
+    c.traits = keys.iter().map(|k| (k.clone(), p.traits.get(k).unwrap().clone())).collect();
+    c.trait_times = keys.iter().filter_map(|k| p.trait_times.get(k).map(|t| (k.clone(), t.clone()))).collect();
+    c
+}

@@ -291,14 +291,7 @@ fn doc_counts(doc: &Value) -> Vec<(String, f64)> {
 /// The content merge promises whatever the argument order (events by name, traits by key; the
 /// fields merge leaves to its caller — behaviour state, writers — cleared).
 fn canon(p: &Profile) -> Profile {
-    let mut c = p.clone();
-    c.events.sort_by(|a, b| a.name.cmp(&b.name));
-    c.linked.sort();
-    c.activation.exposures.sort_by(|a, b| (&a.experience, &a.variant).cmp(&(&b.experience, &b.variant)));
-    let mut keys: Vec<String> = p.traits.keys().cloned().collect();
-    keys.sort();
-    c.traits = keys.iter().map(|k| (k.clone(), p.traits.get(k).unwrap().clone())).collect();
-    c.trait_times = keys.iter().filter_map(|k| p.trait_times.get(k).map(|t| (k.clone(), t.clone()))).collect();
+    let mut c = crate::common::canon_profile(p);
     c.behaviour = Default::default();
     c.writers = Map::new();
     c
