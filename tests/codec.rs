@@ -12,19 +12,7 @@ use keystone::core::value::{Map, Value};
 const T0: f64 = 1_764_403_200_000.0;
 const DAY: f64 = 86_400_000.0;
 
-/// A small deterministic generator for test data.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
+use common::XorShift as Rng;
 
 fn stored_text(v: &Value) -> String {
     serde_json::to_string(&to_json(v)).unwrap()

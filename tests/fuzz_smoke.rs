@@ -8,22 +8,7 @@ mod fuzzing;
 
 use std::time::{Duration, Instant};
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-        xs[self.below(xs.len())]
-    }
-}
+use common::SplitMix as Rng;
 
 const KEYS: &[&str] = &[
     "version", "segments", "scores", "experiences", "savedGroups", "id", "name", "condition", "$performed", "$sequence", "steps",
@@ -37,18 +22,18 @@ const STRS: &[&str] = &["Product Viewed", "Order Completed", "7d", "1h", "30m", 
 
 fn value(r: &mut Rng, depth: usize) -> serde_json::Value {
     use serde_json::Value as J;
-    match r.below(if depth > 6 { 4 } else { 7 }) {
+    match r.index(if depth > 6 { 4 } else { 7 }) {
         0 => J::Null,
-        1 => J::Bool(r.below(2) == 0),
+        1 => J::Bool(r.index(2) == 0),
         2 => {
-            let n = [0.0, -0.0, 1.0, -1.0, 3.0, 1e308, -1e308, 0.5, 1e-300, 2f64.powi(53) + 1.0, 100.0][r.below(11)];
+            let n = [0.0, -0.0, 1.0, -1.0, 3.0, 1e308, -1e308, 0.5, 1e-300, 2f64.powi(53) + 1.0, 100.0][r.index(11)];
             serde_json::Number::from_f64(n).map(J::Number).unwrap_or(J::Null)
         }
         3 => J::String(r.pick(STRS).into()),
-        4 => J::Array((0..r.below(5)).map(|_| value(r, depth + 1)).collect()),
+        4 => J::Array((0..r.index(5)).map(|_| value(r, depth + 1)).collect()),
         _ => {
             let mut m = serde_json::Map::new();
-            for _ in 0..r.below(6) {
+            for _ in 0..r.index(6) {
                 m.insert(r.pick(KEYS).into(), value(r, depth + 1));
             }
             J::Object(m)
@@ -59,7 +44,7 @@ fn value(r: &mut Rng, depth: usize) -> serde_json::Value {
 /// A document shaped like the target's input, with random parts.
 fn document(r: &mut Rng, target: &str) -> Vec<u8> {
     let v = value(r, 0);
-    let doc = match (target, r.below(3)) {
+    let doc = match (target, r.index(3)) {
         ("segments", 0 | 1) => serde_json::json!({"version": 1, "segments": [{"id": "s", "condition": v}, {"id": "t", "condition": value(r, 2)}], "scores": [{"id": "engagement", "halfLife": r.pick(STRS), "rules": [{"event": r.pick(STRS), "points": value(r, 5)}]}]}),
         ("profile_decoder", 0 | 1) => serde_json::json!({"v": 1, "anonymousId": r.pick(STRS), "traits": v, "events": [[r.pick(STRS), value(r, 5), value(r, 5), [value(r, 6), value(r, 6)]]], "recent": value(r, 3), "session": value(r, 3), "firstSeen": value(r, 6), "lastSeen": value(r, 6)}),
         _ => v,
@@ -68,16 +53,16 @@ fn document(r: &mut Rng, target: &str) -> Vec<u8> {
 }
 
 fn mutate(r: &mut Rng, mut data: Vec<u8>) -> Vec<u8> {
-    for _ in 0..1 + r.below(4) {
+    for _ in 0..1 + r.index(4) {
         if data.is_empty() {
             data.push(b'{');
         }
-        let i = r.below(data.len());
-        match r.below(3) {
+        let i = r.index(data.len());
+        match r.index(3) {
             0 => data[i] = r.next() as u8,
             1 => {
                 let alphabet = b"{}[]\",:0123456789-e.nulltrue";
-                data.insert(i, alphabet[r.below(alphabet.len())])
+                data.insert(i, alphabet[r.index(alphabet.len())])
             }
             _ => {
                 data.remove(i);
@@ -98,12 +83,12 @@ fn seeded_random_inputs_hold_every_targets_invariants() {
         let start = Instant::now();
         let mut n = 0;
         while n < 3000 && start.elapsed() < Duration::from_secs(2) {
-            let data = match r.below(3) {
+            let data = match r.index(3) {
                 0 if !corpus.is_empty() => {
-                    let seed = corpus[r.below(corpus.len())].clone();
+                    let seed = corpus[r.index(corpus.len())].clone();
                     mutate(&mut r, seed)
                 }
-                1 => (0..r.below(64)).map(|_| r.next() as u8).collect(),
+                1 => (0..r.index(64)).map(|_| r.next() as u8).collect(),
                 _ => document(&mut r, name),
             };
             let res = std::panic::catch_unwind(|| run(&data));

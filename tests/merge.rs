@@ -13,31 +13,16 @@ use keystone::core::value::{Map, Value};
 const T0: f64 = 1_764_403_200_000.0;
 const CASES: usize = 400;
 
-/// splitmix64: small, seeded, good enough to draw test profiles.
-struct Rng(u64);
+use common::SplitMix as Rng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-        xs[self.below(xs.len() as u64) as usize]
-    }
-    fn value(&mut self) -> Value {
-        match self.below(5) {
-            0 => Value::Null,
-            1 => Value::Bool(self.below(2) == 0),
-            2 => Value::Num(self.below(4) as f64),
-            3 => Value::Str(self.pick(&["gold", "silver", "Paris"]).into()),
-            _ => Value::Obj(Map::new().with("k", self.below(3) as f64)),
-        }
+/// A small trait or property value.
+fn small_value(r: &mut Rng) -> Value {
+    match r.below(5) {
+        0 => Value::Null,
+        1 => Value::Bool(r.below(2) == 0),
+        2 => Value::Num(r.below(4) as f64),
+        3 => Value::Str(r.pick(&["gold", "silver", "Paris"]).into()),
+        _ => Value::Obj(Map::new().with("k", r.below(3) as f64)),
     }
 }
 
@@ -58,7 +43,7 @@ fn gen_with(r: &mut Rng, blobs: bool) -> Profile {
     p.epoch = r.below(4) as u32;
     for _ in 0..r.below(4) {
         let k = r.pick(&["tier", "city", "ltv", "vip"]);
-        p.traits.insert(k, r.value());
+        p.traits.insert(k, small_value(r));
         // Few distinct times, so ties (broken by value order) happen often.
         p.trait_times.insert(k, Value::Num(T0 + r.below(3) as f64 * 1000.0));
     }

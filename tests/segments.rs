@@ -234,16 +234,7 @@ fn state_merge_adds_counts_and_is_order_independent() {
     assert_eq!(ks.segments(), &["seq".to_string(), "sum".to_string(), "three".to_string()]);
 }
 
-/// xorshift PRNG for the property tests.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+use common::XorShift as Rng;
 
 #[test]
 fn windowed_counts_and_sums_do_not_depend_on_event_order() {
