@@ -13,8 +13,16 @@ struct Memory(RefCell<Vec<(String, String)>>);
 unsafe impl Sync for Memory {}
 static MEMORY: Memory = Memory(RefCell::new(Vec::new()));
 
-fn local() -> Option<web_sys::Storage> {
-    web_sys::window()?.local_storage().ok().flatten()
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    // `localStorage` itself throws where storage is blocked (and is missing outside a window):
+    // each call catches, so either reads as "unavailable".
+    #[wasm_bindgen(catch, js_namespace = localStorage, js_name = getItem)]
+    fn get_item(key: &str) -> Result<Option<String>, wasm_bindgen::JsValue>;
+    #[wasm_bindgen(catch, js_namespace = localStorage, js_name = setItem)]
+    fn set_item(key: &str, value: &str) -> Result<(), wasm_bindgen::JsValue>;
+    #[wasm_bindgen(catch, js_namespace = localStorage, js_name = removeItem)]
+    fn remove_item(key: &str) -> Result<(), wasm_bindgen::JsValue>;
 }
 
 /// Reads `key`: the in-memory copy of a write that storage refused, else storage.
@@ -22,12 +30,12 @@ pub fn get(key: &str) -> Option<String> {
     if let Some(v) = MEMORY.0.borrow().iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()) {
         return Some(v);
     }
-    local().and_then(|s| s.get_item(key).ok().flatten())
+    get_item(key).ok().flatten()
 }
 
 /// Writes `key`. Returns false when storage refused (the value is then kept in memory).
 pub fn set(key: &str, value: &str) -> bool {
-    let ok = local().is_some_and(|s| s.set_item(key, value).is_ok());
+    let ok = set_item(key, value).is_ok();
     let mut m = MEMORY.0.borrow_mut();
     m.retain(|(k, _)| k != key);
     if !ok {
@@ -38,9 +46,7 @@ pub fn set(key: &str, value: &str) -> bool {
 
 /// Removes `key` from storage and memory.
 pub fn remove(key: &str) {
-    if let Some(s) = local() {
-        let _ = s.remove_item(key);
-    }
+    let _ = remove_item(key);
     MEMORY.0.borrow_mut().retain(|(k, _)| k != key);
 }
 
