@@ -3,7 +3,7 @@
 //! [`crate::core::json`] here): one crossing per argument instead of several per key. Errors
 //! leave as plain `{code, message, segmentId?, path?}` objects that the JS wrapper turns into
 //! `KeystoneError`s.
-//! The hand-written wrapper in `pkg-template/src/` is the public API; this class is internal.
+//! The hand-written wrapper in `pkg-template/src/` is the public API; these exports are internal.
 
 #[allow(unused_imports)]
 use crate::core::prelude::*;
@@ -30,8 +30,10 @@ fn now() -> f64 {
 }
 
 
-/// The engine behind one `Keystone` instance.
-#[wasm_bindgen]
+/// The engine behind the page's `Keystone` instance (there is one per page: `init` is a
+/// singleton). It lives in [`ENGINE`], reached through the two exports [`core_new`] and
+/// [`core_call`]: no exported class, so no handle, no `RefCell` guard and no finalizer in the
+/// glue. After a trap the wrapper starts a fresh wasm instance, whose slot is empty again.
 pub struct Core {
     ks: Keystone,
     key_profile: String,
@@ -89,11 +91,29 @@ fn error_value(e: &Error) -> Value {
     Value::Obj(m)
 }
 
-#[wasm_bindgen]
+static ENGINE: Slot<Option<Core>> = Slot::new(None);
+
+/// `new` as an export: the page's engine, replacing any earlier one.
+#[wasm_bindgen(js_name = coreNew)]
+pub fn core_new(options: &str, cookie_id: Option<String>) -> JsResult {
+    let core = Core::new(options, cookie_id)?;
+    ENGINE.set(Some(core));
+    Ok(())
+}
+
+/// `call` as an export, on the page's engine (none yet: no result).
+#[wasm_bindgen(js_name = coreCall)]
+pub fn core_call(op: u32, a: Option<String>, b: Option<String>, c: Option<String>) -> Result<String, JsValue> {
+    // The engine never calls back into these exports, so the slot is not re-entered.
+    ENGINE.with_mut(|e| match e {
+        Some(core) => core.call(op, a, b, c),
+        None => Ok(String::new()),
+    })
+}
+
 impl Core {
     /// Creates the engine from the `init` options, restoring the stored profile. `cookieId` is
     /// the anonymous id of the first-party cookie (read by the wrapper), if any.
-    #[wasm_bindgen(constructor)]
     pub fn new(options: &str, cookie_id: Option<String>) -> Result<Core, JsValue> {
         let opts_value = parse_arg(options)?;
         // Global Privacy Control, read by the wrapper from `navigator.globalPrivacyControl`.

@@ -2,7 +2,7 @@
 // the host page. Bad input becomes a KeystoneError (a real Error with a stable `code`), reported
 // through a rejected Promise where the method returns one, an "error" event and one console
 // warning. Listener notifications are delivered after the API call returns (microtask).
-import initWasm, { Core, evalCondition as evalConditionWasm, __ksReinit } from "#wasm";
+import initWasm, { coreNew, coreCall, evalCondition as evalConditionWasm, __ksReinit } from "#wasm";
 import { readContext } from "./context.js";
 import { checkDelivery, transport } from "./transport.js";
 import { bind, cloak, release, handlers } from "./dom.js";
@@ -180,21 +180,22 @@ function optionsText(o) {
   return toJSON(picked, "init options");
 }
 
-// The engine's methods, by their index in the one exported entry point `Core.call(op, a, b, c)`
+// The engine's methods, by their index in the one exported entry point `coreCall(op, a, b, c)`
 // (the order of the match in src/facade.rs).
 const OPS = "setTraits setConsent forget sync identify reset setContext page track loadSegments decide segments inSegment profile explain nextCheck anonymousId userId refresh persist drain".split(" ");
 
 /**
- * A new engine, as an object with one method per engine call: string arguments pass as they
+ * The page's engine (created in the wasm instance, replacing any earlier one), as an object
+ * with one method per engine call: string arguments pass as they
  * are (anything else as none), results come back parsed from JSON.
  */
 function newEngine(optionsJson, cookieId) {
-  const core = new Core(optionsJson, cookieId);
+  coreNew(optionsJson, cookieId);
   const str = (v) => (typeof v == "string" ? v : undefined);
-  const e = { __destroy_into_raw: () => core.__destroy_into_raw() };
+  const e = {};
   OPS.forEach((name, op) => {
     e[name] = (a, b, c) => {
-      const r = core.call(op, str(a), str(b), str(c));
+      const r = coreCall(op, str(a), str(b), str(c));
       return r ? JSON.parse(r) : undefined;
     };
   });
@@ -236,13 +237,8 @@ export class Instance {
   /** The engine, rebuilt on a fresh wasm instance after a trap; null once degraded. */
   #engine() {
     if (this.#epoch !== epoch) {
-      const old = this.#core;
       this.#core = null;
       this.#epoch = epoch;
-      // Its memory belonged to the dead instance: never let it be freed in the new one.
-      try {
-        old && old.__destroy_into_raw();
-      } catch (_) {}
       if (epoch > MAX_TRAPS) return null;
       try {
         const core = newEngine(optionsText(this.#options), readCookie(this.#prefix() + "aid"));
