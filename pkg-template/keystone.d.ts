@@ -129,6 +129,7 @@ export interface Profile {
     utm: { source: string; medium: string; campaign: string; term: string; content: string };
     language: string; timezone: string; device: "mobile" | "tablet" | "desktop";
   };
+  /** The current session; `id` and `startedAt` (ISO) are `""` before the first event. */
   session: { id: string; count: number; pageviews: number; startedAt: string; durationSec: number };
   firstSeen: string;
   lastSeen: string;

@@ -78,6 +78,11 @@ fn retention_drops_old_behaviour_on_load_and_on_write() {
 #[test]
 fn sessions_follow_the_inactivity_timeout() {
     let mut k = ks(1, None, T0);
+    // Before the first event no session has started: empty id and start, zero counts.
+    let s0 = k.profile_document().get("session").cloned().unwrap();
+    assert_eq!(s0.get("id"), Some(&Value::Str(String::new())));
+    assert_eq!(s0.get("startedAt"), Some(&Value::Str(String::new())));
+    assert_eq!(s0.get("count"), Some(&Value::Num(0.0)));
     k.page(T0, Map::new());
     k.track(T0 + 29.0 * MINUTE, "A", Map::new()).unwrap();
     let s = k.profile_document().get("session").cloned().unwrap();

@@ -250,7 +250,8 @@ impl Profile {
                     .with("id", self.session.id.as_str())
                     .with("count", self.session.count)
                     .with("pageviews", self.session.pageviews)
-                    .with("startedAt", iso(self.session.started_at))
+                    // No session before the first event (not the epoch's date).
+                    .with("startedAt", if self.session.id.is_empty() { String::new() } else { iso(self.session.started_at) })
                     .with("durationSec", ((self.session.last_activity - self.session.started_at) / 1000.0).max(0.0) as u32),
             ),
             "firstSeen" => iso(self.first_seen).into(),

@@ -56,7 +56,13 @@ impl Map {
 
     /// Sets `key` (replacing in place, or appending).
     pub fn insert(&mut self, key: impl Into<String>, value: Value) {
-        let key = key.into();
+        self.put(key.into(), value)
+    }
+
+    // One non-generic body for every key and value type the callers pass (size: the generic
+    // wrappers above and in `with` stay a conversion and a call).
+    #[inline(never)]
+    fn put(&mut self, key: String, value: Value) {
         match self.entries.iter_mut().find(|(k, _)| *k == key) {
             Some(slot) => slot.1 = value,
             None => self.entries.push((key, value)),
@@ -96,7 +102,7 @@ impl Map {
 
     /// Builder-style insert.
     pub fn with(mut self, key: impl Into<String>, value: impl Into<Value>) -> Map {
-        self.insert(key, value.into());
+        self.put(key.into(), value.into());
         self
     }
 }
