@@ -6,6 +6,9 @@ export CARGO_TARGET_DIR
 WASM := $(CARGO_TARGET_DIR)/wasm32-unknown-unknown/release/keystone.wasm
 BINDGEN := target/bindgen
 PORT ?= 8080
+# -Oz to convergence, then the control flow flattened and rebuilt (--flatten --rereloop) and
+# -Oz once more: ≈ 0.3 KB gzip less than -Oz alone, for ≈ 15 s more build time.
+WASM_OPT_FLAGS := -Oz --converge --low-memory-unused --zero-filled-memory --strip-target-features --strip-debug --strip-producers --flatten --rereloop -Oz
 CARGO_FEATURES ?=
 
 .PHONY: setup pkg wasm test test-native test-wasm test-e2e demo tour bench bench-pkg trap-pkg fuzz clean
@@ -17,7 +20,7 @@ wasm: setup
 	cargo build --release --target wasm32-unknown-unknown $(if $(CARGO_FEATURES),--features $(CARGO_FEATURES),)
 	mkdir -p $(BINDGEN)
 	wasm-bindgen --target web --out-dir $(BINDGEN) --out-name keystone --no-typescript $(WASM)
-	node_modules/.bin/wasm-opt -Oz --converge --low-memory-unused --zero-filled-memory --strip-target-features --strip-debug --strip-producers $(BINDGEN)/keystone_bg.wasm -o $(BINDGEN)/keystone_opt.wasm
+	node_modules/.bin/wasm-opt $(WASM_OPT_FLAGS) $(BINDGEN)/keystone_bg.wasm -o $(BINDGEN)/keystone_opt.wasm
 
 ## Builds the npm package into pkg/ and prints its sizes.
 pkg: wasm
@@ -57,7 +60,7 @@ bench-pkg: setup
 	CARGO_TARGET_DIR=$(BENCH_TARGET) cargo build --release --target wasm32-unknown-unknown --features bench
 	mkdir -p $(BENCH_BINDGEN)
 	wasm-bindgen --target web --out-dir $(BENCH_BINDGEN) --out-name keystone --no-typescript $(BENCH_TARGET)/wasm32-unknown-unknown/release/keystone.wasm
-	node_modules/.bin/wasm-opt -Oz --converge --low-memory-unused --zero-filled-memory --strip-target-features --strip-debug --strip-producers $(BENCH_BINDGEN)/keystone_bg.wasm -o $(BENCH_BINDGEN)/keystone_opt.wasm
+	node_modules/.bin/wasm-opt $(WASM_OPT_FLAGS) $(BENCH_BINDGEN)/keystone_bg.wasm -o $(BENCH_BINDGEN)/keystone_opt.wasm
 
 ## The test-only package variant (cargo feature `trap-test`: `track("__keystone_trap__")` traps)
 ## into target/trap-pkg/, built in its own target dir; tests/e2e/trap.test.mjs serves it.
