@@ -34,7 +34,7 @@ test-native: setup
 	cargo test
 
 test-wasm: setup
-	cargo test --target wasm32-unknown-unknown --no-default-features
+	cargo test --target wasm32-unknown-unknown --no-default-features --features convert
 
 test-e2e: pkg
 	node --test --test-concurrency=1 tests/e2e/

@@ -33,7 +33,7 @@ run() { # $1 = suite, $2 = kind, rest = command
 }
 
 run native cargo cargo test --features segments
-run wasm cargo cargo test --target wasm32-unknown-unknown --no-default-features
+run wasm cargo cargo test --target wasm32-unknown-unknown --no-default-features --features convert
 # The package, then its test-only trap variant (target/trap-pkg/, for tests/e2e/trap.test.mjs).
 if make --no-print-directory pkg 2>&1 | tee out/test-pkg.log && make --no-print-directory trap-pkg >>out/test-pkg.log 2>&1; then
   run e2e node node --test --test-concurrency=1 --test-timeout=180000 --test-reporter=tap tests/e2e/

@@ -26,7 +26,7 @@ fn fail(e: Error) -> JsValue {
 }
 
 fn now() -> f64 {
-    js_sys::Date::now()
+    crate::web::host::date_now()
 }
 
 
@@ -54,11 +54,11 @@ fn parse_stored(s: &str) -> Value {
 }
 
 /// Nesting accepted in stored text: the profile's own levels over values the boundary bounded.
-const STORED_DEPTH: usize = crate::web::convert::MAX_DEPTH + 16;
+const STORED_DEPTH: usize = json::MAX_DEPTH + 16;
 
 /// JSON text from the wrapper (`JSON.stringify` of an argument) as a value.
 fn parse_arg(s: &str) -> Result<Value, JsValue> {
-    json::parse(s, &BrowserHost, crate::web::convert::MAX_DEPTH).map_err(fail)
+    json::parse(s, &BrowserHost, json::MAX_DEPTH).map_err(fail)
 }
 
 /// An argument that must be an object; `null` (and `undefined`) is an empty one.

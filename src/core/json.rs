@@ -18,6 +18,9 @@ use crate::core::value::{Map, Value};
 /// Largest integer printed and read without the host: every integer up to it is exact in f64.
 const EXACT: f64 = 9_007_199_254_740_992.0;
 
+/// The deepest nesting accepted in a value that crosses from JavaScript.
+pub const MAX_DEPTH: usize = 64;
+
 /// Parses JSON `text`; nesting deeper than `max_depth` is an error.
 pub fn parse(text: &str, host: &dyn Host, max_depth: usize) -> Result<Value, Error> {
     let mut p = Parser { t: text, s: text.as_bytes(), i: 0, host, max_depth };

@@ -12,8 +12,7 @@ use crate::core::value::{Map, Value};
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 
-/// The deepest nesting accepted from JavaScript.
-pub const MAX_DEPTH: usize = 64;
+pub use crate::core::json::MAX_DEPTH;
 
 /// Converts a JavaScript value.
 pub fn from_js(v: &JsValue) -> Result<Value, Error> {

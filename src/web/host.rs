@@ -25,6 +25,24 @@ extern "C" {
     fn new(pattern: &str, flags: &str) -> Result<Re, JsValue>;
     #[wasm_bindgen(method)]
     fn test(this: &Re, text: &str) -> bool;
+
+    // The few JavaScript built-ins the core needs, imported directly (js-sys's typed wrappers
+    // would link its closure and task machinery too).
+    /// `Number(text)`.
+    #[wasm_bindgen(js_name = Number)]
+    fn js_number(text: &str) -> f64;
+    /// `String(n)`.
+    #[wasm_bindgen(js_name = String)]
+    fn js_string(n: f64) -> String;
+    /// `String.prototype.toLowerCase.call(text)`.
+    #[wasm_bindgen(js_namespace = ["String", "prototype", "toLowerCase"], js_name = call)]
+    fn js_lower(text: &str) -> String;
+    /// `Math.random()`.
+    #[wasm_bindgen(js_namespace = Math, js_name = random)]
+    fn js_random() -> f64;
+    /// `Date.now()`.
+    #[wasm_bindgen(js_namespace = Date, js_name = now)]
+    pub fn date_now() -> f64;
 }
 
 /// Host services backed by the browser.
@@ -52,22 +70,22 @@ impl Host for BrowserHost {
     }
 
     fn parse_number(&self, s: &str) -> f64 {
-        js_sys::Number::from(JsValue::from_str(s)).value_of()
+        js_number(s)
     }
 
     fn format_number(&self, n: f64) -> String {
-        js_sys::Number::from(n).to_string_with_radix(10).map(String::from).unwrap_or_default()
+        js_string(n)
     }
 
     fn lowercase(&self, s: &str) -> String {
-        js_sys::JsString::from(s).to_lower_case().into()
+        js_lower(s)
     }
 
     fn random_bytes(&self, out: &mut [u8]) {
         if getrandom::fill(out).is_err() {
             // No crypto source at all (never in a browser that runs wasm); fall back to Math.random.
             for b in out.iter_mut() {
-                *b = (js_sys::Math::random() * 256.0) as u8;
+                *b = (js_random() * 256.0) as u8;
             }
         }
     }
