@@ -56,7 +56,7 @@ if (!na(e)) {
 const sg = j.storage;
 if (!na(sg)) {
   row(`stored profile, heavy visitor (${sg.events} events over 90 days)`, `${sg.profileBytes} B (${kb(sg.profileBytes)})`, `all keys ${sg.totalBytes} B; budget ≤ 64 KB`);
-  row("profile load / save", `+${f(sg.loadMs, 2)} / ${f(sg.saveMs, 2)} ms`, `load = heavy minus empty init; save = ${sg.saveHow}`);
+  row("profile load / save", `${sg.loadMs < 0 ? "−" + f(-sg.loadMs, 2) : "+" + f(sg.loadMs, 2)} / ${f(sg.saveMs, 2)} ms`, `load = heavy minus empty init (a difference of two noisy medians); save = ${sg.saveHow}`);
 }
 const m = j.memory;
 if (!na(m)) row("wasm linear memory after the heavy-profile run", kb(m.heavyAfter1000Tracks), `empty profile after init: ${kb(m.emptyAfterInit)}`);

@@ -728,7 +728,7 @@ function printTable(j) {
   section("5. STORAGE", j.storage, (st) => {
   L.push(`5. STORAGE: heavy visitor (${st.events} events over ${CFG.heavyDays} days, made through the public API)`);
   L.push(`    stored profile (${st.profileKey ?? "n/a"}): ${st.profileBytes ?? "n/a"} B (${kb(st.profileBytes)}); all stored keys: ${st.totalBytes} B [${st.items.map((i) => `${i.name} ${i.bytes}`).join(", ")}]`);
-  L.push(`    load: +${f(st.loadMs, 2)} ms at init (heavy vs empty, after wasm); localStorage read + JSON.parse alone ${f(st.readParseMs, 3)} ms`);
+  L.push(`    load: ${st.loadMs < 0 ? "−" + f(-st.loadMs, 2) : "+" + f(st.loadMs, 2)} ms at init (heavy vs empty, after wasm); localStorage read + JSON.parse alone ${f(st.readParseMs, 3)} ms`);
   L.push(`    save: ${f(st.saveMs, 3)} ms median, ${f(st.saveMaxMs, 3)} ms max (${st.saveHow}, after one track)`);
   L.push("");
   });
