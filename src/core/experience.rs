@@ -99,8 +99,13 @@ pub fn parse(doc: &Value, segments: &[&str], retention: f64, report: &mut LoadRe
                 if let Some(j) = f.variant {
                     path = join_pointer(&join(&path, "variants"), j);
                 }
-                for k in f.keys.split('/').filter(|k| !k.is_empty()) {
-                    path = join(&path, k);
+                let mut rest = Some(f.keys);
+                while let Some(r) = rest {
+                    let (k, next) = crate::core::value::split_first(r, b'/');
+                    if !k.is_empty() {
+                        path = join(&path, k);
+                    }
+                    rest = next;
                 }
                 let id = x.get("id").and_then(Value::as_str).filter(|s| !s.is_empty());
                 report.rejected.push(Error::at(codes::INVALID_SEGMENT, id, path, f.why));

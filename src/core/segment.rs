@@ -399,7 +399,7 @@ fn scan(c: &Cond, scores: &[ScoreDef], out: &mut Vec<(usize, f64)>, heads: &mut 
         Cond::And(v) | Cond::Or(v) | Cond::Nor(v) => v.iter().for_each(|c| scan(c, scores, out, heads)),
         Cond::Not(b) => scan(b, scores, out, heads),
         Cond::Field(path, test) => {
-            let head = path.split('.').next().unwrap_or_default();
+            let head = crate::core::value::split_first(path, b'.').0;
             if !heads.iter().any(|h| h == head) {
                 heads.push(head.into());
             }

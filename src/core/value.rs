@@ -107,6 +107,16 @@ impl Map {
     }
 }
 
+/// `s` up to the first ASCII byte `sep`, and what follows it (None when there is no `sep`): a
+/// plain byte scan, smaller in wasm than `str::split`'s searcher.
+pub fn split_first(s: &str, sep: u8) -> (&str, Option<&str>) {
+    match s.bytes().position(|b| b == sep) {
+        // `sep` is ASCII, so both sides of it are char boundaries.
+        Some(i) => (s.get(..i).unwrap_or(s), s.get(i + 1..)),
+        None => (s, None),
+    }
+}
+
 impl FromIterator<(String, Value)> for Map {
     fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Map {
         let mut m = Map::new();
@@ -217,13 +227,15 @@ impl Value {
 
     /// Follows a dot path (`"traits.tier"`, `"a.0.b"` indexes arrays too, as GrowthBook does).
     pub fn path(&self, path: &str) -> Option<&Value> {
-        let mut cur = self;
-        for part in path.split('.') {
+        let (mut cur, mut rest) = (self, Some(path));
+        while let Some(r) = rest {
+            let (part, next) = split_first(r, b'.');
             cur = match cur {
                 Value::Obj(m) => m.get(part)?,
                 Value::Arr(a) => a.get(parse_index(part)?)?,
                 _ => return None,
             };
+            rest = next;
         }
         Some(cur)
     }
