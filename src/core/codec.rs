@@ -146,7 +146,11 @@ pub fn decode(v: &Value) -> (Option<Profile>, Vec<Error>) {
     if let Some(t) = m.get("tt").and_then(Value::as_obj) {
         p.trait_times = t.iter().filter(|(_, v)| v.as_num().is_some()).map(|(k, v)| (k.clone(), v.clone())).collect();
     }
-    p.linked = m.get("ln").and_then(Value::as_arr).into_iter().flatten().filter_map(|v| v.as_str().map(String::from)).collect();
+    for v in m.get("ln").and_then(Value::as_arr).map_or(&[][..], Vec::as_slice) {
+        if let Some(id) = v.as_str() {
+            p.linked.push(id.into());
+        }
+    }
     p.epoch = num(m.get("ep")) as u32;
     if let Some([Value::Str(id), Value::Num(count), Value::Num(pv), Value::Num(start), Value::Num(last)]) =
         m.get("sess").and_then(Value::as_arr).map(|a| a.as_slice())

@@ -108,7 +108,7 @@ impl Aside {
     /// [`Aside::to_value`] writes it); unreadable entries are skipped.
     pub fn from_value(v: &Value) -> Aside {
         let mut a = Aside::default();
-        for e in v.as_arr().into_iter().flatten() {
+        for e in v.as_arr().map_or(&[][..], Vec::as_slice) {
             if let Some([Value::Str(u), Value::Num(t), p @ Value::Obj(_)]) = e.as_arr().map(Vec::as_slice) {
                 a.entries.push((u.clone(), *t, p.clone()));
             }
