@@ -12,7 +12,7 @@ use crate::core::condition::Groups;
 use crate::core::error::{codes, Error};
 use crate::core::json;
 use crate::core::keystone::{Keystone, Notice, Options};
-use crate::core::value::{Map, Value};
+use crate::core::value::{str_array, Map, Value};
 use crate::web::host::{BrowserHost, Slot};
 use crate::web::storage;
 use wasm_bindgen::prelude::*;
@@ -302,9 +302,8 @@ impl Core {
     fn load_segments(&mut self, definitions: &str) -> Result<String, JsValue> {
         let doc = parse_arg(definitions)?;
         let report = self.ks.load_definitions(&doc, now()).map_err(fail)?;
-        let loaded = report.loaded.iter().map(|s| Value::from(s.as_str())).collect();
         let rejected = report.rejected.iter().map(error_value).collect();
-        Ok(text(&Value::Obj(Map::new().with("loaded", Value::Arr(loaded)).with("rejected", Value::Arr(rejected)))))
+        Ok(text(&Value::Obj(Map::new().with("loaded", str_array(&report.loaded)).with("rejected", Value::Arr(rejected)))))
     }
 
     /// Which variant of an experience to show: `{experience, variant, holdout}`; records the
@@ -316,7 +315,7 @@ impl Core {
 
     /// Ids of the segments the visitor is in, sorted.
     fn segments(&self) -> String {
-        text(&Value::Arr(self.ks.segments().iter().map(|s| Value::from(s.as_str())).collect()))
+        text(&str_array(self.ks.segments()))
     }
 
     /// Whether the visitor is in segment `id`.

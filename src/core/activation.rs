@@ -100,12 +100,15 @@ impl Activation {
             .exposures
             .iter()
             .map(|e| {
-                let flat = e.counts.entries().iter().flat_map(|&(m, n)| [Value::Num(m as f64), Value::Num(n as f64)]).collect();
+                let mut flat = Vec::with_capacity(e.counts.entries().len() * 2);
+                for &(m, n) in e.counts.entries() {
+                    flat.push(Value::Num(m as f64));
+                    flat.push(Value::Num(n as f64));
+                }
                 Value::Arr(vec![e.experience.as_str().into(), e.variant.as_str().into(), Value::Arr(flat)])
             })
             .collect();
-        let seg = self.reported.iter().map(|s| Value::Str(s.clone())).collect();
-        Value::Arr(vec![Value::Arr(xp), Value::Arr(seg)])
+        Value::Arr(vec![Value::Arr(xp), crate::core::value::str_array(&self.reported)])
     }
 
     /// Reads the stored form; unreadable parts are dropped (never fails).

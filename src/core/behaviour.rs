@@ -480,7 +480,11 @@ fn merge_node(a: &mut NodeState, b: &NodeState) {
 }
 
 fn num_arr(out: &mut Vec<Value>, xs: &[f64]) {
-    out.push(Value::Arr(xs.iter().map(|x| Value::Num(*x)).collect()));
+    let mut a = Vec::with_capacity(xs.len());
+    for x in xs {
+        a.push(Value::Num(*x));
+    }
+    out.push(Value::Arr(a));
 }
 
 /// The stored form of a [`State`] (part of the stored profile): per node

@@ -39,16 +39,15 @@ pub const VERSION: f64 = 2.0;
 
 /// Encodes a profile for storage.
 pub fn encode(p: &Profile) -> Value {
-    let events: Vec<Value> = p
-        .events
-        .iter()
-        .map(|e| Value::Arr(vec![e.name.as_str().into(), Value::Num(e.first), Value::Num(e.last), pack(&e.counts).into()]))
-        .collect();
-    let recent: Vec<Value> = p
-        .recent
-        .iter()
-        .map(|r| Value::Arr(vec![r.name.as_str().into(), Value::Num(r.ts), Value::Obj(r.props.clone())]))
-        .collect();
+    // Plain loops: an iterator chain per list costs more wasm than it saves source.
+    let mut events = Vec::with_capacity(p.events.len());
+    for e in &p.events {
+        events.push(Value::Arr(vec![e.name.as_str().into(), Value::Num(e.first), Value::Num(e.last), pack(&e.counts).into()]));
+    }
+    let mut recent = Vec::with_capacity(p.recent.len());
+    for r in &p.recent {
+        recent.push(Value::Arr(vec![r.name.as_str().into(), Value::Num(r.ts), Value::Obj(r.props.clone())]));
+    }
     let s = &p.session;
     Value::Obj(
         Map::new()
@@ -75,7 +74,7 @@ pub fn encode(p: &Profile) -> Value {
             .with("seg", crate::core::segment::encode_state(&p.behaviour))
             .with("w", Value::Obj(p.writers.clone()))
             .with("tt", Value::Obj(p.trait_times.clone()))
-            .with("ln", Value::Arr(p.linked.iter().map(|id| id.as_str().into()).collect()))
+            .with("ln", crate::core::value::str_array(&p.linked))
             .with("ep", p.epoch),
     )
 }
@@ -144,7 +143,11 @@ pub fn decode(v: &Value) -> (Option<Profile>, Vec<Error>) {
     }
     p.last_seen = num(m.get("last"));
     if let Some(t) = m.get("tt").and_then(Value::as_obj) {
-        p.trait_times = t.iter().filter(|(_, v)| v.as_num().is_some()).map(|(k, v)| (k.clone(), v.clone())).collect();
+        for (k, v) in t.iter() {
+            if v.as_num().is_some() {
+                p.trait_times.insert(k.as_str(), v.clone());
+            }
+        }
     }
     for v in m.get("ln").and_then(Value::as_arr).map_or(&[][..], Vec::as_slice) {
         if let Some(id) = v.as_str() {

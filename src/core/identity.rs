@@ -118,7 +118,11 @@ impl Aside {
 
     /// The stored form.
     pub fn to_value(&self) -> Value {
-        Value::Arr(self.entries.iter().map(|(u, t, p)| Value::Arr(vec![u.as_str().into(), Value::Num(*t), p.clone()])).collect())
+        let mut out = Vec::with_capacity(self.entries.len());
+        for (u, t, p) in &self.entries {
+            out.push(Value::Arr(vec![u.as_str().into(), Value::Num(*t), p.clone()]));
+        }
+        Value::Arr(out)
     }
 
     /// The user ids held, least recently used first.

@@ -705,8 +705,8 @@ impl Keystone {
     fn field(&self, key: &str, now: f64) -> Value {
         match key {
             "scores" => Value::Obj(segment::scores_doc(&self.defs, &self.profile.behaviour, now)),
-            "linkedAnonymousIds" => Value::Arr(self.profile.linked.iter().map(|id| Value::Str(id.clone())).collect()),
-            "segments" => Value::Arr(self.members.iter().map(|s| Value::Str(s.clone())).collect()),
+            "linkedAnonymousIds" => crate::core::value::str_array(&self.profile.linked),
+            "segments" => crate::core::value::str_array(&self.members),
             "consent" => self.consent.to_value(),
             k => self.profile.field(k),
         }

@@ -613,8 +613,17 @@ fn member_init(defs: &Definitions) -> Vec<u8> {
 pub fn evaluate(defs: &Definitions, profile: &mut Profile, doc: Option<&Value>, now: f64, host: &dyn Host) -> Vec<String> {
     prepare(defs, profile, host);
     let mut ev = Eval { defs, state: &mut profile.behaviour, doc: doc.unwrap_or(&Value::Null), now, cx: ctx(defs, host), member: member_init(defs) };
-    let hits: Vec<bool> = (0..defs.segments.len()).map(|i| ev.segment(i)).collect();
-    defs.order.iter().filter(|&&i| hits.get(i) == Some(&true)).filter_map(|&i| defs.segments.get(i)).map(|s| s.id.clone()).collect()
+    let mut hits = Vec::with_capacity(defs.segments.len());
+    for i in 0..defs.segments.len() {
+        hits.push(ev.segment(i));
+    }
+    let mut out = Vec::new();
+    for &i in &defs.order {
+        if let (Some(true), Some(s)) = (hits.get(i), defs.segments.get(i)) {
+            out.push(s.id.clone());
+        }
+    }
+    out
 }
 
 /// Why the visitor is or is not in segment `id`: `{id, kind: "segment", name, result, tree}`;

@@ -107,6 +107,16 @@ impl Map {
     }
 }
 
+/// An array of strings (one loop shared by every list of ids the core hands out, instead of an
+/// iterator chain per call site).
+pub fn str_array(xs: &[String]) -> Value {
+    let mut out = Vec::with_capacity(xs.len());
+    for x in xs {
+        out.push(Value::Str(x.clone()));
+    }
+    Value::Arr(out)
+}
+
 /// `s` up to the first ASCII byte `sep`, and what follows it (None when there is no `sep`): a
 /// plain byte scan, smaller in wasm than `str::split`'s searcher.
 pub fn split_first(s: &str, sep: u8) -> (&str, Option<&str>) {
