@@ -302,7 +302,10 @@ impl Core {
     fn load_segments(&mut self, definitions: &str) -> Result<String, JsValue> {
         let doc = parse_arg(definitions)?;
         let report = self.ks.load_definitions(&doc, now()).map_err(fail)?;
-        let rejected = report.rejected.iter().map(error_value).collect();
+        let mut rejected = Vec::with_capacity(report.rejected.len());
+        for e in &report.rejected {
+            rejected.push(error_value(e));
+        }
         Ok(text(&Value::Obj(Map::new().with("loaded", str_array(&report.loaded)).with("rejected", Value::Arr(rejected)))))
     }
 
@@ -384,23 +387,24 @@ impl Core {
     /// its queue).
     fn drain(&mut self) -> String {
         let events = self.ks.take_outbox();
-        let notices = self.ks
-            .take_notices()
-            .into_iter()
-            .map(|n| {
-                let (kind, key, val) = match n {
-                    Notice::Enter(s) => ("segment:enter", "segment", Value::Str(s)),
-                    Notice::Exit(s) => ("segment:exit", "segment", Value::Str(s)),
-                    Notice::Identify(u) => ("identify", "userId", Value::Str(u)),
-                    Notice::Reset(a) => ("reset", "anonymousId", Value::Str(a)),
-                    Notice::Error(e) => ("error", "error", error_value(&e)),
-                };
-                Value::Obj(Map::new().with("type", kind).with(key, val))
-            })
-            .collect();
+        let mut notices = Vec::new();
+        for n in self.ks.take_notices() {
+            let (kind, key, val) = match n {
+                Notice::Enter(s) => ("segment:enter", "segment", Value::Str(s)),
+                Notice::Exit(s) => ("segment:exit", "segment", Value::Str(s)),
+                Notice::Identify(u) => ("identify", "userId", Value::Str(u)),
+                Notice::Reset(a) => ("reset", "anonymousId", Value::Str(a)),
+                Notice::Error(e) => ("error", "error", error_value(&e)),
+            };
+            notices.push(Value::Obj(Map::new().with("type", kind).with(key, val)));
+        }
         let mut out = Map::new().with("n", Value::Arr(notices)).with("m", self.ks.consent().marketing);
         if self.deliver {
-            out.insert("q", Value::Arr(events.iter().map(|e| e.to_spec()).collect()));
+            let mut q = Vec::with_capacity(events.len());
+            for e in &events {
+                q.push(e.to_spec());
+            }
+            out.insert("q", Value::Arr(q));
             out.insert("a", Value::Bool(self.ks.consent().analytics));
         }
         text(&Value::Obj(out))

@@ -96,18 +96,15 @@ impl Activation {
 
     /// The stored form: `[[experience, variant, [minute, count, …]], …]` and the reported ids.
     pub fn encode(&self) -> Value {
-        let xp = self
-            .exposures
-            .iter()
-            .map(|e| {
-                let mut flat = Vec::with_capacity(e.counts.entries().len() * 2);
-                for &(m, n) in e.counts.entries() {
-                    flat.push(Value::Num(m as f64));
-                    flat.push(Value::Num(n as f64));
-                }
-                Value::Arr(vec![e.experience.as_str().into(), e.variant.as_str().into(), Value::Arr(flat)])
-            })
-            .collect();
+        let mut xp = Vec::with_capacity(self.exposures.len());
+        for e in &self.exposures {
+            let mut flat = Vec::with_capacity(e.counts.entries().len() * 2);
+            for &(m, n) in e.counts.entries() {
+                flat.push(Value::Num(m as f64));
+                flat.push(Value::Num(n as f64));
+            }
+            xp.push(Value::Arr(vec![e.experience.as_str().into(), e.variant.as_str().into(), Value::Arr(flat)]));
+        }
         Value::Arr(vec![Value::Arr(xp), crate::core::value::str_array(&self.reported)])
     }
 

@@ -34,17 +34,20 @@ pub fn random16(host: &dyn Host) -> [u8; 16] {
 
 /// Formats a non-negative integer in decimal without `core::fmt`.
 pub fn format_uint(mut n: u64) -> String {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
+    // Digits least significant first, then reversed (no fixed buffer to index).
+    let mut digits = Vec::with_capacity(20);
     loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
+        digits.push(b'0' + (n % 10) as u8);
         n /= 10;
         if n == 0 {
             break;
         }
     }
-    buf[i..].iter().map(|&b| b as char).collect()
+    let mut out = String::with_capacity(digits.len());
+    for &d in digits.iter().rev() {
+        out.push(d as char);
+    }
+    out
 }
 
 /// Parses a plain non-negative decimal integer (`"42"`), without `core::fmt` or float tables.

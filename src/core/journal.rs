@@ -104,7 +104,12 @@ impl Journal {
 
     /// Takes every operation held, with its sequence number.
     pub fn take_all(&mut self) -> Vec<(u32, Op)> {
-        ::core::mem::take(&mut self.ops).into_iter().map(|e| (e.seq, e.op)).collect()
+        let ops = ::core::mem::take(&mut self.ops);
+        let mut out = Vec::with_capacity(ops.len());
+        for e in ops {
+            out.push((e.seq, e.op));
+        }
+        out
     }
 
     /// Forgets everything (after `forget()`).

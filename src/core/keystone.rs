@@ -168,7 +168,7 @@ impl Keystone {
         ks.journal.tab.truncate(8);
         let restored = stored.and_then(|v| {
             let (p, errors) = codec::decode(v);
-            ks.notices.extend(errors.into_iter().map(Notice::Error));
+            ks.report_all(errors);
             p
         });
         match restored {
@@ -316,12 +316,19 @@ impl Keystone {
         ord
     }
 
+    /// Queues each of `errors` as an `error` notice.
+    fn report_all(&mut self, errors: Vec<Error>) {
+        for e in errors {
+            self.notices.push(Notice::Error(e));
+        }
+    }
+
     /// Adopts the stored profile another tab wrote with a newer identity (after identify or
     /// reset there): this tab's `userId()`, `profile()` and `segments()` follow, with
     /// `identify`/`reset` and enter/exit notices. The page context stays this tab's.
     pub fn adopt(&mut self, stored: &Value, now: f64) {
         let (p, errors) = codec::decode(stored);
-        self.notices.extend(errors.into_iter().map(Notice::Error));
+        self.report_all(errors);
         let Some(mut p) = p else { return };
         p.context = ::core::mem::take(&mut self.profile.context);
         let old = ::core::mem::replace(&mut self.profile, p);
@@ -551,7 +558,10 @@ impl Keystone {
     /// whole; otherwise the valid definitions replace the previous ones.
     pub fn load_definitions(&mut self, doc: &Value, now: f64) -> Result<LoadReport, Error> {
         let (defs, mut report) = segment::parse(doc, self.opts.retention)?;
-        let ids: Vec<&str> = defs.segments.iter().map(|d| d.id.as_str()).collect();
+        let mut ids = Vec::with_capacity(defs.segments.len());
+        for d in &defs.segments {
+            ids.push(d.id.as_str());
+        }
         let experiences = experience::parse(doc, &ids, self.opts.retention, &mut report)?;
         self.defs = defs;
         self.exp.set(experiences);

@@ -406,7 +406,13 @@ fn scan(c: &Cond, scores: &[ScoreDef], out: &mut Vec<(usize, f64)>, heads: &mut 
             if let Some(i) = path.strip_prefix("scores.").and_then(|id| scores.iter().position(|s| s.id == id)) {
                 match test {
                     Value::Num(n) => out.push((i, *n)),
-                    Value::Obj(m) => out.extend(m.iter().filter_map(|(_, v)| v.as_num()).map(|n| (i, n))),
+                    Value::Obj(m) => {
+                        for (_, v) in m.iter() {
+                            if let Some(n) = v.as_num() {
+                                out.push((i, n));
+                            }
+                        }
+                    }
                     _ => {}
                 }
             }
