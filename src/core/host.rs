@@ -33,21 +33,20 @@ pub fn random16(host: &dyn Host) -> [u8; 16] {
 }
 
 /// Formats a non-negative integer in decimal without `core::fmt`.
-pub fn format_uint(mut n: u64) -> String {
-    // Digits least significant first, then reversed (no fixed buffer to index).
-    let mut digits = Vec::with_capacity(20);
+pub fn format_uint(n: u64) -> String {
+    // Most significant digit first, by the largest power of ten not above n (no buffer to index).
+    let mut div = 1u64;
+    while n / div >= 10 {
+        div *= 10;
+    }
+    let mut out = String::new();
     loop {
-        digits.push(b'0' + (n % 10) as u8);
-        n /= 10;
-        if n == 0 {
-            break;
+        out.push((b'0' + (n / div % 10) as u8) as char);
+        if div == 1 {
+            return out;
         }
+        div /= 10;
     }
-    let mut out = String::with_capacity(digits.len());
-    for &d in digits.iter().rev() {
-        out.push(d as char);
-    }
-    out
 }
 
 /// Parses a plain non-negative decimal integer (`"42"`), without `core::fmt` or float tables.
@@ -72,6 +71,9 @@ mod tests {
     fn uint_round_trip() {
         for n in [0u64, 7, 10, 123456789, 999_999_999_999_999] {
             assert_eq!(parse_uint(&format_uint(n)), Some(n));
+        }
+        for n in [0u64, 9, 10, 99, 100, 1_000_000, u64::MAX] {
+            assert_eq!(format_uint(n), std::format!("{n}"));
         }
         assert_eq!(parse_uint("1a"), None);
         assert_eq!(parse_uint(""), None);
