@@ -212,9 +212,9 @@ fn state_merge_adds_counts_and_is_order_independent() {
     let b = mk(2, &[("A", 3_600_000.0, 3.0), ("B", 7_200_000.0, 0.0)]);
     let hl = |_k: u64| Some(7.0 * 86_400_000.0);
     let mut ab = a.clone();
-    behaviour::merge(&mut ab, &b, &hl);
+    behaviour::merge(&mut ab, b.clone(), &hl);
     let mut ba = b.clone();
-    behaviour::merge(&mut ba, &a, &hl);
+    behaviour::merge(&mut ba, a.clone(), &hl);
     let norm = |s: &behaviour::State| behaviour::encode(&{
         let mut s = s.clone();
         s.nodes.sort_by_key(|n| n.key);

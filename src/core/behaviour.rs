@@ -425,17 +425,18 @@ pub fn is_aligned(state: &State, nodes: &[Node], scores: &[ScoreDef]) -> bool {
 /// Merges `other` into `into` (two profiles of one person): counts and sums add, windows keep
 /// the union, sequences keep the latest matches, scores add after decaying to a common time.
 /// Commutative: `merge(a, b)` and `merge(b, a)` give equal states (up to slot order).
-pub fn merge(into: &mut State, other: &State, half_life_of: &dyn Fn(u64) -> Option<f64>) {
-    for o in &other.nodes {
+pub fn merge(into: &mut State, other: State, half_life_of: &dyn Fn(u64) -> Option<f64>) {
+    // `other` is moved in: its slots are taken, not cloned.
+    for o in other.nodes {
         match into.nodes.iter_mut().find(|s| s.key == o.key) {
             Some(s) => merge_node(&mut s.st, &o.st),
-            None => into.nodes.push(o.clone()),
+            None => into.nodes.push(o),
         }
     }
-    for o in &other.scores {
+    for o in other.scores {
         match into.scores.iter_mut().find(|s| s.key == o.key) {
-            Some(s) => crate::core::score::merge(s, o, half_life_of(o.key)),
-            None => into.scores.push(o.clone()),
+            Some(s) => crate::core::score::merge(s, &o, half_life_of(o.key)),
+            None => into.scores.push(o),
         }
     }
 }

@@ -183,11 +183,12 @@ pub fn identify(
             let aid = p.anonymous_id.clone();
             if let Some(known) = aside.take(&login.user_id, now, retention) {
                 let ctx = take(&mut p.context);
-                let mine = take(p);
-                // The behavioural segment state merges too (it needs the definitions: score half-lives).
-                let state = mine.behaviour.clone();
+                let mut mine = take(p);
+                // The behavioural segment state merges too (it needs the definitions: score
+                // half-lives); the profile merge itself keeps the known profile's.
+                let state = take(&mut mine.behaviour);
                 *p = merge(known, mine);
-                crate::core::segment::merge_state(&mut p.behaviour, &state, defs);
+                crate::core::segment::merge_state(&mut p.behaviour, state, defs);
                 p.anonymous_id = aid.clone();
                 p.context = ctx;
             }

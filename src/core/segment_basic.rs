@@ -171,7 +171,7 @@ pub fn decode_state(_: Option<&Value>) -> State {
 }
 
 /// Nothing to merge in this build.
-pub fn merge_state(_: &mut State, _: &State, _: &Definitions) {}
+pub fn merge_state(_: &mut State, _: State, _: &Definitions) {}
 
 /// What a condition is evaluated against.
 pub struct Subject<'a> {
