@@ -73,7 +73,7 @@ mod tests {
             assert_eq!(parse_uint(&format_uint(n)), Some(n));
         }
         for n in [0u64, 9, 10, 99, 100, 1_000_000, u64::MAX] {
-            assert_eq!(format_uint(n), std::format!("{n}"));
+            assert_eq!(format_uint(n), alloc::format!("{n}"));
         }
         assert_eq!(parse_uint("1a"), None);
         assert_eq!(parse_uint(""), None);
