@@ -607,7 +607,7 @@ async function sectionMemory(heavy, defs100) {
   const afterEmpty = await measure(null, 0);
   return {
     unit: "bytes",
-    note: "WebAssembly.Memory of the page's Keystone instance (read by bench/pages/probe.js, which observes WebAssembly.instantiate*); 100 segments loaded",
+    note: "WebAssembly.Memory of the page's Keystone instance (read by bench/pages/probe.js, which observes WebAssembly instantiation); 100 segments loaded",
     heavyAfter1000Tracks: afterHeavy ?? NA("no wasm memory observed"),
     emptyAfterInit: afterEmpty ?? NA("no wasm memory observed"),
   };

@@ -19,6 +19,21 @@
       });
     };
   });
+  // The package instantiates synchronously (`new WebAssembly.Instance` on the module compiled at
+  // import); older builds and other loaders use the Promise forms below.
+  if (W && typeof W.Instance === "function") {
+    var OrigInstance = W.Instance;
+    var Probed = function (module, imports) {
+      var t0 = performance.now();
+      var inst = new OrigInstance(module, imports);
+      for (var k in inst.exports) if (inst.exports[k] instanceof W.Memory) b.memories.push(inst.exports[k]);
+      b.wasmMs += performance.now() - t0;
+      b.wasmCalls++;
+      return inst;
+    };
+    Probed.prototype = OrigInstance.prototype;
+    W.Instance = Probed;
+  }
   ["instantiateStreaming", "instantiate"].forEach(function (name) {
     var orig = W && W[name];
     if (typeof orig !== "function") return;

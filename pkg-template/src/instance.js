@@ -2,7 +2,7 @@
 // the host page. Bad input becomes a KeystoneError (a real Error with a stable `code`), reported
 // through a rejected Promise where the method returns one, an "error" event and one console
 // warning. Listener notifications are delivered after the API call returns (microtask).
-import initWasm, { coreNew, coreCall, evalCondition as evalConditionWasm, __ksReinit } from "#wasm";
+import { initSync, coreNew, coreCall, evalCondition as evalConditionWasm, __ksReinit } from "#wasm";
 import { readContext } from "./context.js";
 import { checkDelivery, transport } from "./transport.js";
 import { bind, cloak, release, handlers } from "./dom.js";
@@ -86,12 +86,21 @@ export function prefetchWasm(url) {
 
 export function loadWasm(url) {
   if (!wasmReady) {
-    wasmReady = Promise.resolve(compiled).then((m) => initWasm({ module_or_path: m || url })).then(() => {
-      wasmLoaded = true;
-    }, (e) => {
-      wasmReady = null;
-      throw new KeystoneError("wasm_load_failed", "could not load keystone_bg.wasm: " + ((e && e.message) || e));
-    });
+    // The module compiled at import, else fetched and compiled now (also when the server sends the
+    // wasm without its MIME type, which compileStreaming refuses); then instantiated. The glue's
+    // own loader (URL, Response or module, with its fallbacks) is not used, so it is not bundled.
+    wasmReady = Promise.resolve(compiled)
+      .then((m) => m || fetch(url).then((res) => {
+        if (!res.ok) throw new Error(res.status + " " + res.statusText);
+        return res.arrayBuffer();
+      }).then((bytes) => WebAssembly.compile(bytes)))
+      .then((module) => {
+        initSync({ module });
+        wasmLoaded = true;
+      }, (e) => {
+        wasmReady = null;
+        throw new KeystoneError("wasm_load_failed", "could not load keystone_bg.wasm: " + ((e && e.message) || e));
+      });
   }
   return wasmReady;
 }
