@@ -195,8 +195,8 @@ const OPS = "setTraits setConsent forget sync identify reset setContext page tra
 
 /**
  * The page's engine (created in the wasm instance, replacing any earlier one), as an object
- * with one method per engine call: string arguments pass as they
- * are (anything else as none), results come back parsed from JSON.
+ * with one method per engine call: string arguments pass as they are (anything else as none),
+ * results come back parsed from JSON.
  */
 function newEngine(optionsJson, cookieId) {
   coreNew(optionsJson, cookieId);
