@@ -229,6 +229,33 @@ export function transport(o, report) {
     beat();
     setInterval(beat, 3e4);
   }
+
+  // Another page's stored queue is adopted as soon as that page is gone, not only at this
+  // page's next send: a waiting request for its tab lock is granted when it goes (or, without
+  // Web Locks, a timer fires when its heartbeat turns stale). Its queue may still be stored
+  // while the page unloads, or appear later (a tab that opened after this one).
+  const watched = {};
+  const watch = (k) => {
+    const id = k.slice(QK.length);
+    if (k == own || watched[id]) return;
+    watched[id] = 1;
+    const go = () => {
+      delete watched[id];
+      setTimeout(background);
+    };
+    if (locks) locks.request(P + "tab." + id, go).catch(() => {});
+    else {
+      const check = () => {
+        const left = +get(HB + id) + 18e4 - now();
+        if (!get(k)) delete watched[id];
+        else if (left >= 0) setTimeout(check, left + 1e3);
+        else go();
+      };
+      check();
+    }
+  };
+  keys().forEach(watch);
+  addEventListener("storage", (e) => e.key && e.key.startsWith(QK) && e.newValue && safe(() => watch(e.key)));
   addEventListener("pagehide", () => {
     gone = true;
     hide();
@@ -239,7 +266,6 @@ export function transport(o, report) {
     q.retryNow();
     background(1);
   });
-  if (keys()[0]) setTimeout(background);
 
   return {
     take: (notes) =>

@@ -227,6 +227,26 @@ test("visibilitychange → hidden: beacon, the page keeps working", async () => 
   await context.close();
 });
 
+test("a tab that closes with its beacon refused: a tab still open adopts its queue without another call", async () => {
+  collector().reset();
+  const context = await h.browser.newContext();
+  const stay = await h.open("/tests/esm.html", { context });
+  const leave = await h.open("/tests/esm.html", { context });
+  await track(stay, FAST, "closed", 0, 1);
+  await track(leave, { ...FAST, flushAt: 1000, flushInterval: 60000 }, "closed", 12);
+  await leave.evaluate(() => (navigator.sendBeacon = () => false));
+  await sleep(400);
+  assert.equal(collector().events.length, 0, "nothing due yet");
+  const stored = () => stay.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("ks_q.")).length);
+  assert.equal(await stored(), 1, "the closing tab's queue is stored");
+  await leave.close({ runBeforeUnload: true });
+  await delivered("closed", 1, 12, 5000);
+  record("tab closed, beacon refused", "closed", 1, 12);
+  assert.ok(await until(async () => (await stored()) === 0, 2000), "its stored queue is removed once adopted");
+  assert.deepEqual(stay.problems, []);
+  await context.close();
+});
+
 test("beacon batches never exceed 64 KB; what the quota refuses waits for the next page", async () => {
   const { context, page } = await fresh();
   const pad = "x".repeat(1500);
