@@ -117,6 +117,9 @@ pub struct Keystone {
     consent: Consent,
     defs: Definitions,
     members: Vec<String>,
+    /// Which segments of `defs` held at the last evaluation, by index (None: not since `defs`
+    /// changed).
+    hits: Option<Vec<bool>>,
     notices: Vec<Notice>,
     outbox: Vec<Event>,
     dirty: bool,
@@ -151,6 +154,7 @@ impl Keystone {
             consent,
             defs: Definitions::default(),
             members: Vec::new(),
+            hits: None,
             notices: Vec::new(),
             outbox: Vec::new(),
             dirty: false,
@@ -564,6 +568,7 @@ impl Keystone {
         }
         let experiences = experience::parse(doc, &ids, self.opts.retention, &mut report)?;
         self.defs = defs;
+        self.hits = None;
         self.exp.set(experiences);
         self.evaluate(now, true);
         Ok(report)
@@ -577,11 +582,22 @@ impl Keystone {
     /// Recomputes membership; with `notify`, queues enter/exit notices for the changes.
     fn evaluate(&mut self, now: f64, notify: bool) {
         self.clock = now;
-        let mut next: Vec<String> = Vec::new();
+        let mut hits = Vec::new();
         if self.consent.personalization {
             let doc = if self.defs.uses_doc { Some(self.document_for_segments(now)) } else { None };
-            next = segment::evaluate(&self.defs, &mut self.profile, doc.as_ref(), now, self.host.as_ref());
+            hits = segment::evaluate(&self.defs, &mut self.profile, doc.as_ref(), now, self.host.as_ref());
         }
+        // Most events change no membership: then the ids are neither rebuilt nor compared.
+        if self.hits.as_ref() != Some(&hits) {
+            let next = segment::members(&self.defs, &hits);
+            self.membership(next, notify);
+            self.hits = Some(hits);
+        }
+        self.report_segments(now);
+    }
+
+    /// Replaces the membership; with `notify`, queues enter/exit notices for the changes.
+    fn membership(&mut self, next: Vec<String>, notify: bool) {
         if notify && next != self.members {
             for id in &self.members {
                 if next.binary_search(id).is_err() {
@@ -595,7 +611,6 @@ impl Keystone {
             }
         }
         self.members = next;
-        self.report_segments(now);
     }
 
     /// With `trackSegments`, queues `Segment Entered` / `Segment Exited` for each change since

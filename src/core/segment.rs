@@ -581,7 +581,10 @@ impl Eval<'_> {
                 }
             }
             Cond::InSegment(id) => {
-                let r = self.defs.segments.iter().position(|s| s.id == *id).is_some_and(|i| self.segment(i));
+                // `order` lists the segments sorted by id: a binary search, not a scan.
+                let (segs, order) = (&self.defs.segments, &self.defs.order);
+                let at = order.binary_search_by(|&j| segs.get(j).map_or("", |s| s.id.as_str()).cmp(id.as_str()));
+                let r = at.ok().and_then(|k| order.get(k).copied()).is_some_and(|i| self.segment(i));
                 value = Value::Bool(r);
                 expected = Value::Str(id.clone());
                 ("$inSegment", r)
@@ -614,15 +617,20 @@ fn member_init(defs: &Definitions) -> Vec<u8> {
     vec![0; defs.segments.len()]
 }
 
-/// Evaluates every segment at `now`; returns the ids held, sorted. `doc` is the profile document
-/// (needed only when [`Definitions::uses_doc`]).
-pub fn evaluate(defs: &Definitions, profile: &mut Profile, doc: Option<&Value>, now: f64, host: &dyn Host) -> Vec<String> {
+/// Evaluates every segment at `now`; returns whether each is held, by index. `doc` is the
+/// profile document (needed only when [`Definitions::uses_doc`]).
+pub fn evaluate(defs: &Definitions, profile: &mut Profile, doc: Option<&Value>, now: f64, host: &dyn Host) -> Vec<bool> {
     prepare(defs, profile, host);
     let mut ev = Eval { defs, state: &mut profile.behaviour, doc: doc.unwrap_or(&Value::Null), now, cx: ctx(defs, host), member: member_init(defs) };
     let mut hits = Vec::with_capacity(defs.segments.len());
     for i in 0..defs.segments.len() {
         hits.push(ev.segment(i));
     }
+    hits
+}
+
+/// The ids of the segments held (`hits` as [`evaluate`] returns them), sorted.
+pub fn members(defs: &Definitions, hits: &[bool]) -> Vec<String> {
     let mut out = Vec::new();
     for &i in &defs.order {
         if let (Some(true), Some(s)) = (hits.get(i), defs.segments.get(i)) {
