@@ -340,7 +340,10 @@ export interface KeystoneConfig extends KeystoneOptions {
 /**
  * `window.keystone` as defined by `keystone.global.js` (or the snippet's stub before it loads):
  * the instance methods plus `init`. Calls made before it is ready are queued and replayed in
- * order; once ready every call is answered directly.
+ * order (Promise-returning calls settle once replayed; `on`/`off` return `window.keystone`);
+ * queries made before it is ready answer the empty state (`segments()` `[]`, `inSegment()`
+ * `false`, `profile()`, `explain()`, `decide()`, `anonymousId()`, `userId()` `null`). Once
+ * ready every call is answered directly, on the same object.
  */
 export interface KeystoneGlobal extends KeystoneInstance {
   /**

@@ -4,7 +4,7 @@
 // Settings: `window.keystoneConfig` (auto-init when present) merged with the options of an
 // `init` call queued on the stub.
 import { init, evalCondition, KeystoneError, toKeystoneError } from "./instance.js";
-import { METHODS, PROMISE_METHODS } from "./methods.js";
+import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
 
 (function () {
   const w = window;
@@ -18,7 +18,11 @@ import { METHODS, PROMISE_METHODS } from "./methods.js";
   let instance = null;
   let starting = null;
 
-  const api = { __keystone: true, KeystoneError };
+  // The snippet's stub is upgraded in place: a reference a page kept to it goes on working.
+  const api = prior && typeof prior == "object" && Array.isArray(prior.q) ? prior : {};
+  delete api.q;
+  api.__keystone = true;
+  api.KeystoneError = KeystoneError;
 
   function start(options) {
     if (!starting) {
@@ -61,15 +65,16 @@ import { METHODS, PROMISE_METHODS } from "./methods.js";
           return isAsync(m) ? Promise.reject(err) : undefined;
         }
       }
+      // Queries before ready answer the empty state (and are not replayed: a decide() the page
+      // could not act on records no exposure).
+      if (QUERIES.includes(m)) return m === "segments" ? [] : m === "inSegment" ? false : null;
       const entry = { m, a: args };
       const p = new Promise((r, j) => {
         entry.r = r;
         entry.j = j;
       });
       queue.push(entry);
-      if (isAsync(m)) return p;
-      // Synchronous answers before ready: the empty state.
-      return m === "segments" ? [] : m === "inSegment" ? false : m === "on" || m === "off" ? api : m === "track" || m === "page" ? undefined : null;
+      return isAsync(m) ? p : m === "on" || m === "off" ? api : undefined;
     };
   }
   w.keystone = api;

@@ -1,23 +1,27 @@
-// Keystone tag-manager snippet: defines window.keystone as a stub that queues every call (each
-// returns a Promise that settles once the call is replayed), then loads keystone.global.js
-// asynchronously from window.keystoneConfig.src (default: next to this file when loaded as a
-// file). If the script cannot load, the queued Promise-returning calls reject with code
-// "load_failed" (the others resolve with undefined).
+// Keystone tag-manager snippet: defines window.keystone as a stub that queues every call with
+// an effect (those that return Promises get one that settles once the call is replayed; on/off
+// return the stub), answers the queries with the empty state (segments() [], inSegment() false,
+// the others null), then loads keystone.global.js asynchronously from window.keystoneConfig.src
+// (default: next to this file when loaded as a file), which upgrades this same object in place.
+// If the script cannot load, the queued Promises reject with code "load_failed".
 (function (w, d) {
   var k = (w.keystone = w.keystone || {});
   if (k.__keystone || k.q) return;
   var q = (k.q = []);
+  var P = / (init|identify|loadSegments|setConsent|forget|flush) /;
   "init page track identify reset setTraits setConsent forget loadSegments segments inSegment explain decide profile anonymousId userId on off flush refresh evalCondition"
     .split(" ")
-    .forEach(function (m) {
+    .forEach(function (m, i) {
       k[m] = function () {
+        if (i > 8 && i < 16) return m == "segments" ? [] : m == "inSegment" ? !1 : null;
+        if (m == "evalCondition") return !1;
         var e = { m: m, a: [].slice.call(arguments) };
         var p = new Promise(function (r, j) {
           e.r = r;
           e.j = j;
         });
         q.push(e);
-        return p;
+        return P.test(" " + m + " ") ? p : m == "on" || m == "off" ? k : void 0;
       };
     });
   var c = w.keystoneConfig || {};
@@ -30,7 +34,7 @@
     e.name = "KeystoneError";
     e.code = "load_failed";
     q.splice(0).forEach(function (x) {
-      / (init|identify|loadSegments|setConsent|forget|flush) /.test(" " + x.m + " ") ? x.j(e) : x.r();
+      P.test(" " + x.m + " ") ? x.j(e) : x.r();
     });
   };
   (d.head || d.documentElement).appendChild(s);

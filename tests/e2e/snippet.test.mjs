@@ -1,5 +1,5 @@
 // The tag-manager snippet and the script-tag build (DESIGN §1): a stub `window.keystone` that
-// queues every call, loads keystone.global.js asynchronously, replays in order once ready, and
+// queues every call with an effect (queries answer the empty state), loads keystone.global.js asynchronously, replays in order once ready, and
 // then answers directly. Injected the way a tag manager does it: after DOMContentLoaded, with
 // calls made while the script is still loading (the test server delays it).
 import { test, before, after } from "node:test";
@@ -81,9 +81,13 @@ test("snippet as a file, no keystoneConfig: init queued on the stub, global scri
     const s = document.createElement("script");
     s.src = "/pkg/dist/snippet.js";
     s.onload = () => {
-      window.pInit = window.keystone.init({ segments: defs });
-      window.keystone.track("Product Viewed");
-      window.pSegs = window.keystone.segments();
+      const k = (window.k0 = window.keystone); // a reference kept to the stub
+      window.pInit = k.init({ segments: defs });
+      window.log = [];
+      // Synchronous calls answer synchronously before ready: the empty state, on() chains.
+      window.chained = k.on("segment:enter", (e) => log.push("enter " + e.segment)).on("segment:exit", () => {}) === k;
+      window.early = { track: k.track("Product Viewed"), segs: k.segments(), inSeg: k.inSegment("viewers"), profile: k.profile(), decide: k.decide("hero"), id: k.anonymousId() };
+      window.pFlush = k.flush();
     };
     document.head.appendChild(s);
   }, DEFS);
@@ -91,10 +95,27 @@ test("snippet as a file, no keystoneConfig: init queued on the stub, global scri
   release();
   const out = await page.evaluate(async () => {
     await window.pInit;
-    return { inSeg: window.keystone.inSegment("viewers"), segsPromise: window.pSegs instanceof Promise, segs: await window.pSegs };
+    const flushed = await window.pFlush.then(() => "resolved", (e) => e.code);
+    window.k0.track("Product Viewed"); // through the kept reference, after ready
+    return {
+      early: window.early,
+      chained: window.chained,
+      flushed,
+      same: window.k0 === window.keystone,
+      inSeg: window.keystone.inSegment("viewers"),
+      count: window.keystone.profile().events["Product Viewed"].count,
+      log: window.log,
+    };
   });
-  // segments() queued before ready ran after init and track: it answers the replayed state.
-  assert.deepEqual(out, { inSeg: true, segsPromise: true, segs: ["viewers"] });
+  assert.deepEqual(out, {
+    early: { track: undefined, segs: [], inSeg: false, profile: null, decide: null, id: null },
+    chained: true,
+    flushed: "resolved",
+    same: true,
+    inSeg: true,
+    count: 2,
+    log: ["enter viewers"],
+  });
   assert.equal(seen.length, 1);
   assert.ok(seen[0].endsWith("/pkg/dist/keystone.global.js"), seen[0]);
   await ctx.close();
@@ -110,10 +131,11 @@ test("the global script failing to load settles the queued Promises", async () =
     s.textContent = snippet;
     document.body.appendChild(s);
     const init = window.keystone.init().then(() => "resolved", (e) => e.code);
-    const track = window.keystone.track("x").then((v) => "track " + v);
-    return Promise.all([init, track]);
+    const track = "track " + window.keystone.track("x");
+    const flush = window.keystone.flush().then(() => "resolved", (e) => e.code);
+    return Promise.all([init, track, flush]);
   }, SNIPPET);
-  assert.deepEqual(out, ["load_failed", "track undefined"]);
+  assert.deepEqual(out, ["load_failed", "track undefined", "load_failed"]);
   await ctx.close();
 });
 
