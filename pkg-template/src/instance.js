@@ -346,9 +346,9 @@ export class Instance {
   }
 
   #emit(type, payload) {
-    // Storage errors found while starting (storage_corrupt, storage_unavailable) reach listeners
-    // added right after init resolves.
-    if (this.#early && type === "error" && /^storage_/.test(payload.code)) return void this.#early.push(payload);
+    // Errors found while starting (storage_corrupt, a rejected segment of the `segments` option,
+    // definitions_fetch_failed…) reach listeners added right after init resolves.
+    if (this.#early && type === "error") return void this.#early.push(payload);
     const set = this.#listeners.get(type);
     if (!set) return;
     for (const cb of [...set]) {

@@ -170,6 +170,25 @@ test("a rejected document keeps the previous definitions; init takes a URL; expl
   await page.context().close();
 });
 
+test("errors of the segments option reach an error listener added right after init resolves", async (t) => {
+  if (!full) return t.skip(SKIP);
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    const doc = { version: 1, segments: [{ id: "ok", condition: { a: 1 } }, { id: "bad", condition: { $performed: { event: "X", within: "soon" } } }] };
+    const ks = await Keystone.init({ segments: doc, autoCapture: false });
+    const errors = [];
+    ks.on("error", (e) => errors.push({ code: e.code, segmentId: e.segmentId, path: e.path, isError: e instanceof Error }));
+    await new Promise((r) => setTimeout(r, 50));
+    return { errors, held: ks.explain("ok") !== null };
+  });
+  assert.equal(out.held, true, "the valid segment loaded");
+  assert.equal(out.errors.length, 1, JSON.stringify(out.errors));
+  assert.equal(out.errors[0].segmentId, "bad");
+  assert.equal(out.errors[0].isError, true);
+  assert.ok(out.errors[0].path.startsWith("/segments/1/condition"), out.errors[0].path);
+  await page.context().close();
+});
+
 test("enter fires once, after the call returns; a timed exit fires by itself when the clock passes the window", async (t) => {
   if (!full) return t.skip(SKIP);
   const page = await openAt(T0);
