@@ -412,6 +412,14 @@ export class Instance {
       channel.onmessage = (e) => e.data === "forget" && this.#run(() => this.#forgetHere(), undefined, true);
       this.#cleanups.push(() => channel.close());
     } catch (_) {}
+    // Auto-capture before the write on hide below (its engaged-time report must be in that
+    // write). Its initial page view is part of starting: `keystone.ready` carries the segments
+    // held after it, as `segments()` does when init resolves, and no enter/exit for it follows.
+    try {
+      startCapture(this, this.#options);
+    } catch (e) {
+      this.#report(e);
+    }
     this.#activate = dataLayer(this.#options.dataLayer, () => {
       try {
         return this.#core.segments();
@@ -420,13 +428,6 @@ export class Instance {
       }
     });
     this.#after();
-    // Auto-capture after activation is wired (the initial page view may change membership),
-    // and before the write on hide below (its engaged-time report must be in that write).
-    try {
-      startCapture(this, this.#options);
-    } catch (e) {
-      this.#report(e);
-    }
     addEventListener("pagehide", flushNow);
     document.addEventListener("visibilitychange", onHide);
     this.#cleanups.push(() => removeEventListener("pagehide", flushNow), () => document.removeEventListener("visibilitychange", onHide));

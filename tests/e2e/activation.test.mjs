@@ -69,6 +69,22 @@ test("granted marketing: keystone.ready with the segments, then each change once
   await page.context().close();
 });
 
+test("with auto-capture, keystone.ready carries what init resolves with (its page view included), no enter for it", async () => {
+  const page = await openWithConsumer();
+  const out = await page.evaluate(async () => {
+    const defs = { version: 1, segments: [{ id: "browsing", condition: { $performed: { event: "Page Viewed" } } }, { id: "everyone", condition: {} }] };
+    const entered = [];
+    const ks = await Keystone.init({ segments: defs, dataLayer: true });
+    ks.on("segment:enter", (e) => entered.push(e.segment));
+    await new Promise((r) => setTimeout(r, 50));
+    return { segs: ks.segments(), seen: window.__seen, entered };
+  });
+  assert.deepEqual(out.segs, ["browsing", "everyone"]);
+  assert.deepEqual(out.seen, [{ event: "keystone.ready", keystoneSegments: ["browsing", "everyone"] }]);
+  assert.deepEqual(out.entered, []);
+  await page.context().close();
+});
+
 test("dataLayer names its array; without the option nothing is pushed", async () => {
   const page = await openWithConsumer({ name: "tagLayer" });
   const out = await page.evaluate(async (defs) => {
