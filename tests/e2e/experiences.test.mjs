@@ -95,9 +95,33 @@ test("declarative experience: the decided template is cloned, exposure once per 
     return { d, errors: window.__errors, ghost: document.getElementById("ghost").textContent.trim() };
   });
   assert.equal(unknown.d, null);
-  // The markup's unknown id was reported once, at init (before this listener); not on every pass.
-  assert.deepEqual(unknown.errors, ["unknown_id"]);
+  // The markup's unknown id was reported once, at init (delivered to this listener, added right
+  // after init resolved), not on every pass; then once for this decide("nope").
+  assert.deepEqual(unknown.errors, ["unknown_id", "unknown_id"]);
   assert.equal(unknown.ghost, "Stays");
+  assert.deepEqual(page.problems, []);
+  await context.close();
+});
+
+test("declarative experience: a variant without a template shows the authored content, not the previous variant", async () => {
+  const { page, context, go } = await openPage("/tests/experiences.html");
+  await go();
+  const defs = {
+    version: 1,
+    segments: [{ id: "vip", condition: { "traits.tier": "gold" } }],
+    experiences: [{ id: "hero", variants: [{ id: "gold_offer", segment: "vip" }, { id: "plain" }] }],
+  };
+  await page.evaluate(async (defs) => (window.ks = await Keystone.init({ segments: defs, autoCapture: false })), defs);
+  const html = async (variant) => {
+    await page.waitForFunction((v) => document.getElementById("hero").getAttribute("data-keystone-rendered") === v, variant);
+    return (await rendered(page)).html;
+  };
+  assert.equal(await html("plain"), '<p class="authored">Authored fallback</p>');
+  await page.evaluate(() => ks.setTraits({ tier: "gold" }));
+  assert.equal(await html("gold_offer"), '<p class="v gold">Gold members: <b>free shipping</b></p>');
+  await page.evaluate(() => ks.setTraits({ tier: "silver" }));
+  assert.equal(await html("plain"), '<p class="authored">Authored fallback</p>');
+  assert.equal((await rendered(page)).templates, 3);
   assert.deepEqual(page.problems, []);
   await context.close();
 });
