@@ -1,6 +1,7 @@
 // Declarative personalization (DESIGN §7): elements carrying `data-keystone-show`,
 // `data-keystone-hide` or `data-keystone-text` follow the visitor's segments and profile, live.
-// - show/hide toggle the `hidden` attribute (forced to `display: none`, whatever the site CSS);
+// - show/hide toggle the `hidden` attribute and an inline `display: none !important` (whatever
+//   the site CSS);
 // - text fills `textContent` from a profile path (never HTML);
 // - anti-flicker: until the first evaluation (`html.keystone-ready`) personalized elements are
 //   invisible; a CSS animation reveals them after the timeout even if no script ever runs, so a
@@ -20,7 +21,14 @@ export const cloakCss = (ms) =>
 const at = (doc, path) => path.split(".").reduce((v, k) => (v != null && typeof v == "object" ? v[k] : undefined), doc);
 
 const authored = new WeakMap(); // data-keystone-text elements → their authored text
-const hide = (el, hidden) => el.hidden != hidden && (el.hidden = hidden);
+// Hidden also inline (`display: none !important`): the anti-flicker sheet's rule for [hidden] is
+// not there with `antiFlicker: false`, and site CSS such as `.banner{display:flex}` would win.
+const hide = (el, hidden) => {
+  if (el.hidden != hidden) el.hidden = hidden;
+  const s = el.style;
+  if (hidden) s.getPropertyPriority("display") || s.setProperty("display", "none", "important");
+  else if (s.getPropertyPriority("display") && s.display == "none") s.removeProperty("display");
+};
 
 /**
  * Renderers by attribute: `(ks, element, attributeValue, state) => void`, where `state.profile()`

@@ -34,9 +34,10 @@ const shown = (page, id) =>
     return cs.display !== "none" && cs.visibility === "visible";
   }, id);
 
-test("show/hide follow membership live; hidden means not rendered, whatever the site CSS", async () => {
+for (const [what, extra] of [["", {}], [" (antiFlicker: false)", { antiFlicker: false }]])
+test("show/hide follow membership live; hidden means not rendered, whatever the site CSS" + what, async () => {
   const page = await openDom();
-  await page.evaluate(async (defs) => (window.ks = await Keystone.init({ segments: defs })), DEFS);
+  await page.evaluate(async ([defs, extra]) => (window.ks = await Keystone.init({ segments: defs, ...extra })), [DEFS, extra]);
   assert.equal(await shown(page, "show"), false);
   assert.equal(await page.getAttribute("#show", "hidden"), "", "hidden attribute set");
   assert.equal(await shown(page, "show-authored-hidden"), false);
