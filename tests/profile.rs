@@ -56,6 +56,15 @@ fn compaction_keeps_totals_and_the_recent_half_exact() {
 }
 
 #[test]
+fn duration_options_take_text_only() {
+    for bad in [r#"{"retention":90}"#, r#"{"sessionTimeout":30}"#, r#"{"retention":"90"}"#, r#"{"sessionTimeout":"soon"}"#, r#"{"retention":true}"#] {
+        let e = Options::from_value(&json(bad), false).err().unwrap_or_else(|| panic!("{bad} accepted"));
+        assert_eq!(e.code, "invalid_argument", "{bad}");
+    }
+    assert!(Options::from_value(&json(r#"{"retention":"2w","sessionTimeout":"45m"}"#), false).is_ok());
+}
+
+#[test]
 fn retention_drops_old_behaviour_on_load_and_on_write() {
     let opts = Options::from_value(&json(r#"{"retention":"7d"}"#), false).unwrap();
     let mut a = Keystone::new(opts.clone(), NativeHost::boxed(1), None, T0);

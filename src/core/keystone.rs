@@ -81,13 +81,10 @@ impl Options {
     }
 }
 
+/// A duration option: text only (`"30m"`, `"90d"`): a bare number is refused, since `90` meant as
+/// days would silently be 90 ms.
 fn duration_option(v: &Value, name: &str) -> Result<f64, Error> {
-    match v {
-        Value::Str(s) => parse_duration(s),
-        Value::Num(n) if *n > 0.0 && n.is_finite() => Some(*n),
-        _ => None,
-    }
-    .ok_or_else(|| {
+    v.as_str().and_then(parse_duration).ok_or_else(|| {
         let mut msg = String::from(name);
         msg.push_str(" must be a duration such as \"30m\" or \"90d\"");
         Error::new(codes::INVALID_ARGUMENT, msg)
