@@ -37,7 +37,8 @@ export function readContext(referrer) {
     utm,
     language,
     timezone,
-    device: /iPad|Tablet/.test(ua) || (/Android/.test(ua) && !/Mobile/.test(ua)) ? "tablet" : /Mobi|iPhone|Android/.test(ua) ? "mobile" : "desktop",
+    // iPadOS 13+ presents itself as a Mac: a "Macintosh" with a touch screen is an iPad.
+    device: /iPad|Tablet/.test(ua) || (/Android/.test(ua) && !/Mobile/.test(ua)) || (/Macintosh/.test(ua) && navigator.maxTouchPoints > 1) ? "tablet" : /Mobi|iPhone|Android/.test(ua) ? "mobile" : "desktop",
     search: loc.search,
     // The Segment spec `context` of events made on this page.
     spec: {

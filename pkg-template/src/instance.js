@@ -236,6 +236,7 @@ export class Instance {
   #tx = null;
   #epoch = epoch;
   #defs = null;
+  #href = location.href; // the URL of the context the engine holds
 
   constructor(core, options) {
     this.#core = core;
@@ -252,6 +253,7 @@ export class Instance {
       try {
         const core = newEngine(optionsText(this.#options), readCookie(this.#prefix() + "aid"));
         core.setContext(toJSON(readContext()));
+        this.#href = location.href;
         if (this.#defs) core.loadSegments(this.#defs);
         core.drain(); // rebuilding is not a change the page should hear about
         this.#core = core;
@@ -269,6 +271,7 @@ export class Instance {
     if (!this.#engine()) return fallback;
     let out = fallback;
     try {
+      if (mutates) this.#follow();
       out = fn();
     } catch (e) {
       this.#report(e);
@@ -281,6 +284,7 @@ export class Instance {
   #runAsync(fn, mutates) {
     try {
       if (!this.#engine()) throw new KeystoneError("internal_trap", "the Keystone engine is off after repeated failures");
+      if (mutates) this.#follow();
       const out = fn();
       this.#after(mutates);
       return Promise.resolve(out);
@@ -288,6 +292,17 @@ export class Instance {
       this.#after(mutates);
       return Promise.reject(this.#report(e));
     }
+  }
+
+  /** The URL changed without a page view (an SPA navigation with page views not captured): the
+   * context follows, with the previous URL as referrer, so events carry the current one. */
+  #follow() {
+    if (location.href !== this.#href) this.#setContext(this.#href);
+  }
+
+  #setContext(referrer) {
+    this.#href = location.href;
+    this.#core.setContext(toJSON(readContext(referrer)));
   }
 
   #report(e) {
@@ -444,7 +459,7 @@ export class Instance {
   /** @internal An SPA navigation seen by auto-capture: a page view with the previous URL as referrer. */
   _navigated(referrer) {
     this.#run(() => {
-      this.#core.setContext(toJSON(readContext(referrer)));
+      this.#setContext(referrer);
       this.#core.page("null");
     }, undefined, true);
   }
@@ -454,7 +469,7 @@ export class Instance {
   /** Records a page view. */
   page(properties) {
     this.#run(() => {
-      this.#core.setContext(toJSON(readContext()));
+      this.#setContext();
       this.#core.page(toJSON(properties, "page properties"));
     }, undefined, true);
   }

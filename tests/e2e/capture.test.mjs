@@ -92,6 +92,43 @@ test("autoCapture: false captures nothing; each part can be switched off", async
   await page2.context().close();
 });
 
+test("page views not captured: after an SPA navigation the next event carries the new URL's context", async () => {
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    const ks = await Keystone.init({ autoCapture: false, segments: { version: 1, segments: [{ id: "from_b", condition: { "context.utm.source": "b" } }] } });
+    const first = location.href;
+    history.pushState({}, "", "/tests/esm.html/shoes?utm_source=b");
+    ks.track("Product Viewed");
+    const p = ks.profile();
+    return { first, path: p.context.path, utm: p.context.utm.source, referrer: p.context.referrer, segs: ks.segments(), pages: p.events["Page Viewed"] ? 1 : 0 };
+  });
+  assert.equal(out.path, "/tests/esm.html/shoes");
+  assert.equal(out.utm, "b");
+  assert.equal(out.referrer, out.first, "the previous URL is the referrer");
+  assert.deepEqual(out.segs, ["from_b"]);
+  assert.equal(out.pages, 0, "no page view is made up");
+  await page.context().close();
+});
+
+test("context.device from the user agent: phones, tablets (iPadOS presenting as a Mac included), desktops", async () => {
+  const cases = [
+    ["Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148", 5, "mobile"],
+    ["Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Chrome/120 Mobile Safari/537.36", 5, "mobile"],
+    ["Mozilla/5.0 (Linux; Android 14; SM-X710) AppleWebKit/537.36 Chrome/120 Safari/537.36", 5, "tablet"],
+    ["Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 Version/17.0 Safari/605.1.15", 5, "tablet"],
+    ["Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 Version/17.0 Safari/605.1.15", 0, "desktop"],
+    ["Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120 Safari/537.36", 0, "desktop"],
+  ];
+  for (const [userAgent, touch, device] of cases) {
+    const context = await h.browser.newContext({ userAgent });
+    await context.addInitScript((n) => Object.defineProperty(Navigator.prototype, "maxTouchPoints", { get: () => n }), touch);
+    const page = await h.open("/tests/esm.html", { context });
+    const got = await page.evaluate(async () => (await Keystone.init({ autoCapture: false })).profile().context.device);
+    assert.equal(got, device, userAgent + " touch " + touch);
+    await context.close();
+  }
+});
+
 test("clicks on [data-keystone-track] with data-keystone-prop-* properties", async () => {
   const page = await h.open();
   await page.evaluate(async () => {
