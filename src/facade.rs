@@ -383,8 +383,8 @@ impl Core {
     /// Notifications since the last call, as JSON text `{n, m, q?, a?}`: `n` the notices
     /// (`[{type: "segment:enter", segment}, …]`), `m` whether `marketing` consent is granted now
     /// (data layer activation); with an endpoint, `q` the events made since the last call
-    /// (Segment spec) and `a` whether `analytics` consent holds (when not, the wrapper erases
-    /// its queue).
+    /// (Segment spec), `a` whether `analytics` consent holds (when not, the wrapper erases its
+    /// queue) and `p` whether `personalization` does (when not, the queue is kept in memory only).
     fn drain(&mut self) -> String {
         let events = self.ks.take_outbox();
         let mut notices = Vec::new();
@@ -406,6 +406,7 @@ impl Core {
             }
             out.insert("q", Value::Arr(q));
             out.insert("a", Value::Bool(self.ks.consent().analytics));
+            out.insert("p", Value::Bool(self.ks.consent().personalization));
         }
         text(&Value::Obj(out))
     }

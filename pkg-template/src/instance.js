@@ -215,7 +215,7 @@ function newEngine(optionsJson, cookieId) {
 function notices(d) {
   const out = d.n;
   out.m = d.m;
-  if ("q" in d) (out.q = d.q), (out.a = d.a);
+  if ("q" in d) (out.q = d.q), (out.a = d.a), (out.p = d.p);
   return out;
 }
 
@@ -337,8 +337,9 @@ export class Instance {
       this.#schedulePersist();
       this.#scheduleExpiry();
     }
-    // Also with nothing new when analytics consent is off: a refusal erases what was queued.
-    if (this.#tx && (mutates || (notes.q && notes.q.length) || notes.a === false)) this.#tx.take(notes);
+    // Also with nothing new when analytics or personalization consent is off: a refusal erases
+    // what was queued (analytics) or stored of it (personalization).
+    if (this.#tx && (mutates || (notes.q && notes.q.length) || notes.a === false || notes.p === false)) this.#tx.take(notes);
     if ((mutates || notes.length) && this.#onChange) this.#onChange();
   }
 
@@ -424,7 +425,8 @@ export class Instance {
     // forget() in another tab of the site: this tab withdraws all consent and drops its state too.
     try {
       const channel = (this.#channel = new BroadcastChannel("keystone:" + this.#prefix()));
-      channel.onmessage = (e) => e.data === "forget" && this.#run(() => this.#forgetHere(), undefined, true);
+      // setConsent() in another tab: the same categories apply here (never echoed back).
+      channel.onmessage = (e) => (e.data === "forget" ? this.#run(() => this.#forgetHere(), undefined, true) : e.data && e.data.consent && this.#consent(e.data.consent));
       this.#cleanups.push(() => channel.close());
     } catch (_) {}
     // Auto-capture before the write on hide below (its engaged-time report must be in that
@@ -484,9 +486,22 @@ export class Instance {
     return this.#runAsync(() => {
       // Only an object of categories is valid (forget() is the way to withdraw everything).
       if (!consent || typeof consent != "object" || Array.isArray(consent)) throw new KeystoneError("invalid_argument", "setConsent needs an object such as {analytics: true}");
-      this.#core.setConsent(toJSON(consent, "consent"));
+      const text = toJSON(consent, "consent");
+      this.#core.setConsent(text);
       this.persistNow();
+      // The site's other open tabs follow (a withdrawal must not wait for their next page).
+      try {
+        this.#channel && this.#channel.postMessage({ consent: text });
+      } catch (_) {}
     });
+  }
+
+  /** Applies consent categories set in another tab (JSON text, already validated there). */
+  #consent(text) {
+    this.#runAsync(() => {
+      this.#core.setConsent(text);
+      this.persistNow();
+    }).catch(() => {});
   }
 
   /** Erases every key and cookie Keystone stored, withdraws all consent, starts afresh. */
@@ -517,14 +532,17 @@ export class Instance {
 
   /** Login: hashes the email on the device and reconciles the profiles; written at once. */
   identify(email, traits, options) {
-    return this.#runAsync(() => {
+    const out = this.#runAsync(() => {
       this.#core.identify(typeof email == "string" ? email.trim() : email, toJSON(traits, "identify traits"), toJSON(options, "identify options"));
     }, true);
+    this.persistNow(); // the id cookie too, at once (the engine wrote the profile)
+    return out;
   }
 
   /** Logout: sets the known profile aside; a new anonymous id and an empty profile start. */
   reset() {
     this.#run(() => this.#core.reset(), undefined, true);
+    this.persistNow(); // the id cookie too, at once: no later write can bring the old id back
   }
 
   /** Loads segment definitions (object or URL); resolves with `{loaded, rejected}`. */

@@ -35,6 +35,8 @@ export function createQueue(o, report) {
   const max = num(o.retryMax, 60000);
   // Body overhead: {"batch":[…],"sentAt":"…","writeKey":"…"}, every key byte maybe escaped.
   const cap = Math.min(num(o.maxBatchBytes, 65536), 65536) - 80 - 2 * size(o.writeKey || "");
+  // Each event gets `,"sentAt":"<ISO>"` when its batch is made.
+  const S = 36;
   let items = []; // [JSON text, UTF-8 bytes, when queued]
   let bytes = 0;
   let claimed = 0;
@@ -61,7 +63,7 @@ export function createQueue(o, report) {
     }
     dirty = true;
   };
-  const item = (j, t) => (size(j) > cap ? report("event_too_large", "event over 64 KB dropped") : [j, size(j), t]);
+  const item = (j, t) => (size(j) + S > cap ? report("event_too_large", "event over 64 KB dropped") : [j, size(j), t]);
 
   return {
     /** Queues one event's JSON, made at `now`. */
@@ -72,16 +74,19 @@ export function createQueue(o, report) {
 
     /** Ms until the next flush is due (0 = now), -1 when nothing waits or a batch is in flight. */
     due(now) {
-      return claimed || !items[0] ? -1 : retryAt ? Math.max(0, retryAt - now) : items.length >= flushAt || bytes + items.length > cap ? 0 : Math.max(0, items[0][2] + interval - now);
+      return claimed || !items[0] ? -1 : retryAt ? Math.max(0, retryAt - now) : items.length >= flushAt || bytes + items.length * (S + 1) > cap ? 0 : Math.max(0, items[0][2] + interval - now);
     },
 
-    /** Claims the oldest events that fit in one batch: [id, their JSON joined by commas]. */
-    claim() {
+    /**
+     * Claims the oldest events that fit in one batch: [id, their JSON joined by commas], each
+     * with `sentAt` set to `at` (an ISO time) when given.
+     */
+    claim(at) {
       if (claimed || !items[0]) return null;
-      let n = items[0][1];
+      let n = items[0][1] + S;
       claimed = 1;
-      while (items[claimed] && n + 1 + items[claimed][1] <= cap) n += 1 + items[claimed++][1];
-      return [++id, items.slice(0, claimed).map((i) => i[0]).join()];
+      while (items[claimed] && n + 1 + S + items[claimed][1] <= cap) n += 1 + S + items[claimed++][1];
+      return [++id, items.slice(0, claimed).map((i) => (at ? i[0].slice(0, -1) + ',"sentAt":"' + at + '"}' : i[0])).join()];
     },
 
     /**

@@ -65,6 +65,7 @@ export function transport(o, report) {
   let busy = 0;
   let gone = false; // after pagehide: no new request (it could not leave a detached page)
   let granted = true;
+  let keep = true; // personalization consent: without it nothing is persisted, the queue included
   let renew = () => {};
   try {
     ls = localStorage;
@@ -90,14 +91,21 @@ export function transport(o, report) {
     } catch (_) {}
     return out;
   };
-  const body = (b) => '{"batch":[' + b[1] + '],"sentAt":"' + new Date().toISOString() + tail;
+  // The batch and each event in it carry the same `sentAt` (claimed just before).
+  const body = (b) => '{"batch":[' + b[1] + '],"sentAt":"' + b.at + tail;
+  const claim = () => {
+    const at = new Date().toISOString();
+    const b = q.claim(at);
+    if (b) b.at = at;
+    return b;
+  };
 
   /** Stores this page's queue if it changed; false when storage refused. */
   const persist = () => {
     clearTimeout(ptimer);
     ptimer = 0;
     const t = q.text();
-    return t === undefined || put(own, t);
+    return t === undefined || !keep || put(own, t);
   };
 
   async function withLock(fn) {
@@ -165,7 +173,7 @@ export function transport(o, report) {
   async function send(mode) {
     await adopt();
     let b;
-    while (!gone && (mode || !q.due(now())) && (b = q.claim())) {
+    while (!gone && (mode || !q.due(now())) && (b = claim())) {
       persist(); // the queue is stored before any send is attempted
       renew();
       const [status, ra] = await post(b);
@@ -213,7 +221,7 @@ export function transport(o, report) {
       if (inflight && !inflight.h) q.settle(inflight[0], HANDED_OFF, (inflight.h = 1));
       let b;
       let ok = 1;
-      while (ok && (b = q.claim())) {
+      while (ok && (b = claim())) {
         ok = 0;
         try {
           ok = navigator.sendBeacon(url, body(b));
@@ -279,8 +287,10 @@ export function transport(o, report) {
           return q.clear();
         }
         granted = true;
+        // Without personalization the queue lives in memory only (its stored form is erased).
+        if (keep != (keep = notes.p !== false) && !keep) put(own);
         for (const e of notes.q) q.push(JSON.stringify(e), now());
-        if (!ptimer) ptimer = setTimeout(() => safe(persist), 250);
+        if (notes.q[0] && !ptimer) ptimer = setTimeout(() => safe(persist), 250);
         schedule();
       }),
     flush: () => cycle(2),

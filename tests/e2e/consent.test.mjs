@@ -57,13 +57,14 @@ test("opt-in: nothing stored and no id before consent; granting starts collectio
   await page.context().close();
 });
 
-test("withdrawing personalization erases what was stored and stops storing", async () => {
+test("withdrawing personalization erases what was stored (the delivery queue too) and stops storing", async () => {
   const page = await h.open();
   const out = await page.evaluate(async () => {
-    window.ks = await Keystone.init({});
+    // Events wait in the delivery queue (flushed only at 1,000 or after a minute).
+    window.ks = await Keystone.init({ endpoint: "/v1/batch", writeKey: "k", flushAt: 1000, flushInterval: 60000 });
     ks.track("A");
     await new Promise((r) => setTimeout(r, 600));
-    const had = localStorage.getItem("ks_profile") !== null;
+    const had = localStorage.getItem("ks_profile") !== null && Object.keys(localStorage).some((k) => k.startsWith("ks_q."));
     await ks.setConsent({ personalization: false });
     ks.track("B");
     await new Promise((r) => setTimeout(r, 600));
@@ -133,6 +134,43 @@ test("forget() in one tab: the site's other open tabs forget too and store nothi
   assert.deepEqual(await footprint(b), EMPTY);
   assert.deepEqual(await footprint(a), EMPTY);
   await ctx.close();
+});
+
+test("setConsent in one tab: the site's other open tabs follow within 1 s, and agree on one id", async () => {
+  h.server.collector.reset();
+  const ctx = await h.browser.newContext();
+  const [a, b] = [await h.open("/tests/esm.html", { context: ctx }), await h.open("/tests/esm.html", { context: ctx })];
+  const opts = { endpoint: "/v1/batch", writeKey: "k", autoCapture: false, flushAt: 1, flushInterval: 50 };
+  for (const p of [a, b]) await p.evaluate(async (o) => (window.ks = await Keystone.init(o)), opts);
+  await a.evaluate(() => ks.setConsent({ analytics: false }));
+  const bState = await b.evaluate(async () => {
+    await new Promise((r) => setTimeout(r, 300));
+    const consent = ks.profile().consent;
+    ks.track("Sent After Withdrawal In A");
+    await new Promise((r) => setTimeout(r, 500));
+    return consent;
+  });
+  assert.deepEqual(bState, { analytics: false, personalization: true, marketing: true });
+  assert.deepEqual(h.server.collector.events.map((e) => e.event).filter(Boolean), [], "nothing sent by the other tab");
+  await ctx.close();
+
+  // Opt-in: granting in one tab starts collection in the other, with the same anonymous id.
+  const ctx2 = await h.browser.newContext();
+  const [c, d] = [await h.open("/tests/esm.html", { context: ctx2 }), await h.open("/tests/esm.html", { context: ctx2 })];
+  for (const p of [c, d]) await p.evaluate(async () => (window.ks = await Keystone.init({ consent: "opt-in", autoCapture: false })));
+  const idC = await c.evaluate(async () => (await ks.setConsent({ analytics: true, personalization: true }), ks.anonymousId()));
+  const dState = await d.evaluate(async () => {
+    await new Promise((r) => setTimeout(r, 300));
+    ks.track("In D");
+    await new Promise((r) => setTimeout(r, 600));
+    return { id: ks.anonymousId(), consent: ks.profile().consent };
+  });
+  assert.deepEqual(dState.consent, { analytics: true, personalization: true, marketing: false });
+  assert.equal(dState.id, idC);
+  const stored = await c.evaluate(() => JSON.parse(localStorage.getItem("ks_profile")));
+  assert.equal(stored.aid, idC, "one id stored");
+  assert.equal(await c.evaluate(() => ks.anonymousId()), idC);
+  await ctx2.close();
 });
 
 test("Global Privacy Control turns marketing off, and it stays off", async () => {

@@ -98,7 +98,8 @@ test("no fault: flushed by count and by time, Segment shape, Basic auth, JSON bo
   assert.ok(reqs.every((r) => r.auth === "header" && r.type.startsWith("application/json") && r.status === 200), JSON.stringify(reqs));
   assert.ok(!Number.isNaN(Date.parse(reqs[0].sentAt)));
   const e = t.events[0];
-  for (const k of ["type", "event", "properties", "anonymousId", "messageId", "timestamp", "context"]) assert.ok(k in e, k);
+  for (const k of ["type", "event", "properties", "anonymousId", "messageId", "timestamp", "sentAt", "context"]) assert.ok(k in e, k);
+  assert.equal(e.sentAt, reqs[0].sentAt, "each event carries its batch's sentAt");
   assert.equal(e.type, "track");
   assert.equal(collector().maxActive, 1);
   assert.deepEqual(page.problems, []);

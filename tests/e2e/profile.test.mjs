@@ -35,6 +35,24 @@ test("anonymous id: UUID v4 in localStorage and a SameSite=Lax cookie, stable ac
   await ctx.close();
 });
 
+test("reset() and identify() write the id cookie at once, in the same turn", async () => {
+  const ctx = await h.browser.newContext();
+  const page = await h.open("/tests/esm.html", { context: ctx });
+  const out = await page.evaluate(async () => {
+    const ks = await Keystone.init({ autoCapture: false });
+    const cookie = () => (document.cookie.match(/(?:^|; )ks_aid=([^;]*)/) || [])[1];
+    const first = ks.anonymousId();
+    ks.identify("a@example.com");
+    const afterIdentify = cookie();
+    ks.reset();
+    return { first, afterIdentify, afterReset: cookie(), id: ks.anonymousId() };
+  });
+  assert.equal(out.afterIdentify, out.first, "an anonymous login keeps the id");
+  assert.notEqual(out.id, out.first);
+  assert.equal(out.afterReset, out.id, "the new id is in the cookie before reset() returns");
+  await ctx.close();
+});
+
 test("with cookieDomain the cookie is the source of truth for the id", async () => {
   const ctx = await h.browser.newContext();
   const page = await h.open("/tests/esm.html", { context: ctx });

@@ -57,6 +57,17 @@ test("batches never exceed the byte cap (64 KB at most)", () => {
   assert.ok(body.length <= 65536 && body.length > 60000, String(body.length));
 });
 
+test("each event of a batch carries the batch's sentAt; with it the batch still fits in 64 KB", () => {
+  const { q } = make({ maxBatchBytes: 1e6, flushAt: 1 });
+  for (let i = 0; i < 100; i++) q.push(ev(i, "y".repeat(2000)), 0);
+  const at = "2026-11-29T16:00:00.000Z";
+  const b = q.claim(at);
+  const events = JSON.parse("[" + b[1] + "]");
+  assert.ok(events.length > 20 && events.every((e) => e.sentAt === at && e.properties.pad.length === 2000));
+  const body = '{"batch":[' + b[1] + '],"sentAt":"' + at + '","writeKey":"k"}';
+  assert.ok(body.length <= 65536 && body.length > 60000, String(body.length));
+});
+
 test("accepted batches leave; failed ones come back in order; stale outcomes change nothing", () => {
   const { q } = make({ flushAt: 1 });
   for (let i = 0; i < 3; i++) q.push(ev(i), 0);
