@@ -227,7 +227,8 @@ export interface KeystoneInstance {
    */
   setTraits(traits: { [key: string]: Json }): void;
   /**
-   * Merges the named consent categories into the current state.
+   * Merges the named consent categories into the current state; the site's other open tabs
+   * apply the same categories at once.
    * @example await ks.setConsent({ analytics: true, marketing: false });
    */
   setConsent(consent: Partial<Consent>): Promise<void>;
