@@ -128,13 +128,22 @@ fn validate(cond: &Value, path: &str, id: &str, retention_ms: f64) -> Result<(),
     Ok(())
 }
 
-/// Evaluates every segment at `now`; the ids held, sorted.
-pub fn evaluate(defs: &Definitions, profile: &mut Profile, doc: Option<&Value>, now: f64, host: &dyn Host) -> Vec<String> {
+/// Evaluates every segment at `now`; whether each is held, by index.
+pub fn evaluate(defs: &Definitions, profile: &mut Profile, doc: Option<&Value>, now: f64, host: &dyn Host) -> Vec<bool> {
     let null = Value::Null;
     let subject = Subject { doc: doc.unwrap_or(&null), profile, now, host };
-    let mut ids: Vec<String> = Vec::new();
+    let mut hits = Vec::with_capacity(defs.segments.len());
     for def in &defs.segments {
-        if matches(&def.condition, &subject) {
+        hits.push(matches(&def.condition, &subject));
+    }
+    hits
+}
+
+/// The ids of the segments held (`hits` as [`evaluate`] returns them), sorted.
+pub fn members(defs: &Definitions, hits: &[bool]) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for (def, hit) in defs.segments.iter().zip(hits) {
+        if *hit {
             let i = ids.partition_point(|x| x < &def.id);
             ids.insert(i, def.id.clone());
         }
