@@ -144,7 +144,7 @@ test("setConsent in one tab: the site's other open tabs follow within 1 s, and a
   for (const p of [a, b]) await p.evaluate(async (o) => (window.ks = await Keystone.init(o)), opts);
   await a.evaluate(() => ks.setConsent({ analytics: false }));
   const bState = await b.evaluate(async () => {
-    await new Promise((r) => setTimeout(r, 300));
+    for (let t = 0; t < 40 && ks.profile().consent.analytics; t++) await new Promise((r) => setTimeout(r, 25));
     const consent = ks.profile().consent;
     ks.track("Sent After Withdrawal In A");
     await new Promise((r) => setTimeout(r, 500));
@@ -160,7 +160,7 @@ test("setConsent in one tab: the site's other open tabs follow within 1 s, and a
   for (const p of [c, d]) await p.evaluate(async () => (window.ks = await Keystone.init({ consent: "opt-in", autoCapture: false })));
   const idC = await c.evaluate(async () => (await ks.setConsent({ analytics: true, personalization: true }), ks.anonymousId()));
   const dState = await d.evaluate(async () => {
-    await new Promise((r) => setTimeout(r, 300));
+    for (let t = 0; t < 40 && !ks.anonymousId(); t++) await new Promise((r) => setTimeout(r, 25));
     ks.track("In D");
     await new Promise((r) => setTimeout(r, 600));
     return { id: ks.anonymousId(), consent: ks.profile().consent };
