@@ -297,7 +297,8 @@ export class Instance {
   /** The URL changed without a page view (an SPA navigation with page views not captured): the
    * context follows, with the previous URL as referrer, so events carry the current one. */
   #follow() {
-    if (location.href !== this.#href) this.#setContext(this.#href);
+    // A hash-only change (an anchor) is no navigation: the referrer stays the page's.
+    if (location.href.split("#")[0] !== this.#href.split("#")[0]) this.#setContext(this.#href);
   }
 
   #setContext(referrer) {

@@ -97,11 +97,15 @@ test("page views not captured: after an SPA navigation the next event carries th
   const out = await page.evaluate(async () => {
     const ks = await Keystone.init({ autoCapture: false, segments: { version: 1, segments: [{ id: "from_b", condition: { "context.utm.source": "b" } }] } });
     const first = location.href;
+    location.hash = "#reviews"; // an anchor: no navigation, the referrer stays
+    ks.track("Anchor");
+    const anchored = ks.profile().context.referrer;
     history.pushState({}, "", "/tests/esm.html/shoes?utm_source=b");
     ks.track("Product Viewed");
     const p = ks.profile();
-    return { first, path: p.context.path, utm: p.context.utm.source, referrer: p.context.referrer, segs: ks.segments(), pages: p.events["Page Viewed"] ? 1 : 0 };
+    return { first, anchored, initialReferrer: document.referrer, path: p.context.path, utm: p.context.utm.source, referrer: p.context.referrer, segs: ks.segments(), pages: p.events["Page Viewed"] ? 1 : 0 };
   });
+  assert.equal(out.anchored, out.initialReferrer, "a hash change keeps the page's referrer");
   assert.equal(out.path, "/tests/esm.html/shoes");
   assert.equal(out.utm, "b");
   assert.equal(out.referrer, out.first, "the previous URL is the referrer");
