@@ -393,7 +393,7 @@ impl Core {
                 Notice::Enter(s) => ("segment:enter", "segment", Value::Str(s)),
                 Notice::Exit(s) => ("segment:exit", "segment", Value::Str(s)),
                 Notice::Identify(u) => ("identify", "userId", Value::Str(u)),
-                Notice::Reset(a) => ("reset", "anonymousId", Value::Str(a)),
+                Notice::Reset(a) => ("reset", "anonymousId", if a.is_empty() { Value::Null } else { Value::Str(a) }),
                 Notice::Error(e) => ("error", "error", error_value(&e)),
             };
             notices.push(Value::Obj(Map::new().with("type", kind).with(key, val)));

@@ -146,6 +146,8 @@ fn opt_in_keeps_nothing_and_creates_no_id_until_consent() {
     k.page(T0, Map::new());
     k.track(T0, "Before", Map::new()).unwrap();
     assert_eq!(k.anonymous_id(), "");
+    k.reset(T0);
+    assert_eq!(k.anonymous_id(), "", "reset() before consent makes no id either");
     assert!(k.take_outbox().is_empty());
     assert!(k.write(None, T0).is_none());
     k.set_consent(&json(r#"{"analytics":true,"personalization":true}"#), T0 + 1.0).unwrap();
@@ -154,11 +156,17 @@ fn opt_in_keeps_nothing_and_creates_no_id_until_consent() {
     assert_eq!(count(&k, "Before"), 0.0);
     assert_eq!(count(&k, "After"), 1.0);
     assert!(k.write(None, T0 + 3.0).is_some(), "written once granted");
+    let granted_id = k.anonymous_id().to_string();
     k.forget(T0 + 4.0);
     assert_eq!(k.anonymous_id(), "");
+    k.reset(T0 + 4.5);
+    assert_eq!(k.anonymous_id(), "", "nor after forget()");
     k.track(T0 + 5.0, "Gone", Map::new()).unwrap();
     assert!(k.write(None, T0 + 6.0).is_none());
     assert!(k.take_outbox().is_empty());
+    k.set_consent(&json(r#"{"analytics":true,"personalization":true}"#), T0 + 7.0).unwrap();
+    assert_eq!(k.anonymous_id().len(), 36);
+    assert_ne!(k.anonymous_id(), granted_id, "a new id once consent is granted again");
 }
 
 #[test]

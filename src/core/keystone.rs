@@ -253,7 +253,8 @@ impl Keystone {
 
     /// Logout: the known profile is set aside; a new anonymous id and an empty profile start.
     pub fn reset(&mut self, now: f64) {
-        let aid = uuid_v4(random16(self.host.as_ref()));
+        // No consent that needs an id (opt-in before consent, after forget()): none is made.
+        let aid = if self.consent.analytics || self.consent.personalization { uuid_v4(random16(self.host.as_ref())) } else { String::new() };
         identity::reset(&mut self.profile, &mut self.aside, aid.clone(), now, self.opts.retention);
         self.aside_dirty = true;
         self.dirty = true;
