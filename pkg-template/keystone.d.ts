@@ -100,8 +100,14 @@ export interface KeystoneOptions {
   dataLayer?: boolean | string;
   /** Send `Segment Entered` / `Segment Exited` track events `{segment}` to the collector. */
   trackSegments?: boolean;
-  /** Verbose console logging. */
+  /** Log each recording call, membership change and error to the console (`console.debug`). */
   debug?: boolean;
+  /**
+   * URL of `keystone_bg.wasm` (relative to the page) when it is not next to the ESM entry, e.g.
+   * a bundler that does not emit it (esbuild): copy the file and say where it is served.
+   * Ignored by the script-tag build, which finds it next to its own script.
+   */
+  wasmUrl?: string;
   /**
    * Anti-flicker for declarative personalization: how long (ms) elements carrying
    * `data-keystone-*` attributes may stay invisible while Keystone starts (default 1000);
@@ -120,7 +126,8 @@ export interface IdentifyOptions {
 
 /** The profile document that conditions see (DESIGN §3). */
 export interface Profile {
-  anonymousId: string;
+  /** `null` while no consent needs one (opt-in before consent, after `forget()`). */
+  anonymousId: string | null;
   userId: string | null;
   identified: boolean;
   traits: { [key: string]: Json };
@@ -128,6 +135,8 @@ export interface Profile {
     url: string; path: string; host: string; title: string; referrer: string; referrerHost: string;
     utm: { source: string; medium: string; campaign: string; term: string; content: string };
     language: string; timezone: string; device: "mobile" | "tablet" | "desktop";
+    /** The URL's query string (`"?utm_source=…"`, or `""`). */
+    search: string;
   };
   /** The current session; `id` and `startedAt` (ISO) are `""` before the first event. */
   session: { id: string; count: number; pageviews: number; startedAt: string; durationSec: number };
@@ -190,7 +199,8 @@ export interface KeystoneEvents {
   "segment:enter": { segment: string };
   "segment:exit": { segment: string };
   identify: { userId: string };
-  reset: { anonymousId: string };
+  /** `anonymousId` is `null` when no consent needs an id (opt-in before consent, after `forget()`). */
+  reset: { anonymousId: string | null };
   error: KeystoneError;
 }
 
@@ -298,6 +308,17 @@ export interface KeystoneInstance {
    * @example ks.refresh();
    */
   refresh(): void;
+  /**
+   * Writes pending profile changes to storage now (they are otherwise written within 500 ms,
+   * and at once when the page is hidden or left).
+   * @example ks.persistNow();
+   */
+  persistNow(): void;
+  /**
+   * The module's {@link Keystone.evalCondition}, for convenience.
+   * @example ks.evalCondition({ plan: "pro" }, { plan: { $in: ["pro", "team"] } }); // true
+   */
+  evalCondition(attributes: { [key: string]: Json }, condition: Condition, savedGroups?: { [id: string]: Json[] }): boolean;
 }
 
 /** The entry point. */
@@ -315,7 +336,7 @@ export declare const Keystone: {
    * used without `init`. `init` loads it too.
    * @example await Keystone.load(); Keystone.evalCondition({ plan: "pro" }, { plan: "pro" });
    */
-  load(): Promise<void>;
+  load(options?: { wasmUrl?: string }): Promise<void>;
   /**
    * GrowthBook-compatible condition evaluation (same argument order as GrowthBook's
    * `evalCondition`), synchronous, run in wasm. Needs the engine: after `Keystone.load()` or
@@ -347,6 +368,8 @@ export interface KeystoneConfig extends KeystoneOptions {
  * ready every call is answered directly, on the same object.
  */
 export interface KeystoneGlobal extends KeystoneInstance {
+  /** The error class (for `instanceof` checks in pages without a module import). */
+  KeystoneError: typeof KeystoneError;
   /**
    * Starts Keystone (runs by itself when `window.keystoneConfig` is set); resolves with the
    * instance. Later calls resolve with the same instance.

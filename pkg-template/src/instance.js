@@ -306,6 +306,15 @@ export class Instance {
     this.#core.setContext(toJSON(readContext(referrer)));
   }
 
+  /** With the `debug` option: one console line per call and per notice (never the email). */
+  #log(...a) {
+    if (this.#options.debug) {
+      try {
+        console.debug("[keystone]", ...a);
+      } catch (_) {}
+    }
+  }
+
   #report(e) {
     if (isTrap(e)) retrap();
     const err = toKeystoneError(e);
@@ -326,6 +335,7 @@ export class Instance {
       notes = [];
     }
     if (this.#activate && "m" in notes) this.#activate(notes);
+    for (const n of notes) this.#log(n.type, n.segment || n.userId || n.anonymousId || (n.error && n.error.code) || "");
     if (notes.length) {
       queueMicrotask(() => {
         for (const n of notes) {
@@ -471,6 +481,7 @@ export class Instance {
 
   /** Records a page view. */
   page(properties) {
+    this.#log("page", properties);
     this.#run(() => {
       this.#setContext();
       this.#core.page(toJSON(properties, "page properties"));
@@ -479,11 +490,13 @@ export class Instance {
 
   /** Merges traits into the profile; emits a Segment `identify` event. */
   setTraits(traits) {
+    this.#log("setTraits", traits);
     this.#run(() => this.#core.setTraits(toJSON(traits, "traits")), undefined, true);
   }
 
   /** Merges consent categories; granting starts collection, withdrawing stops it. */
   setConsent(consent) {
+    this.#log("setConsent", consent);
     return this.#runAsync(() => {
       // Only an object of categories is valid (forget() is the way to withdraw everything).
       if (!consent || typeof consent != "object" || Array.isArray(consent)) throw new KeystoneError("invalid_argument", "setConsent needs an object such as {analytics: true}");
@@ -528,11 +541,13 @@ export class Instance {
 
   /** Records a named event. */
   track(event, properties) {
+    this.#log("track", event, properties);
     this.#run(() => this.#core.track(event, toJSON(properties, "track properties")), undefined, true);
   }
 
   /** Login: hashes the email on the device and reconciles the profiles; written at once. */
   identify(email, traits, options) {
+    this.#log("identify", traits);
     const out = this.#runAsync(() => {
       this.#core.identify(typeof email == "string" ? email.trim() : email, toJSON(traits, "identify traits"), toJSON(options, "identify options"));
     }, true);
@@ -542,6 +557,7 @@ export class Instance {
 
   /** Logout: sets the known profile aside; a new anonymous id and an empty profile start. */
   reset() {
+    this.#log("reset");
     this.#run(() => this.#core.reset(), undefined, true);
     this.persistNow(); // the id cookie too, at once: no later write can bring the old id back
   }

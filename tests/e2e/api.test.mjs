@@ -156,6 +156,35 @@ test("no method throws into the caller; errors are KeystoneErrors with a code, a
   await page.context().close();
 });
 
+test("debug: one console.debug line per call and per notice, never the raw email; silent without it", async () => {
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    const lines = [];
+    console.debug = (...a) => lines.push(a.map((x) => (typeof x == "string" ? x : JSON.stringify(x))).join(" "));
+    const defs = { version: 1, segments: [{ id: "viewers", condition: { $performed: { event: "Product Viewed" } } }] };
+    const ks = await Keystone.init({ debug: true, autoCapture: false, segments: defs });
+    ks.track("Product Viewed", { sku: "A1" });
+    await ks.identify("Ada@Example.com", { tier: "gold" });
+    return lines;
+  });
+  assert.ok(out.some((l) => l.startsWith("[keystone] track Product Viewed") && l.includes("A1")), out.join("\n"));
+  assert.ok(out.some((l) => l === "[keystone] segment:enter viewers"), out.join("\n"));
+  assert.ok(out.some((l) => l.startsWith("[keystone] identify")), out.join("\n"));
+  assert.ok(!out.some((l) => /ada@example\.com/i.test(l)), "no email in the log");
+  await page.context().close();
+
+  const quiet = await h.open();
+  const none = await quiet.evaluate(async () => {
+    let n = 0;
+    console.debug = () => n++;
+    const ks = await Keystone.init({ autoCapture: false });
+    ks.track("Product Viewed");
+    return n;
+  });
+  assert.equal(none, 0);
+  await quiet.context().close();
+});
+
 test("a throwing listener does not break Keystone, the caller, or the other listeners", async () => {
   const page = await h.open();
   const out = await page.evaluate(async () => {

@@ -1,5 +1,6 @@
 // Packaging (DESIGN §1): the built package is packed with `npm pack`, installed from the tarball
-// into a fresh app (offline), bundled by Vite 7 and run in Chromium; the installed files are also
+// into a fresh app (offline), bundled by Vite 7 and by esbuild (IIFE and ESM, the wasm copied and
+// named with `wasmUrl`) and run in Chromium; the installed files are also
 // loaded by a plain <script type="module"> and by keystone.global.js from a script tag.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -9,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "vite";
+import { build as esbuild } from "esbuild";
 import { startServer } from "../../scripts/serve.mjs";
 import { launch } from "./harness.mjs";
 
@@ -44,7 +46,29 @@ Keystone.init({ segments: defs }).then((ks) => {
 `,
   );
   await build({ root: app, base: "/vite/", logLevel: "silent", configFile: false, build: { outDir: join(app, "dist"), emptyOutDir: true } });
-  server = await startServer({ mounts: [["/vite/", join(app, "dist")], ["/installed/", join(app, "node_modules", "keystone-cdp")]] });
+  // esbuild emits no wasm: the app copies it and says where with `wasmUrl`. Its default output
+  // format (IIFE) has no import.meta.url: the package must still not break the bundle.
+  const esb = join(app, "esb");
+  mkdirSync(join(esb, "wasm"), { recursive: true });
+  const wasm = readFileSync(join(app, "node_modules", "keystone-cdp", "dist", "keystone_bg.wasm"));
+  writeFileSync(join(esb, "wasm", "keystone_bg.wasm"), wasm); // named by wasmUrl (IIFE page)
+  writeFileSync(join(esb, "keystone_bg.wasm"), wasm); // next to the ESM bundle: found by default
+  writeFileSync(
+    join(app, "src", "esb.js"),
+    `import { Keystone } from "keystone-cdp";
+window.alive = true; // the site's own code after the import runs
+Keystone.init({ segments: ${JSON.stringify(DEFS)}, wasmUrl: window.WASM_URL }).then((ks) => {
+  ks.track("Product Viewed");
+  window.result = { segments: ks.segments() };
+}, (e) => (window.result = { failed: e.code + " " + e.message }));
+`,
+  );
+  for (const format of ["iife", "esm"]) {
+    await esbuild({ entryPoints: [join(app, "src", "esb.js")], bundle: true, platform: "browser", format: format === "esm" ? "esm" : undefined, outfile: join(esb, format + ".js"), logLevel: "silent", absWorkingDir: app });
+    const pre = format === "esm" ? "" : '<script>window.WASM_URL = "/esb/wasm/keystone_bg.wasm"</script>';
+    writeFileSync(join(esb, format + ".html"), `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,">${pre}<script ${format === "esm" ? 'type="module" ' : ""}src="/esb/${format}.js"></script>`);
+  }
+  server = await startServer({ mounts: [["/vite/", join(app, "dist")], ["/esb/", esb], ["/installed/", join(app, "node_modules", "keystone-cdp")]] });
   browser = await launch();
 });
 
@@ -111,6 +135,16 @@ test("a Vite 7 app importing keystone-cdp builds and runs in Chromium", async ()
   assert.deepEqual(page.problems, []);
   await page.context().close();
 });
+
+for (const format of ["iife", "esm"]) {
+  test(`esbuild (${format === "iife" ? "its default format, IIFE: the wasm named by the wasmUrl option" : "ESM: the wasm copied next to the bundle"}): the bundle runs`, async () => {
+    const page = await open(`/esb/${format}.html`);
+    await page.waitForFunction(() => window.result, null, { timeout: 10000 });
+    assert.deepEqual(await page.evaluate(() => ({ alive: window.alive, result: window.result })), { alive: true, result: { segments: ["viewers"] } });
+    assert.deepEqual(page.problems, []);
+    await page.context().close();
+  });
+}
 
 test("the installed package works from a plain <script type=module>", async () => {
   const page = await open("/tests/blank.html");

@@ -22,6 +22,8 @@ export async function main(): Promise<void> {
     dataLayer: true,
     trackSegments: true,
     antiFlicker: 500,
+    debug: true,
+    wasmUrl: "/assets/keystone_bg.wasm",
   });
   ks.page({ section: "home" });
   ks.track("Product Viewed", { category: "shoes", price: 89 });
@@ -50,6 +52,12 @@ export async function main(): Promise<void> {
   await ks.flush();
   ks.refresh();
   await Keystone.load();
+  await Keystone.load({ wasmUrl: "/assets/keystone_bg.wasm" });
+  ks.persistNow();
+  const search: string = profile.context.search;
+  const maybeId: string | null = profile.anonymousId;
+  const viaInstance: boolean = ks.evalCondition({ a: 1 }, { a: 1 });
+  void [search, maybeId, viaInstance];
   const ok: boolean = Keystone.evalCondition({ country: "FR" }, { country: { $in: ["FR", "DE"] } });
   void [loaded, firstRejected, ids, member, why, variant, tier, anon, user, ok];
 
@@ -57,7 +65,8 @@ export async function main(): Promise<void> {
   window.keystoneConfig = { src: "/keystone.global.js", segments: "/segments.json" };
   const g = await window.keystone?.init();
   const direct: boolean | undefined = window.keystone?.inSegment("shoe_fans");
-  void [g, direct];
+  const isError = (e: unknown) => !!window.keystone && e instanceof window.keystone.KeystoneError;
+  void [g, direct, isError];
 
   // @ts-expect-error: listener payloads are typed by event name
   ks.on("segment:enter", ({ userId }: { userId: string }) => userId);
