@@ -437,7 +437,7 @@ export class Instance {
     try {
       const channel = (this.#channel = new BroadcastChannel("keystone:" + this.#prefix()));
       // setConsent() in another tab: the same categories apply here (never echoed back).
-      channel.onmessage = (e) => (e.data === "forget" ? this.#run(() => this.#forgetHere(), undefined, true) : e.data && e.data.consent && this.#consent(e.data.consent));
+      channel.onmessage = (e) => (e.data === "forget" ? this.#run(() => this.#forgetHere(), undefined, true) : e.data && e.data.consent && this.#consent(e.data));
       this.#cleanups.push(() => channel.close());
     } catch (_) {}
     // Auto-capture before the write on hide below (its engaged-time report must be in that
@@ -503,17 +503,25 @@ export class Instance {
       const text = toJSON(consent, "consent");
       this.#core.setConsent(text);
       this.persistNow();
-      // The site's other open tabs follow (a withdrawal must not wait for their next page).
+      // The site's other open tabs follow (a withdrawal must not wait for their next page), with
+      // the profile just written: they may not see that write yet, and a tab granted consent
+      // must adopt this tab's anonymous id, not make its own.
+      let profile = null;
       try {
-        this.#channel && this.#channel.postMessage({ consent: text });
+        profile = localStorage.getItem(this.#prefix() + "profile");
+      } catch (_) {}
+      try {
+        this.#channel && this.#channel.postMessage({ consent: text, profile });
       } catch (_) {}
     });
   }
 
-  /** Applies consent categories set in another tab (JSON text, already validated there). */
-  #consent(text) {
+  /** Applies consent set in another tab (`consent`: JSON text validated there; `profile`: the
+   * profile it stored then, rebased onto first). */
+  #consent(m) {
     this.#runAsync(() => {
-      this.#core.setConsent(text);
+      this.#core.setConsent(m.consent);
+      if (m.profile) this.#core.sync(this.#prefix() + "profile", m.profile);
       this.persistNow();
     }).catch(() => {});
   }
