@@ -1,8 +1,9 @@
 // Declarative experiences (DESIGN §13): `<div data-keystone-experience="hero">` with children
 // `<template data-keystone-variant="id">` shows a clone of the decided variant's template (DOM
-// cloned from the template, never HTML strings), or the authored content when it has none. Plugged into the declarative renderer, which
-// runs after every change, on page views and when such markup appears: `decide()` records the
-// exposure once per page view and re-decides when membership changes.
+// cloned from the template, never HTML strings), or the authored content when it has none.
+// Plugged into the declarative renderer, which runs after every change, on page views and when
+// such markup appears: `decide()` records the exposure once per page view and re-decides when
+// membership changes.
 
 const DONE = "data-keystone-rendered";
 const failed = new WeakMap();

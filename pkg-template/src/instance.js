@@ -335,7 +335,7 @@ export class Instance {
       notes = [];
     }
     if (this.#activate && "m" in notes) this.#activate(notes);
-    for (const n of notes) this.#log(n.type, n.segment || n.userId || n.anonymousId || (n.error && n.error.code) || "");
+    if (this.#options.debug) for (const n of notes) this.#log(n.type, n.segment || n.userId || n.anonymousId || (n.error && n.error.code) || "");
     if (notes.length) {
       queueMicrotask(() => {
         for (const n of notes) {
@@ -472,7 +472,8 @@ export class Instance {
   /** @internal An SPA navigation seen by auto-capture: a page view with the previous URL as referrer. */
   _navigated(referrer) {
     this.#run(() => {
-      this.#setContext(referrer);
+      // Unless the call's own follow-up of the URL just refreshed the context.
+      if (location.href !== this.#href) this.#setContext(referrer);
       this.#core.page("null");
     }, undefined, true);
   }
