@@ -97,13 +97,15 @@ export function bind(ks) {
       });
     }
   };
-  render(ks);
-  release();
+  // Observing before the first render: what it inserts (a decided experience's template holding
+  // `data-keystone-text`) is rendered too, in a microtask, before the page is painted.
   new MutationObserver((list) => {
     for (const m of list) {
       if (m.type == "attributes") return schedule();
       for (const n of m.addedNodes) if (n.nodeType == 1 && (n.matches(SEL) || n.querySelector(SEL))) return schedule();
     }
   }).observe(document.documentElement, { childList: true, subtree: true, attributes: true, attributeFilter: ATTRS });
+  render(ks);
+  release();
   return schedule;
 }

@@ -126,6 +126,29 @@ test("declarative experience: a variant without a template shows the authored co
   await context.close();
 });
 
+test("declarative experience: a template's data-keystone-text is filled on the first render", async () => {
+  const context = await h.browser.newContext();
+  const defs = { version: 1, segments: [], experiences: [{ id: "greet", variants: [{ id: "hi" }] }] };
+  const markup = '<div data-keystone-experience="greet"><template data-keystone-variant="hi"><p id="greeting">Hello, <span data-keystone-text="traits.firstName">friend</span></p></template></div>';
+  const { page, go } = await openPage("/tests/experiences.html", context);
+  await go();
+  await page.evaluate(async (defs) => {
+    const ks = await Keystone.init({ segments: defs, autoCapture: false });
+    ks.setTraits({ firstName: "Ada" });
+    ks.persistNow();
+  }, defs);
+  // The next page: the trait is there from the start; the first render inserts the template.
+  await go();
+  const text = await page.evaluate(async ([defs, markup]) => {
+    document.body.insertAdjacentHTML("beforeend", markup);
+    await Keystone.init({ segments: defs, autoCapture: false });
+    await new Promise((r) => setTimeout(r, 0));
+    return document.getElementById("greeting").textContent;
+  }, [defs, markup]);
+  assert.equal(text, "Hello, Ada");
+  await context.close();
+});
+
 test("invalid experiences are rejected with id, path and reason; the valid ones load", async () => {
   const { page, context, go } = await openPage("/tests/esm.html");
   await go();
