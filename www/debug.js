@@ -11,8 +11,10 @@ const open = new Set(); // expanded segment ids
 
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) => "&#" + c.charCodeAt(0) + ";");
 const json = (v) => esc(JSON.stringify(v, null, 2));
+// Numbers shown to 2 decimals at most (a decaying score is 5.9999654…).
+const round = (_, x) => (typeof x == "number" && !Number.isInteger(x) ? Math.round(x * 100) / 100 : x);
 const short = (v) => {
-  const s = JSON.stringify(v);
+  const s = JSON.stringify(v, round);
   return esc(s && s.length > 140 ? s.slice(0, 137) + "…" : s);
 };
 const time = (t) => new Date(t).toLocaleTimeString([], { hour12: false });
@@ -88,7 +90,7 @@ function draw(ks, log) {
 function table(obj) {
   const rows = Object.entries(obj || {});
   if (!rows.length) return `<p class="ksd-empty">none</p>`;
-  return `<table class="ksd-kv">${rows.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${typeof v === "object" && v !== null ? `<code>${short(v)}</code>` : esc(v)}</td></tr>`).join("")}</table>`;
+  return `<table class="ksd-kv">${rows.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${typeof v === "object" && v !== null ? `<code>${short(v)}</code>` : esc(round(k, v))}</td></tr>`).join("")}</table>`;
 }
 
 function profileView(p) {

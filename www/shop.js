@@ -48,7 +48,7 @@ function drawChrome() {
     .join("");
   document.body.insertAdjacentHTML(
     "afterbegin",
-    `<div class="topbar">Free returns for 60 days · This shop personalizes on your device with Keystone — open the debug panel with <kbd>Alt</kbd>+<kbd>K</kbd></div>
+    `<div class="topbar">Free returns for 60 days · This shop personalizes on your device with Keystone — <span class="kbd-hint">open the debug panel with <kbd>Alt</kbd>+<kbd>K</kbd></span><span class="touch-hint">the debug panel is linked at the bottom</span></div>
 <header class="site"><div class="site-inner">
   <a class="brand" href="/"><span class="brand-mark">◆</span>Keystone Outfitters</a>
   <nav class="main">${nav}</nav>
@@ -64,9 +64,13 @@ function drawChrome() {
     "beforeend",
     `<footer class="site"><div class="site-inner">
   <span>© Keystone Outfitters — a demo shop for keystone-cdp</span>
-  <span><a href="/account.html" data-keystone-track="Newsletter Clicked">Newsletter</a> · <a href="?keystone_debug=1">Debug panel</a></span>
+  <span><a href="/account.html" data-keystone-track="Newsletter Clicked">Newsletter</a> · <a id="debug-link" href="?keystone_debug=1">Debug panel</a></span>
 </div></footer>`,
   );
+  // The debug link reopens this very page (its ?id= or ?c= kept) with the panel.
+  const dbg = new URL(location.href);
+  dbg.searchParams.set("keystone_debug", "1");
+  $("#debug-link").href = dbg.pathname + dbg.search;
   updateChrome();
 }
 
@@ -93,6 +97,12 @@ function drawProductGrids(root = document) {
 
 // ---- pages: each draws itself before Keystone is ready and returns what to record once it is ----
 let ks = null;
+// The cart lives in the shop; the profile keeps its size as the trait `cartItems` (the cart
+// reminder's segment reads it), updated only when it differs (each setTraits is an identify).
+function syncCart() {
+  const n = cart.count();
+  if (ks && (ks.profile().traits.cartItems ?? 0) !== n) ks.setTraits({ cartItems: n });
+}
 const pages = {
   home() {
     $("#categories").innerHTML = Object.entries(CATEGORIES)
@@ -126,8 +136,10 @@ const pages = {
     $("#add-to-cart").addEventListener("click", () => {
       cart.add(p.id);
       ks?.track("Product Added", { ...props, quantity: 1 });
+      syncCart();
       updateChrome();
       $("#added").hidden = false;
+      $("#added").scrollIntoView({ block: "nearest", behavior: "smooth" });
     });
     return () => ks.track("Product Viewed", props);
   },
@@ -155,6 +167,7 @@ const pages = {
         products: items.map((l) => ({ product_id: l.id, quantity: l.qty, price: product(l.id)?.price || 0 })),
       });
       cart.clear();
+      syncCart();
       draw();
       updateChrome();
       $("#thanks").hidden = false;
@@ -176,6 +189,7 @@ const pages = {
       const traits = crmLookup(email);
       try {
         if (ks) await ks.identify(email, traits);
+        syncCart(); // the known profile may hold another cart's size
       } catch (err) {
         $("#login-error").textContent = "Keystone: " + (err.code || err.message);
         return;
@@ -217,6 +231,7 @@ if (ks) {
   window.ks = ks;
   log.attach(ks);
   if (afterInit) afterInit();
+  syncCart();
   ks.on("identify", updateChrome).on("reset", updateChrome);
 }
 document.documentElement.dataset.shopReady = ks ? "1" : "failed";
