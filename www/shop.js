@@ -215,6 +215,7 @@ drawProductGrids();
 fillIcons();
 for (const t of document.querySelectorAll("template")) fillIcons(t.content); // experience variants
 const afterInit = pages[page] && pages[page]();
+document.body.classList.add("drawn"); // shown once the chrome and grids are in: no layout shift
 const log = recorder(); // the debug panel's event stream and outbound log, from the first request
 
 ks = await Keystone.init({

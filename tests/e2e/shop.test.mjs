@@ -78,3 +78,25 @@ test("the debug panel opens with ?keystone_debug=1 and toggles with Alt+K", asyn
   assert.deepEqual(page.problems, []);
   await page.context().close();
 });
+
+test("pages do not jump as they load, and fit a phone's width (layout shift, scroll width)", async () => {
+  for (const viewport of [{ width: 1280, height: 800 }, { width: 390, height: 844 }]) {
+    const ctx = await browser.newContext({ viewport });
+    await ctx.addInitScript(() => {
+      window.__cls = 0;
+      new PerformanceObserver((l) => {
+        for (const e of l.getEntries()) if (!e.hadRecentInput) window.__cls += e.value;
+      }).observe({ type: "layout-shift", buffered: true });
+    });
+    const page = await ctx.newPage();
+    for (const path of ["/", "/category.html?c=bags", "/product.html?id=daypack", "/cart.html", "/account.html"]) {
+      await page.goto(server.url + path);
+      await page.waitForFunction(() => document.documentElement.dataset.shopReady);
+      await page.waitForTimeout(200);
+      const { cls, width } = await page.evaluate(() => ({ cls: window.__cls, width: document.documentElement.scrollWidth }));
+      assert.ok(cls < 0.1, `${viewport.width} px ${path}: layout shift ${cls.toFixed(3)}`);
+      assert.ok(width <= viewport.width, `${viewport.width} px ${path}: the page is ${width} px wide`);
+    }
+    await ctx.close();
+  }
+});
