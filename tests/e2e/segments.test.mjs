@@ -86,12 +86,14 @@ for (const c of BEHAVIOUR.cases) {
         assert.deepEqual(out.profileSegments, e.segments, where + " profile().segments");
         assert.ok(out.inSegment.every(Boolean), where);
       }
-      for (const [id, v] of Object.entries(e.scores || {})) assert.ok(Math.abs(out.scores[id] - v) < 1e-6, `${where}: score ${id} ${out.scores[id]} != ${v}`);
+      // The page's clock runs between the steps' calls (tens of ms on a loaded machine): a score
+      // halving every 7 days loses ~1e-6 of 21 points per 40 ms, so the tolerance allows seconds.
+      for (const [id, v] of Object.entries(e.scores || {})) assert.ok(Math.abs(out.scores[id] - v) < 1e-4, `${where}: score ${id} ${out.scores[id]} != ${v}`);
       if (e.explain) {
         assert.equal(out.explain.result, e.explain.result, where + " explain");
         assert.equal(out.explain.treeResult, e.explain.result, where + " explain tree");
         assert.equal(out.explain.member, e.explain.result, where + " explain agrees with inSegment");
-        if (typeof e.explain.value === "number") assert.ok(Math.abs(out.explain.value - e.explain.value) < 1e-6, `${where}: explain value ${out.explain.value}`);
+        if (typeof e.explain.value === "number") assert.ok(Math.abs(out.explain.value - e.explain.value) < 1e-4, `${where}: explain value ${out.explain.value}`);
         else if ("value" in e.explain) assert.deepEqual(out.explain.value, e.explain.value, where + " explain value");
       }
     }
