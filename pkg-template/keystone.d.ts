@@ -111,7 +111,7 @@ export interface KeystoneOptions {
   /**
    * Anti-flicker for declarative personalization: how long (ms) elements carrying
    * `data-keystone-*` attributes may stay invisible while Keystone starts (default 1000);
-   * `false` injects no anti-flicker style.
+   * `0` reveals them at once; `false` injects no anti-flicker style.
    */
   antiFlicker?: number | false;
 }

@@ -276,6 +276,50 @@ fn the_draw_is_stable_across_calls_page_views_and_reloads_and_follows_the_known_
     assert_eq!(ex["kind"], j!("experience"));
 }
 
+/// The first email (by index) whose user id draws the other arm than `holdout` for "hero" at 0.5.
+fn email_drawing(holdout: bool) -> String {
+    (0..200).map(|i| format!("p{i}@example.com")).find(|e| (draw(&keystone::core::sha256::sha256_hex(e), "hero") < 0.5) != holdout).unwrap()
+}
+
+#[test]
+fn within_a_page_view_a_login_keeps_the_decision_and_another_person_gets_their_own_exposure() {
+    let doc = defs(0.5);
+    let mut ks = Keystone::new(Options::default(), NativeHost::boxed(91), None, T0);
+    ks.load_definitions(&doc, T0).unwrap();
+    ks.page(T0, Map::new());
+    let anon = ks.decide("hero", T0 + 1.0).unwrap();
+    assert_eq!(viewed(&mut ks).len(), 1);
+
+    // Anonymous → A (the same person, profile merged): A's own draw differs, yet the page view
+    // keeps its decision and records no second exposure.
+    let a = email_drawing(anon.holdout);
+    ks.identify(T0 + 2.0, &a, Map::new(), &Value::Null).unwrap();
+    assert_eq!(ks.decide("hero", T0 + 3.0).unwrap(), anon, "sticky across the login");
+    assert!(viewed(&mut ks).is_empty());
+
+    // Next page view: A's own draw.
+    ks.page(T0 + 4.0, Map::new());
+    let a_next = ks.decide("hero", T0 + 5.0).unwrap();
+    assert_eq!(a_next.holdout, !anon.holdout, "the known identity's draw from the next page view");
+    assert_eq!(viewed(&mut ks).len(), 1);
+
+    // A → B without reset: another person; B's first decision in this page view is B's own,
+    // and its exposure is recorded under B.
+    let b = email_drawing(a_next.holdout);
+    ks.identify(T0 + 6.0, &b, Map::new(), &Value::Null).unwrap();
+    let b_d = ks.decide("hero", T0 + 7.0).unwrap();
+    assert_eq!(b_d.holdout, !a_next.holdout);
+    assert_eq!(viewed(&mut ks), vec![j!({"experience": "hero", "variant": b_d.variant, "holdout": b_d.holdout})]);
+    assert_eq!(ks.profile_document().path("events.Experience Viewed.count").and_then(Value::as_num), Some(1.0));
+
+    // reset(): a new anonymous visitor, who gets their own exposure too.
+    ks.reset(T0 + 8.0);
+    let r = ks.decide("hero", T0 + 9.0).unwrap();
+    assert_eq!(r.holdout, draw(ks.anonymous_id(), "hero") < 0.5);
+    assert_eq!(viewed(&mut ks).len(), 1);
+    assert_eq!(ks.profile_document().path("events.Experience Viewed.count").and_then(Value::as_num), Some(1.0));
+}
+
 #[test]
 fn track_segments_reports_each_change_once_across_reloads_under_analytics_consent() {
     let opts = Options { track_segments: true, ..Options::default() };

@@ -23,11 +23,29 @@ const at = (doc, path) => path.split(".").reduce((v, k) => (v != null && typeof 
 const authored = new WeakMap(); // data-keystone-text elements → their authored text
 // Hidden also inline (`display: none !important`): the anti-flicker sheet's rule for [hidden] is
 // not there with `antiFlicker: false`, and site CSS such as `.banner{display:flex}` would win.
+// An authored inline `display` (even `!important`) is kept aside while hidden, then restored.
+const authoredDisplay = new WeakMap();
 const hide = (el, hidden) => {
   if (el.hidden != hidden) el.hidden = hidden;
   const s = el.style;
-  if (hidden) s.getPropertyPriority("display") || s.setProperty("display", "none", "important");
-  else if (s.getPropertyPriority("display") && s.display == "none") s.removeProperty("display");
+  const important = s.getPropertyPriority("display");
+  if (hidden) {
+    if (s.display != "none" || !important) {
+      if (!authoredDisplay.has(el)) authoredDisplay.set(el, [s.display, important]);
+      s.setProperty("display", "none", "important");
+    }
+  } else if (authoredDisplay.has(el)) {
+    const [value, priority] = authoredDisplay.get(el);
+    authoredDisplay.delete(el);
+    value ? s.setProperty("display", value, priority) : s.removeProperty("display");
+  } else if (important && s.display == "none") s.removeProperty("display");
+};
+// Shown when in the `show` segment (if any) and not in the `hide` segment (if any): both
+// attributes on one element both apply.
+const visibility = (ks, el) => {
+  const show = el.getAttribute("data-keystone-show");
+  const not = el.getAttribute("data-keystone-hide");
+  hide(el, (show != null && !ks.inSegment(show)) || (not != null && ks.inSegment(not)));
 };
 
 /**
@@ -35,8 +53,8 @@ const hide = (el, hidden) => {
  * returns the profile document once per pass. Add an entry to make a new attribute declarative.
  */
 export const handlers = {
-  "data-keystone-show": (ks, el, id) => hide(el, !ks.inSegment(id)),
-  "data-keystone-hide": (ks, el, id) => hide(el, ks.inSegment(id)),
+  "data-keystone-show": visibility,
+  "data-keystone-hide": visibility,
   "data-keystone-text": (ks, el, path, state) => {
     if (!authored.has(el)) authored.set(el, el.textContent);
     const v = at(state.profile(), path);

@@ -669,7 +669,7 @@ export function init(options, wasmUrl) {
   current = (async () => {
     const opts = options && typeof options === "object" ? options : {};
     const dom = typeof document != "undefined";
-    if (dom && opts.antiFlicker !== false) cloak(+opts.antiFlicker > 0 ? +opts.antiFlicker : 1000);
+    if (dom && opts.antiFlicker !== false) cloak(typeof opts.antiFlicker == "number" && opts.antiFlicker >= 0 ? opts.antiFlicker : 1000);
     await loadWasm(wasmUrl);
     let ks;
     try {

@@ -338,6 +338,20 @@ impl Orchestrator {
         self.exposed.clear();
     }
 
+    /// The identity changed within the page view. The same person (an anonymous visitor who
+    /// logged in, their profile merged): the decisions stay for the rest of the page view, now
+    /// under `identity`. Another person (a switch of user, a logout): nothing decided or exposed
+    /// for the previous one counts for them.
+    pub fn identity_changed(&mut self, identity: &str, same_person: bool) {
+        if same_person {
+            for s in &mut self.sticky {
+                s.identity = identity.into();
+            }
+        } else {
+            self.new_page_view();
+        }
+    }
+
     /// Replaces the definitions.
     pub fn set(&mut self, experiences: Vec<Experience>) {
         self.experiences = experiences;

@@ -235,6 +235,7 @@ impl Keystone {
         let aid = uuid_v4(random16(self.host.as_ref()));
         let change = identity::identify(&mut self.profile, &mut self.aside, &login, aid, now, self.opts.retention, &self.defs);
         let switched = change != Change::Traits;
+        let merged = matches!(change, Change::Merged(_));
         self.aside_dirty |= switched;
         self.emit(now, Kind::Identify, login.traits, None);
         if let Change::Merged(prev) | Change::Switched(prev) = change {
@@ -246,6 +247,7 @@ impl Keystone {
             // The profile replaced here is written as is, never rebased onto another tab's write.
             self.journal.clear();
             self.identity_changed = true;
+            self.follow_identity(merged);
         }
         self.evaluate(now, true);
         Ok(())
@@ -261,7 +263,15 @@ impl Keystone {
         self.journal.clear();
         self.identity_changed = true;
         self.notices.push(Notice::Reset(aid));
+        self.follow_identity(false);
         self.evaluate(now, true);
+    }
+
+    /// Experience decisions follow an identity change made within the page view (see
+    /// [`experience::Experiences::identity_changed`]).
+    fn follow_identity(&mut self, same_person: bool) {
+        let identity = String::from(self.user_id().unwrap_or(&self.profile.anonymous_id));
+        self.exp.identity_changed(&identity, same_person);
     }
 
     /// Whether another tab's logout or switch left operations of this tab's previous identity
@@ -342,6 +352,11 @@ impl Keystone {
                 Some(u) => Notice::Identify(u.clone()),
                 None => Notice::Reset(p.anonymous_id.clone()),
             });
+        }
+        if p.user_id != old.user_id || p.anonymous_id != old.anonymous_id {
+            // The same person when this tab's anonymous visitor is the one who logged in.
+            let same = old.user_id.is_none() && p.linked.contains(&old.anonymous_id);
+            self.follow_identity(same);
         }
         self.dirty = false;
         self.evaluate(now, true);
@@ -524,7 +539,12 @@ impl Keystone {
         } else if p.user_id.is_none() && p.anonymous_id != self.profile.anonymous_id && !self.profile.anonymous_id.is_empty() && p.epoch > self.profile.epoch {
             self.notices.push(Notice::Reset(p.anonymous_id.clone()));
         }
+        let same_person = !(left || reset);
+        let followed = p.user_id != self.profile.user_id || p.anonymous_id != self.profile.anonymous_id;
         self.profile = p;
+        if followed {
+            self.follow_identity(same_person);
+        }
         if replayed {
             self.dirty = true;
         }

@@ -82,6 +82,62 @@ test("elements added later (SPA) are personalized at once; attribute changes too
   await page.context().close();
 });
 
+test("show and hide on one element both apply; an authored inline display (even !important) is hidden, then restored", async () => {
+  const page = await openDom();
+  const out = await page.evaluate(async () => {
+    const defs = {
+      version: 1,
+      segments: [
+        { id: "gold", condition: { "traits.tier": "gold" } },
+        { id: "churn", condition: { "traits.churn": true } },
+      ],
+    };
+    const ks = await Keystone.init({ segments: defs });
+    const s = document.createElement("section");
+    s.innerHTML = '<b id="both" data-keystone-show="gold" data-keystone-hide="churn">offer</b>' +
+      '<b id="flex" data-keystone-show="gold" style="display: flex !important">flex</b>';
+    document.body.appendChild(s);
+    const frame = () => new Promise((r) => requestAnimationFrame(() => r()));
+    const state = () => ({
+      both: getComputedStyle(document.getElementById("both")).display != "none",
+      flex: getComputedStyle(document.getElementById("flex")).display,
+      inline: document.getElementById("flex").style.cssText,
+    });
+    await frame();
+    const rows = { neither: state() };
+    ks.setTraits({ tier: "gold" });
+    await frame();
+    rows.gold = state();
+    ks.setTraits({ churn: true });
+    await frame();
+    rows.goldChurn = state();
+    ks.setTraits({ tier: "silver", churn: false });
+    await frame();
+    rows.after = state();
+    return rows;
+  });
+  assert.deepEqual(out.neither, { both: false, flex: "none", inline: "display: none !important;" });
+  assert.deepEqual(out.gold, { both: true, flex: "flex", inline: "display: flex !important;" }, "the authored inline style comes back");
+  assert.equal(out.goldChurn.both, false, "in the hide segment: hidden although in the show segment");
+  assert.deepEqual(out.after, out.neither);
+  await page.context().close();
+});
+
+test("antiFlicker: 0 reveals at once (no wait), personalized elements still follow membership", async () => {
+  // The engine arrives late: the cloak would keep personalized elements invisible meanwhile.
+  const page = await openDom((ctx) => ctx.route("**/keystone_bg.wasm", (route) => setTimeout(() => route.continue(), 1500)));
+  const out = await page.evaluate(async (defs) => {
+    const p = Keystone.init({ segments: defs, antiFlicker: 0 });
+    await new Promise((r) => setTimeout(r, 300));
+    const title = getComputedStyle(document.getElementById("title")).visibility;
+    await p;
+    return { title, show: document.getElementById("show").hidden };
+  }, DEFS);
+  assert.equal(out.title, "visible", "antiFlicker: 0 is no wait (it was read as the 1000 ms default)");
+  assert.equal(out.show, true);
+  await page.context().close();
+});
+
 test("data-keystone-text fills text, never HTML; missing values keep the default", async () => {
   const page = await openDom();
   const payload = '<img src=x onerror="window.__pwned=1">';

@@ -266,7 +266,7 @@ function draw(identity, experience) {
   return Number(h >> 11n) / 2 ** 53;
 }
 
-test("the holdout is the documented draw of the identity; after identify it follows the known identity", async () => {
+test("the holdout is the documented draw of the identity; after a login it follows the known identity from the next page view", async () => {
   // Nineteen experiences with holdout 5 %, 10 % … 95 %: the flags pin the draw to a 5 % band.
   const fractions = Array.from({ length: 19 }, (_, i) => (i + 1) / 20);
   const defs = { version: 1, segments: [], experiences: fractions.map((f, i) => ({ id: "x" + i, holdout: f, variants: [{ id: "a" }, { id: "control" }] })) };
@@ -281,6 +281,10 @@ test("the holdout is the documented draw of the identity; after identify it foll
       return ks.userId();
     });
     assert.ok(uid);
+    // The same person logged in: this page view keeps what it decided (DESIGN §13: sticky
+    // within a page view unless membership changes).
+    assert.deepEqual(await decideAll(), fractions.map((f, i) => draw(aid, "x" + i) < f));
+    await page.evaluate(() => ks.page());
     assert.deepEqual(await decideAll(), fractions.map((f, i) => draw(uid, "x" + i) < f));
   }
   await context.close();
