@@ -83,7 +83,8 @@ fn invalid_experiences_are_rejected_one_by_one_and_the_valid_ones_load() {
           {"variants":[{"id":"a"}]},
           {"id":"ok","variants":[{"id":"a"}]},
           "nope",
-          {"id":"ok2","holdout":0.5,"variants":[{"id":"x","priority":2,"cap":{"count":1}}]}
+          {"id":"ok2","holdout":0.5,"variants":[{"id":"x","priority":2,"cap":{"count":1}}]},
+          {"id":"gold","variants":[{"id":"a"}]}
         ]}"#,
     );
     let report = ks.load_definitions(&doc, T0).unwrap();
@@ -101,6 +102,7 @@ fn invalid_experiences_are_rejected_one_by_one_and_the_valid_ones_load() {
         (None, "/experiences/9/id"),
         (Some("ok"), "/experiences/10/id"),
         (None, "/experiences/11"),
+        (Some("gold"), "/experiences/13/id"),
     ];
     let want: Vec<(Option<String>, Option<String>)> = want.iter().map(|(i, p)| (i.map(String::from), Some(p.to_string()))).collect();
     assert_eq!(got, want);

@@ -135,6 +135,10 @@ fn parse_one(x: &Value, segments: &[&str], retention: f64, loaded: &[Experience]
     if loaded.iter().any(|e| &e.id == id) {
         return fault(None, "id", "duplicate experience id");
     }
+    // explain(id) answers for a segment or an experience: one id names one of them.
+    if segments.contains(&id.as_str()) {
+        return fault(None, "id", "an experience id must differ from the segment ids");
+    }
     let holdout = match m.get("holdout") {
         None | Some(Value::Null) => 0.0,
         Some(Value::Num(h)) if (0.0..=1.0).contains(h) => *h,
