@@ -126,6 +126,53 @@ fn future_foreign_and_partial_data_keep_what_is_valid() {
     assert_eq!(e.len(), 1);
 }
 
+#[test]
+fn a_bad_id_alone_keeps_the_identity_traits_and_events_and_the_cookie_id_takes_its_place() {
+    let mut ks = Keystone::new(Options::default(), NativeHost::boxed(8), None, T0);
+    ks.identify(T0, "ann@example.com", Map::new().with("tier", "gold"), &Value::Null).unwrap();
+    ks.track(T0 + 1.0, "Order Completed", Map::new()).unwrap();
+    let cookie_id = ks.anonymous_id().to_string();
+    let uid = ks.user_id().unwrap().to_string();
+    let mut v = ks.take_dirty().unwrap();
+    for bad in [Value::Str(format!("{cookie_id} ")), Value::Str("0b7e1a52-3c4d".into()), Value::Num(5.0)] {
+        if let Value::Obj(m) = &mut v {
+            m.insert("aid", bad);
+        }
+        let (p, e) = decode(&v);
+        let p = p.expect("kept");
+        assert_eq!(p.user_id.as_deref(), Some(uid.as_str()));
+        assert_eq!(p.traits.get("tier"), Some(&Value::Str("gold".into())));
+        assert!(p.stats("Order Completed").is_some());
+        assert_eq!((e.len(), e[0].code), (1, "storage_corrupt"));
+        // The engine: the id cookie's id (the same visitor), everything else as stored.
+        let mut again = Keystone::new(Options::default(), NativeHost::boxed(9), Some(&v), T0 + 5.0);
+        again.adopt_anonymous_id(&cookie_id, false);
+        assert_eq!(again.anonymous_id(), cookie_id);
+        assert_eq!(again.user_id(), Some(uid.as_str()));
+        // Without a cookie: a new valid id.
+        let fresh = Keystone::new(Options::default(), NativeHost::boxed(10), Some(&v), T0 + 5.0);
+        assert_eq!(fresh.anonymous_id().len(), 36);
+        assert_eq!(fresh.user_id(), Some(uid.as_str()));
+    }
+}
+
+#[test]
+fn fields_of_the_wrong_type_and_impossible_times_are_reset_and_reported() {
+    let id = "0b7e1a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b";
+    for field in [r#""traits":"oops""#, r#""traits":[1,2]"#, r#""ev":{"a":1}"#, r#""sess":"x""#, r#""uid":5"#, r#""first":-1e20"#, r#""last":9e15"#] {
+        let (p, e) = decode(&json(&format!(r#"{{"v":2,"aid":"{id}",{field}}}"#)));
+        let p = p.unwrap();
+        assert_eq!(p.anonymous_id, id, "{field}");
+        assert_eq!(e.len(), 1, "{field}: {e:?}");
+        assert_eq!(e[0].code, "storage_corrupt");
+        assert!(p.first_seen >= 0.0 && p.first_seen <= 8.64e15 && p.last_seen <= 8.64e15, "{field}");
+    }
+    let mut ks = Keystone::new(Options::default(), NativeHost::boxed(11), Some(&json(&format!(r#"{{"v":2,"aid":"{id}","first":-1e20,"last":9e15}}"#))), T0);
+    let doc = to_json(&ks.profile_document());
+    assert_eq!(doc["firstSeen"].as_str().unwrap().len(), 24, "a real ISO date: {}", doc["firstSeen"]);
+    ks.track(T0, "A", Map::new()).unwrap();
+}
+
 /// Fuzz-style: random bytes, truncations and mutations of a valid stored profile never panic.
 #[test]
 fn decoder_never_panics_on_hostile_input() {

@@ -129,10 +129,23 @@ pub fn decode(v: &Value) -> (Option<Profile>, Vec<Error>) {
             return (salvage(m), errors);
         }
     };
-    let Some(mut p) = salvage(m) else {
-        corrupt(&mut errors, "stored profile has no valid anonymous id");
-        return (None, errors);
-    };
+    // A bad id alone does not throw the rest away: a new id (or the id cookie's) takes its place.
+    let mut p = salvage(m).unwrap_or_else(|| {
+        corrupt(&mut errors, "stored profile has no valid anonymous id; the rest of it is kept");
+        Profile::new(String::new(), 0.0)
+    });
+    // Fields of the wrong type are reset, and said so (the rest is kept).
+    let wrong = |k: &str, ok: fn(&Value) -> bool| m.get(k).is_some_and(|v| !ok(v));
+    if wrong("traits", |v| v.as_obj().is_some())
+        || wrong("uid", |v| v.is_null() || v.as_str().is_some())
+        || wrong("ev", |v| v.as_arr().is_some())
+        || wrong("recent", |v| v.as_arr().is_some())
+        || wrong("sess", |v| v.as_arr().is_some_and(|a| a.len() == 5))
+        || wrong("first", |v| v.as_num().is_some_and(|t| fin(t) == t))
+        || wrong("last", |v| v.as_num().is_some_and(|t| fin(t) == t))
+    {
+        corrupt(&mut errors, "some stored fields were unreadable and were reset");
+    }
     p.first_seen = num(m.get("first"));
     p.user_id = m.get("uid").and_then(Value::as_str).map(|s| s.into());
     if let Some(t) = m.get("traits").and_then(Value::as_obj) {
@@ -293,8 +306,9 @@ pub fn unpack(s: &str) -> Option<Counts> {
     (!open && pending.is_none()).then_some(c)
 }
 
+/// A stored time: epoch ms within the range of a JavaScript Date (and not before 1970), else 0.
 fn fin(x: f64) -> f64 {
-    if x.is_finite() { x } else { 0.0 }
+    if (0.0..=8.64e15).contains(&x) { x } else { 0.0 }
 }
 
 fn num(v: Option<&Value>) -> f64 {

@@ -179,8 +179,9 @@ impl Keystone {
                     p.last_seen = now;
                 }
                 p.prune(now - ks.opts.retention);
+                // Without a readable id, the id cookie's (if any) is the visitor's.
+                ks.restored = !p.anonymous_id.is_empty();
                 ks.profile = p;
-                ks.restored = true;
             }
             None => ks.profile = Profile::new(String::new(), now),
         }

@@ -99,6 +99,8 @@ pub fn profile_decoder(data: &[u8]) {
         let again = codec::encode(&p);
         let (p2, errors2) = codec::decode(&again);
         let p2 = p2.expect("a decoded profile re-decodes");
+        // A profile kept without a valid id (the engine makes one) says so again, and only that.
+        let errors2: Vec<_> = errors2.into_iter().filter(|e| !(p.anonymous_id.is_empty() && e.message.contains("anonymous id"))).collect();
         assert!(errors2.is_empty(), "re-decoding an encoded profile reports problems: {errors2:?}");
         assert_eq!(codec::encode(&p2), again, "encode/decode is not stable");
     }
