@@ -10,6 +10,7 @@ use crate::core::prelude::*;
 
 use crate::core::condition::Groups;
 use crate::core::error::{codes, Error};
+use crate::core::codec;
 use crate::core::json;
 use crate::core::keystone::{Keystone, Notice, Options};
 use crate::core::value::{str_array, Map, Value};
@@ -45,6 +46,9 @@ pub struct Core {
     seen: Option<String>,
     /// Whether an `endpoint` is set: only then do events go to the wrapper's delivery queue.
     deliver: bool,
+    /// The stored profile is left alone (this page keeps its own in memory): storage refused to
+    /// read it, so a write could replace what it holds, or a newer version of Keystone wrote it.
+    keep_out: bool,
 }
 
 /// Stored text as a value: parsed JSON, or the raw text when it is not JSON (the codec salvages
@@ -122,15 +126,21 @@ impl Core {
         let prefix = String::from(opts_value.get("storagePrefix").and_then(Value::as_str).unwrap_or("ks_"));
         let mut key_profile = prefix.clone();
         key_profile.push_str("profile");
-        let seen = storage::get(&key_profile);
+        let read = storage::read(&key_profile);
+        let unreadable = read.is_err();
+        let seen = read.unwrap_or_default();
         let stored = seen.as_deref().map(parse_stored);
+        let newer = stored.as_ref().and_then(|v| v.get("v")).and_then(Value::as_num).is_some_and(|v| v > codec::VERSION);
         let mut ks = Keystone::new(opts, Box::new(BrowserHost), stored.as_ref(), now());
+        if unreadable {
+            ks.report(Error::new(codes::STORAGE_UNAVAILABLE, "storage refused to read the profile: this page keeps its own in memory and leaves the stored one alone"));
+        }
         if let Some(id) = cookie_id {
             // With `cookieDomain` the cookie is the source of truth for the id.
             ks.adopt_anonymous_id(&id, opts_value.get("cookieDomain").and_then(Value::as_str).is_some_and(|d| !d.is_empty()));
         }
         let deliver = opts_value.get("endpoint").is_some_and(|v| !v.is_null());
-        Ok(Core { ks, key_profile, prefix, storage_warned: false, seen, deliver })
+        Ok(Core { ks, key_profile, prefix, storage_warned: unreadable, seen, deliver, keep_out: unreadable || newer })
     }
 
     /// Every other call, through one export (one wrapper in the glue and in wasm instead of one
@@ -179,6 +189,7 @@ impl Core {
             return Err(fail(Error::new(codes::INVALID_ARGUMENT, "setTraits needs an object of traits")));
         }
         let t = object_arg(traits, "traits")?;
+        self.ks.check_traits(&t).map_err(fail)?;
         self.ks.set_traits(now(), t);
         Ok(())
     }
@@ -223,6 +234,9 @@ impl Core {
             return Err(fail(Error::new(codes::INVALID_EMAIL, "identify needs an email address string")));
         };
         let traits = object_arg(traits, "identify traits")?;
+        if traits.approx_size() > crate::core::keystone::MAX_TRAITS_BYTES {
+            return Err(fail(Error::new(codes::INVALID_ARGUMENT, "traits are limited to 32 KB in all")));
+        }
         let opts = parse_arg(options)?;
         self.load_aside();
         self.ks.identify(now(), &email, traits, &opts).map_err(fail)?;
@@ -244,8 +258,14 @@ impl Core {
             self.load_aside();
             self.ks.file_orphans(now());
             if let Some(v) = self.ks.take_aside() {
-                storage::set(&self.key_aside(), &json::write(&v, &BrowserHost));
+                self.write_aside(&v);
             }
+        }
+    }
+
+    fn write_aside(&self, v: &Value) {
+        if !self.keep_out {
+            storage::set(&self.key_aside(), &json::write(v, &BrowserHost));
         }
     }
 
@@ -263,7 +283,7 @@ impl Core {
     /// Identity changes are written at once (not coalesced): the set-aside profiles, then the profile.
     fn write_identity(&mut self) {
         if let Some(v) = self.ks.take_aside() {
-            storage::set(&self.key_aside(), &json::write(&v, &BrowserHost));
+            self.write_aside(&v);
         }
         self.persist();
     }
@@ -278,6 +298,7 @@ impl Core {
     /// A page view.
     fn page(&mut self, properties: &str) -> JsResult {
         let props = object_arg(properties, "page properties")?;
+        crate::core::keystone::check_properties(&props).map_err(fail)?;
         self.ks.page(now(), props);
         Ok(())
     }
@@ -362,7 +383,9 @@ impl Core {
     /// profile lives on in memory). Returns the anonymous id the wrapper keeps in the
     /// first-party cookie: None when nothing may be kept (no `personalization`) or no id yet.
     fn persist(&mut self) -> Option<String> {
-        if self.ks.dirty() {
+        if self.keep_out {
+            let _ = self.ks.write(None, now());
+        } else if self.ks.dirty() {
             let text = storage::get(&self.key_profile);
             let stored = text.as_deref().filter(|t| Some(*t) != self.seen.as_deref()).map(parse_stored);
             if let Some(v) = self.ks.write(stored.as_ref(), now()) {

@@ -4,7 +4,7 @@
 mod common;
 
 use common::NativeHost;
-use keystone::core::keystone::{Keystone, Options, MAX_EVENT_NAME_BYTES, MAX_PROPERTIES_BYTES};
+use keystone::core::keystone::{check_properties, Keystone, Options, MAX_EVENT_NAME_BYTES, MAX_PROPERTIES_BYTES, MAX_TRAITS_BYTES};
 use keystone::core::value::Map;
 
 const T0: f64 = 1_764_403_200_000.0;
@@ -23,6 +23,26 @@ fn oversized_event_names_and_properties_are_rejected_and_nothing_is_recorded() {
     assert!(ks.take_outbox().is_empty(), "nothing queued");
     // At the limits, accepted.
     ks.track(T0, &"x".repeat(MAX_EVENT_NAME_BYTES), Map::new().with("blob", "y".repeat(1000).as_str())).unwrap();
+}
+
+#[test]
+fn page_properties_and_traits_are_bounded_too() {
+    let big = Map::new().with("blob", "y".repeat(MAX_PROPERTIES_BYTES + 1).as_str());
+    assert_eq!(check_properties(&big).unwrap_err().code, "invalid_argument");
+    assert!(check_properties(&Map::new().with("blob", "y".repeat(1000).as_str())).is_ok());
+    let mut ks = Keystone::new(Options::default(), NativeHost::boxed(1), None, T0);
+    // All traits together: each 10 KB trait is fine alone, the fourth one is not.
+    let ten = "z".repeat(10 * 1024);
+    for k in ["a", "b", "c"] {
+        let t = Map::new().with(k, ten.as_str());
+        ks.check_traits(&t).unwrap();
+        ks.set_traits(T0, t);
+    }
+    assert_eq!(ks.check_traits(&Map::new().with("d", ten.as_str())).unwrap_err().code, "invalid_argument");
+    // Replacing a trait counts its new size, not both.
+    ks.check_traits(&Map::new().with("a", "short")).unwrap();
+    ks.check_traits(&Map::new().with("a", ten.as_str())).unwrap();
+    assert_eq!(ks.check_traits(&Map::new().with("x", "w".repeat(MAX_TRAITS_BYTES).as_str())).unwrap_err().code, "invalid_argument");
 }
 
 #[test]

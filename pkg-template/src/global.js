@@ -3,7 +3,7 @@
 // `window.keystone` answers every call directly. The wasm is loaded from next to this script.
 // Settings: `window.keystoneConfig` (auto-init when present) merged with the options of an
 // `init` call queued on the stub.
-import { init, evalCondition, KeystoneError, toKeystoneError } from "./instance.js";
+import { init, evalCondition, KeystoneError, toKeystoneError, warn } from "./instance.js";
 import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
 
 (function () {
@@ -83,9 +83,15 @@ import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
   const i = queue.findIndex((e) => e.m === "init");
   const queued = i >= 0 ? queue.splice(i, 1)[0] : null;
   if (queued || cfg) {
-    const opts = Object.assign({}, cfg, queued && queued.a[0] && typeof queued.a[0] === "object" ? queued.a[0] : null);
-    delete opts.src;
-    const p = start(opts);
+    let p;
+    try {
+      const opts = Object.assign({}, cfg, queued && queued.a[0] && typeof queued.a[0] === "object" ? queued.a[0] : null);
+      delete opts.src;
+      p = start(opts);
+    } catch (e) {
+      // Options that throw when read (a getter, a Proxy): the queued init rejects, the page goes on.
+      p = Promise.reject(warn(new KeystoneError("invalid_argument", "the init options could not be read: " + ((e && e.message) || e))));
+    }
     if (queued) p.then(queued.r, queued.j);
     else p.catch(() => {});
   }

@@ -117,7 +117,7 @@ async function fetchDefinitions(src) {
   }
 }
 
-function warn(err) {
+export function warn(err) {
   try {
     console.warn("[keystone] " + err.code + ": " + err.message);
   } catch (_) {}
@@ -241,7 +241,7 @@ export class Instance {
   constructor(core, options) {
     this.#core = core;
     this.#options = options;
-    if (options.endpoint) this.#tx = transport(options, (code, message) => queueMicrotask(() => this.#emit("error", new KeystoneError(code, message))));
+    if (options.endpoint) this.#tx = transport(options, (code, message) => this.#report(new KeystoneError(code, message)));
   }
 
   /** The engine, rebuilt on a fresh wasm instance after a trap; null once degraded. */
@@ -533,11 +533,12 @@ export class Instance {
     this.#persistTimer = 0;
     return this.#runAsync(() => {
       this.#forgetHere();
-      eraseAll(this.#prefix(), this.#options.cookieDomain);
+      const left = eraseAll(this.#prefix(), this.#options.cookieDomain);
       // The site's other tabs forget too (a message, not a key: nothing may be stored now).
       try {
         this.#channel && this.#channel.postMessage("forget");
       } catch (_) {}
+      if (left) throw new KeystoneError("storage_unavailable", "forget() could not erase " + left + " stored key(s): the browser refused");
     });
   }
 
@@ -667,7 +668,13 @@ let current = null;
 export function init(options, wasmUrl) {
   if (current) return current;
   current = (async () => {
-    const opts = options && typeof options === "object" ? options : {};
+    let opts;
+    try {
+      // A plain copy, read once: options that throw when read (a getter, a Proxy) are bad input.
+      opts = options && typeof options === "object" ? { ...options } : {};
+    } catch (e) {
+      throw new KeystoneError("invalid_argument", "the init options could not be read: " + ((e && e.message) || e));
+    }
     const dom = typeof document != "undefined";
     if (dom && opts.antiFlicker !== false) cloak(typeof opts.antiFlicker == "number" && opts.antiFlicker >= 0 ? opts.antiFlicker : 1000);
     await loadWasm(wasmUrl);

@@ -25,6 +25,16 @@ export const HANDED_OFF = -2;
 const size = (s) => new TextEncoder().encode(s).length;
 const num = (v, d) => (v > 0 && v < Infinity ? v : d);
 
+/** Whether a stored line is one event: a JSON object with a `type`. */
+const readable = (line) => {
+  try {
+    const e = JSON.parse(line);
+    return !!e && typeof e == "object" && typeof e.type == "string";
+  } catch (_) {
+    return false;
+  }
+};
+
 /** A queue configured from the `init` options; `report(code, message)` receives each drop. */
 export function createQueue(o, report) {
   const flushAt = num(o.flushAt, 20);
@@ -45,6 +55,7 @@ export function createQueue(o, report) {
   let retryAt = 0;
   let attempts = 0;
   let dirty = false;
+  let dropped = 0;
 
   const take = (n) => {
     const out = items.splice(0, n);
@@ -59,7 +70,9 @@ export function createQueue(o, report) {
     while (items.length > maxEvents || (bytes > maxBytes && items[1])) {
       take(1);
       if (claimed) claimed--;
-      report("queue_overflow", "delivery queue full: oldest event dropped");
+      // Counted; reported at the 1st, 2nd, 4th, 8th… drop (a blocked collector must not flood
+      // the page's error listeners with one report per event).
+      if (!(++dropped & (dropped - 1))) report("queue_overflow", "delivery queue full: " + dropped + " event(s) dropped so far, oldest first");
     }
     dirty = true;
   };
@@ -117,11 +130,16 @@ export function createQueue(o, report) {
     /** Back to the normal schedule (online again). */
     retryNow: () => (retryAt = 0),
 
-    /** Takes in another page's stored queue (older: first); unreadable lines are skipped. */
+    /**
+     * Takes in another page's stored queue (older: first). Unreadable lines (not a JSON event)
+     * are dropped and reported: one would make a whole batch invalid JSON for the collector.
+     */
     adopt(text) {
       const lines = text.split("\n");
       if (claimed || lines.shift() != HEADER) return;
-      put(lines.filter((l) => l[0] == "{" && l.endsWith("}")).map((l) => item(l, -Infinity)).filter(Boolean), 1);
+      const ok = lines.filter(readable);
+      if (ok.length < lines.length) report("storage_corrupt", lines.length - ok.length + " stored event(s) unreadable, dropped");
+      put(ok.map((l) => item(l, -Infinity)).filter(Boolean), 1);
     },
 
     /** Erases every event (consent refused). */

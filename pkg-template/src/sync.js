@@ -29,10 +29,18 @@ export function writeCookie(name, value, domain) {
 
 /** Erases every localStorage/sessionStorage key and cookie whose name starts with `prefix`. */
 export function eraseAll(prefix, domain) {
+  let left = 0;
+  const ours = (store) => Object.keys(store).filter((k) => k.startsWith(prefix));
   for (const s of ["localStorage", "sessionStorage"]) {
     try {
-      for (const k of Object.keys(window[s])) if (k.startsWith(prefix)) window[s].removeItem(k);
-    } catch (_) {}
+      for (const k of ours(window[s])) {
+        try {
+          window[s].removeItem(k);
+        } catch (_) {}
+      }
+      left += ours(window[s]).length;
+    } catch (_) {} // storage blocked: nothing of it can be read or erased here
   }
   for (const [k] of jar()) if (k.startsWith(prefix)) writeCookie(k, "", domain);
+  return left + jar().filter(([k]) => k.startsWith(prefix)).length;
 }

@@ -33,6 +33,16 @@ pub const MAX_EVENT_NAME_BYTES: usize = 512;
 /// The largest properties object `track` accepts (approximate JSON bytes; Segment's own limit
 /// for one call is 32 KB).
 pub const MAX_PROPERTIES_BYTES: usize = 32 * 1024;
+/// The largest the traits of a profile may grow (approximate JSON bytes), all traits together.
+pub const MAX_TRAITS_BYTES: usize = 32 * 1024;
+
+/// `invalid_argument` for properties (of `track` or `page`) over [`MAX_PROPERTIES_BYTES`].
+pub fn check_properties(properties: &Map) -> Result<(), Error> {
+    if properties.approx_size() > MAX_PROPERTIES_BYTES {
+        return Err(Error::new(codes::INVALID_ARGUMENT, "event properties are limited to 32 KB"));
+    }
+    Ok(())
+}
 
 /// Options the core needs (the browser layer handles the rest).
 #[derive(Clone, Debug, PartialEq)]
@@ -413,10 +423,24 @@ impl Keystone {
         if name.len() > MAX_EVENT_NAME_BYTES {
             return Err(Error::new(codes::INVALID_ARGUMENT, "event names are limited to 512 bytes"));
         }
-        if properties.approx_size() > MAX_PROPERTIES_BYTES {
-            return Err(Error::new(codes::INVALID_ARGUMENT, "event properties are limited to 32 KB"));
-        }
+        check_properties(&properties)?;
         self.record(now, Kind::Track, name, properties);
+        Ok(())
+    }
+
+    /// `invalid_argument` when merging `traits` would grow the profile's traits over
+    /// [`MAX_TRAITS_BYTES`] (a runaway value must not fill storage).
+    pub fn check_traits(&self, traits: &Map) -> Result<(), Error> {
+        // The merged size without merging: the new values replace the old ones of their keys.
+        let mut merged = self.profile.traits.approx_size() + traits.approx_size();
+        for (k, _) in traits.iter() {
+            if let Some(old) = self.profile.traits.get(k) {
+                merged -= k.len() + 4 + old.approx_size();
+            }
+        }
+        if merged > MAX_TRAITS_BYTES {
+            return Err(Error::new(codes::INVALID_ARGUMENT, "traits are limited to 32 KB in all"));
+        }
         Ok(())
     }
 

@@ -27,10 +27,16 @@ extern "C" {
 
 /// Reads `key`: the in-memory copy of a write that storage refused, else storage.
 pub fn get(key: &str) -> Option<String> {
+    read(key).ok().flatten()
+}
+
+/// Reads `key` like [`get`], telling a missing key (`Ok(None)`) from storage that refused the
+/// read (`Err`).
+pub fn read(key: &str) -> Result<Option<String>, ()> {
     if let Some(v) = MEMORY.0.borrow().iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()) {
-        return Some(v);
+        return Ok(Some(v));
     }
-    get_item(key).ok().flatten()
+    get_item(key).map_err(|_| ())
 }
 
 /// Writes `key`. Returns false when storage refused (the value is then kept in memory).

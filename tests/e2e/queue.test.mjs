@@ -14,7 +14,7 @@ function make(opts = {}) {
   return { q, errors };
 }
 
-test("bounded by count: the oldest dropped first, each drop reported", () => {
+test("bounded by count: the oldest dropped first, drops counted and reported at the 1st, 2nd, 4th, 8th…", () => {
   const { q, errors } = make({ maxQueueEvents: 3, flushAt: 100 });
   for (let i = 0; i < 5; i++) q.push(ev(i), i);
   assert.deepEqual(errors, ["queue_overflow", "queue_overflow"]);
@@ -25,7 +25,7 @@ test("bounded by bytes; an event larger than a batch is dropped and reported", (
   const one = ev(0).length;
   const { q, errors } = make({ maxQueueBytes: one * 4, flushAt: 100 });
   for (let i = 0; i < 10; i++) q.push(ev(i), 0);
-  assert.equal(errors.filter((e) => e === "queue_overflow").length, 6);
+  assert.equal(errors.filter((e) => e === "queue_overflow").length, 3, "6 drops: reported at the 1st, 2nd and 4th");
   assert.equal(ids(q.claim()).length, 4);
   q.push(ev(99, "x".repeat(70000)), 0);
   assert.equal(errors.at(-1), "event_too_large");
@@ -141,11 +141,14 @@ test("stored form round-trips; adoption puts the older events first and skips ju
   const text = a.text();
   assert.ok(text.startsWith(HEADER + "\n"));
   assert.equal(a.text(), undefined);
-  const { q } = make({ flushAt: 100 });
+  const { q, errors } = make({ flushAt: 100 });
   q.push(ev(10), 50);
-  q.adopt(text + "\nnot json\n{truncated");
+  // A truncated line that still ends with "}" would make the whole batch invalid JSON.
+  q.adopt(text + '\nnot json\n{truncated\n{"type":"track","event":"T","properties":{"a":1}\n{"no":"type"}');
+  assert.deepEqual(errors, ["storage_corrupt"], "unreadable lines reported once");
   assert.equal(q.due(60), 0, "adopted events are due at once");
-  assert.deepEqual(ids(q.claim()), ["m0", "m1", "m2", "m10"]);
+  const batch = q.claim();
+  assert.deepEqual(ids(batch), ["m0", "m1", "m2", "m10"], "the batch is valid JSON");
   const other = make().q;
   other.adopt("something else\n{}");
   assert.equal(other.claim(), null, "a foreign value is ignored");

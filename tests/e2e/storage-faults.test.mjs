@@ -140,3 +140,95 @@ test("another tab clearing storage mid-session: this tab keeps its profile and w
   assert.deepEqual(a.problems, []);
   await ctx.close();
 });
+
+/** A context whose stored profile holds traits and events (written by a first page). */
+async function seeded() {
+  const ctx = await h.browser.newContext();
+  const page = await h.open("/tests/esm.html", { context: ctx });
+  const stored = await page.evaluate(async (DEFS) => {
+    const ks = await Keystone.init({ segments: DEFS, autoCapture: false });
+    ks.setTraits({ name: "Ada" });
+    ks.track("Product Viewed");
+    ks.persistNow();
+    return { id: ks.anonymousId(), text: localStorage.getItem("ks_profile") };
+  }, DEFS);
+  await page.close();
+  assert.ok(stored.text.includes('"Ada"'));
+  return { ctx, stored };
+}
+
+test("getItem throwing while setItem works: storage_unavailable, and the stored profile it could not read is never overwritten", async () => {
+  const { ctx, stored } = await seeded();
+  await ctx.addInitScript(() => {
+    const get = Storage.prototype.getItem;
+    window.__rawGet = (k) => get.call(localStorage, k);
+    Storage.prototype.getItem = function (k) {
+      if (String(k).startsWith("ks_")) throw new DOMException("denied", "SecurityError");
+      return get.call(this, k);
+    };
+  });
+  const page = await h.open("/tests/esm.html", { context: ctx });
+  const out = await page.evaluate(async () => {
+    const ks = await Keystone.init({ autoCapture: false });
+    const codes = [];
+    ks.on("error", (e) => codes.push(e.code));
+    await new Promise((r) => setTimeout(r, 0));
+    ks.setTraits({ name: "Someone else" });
+    ks.track("During");
+    ks.persistNow();
+    await new Promise((r) => setTimeout(r, 700)); // past the coalesced write
+    return { codes, text: window.__rawGet("ks_profile"), traits: ks.profile().traits };
+  });
+  assert.deepEqual(out.codes, ["storage_unavailable"]);
+  assert.equal(out.traits.name, "Someone else", "the page works in memory");
+  assert.equal(out.text, stored.text, "the stored profile is untouched (it was overwritten with an empty one)");
+  await ctx.close();
+});
+
+test("a profile stored by a newer version: the id is kept, the page works in memory, the newer data is left alone", async () => {
+  const ctx = await h.browser.newContext();
+  const id = "0b7e1a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b";
+  const newer = JSON.stringify({ v: 3, aid: id, uid: "u1", future: { shape: [1, 2, 3] } });
+  await ctx.addInitScript((t) => {
+    if (!sessionStorage.getItem("seeded")) {
+      sessionStorage.setItem("seeded", "1");
+      localStorage.setItem("ks_profile", t);
+    }
+  }, newer);
+  const page = await h.open("/tests/esm.html", { context: ctx });
+  const out = await page.evaluate(async () => {
+    const ks = await Keystone.init({ autoCapture: false });
+    const codes = [];
+    ks.on("error", (e) => codes.push(e.code));
+    await new Promise((r) => setTimeout(r, 0));
+    ks.page();
+    ks.track("Product Viewed");
+    ks.setTraits({ a: 1 });
+    ks.persistNow();
+    await new Promise((r) => setTimeout(r, 700));
+    return { codes, id: ks.anonymousId(), text: localStorage.getItem("ks_profile"), count: ks.profile().events["Product Viewed"].count };
+  });
+  assert.deepEqual(out.codes, ["storage_corrupt"]);
+  assert.equal(out.id, id);
+  assert.equal(out.count, 1);
+  assert.equal(out.text, newer, "a newer version's data is never overwritten by this one");
+  await ctx.close();
+});
+
+test("forget() with removeItem throwing: rejects with storage_unavailable instead of claiming success", async () => {
+  const { ctx } = await seeded();
+  await ctx.addInitScript(() => {
+    Storage.prototype.removeItem = function () {
+      throw new DOMException("denied", "SecurityError");
+    };
+  });
+  const page = await h.open("/tests/esm.html", { context: ctx });
+  const out = await page.evaluate(async () => {
+    const ks = await Keystone.init({ autoCapture: false });
+    const code = await ks.forget().then(() => "resolved", (e) => e.code);
+    return { code, consent: ks.profile() && ks.profile().consent };
+  });
+  assert.equal(out.code, "storage_unavailable");
+  assert.ok(page.warnings.some((w) => w.includes("storage_unavailable")));
+  await ctx.close();
+});
