@@ -143,3 +143,30 @@ fn saved_group_index_agrees_with_a_scan() {
         }
     }
 }
+
+/// Two GrowthBook behaviours beyond its case file, in `evalCondition` and in segments alike:
+/// `$nor: []` is false (`!$or`, and an empty `$or` holds), and `"tags.length"` reads an array's
+/// length (GrowthBook's path walk reads any property `in` an object).
+#[test]
+fn empty_nor_is_false_and_array_length_reads_through_a_path_in_conditions_and_segments() {
+    let host = NativeHost::new(1);
+    let cx = Ctx { groups: None, host: &host };
+    let doc = json(r#"{"traits":{"tags":["a","b","c"],"name":"abc"}}"#);
+    for (cond, want) in [
+        (r#"{"$nor":[]}"#, false),
+        (r#"{"$or":[]}"#, true),
+        (r#"{"$and":[]}"#, true),
+        (r#"{"traits.tags.length":3}"#, true),
+        (r#"{"traits.tags.length":{"$gt":2}}"#, true),
+        (r#"{"traits.tags.length":2}"#, false),
+        (r#"{"traits.name.length":3}"#, false),
+        (r#"{"traits.none.length":{"$exists":false}}"#, true),
+    ] {
+        assert_eq!(eval_condition(&doc, &json(cond), &cx), want, "evalCondition {cond}");
+        let mut ks = keystone::core::keystone::Keystone::new(Default::default(), NativeHost::boxed(1), None, 1.7e12);
+        ks.set_traits(1.7e12, Map::new().with("tags", json(r#"["a","b","c"]"#)).with("name", "abc"));
+        let defs = json(&format!(r#"{{"version":1,"segments":[{{"id":"s","condition":{cond}}}]}}"#));
+        assert_eq!(ks.load_definitions(&defs, 1.7e12).unwrap().loaded, vec!["s".to_string()]);
+        assert_eq!(ks.in_segment("s"), want, "segment {cond}");
+    }
+}

@@ -236,6 +236,8 @@ export class Instance {
   #tx = null;
   #epoch = epoch;
   #defs = null;
+  #loading = null;
+  #pending = 0;
   #href = location.href; // the URL of the context the engine holds
 
   constructor(core, options) {
@@ -573,7 +575,17 @@ export class Instance {
   }
 
   /** Loads segment definitions (object or URL); resolves with `{loaded, rejected}`. */
-  async loadSegments(definitions) {
+  loadSegments(definitions) {
+    // In call order: a slow URL never lands over the definitions of a later call. With none
+    // pending, an object applies at once (inSegment() right after the call sees it).
+    const run = this.#pending ? this.#loading.then(() => this.#load(definitions)) : this.#load(definitions);
+    const done = () => void this.#pending--;
+    this.#pending++;
+    this.#loading = run.then(done, done);
+    return run;
+  }
+
+  async #load(definitions) {
     let doc = definitions;
     try {
       if (typeof definitions === "string" || definitions instanceof URL) doc = await fetchDefinitions(String(definitions));

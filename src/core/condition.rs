@@ -32,7 +32,7 @@ pub fn eval_condition(obj: &Value, cond: &Value, cx: &Ctx) -> bool {
         "$nor" => !eval_or(obj, v, cx),
         "$and" => v.as_arr().map_or(true, |a| a.iter().all(|c| eval_condition(obj, c, cx))),
         "$not" => !eval_condition(obj, v, cx),
-        path => eval_value(v, get_path(obj, path), cx, false),
+        path => eval_value(v, &get_path(obj, path), cx, false),
     })
 }
 
@@ -43,9 +43,17 @@ fn eval_or(obj: &Value, v: &Value, cx: &Ctx) -> bool {
     }
 }
 
-/// The value at a dot path (`"a.b.0"`, arrays take canonical indexes), `null` when absent.
-pub fn get_path<'a>(obj: &'a Value, path: &str) -> &'a Value {
-    obj.path(path).unwrap_or(&NULL)
+/// The value at a dot path (`"a.b.0"`, arrays take canonical indexes), `null` when absent. As in
+/// GrowthBook (whose path walk reads any property `in` an object), `"tags.length"` is the length
+/// of the array `tags`.
+pub fn get_path<'a>(obj: &'a Value, path: &str) -> Cow<'a, Value> {
+    if let Some(v) = obj.path(path) {
+        return Cow::Borrowed(v);
+    }
+    if let Some(Value::Arr(a)) = path.strip_suffix(".length").and_then(|head| obj.path(head)) {
+        return Cow::Owned(Value::Num(a.len() as f64));
+    }
+    Cow::Borrowed(&NULL)
 }
 
 /// Whether `value` satisfies the condition value `cond` (a literal or an operator object).

@@ -210,7 +210,20 @@ fn name_of<'a>(m: &'a Map, key: &str) -> Option<&'a str> {
 
 const UNKNOWN: &str = "unknown field";
 const NEEDS_EVENT: &str = "needs an event name";
-const BAD_WHERE: &str = "where must be a condition object";
+const BAD_WHERE: &str = "where must be a condition object on the event's properties (no $performed, $sequence or $inSegment)";
+
+/// Whether `where` is a condition on event properties: an object, with no behavioural operator
+/// at any depth (they are about the visitor, not one event, and would never match there).
+fn is_where(w: &Value) -> bool {
+    fn plain(v: &Value) -> bool {
+        match v {
+            Value::Obj(m) => m.iter().all(|(k, x)| !matches!(k.as_str(), "$performed" | "$sequence" | "$inSegment") && plain(x)),
+            Value::Arr(a) => a.iter().all(plain),
+            _ => true,
+        }
+    }
+    w.as_obj().is_some() && plain(w)
+}
 
 fn parse_segment(s: &Value, base: &str, retention: f64, before: &[SegmentDef], defs: &mut Definitions) -> Result<SegmentDef, Error> {
     let Some(m) = s.as_obj() else { return Err(err(None, base, "a segment must be an object")) };
@@ -313,7 +326,7 @@ impl Compiler<'_> {
         let Some(e) = name_of(m, "event") else { return Err(self.fail(path, "event", NEEDS_EVENT)) };
         match m.get("where") {
             None => Ok((e.into(), None)),
-            Some(w @ Value::Obj(_)) => Ok((e.into(), Some(w.clone()))),
+            Some(w) if is_where(w) => Ok((e.into(), Some(w.clone()))),
             Some(_) => Err(self.fail(path, "where", BAD_WHERE)),
         }
     }
@@ -450,7 +463,7 @@ fn parse_score(s: &Value, base: &str, before: &[ScoreDef]) -> Result<ScoreDef, E
         let Some(event) = name_of(rm, "event") else { return Err(fail(&p, "event", NEEDS_EVENT)) };
         let filter = match rm.get("where") {
             None => None,
-            Some(w @ Value::Obj(_)) => Some(w.clone()),
+            Some(w) if is_where(w) => Some(w.clone()),
             Some(_) => return Err(fail(&p, "where", BAD_WHERE)),
         };
         let Some(points) = rm.get("points").and_then(Value::as_num) else { return Err(fail(&p, "points", "points must be a number")) };
@@ -548,17 +561,18 @@ impl Eval<'_> {
                 match c {
                     Cond::And(_) => ("$and", all),
                     Cond::Or(_) => ("$or", v.is_empty() || any),
-                    _ => ("$nor", !any),
+                    // As GrowthBook: `$nor` is `!$or`, and an empty `$or` holds.
+                    _ => ("$nor", !(v.is_empty() || any)),
                 }
             }
             Cond::Not(b) => ("$not", !self.run(b, if trace { Some(&mut kids) } else { None })),
             Cond::Field(path, test) => {
                 let v = get_path(self.doc, path);
                 if trace {
-                    value = v.clone();
+                    value = v.clone().into_owned();
                     expected = test.clone();
                 }
-                (path.as_str(), eval_value(test, v, &self.cx, false))
+                (path.as_str(), eval_value(test, &v, &self.cx, false))
             }
             Cond::Node(i, count, test) => {
                 let (Some(n), Some(slot)) = (self.defs.nodes.get(*i), self.state.nodes.get_mut(*i)) else { return false };

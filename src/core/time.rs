@@ -16,7 +16,6 @@ pub const DAY: f64 = 24.0 * HOUR;
 
 /// Parses a duration: an integer and a unit `m`, `h`, `d` or `w`. Returns milliseconds.
 pub fn parse_duration(s: &str) -> Option<f64> {
-    let s = s.trim();
     // No byte slicing (a panic path would pull core::fmt into the wasm): strip the unit.
     let (digits, unit_ms) = if let Some(d) = s.strip_suffix('m') {
         (d, MINUTE)
@@ -104,7 +103,7 @@ mod tests {
         assert_eq!(parse_duration("24h"), Some(DAY));
         assert_eq!(parse_duration("7d"), Some(7.0 * DAY));
         assert_eq!(parse_duration("2w"), Some(14.0 * DAY));
-        for bad in ["", "d", "7", "7s", "-1d", "1.5d", "0d", "7 d"] {
+        for bad in ["", "d", "7", "7s", "-1d", "1.5d", "0d", "7 d", " 7d", "7d "] {
             assert_eq!(parse_duration(bad), None, "{bad}");
         }
     }

@@ -172,6 +172,30 @@ test("a rejected document keeps the previous definitions; init takes a URL; expl
   await page.context().close();
 });
 
+test("loadSegments calls apply in call order: a slow URL never lands over a later call's definitions", async (t) => {
+  if (!full) return t.skip(SKIP);
+  const ctx = await h.browser.newContext();
+  await ctx.route("**/tests/slow-definitions.json", (route) =>
+    setTimeout(() => route.fulfill({ contentType: "application/json", body: JSON.stringify({ version: 1, segments: [{ id: "from_url", condition: {} }] }) }), 400),
+  );
+  const page = await h.open("/tests/esm.html", { context: ctx });
+  const out = await page.evaluate(async () => {
+    const ks = await Keystone.init({ autoCapture: false });
+    const p1 = ks.loadSegments("/tests/slow-definitions.json");
+    const p2 = ks.loadSegments({ version: 1, segments: [{ id: "newest", condition: {} }] });
+    const order = [];
+    await Promise.all([p1.then(() => order.push("url")), p2.then(() => order.push("object"))]);
+    const last = ks.segments();
+    // With nothing pending, an object applies before the call returns.
+    ks.loadSegments({ version: 1, segments: [{ id: "sync", condition: {} }] });
+    return { order, last, syncNow: ks.segments() };
+  });
+  assert.deepEqual(out.order, ["url", "object"]);
+  assert.deepEqual(out.last, ["newest"], "the later call wins");
+  assert.deepEqual(out.syncNow, ["sync"]);
+  await ctx.close();
+});
+
 test("errors of the segments option reach an error listener added right after init resolves", async (t) => {
   if (!full) return t.skip(SKIP);
   const page = await h.open();
