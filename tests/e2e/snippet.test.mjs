@@ -121,6 +121,25 @@ test("snippet as a file, no keystoneConfig: init queued on the stub, global scri
   await ctx.close();
 });
 
+test("init options that throw when read, queued on the stub: the queued init rejects with invalid_argument, nothing escapes into the page", async () => {
+  const { ctx, page, release } = await delayedContext();
+  await page.evaluate(() => {
+    const s = document.createElement("script");
+    s.src = "/pkg/dist/snippet.js";
+    s.onload = () => {
+      window.pInit = window.keystone.init({ autoCapture: false, get segments() { throw new Error("getter"); } }).then(() => "resolved", (e) => e.code);
+    };
+    document.head.appendChild(s);
+  });
+  await page.waitForFunction(() => !!window.pInit);
+  release();
+  assert.equal(await page.evaluate(() => window.pInit), "invalid_argument");
+  // The page can still start Keystone with good options.
+  assert.equal(await page.evaluate(() => window.keystone.init({ autoCapture: false }).then((ks) => typeof ks.track)), "function");
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+});
+
 test("the global script failing to load settles the queued Promises", async () => {
   const ctx = await h.browser.newContext();
   const page = await ctx.newPage();
