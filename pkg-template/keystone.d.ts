@@ -161,6 +161,10 @@ export interface ExplainNode {
   value?: Json;
   /** The expected value or condition. */
   expected?: Json;
+  /** `$performed` with an aggregate (`sum`…): the count in the window, which must also hold. */
+  count?: number;
+  /** `$performed` with an aggregate: the count condition (`{"$gte": 1}` by default). */
+  countExpected?: Json;
   /** Sub-conditions. */
   children?: ExplainNode[];
 }

@@ -315,3 +315,19 @@ fn not_inverts_and_single_and_or_equal_the_condition_for_behaviour() {
 }
 
 
+
+/// `explain` of a `$performed` with an aggregate shows both parts it requires: the aggregate
+/// (`value`/`expected`) and the count (`count`/`countExpected`).
+#[test]
+fn explain_of_an_aggregate_shows_the_count_it_requires_too() {
+    let t0 = 1_764_403_200_000.0;
+    let mut ks = Keystone::new(Options::default(), NativeHost::boxed(1), None, t0);
+    let defs = json(r#"{"version":1,"segments":[{"id":"s","condition":{"$performed":{"event":"O","sum":"v","value":{"$gte":1},"count":{"$gte":3}}}}]}"#);
+    ks.load_definitions(&defs, t0).unwrap();
+    ks.track(t0 + 1.0, "O", Map::new().with("v", 5.0)).unwrap();
+    ks.track(t0 + 2.0, "O", Map::new().with("v", 5.0)).unwrap();
+    let tree = to_json(&ks.explain("s", t0 + 3.0).unwrap())["tree"].clone();
+    assert_eq!(tree, serde_json::json!({"op": "$performed", "result": false, "value": 10.0, "expected": {"$gte": 1.0}, "count": 2.0, "countExpected": {"$gte": 3.0}}));
+    ks.track(t0 + 3.0, "O", Map::new().with("v", 5.0)).unwrap();
+    assert_eq!(to_json(&ks.explain("s", t0 + 4.0).unwrap())["tree"]["result"], serde_json::json!(true));
+}

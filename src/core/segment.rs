@@ -546,6 +546,7 @@ impl Eval<'_> {
         let mut kids = Vec::new();
         let mut value = Value::Null;
         let mut expected = Value::Null;
+        let mut counted: Option<(Value, Value)> = None;
         let (op, res) = match c {
             Cond::And(v) | Cond::Or(v) | Cond::Nor(v) => {
                 let and = matches!(c, Cond::And(_));
@@ -588,6 +589,10 @@ impl Eval<'_> {
                         let ok = eval_value(count, &c, &self.cx, false) && test.as_ref().map_or(true, |t| eval_value(t, &v, &self.cx, false));
                         if trace {
                             expected = test.clone().unwrap_or_else(|| count.clone());
+                            // An aggregate's node also shows the count it requires (both apply).
+                            if test.is_some() {
+                                counted = Some((c.clone(), count.clone()));
+                            }
                         }
                         value = if test.is_some() { v } else { c };
                         ("$performed", ok)
@@ -605,7 +610,12 @@ impl Eval<'_> {
             }
         };
         if let Some(out) = out {
-            out.push(explain_node(op, res, if kids.is_empty() && !matches!(c, Cond::And(_) | Cond::Or(_) | Cond::Nor(_) | Cond::Not(_)) { Some((value, expected)) } else { None }, kids));
+            let mut node = explain_node(op, res, if kids.is_empty() && !matches!(c, Cond::And(_) | Cond::Or(_) | Cond::Nor(_) | Cond::Not(_)) { Some((value, expected)) } else { None }, kids);
+            if let (Some((n, want)), Value::Obj(m)) = (counted, &mut node) {
+                m.insert("count", n);
+                m.insert("countExpected", want);
+            }
+            out.push(node);
         }
         res
     }
