@@ -710,7 +710,9 @@ export function init(options, wasmUrl) {
       try {
         stored = !opts.cookieDomain && !!localStorage.getItem(prefix + "profile");
       } catch (_) {}
-      ks = stored ? make(false) : await withLock(prefix + "profile", () => make(true));
+      // Without Web Locks (plain http), a lease in storage stands in, unless no id can be made
+      // before consent (opt-in): nothing may be stored then.
+      ks = stored ? make(false) : await withLock(prefix + "profile", () => make(true), opts.consent !== "opt-in");
     } catch (e) {
       throw toKeystoneError(e);
     }

@@ -4,8 +4,36 @@
 // a Web Lock (where the browser has them), and the anonymous id is mirrored into a cookie.
 // Every access fails soft.
 
-/** Runs `fn` holding the exclusive lock `name` (or at once where Web Locks are missing). */
-export const withLock = (name, fn) => (navigator.locks ? navigator.locks.request(name, fn) : Promise.resolve().then(fn));
+/**
+ * Runs `fn` holding the exclusive lock `name`. Where Web Locks are missing (pages served over
+ * plain http), at once, or with `lease` under a lease in localStorage: written, confirmed after
+ * a pause (another tab may have written at the same moment), removed after `fn`.
+ */
+export const withLock = (name, fn, lease) =>
+  navigator.locks ? navigator.locks.request(name, fn) : lease ? withLease(name + ".lease", fn) : Promise.resolve().then(fn);
+
+async function withLease(key, fn) {
+  const me = Math.random().toString(36).slice(2) + " ";
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  try {
+    for (let i = 0; i < 40; i++) {
+      const held = localStorage.getItem(key) || "";
+      if (!(held.split(" ")[1] > Date.now())) {
+        localStorage.setItem(key, me + (Date.now() + 2000));
+        await sleep(30);
+        if ((localStorage.getItem(key) || "").startsWith(me)) {
+          try {
+            return fn();
+          } finally {
+            localStorage.removeItem(key);
+          }
+        }
+      }
+      await sleep(20 + Math.random() * 40);
+    }
+  } catch (_) {} // storage unusable: nothing to agree through
+  return fn();
+}
 
 const jar = () => {
   try {

@@ -105,7 +105,11 @@ export function transport(o, report) {
     clearTimeout(ptimer);
     ptimer = 0;
     const t = q.text();
-    return t === undefined || !keep || put(own, t);
+    if (t === undefined || !keep) return 1;
+    // Without Web Locks, a heartbeat tells other pages this one lives, while its queue is
+    // stored (written first: its queue is never seen without a fresh one).
+    if (!locks) put(HB + tab, t && "" + now());
+    return put(own, t);
   };
 
   async function withLock(fn) {
@@ -233,9 +237,7 @@ export function transport(o, report) {
 
   if (locks) locks.request(P + "tab." + tab, () => new Promise(() => {})).catch(() => {});
   else {
-    const beat = () => put(HB + tab, "" + now());
-    beat();
-    setInterval(beat, 3e4);
+    setInterval(() => get(own) && put(HB + tab, "" + now()), 3e4);
   }
 
   // Another page's stored queue is adopted as soon as that page is gone, not only at this

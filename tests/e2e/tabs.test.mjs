@@ -78,3 +78,46 @@ test("sessions are shared by the tabs of the site", async () => {
   assert.equal(sa.pageviews, 2);
   await ctx.close();
 });
+
+// Pages served over plain http have no Web Locks (a secure-context API): hidden here.
+const NO_LOCKS = () => Object.defineProperty(Navigator.prototype, "locks", { configurable: true, get: () => undefined });
+
+test("without Web Locks (plain http), tabs starting together still agree on one anonymous id", async () => {
+  for (let round = 0; round < 3; round++) {
+    const ctx = await h.browser.newContext();
+    await ctx.addInitScript(NO_LOCKS);
+    const pages = await tabs(3, ctx);
+    assert.equal(await pages[0].evaluate(() => navigator.locks), undefined);
+    const ids = await Promise.all(pages.map((p) => p.evaluate(async () => (await Keystone.init({ autoCapture: false })).anonymousId())));
+    assert.equal(new Set(ids).size, 1, "one id: " + ids);
+    const keys = await pages[0].evaluate(() => Object.keys(localStorage).sort());
+    assert.deepEqual(keys, ["ks_profile"], "the lease is gone once the id is made");
+    for (const p of pages) assert.deepEqual(p.problems, []);
+    await ctx.close();
+  }
+});
+
+test("without Web Locks, delivery stores nothing before opt-in consent and leaves no heartbeat key behind", async () => {
+  const ctx = await h.browser.newContext();
+  await ctx.addInitScript(NO_LOCKS);
+  const page = await h.open("/tests/esm.html", { context: ctx });
+  const before = await page.evaluate(async (endpoint) => {
+    window.ks = await Keystone.init({ autoCapture: false, consent: "opt-in", endpoint, writeKey: "demo-key", flushInterval: 60000 });
+    ks.track("Nothing yet");
+    await new Promise((r) => setTimeout(r, 400));
+    return Object.keys(localStorage);
+  }, h.url("/v1/batch"));
+  assert.deepEqual(before, [], "nothing stored before consent");
+  const after = await page.evaluate(async () => {
+    await ks.setConsent({ analytics: true, personalization: true });
+    ks.track("Now");
+    await new Promise((r) => setTimeout(r, 400));
+    const stored = Object.keys(localStorage).sort();
+    await ks.flush();
+    await new Promise((r) => setTimeout(r, 400));
+    return { stored, flushed: Object.keys(localStorage).sort() };
+  });
+  assert.ok(after.stored.some((k) => k.startsWith("ks_q.")) && after.stored.some((k) => k.startsWith("ks_hb.")), after.stored.join());
+  assert.ok(!after.flushed.some((k) => k.startsWith("ks_q.") || k.startsWith("ks_hb.")), "queue delivered: its key and heartbeat removed: " + after.flushed);
+  await ctx.close();
+});
