@@ -15,24 +15,26 @@ export const withLock = (name, fn, lease) =>
 async function withLease(key, fn) {
   const me = Math.random().toString(36).slice(2) + " ";
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  let mine = false;
   try {
-    for (let i = 0; i < 40; i++) {
+    for (let i = 0; i < 40 && !mine; i++) {
       const held = localStorage.getItem(key) || "";
       if (!(held.split(" ")[1] > Date.now())) {
         localStorage.setItem(key, me + (Date.now() + 2000));
         await sleep(30);
-        if ((localStorage.getItem(key) || "").startsWith(me)) {
-          try {
-            return fn();
-          } finally {
-            localStorage.removeItem(key);
-          }
-        }
+        mine = (localStorage.getItem(key) || "").startsWith(me);
       }
-      await sleep(20 + Math.random() * 40);
+      if (!mine) await sleep(20 + Math.random() * 40);
     }
   } catch (_) {} // storage unusable: nothing to agree through
-  return fn();
+  // `fn` runs once, lease or not (a stuck lease expires; 40 tries bound the wait).
+  try {
+    return fn();
+  } finally {
+    try {
+      if (mine) localStorage.removeItem(key);
+    } catch (_) {}
+  }
 }
 
 const jar = () => {
