@@ -329,7 +329,8 @@ export interface KeystoneInstance {
 export declare const Keystone: {
   /**
    * Loads the engine, restores the stored profile and evaluates segments. Safe to call twice
-   * (the second call resolves with the same instance).
+   * (the second call resolves with the same instance; options that differ from the first
+   * call's are not applied, and a console warning `already_initialized` says so).
    * @example
    * import { Keystone } from "keystone-cdp";
    * const ks = await Keystone.init({ segments: "/segments.json" });

@@ -675,10 +675,23 @@ export class Instance {
 }
 
 let current = null;
+let firstOptions;
 
 /** `Keystone.init`: loads the engine once; a second call returns the same instance. */
 export function init(options, wasmUrl) {
-  if (current) return current;
+  if (current) {
+    // Safe to call again (the same instance), but options that differ from the first call's
+    // are not applied: said once per call, so a second configuration is not lost silently.
+    if (options != null && options !== firstOptions) {
+      let same = false;
+      try {
+        same = JSON.stringify(options) === JSON.stringify(firstOptions);
+      } catch (_) {}
+      if (!same) warn(new KeystoneError("already_initialized", "Keystone is already initialized: the options of this init call are not applied (use loadSegments, setConsent…)"));
+    }
+    return current;
+  }
+  firstOptions = options;
   current = (async () => {
     let opts;
     try {
@@ -730,6 +743,7 @@ export function init(options, wasmUrl) {
   })();
   current = current.catch((e) => {
     current = null;
+    firstOptions = undefined;
     if (typeof document != "undefined") release(); // personalized content shows as authored
     throw warn(toKeystoneError(e));
   });

@@ -49,9 +49,15 @@ test("init is safe to call twice and returns the same instance", async () => {
   const same = await page.evaluate(async () => {
     const [a, b] = await Promise.all([Keystone.init({}), Keystone.init({})]);
     const c = await Keystone.init({});
-    return a === b && b === c;
+    const d = await Keystone.init();
+    return a === b && b === c && c === d;
   });
   assert.equal(same, true);
+  assert.ok(!page.warnings.some((w) => w.includes("already_initialized")), "the same options, or none: no warning");
+  // Other options: the same instance, and a warning that they are not applied.
+  const other = await page.evaluate(async () => (await Keystone.init({ storagePrefix: "b_" })) === (await Keystone.init()));
+  assert.equal(other, true);
+  assert.equal(page.warnings.filter((w) => w.includes("already_initialized")).length, 1);
   await page.context().close();
 });
 
