@@ -211,6 +211,9 @@ impl Core {
     fn forget(&mut self) {
         storage::forget_memory(&self.prefix);
         self.ks.forget(now());
+        // What was left alone is erased now (by the wrapper): once consent is granted again,
+        // this page's profile is the one to store.
+        self.keep_out = false;
     }
 
     /// A `storage` event from another tab: rebases onto the profile it wrote. Returns whether
@@ -234,9 +237,7 @@ impl Core {
             return Err(fail(Error::new(codes::INVALID_EMAIL, "identify needs an email address string")));
         };
         let traits = object_arg(traits, "identify traits")?;
-        if traits.approx_size() > crate::core::keystone::MAX_TRAITS_BYTES {
-            return Err(fail(Error::new(codes::INVALID_ARGUMENT, "traits are limited to 32 KB in all")));
-        }
+        self.ks.check_traits(&traits).map_err(fail)?;
         let opts = parse_arg(options)?;
         self.load_aside();
         self.ks.identify(now(), &email, traits, &opts).map_err(fail)?;

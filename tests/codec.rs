@@ -212,3 +212,16 @@ fn decoder_never_panics_on_hostile_input() {
     }
     assert!(decoded > 10, "some mutations of a valid profile keep something ({decoded})");
 }
+
+#[test]
+fn another_tabs_write_with_a_bad_id_is_not_adopted() {
+    let mut ks = Keystone::new(Options::default(), NativeHost::boxed(12), None, T0);
+    ks.track(T0, "A", Map::new()).unwrap();
+    let id = ks.anonymous_id().to_string();
+    let mut v = ks.take_dirty().unwrap();
+    if let Value::Obj(m) = &mut v {
+        m.insert("aid", Value::Str("not-a-uuid".into()));
+    }
+    assert!(!ks.rebase(&v, T0 + 1.0), "unusable: this tab keeps its own");
+    assert_eq!(ks.anonymous_id(), id);
+}

@@ -52,3 +52,13 @@ fn an_unknown_experience_error_does_not_echo_a_huge_id() {
     assert_eq!(e.code, "unknown_id");
     assert!(e.message.len() < 200, "{}", e.message.len());
 }
+
+#[test]
+fn traits_over_the_bound_after_a_merge_can_still_shrink_or_stay() {
+    let mut ks = Keystone::new(Options::default(), NativeHost::boxed(2), None, T0);
+    let twenty = "q".repeat(20 * 1024);
+    ks.set_traits(T0, Map::new().with("a", twenty.as_str()).with("b", twenty.as_str())); // set directly: 40 KB
+    assert_eq!(ks.check_traits(&Map::new().with("c", "more")).unwrap_err().code, "invalid_argument", "growing is refused");
+    ks.check_traits(&Map::new().with("a", "short")).unwrap(); // shrinking is fine
+    ks.check_traits(&Map::new().with("b", twenty.as_str())).unwrap(); // the same size is fine
+}

@@ -31,7 +31,8 @@ const hide = (el, hidden) => {
   const important = s.getPropertyPriority("display");
   if (hidden) {
     if (s.display != "none" || !important) {
-      if (!authoredDisplay.has(el)) authoredDisplay.set(el, [s.display, important]);
+      // (An authored `display: none` is the author's way of hiding it until Keystone decides.)
+      if (!authoredDisplay.has(el)) authoredDisplay.set(el, s.display == "none" ? ["", ""] : [s.display, important]);
       s.setProperty("display", "none", "important");
     }
   } else if (authoredDisplay.has(el)) {

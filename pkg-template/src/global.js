@@ -25,6 +25,8 @@ import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
   api.KeystoneError = KeystoneError;
 
   function start(options) {
+    // Started already: `init` answers with the same instance and warns when the options differ.
+    if (starting && options != null) init(options, wasmUrl).catch(() => {});
     if (!starting) {
       starting = init(options, wasmUrl).then(
         (ks) => {
@@ -90,7 +92,10 @@ import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
       p = start(opts);
     } catch (e) {
       // Options that throw when read (a getter, a Proxy): the queued init rejects, the page goes on.
-      p = Promise.reject(warn(new KeystoneError("invalid_argument", "the init options could not be read: " + ((e && e.message) || e))));
+      const err = warn(new KeystoneError("invalid_argument", "the init options could not be read: " + ((e && e.message) || e)));
+      p = Promise.reject(err);
+      // As when starting fails: no queued caller waits for ever.
+      for (const q of queue.splice(0)) isAsync(q.m) ? q.j(err) : q.r(undefined);
     }
     if (queued) p.then(queued.r, queued.j);
     else p.catch(() => {});

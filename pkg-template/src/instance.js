@@ -236,8 +236,7 @@ export class Instance {
   #tx = null;
   #epoch = epoch;
   #defs = null;
-  #loading = null;
-  #pending = 0;
+  #loading = null; // the last load queued behind a URL, while one is in flight
   #href = location.href; // the URL of the context the engine holds
 
   constructor(core, options) {
@@ -576,12 +575,19 @@ export class Instance {
 
   /** Loads segment definitions (object or URL); resolves with `{loaded, rejected}`. */
   loadSegments(definitions) {
-    // In call order: a slow URL never lands over the definitions of a later call. With none
-    // pending, an object applies at once (inSegment() right after the call sees it).
-    const run = this.#pending ? this.#loading.then(() => this.#load(definitions)) : this.#load(definitions);
-    const done = () => void this.#pending--;
-    this.#pending++;
-    this.#loading = run.then(done, done);
+    // In call order: a slow URL never lands over the definitions of a later call. With no URL
+    // in flight, an object applies at once (inSegment() right after the call sees it).
+    const url = typeof definitions === "string" || definitions instanceof URL;
+    const run = this.#loading ? this.#loading.then(() => this.#load(definitions)) : this.#load(definitions);
+    if (url || this.#loading) {
+      const mark = run.then(
+        () => {},
+        () => {},
+      ).then(() => {
+        if (this.#loading === mark) this.#loading = null;
+      });
+      this.#loading = mark;
+    }
     return run;
   }
 
@@ -685,7 +691,7 @@ export function init(options, wasmUrl) {
     if (options != null && options !== firstOptions) {
       let same = false;
       try {
-        same = JSON.stringify(options) === JSON.stringify(firstOptions);
+        same = JSON.stringify(options) === JSON.stringify(firstOptions || {});
       } catch (_) {}
       if (!same) warn(new KeystoneError("already_initialized", "Keystone is already initialized: the options of this init call are not applied (use loadSegments, setConsent…)"));
     }
@@ -701,7 +707,8 @@ export function init(options, wasmUrl) {
       throw new KeystoneError("invalid_argument", "the init options could not be read: " + ((e && e.message) || e));
     }
     const dom = typeof document != "undefined";
-    if (dom && opts.antiFlicker !== false) cloak(typeof opts.antiFlicker == "number" && opts.antiFlicker >= 0 ? opts.antiFlicker : 1000);
+    const af = opts.antiFlicker; // ms (a number, or digits from a tag manager's variable); false: none
+    if (dom && af !== false) cloak((typeof af == "number" || (typeof af == "string" && af.trim())) && +af >= 0 ? +af : 1000);
     await loadWasm(wasmUrl);
     let ks;
     try {
@@ -723,9 +730,10 @@ export function init(options, wasmUrl) {
       try {
         stored = !opts.cookieDomain && !!localStorage.getItem(prefix + "profile");
       } catch (_) {}
-      // Without Web Locks (plain http), a lease in storage stands in, unless no id can be made
-      // before consent (opt-in): nothing may be stored then.
-      ks = stored ? make(false) : await withLock(prefix + "profile", () => make(true), opts.consent !== "opt-in");
+      // Without Web Locks (plain http), a lease in storage stands in, unless personalization
+      // is not granted from the start (opt-in, or refused): nothing may be stored then.
+      const c = opts.consent;
+      ks = stored ? make(false) : await withLock(prefix + "profile", () => make(true), c !== "opt-in" && !(c && c.personalization === false));
     } catch (e) {
       throw toKeystoneError(e);
     }

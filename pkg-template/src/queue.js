@@ -119,6 +119,7 @@ export function createQueue(o, report) {
       if (status == HANDED_OFF) handed = [bid, take(n)];
       else if ((status > 199 && status < 300) || (status > 399 && status < 500 && status != 429)) {
         if (status > 399) report("delivery_rejected", "collector refused a batch: " + status);
+        else dropped = 0; // delivered: a later overflow is reported from its first drop again
         take(n);
         attempts = retryAt = 0;
       } else if (status != NOT_SENT) {

@@ -429,16 +429,18 @@ impl Keystone {
     }
 
     /// `invalid_argument` when merging `traits` would grow the profile's traits over
-    /// [`MAX_TRAITS_BYTES`] (a runaway value must not fill storage).
+    /// [`MAX_TRAITS_BYTES`] (a runaway value must not fill storage). A change that does not grow
+    /// them is always accepted (traits over the bound, e.g. after a merge, can still shrink).
     pub fn check_traits(&self, traits: &Map) -> Result<(), Error> {
         // The merged size without merging: the new values replace the old ones of their keys.
-        let mut merged = self.profile.traits.approx_size() + traits.approx_size();
+        let now = self.profile.traits.approx_size();
+        let mut merged = now + traits.approx_size() - 2; // one pair of braces, not two
         for (k, _) in traits.iter() {
             if let Some(old) = self.profile.traits.get(k) {
                 merged -= k.len() + 4 + old.approx_size();
             }
         }
-        if merged > MAX_TRAITS_BYTES {
+        if merged > MAX_TRAITS_BYTES && merged > now {
             return Err(Error::new(codes::INVALID_ARGUMENT, "traits are limited to 32 KB in all"));
         }
         Ok(())
@@ -530,7 +532,8 @@ impl Keystone {
             return false;
         }
         let (Some(mut p), _) = codec::decode(stored) else { return false };
-        if p.first_seen == 0.0 {
+        // Unusable: nothing restorable, or no valid id (this tab keeps its own).
+        if p.first_seen == 0.0 || p.anonymous_id.is_empty() {
             return false;
         }
         p.prune(now - self.opts.retention);

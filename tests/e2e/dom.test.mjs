@@ -95,13 +95,15 @@ test("show and hide on one element both apply; an authored inline display (even 
     const ks = await Keystone.init({ segments: defs });
     const s = document.createElement("section");
     s.innerHTML = '<b id="both" data-keystone-show="gold" data-keystone-hide="churn">offer</b>' +
-      '<b id="flex" data-keystone-show="gold" style="display: flex !important">flex</b>';
+      '<b id="flex" data-keystone-show="gold" style="display: flex !important">flex</b>' +
+      '<b id="none" data-keystone-show="gold" style="display: none">hidden by its author until gold</b>';
     document.body.appendChild(s);
     const frame = () => new Promise((r) => requestAnimationFrame(() => r()));
     const state = () => ({
       both: getComputedStyle(document.getElementById("both")).display != "none",
       flex: getComputedStyle(document.getElementById("flex")).display,
       inline: document.getElementById("flex").style.cssText,
+      none: getComputedStyle(document.getElementById("none")).display != "none",
     });
     await frame();
     const rows = { neither: state() };
@@ -116,8 +118,8 @@ test("show and hide on one element both apply; an authored inline display (even 
     rows.after = state();
     return rows;
   });
-  assert.deepEqual(out.neither, { both: false, flex: "none", inline: "display: none !important;" });
-  assert.deepEqual(out.gold, { both: true, flex: "flex", inline: "display: flex !important;" }, "the authored inline style comes back");
+  assert.deepEqual(out.neither, { both: false, flex: "none", inline: "display: none !important;", none: false });
+  assert.deepEqual(out.gold, { both: true, flex: "flex", inline: "display: flex !important;", none: true }, "the authored inline style comes back; an authored display:none shows for members");
   assert.equal(out.goldChurn.both, false, "in the hide segment: hidden although in the show segment");
   assert.deepEqual(out.after, out.neither);
   await page.context().close();

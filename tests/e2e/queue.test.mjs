@@ -18,7 +18,12 @@ test("bounded by count: the oldest dropped first, drops counted and reported at 
   const { q, errors } = make({ maxQueueEvents: 3, flushAt: 100 });
   for (let i = 0; i < 5; i++) q.push(ev(i), i);
   assert.deepEqual(errors, ["queue_overflow", "queue_overflow"]);
-  assert.deepEqual(ids(q.claim()), ["m2", "m3", "m4"]);
+  const b = q.claim();
+  assert.deepEqual(ids(b), ["m2", "m3", "m4"]);
+  // Delivered: a later overflow is reported from its first drop again.
+  q.settle(b[0], 200);
+  for (let i = 5; i < 9; i++) q.push(ev(i), i);
+  assert.equal(errors.length, 3, "the first drop after a delivery is reported");
 });
 
 test("bounded by bytes; an event larger than a batch is dropped and reported", () => {

@@ -186,10 +186,13 @@ test("loadSegments calls apply in call order: a slow URL never lands over a late
     const order = [];
     await Promise.all([p1.then(() => order.push("url")), p2.then(() => order.push("object"))]);
     const last = ks.segments();
-    // With nothing pending, an object applies before the call returns.
+    // With no URL in flight, objects apply before each call returns, also several in a row.
+    ks.loadSegments({ version: 1, segments: [{ id: "first", condition: {} }] });
+    const firstNow = ks.segments();
     ks.loadSegments({ version: 1, segments: [{ id: "sync", condition: {} }] });
-    return { order, last, syncNow: ks.segments() };
+    return { order, last, firstNow, syncNow: ks.segments() };
   });
+  assert.deepEqual(out.firstNow, ["first"]);
   assert.deepEqual(out.order, ["url", "object"]);
   assert.deepEqual(out.last, ["newest"], "the later call wins");
   assert.deepEqual(out.syncNow, ["sync"]);

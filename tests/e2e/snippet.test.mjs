@@ -189,6 +189,13 @@ test("keystone.global.js from a plain script tag: keystoneConfig auto-init", asy
     return { before, inSeg: window.keystone.inSegment("viewers"), same: ks.anonymousId() === window.keystone.anonymousId(), shown: !document.getElementById("show").hidden };
   });
   assert.deepEqual(out, { before: false, inSeg: true, same: true, shown: true });
+  // init again with other options: the same instance, and a warning that they are not applied.
+  const warnings = [];
+  page.on("console", (m) => m.type() === "warning" && warnings.push(m.text()));
+  const same = await page.evaluate(async () => (await window.keystone.init({ storagePrefix: "other_" })) === (await window.keystone.init()));
+  await page.waitForTimeout(50);
+  assert.equal(same, true);
+  assert.equal(warnings.filter((w) => w.includes("already_initialized")).length, 1, warnings.join("\n"));
   await ctx.close();
 });
 

@@ -197,7 +197,7 @@ test("a profile stored by a newer version: the id is kept, the page works in mem
   }, newer);
   const page = await h.open("/tests/esm.html", { context: ctx });
   const out = await page.evaluate(async () => {
-    const ks = await Keystone.init({ autoCapture: false });
+    const ks = (window.ks = await Keystone.init({ autoCapture: false }));
     const codes = [];
     ks.on("error", (e) => codes.push(e.code));
     await new Promise((r) => setTimeout(r, 0));
@@ -212,6 +212,16 @@ test("a profile stored by a newer version: the id is kept, the page works in mem
   assert.equal(out.id, id);
   assert.equal(out.count, 1);
   assert.equal(out.text, newer, "a newer version's data is never overwritten by this one");
+  // forget() erases it; consent granted again: this page's profile is stored from then on.
+  const after = await page.evaluate(async () => {
+    await ks.forget();
+    await ks.setConsent({ analytics: true, personalization: true });
+    ks.track("Again");
+    ks.persistNow();
+    return JSON.parse(localStorage.getItem("ks_profile") || "null");
+  });
+  assert.equal(after && after.v, 2, "stored again after forget() and new consent");
+  assert.equal(after.aid, await page.evaluate(() => ks.anonymousId()));
   await ctx.close();
 });
 

@@ -97,6 +97,26 @@ test("without Web Locks (plain http), tabs starting together still agree on one 
   }
 });
 
+test("without Web Locks, no lease is written when personalization is refused from the start", async () => {
+  const ctx = await h.browser.newContext();
+  await ctx.addInitScript(NO_LOCKS);
+  await ctx.addInitScript(() => {
+    const set = Storage.prototype.setItem;
+    window.__writes = [];
+    Storage.prototype.setItem = function (k, v) {
+      window.__writes.push(k);
+      return set.call(this, k, v);
+    };
+  });
+  const page = await h.open("/tests/esm.html", { context: ctx });
+  const writes = await page.evaluate(async () => {
+    await Keystone.init({ autoCapture: false, consent: { analytics: true, personalization: false } });
+    return window.__writes;
+  });
+  assert.deepEqual(writes, []);
+  await ctx.close();
+});
+
 test("without Web Locks, delivery stores nothing before opt-in consent and leaves no heartbeat key behind", async () => {
   const ctx = await h.browser.newContext();
   await ctx.addInitScript(NO_LOCKS);
