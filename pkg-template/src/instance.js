@@ -577,7 +577,10 @@ export class Instance {
   loadSegments(definitions) {
     // In call order: a slow URL never lands over the definitions of a later call. With no URL
     // in flight, an object applies at once (inSegment() right after the call sees it).
-    const url = typeof definitions === "string" || definitions instanceof URL;
+    let url = false;
+    try {
+      url = typeof definitions === "string" || definitions instanceof URL;
+    } catch (_) {} // a hostile object (#load rejects it)
     const run = this.#loading ? this.#loading.then(() => this.#load(definitions)) : this.#load(definitions);
     if (url || this.#loading) {
       const mark = run.then(
