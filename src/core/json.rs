@@ -142,6 +142,13 @@ impl Parser<'_> {
         ok
     }
 
+    /// `eat` for one byte (the punctuation; no slice compare).
+    fn eat1(&mut self, b: u8) -> bool {
+        let ok = self.s.get(self.i) == Some(&b);
+        self.i += ok as usize;
+        ok
+    }
+
     fn value(&mut self, depth: usize) -> Result<Value, Error> {
         if depth > self.max_depth {
             return Err(Error::new(codes::INVALID_ARGUMENT, "value nested too deeply (or cyclic)"));
@@ -151,7 +158,7 @@ impl Parser<'_> {
                 self.i += 1;
                 let mut m = Map::new();
                 self.ws();
-                if self.eat(b"}") {
+                if self.eat1(b'}') {
                     return Ok(Value::Obj(m));
                 }
                 loop {
@@ -161,17 +168,17 @@ impl Parser<'_> {
                     }
                     let k = self.string()?;
                     self.ws();
-                    if !self.eat(b":") {
+                    if !self.eat1(b':') {
                         return Err(self.err());
                     }
                     self.ws();
                     let v = self.value(depth + 1)?;
                     m.insert(k, v);
                     self.ws();
-                    if self.eat(b"}") {
+                    if self.eat1(b'}') {
                         return Ok(Value::Obj(m));
                     }
-                    if !self.eat(b",") {
+                    if !self.eat1(b',') {
                         return Err(self.err());
                     }
                 }
@@ -180,17 +187,17 @@ impl Parser<'_> {
                 self.i += 1;
                 let mut a = Vec::new();
                 self.ws();
-                if self.eat(b"]") {
+                if self.eat1(b']') {
                     return Ok(Value::Arr(a));
                 }
                 loop {
                     self.ws();
                     a.push(self.value(depth + 1)?);
                     self.ws();
-                    if self.eat(b"]") {
+                    if self.eat1(b']') {
                         return Ok(Value::Arr(a));
                     }
-                    if !self.eat(b",") {
+                    if !self.eat1(b',') {
                         return Err(self.err());
                     }
                 }
@@ -213,14 +220,14 @@ impl Parser<'_> {
             }
             p.i - from
         };
-        self.eat(b"-");
+        self.eat1(b'-');
         let int_start = self.i;
         let n_int = digits(self);
         if n_int == 0 || (n_int > 1 && self.s.get(int_start) == Some(&b'0')) {
             return Err(self.err());
         }
         let mut plain = true;
-        if self.eat(b".") {
+        if self.eat1(b'.') {
             plain = false;
             if digits(self) == 0 {
                 return Err(self.err());
@@ -229,8 +236,8 @@ impl Parser<'_> {
         if matches!(self.s.get(self.i), Some(b'e' | b'E')) {
             plain = false;
             self.i += 1;
-            if !self.eat(b"+") {
-                self.eat(b"-");
+            if !self.eat1(b'+') {
+                self.eat1(b'-');
             }
             if digits(self) == 0 {
                 return Err(self.err());
