@@ -139,7 +139,7 @@ export function evalCondition(attributes, condition, savedGroups) {
     // previous call's (wasm keeps the last ones parsed): a page evaluates many conditions for
     // one visitor. Saved groups are sent only when the condition names a group.
     const cond = toJSON(condition, "condition");
-    const attrs = toJSON(attributes, "attributes");
+    const attrs = toJSON(only(attributes, condition), "attributes");
     let groups;
     if (last === NONE) last = { ...NONE };
     if (cond.includes('Group"')) {
@@ -155,6 +155,31 @@ export function evalCondition(attributes, condition, savedGroups) {
     warn(toKeystoneError(e));
     return false;
   }
+}
+
+/**
+ * The part of `attributes` a condition can read: its own enumerable properties named by the
+ * first segment of each field path (through `$and`/`$or`/`$nor`/`$not`), which is all a
+ * condition looks at. Only that crosses into wasm, not the whole document.
+ */
+function only(attributes, condition) {
+  if (!attributes || typeof attributes != "object" || Array.isArray(attributes)) return attributes;
+  const out = {};
+  const own = Object.prototype.propertyIsEnumerable;
+  const walk = (c, depth) => {
+    if (!c || typeof c != "object" || Array.isArray(c) || depth > 64) return;
+    for (const k of Object.keys(c)) {
+      const v = c[k];
+      if (k == "$and" || k == "$or" || k == "$nor") Array.isArray(v) && v.forEach((x) => walk(x, depth + 1));
+      else if (k == "$not") walk(v, depth + 1);
+      else {
+        const top = k.split(".")[0];
+        if (own.call(attributes, top)) out[top] = attributes[top];
+      }
+    }
+  };
+  walk(condition, 0);
+  return out;
 }
 
 // The argument texts wasm holds from the last evalCondition call (see there); "" is no JSON

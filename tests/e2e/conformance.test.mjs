@@ -88,10 +88,18 @@ test("evalCondition keeps the last arguments parsed in wasm, never a stale copy 
     cyclic.self = cyclic;
     r.push(K.evalCondition(attrs, cyclic)); // false
     r.push(K.evalCondition(attrs, { n: 3 })); // true
-    r.push(K.evalCondition(cyclic, { n: 3 })); // false
+    // Only what the condition reads crosses: a cycle elsewhere in the attributes is no matter
+    // (GrowthBook answers true too); one in a field the condition reads cannot cross: false.
+    r.push(K.evalCondition(cyclic, { n: 3 })); // true
+    r.push(K.evalCondition(cyclic, { "self.n": 3 })); // false
     r.push(K.evalCondition(attrs, { n: 3 })); // true
+    // Fields reached through $or / $nor / $and / $not and dot paths cross too.
+    const doc = { a: { b: 1 }, c: 2, d: [1, 2], e: "x" };
+    r.push(K.evalCondition(doc, { $or: [{ "a.b": 2 }, { $not: { c: 3 } }] })); // true
+    r.push(K.evalCondition(doc, { $nor: [{ "d.length": 2 }], e: "x" })); // false
+    r.push(K.evalCondition(doc, { $and: [{ "a.b": 1 }, { d: { $size: 2 } }, { e: { $exists: true } }] })); // true
     return r;
   });
-  assert.deepEqual(out, [true, false, true, true, false, false, true, false, true, false, true]);
+  assert.deepEqual(out, [true, false, true, true, false, false, true, false, true, true, false, true, true, false, true]);
   await page.context().close();
 });
