@@ -3,7 +3,7 @@
 // `window.keystone` answers every call directly. The wasm is loaded from next to this script.
 // Settings: `window.keystoneConfig` (auto-init when present) merged with the options of an
 // `init` call queued on the stub.
-import { init, evalCondition, KeystoneError, toKeystoneError, warn } from "./instance.js";
+import { init, evalCondition, KeystoneError, toKeystoneError, warn, badOptions } from "./instance.js";
 import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
 
 (function () {
@@ -92,7 +92,7 @@ import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
       p = start(opts);
     } catch (e) {
       // Options that throw when read (a getter, a Proxy): the queued init rejects, the page goes on.
-      const err = warn(new KeystoneError("invalid_argument", "the init options could not be read: " + ((e && e.message) || e)));
+      const err = warn(badOptions(e));
       p = Promise.reject(err);
       // As when starting fails: no queued caller waits for ever.
       for (const q of queue.splice(0)) isAsync(q.m) ? q.j(err) : q.r(undefined);

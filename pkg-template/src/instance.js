@@ -711,6 +711,9 @@ export class Instance {
 let current = null;
 let firstOptions;
 
+/** The error for init options that throw when read (a getter, a Proxy). */
+export const badOptions = (e) => new KeystoneError("invalid_argument", "the init options could not be read: " + ((e && e.message) || e));
+
 /** `Keystone.init`: loads the engine once; a second call returns the same instance. */
 export function init(options, wasmUrl) {
   if (current) {
@@ -721,7 +724,7 @@ export function init(options, wasmUrl) {
       try {
         same = JSON.stringify(options) === JSON.stringify(firstOptions || {});
       } catch (_) {}
-      if (!same) warn(new KeystoneError("already_initialized", "Keystone is already initialized: the options of this init call are not applied (use loadSegments, setConsent…)"));
+      if (!same) warn(new KeystoneError("already_initialized", "the options of a later init call are not applied"));
     }
     return current;
   }
@@ -732,7 +735,7 @@ export function init(options, wasmUrl) {
       // A plain copy, read once: options that throw when read (a getter, a Proxy) are bad input.
       opts = options && typeof options === "object" ? { ...options } : {};
     } catch (e) {
-      throw new KeystoneError("invalid_argument", "the init options could not be read: " + ((e && e.message) || e));
+      throw badOptions(e);
     }
     const dom = typeof document != "undefined";
     const af = opts.antiFlicker; // ms (a number, or digits from a tag manager's variable); false: none

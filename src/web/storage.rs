@@ -5,13 +5,10 @@
 #[allow(unused_imports)]
 use crate::core::prelude::*;
 
-use ::core::cell::RefCell;
+use crate::web::host::Slot;
 
-/// Values storage refused, kept for this page. The wasm build is single-threaded.
-struct Memory(RefCell<Vec<(String, String)>>);
-// SAFETY: wasm32-unknown-unknown without the atomics feature has exactly one thread.
-unsafe impl Sync for Memory {}
-static MEMORY: Memory = Memory(RefCell::new(Vec::new()));
+/// Values storage refused, kept for this page (a [`Slot`]: no RefCell panic paths).
+static MEMORY: Slot<Vec<(String, String)>> = Slot::new(Vec::new());
 
 #[wasm_bindgen::prelude::wasm_bindgen]
 extern "C" {
@@ -33,7 +30,7 @@ pub fn get(key: &str) -> Option<String> {
 /// Reads `key` like [`get`], telling a missing key (`Ok(None)`) from storage that refused the
 /// read (`Err`).
 pub fn read(key: &str) -> Result<Option<String>, ()> {
-    if let Some(v) = MEMORY.0.borrow().iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()) {
+    if let Some(v) = MEMORY.with(|m| m.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())) {
         return Ok(Some(v));
     }
     get_item(key).map_err(|_| ())
@@ -42,22 +39,23 @@ pub fn read(key: &str) -> Result<Option<String>, ()> {
 /// Writes `key`. Returns false when storage refused (the value is then kept in memory).
 pub fn set(key: &str, value: &str) -> bool {
     let ok = set_item(key, value).is_ok();
-    let mut m = MEMORY.0.borrow_mut();
-    m.retain(|(k, _)| k != key);
-    if !ok {
-        m.push((key.into(), value.into()));
-    }
+    MEMORY.with_mut(|m| {
+        m.retain(|(k, _)| k != key);
+        if !ok {
+            m.push((key.into(), value.into()));
+        }
+    });
     ok
 }
 
 /// Removes `key` from storage and memory.
 pub fn remove(key: &str) {
     let _ = remove_item(key);
-    MEMORY.0.borrow_mut().retain(|(k, _)| k != key);
+    MEMORY.with_mut(|m| m.retain(|(k, _)| k != key));
 }
 
 /// Forgets the in-memory copies of keys starting with `prefix` (the JS wrapper erases the
 /// browser's storages and cookies).
 pub fn forget_memory(prefix: &str) {
-    MEMORY.0.borrow_mut().retain(|(k, _)| !k.starts_with(prefix));
+    MEMORY.with_mut(|m| m.retain(|(k, _)| !k.starts_with(prefix)));
 }
