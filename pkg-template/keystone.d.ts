@@ -69,7 +69,7 @@ export interface KeystoneOptions {
   flushAt?: number;
   /** Delivery: send queued events at the latest this many ms after the oldest was queued (default 5000). */
   flushInterval?: number;
-  /** Delivery: the most events the persisted queue holds; the oldest are dropped first, each drop reported as a `queue_overflow` error (default 1000). */
+  /** Delivery: the most events the persisted queue holds; the oldest are dropped first, drops counted and reported as a `queue_overflow` error at the 1st, 2nd, 4th, 8th… drop (default 1000). */
   maxQueueEvents?: number;
   /** Delivery: the most bytes (UTF-8 JSON) the persisted queue holds (default 524288). */
   maxQueueBytes?: number;
@@ -79,7 +79,7 @@ export interface KeystoneOptions {
   retryBase?: number;
   /** Delivery: the longest retry delay in ms when the collector gives no `Retry-After` (default 60000). */
   retryMax?: number;
-  /** Delivery: how long (ms) a request may take before it counts as a network error and is retried (default 10000). */
+  /** Delivery: how long (ms) `flush()` waits for the collector before rejecting with `delivery_failed` (default 10000). The request itself is never aborted and re-sent while it may still arrive: its batch stays owned until the collector answers or the network fails. */
   requestTimeout?: number;
   /** Automatic signals; `false` turns all off. */
   autoCapture?: boolean | AutoCaptureOptions;

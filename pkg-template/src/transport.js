@@ -67,6 +67,7 @@ export function transport(o, report) {
   let granted = true;
   let keep = true; // personalization consent: without it nothing is persisted, the queue included
   let renew = () => {};
+  let refused = false; // the last queue write failed (reported once per failing spell)
   try {
     ls = localStorage;
   } catch (_) {}
@@ -109,7 +110,9 @@ export function transport(o, report) {
     // Without Web Locks, a heartbeat tells other pages this one lives, while its queue is
     // stored (written first: its queue is never seen without a fresh one).
     if (!locks) put(HB + tab, t && "" + now());
-    return put(own, t);
+    const ok = put(own, t);
+    if (!ok && !refused) report("storage_unavailable", "storage refused the delivery queue; it is kept in memory");
+    return (refused = !ok), ok;
   };
 
   async function withLock(fn) {
@@ -149,9 +152,10 @@ export function transport(o, report) {
     }
   }
 
+  // A request is never aborted and re-sent: once sent, an abort would not take it back from a
+  // slow collector, and the retry would deliver the batch twice. The batch stays owned until
+  // the collector answers or the network fails (`flush()` alone stops waiting at the timeout).
   async function post(b) {
-    const ac = new AbortController();
-    const t = setTimeout(() => ac.abort(), timeout);
     inflight = b;
     try {
       const r = await fetch(url, {
@@ -159,16 +163,17 @@ export function transport(o, report) {
         body: body(b),
         headers: { "content-type": "application/json", authorization: auth },
         credentials: "omit",
-        signal: ac.signal,
         keepalive: true,
       });
+      // Read to the end: an unread keepalive response keeps counting against the browser's
+      // 64 KB budget for keepalive requests in flight, and the next batch would be refused.
+      await r.text().catch(() => {});
       // Retry-After: seconds or an HTTP date.
       const ra = r.headers.get("retry-after");
       return [r.status, ra ? (+ra >= 0 ? ra * 1e3 : Date.parse(ra) - now()) || 0 : 0];
     } catch (_) {
       return [0, 0];
     } finally {
-      clearTimeout(t);
       inflight = null;
     }
   }
@@ -182,8 +187,9 @@ export function transport(o, report) {
       renew();
       const [status, ra] = await post(b);
       // Handed off at hide: when the page goes, the browser rejects the fetch here while the
-      // keepalive request itself carries on — that is no failure to act on.
-      if (b.h && !status) return;
+      // keepalive request itself carries on — that is no failure to act on. A page that is
+      // still there (hidden, then shown again) takes a failed batch back.
+      if (b.h && !status && gone) return;
       q.settle(b[0], status, ra, now(), Math.random());
       if (status < 200 || status > 299) {
         if (mode > 1) throw fail(status > 399 && status < 500 && status != 429 ? "delivery_rejected" : "delivery_failed", "collector answered " + status);
@@ -295,6 +301,11 @@ export function transport(o, report) {
         if (notes.q[0] && !ptimer) ptimer = setTimeout(() => safe(persist), 250);
         schedule();
       }),
-    flush: () => cycle(2),
+    flush: () =>
+      new Promise((ok, no) => {
+        // Stops waiting (not sending) at the timeout: the batch stays in flight, owned.
+        const t = setTimeout(() => no(fail("delivery_failed", "no answer from the collector within " + timeout + " ms")), timeout);
+        cycle(2).then(ok, no).finally(() => clearTimeout(t));
+      }),
   };
 }

@@ -396,3 +396,84 @@ test("a bad endpoint rejects init with invalid_argument", async () => {
   assert.equal(code, "invalid_argument");
   await context.close();
 });
+
+test("a collector slower than requestTimeout: flush() rejects at the timeout, the batch stays owned and arrives once", async () => {
+  const { context, page } = await fresh();
+  faults({ delay: 1500 });
+  await track(page, { ...FAST, flushAt: 100, flushInterval: 60000, requestTimeout: 400 }, "slow", 5);
+  const t0 = Date.now();
+  const code = await page.evaluate(() => ks.flush().then(() => "resolved", (e) => e.code));
+  assert.equal(code, "delivery_failed");
+  assert.ok(Date.now() - t0 < 1400, "flush() stops waiting at the timeout");
+  const t = await delivered("slow", 1, 5, 6000);
+  await sleep(1500); // a re-send would arrive by now
+  record("collector slower than the timeout", "slow", 1, 5);
+  assert.equal(tally("slow", 1, 5).duplicates, 0, "never re-sent while it may still arrive");
+  assert.equal(collector().requests.length, 1);
+  faults({ delay: 0 });
+  assert.equal(t.delivered, 5);
+  await context.close();
+});
+
+test("a backlog over 64 KB: batches follow one another at once and flush() resolves (responses are read)", async () => {
+  const { context, page } = await fresh();
+  await track(page, { ...FAST, flushAt: 1000, flushInterval: 60000 }, "backlog", 0);
+  await context.setOffline(true);
+  await page.evaluate(() => {
+    for (let i = 0; i < 300; i++) ks.track("Delivery Test", { run: "backlog", tab: 0, i, pad: "x".repeat(200) });
+  });
+  await context.setOffline(false);
+  const code = await page.evaluate(() => ks.flush().then(() => "resolved", (e) => e.code));
+  assert.equal(code, "resolved", "every batch accepted in one flush");
+  assert.ok(collector().requests.length >= 2, "more than one batch");
+  record("backlog over 64 KB", "backlog", 1, 300);
+  await context.close();
+});
+
+test("hidden with a request in flight that then fails: the page still lives, the events come back and arrive", async () => {
+  const { context, page } = await fresh();
+  let release;
+  const gate = new Promise((r) => (release = r));
+  let first = true;
+  await context.route("**/v1/batch", async (route) => {
+    if (first) {
+      first = false;
+      await gate;
+      return route.abort("connectionreset");
+    }
+    return route.continue();
+  });
+  await track(page, { ...FAST, flushAt: 5 }, "handoff", 5);
+  assert.ok(await until(() => !first, 3000), "a request is in flight");
+  await page.evaluate(() => {
+    Object.defineProperty(document, "visibilityState", { configurable: true, get: () => "hidden" });
+    document.dispatchEvent(new Event("visibilitychange"));
+  });
+  release();
+  await sleep(200);
+  await page.evaluate(() => {
+    Object.defineProperty(document, "visibilityState", { configurable: true, get: () => "visible" });
+    document.dispatchEvent(new Event("visibilitychange"));
+    ks.track("Delivery Test", { run: "handoff", tab: 0, i: 5 });
+  });
+  await page.evaluate(() => ks.flush().catch(() => {}));
+  await delivered("handoff", 1, 6, 5000);
+  record("hidden, then the request failed", "handoff", 1, 6);
+  await context.close();
+});
+
+test("the delivery queue's own write refused: storage_unavailable is reported, sending goes on", async () => {
+  const { context, page } = await fresh();
+  await page.evaluate(() => {
+    const set = Storage.prototype.setItem;
+    Storage.prototype.setItem = function (k, v) {
+      if (String(k).startsWith("ks_q.")) throw new DOMException("The quota has been exceeded.", "QuotaExceededError");
+      return set.call(this, k, v);
+    };
+  });
+  await track(page, FAST, "qfull", 10);
+  await delivered("qfull", 1, 10, 5000);
+  record("queue write refused", "qfull", 1, 10);
+  assert.deepEqual(await page.evaluate(() => window.errors), ["storage_unavailable"]);
+  await context.close();
+});
