@@ -135,12 +135,21 @@ impl Core {
         if unreadable {
             ks.report(Error::new(codes::STORAGE_UNAVAILABLE, "storage refused to read the profile: this page keeps its own in memory and leaves the stored one alone"));
         }
-        if let Some(id) = cookie_id {
-            // With `cookieDomain` the cookie is the source of truth for the id.
-            ks.adopt_anonymous_id(&id, opts_value.get("cookieDomain").and_then(Value::as_str).is_some_and(|d| !d.is_empty()));
-        }
         let deliver = opts_value.get("endpoint").is_some_and(|v| !v.is_null());
-        Ok(Core { ks, key_profile, prefix, storage_warned: unreadable, seen, deliver, keep_out: unreadable || newer })
+        let mut core = Core { ks, key_profile, prefix, storage_warned: unreadable, seen, deliver, keep_out: unreadable || newer };
+        if let Some(id) = cookie_id {
+            // With `cookieDomain` the cookie is the source of truth for the id (a profile it
+            // contradicts is set aside: the set-aside profiles are read first, written after).
+            let authoritative = opts_value.get("cookieDomain").and_then(Value::as_str).is_some_and(|d| !d.is_empty());
+            if authoritative {
+                core.load_aside();
+            }
+            core.ks.adopt_anonymous_id(&id, authoritative);
+            if let Some(v) = core.ks.take_aside() {
+                core.write_aside(&v);
+            }
+        }
+        Ok(core)
     }
 
     /// Every other call, through one export (one wrapper in the glue and in wasm instead of one

@@ -424,3 +424,41 @@ fn a_tab_following_a_logout_files_its_unwritten_events_into_the_set_aside_profil
     assert_eq!(count(&tab1, "Product Viewed"), 2.0);
     assert_eq!(count(&tab1, "Order Completed"), 1.0);
 }
+
+/// `cookieDomain`: the shared cookie names an anonymous id this subdomain's stored profile does
+/// not know (another subdomain logged out, or switched users): the stored profile is someone
+/// else's now. It is set aside, a fresh anonymous profile starts under the cookie's id, and
+/// nothing of it is attached to that id; the known person gets their profile back on login.
+#[test]
+fn a_cookie_id_that_contradicts_the_stored_profile_starts_a_fresh_one_and_sets_the_known_one_aside() {
+    let mut ks = engine(40);
+    identify(&mut ks, T0, "ada@example.com", traits(&[("name", "Ada")]));
+    ks.track(T0 + 1.0, "Product Viewed", Map::new()).unwrap();
+    let stored = ks.take_dirty().unwrap();
+    let aside = ks.take_aside();
+    let cookie = "0b7e1a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b"; // written by another subdomain's reset()
+
+    let mut b = Keystone::new(Options::default(), NativeHost::boxed(41), Some(&stored), T0 + 10.0);
+    b.load_definitions(&defs(), T0 + 10.0).unwrap();
+    if let Some(a) = &aside {
+        b.load_aside(a);
+    }
+    b.adopt_anonymous_id(cookie, true);
+    assert_eq!(b.anonymous_id(), cookie);
+    assert_eq!(b.user_id(), None, "not Ada's any more");
+    assert_eq!(doc_str(&b, "traits.name"), None);
+    assert_eq!(count(&b, "Product Viewed"), 0.0);
+    // Ada logs in again: her profile comes back from the set-aside store.
+    let set_aside = b.take_aside().expect("Ada's profile is set aside and written");
+    b.load_aside(&set_aside);
+    identify(&mut b, T0 + 20.0, "ada@example.com", Map::new());
+    assert_eq!(b.user_id(), Some(ADA));
+    assert_eq!(doc_str(&b, "traits.name").as_deref(), Some("Ada"));
+    assert_eq!(count(&b, "Product Viewed"), 1.0);
+
+    // The same visitor's own earlier anonymous id (linked to the known profile): adopted as is.
+    let mut c = Keystone::new(Options::default(), NativeHost::boxed(42), Some(&stored), T0 + 10.0);
+    let own = linked(&c)[0].clone();
+    c.adopt_anonymous_id(&own, true);
+    assert_eq!((c.anonymous_id(), c.user_id()), (own.as_str(), Some(ADA)));
+}

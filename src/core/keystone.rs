@@ -211,9 +211,22 @@ impl Keystone {
     /// Adopts the anonymous id kept in the first-party cookie: always when `authoritative` (the
     /// `cookieDomain` option: the cookie is the source of truth across subdomains), otherwise
     /// only when no profile was restored from storage.
+    ///
+    /// A restored profile whose ids the cookie contradicts (another subdomain logged out or
+    /// switched users since) is someone else's now: it is set aside (when known) and a fresh
+    /// anonymous profile starts under the cookie's id, as after `reset()`, so two people never
+    /// mix. Load the set-aside profiles first ([`Keystone::load_aside`]).
     pub fn adopt_anonymous_id(&mut self, id: &str, authoritative: bool) {
         if is_uuid(id) && self.profile.anonymous_id != id && (authoritative || !self.restored) {
-            self.profile.anonymous_id = id.into();
+            if self.restored && !self.profile.linked.iter().any(|l| l == id) {
+                identity::reset(&mut self.profile, &mut self.aside, id.into(), self.clock, self.opts.retention);
+                self.aside_dirty = true;
+                self.journal.clear();
+                self.exp.identity_changed(id, false);
+                self.evaluate(self.clock, false);
+            } else {
+                self.profile.anonymous_id = id.into();
+            }
             self.mark_identity_changed();
         }
     }

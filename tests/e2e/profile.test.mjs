@@ -63,6 +63,24 @@ test("with cookieDomain the cookie is the source of truth for the id", async () 
   assert.equal(await reinit(page, { cookieDomain: "localhost" }), shared);
   await page.waitForTimeout(100);
   assert.equal(await page.evaluate(() => JSON.parse(localStorage.getItem("ks_profile")).aid), shared);
+  // A known visitor here; then another subdomain logs out (its reset() writes a new shared id):
+  // this subdomain's profile is someone else's now. It is set aside, a fresh anonymous one starts
+  // under the shared id, and the known person gets their profile back when they log in again.
+  await page.evaluate(async () => {
+    await ks.identify("ada@example.com", { name: "Ada" });
+    ks.track("Product Viewed");
+    ks.persistNow();
+  });
+  const afterLogout = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f";
+  await ctx.addCookies([{ name: "ks_aid", value: afterLogout, domain: "localhost", path: "/" }]);
+  assert.equal(await reinit(page, { cookieDomain: "localhost" }), afterLogout);
+  const fresh = await page.evaluate(() => ({ user: ks.userId(), traits: ks.profile().traits, viewed: !!ks.profile().events["Product Viewed"] }));
+  assert.deepEqual(fresh, { user: null, traits: {}, viewed: false }, "nothing of Ada under the shared id");
+  const back = await page.evaluate(async () => {
+    await ks.identify("ada@example.com");
+    return { name: ks.profile().traits.name, viewed: ks.profile().events["Product Viewed"].count };
+  });
+  assert.deepEqual(back, { name: "Ada", viewed: 1 });
   // Without cookieDomain, localStorage wins over a differing cookie.
   const page2 = await h.open("/tests/esm.html");
   const own = await page2.evaluate(async () => (window.ks = await Keystone.init({})).anonymousId());
