@@ -48,7 +48,7 @@ if (!na(e)) {
   if (e.byVisitor && !na(e.byVisitor.growthbook)) {
     const v = e.byVisitor;
     row("visitor-major order (all conditions for one visitor, then the next): GrowthBook", rate(v.growthbook.evalsPerSec), `runs ${rate(v.growthbook.minMax[0])}–${rate(v.growthbook.minMax[1])}`);
-    ks("visitor-major order: Keystone `evalCondition` per call", v.keystoneCall, v.ratio, v.agree, "the attributes are stringified per call but parsed in wasm once per visitor");
+    ks("visitor-major order: Keystone `evalCondition` per call", v.keystoneCall, v.ratio, v.agree, "per call, only the attributes the condition reads cross into wasm (as JSON text)");
   }
   const i = e.incremental;
   row("incremental: one `track()`, heavy visitor, 100 segments (mean)", `${f(i.trackMeanUs)} µs`, `from scratch (\`loadSegments\` of the same 100): ${f(i.fromScratchMs, 2)} ms → ×${f(i.ratio, 0)}; \`refresh()\` ${f(i.refreshUs)} µs`);
