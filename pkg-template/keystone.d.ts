@@ -79,7 +79,7 @@ export interface KeystoneOptions {
   retryBase?: number;
   /** Delivery: the longest retry delay in ms when the collector gives no `Retry-After` (default 60000). */
   retryMax?: number;
-  /** Delivery: how long (ms) `flush()` waits for the collector before rejecting with `delivery_failed` (default 10000). The request itself is never aborted and re-sent while it may still arrive: its batch stays owned until the collector answers or the network fails. */
+  /** Delivery: how long (ms) `flush()` waits for the collector before rejecting with `delivery_failed` (default 10000). The request itself is not aborted and re-sent then: its batch stays owned until the collector answers or the network fails, up to 6 × `requestTimeout`, after which it is retried. */
   requestTimeout?: number;
   /** Automatic signals; `false` turns all off. */
   autoCapture?: boolean | AutoCaptureOptions;

@@ -456,6 +456,15 @@ fn a_cookie_id_that_contradicts_the_stored_profile_starts_a_fresh_one_and_sets_t
     assert_eq!(doc_str(&b, "traits.name").as_deref(), Some("Ada"));
     assert_eq!(count(&b, "Product Viewed"), 1.0);
 
+    // An anonymous profile takes the cookie's id and keeps its history (a re-made cookie).
+    let mut anon = engine(43);
+    anon.track(T0, "Product Viewed", Map::new()).unwrap();
+    let anon_stored = anon.take_dirty().unwrap();
+    let mut d = Keystone::new(Options::default(), NativeHost::boxed(44), Some(&anon_stored), T0 + 10.0);
+    d.adopt_anonymous_id(cookie, true);
+    assert_eq!(d.anonymous_id(), cookie);
+    assert_eq!(count(&d, "Product Viewed"), 1.0);
+
     // The same visitor's own earlier anonymous id (linked to the known profile): adopted as is.
     let mut c = Keystone::new(Options::default(), NativeHost::boxed(42), Some(&stored), T0 + 10.0);
     let own = linked(&c)[0].clone();

@@ -164,7 +164,7 @@ export function evalCondition(attributes, condition, savedGroups) {
  */
 function only(attributes, condition) {
   if (!attributes || typeof attributes != "object" || Array.isArray(attributes)) return attributes;
-  const out = {};
+  const out = Object.create(null); // `__proto__` is an attribute like any other
   const own = Object.prototype.propertyIsEnumerable;
   const walk = (c, depth) => {
     if (!c || typeof c != "object" || Array.isArray(c) || depth > 64) return;

@@ -152,11 +152,15 @@ export function transport(o, report) {
     }
   }
 
-  // A request is never aborted and re-sent: once sent, an abort would not take it back from a
-  // slow collector, and the retry would deliver the batch twice. The batch stays owned until
-  // the collector answers or the network fails (`flush()` alone stops waiting at the timeout).
+  // A request is not aborted and re-sent at `requestTimeout`: once sent, an abort would not
+  // take it back from a slow collector, and the retry would deliver the batch twice. The batch
+  // stays owned until the collector answers or the network fails (`flush()` alone stops waiting
+  // at the timeout), up to a deadline of 6 × `requestTimeout` (60 s by default): a request that
+  // never ends (a dropped connection) must not stop delivery in every tab for good.
   async function post(b) {
     inflight = b;
+    const ac = new AbortController();
+    const t = setTimeout(() => ac.abort(), 6 * timeout);
     try {
       const r = await fetch(url, {
         method: "POST",
@@ -164,6 +168,7 @@ export function transport(o, report) {
         headers: { "content-type": "application/json", authorization: auth },
         credentials: "omit",
         keepalive: true,
+        signal: ac.signal,
       });
       // Read to the end: an unread keepalive response keeps counting against the browser's
       // 64 KB budget for keepalive requests in flight, and the next batch would be refused.
@@ -174,6 +179,7 @@ export function transport(o, report) {
     } catch (_) {
       return [0, 0];
     } finally {
+      clearTimeout(t);
       inflight = null;
     }
   }

@@ -212,13 +212,15 @@ impl Keystone {
     /// `cookieDomain` option: the cookie is the source of truth across subdomains), otherwise
     /// only when no profile was restored from storage.
     ///
-    /// A restored profile whose ids the cookie contradicts (another subdomain logged out or
-    /// switched users since) is someone else's now: it is set aside (when known) and a fresh
-    /// anonymous profile starts under the cookie's id, as after `reset()`, so two people never
-    /// mix. Load the set-aside profiles first ([`Keystone::load_aside`]).
+    /// A restored known profile whose ids the cookie contradicts (another subdomain logged out
+    /// or switched users since, or the cookie was made again) is set aside, and a fresh anonymous
+    /// profile starts under the cookie's id, as after `reset()`: a known person's identity never
+    /// goes out under an id that may be someone else's (their profile comes back at their next
+    /// login). An anonymous profile takes the cookie's id (a re-made cookie is the common case).
+    /// Load the set-aside profiles first ([`Keystone::load_aside`]).
     pub fn adopt_anonymous_id(&mut self, id: &str, authoritative: bool) {
         if is_uuid(id) && self.profile.anonymous_id != id && (authoritative || !self.restored) {
-            if self.restored && !self.profile.linked.iter().any(|l| l == id) {
+            if self.restored && self.profile.user_id.is_some() && !self.profile.linked.iter().any(|l| l == id) {
                 identity::reset(&mut self.profile, &mut self.aside, id.into(), self.clock, self.opts.retention);
                 self.aside_dirty = true;
                 self.journal.clear();

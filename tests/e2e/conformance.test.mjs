@@ -98,8 +98,9 @@ test("evalCondition keeps the last arguments parsed in wasm, never a stale copy 
     r.push(K.evalCondition(doc, { $or: [{ "a.b": 2 }, { $not: { c: 3 } }] })); // true
     r.push(K.evalCondition(doc, { $nor: [{ "d.length": 2 }], e: "x" })); // false
     r.push(K.evalCondition(doc, { $and: [{ "a.b": 1 }, { d: { $size: 2 } }, { e: { $exists: true } }] })); // true
+    r.push(K.evalCondition(JSON.parse('{"__proto__":"x"}'), JSON.parse('{"__proto__":"x"}'))); // true: an attribute like any other
     return r;
   });
-  assert.deepEqual(out, [true, false, true, true, false, false, true, false, true, true, false, true, true, false, true]);
+  assert.deepEqual(out, [true, false, true, true, false, false, true, false, true, true, false, true, true, false, true, true]);
   await page.context().close();
 });

@@ -477,3 +477,18 @@ test("the delivery queue's own write refused: storage_unavailable is reported, s
   assert.deepEqual(await page.evaluate(() => window.errors), ["storage_unavailable"]);
   await context.close();
 });
+
+test("a request that never ends: aborted at 6 × requestTimeout and retried, delivery goes on", async () => {
+  const { context, page } = await fresh();
+  let first = true;
+  await context.route("**/v1/batch", (route) => {
+    if (first) return void (first = false); // never answered
+    return route.continue();
+  });
+  await track(page, { ...FAST, requestTimeout: 300 }, "stall", 5);
+  await delivered("stall", 1, 5, 8000);
+  record("a request that never ends", "stall", 1, 5);
+  await page.evaluate(() => ks.track("Delivery Test", { run: "stall", tab: 0, i: 5 }));
+  assert.equal(await page.evaluate(() => ks.flush().then(() => "resolved", (e) => e.code)), "resolved");
+  await context.close();
+});
