@@ -278,10 +278,11 @@ export interface KeystoneInstance {
    */
   decide(experienceId: string): Decision | null;
   /**
-   * The profile document, a plain object copy.
-   * @example ks.profile().traits.tier;
+   * The profile document, a plain object copy; null only when there is no engine to ask
+   * (`window.keystone` before it is ready, or an engine switched off after repeated failures).
+   * @example ks.profile()?.traits.tier;
    */
-  profile(): Profile;
+  profile(): Profile | null;
   /**
    * The anonymous id (UUID v4).
    * @example ks.anonymousId();
@@ -372,9 +373,13 @@ export interface KeystoneConfig extends KeystoneOptions {
  * `false`, `profile()`, `explain()`, `decide()`, `anonymousId()`, `userId()` `null`). Once
  * ready every call is answered directly, on the same object.
  */
-export interface KeystoneGlobal extends KeystoneInstance {
-  /** The error class (for `instanceof` checks in pages without a module import). */
-  KeystoneError: typeof KeystoneError;
+export interface KeystoneGlobal extends Omit<KeystoneInstance, "persistNow"> {
+  /**
+   * The error class (for `instanceof` checks in pages without a module import); absent on the
+   * snippet's stub until the script has loaded (its `load_failed` error is a plain `Error`
+   * named "KeystoneError" with a `code`).
+   */
+  KeystoneError?: typeof KeystoneError;
   /**
    * Starts Keystone (runs by itself when `window.keystoneConfig` is set); resolves with the
    * instance. Later calls resolve with the same instance.

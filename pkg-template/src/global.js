@@ -3,7 +3,7 @@
 // `window.keystone` answers every call directly. The wasm is loaded from next to this script.
 // Settings: `window.keystoneConfig` (auto-init when present) merged with the options of an
 // `init` call queued on the stub.
-import { init, evalCondition, KeystoneError, toKeystoneError, warn, badOptions } from "./instance.js";
+import { init, amend, evalCondition, KeystoneError, toKeystoneError, warn, badOptions } from "./instance.js";
 import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
 
 (function () {
@@ -25,8 +25,16 @@ import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
   api.KeystoneError = KeystoneError;
 
   function start(options) {
-    // Started already: `init` answers with the same instance and warns when the options differ.
-    if (starting && options != null) init(options, wasmUrl).catch(() => {});
+    // Started already (from `keystoneConfig`): the options of an `init` made before the engine
+    // starts are added to the config's; later, `init` answers with the same instance and warns
+    // when the options differ.
+    if (starting && options != null) {
+      try {
+        if (!(options && typeof options == "object" && amend(options))) init(options, wasmUrl).catch(() => {});
+      } catch (e) {
+        return Promise.reject(warn(badOptions(e)));
+      }
+    }
     if (!starting) {
       starting = init(options, wasmUrl).then(
         (ks) => {

@@ -263,11 +263,28 @@ export class Instance {
   #defs = null;
   #loading = null; // the last load queued behind a URL, while one is in flight
   #href = location.href; // the URL of the context the engine holds
+  #stale = 0;
 
   constructor(core, options) {
     this.#core = core;
     this.#options = options;
     if (options.endpoint) this.#tx = transport(options, (code, message) => this.#report(new KeystoneError(code, message)));
+    // Methods work detached from the instance: `const { track } = ks`,
+    // `addEventListener("click", ks.refresh)`, `.then(ks.flush)`.
+    for (const k of Object.getOwnPropertyNames(Instance.prototype)) if (k != "constructor") this[k] = this[k].bind(this);
+  }
+
+  /** Answers reflect the present: the timer for the next time-based change may not have run
+   * (a device asleep, a background tab's throttled timers), so a read past it refreshes first. */
+  #now() {
+    if (!this.#stale && this.#expiryAt >= 0 && Date.now() >= this.#expiryAt) {
+      this.#stale = 1; // not again from a listener of this refresh
+      try {
+        this.refresh();
+      } finally {
+        this.#stale = 0;
+      }
+    }
   }
 
   /** The engine, rebuilt on a fresh wasm instance after a trap; null once degraded. */
@@ -352,7 +369,7 @@ export class Instance {
   }
 
   /** After every call: deliver notifications (after return), schedule persistence. */
-  #after(mutates) {
+  #after(mutates, start) {
     let notes = [];
     try {
       notes = this.#engine() ? notices(this.#core.drain()) : [];
@@ -376,7 +393,7 @@ export class Instance {
     }
     // Also with nothing new when analytics or personalization consent is off: a refusal erases
     // what was queued (analytics) or stored of it (personalization).
-    if (this.#tx && (mutates || (notes.q && notes.q.length) || notes.a === false || notes.p === false)) this.#tx.take(notes);
+    if (this.#tx && (start || mutates || (notes.q && notes.q.length) || notes.a === false || notes.p === false)) this.#tx.take(notes);
     if ((mutates || notes.length) && this.#onChange) this.#onChange();
   }
 
@@ -481,7 +498,7 @@ export class Instance {
         return [];
       }
     });
-    this.#after();
+    this.#after(false, true); // delivery learns the starting consent
     addEventListener("pagehide", flushNow);
     document.addEventListener("visibilitychange", onHide);
     this.#cleanups.push(() => removeEventListener("pagehide", flushNow), () => document.removeEventListener("visibilitychange", onHide));
@@ -636,6 +653,7 @@ export class Instance {
   /** Which variant of an experience to show: `{experience, variant, holdout}`, or null. */
   decide(experienceId) {
     // Not a "change" for the declarative renderer (which calls it): only an exposure to persist.
+    this.#now();
     const d = this.#run(() => this.#core.decide(experienceId), null);
     this.#schedulePersist();
     return d;
@@ -643,16 +661,19 @@ export class Instance {
 
   /** Ids of the segments the visitor is in now, sorted. */
   segments() {
+    this.#now();
     return this.#run(() => this.#core.segments(), []);
   }
 
   /** Whether the visitor is in segment `id`. */
   inSegment(id) {
+    this.#now();
     return this.#run(() => this.#core.inSegment(id), false);
   }
 
   /** The profile document (a plain object copy). */
   profile() {
+    this.#now();
     return this.#run(() => this.#core.profile(), null);
   }
 
@@ -695,6 +716,8 @@ export class Instance {
       this.#report(new KeystoneError("invalid_argument", "on(eventName, callback) needs a string and a function"));
       return this;
     }
+    // A name no event has (a typo such as "segment_enter") is said once, not ignored silently.
+    if (!/^(segment:enter|segment:exit|identify|reset|error)$/.test(eventName) && !this.#listeners.has(eventName)) warn(new KeystoneError("invalid_argument", 'on(): no event is named "' + eventName + '"'));
     if (!this.#listeners.has(eventName)) this.#listeners.set(eventName, new Set());
     this.#listeners.get(eventName).add(callback);
     return this;
@@ -710,6 +733,11 @@ export class Instance {
 
 let current = null;
 let firstOptions;
+let late = null; // the options of the init in progress until it starts the engine
+
+/** @internal The script-tag build: the options of an `init` made while the first (from
+ * `keystoneConfig`) still loads the engine are added to its options. False once too late. */
+export const amend = (options) => !!late && (Object.assign(late, options), delete late.src, true);
 
 /** The error for init options that throw when read (a getter, a Proxy). */
 export const badOptions = (e) => new KeystoneError("invalid_argument", "the init options could not be read: " + ((e && e.message) || e));
@@ -740,13 +768,26 @@ export function init(options, wasmUrl) {
     const dom = typeof document != "undefined";
     const af = opts.antiFlicker; // ms (a number, or digits from a tag manager's variable); false: none
     if (dom && af !== false) cloak((typeof af == "number" || (typeof af == "string" && af.trim())) && +af >= 0 ? +af : 1000);
-    await loadWasm(wasmUrl);
+    late = opts;
+    try {
+      await loadWasm(wasmUrl);
+    } finally {
+      late = null;
+    }
     let ks;
     try {
       checkDelivery(opts);
       const prefix = opts.storagePrefix || "ks_";
+      // Personalization refused outright (the visitor's choice, passed at init as the README
+      // asks): what an earlier page stored is erased before anything is read, as setConsent()
+      // would. "opt-in" is no refusal: the choice is still to come and may keep the profile.
+      const c = opts.consent;
+      const refused = c && typeof c == "object" && c.personalization === false;
+      if (refused) for (const k of ["profile", "aside"]) try {
+        localStorage.removeItem(prefix + k);
+      } catch (_) {}
       const make = (locked) => {
-        const core = newEngine(optionsText(opts), readCookie(prefix + "aid"));
+        const core = newEngine(optionsText(opts), refused ? undefined : readCookie(prefix + "aid"));
         core.setContext(toJSON(readContext()));
         const inst = new Instance(core, opts);
         locked ? inst.persistNow() : inst._persistSoon();
@@ -763,7 +804,6 @@ export function init(options, wasmUrl) {
       } catch (_) {}
       // Without Web Locks (plain http), a lease in storage stands in, unless personalization
       // is not granted from the start (opt-in, or refused): nothing may be stored then.
-      const c = opts.consent;
       ks = stored ? make(false) : await withLock(prefix + "profile", () => make(true), c !== "opt-in" && !(c && c.personalization === false));
     } catch (e) {
       throw toKeystoneError(e);

@@ -56,6 +56,7 @@ export function createQueue(o, report) {
   let attempts = 0;
   let dirty = false;
   let dropped = 0;
+  let most = 1e9; // events per batch: halved by each 413 (the collector's body limit is lower)
 
   const take = (n) => {
     const out = items.splice(0, n);
@@ -98,15 +99,16 @@ export function createQueue(o, report) {
       if (claimed || !items[0]) return null;
       let n = items[0][1] + S;
       claimed = 1;
-      while (items[claimed] && n + 1 + S + items[claimed][1] <= cap) n += 1 + S + items[claimed++][1];
+      while (items[claimed] && claimed < most && n + 1 + S + items[claimed][1] <= cap) n += 1 + S + items[claimed++][1];
       return [++id, items.slice(0, claimed).map((i) => (at ? i[0].slice(0, -1) + ',"sentAt":"' + at + '"}' : i[0])).join()];
     },
 
     /**
-     * Records batch `bid`'s outcome: 2xx (or a beacon accepted) removes its events; 429, 5xx and
-     * network errors (0) return them and set the retry after `retryAfter` ms when the collector
-     * gave one, else after an exponential backoff with equal jitter (`random` in [0, 1)); other
-     * 4xx drop them, reported. A stale id changes nothing.
+     * Records batch `bid`'s outcome: 2xx (or a beacon accepted) removes its events; 408, 429,
+     * 5xx and network errors (0) return them and set the retry after `retryAfter` ms when the
+     * collector gave one, else after an exponential backoff with equal jitter (`random` in
+     * [0, 1)); 413 on more than one event returns them to go at once in batches of half as many;
+     * other 4xx drop them, reported. A stale id changes nothing.
      */
     settle(bid, status, retryAfter, now, random) {
       let n = claimed;
@@ -117,7 +119,8 @@ export function createQueue(o, report) {
       } else if (bid != id || !claimed) return;
       claimed = 0;
       if (status == HANDED_OFF) handed = [bid, take(n)];
-      else if ((status > 199 && status < 300) || (status > 399 && status < 500 && status != 429)) {
+      else if (status == 413 && n > 1) return (most = n >> 1); // its events stay first in the queue
+      else if ((status > 199 && status < 300) || (status > 399 && status < 500 && status != 429 && status != 408)) {
         if (status > 399) report("delivery_rejected", "collector refused a batch: " + status);
         else dropped = 0; // delivered: a later overflow is reported from its first drop again
         take(n);

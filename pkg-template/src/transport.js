@@ -64,7 +64,9 @@ export function transport(o, report) {
   let chain = Promise.resolve();
   let busy = 0;
   let gone = false; // after pagehide: no new request (it could not leave a detached page)
-  let granted = true;
+  // Analytics consent: unknown (null) until the instance's first take(), which starts the page;
+  // until then no other page's stored queue is adopted or sent.
+  let granted = null;
   let keep = true; // personalization consent: without it nothing is persisted, the queue included
   let renew = () => {};
   let refused = false; // the last queue write failed (reported once per failing spell)
@@ -196,9 +198,9 @@ export function transport(o, report) {
       // keepalive request itself carries on — that is no failure to act on. A page that is
       // still there (hidden, then shown again) takes a failed batch back.
       if (b.h && !status && gone) return;
-      q.settle(b[0], status, ra, now(), Math.random());
+      if (q.settle(b[0], status, ra, now(), Math.random())) continue; // split after a 413: at once
       if (status < 200 || status > 299) {
-        if (mode > 1) throw fail(status > 399 && status < 500 && status != 429 ? "delivery_rejected" : "delivery_failed", "collector answered " + status);
+        if (mode > 1) throw fail(status > 399 && status < 500 && status != 429 && status != 408 ? "delivery_rejected" : "delivery_failed", "collector answered " + status);
         return;
       }
     }
@@ -296,10 +298,12 @@ export function transport(o, report) {
         if (!notes.a) {
           // No analytics consent: nothing is queued, and what was queued is erased, here and
           // in every stored queue of this origin.
-          if (granted) for (const k of keys()) put(k);
+          if (granted !== false) for (const k of keys()) put(k);
           granted = false;
           return q.clear();
         }
+        // Consent known (or granted again): the stored queues of pages gone meanwhile now go.
+        if (granted !== true && keys().some((k) => k != own)) setTimeout(background);
         granted = true;
         // Without personalization the queue lives in memory only (its stored form is erased).
         if (keep != (keep = notes.p !== false) && !keep) put(own);

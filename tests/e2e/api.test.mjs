@@ -185,6 +185,54 @@ test("debug: one console.debug line per call and per notice, never the raw email
   await quiet.context().close();
 });
 
+test("methods work detached from the instance; on() with an unknown event name warns once", async () => {
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    const problems = [];
+    window.addEventListener("error", (e) => problems.push(e.message));
+    window.addEventListener("unhandledrejection", (e) => problems.push(String(e.reason)));
+    const ks = await Keystone.init({ autoCapture: false, segments: { version: 1, segments: [{ id: "any", condition: { $performed: { event: "E" } } }] } });
+    const { track, inSegment, segments, profile, refresh, identify, on, off } = ks;
+    track("E");
+    refresh();
+    await identify("ada@example.com");
+    await Promise.resolve().then(ks.flush);
+    const f = () => {};
+    on("segment:exit", f);
+    off("segment:exit", f);
+    ks.on("segment_enter", f);
+    ks.on("segment_enter", () => {});
+    await new Promise((r) => setTimeout(r, 20));
+    return { problems, inSeg: inSegment("any"), segs: segments(), identified: profile().identified };
+  });
+  assert.deepEqual(out, { problems: [], inSeg: true, segs: ["any"], identified: true });
+  assert.equal(page.warnings.filter((w) => w.includes('no event is named "segment_enter"')).length, 1, page.warnings.join("\n"));
+  await page.context().close();
+});
+
+test("answers reflect the present after the clock jumps past a window (timers that did not run: a device asleep)", async () => {
+  const page = await h.open();
+  await page.clock.install({ time: new Date("2026-05-01T10:00:00Z") });
+  await page.reload();
+  await page.waitForFunction(() => window.__ksLoaded === true);
+  const before = await page.evaluate(async () => {
+    window.ks = await Keystone.init({ autoCapture: false, segments: { version: 1, segments: [{ id: "recent", condition: { $performed: { event: "E", within: "30m" } } }] } });
+    window.exits = [];
+    ks.on("segment:exit", (e) => exits.push(e.segment));
+    ks.track("E");
+    return ks.inSegment("recent");
+  });
+  assert.equal(before, true);
+  await page.clock.setSystemTime(new Date("2026-05-01T13:00:00Z")); // no timer runs
+  const after = await page.evaluate(async () => {
+    const r = { inSeg: ks.inSegment("recent"), segs: ks.segments() };
+    await Promise.resolve();
+    return { ...r, exits };
+  });
+  assert.deepEqual(after, { inSeg: false, segs: [], exits: ["recent"] });
+  await page.context().close();
+});
+
 test("a throwing listener does not break Keystone, the caller, or the other listeners", async () => {
   const page = await h.open();
   const out = await page.evaluate(async () => {

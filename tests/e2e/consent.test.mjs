@@ -76,6 +76,36 @@ test("withdrawing personalization erases what was stored (the delivery queue too
   await page.context().close();
 });
 
+test("personalization refused in the init option erases what an earlier page stored; opt-in (no choice yet) keeps it", async () => {
+  const page = await h.open();
+  const first = await page.evaluate(async () => {
+    const ks = await Keystone.init({ autoCapture: false });
+    ks.setTraits({ firstName: "Ann" });
+    await ks.identify("ann@example.com");
+    ks.persistNow();
+    return ks.anonymousId();
+  });
+  await page.reload();
+  await page.waitForFunction(() => window.__ksLoaded === true);
+  const undecided = await page.evaluate(async () => {
+    await Keystone.init({ autoCapture: false, consent: "opt-in" });
+    return localStorage.getItem("ks_profile") !== null;
+  });
+  assert.equal(undecided, true, "opt-in before the choice leaves the stored profile alone");
+  await page.reload();
+  await page.waitForFunction(() => window.__ksLoaded === true);
+  const out = await page.evaluate(async () => {
+    const ks = await Keystone.init({ autoCapture: false, consent: { analytics: false, personalization: false, marketing: false } });
+    await new Promise((r) => setTimeout(r, 700)); // past the coalesced write
+    return { anon: ks.anonymousId(), user: ks.userId(), traits: ks.profile().traits };
+  });
+  assert.notEqual(out.anon, first, "not the stored anonymous id");
+  assert.equal(out.user, null, "nothing of the known profile is loaded");
+  assert.deepEqual(out.traits, {});
+  assert.deepEqual(await footprint(page), EMPTY);
+  await page.context().close();
+});
+
 test("forget() erases every key and cookie, withdraws consent, starts a fresh anonymous state", async () => {
   const page = await h.open();
   const out = await page.evaluate(async () => {

@@ -390,6 +390,41 @@ test("events queued before a consent refusal are erased: stored queue emptied, n
   await context.close();
 });
 
+test("a stored queue of an earlier page is not sent when this page starts without analytics consent (definitions from a URL)", async () => {
+  const { context, page } = await fresh();
+  await track(page, { ...FAST, flushAt: 1000, flushInterval: 60000 }, "earlier", 5);
+  const queued = () => page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("ks_q.")).length);
+  assert.ok(await until(async () => (await queued()) === 1, 3000), "the first page's queue is stored");
+  await page.evaluate(() => (navigator.sendBeacon = () => false));
+  await page.reload();
+  await page.waitForFunction(() => window.__ksLoaded === true);
+  // The definitions' fetch keeps init waiting after the transport has started.
+  await page.evaluate((opts) => Keystone.init({ ...opts, consent: { analytics: false }, segments: "/tests/segments-definitions.json" }).then(() => {}), FAST);
+  await sleep(600);
+  assert.equal(collector().events.filter((e) => e.properties && e.properties.run === "earlier").length, 0, "nothing leaves without analytics consent");
+  assert.equal(await queued(), 0, "the refusal erases the stored queue");
+  await context.close();
+});
+
+test("408 is retried; 413 splits the batch into halves sent at once; nothing is lost or reported", async () => {
+  const { context, page } = await fresh();
+  faults({ status: 408, count: 1 });
+  await track(page, { ...FAST, flushAt: 100, flushInterval: 60000 }, "408", 3);
+  assert.equal(await page.evaluate(() => ks.flush().then(() => "resolved", (e) => e.code)), "delivery_failed", "a timeout is no rejection");
+  await delivered("408", 1, 3);
+  record("408 once", "408", 1, 3);
+  collector().reset();
+  faults({ status: 413, count: 1 });
+  await page.evaluate(() => {
+    for (let i = 0; i < 4; i++) ks.track("Delivery Test", { run: "413", tab: 0, i });
+  });
+  assert.equal(await page.evaluate(() => ks.flush().then(() => "resolved", (e) => e.code)), "resolved");
+  record("413 once (4 events)", "413", 1, 4);
+  assert.deepEqual(collector().requests.map((r) => [r.status, r.count]), [[413, 0], [200, 2], [200, 2]]);
+  assert.deepEqual(await page.evaluate(() => window.errors), []);
+  await context.close();
+});
+
 test("a bad endpoint rejects init with invalid_argument", async () => {
   const { context, page } = await fresh();
   const code = await page.evaluate(() => Keystone.init({ endpoint: "ftp://x/y" }).then(() => "resolved", (e) => e.code));

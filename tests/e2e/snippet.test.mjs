@@ -199,6 +199,18 @@ test("keystone.global.js from a plain script tag: keystoneConfig auto-init", asy
   await ctx.close();
 });
 
+test("keystone.global.js with keystoneConfig, then init(options) before it is ready: the options are added to the config's", async () => {
+  const ctx = await h.browser.newContext();
+  const page = await ctx.newPage();
+  const warnings = [];
+  page.on("console", (m) => m.type() === "warning" && warnings.push(m.text()));
+  await page.goto(h.url("/tests/global-config-init.html"));
+  const out = await page.evaluate(async () => ({ segs: await window.started, auto: window.keystone.profile().session.pageviews }));
+  assert.deepEqual(out, { segs: ["anyone"], auto: 0 }, "segments from init, autoCapture: false from the config");
+  assert.deepEqual(warnings.filter((w) => w.includes("already_initialized")), []);
+  await ctx.close();
+});
+
 test("keystone.global.js without config: nothing starts until init, calls before are queued", async () => {
   const ctx = await h.browser.newContext();
   const page = await ctx.newPage();

@@ -39,7 +39,8 @@ export async function main(): Promise<void> {
   const why = ks.explain("shoe_fans");
   const decision = ks.decide("hero");
   const variant: string | null | undefined = decision?.variant;
-  const profile: Profile = ks.profile();
+  const profile: Profile | null = ks.profile();
+  if (!profile) return;
   const tier = profile.traits.tier;
   const anon: string | null = ks.anonymousId();
   const user: string | null = ks.userId();
@@ -65,7 +66,10 @@ export async function main(): Promise<void> {
   window.keystoneConfig = { src: "/keystone.global.js", segments: "/segments.json" };
   const g = await window.keystone?.init();
   const direct: boolean | undefined = window.keystone?.inSegment("shoe_fans");
-  const isError = (e: unknown) => !!window.keystone && e instanceof window.keystone.KeystoneError;
+  const K = window.keystone?.KeystoneError;
+  const isError = (e: unknown) => !!K && e instanceof K;
+  // @ts-expect-error: persistNow is the module instance's, not window.keystone's
+  window.keystone?.persistNow();
   void [g, direct, isError];
 
   // @ts-expect-error: listener payloads are typed by event name
