@@ -20,25 +20,26 @@ export const cloakCss = (ms) =>
 /** A value at a dot path of the profile document ("traits.firstName"). */
 const at = (doc, path) => path.split(".").reduce((v, k) => (v != null && typeof v == "object" ? v[k] : undefined), doc);
 
-const authored = new WeakMap(); // data-keystone-text elements → their authored text
 // Hidden also inline (`display: none !important`): the anti-flicker sheet's rule for [hidden] is
 // not there with `antiFlicker: false`, and site CSS such as `.banner{display:flex}` would win.
 // An authored inline `display` (even `!important`) is kept aside while hidden, then restored.
 const authoredDisplay = new WeakMap();
+const authoredHidden = new WeakMap(); // show/hide elements → their `hidden` when first seen
 const hide = (el, hidden) => {
+  if (!authoredHidden.has(el)) authoredHidden.set(el, el.hidden);
   if (el.hidden != hidden) el.hidden = hidden;
   const s = el.style;
   const important = s.getPropertyPriority("display");
   if (hidden) {
     if (s.display != "none" || !important) {
-      // (An authored `display: none` is the author's way of hiding it until Keystone decides.)
-      if (!authoredDisplay.has(el)) authoredDisplay.set(el, s.display == "none" ? ["", ""] : [s.display, important]);
+      if (!authoredDisplay.has(el)) authoredDisplay.set(el, [s.display, important]);
       s.setProperty("display", "none", "important");
     }
   } else if (authoredDisplay.has(el)) {
     const [value, priority] = authoredDisplay.get(el);
     authoredDisplay.delete(el);
-    value ? s.setProperty("display", value, priority) : s.removeProperty("display");
+    // (An authored `display: none` is the author's way of hiding it until Keystone decides.)
+    value && value != "none" ? s.setProperty("display", value, priority) : s.removeProperty("display");
   } else if (important && s.display == "none") s.removeProperty("display");
 };
 // Shown when in the `show` segment (if any) and not in the `hide` segment (if any): both
@@ -49,6 +50,36 @@ const visibility = (ks, el) => {
   hide(el, (show != null && !ks.inSegment(show)) || (not != null && ks.inSegment(not)));
 };
 
+// Text: Keystone only ever puts back what it overwrote. `wrote` holds, while Keystone's text is
+// shown, [the text it replaced, the text it wrote]; the page's own text (arriving later while the
+// body streams, or changed by the page since, e.g. by an i18n script) is never replaced by an
+// older one.
+const wrote = new WeakMap();
+const text = (el, t) => {
+  const cur = el.textContent;
+  let w = wrote.get(el);
+  if (w && cur !== w[1]) w = 0; // changed by the page since Keystone wrote: the authored text now
+  if (t == null) {
+    wrote.delete(el);
+    if (w && cur !== w[0]) el.textContent = w[0];
+  } else {
+    wrote.set(el, [w ? w[0] : cur, t]);
+    if (cur !== t) el.textContent = t;
+  }
+};
+
+/** An element that lost its attributes is as authored again (called for attribute changes). */
+const lost = (el) => {
+  if (!el.hasAttribute(ATTRS[0]) && !el.hasAttribute(ATTRS[1]) && authoredHidden.has(el)) {
+    const d = authoredDisplay.get(el);
+    if (d) d[0] ? el.style.setProperty("display", ...d) : el.style.removeProperty("display");
+    el.hidden = authoredHidden.get(el);
+    authoredDisplay.delete(el);
+    authoredHidden.delete(el);
+  }
+  if (!el.hasAttribute(ATTRS[2])) text(el, null);
+};
+
 /**
  * Renderers by attribute: `(ks, element, attributeValue, state) => void`, where `state.profile()`
  * returns the profile document once per pass. Add an entry to make a new attribute declarative.
@@ -57,11 +88,9 @@ export const handlers = {
   "data-keystone-show": visibility,
   "data-keystone-hide": visibility,
   "data-keystone-text": (ks, el, path, state) => {
-    if (!authored.has(el)) authored.set(el, el.textContent);
     const v = at(state.profile(), path);
-    // Missing or structured values show the author's text (again, e.g. after reset()).
-    const t = v != null && typeof v != "object" ? String(v) : authored.get(el);
-    if (el.textContent !== t) el.textContent = t;
+    // Missing, empty or structured values show the authored text (again, e.g. after reset()).
+    text(el, v != null && v !== "" && typeof v != "object" ? String(v) : null);
   },
 };
 
@@ -118,11 +147,16 @@ export function bind(ks) {
   };
   // Observing before the first render: what it inserts (a decided experience's template holding
   // `data-keystone-text`) is rendered too, in a microtask, before the page is painted.
+  // An experience container's own children changing (a template streamed in or appended, children
+  // replaced by a framework) re-renders it; its renderer leaves a container it is done with alone.
   new MutationObserver((list) => {
-    for (const m of list) {
-      if (m.type == "attributes") return schedule();
-      for (const n of m.addedNodes) if (n.nodeType == 1 && (n.matches(SEL) || n.querySelector(SEL))) return schedule();
+    let go;
+    for (const { type, target: el, addedNodes } of list) {
+      if (type == "attributes") lost(el), (go = 1);
+      else if (el.nodeType == 1 && el.hasAttribute(ATTRS[3])) go = 1;
+      else for (const n of addedNodes) if (n.nodeType == 1 && (n.matches(SEL) || n.querySelector(SEL))) go = 1;
     }
+    if (go) schedule();
   }).observe(document.documentElement, { childList: true, subtree: true, attributes: true, attributeFilter: ATTRS });
   render(ks);
   release();

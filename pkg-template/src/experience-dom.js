@@ -1,25 +1,36 @@
 // Declarative experiences (DESIGN §13): `<div data-keystone-experience="hero">` with children
 // `<template data-keystone-variant="id">` shows a clone of the decided variant's template (DOM
 // cloned from the template, never HTML strings), or the authored content when it has none.
-// Plugged into the declarative renderer, which runs after every change, on page views and when
-// such markup appears: `decide()` records the exposure once per page view and re-decides when
-// membership changes.
+// Plugged into the declarative renderer, which runs after every change, on page views, when
+// such markup appears and when a container's children change: `decide()` records the exposure
+// once per page view and re-decides when membership changes.
 
 const DONE = "data-keystone-rendered";
 const failed = new WeakMap();
-const authored = new WeakMap(); // container → its authored (non-template) children
+const shown = new WeakMap(); // container → [variant, its template, the nodes shown, the authored children]
 
 /** The renderer of `data-keystone-experience` (see `handlers` in dom.js). */
 export const experience = (ks, el, id) => {
   if (failed.get(el) === id) return; // an unknown experience is reported once, not on every pass
   const d = ks.decide(id);
   if (!d) return void failed.set(el, id);
-  if (el.getAttribute(DONE) === d.variant) return;
   const tpl = [...el.children].find((c) => c.tagName === "TEMPLATE" && c.getAttribute("data-keystone-variant") === d.variant);
   const kids = [...el.childNodes].filter((c) => c.nodeName !== "TEMPLATE");
-  if (!authored.has(el)) authored.set(el, kids);
-  for (const c of kids) c.remove();
+  let [v, t, nodes = [], authored] = shown.get(el) || [];
+  const there = nodes.every((c) => c.parentNode === el);
+  // Done: the same variant from the same template, its nodes (and no others) in place. Else (a
+  // template that arrived later, children streamed in or replaced by a framework) rendered again,
+  // which leaves it done: its own mutations do not loop.
+  if (v === d.variant && t === tpl && there && kids.length === nodes.length) return;
+  // Children other than a variant's clone are authored content (all of them when none is shown).
+  const other = kids.filter((c) => !t || !nodes.includes(c));
+  authored = t && there ? [...authored, ...other] : other;
   // A variant without a template shows the authored content (never a previous variant's).
-  el.append(...(tpl ? [tpl.content.cloneNode(true)] : authored.get(el)));
+  const next = tpl ? [...tpl.content.cloneNode(true).childNodes] : authored;
+  if (tpl || t) {
+    for (const c of kids) c.remove();
+    el.append(...next);
+  }
+  shown.set(el, [d.variant, tpl, next, authored]);
   el.setAttribute(DONE, d.variant);
 };

@@ -233,3 +233,83 @@ test("the README documents the exact anti-flicker rule the wrapper injects", () 
   assert.ok(readme.includes(css), "README holds the anti-flicker rule:\n" + css);
   assert.ok(page.includes(css), "the cloak test page uses the documented rule");
 });
+
+test("data-keystone-text restores only what it wrote: text that arrives later and the page's own changes stay; an empty value is missing", async () => {
+  const page = await openDom();
+  const out = await page.evaluate(async () => {
+    const frame = () => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
+    const s = document.createElement("section");
+    s.innerHTML = '<span id="late" data-keystone-text="traits.firstName"></span><span id="i18n" data-keystone-text="traits.firstName">there</span>' +
+      '<span id="empty" data-keystone-text="traits.nick">friend</span><span id="utm" data-keystone-text="context.utm.source">direct</span>' +
+      '<span id="zero" data-keystone-text="traits.n">n</span><span id="dropped" data-keystone-text="traits.firstName">guest</span>';
+    document.body.appendChild(s);
+    const ks = await Keystone.init({ autoCapture: false });
+    await frame();
+    const $ = (id) => document.getElementById(id);
+    const rows = {};
+    // Seen empty, its text arrives later (still streaming); the page's i18n translates the default.
+    $("late").append("there");
+    $("i18n").textContent = "toi";
+    ks.track("Anything");
+    await frame();
+    rows.untouched = [$("late").textContent, $("i18n").textContent];
+    ks.setTraits({ firstName: "Ada", nick: "", n: 0 });
+    await frame();
+    rows.values = ["late", "i18n", "empty", "utm", "zero"].map((id) => $(id).textContent);
+    // The page changes the text after Keystone wrote it: that is the authored text from now on.
+    $("i18n").textContent = "vous";
+    ks.setTraits({ firstName: "Grace" });
+    await frame();
+    rows.rewritten = $("i18n").textContent;
+    $("dropped").removeAttribute("data-keystone-text");
+    ks.reset();
+    await frame();
+    rows.afterReset = ["late", "i18n", "dropped"].map((id) => $(id).textContent);
+    return rows;
+  });
+  assert.deepEqual(out.untouched, ["there", "toi"], "Keystone had written nothing: nothing to put back");
+  assert.deepEqual(out.values, ["Ada", "Ada", "friend", "direct", "0"], "an empty value (no UTM source, an empty trait) keeps the authored text");
+  assert.equal(out.rewritten, "Grace");
+  assert.deepEqual(out.afterReset, ["there", "vous", "guest"], "what Keystone overwrote comes back, also when the attribute is removed");
+  await page.context().close();
+});
+
+test("an element that loses data-keystone-show / -hide is as authored again", async () => {
+  const page = await openDom();
+  const out = await page.evaluate(async () => {
+    const defs = { version: 1, segments: [{ id: "never", condition: { "traits.never": true } }, { id: "all", condition: {} }] };
+    const frame = () => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
+    const s = document.createElement("section");
+    s.innerHTML = '<p id="a" data-keystone-show="never">a</p><p id="b" class="banner" data-keystone-hide="other" style="display: grid">b</p>' +
+      '<p id="c" data-keystone-show="never" hidden>c</p><p id="d" data-keystone-show="never" data-keystone-hide="all">d</p>';
+    document.body.appendChild(s);
+    await Keystone.init({ segments: defs, autoCapture: false });
+    await frame();
+    const $ = (id) => document.getElementById(id);
+    const state = () => ["a", "b", "c", "d"].map((id) => [getComputedStyle($(id)).display, $(id).hidden, $(id).style.cssText]);
+    const rows = { before: state() };
+    $("b").setAttribute("data-keystone-show", "never");
+    await frame();
+    rows.hidden = state()[1];
+    $("a").removeAttribute("data-keystone-show");
+    $("b").removeAttribute("data-keystone-show"); // still has data-keystone-hide (not a member)
+    $("c").removeAttribute("data-keystone-show");
+    $("d").removeAttribute("data-keystone-show"); // still hidden by data-keystone-hide
+    await frame();
+    rows.after = state();
+    $("d").removeAttribute("data-keystone-hide");
+    await frame();
+    rows.d = state()[3];
+    return rows;
+  });
+  assert.deepEqual(out.before[0], ["none", true, "display: none !important;"]);
+  assert.deepEqual(out.hidden, ["none", true, "display: none !important;"]);
+  assert.deepEqual(out.after, [
+    ["block", false, ""],
+    ["grid", false, "display: grid;"],
+    ["none", true, ""], // authored hidden: hidden again (as when Keystone is unavailable)
+    ["none", true, "display: none !important;"],
+  ]);
+  assert.deepEqual(out.d, ["block", false, ""]);
+  await page.context().close();
+});

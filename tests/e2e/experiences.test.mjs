@@ -3,7 +3,11 @@
 // reloads and tabs, and declarative rendering from <template data-keystone-variant>.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import { readFileSync } from "node:fs";
 import { setup } from "./harness.mjs";
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 let h;
 before(async () => (h = await setup()));
@@ -147,6 +151,111 @@ test("declarative experience: a template's data-keystone-text is filled on the f
   }, [defs, markup]);
   assert.equal(text, "Hello, Ada");
   await context.close();
+});
+
+test("declarative experience: a container seen before its templates, or whose children are replaced, shows the decided template", async () => {
+  const { page, context, go } = await openPage("/tests/experiences.html");
+  await go();
+  const defs = {
+    version: 1,
+    segments: [{ id: "vip", condition: { "traits.tier": "gold" } }],
+    experiences: [{ id: "hero", variants: [{ id: "gold_offer", segment: "vip" }, { id: "plain" }] }],
+  };
+  const out = await page.evaluate(async (defs) => {
+    const frame = () => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
+    const ks = (window.ks = await Keystone.init({ segments: defs, autoCapture: false }));
+    ks.setTraits({ tier: "gold" });
+    document.body.insertAdjacentHTML("beforeend", '<div id="late" data-keystone-experience="hero"><p>late fallback</p></div>');
+    await frame();
+    const late = document.getElementById("late");
+    const rows = { first: [late.innerText, late.getAttribute("data-keystone-rendered")] };
+    // A template appended later.
+    const t = document.createElement("template");
+    t.setAttribute("data-keystone-variant", "gold_offer");
+    t.innerHTML = "<b>late gold</b>";
+    late.appendChild(t);
+    await frame();
+    rows.appended = late.innerText;
+    // A framework replaces the children (new fallback, new templates), twice.
+    const hero = document.getElementById("hero");
+    let writes = 0;
+    new MutationObserver((l) => (writes += l.length)).observe(hero, { childList: true });
+    for (const v of ["v2", "v3"]) {
+      hero.innerHTML = `<p class="authored">fallback ${v}</p><template data-keystone-variant="gold_offer"><p>gold ${v}</p></template><template data-keystone-variant="plain"><p>plain ${v}</p></template>`;
+      await frame();
+      rows[v] = hero.innerText;
+    }
+    const settled = writes;
+    await frame();
+    await frame();
+    rows.loop = writes - settled; // Keystone's own render does not render again
+    ks.setTraits({ tier: "silver" });
+    await frame();
+    rows.silver = hero.innerText;
+    // Replaced by fallback only: the decided variant has no template any more.
+    hero.innerHTML = '<p class="authored">fallback v4</p>';
+    await frame();
+    rows.v4 = hero.innerText;
+    return rows;
+  }, defs);
+  assert.deepEqual(out.first, ["late fallback", "gold_offer"]);
+  assert.equal(out.appended, "late gold");
+  assert.equal(out.v2, "gold v2");
+  assert.equal(out.v3, "gold v3");
+  assert.equal(out.silver, "plain v3");
+  assert.equal(out.v4, "fallback v4");
+  assert.equal(out.loop, 0);
+  assert.deepEqual(page.problems, []);
+  await context.close();
+});
+
+test("streamed HTML: Keystone ready before the body is parsed renders the experience, text and show once their markup arrives", async () => {
+  // A page streamed in chunks; the second half waits until Keystone has initialized (it asks /go).
+  const defs = { version: 1, segments: [{ id: "everyone", condition: {} }], experiences: [{ id: "hero", variants: [{ id: "welcome", segment: "everyone" }, { id: "default" }] }] };
+  const dist = new URL("../../pkg/dist/", import.meta.url);
+  let go;
+  const ready = new Promise((r) => (go = r));
+  const server = createServer(async (req, res) => {
+    if (req.url.startsWith("/pkg/dist/")) {
+      const file = req.url.slice(10);
+      res.writeHead(200, { "content-type": file.endsWith(".wasm") ? "application/wasm" : "text/javascript" });
+      return res.end(readFileSync(new URL(file, dist)));
+    }
+    if (req.url === "/go") return go(), res.end();
+    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    res.write(`<!doctype html><html><head><link rel="icon" href="data:,"><script type="module" async>
+import { Keystone } from "/pkg/dist/keystone.js";
+window.ks = await Keystone.init({ segments: ${JSON.stringify(defs)}, autoCapture: false });
+fetch("/go");
+</script></head><body><div id="hero" data-keystone-experience="hero"><p>authored fallback</p>` + " ".repeat(4096));
+    await ready;
+    await sleep(100);
+    res.write('<template data-keystone-variant="welcome"><p>Welcome</p></template><template data-keystone-variant="default"><p>Default</p></template></div>');
+    res.write('<p>Hi <span id="name" data-keystone-text="traits.firstName">');
+    await sleep(100);
+    res.end('there</span></p><p id="show" data-keystone-show="everyone" hidden>shown</p></body></html>');
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const context = await h.browser.newContext();
+  try {
+    const page = await context.newPage();
+    await page.goto(`http://localhost:${server.address().port}/`, { waitUntil: "commit" });
+    await page.waitForFunction(() => window.ks && document.readyState === "complete");
+    await page.evaluate(() => new Promise((r) => setTimeout(r, 0)));
+    const state = () => page.evaluate(() => ({
+      hero: document.getElementById("hero").innerText,
+      name: document.getElementById("name").textContent,
+      show: getComputedStyle(document.getElementById("show")).display,
+    }));
+    assert.deepEqual(await state(), { hero: "Welcome", name: "there", show: "block" });
+    await page.evaluate(() => ks.setTraits({ firstName: "Ada" }));
+    assert.equal((await state()).name, "Ada");
+    await page.evaluate(() => ks.setTraits({ firstName: null }));
+    assert.equal((await state()).name, "there");
+  } finally {
+    await context.close();
+    server.close();
+  }
 });
 
 test("invalid experiences are rejected with id, path and reason; the valid ones load", async () => {
