@@ -431,7 +431,8 @@ impl Core {
             };
             notices.push(Value::Obj(Map::new().with("type", kind).with(key, val)));
         }
-        let mut out = Map::new().with("n", Value::Arr(notices)).with("m", self.ks.consent().marketing);
+        // `x`: the next time-based change (as `nextCheck`), saving the wrapper a call per change.
+        let mut out = Map::new().with("n", Value::Arr(notices)).with("m", self.ks.consent().marketing).with("x", self.next_check());
         if self.deliver {
             let mut q = Vec::with_capacity(events.len());
             for e in &events {

@@ -240,6 +240,7 @@ function newEngine(optionsJson, cookieId) {
 function notices(d) {
   const out = d.n;
   out.m = d.m;
+  out.x = d.x;
   if ("q" in d) (out.q = d.q), (out.a = d.a), (out.p = d.p);
   return out;
 }
@@ -389,7 +390,7 @@ export class Instance {
     }
     if (mutates) {
       this.#schedulePersist();
-      this.#scheduleExpiry();
+      this.#scheduleExpiry(notes.x);
     }
     // Also with nothing new when analytics or personalization consent is off: a refusal erases
     // what was queued (analytics) or stored of it (personalization).
@@ -398,11 +399,14 @@ export class Instance {
   }
 
   /** One timer, set to the next time-based membership change (a window passing, a score decaying). */
-  #scheduleExpiry() {
-    let at = -1;
-    try {
-      at = this.#core.nextCheck();
-    } catch (_) {}
+  #scheduleExpiry(at) {
+    // The drained notices carry it (`x`); asked for otherwise.
+    if (at === undefined)
+      try {
+        at = this.#core.nextCheck();
+      } catch (_) {
+        at = -1;
+      }
     if (at === this.#expiryAt) return;
     clearTimeout(this.#expiryTimer);
     this.#expiryAt = at;
