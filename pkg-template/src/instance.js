@@ -342,7 +342,8 @@ export class Instance {
    * context follows, with the previous URL as referrer, so events carry the current one. */
   #follow() {
     // A hash-only change (an anchor) is no navigation: the referrer stays the page's.
-    if (location.href.split("#")[0] !== this.#href.split("#")[0]) this.#setContext(this.#href);
+    const h = location.href;
+    if (h !== this.#href && h.split("#")[0] !== this.#href.split("#")[0]) this.#setContext(this.#href);
   }
 
   #setContext(referrer) {
