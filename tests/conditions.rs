@@ -34,6 +34,24 @@ fn all_growthbook_cases_pass() {
     assert!(failures.is_empty(), "{} failing cases: {:#?}", failures.len(), failures);
 }
 
+/// Keystone's own cases beyond GrowthBook's suite (tests/cases/conditions-extra.json), each
+/// answered as GrowthBook 1.8.0 answers it.
+#[test]
+fn extra_cases_pass() {
+    let host = NativeHost::new(1);
+    let doc = json(include_str!("cases/conditions-extra.json"));
+    let mut failures = Vec::new();
+    for c in doc.get("cases").and_then(Value::as_arr).unwrap() {
+        let a = c.as_arr().unwrap();
+        let groups = Groups::new(a.get(4).and_then(|g| g.as_obj()).cloned().unwrap_or_default());
+        let cx = Ctx { groups: Some(&groups), host: &host };
+        if Value::Bool(eval_condition(&a[2], &a[1], &cx)) != a[3] {
+            failures.push(a[0].as_str().unwrap().to_string());
+        }
+    }
+    assert!(failures.is_empty(), "{} failing cases: {:#?}", failures.len(), failures);
+}
+
 /// A small seeded generator of documents and conditions (xorshift).
 struct Gen(u64);
 impl Gen {
@@ -135,11 +153,12 @@ fn saved_group_index_agrees_with_a_scan() {
             x => members.contains(x),
         };
         let doc = Value::Obj(Map::new().with("id", p.clone()));
-        for (group, expect) in [("big", scan), ("empty", false), ("odd", false), ("missing", false)] {
+        // A group that is not an array matches nobody, either way (GrowthBook).
+        for (group, expect, not_expect) in [("big", scan, !scan), ("empty", false, true), ("odd", false, false), ("missing", false, true)] {
             let cond = Value::Obj(Map::new().with("id", Value::Obj(Map::new().with("$inGroup", group))));
             assert_eq!(eval_condition(&doc, &cond, &cx), expect, "{p:?} in {group}");
             let not = Value::Obj(Map::new().with("id", Value::Obj(Map::new().with("$notInGroup", group))));
-            assert_eq!(eval_condition(&doc, &not, &cx), !expect, "{p:?} not in {group}");
+            assert_eq!(eval_condition(&doc, &not, &cx), not_expect, "{p:?} not in {group}");
         }
     }
 }

@@ -107,8 +107,8 @@ fn eval_operator(op: &str, actual: &Value, exp: &Value, cx: &Ctx) -> bool {
             is_in(actual, list, op.ends_with('i'), h) != op.starts_with("$n")
         }
         "$inGroup" | "$notInGroup" => {
-            let found = cx.groups.is_some_and(|g| g.contains(&js_string(exp, h), actual, h));
-            found == (op == "$inGroup")
+            let found = cx.groups.map_or(Some(false), |g| g.contains(&js_string(exp, h), actual, h));
+            found.is_some_and(|f| f == (op == "$inGroup"))
         }
         "$not" => !eval_value(exp, actual, cx, false),
         "$size" => match actual {
@@ -118,7 +118,8 @@ fn eval_operator(op: &str, actual: &Value, exp: &Value, cx: &Ctx) -> bool {
         "$elemMatch" => {
             let Value::Arr(items) = actual else { return false };
             let op_obj = exp.as_obj().is_some_and(is_operator_object);
-            items.iter().any(|el| el.truthy() && if op_obj { eval_value(exp, el, cx, false) } else { eval_condition(el, exp, cx) })
+            // As GrowthBook: only null elements are skipped (0, "" and false are tested).
+            items.iter().any(|el| !el.is_null() && if op_obj { eval_value(exp, el, cx, false) } else { eval_condition(el, exp, cx) })
         }
         "$all" | "$alli" => {
             let (Value::Arr(have), Some(want)) = (actual, exp.as_arr()) else { return false };
@@ -133,8 +134,9 @@ fn eval_operator(op: &str, actual: &Value, exp: &Value, cx: &Ctx) -> bool {
     }
 }
 
-/// `savedGroups` (group id → array of values), with each group's string members also sorted, so
-/// that `$inGroup` on a string (the usual case: an id among thousands) is a binary search.
+/// `savedGroups` (group id → array of values, or GrowthBook's `{type: "list", values: [...]}`),
+/// with each group's string members also sorted, so that `$inGroup` on a string (the usual case:
+/// an id among thousands) is a binary search.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Groups {
     raw: Map,
@@ -143,16 +145,14 @@ pub struct Groups {
 }
 
 impl Groups {
-    /// Indexes `raw` (values that are not arrays are groups with no members).
+    /// Indexes `raw`.
     pub fn new(raw: Map) -> Groups {
         let mut sorted = Vec::new();
         for (_, v) in raw.iter() {
             let mut strs = Vec::new();
-            if let Value::Arr(a) = v {
-                for x in a {
-                    if let Value::Str(s) = x {
-                        strs.push(s.clone());
-                    }
+            for x in group_values(v).unwrap_or_default() {
+                if let Value::Str(s) = x {
+                    strs.push(s.clone());
                 }
             }
             crate::core::sort::sort_by(&mut strs, |a, b| a < b);
@@ -166,21 +166,31 @@ impl Groups {
         &self.raw
     }
 
-    /// Whether `actual` (or, for an array, one of its elements) is a member of group `id`.
-    pub fn contains(&self, id: &str, actual: &Value, h: &dyn Host) -> bool {
-        let mut i = 0;
-        for (k, list) in self.raw.iter() {
+    /// Whether `actual` (or, for an array, one of its elements) is a member of group `id`: an
+    /// unknown group is empty; None for a group that is not a list of values (as in GrowthBook,
+    /// it matches nobody, with `$inGroup` or `$notInGroup`).
+    pub fn contains(&self, id: &str, actual: &Value, h: &dyn Host) -> Option<bool> {
+        for ((k, v), sorted) in self.raw.iter().zip(&self.sorted) {
             if k == id {
-                let (Some(list), Some(sorted)) = (list.as_arr(), self.sorted.get(i)) else { return false };
-                return match actual {
+                let list = group_values(v)?;
+                return Some(match actual {
                     // A string equals only a string (SameValueZero): the sorted members answer.
                     Value::Str(s) => sorted.binary_search_by(|m| m.as_str().cmp(s)).is_ok(),
                     _ => is_in(actual, list, false, h),
-                };
+                });
             }
-            i += 1;
         }
-        false
+        Some(false)
+    }
+}
+
+/// The values of a saved group: an array, or the `values` array of `{type: "list"}` (GrowthBook's
+/// `getSavedGroupArrayValues`); None for anything else.
+fn group_values(v: &Value) -> Option<&[Value]> {
+    match v {
+        Value::Arr(a) => Some(a),
+        Value::Obj(m) if m.get("type").and_then(Value::as_str) == Some("list") => m.get("values").and_then(Value::as_arr).map(Vec::as_slice),
+        _ => None,
     }
 }
 

@@ -1,11 +1,14 @@
-// GrowthBook's evalCondition cases (tests/cases/growthbook-evalCondition.json) through the built
+// GrowthBook's evalCondition cases (tests/cases/growthbook-evalCondition.json) and Keystone's own
+// (tests/cases/conditions-extra.json, checked against GrowthBook itself first) through the built
 // package in Chromium: the named export and Keystone.evalCondition, with the browser's RegExp.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { evalCondition as gbEvalCondition } from "@growthbook/growthbook";
 import { setup } from "./harness.mjs";
 
 const CASES = JSON.parse(readFileSync(new URL("../cases/growthbook-evalCondition.json", import.meta.url), "utf8")).evalCondition;
+const EXTRA = JSON.parse(readFileSync(new URL("../cases/conditions-extra.json", import.meta.url), "utf8")).cases;
 
 let h;
 before(async () => (h = await setup()));
@@ -41,6 +44,23 @@ test("all 248 GrowthBook cases pass through the package (after Keystone.load)", 
     return bad;
   }, CASES);
   assert.equal(CASES.length, 248);
+  assert.deepEqual(failures, []);
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
+test("Keystone's extra cases answer as GrowthBook does, natively in GrowthBook and through the package", async () => {
+  const gb = EXTRA.filter(([, cond, attrs, expected, groups]) => gbEvalCondition(attrs, cond, groups) !== expected).map((c) => c[0]);
+  assert.deepEqual(gb, [], "expectations that GrowthBook does not share");
+  const page = await h.open();
+  const failures = await page.evaluate(async (cases) => {
+    await Keystone.load();
+    const bad = [];
+    for (const [name, cond, attrs, expected, groups] of cases) {
+      if (K.evalCondition(attrs, cond, groups) !== expected || Keystone.evalCondition(attrs, cond, groups) !== expected) bad.push(name);
+    }
+    return bad;
+  }, EXTRA);
   assert.deepEqual(failures, []);
   assert.deepEqual(page.problems, []);
   await page.context().close();
