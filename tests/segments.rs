@@ -331,3 +331,40 @@ fn explain_of_an_aggregate_shows_the_count_it_requires_too() {
     ks.track(t0 + 3.0, "O", Map::new().with("v", 5.0)).unwrap();
     assert_eq!(to_json(&ks.explain("s", t0 + 4.0).unwrap())["tree"]["result"], serde_json::json!(true));
 }
+
+/// A score that is new or changed is back-filled from the ring before the first evaluation reads
+/// it: membership follows at once, with no exit and re-entry.
+#[test]
+fn a_new_or_changed_score_counts_at_the_first_evaluation() {
+    let seg = r#""segments":[{"id":"buyers","condition":{"scores.engagement":{"$gte":10}}}]"#;
+    let one = json(&format!(r#"{{"version":1,{seg},"scores":[{{"id":"engagement","rules":[{{"event":"Buy","points":10}}]}}]}}"#));
+    let two = json(&format!(
+        r#"{{"version":1,{seg},"scores":[{{"id":"engagement","rules":[{{"event":"Buy","points":10}},{{"event":"Signup","points":5}}]}}]}}"#
+    ));
+    let held = vec!["buyers".to_string()];
+
+    // A rule added to the score.
+    let mut ks = Keystone::new(Options::default(), NativeHost::boxed(11), None, T0);
+    ks.load_definitions(&one, T0).unwrap();
+    ks.track(T0 + 1000.0, "Buy", Map::new()).unwrap();
+    assert_eq!(ks.segments(), held.as_slice());
+    ks.take_notices();
+    ks.load_definitions(&two, T0 + 2000.0).unwrap();
+    assert_eq!(ks.segments(), held.as_slice(), "changed score");
+    assert_eq!(ks.take_notices(), vec![], "no exit and re-entry");
+
+    // The score (and the segment) loaded after the events.
+    let mut ks = Keystone::new(Options::default(), NativeHost::boxed(12), None, T0);
+    ks.track(T0 + 1000.0, "Buy", Map::new()).unwrap();
+    ks.load_definitions(&two, T0 + 2000.0).unwrap();
+    assert_eq!(ks.segments(), held.as_slice(), "new score");
+    assert_eq!(ks.take_notices(), vec![Notice::Enter("buyers".into())]);
+
+    // A stored profile meeting new score definitions at init.
+    let stored = codec::encode(&profile_of(&mut ks));
+    let mut ks = Keystone::new(Options::default(), NativeHost::boxed(13), Some(&stored), T0 + 3000.0);
+    ks.load_definitions(&one, T0 + 3000.0).unwrap();
+    assert_eq!(ks.segments(), held.as_slice(), "init with a stored profile");
+    assert_eq!(ks.document_at(T0 + 3000.0).path("scores.engagement"), Some(&Value::Num(10.0)));
+}
+

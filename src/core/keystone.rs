@@ -645,6 +645,8 @@ impl Keystone {
         self.clock = now;
         let mut hits = Vec::new();
         if self.consent.personalization {
+            // New or changed scores are back-filled before the document reads them.
+            segment::prepare(&self.defs, &mut self.profile, self.host.as_ref());
             let doc = if self.defs.uses_doc { Some(self.document_for_segments(now)) } else { None };
             hits = segment::evaluate(&self.defs, &mut self.profile, doc.as_ref(), now, self.host.as_ref());
         }
@@ -730,6 +732,7 @@ impl Keystone {
     /// names no loaded definition.
     pub fn explain(&mut self, id: &str, now: f64) -> Result<Value, Error> {
         if self.defs.segments.iter().any(|s| s.id == id) {
+            segment::prepare(&self.defs, &mut self.profile, self.host.as_ref());
             let doc = self.document_at(now);
             let out = segment::explain(&self.defs, &mut self.profile, Some(&doc), id, now, self.host.as_ref());
             if let Some(v) = out {
