@@ -8,9 +8,10 @@
 //! from the profile's ring of recent events.
 //!
 //! Windows: an event at `t` is inside a window `w` at `now` while `now - t < w` (exact to the
-//! millisecond where timestamps are kept — counted thresholds, min/max, distinct, sequences);
-//! sums and counts over many events are kept per minute, a bucket being inside while its end is
-//! less than `w` ago (exact to the minute). Data older than the retention is dropped.
+//! millisecond where timestamps are kept — counted thresholds, sequences); other counts and
+//! their aggregates (sum, avg, min/max, distinct) are kept per minute, a bucket being inside
+//! while its end is less than `w` ago (exact to the minute). Data older than the retention is
+//! dropped.
 
 #[allow(unused_imports)]
 use crate::core::prelude::*;
@@ -171,7 +172,9 @@ impl Node {
                 }
                 let v = if p.prop.is_empty() { &Value::Null } else { props.path(&p.prop).unwrap_or(&Value::Null) };
                 let x = to_number(v, cx.host);
-                let numeric = !v.is_null() && x.is_finite() && !matches!(v, Value::Bool(_) | Value::Arr(_) | Value::Obj(_));
+                // A number, or text JavaScript reads as one: any such text has a digit (a blank
+                // string, which `Number` reads as 0, has none).
+                let numeric = x.is_finite() && matches!(v, Value::Num(_) | Value::Str(_)) && v.as_str().is_none_or(|t| t.bytes().any(|b| b.is_ascii_digit()));
                 match p.agg {
                     Agg::Count => {}
                     Agg::Distinct if v.is_null() => return,
@@ -257,14 +260,9 @@ impl Node {
                 if let Some(t) = s.recent.first() {
                     consider(t + w);
                 }
+                // Min/max and distinct values leave with their bucket.
                 if let Some(b) = s.buckets.first() {
                     consider((b.0 + 1.0) * MINUTE + w);
-                }
-                if let Some(e) = s.ext.first() {
-                    consider(e.0 + w);
-                }
-                for d in &s.distinct {
-                    consider(d.1 + w);
                 }
             }
             (Spec::Sequence(q), NodeState::Seq(s)) if s.done >= 0.0 => consider(s.done + q.retention),
@@ -326,12 +324,15 @@ impl PerfState {
         self.ext.push((ts, x));
     }
 
-    /// Drops what is not after `from` (events at or before it are out of the window).
+    /// Drops what is not after `from` (events at or before it are out of the window). Bucketed
+    /// events leave with their minute, and so do their min/max and distinct values: the count and
+    /// the aggregate of a node always cover the same events.
     fn prune(&mut self, from: f64) {
         self.recent.retain(|t| *t > from);
+        let live = |minute: f64| (minute + 1.0) * MINUTE > from;
         let (n, sum) = (&mut self.n, &mut self.sum);
         self.buckets.retain(|b| {
-            let keep = (b.0 + 1.0) * MINUTE > from;
+            let keep = live(b.0);
             if !keep {
                 *n -= b.1;
                 *sum -= b.2;
@@ -342,8 +343,8 @@ impl PerfState {
             self.n = 0.0;
             self.sum = 0.0;
         }
-        self.ext.retain(|e| e.0 > from);
-        self.distinct.retain(|d| d.1 > from);
+        self.ext.retain(|e| live(floor(e.0 / MINUTE)));
+        self.distinct.retain(|d| live(floor(d.1 / MINUTE)));
     }
 }
 
