@@ -437,7 +437,7 @@ fn scan(c: &Cond, scores: &[ScoreDef], out: &mut Vec<(usize, f64)>, heads: &mut 
 fn parse_score(s: &Value, base: &str, before: &[ScoreDef]) -> Result<ScoreDef, Error> {
     let Some(m) = s.as_obj() else { return Err(err(None, base, "a score must be an object")) };
     let Some(id) = name_of(m, "id").filter(|id| !id.bytes().any(|b| b == b'.')) else {
-        return Err(err(None, &join(base, "id"), "id must be a non-empty string without dots"));
+        return Err(err(name_of(m, "id"), &join(base, "id"), "id must be a non-empty string without dots"));
     };
     let fail = |p: &str, k: &str, msg: &str| err(Some(id), &join(p, k), msg);
     if before.iter().any(|d| d.id == id) {
