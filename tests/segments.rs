@@ -368,3 +368,37 @@ fn a_new_or_changed_score_counts_at_the_first_evaluation() {
     assert_eq!(ks.document_at(T0 + 3000.0).path("scores.engagement"), Some(&Value::Num(10.0)));
 }
 
+/// `$inSegment` dependencies checked at load in time linear in the graph: 40 layers of 3
+/// segments, each an `$or` over the layer below (3^39 paths), load at once; closing a cycle
+/// through every layer rejects the segments on it and those depending on them.
+#[test]
+fn deep_layered_in_segment_graphs_load_quickly() {
+    let layered = |cycle: bool| {
+        let (layers, width) = (40, 3);
+        let mut segs = Vec::new();
+        for l in 0..layers {
+            for w in 0..width {
+                let cond = if l == 0 && !(cycle && w == 0) {
+                    format!(r#"{{"traits.x":{w}}}"#)
+                } else if l == 0 {
+                    format!(r#"{{"$inSegment":"l{}_0"}}"#, layers - 1)
+                } else {
+                    let or: Vec<String> = (0..width).map(|j| format!(r#"{{"$inSegment":"l{}_{j}"}}"#, l - 1)).collect();
+                    format!(r#"{{"$or":[{}]}}"#, or.join(","))
+                };
+                segs.push(format!(r#"{{"id":"l{l}_{w}","condition":{cond}}}"#));
+            }
+        }
+        json(&format!(r#"{{"version":1,"segments":[{}]}}"#, segs.join(",")))
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for cycle in [false, true] {
+            let (defs, report) = keystone::core::segment::parse(&layered(cycle), 90.0 * 86_400_000.0).unwrap();
+            tx.send((defs.segments.len(), report.loaded.len(), report.rejected.len())).unwrap();
+        }
+    });
+    let wait = std::time::Duration::from_secs(20);
+    assert_eq!(rx.recv_timeout(wait).expect("acyclic graph loads in time"), (120, 120, 0));
+    assert_eq!(rx.recv_timeout(wait).expect("cyclic graph loads in time"), (2, 2, 118), "only l0_1 and l0_2 stay");
+}

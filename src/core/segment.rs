@@ -133,7 +133,7 @@ pub fn parse(doc: &Value, retention_ms: f64) -> Result<(Definitions, LoadReport)
     }
 
     // Segments: compile each on its own, then reject those whose `$inSegment` targets are
-    // unknown, rejected, or lead back to themselves (until nothing changes).
+    // unknown, rejected, or lead back to themselves (reported in document order).
     let mut segs: Vec<SegmentDef> = Vec::new();
     for (i, s) in list.iter().enumerate() {
         match parse_segment(s, &join_pointer("/segments", i), retention_ms, &segs, &mut defs) {
@@ -141,27 +141,19 @@ pub fn parse(doc: &Value, retention_ms: f64) -> Result<(Definitions, LoadReport)
             Err(e) => report.rejected.push(e),
         }
     }
-    let mut ok = vec![true; segs.len()];
-    let mut changed = true;
-    while changed {
-        changed = false;
-        for i in 0..segs.len() {
-            let Some(seg) = segs.get(i).filter(|_| ok.get(i) == Some(&true)) else { continue };
-            let bad = seg.refs.iter().find(|(t, _)| {
-                let j = segs.iter().position(|x| x.id == *t);
-                j.is_none_or(|j| ok.get(j) != Some(&true)) || reaches(&segs, &ok, t, &seg.id, segs.len())
-            });
-            if let Some((_, p)) = bad {
-                report.rejected.push(err(Some(&seg.id), p, "$inSegment names an unknown or rejected segment, or a cycle"));
-                if let Some(x) = ok.get_mut(i) {
-                    *x = false;
-                }
-                changed = true;
-            }
+    let mut state = vec![0u8; segs.len()];
+    for i in 0..segs.len() {
+        settle(&segs, &mut state, i);
+    }
+    for seg in &segs {
+        // The first target that is unknown or rejected (a cycle's members are all rejected).
+        let bad = seg.refs.iter().find(|(t, _)| segs.iter().position(|x| x.id == *t).is_none_or(|j| state.get(j) != Some(&2)));
+        if let Some((_, p)) = bad {
+            report.rejected.push(err(Some(&seg.id), p, "$inSegment names an unknown or rejected segment, or a cycle"));
         }
     }
-    for (seg, ok) in segs.into_iter().zip(ok) {
-        if ok {
+    for (seg, st) in segs.into_iter().zip(state) {
+        if st == 2 {
             report.loaded.push(seg.id.clone());
             defs.segments.push(seg);
         }
@@ -187,13 +179,19 @@ pub fn parse(doc: &Value, retention_ms: f64) -> Result<(Definitions, LoadReport)
     Ok((defs, report))
 }
 
-/// Whether segment `from` leads to `target` through `$inSegment` (within `depth` hops).
-fn reaches(segs: &[SegmentDef], ok: &[bool], from: &str, target: &str, depth: usize) -> bool {
-    if from == target {
-        return true;
+/// Settles segment `i` (`state`: 0 not yet, 1 being settled, 2 valid, 3 rejected): valid when
+/// every `$inSegment` target is known and valid; a target still being settled closes a cycle.
+/// Each segment is settled once, so the whole graph takes one depth-first walk.
+fn settle(segs: &[SegmentDef], state: &mut [u8], i: usize) -> bool {
+    match state.get_mut(i) {
+        Some(s @ 0) => *s = 1,
+        s => return s == Some(&mut 2),
     }
-    let Some(i) = segs.iter().position(|s| s.id == from) else { return false };
-    depth > 0 && ok.get(i) == Some(&true) && segs.get(i).is_some_and(|s| s.refs.iter().any(|(t, _)| reaches(segs, ok, t, target, depth - 1)))
+    let ok = segs.get(i).is_some_and(|s| s.refs.iter().all(|(t, _)| segs.iter().position(|x| x.id == *t).is_some_and(|j| settle(segs, state, j))));
+    if let Some(s) = state.get_mut(i) {
+        *s = if ok { 2 } else { 3 };
+    }
+    ok
 }
 
 /// The first key of `m` not in `allowed`.
