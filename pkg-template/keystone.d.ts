@@ -47,10 +47,20 @@ export interface Definitions {
     halfLife?: Duration;
     rules: Array<{ event: string; where?: Condition; points: number }>;
   }>;
+  /** Unknown fields are rejected (`invalid_segment`), as in segments. */
   experiences?: Array<{
     id: string;
+    name?: string;
+    description?: string;
     holdout?: number;
-    variants: Array<{ id: string; segment?: string; priority?: number; cap?: { count: number; within: Duration } }>;
+    variants: Array<{
+      id: string;
+      name?: string;
+      description?: string;
+      segment?: string;
+      priority?: number;
+      cap?: { count: number; within?: Duration };
+    }>;
   }>;
   savedGroups?: { [groupId: string]: Json[] };
 }
@@ -142,6 +152,7 @@ export interface Profile {
   session: { id: string; count: number; pageviews: number; startedAt: string; durationSec: number };
   firstSeen: string;
   lastSeen: string;
+  /** Decaying scores as read by conditions: rounded to 2 decimals. */
   scores: { [scoreId: string]: number };
   segments: string[];
   consent: Consent;
@@ -211,8 +222,9 @@ export interface KeystoneEvents {
 /** A running Keystone (what {@link Keystone.init} resolves with). */
 export interface KeystoneInstance {
   /**
-   * Records a page view; the context (url, referrer, UTM…) is captured.
-   * @example ks.page({ section: "shoes" });
+   * Records a page view; the context (url, referrer, UTM…) is captured. String `name` and
+   * `category` properties are also sent top-level (Segment spec).
+   * @example ks.page({ name: "Shoes", category: "Catalog" });
    */
   page(properties?: { [key: string]: Json }): void;
   /**
@@ -273,7 +285,8 @@ export interface KeystoneInstance {
    */
   explain(id: string): Explanation | null;
   /**
-   * Which variant of an experience to show (priority, caps, holdout); records the exposure.
+   * Which variant of an experience to show (priority, caps, holdout); records the exposure once
+   * per page view (the first call with `analytics` or `personalization` consent).
    * @example const { variant } = ks.decide("hero");
    */
   decide(experienceId: string): Decision | null;

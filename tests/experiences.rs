@@ -120,6 +120,37 @@ fn invalid_experiences_are_rejected_one_by_one_and_the_valid_ones_load() {
 }
 
 #[test]
+fn unknown_fields_of_an_experience_its_variants_and_caps_are_rejected_with_their_path() {
+    // A typo must not load as the default (no segment, no cap, no holdout): the gold offer
+    // would then go to every visitor.
+    let mut ks = Keystone::new(Options::default(), NativeHost::boxed(1), None, T0);
+    let doc = json(
+        r#"{"version":1,"segments":[{"id":"gold","condition":{"traits.tier":"gold"}}],
+        "experiences":[
+          {"id":"typo_segment","variants":[{"id":"gold_offer","segmnet":"gold"},{"id":"none"}]},
+          {"id":"typo_within","variants":[{"id":"gold_offer","segment":"gold","cap":{"count":1,"whithin":"1d"}},{"id":"none"}]},
+          {"id":"typo_holdout","holduot":0.5,"variants":[{"id":"a"},{"id":"control"}]},
+          {"id":"slash","variants":[{"id":"a","cap":{"count":1,"a/b":1}}]},
+          {"id":"labelled","name":"Hero","description":"the banner","variants":[{"id":"a","name":"A","description":"plain"}]}
+        ]}"#,
+    );
+    let report = ks.load_definitions(&doc, T0).unwrap();
+    assert_eq!(report.loaded, vec!["gold", "labelled"]);
+    let got: Vec<(&str, Option<&str>, Option<&str>, &str)> =
+        report.rejected.iter().map(|e| (e.code, e.segment_id.as_deref(), e.path.as_deref(), e.message.as_str())).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("invalid_segment", Some("typo_segment"), Some("/experiences/0/variants/0/segmnet"), "unknown field"),
+            ("invalid_segment", Some("typo_within"), Some("/experiences/1/variants/0/cap/whithin"), "unknown field"),
+            ("invalid_segment", Some("typo_holdout"), Some("/experiences/2/holduot"), "unknown field"),
+            ("invalid_segment", Some("slash"), Some("/experiences/3/variants/0/cap/a~1b"), "unknown field"),
+        ]
+    );
+    assert_eq!(ks.decide("typo_segment", T0).unwrap_err().code, "unknown_id");
+}
+
+#[test]
 fn priority_among_eligible_variants_with_fallback_and_ties_in_document_order() {
     // Nobody: fallback to the last variant.
     let mut ks = engine(1, None, Options::default());
@@ -320,6 +351,49 @@ fn within_a_page_view_a_login_keeps_the_decision_and_another_person_gets_their_o
     assert_eq!(r.holdout, draw(ks.anonymous_id(), "hero") < 0.5);
     assert_eq!(viewed(&mut ks).len(), 1);
     assert_eq!(ks.profile_document().path("events.Experience Viewed.count").and_then(Value::as_num), Some(1.0));
+}
+
+#[test]
+fn an_exposure_before_consent_is_recorded_by_the_first_decision_after_it() {
+    let doc = json(
+        r#"{"version":1,"segments":[],
+        "experiences":[{"id":"deal","variants":[{"id":"offer","cap":{"count":1,"within":"1d"}},{"id":"none"}]},
+                       {"id":"plain","variants":[{"id":"a"}]}]}"#,
+    );
+    let opt_in = Options { consent: Consent::none(), ..Options::default() };
+    let mut ks = Keystone::new(opt_in, NativeHost::boxed(11), None, T0);
+    ks.load_definitions(&doc, T0).unwrap();
+    ks.page(T0, Map::new());
+    // Before consent (the declarative renderer decides at init): shown, nothing recorded.
+    assert_eq!(ks.decide("deal", T0 + 1.0).unwrap().variant, "offer");
+    assert!(viewed(&mut ks).is_empty());
+    ks.set_consent(&common::from_json(&j!({"analytics": true, "personalization": true})), T0 + 2.0).unwrap();
+    // The same page view: the exposure is recorded once, and its own view does not cap it.
+    assert_eq!(ks.decide("deal", T0 + 3.0).unwrap().variant, "offer");
+    assert_eq!(viewed(&mut ks), vec![j!({"experience": "deal", "variant": "offer", "holdout": false})]);
+    assert_eq!(ks.decide("deal", T0 + 4.0).unwrap().variant, "offer");
+    assert!(viewed(&mut ks).is_empty());
+    assert_eq!(ks.profile_document().path("events.Experience Viewed.count").and_then(Value::as_num), Some(1.0));
+    // The next page view: capped by one exposure, not two.
+    ks.page(T0 + 5.0, Map::new());
+    assert_eq!(ks.decide("deal", T0 + 6.0).unwrap().variant, "none");
+    let ex = to_json(&ks.explain_experience("deal", T0 + 6.0).unwrap());
+    assert_eq!(ex["variants"][0]["seen"].as_f64(), Some(1.0));
+    viewed(&mut ks);
+
+    // Consent withdrawn then granted again in one page view (the identity stays, so does the
+    // decision): recorded at the first decision after the grant.
+    ks.set_consent(&common::from_json(&j!({"analytics": false, "personalization": false})), T0 + 7.0).unwrap();
+    ks.page(T0 + 8.0, Map::new());
+    assert_eq!(ks.decide("plain", T0 + 9.0).unwrap().variant, "a");
+    assert!(viewed(&mut ks).is_empty());
+    ks.set_consent(&common::from_json(&j!({"analytics": true})), T0 + 10.0).unwrap();
+    assert_eq!(ks.decide("plain", T0 + 11.0).unwrap().variant, "a");
+    assert_eq!(viewed(&mut ks), vec![j!({"experience": "plain", "variant": "a", "holdout": false})]);
+    // Recorded (sent): granting personalization as well records nothing more.
+    ks.set_consent(&common::from_json(&j!({"personalization": true})), T0 + 12.0).unwrap();
+    ks.decide("plain", T0 + 13.0).unwrap();
+    assert!(viewed(&mut ks).is_empty());
 }
 
 #[test]

@@ -188,10 +188,72 @@ fn score_threshold_crossing_is_the_next_check() {
     ks.load_definitions(&defs, T0).unwrap();
     ks.track(T0, "A", Map::new()).unwrap();
     assert!(ks.in_segment("hot"));
+    // Read to 2 decimals: a check when the reading goes from 20.01 to 20 (a change for `$gt`,
+    // none for `$gte`), then the exit once the exact value is below 19.995.
     let t = ks.next_check(T0 + 1.0).unwrap();
-    assert!((t - (T0 + 86_400_000.0)).abs() <= 2.0, "crossing at one half-life: {}", t - T0);
+    let want = T0 + 86_400_000.0 * (40.0f64 / 20.005).log2();
+    assert!((t - want).abs() <= 2.0, "a little before one half-life: {}", t - T0);
+    ks.refresh(t);
+    assert!(ks.in_segment("hot"));
+    let t = ks.next_check(t).unwrap();
+    let want = T0 + 86_400_000.0 * (40.0f64 / 19.995).log2();
+    assert!((t - want).abs() <= 2.0, "a little after one half-life: {}", t - T0);
+    ks.refresh(t - 2.0);
+    assert!(ks.in_segment("hot"));
     ks.refresh(t);
     assert!(!ks.in_segment("hot"));
+}
+
+#[test]
+fn scores_read_to_two_decimals_reach_a_threshold_equal_to_the_points_and_exit_on_time() {
+    let defs = json(r#"{"version":1,"scores":[{"id":"e","halfLife":"1d","rules":[{"event":"A","points":1}]}],
+        "segments":[{"id":"three","condition":{"scores.e":{"$gte":3}}},
+                    {"id":"near","condition":{"scores.e":{"$gte":2.994}}},
+                    {"id":"one","condition":{"scores.e":{"$gte":1}}},
+                    {"id":"cooled","condition":{"scores.e":{"$lte":1,"$gt":0}}}]}"#);
+    let mut ks = Keystone::new(Options::default(), NativeHost::boxed(3), None, T0);
+    ks.load_definitions(&defs, T0).unwrap();
+    // Three points 5 ms apart: 2.9999998… by the last one, read as 3.
+    for i in 0..3 {
+        ks.track(T0 + 5.0 * i as f64, "A", Map::new()).unwrap();
+    }
+    let exact: f64 = [10.0, 5.0, 0.0].iter().map(|d| 2f64.powf(-d / 86_400_000.0)).sum();
+    assert!(exact < 3.0);
+    let at = |b: f64| T0 + 10.0 + 86_400_000.0 * (exact / b).log2() + 1.0;
+    let score = |ks: &Keystone| ks.profile_document().path("scores.e").and_then(Value::as_num);
+    assert_eq!(score(&ks), Some(3.0));
+    assert_eq!(ks.segments(), &["near".to_string(), "one".to_string(), "three".to_string()]);
+    let explained = to_json(&ks.explain("three", T0 + 10.0).unwrap());
+    assert_eq!(explained["tree"]["value"].as_f64(), Some(3.0));
+    // The next check is when the reading leaves 3 (the exact value below 2.995), not the
+    // exact crossing of 3, which has already passed; 2.99 is below 2.994 too.
+    let t = ks.next_check(T0 + 10.0).unwrap();
+    let want = at(2.995);
+    assert!((t - want).abs() <= 2.0, "exit of `three` at {}", t - T0);
+    ks.refresh(t - 2.0);
+    assert!(ks.in_segment("three") && ks.in_segment("near"));
+    ks.take_notices();
+    ks.refresh(t);
+    assert_eq!(ks.segments(), &["one".to_string()]);
+    assert_eq!(ks.take_notices(), vec![Notice::Exit("near".into()), Notice::Exit("three".into())]);
+    // `$lte: 1` holds once the reading is 1.00 (below 1.005), `$gt: 0` until it is 0.00.
+    let t = ks.next_check(t).unwrap();
+    let want = at(1.005);
+    assert!((t - want).abs() <= 2.0, "entry of `cooled` at {}", t - T0);
+    ks.refresh(t - 2.0);
+    assert!(!ks.in_segment("cooled"));
+    ks.refresh(t);
+    assert_eq!(ks.segments(), &["cooled".to_string(), "one".to_string()]);
+    let t = ks.next_check(t).unwrap();
+    ks.refresh(t);
+    assert_eq!(ks.segments(), &["cooled".to_string()], "`one` exits below 0.995");
+    let t = ks.next_check(t).unwrap();
+    let want = at(0.005);
+    assert!((t - want).abs() <= 2.0, "exit of `cooled` at {}", t - T0);
+    ks.refresh(t);
+    assert!(ks.segments().is_empty());
+    assert_eq!(score(&ks), Some(0.0));
+    assert_eq!(ks.next_check(t), None);
 }
 
 #[test]

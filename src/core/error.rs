@@ -84,3 +84,12 @@ pub fn join(base: &str, key: &str) -> String {
 pub fn join_pointer(base: &str, i: usize) -> String {
     join(base, &crate::core::host::format_uint(i as u64))
 }
+
+/// The reason given for a key a definition does not know.
+pub const UNKNOWN: &str = "unknown field";
+
+/// The first key of `m` not in `allowed`.
+#[inline(never)]
+pub fn unknown<'a>(m: &'a crate::core::value::Map, allowed: &[&str]) -> Option<&'a String> {
+    m.keys().find(|k| !allowed.contains(&k.as_str()))
+}

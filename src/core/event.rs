@@ -37,7 +37,7 @@ impl Kind {
 pub struct Event {
     /// Call type.
     pub kind: Kind,
-    /// `event` for track, `name` for page (may be empty).
+    /// `event` for track (empty otherwise).
     pub name: String,
     /// Properties (track, page).
     pub properties: Map,
@@ -64,7 +64,14 @@ impl Event {
         m.insert("type", self.kind.as_str().into());
         match self.kind {
             Kind::Track => m.insert("event", self.name.as_str().into()),
-            Kind::Page if !self.name.is_empty() => m.insert("name", self.name.as_str().into()),
+            // As analytics.js: a page's string `name` and `category` properties are top-level too.
+            Kind::Page => {
+                for k in ["name", "category"] {
+                    if let Some(v @ Value::Str(_)) = self.properties.get(k) {
+                        m.insert(k, v.clone());
+                    }
+                }
+            }
             _ => {}
         }
         if matches!(self.kind, Kind::Track | Kind::Page) {

@@ -11,7 +11,7 @@
 use crate::core::prelude::*;
 
 use crate::core::activation::Activation;
-use crate::core::error::{codes, Error};
+use crate::core::error::{codes, unknown, Error, UNKNOWN};
 use crate::core::segment::{join, join_pointer, LoadReport};
 use crate::core::time::parse_duration;
 use crate::core::value::{Map, Value};
@@ -107,6 +107,9 @@ pub fn parse(doc: &Value, segments: &[&str], retention: f64, report: &mut LoadRe
                     }
                     rest = next;
                 }
+                if let Some(k) = f.field {
+                    path = join(&path, k);
+                }
                 let id = x.get("id").and_then(Value::as_str).filter(|s| !s.is_empty());
                 report.rejected.push(Error::at(codes::INVALID_SEGMENT, id, path, f.why));
             }
@@ -115,18 +118,29 @@ pub fn parse(doc: &Value, segments: &[&str], retention: f64, report: &mut LoadRe
     Ok(out)
 }
 
-/// Where and why an experience is invalid: variant index, keys below it, reason.
-struct Fault {
+/// Where and why an experience is invalid: variant index, keys below it, an unknown field
+/// after them, reason.
+struct Fault<'a> {
     variant: Option<usize>,
     keys: &'static str,
+    field: Option<&'a str>,
     why: &'static str,
 }
 
-fn fault<T>(variant: Option<usize>, keys: &'static str, why: &'static str) -> Result<T, Fault> {
-    Err(Fault { variant, keys, why })
+fn fault<T>(variant: Option<usize>, keys: &'static str, why: &'static str) -> Result<T, Fault<'static>> {
+    Err(Fault { variant, keys, field: None, why })
 }
 
-fn parse_one(x: &Value, segments: &[&str], retention: f64, loaded: &[Experience]) -> Result<Experience, Fault> {
+/// `Err` naming the first key of `m` not in `allowed` (a typo must not load as a default).
+#[inline(never)]
+fn known<'a>(m: &'a Map, allowed: &[&str], variant: Option<usize>, keys: &'static str) -> Result<(), Fault<'a>> {
+    match unknown(m, allowed) {
+        Some(k) => Err(Fault { variant, keys, field: Some(k), why: UNKNOWN }),
+        None => Ok(()),
+    }
+}
+
+fn parse_one<'a>(x: &'a Value, segments: &[&str], retention: f64, loaded: &[Experience]) -> Result<Experience, Fault<'a>> {
     let Some(m) = x.as_obj() else { return fault(None, "", "an experience must be an object") };
     let id = match m.get("id") {
         Some(Value::Str(id)) if !id.is_empty() => id,
@@ -139,6 +153,7 @@ fn parse_one(x: &Value, segments: &[&str], retention: f64, loaded: &[Experience]
     if segments.contains(&id.as_str()) {
         return fault(None, "id", "an experience id must differ from the segment ids");
     }
+    known(m, &["id", "name", "description", "holdout", "variants"], None, "")?;
     let holdout = match m.get("holdout") {
         None | Some(Value::Null) => 0.0,
         Some(Value::Num(h)) if (0.0..=1.0).contains(h) => *h,
@@ -159,6 +174,7 @@ fn parse_one(x: &Value, segments: &[&str], retention: f64, loaded: &[Experience]
         if variants.iter().any(|w| &w.id == vid) {
             return fault(at, "id", "duplicate variant id");
         }
+        known(vm, &["id", "name", "description", "segment", "priority", "cap"], at, "")?;
         let segment = match vm.get("segment") {
             None | Some(Value::Null) => None,
             Some(Value::Str(s)) if segments.contains(&s.as_str()) => Some(s.clone()),
@@ -172,6 +188,7 @@ fn parse_one(x: &Value, segments: &[&str], retention: f64, loaded: &[Experience]
         let cap = match vm.get("cap") {
             None | Some(Value::Null) => None,
             Some(Value::Obj(c)) => {
+                known(c, &["count", "within"], at, "cap")?;
                 let count = match c.get("count") {
                     Some(Value::Num(n)) if *n >= 1.0 && *n < 1e9 && *n == crate::core::time::floor(*n) => *n as u32,
                     _ => return fault(at, "cap/count", "cap count must be a positive integer"),
@@ -329,8 +346,9 @@ pub struct Orchestrator {
     /// Valid experiences, in document order.
     pub experiences: Vec<Experience>,
     sticky: Vec<Sticky>,
-    /// Experiences whose exposure was recorded in this page view, with the variant recorded.
-    exposed: Vec<(String, String)>,
+    /// Experiences exposed in this page view: the variant, and whether the exposure was
+    /// recorded (consent allowed it).
+    exposed: Vec<(String, String, bool)>,
     /// Whether definitions were ever loaded (segment reports wait for them).
     pub loaded: bool,
 }
@@ -376,14 +394,18 @@ impl Orchestrator {
             .map(|s| s.decision.clone())
     }
 
-    /// The variant already exposed in this page view for `id`.
-    pub fn exposed(&self, id: &str) -> Option<&str> {
-        self.exposed.iter().find(|e| e.0 == id).map(|e| e.1.as_str())
+    /// The variant already exposed in this page view for `id`, and whether it was recorded.
+    pub fn exposed(&self, id: &str) -> Option<(&str, bool)> {
+        self.exposed.iter().find(|e| e.0 == id).map(|e| (e.1.as_str(), e.2))
     }
 
-    /// Marks `id` exposed in this page view.
-    pub fn mark_exposed(&mut self, d: &Decision) {
-        self.exposed.push((d.experience.clone(), d.variant.clone()));
+    /// Marks `id` exposed in this page view (replacing an unrecorded exposure).
+    pub fn mark_exposed(&mut self, d: &Decision, recorded: bool) {
+        let e = (d.experience.clone(), d.variant.clone(), recorded);
+        match self.exposed.iter_mut().find(|x| x.0 == d.experience) {
+            Some(x) => *x = e,
+            None => self.exposed.push(e),
+        }
     }
 
     /// Remembers a decision for the rest of the page view.

@@ -692,26 +692,36 @@ impl Keystone {
 
     /// Which variant of experience `id` to show (DESIGN §13). Records `Experience Viewed` once
     /// per experience per page view; sticky within the page view unless membership or identity
-    /// changes. `Err(unknown_id)` for an unknown experience.
+    /// changes. An exposure made without consent to record it (neither `analytics` nor
+    /// `personalization`) counts for caps in memory but is not the page view's exposure: the
+    /// first decision once consent allows records it. `Err(unknown_id)` for an unknown experience.
     pub fn decide(&mut self, id: &str, now: f64) -> Result<Decision, Error> {
         let identity = String::from(self.user_id().unwrap_or(&self.profile.anonymous_id));
         let Some(x) = self.exp.get(id) else {
             return Err(Error::new(codes::UNKNOWN_ID, "no experience with that id"));
         };
-        if let Some(d) = self.exp.remembered(id, &self.members, &identity) {
-            return Ok(d);
-        }
-        let exposed = self.exp.exposed(id);
-        let o = experience::evaluate(x, &self.members, &self.profile.activation, &identity, now, exposed);
-        let variant = x.variants.get(o.chosen).map_or(String::new(), |v| v.id.clone());
-        let d = Decision { experience: id.into(), variant, holdout: o.holdout };
-        if exposed.is_none() {
-            self.exp.mark_exposed(&d);
-            let op = Op::Expose { experience: id.into(), variant: d.variant.clone(), ts: now, retention: self.opts.retention };
-            if self.consent.personalization {
-                self.apply(op, now); // journaled: survives a rebase onto another tab's write
-            } else {
-                self.profile.apply(&op, self.opts.session_timeout);
+        let can_record = self.consent.analytics || self.consent.personalization;
+        let prior = self.exp.exposed(id);
+        let d = match self.exp.remembered(id, &self.members, &identity) {
+            Some(d) => d,
+            None => {
+                let o = experience::evaluate(x, &self.members, &self.profile.activation, &identity, now, prior.map(|p| p.0));
+                let variant = x.variants.get(o.chosen).map_or(String::new(), |v| v.id.clone());
+                Decision { experience: id.into(), variant, holdout: o.holdout }
+            }
+        };
+        let expose = prior.is_none_or(|p| !p.1 && can_record);
+        // An unrecorded exposure of this variant is already counted in memory.
+        let counted = prior.is_some_and(|p| p.0 == d.variant);
+        if expose {
+            self.exp.mark_exposed(&d, can_record);
+            if !counted {
+                let op = Op::Expose { experience: id.into(), variant: d.variant.clone(), ts: now, retention: self.opts.retention };
+                if self.consent.personalization {
+                    self.apply(op, now); // journaled: survives a rebase onto another tab's write
+                } else {
+                    self.profile.apply(&op, self.opts.session_timeout);
+                }
             }
             let props = Map::new().with("experience", id).with("variant", d.variant.as_str()).with("holdout", d.holdout);
             self.record(now, Kind::Track, experience::VIEWED, props);
@@ -724,7 +734,7 @@ impl Keystone {
     pub fn explain_experience(&self, id: &str, now: f64) -> Option<Value> {
         let x = self.exp.get(id)?;
         let identity = self.user_id().unwrap_or(&self.profile.anonymous_id);
-        let o = experience::evaluate(x, &self.members, &self.profile.activation, identity, now, self.exp.exposed(id));
+        let o = experience::evaluate(x, &self.members, &self.profile.activation, identity, now, self.exp.exposed(id).map(|e| e.0));
         Some(experience::explain(x, &o))
     }
 

@@ -1,6 +1,7 @@
 //! Scores (DESIGN §4): each rule adds points on a matching event; points decay by half every
 //! `halfLife`. A score's state is one number and the time it was last brought up to date, so a
-//! score costs the same whatever the history; it reads as `scores.<id>` in the profile document.
+//! score costs the same whatever the history; it reads as `scores.<id>` in the profile document,
+//! rounded to 2 decimals (a threshold equal to the points earned is reached).
 //!
 //! `2^x` and `log2` are computed here (no libm in `no_std` core): exact for integer exponents,
 //! within a few ulps otherwise.
@@ -57,21 +58,51 @@ impl ScoreDef {
         }
     }
 
-    /// The value at `now`.
+    /// The value at `now`, as read ([`read`]).
     pub fn value_at(&self, s: &ScoreSlot, now: f64) -> f64 {
-        decay(s.v, now - s.t, self.half_life)
+        read(decay(s.v, now - s.t, self.half_life))
     }
 
-    /// When the decaying value next crosses `threshold` after `now` (+1 ms, so it is past it).
+    /// When the value as read next changes its comparison with `threshold` after `now` (+1 ms,
+    /// so it is past it). A decaying magnitude reads r until it goes below r − 0.005: with r the
+    /// least reading ≥ |threshold|, the comparisons change below r + 0.005 (when r is the
+    /// threshold itself) and below r − 0.005.
     pub fn crossing(&self, s: &ScoreSlot, threshold: f64, now: f64) -> Option<f64> {
         let hl = self.half_life?;
-        let ratio = s.v / threshold;
+        // Opposite signs: the reading tends to 0 and never passes the threshold.
+        if s.v * threshold < 0.0 {
+            return None;
+        }
+        let a = abs(threshold);
+        let r = read(a);
+        let r = if r < a { r + 0.01 } else { r };
+        let (m, lo) = (abs(s.v), r - 0.005);
+        let hi = if r == a { r + 0.005 } else { lo };
+        // Still above `hi` now: that crossing comes first.
+        let ratio = m / if decay(m, now - s.t, Some(hl)) > hi { hi } else { lo };
         if !(ratio > 1.0) || !ratio.is_finite() {
             return None;
         }
         let t = s.t + hl * log2(ratio) + 1.0;
         (t > now).then_some(t)
     }
+}
+
+/// Beyond this (2^52) every double is whole, and `as i64` would saturate.
+const BIG: f64 = 4_503_599_627_370_496.0;
+
+fn abs(x: f64) -> f64 {
+    if x < 0.0 { -x } else { x }
+}
+
+/// A score as read (profile, conditions, explain): 2 decimals, halves away from zero. Stored
+/// scores stay exact, so merges do not depend on their order.
+pub fn read(v: f64) -> f64 {
+    let x = v * 100.0;
+    if !(abs(x) < BIG) {
+        return v;
+    }
+    (if x < 0.0 { x - 0.5 } else { x + 0.5 }) as i64 as f64 / 100.0
 }
 
 fn add(s: &mut ScoreSlot, points: f64, ts: f64, hl: Option<f64>) {
@@ -161,6 +192,19 @@ mod tests {
             let y = (x as f64).abs() + 0.5;
             assert!((log2(y) - y.log2()).abs() < 1e-13, "{y}");
         }
+    }
+
+    #[test]
+    fn read_rounds_to_two_decimals_and_leaves_huge_values_alone() {
+        assert_eq!(read(2.9999999598873157), 3.0);
+        assert_eq!(read(1.004999), 1.0);
+        assert_eq!(read(1.005001), 1.01);
+        assert_eq!(read(-2.675001), -2.68);
+        assert_eq!(read(-0.001), 0.0);
+        assert_eq!(read(1e300), 1e300);
+        assert_eq!(read(-1e20), -1e20);
+        assert!(read(f64::NAN).is_nan());
+        assert_eq!(read(f64::INFINITY), f64::INFINITY);
     }
 
     #[test]

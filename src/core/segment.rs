@@ -15,7 +15,7 @@ use crate::core::prelude::*;
 
 use crate::core::behaviour::{self, Agg, Fp, Node, Performed, Sequence, Spec};
 use crate::core::condition::{eval_value, get_path, Ctx, Groups};
-use crate::core::error::{codes, Error};
+use crate::core::error::{codes, unknown, Error, UNKNOWN};
 pub use crate::core::error::{join, join_pointer};
 use crate::core::host::Host;
 use crate::core::profile::Profile;
@@ -194,19 +194,12 @@ fn settle(segs: &[SegmentDef], state: &mut [u8], i: usize) -> bool {
     ok
 }
 
-/// The first key of `m` not in `allowed`.
-#[inline(never)]
-fn unknown<'a>(m: &'a Map, allowed: &[&str]) -> Option<&'a String> {
-    m.keys().find(|k| !allowed.contains(&k.as_str()))
-}
-
 /// A non-empty string field.
 #[inline(never)]
 fn name_of<'a>(m: &'a Map, key: &str) -> Option<&'a str> {
     m.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
-const UNKNOWN: &str = "unknown field";
 const NEEDS_EVENT: &str = "needs an event name";
 const BAD_WHERE: &str = "where must be a condition object on the event's properties (no $performed, $sequence or $inSegment)";
 
@@ -500,7 +493,8 @@ pub fn on_event(defs: &Definitions, profile: &mut Profile, name: &str, ts: f64, 
     }
 }
 
-/// The `scores` object of the profile document at `now` (every defined score, 0 when unseen).
+/// The `scores` object of the profile document at `now` (every defined score, 0 when unseen),
+/// read to 2 decimals.
 pub fn scores_doc(defs: &Definitions, state: &State, now: f64) -> Map {
     let mut m = Map::new();
     for d in &defs.scores {

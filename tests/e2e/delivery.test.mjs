@@ -106,6 +106,27 @@ test("no fault: flushed by count and by time, Segment shape, Basic auth, JSON bo
   await context.close();
 });
 
+test("page events carry a string name and category top-level, as in the Segment spec, and in properties", async () => {
+  const { context, page } = await fresh();
+  const code = await page.evaluate(async (opts) => {
+    const ks = await Keystone.init({ ...opts, flushAt: 100, flushInterval: 60000 });
+    ks.page({ name: "Home", category: "Landing", run: "page", i: 0 });
+    ks.page({ run: "page", i: 1 });
+    ks.page({ name: 5, category: null, run: "page", i: 2 });
+    return ks.flush().then(() => "resolved", (e) => e.code);
+  }, FAST);
+  assert.equal(code, "resolved");
+  const evs = collector().events.filter((e) => e.properties && e.properties.run === "page").sort((a, b) => a.properties.i - b.properties.i);
+  const shape = evs.map((e) => [e.type, e.name, e.category, e.properties.name, e.properties.category]);
+  assert.deepEqual(shape, [
+    ["page", "Home", "Landing", "Home", "Landing"],
+    ["page", undefined, undefined, undefined, undefined],
+    ["page", undefined, undefined, 5, null],
+  ]);
+  assert.ok(!("name" in evs[1]) && !("category" in evs[2]), "no empty or non-string name/category");
+  await context.close();
+});
+
 test("flush() resolves once the collector accepted the events", async () => {
   const { context, page } = await fresh();
   const out = await page.evaluate(async (opts) => {
