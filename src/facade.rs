@@ -184,7 +184,7 @@ impl Core {
             17 => Ok(opt(self.user_id())),
             18 => done(Ok(self.refresh())),
             19 => Ok(opt(self.persist())),
-            20 => Ok(self.drain()),
+            20 => Ok(self.drain(a.is_some())),
             _ => Ok(String::new()),
         }
     }
@@ -418,7 +418,7 @@ impl Core {
     /// (data layer activation); with an endpoint, `q` the events made since the last call
     /// (Segment spec), `a` whether `analytics` consent holds (when not, the wrapper erases its
     /// queue) and `p` whether `personalization` does (when not, the queue is kept in memory only).
-    fn drain(&mut self) -> String {
+    fn drain(&mut self, changed: bool) -> String {
         let events = self.ks.take_outbox();
         let mut notices = Vec::new();
         for n in self.ks.take_notices() {
@@ -431,8 +431,12 @@ impl Core {
             };
             notices.push(Value::Obj(Map::new().with("type", kind).with(key, val)));
         }
-        // `x`: the next time-based change (as `nextCheck`), saving the wrapper a call per change.
-        let mut out = Map::new().with("n", Value::Arr(notices)).with("m", self.ks.consent().marketing).with("x", self.next_check());
+        let mut out = Map::new().with("n", Value::Arr(notices)).with("m", self.ks.consent().marketing);
+        // After a change (`changed`): `x`, the next time-based change (as `nextCheck`), saving the
+        // wrapper a call per change.
+        if changed {
+            out.insert("x", Value::Num(self.next_check()));
+        }
         if self.deliver {
             let mut q = Vec::with_capacity(events.len());
             for e in &events {

@@ -397,6 +397,29 @@ fn an_exposure_before_consent_is_recorded_by_the_first_decision_after_it() {
 }
 
 #[test]
+fn a_decision_before_consent_counts_for_no_cap_when_consent_changes_the_variant() {
+    // Before consent no segment is evaluated: `plain` is shown; after it, `gold`. Only `gold`
+    // was recorded, so only `gold` is capped at the next page view.
+    let doc = json(
+        r#"{"version":1,"segments":[{"id":"vip","condition":{}}],
+        "experiences":[{"id":"hero","variants":[{"id":"gold","segment":"vip","cap":{"count":1,"within":"1d"}},
+                                                {"id":"plain","cap":{"count":1,"within":"1d"}},{"id":"last"}]}]}"#,
+    );
+    let opt_in = Options { consent: Consent::none(), ..Options::default() };
+    let mut ks = Keystone::new(opt_in, NativeHost::boxed(12), None, T0);
+    ks.load_definitions(&doc, T0).unwrap();
+    ks.page(T0, Map::new());
+    assert_eq!(ks.decide("hero", T0 + 1.0).unwrap().variant, "plain");
+    ks.set_consent(&common::from_json(&j!({"analytics": true, "personalization": true})), T0 + 2.0).unwrap();
+    assert_eq!(ks.decide("hero", T0 + 3.0).unwrap().variant, "gold");
+    assert_eq!(viewed(&mut ks), vec![j!({"experience": "hero", "variant": "gold", "holdout": false})]);
+    ks.page(T0 + 4.0, Map::new());
+    assert_eq!(ks.decide("hero", T0 + 5.0).unwrap().variant, "plain", "plain was never recorded: not capped");
+    let ex = to_json(&ks.explain_experience("hero", T0 + 5.0).unwrap());
+    assert_eq!(ex["variants"][1]["seen"].as_f64(), Some(0.0));
+}
+
+#[test]
 fn track_segments_reports_each_change_once_across_reloads_under_analytics_consent() {
     let opts = Options { track_segments: true, ..Options::default() };
     let mut ks = engine(5, None, opts.clone());

@@ -7,21 +7,26 @@
 
 const DONE = "data-keystone-rendered";
 const failed = new WeakMap();
-const shown = new WeakMap(); // container → [variant, its template, the nodes shown, the authored children]
+const shown = new WeakMap(); // container → [variant, its template, the nodes shown, the authored children, renders of it]
+// The variants' templates; any other child (a `<template x-if>` of the variant's own markup
+// included) is content.
+const variant = (c) => c.nodeName === "TEMPLATE" && c.hasAttribute("data-keystone-variant");
 
 /** The renderer of `data-keystone-experience` (see `handlers` in dom.js). */
 export const experience = (ks, el, id) => {
   if (failed.get(el) === id) return; // an unknown experience is reported once, not on every pass
   const d = ks.decide(id);
   if (!d) return void failed.set(el, id);
-  const tpl = [...el.children].find((c) => c.tagName === "TEMPLATE" && c.getAttribute("data-keystone-variant") === d.variant);
-  const kids = [...el.childNodes].filter((c) => c.nodeName !== "TEMPLATE");
-  let [v, t, nodes = [], authored] = shown.get(el) || [];
+  const tpl = [...el.children].find((c) => variant(c) && c.getAttribute("data-keystone-variant") === d.variant);
+  const kids = [...el.childNodes].filter((c) => !variant(c));
+  let [v, t, nodes = [], authored, n = 0] = shown.get(el) || [];
   const there = nodes.every((c) => c.parentNode === el);
+  const same = v === d.variant && t === tpl;
   // Done: the same variant from the same template, its nodes (and no others) in place. Else (a
   // template that arrived later, children streamed in or replaced by a framework) rendered again,
-  // which leaves it done: its own mutations do not loop.
-  if (v === d.variant && t === tpl && there && kids.length === nodes.length) return;
+  // which leaves it done: its own mutations do not loop. Code that keeps replacing the variant's
+  // nodes (a custom element replacing itself) is let be after 3 renders of the same variant.
+  if (same && ((there && kids.length === nodes.length) || n > 2)) return;
   // Children other than a variant's clone are authored content (all of them when none is shown).
   const other = kids.filter((c) => !t || !nodes.includes(c));
   authored = t && there ? [...authored, ...other] : other;
@@ -31,6 +36,6 @@ export const experience = (ks, el, id) => {
     for (const c of kids) c.remove();
     el.append(...next);
   }
-  shown.set(el, [d.variant, tpl, next, authored]);
+  shown.set(el, [d.variant, tpl, next, authored, same ? n + 1 : 0]);
   el.setAttribute(DONE, d.variant);
 };

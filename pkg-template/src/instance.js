@@ -272,7 +272,8 @@ export class Instance {
     if (options.endpoint) this.#tx = transport(options, (code, message) => this.#report(new KeystoneError(code, message)));
     // Methods work detached from the instance: `const { track } = ks`,
     // `addEventListener("click", ks.refresh)`, `.then(ks.flush)`.
-    for (const k of Object.getOwnPropertyNames(Instance.prototype)) if (k != "constructor") this[k] = this[k].bind(this);
+    // (Not enumerable, as on the prototype.)
+    for (const k of Object.getOwnPropertyNames(Instance.prototype)) if (k != "constructor" && k[0] != "_") Object.defineProperty(this, k, { value: this[k].bind(this), writable: true, configurable: true });
   }
 
   /** Answers reflect the present: the timer for the next time-based change may not have run
@@ -374,7 +375,7 @@ export class Instance {
   #after(mutates, start) {
     let notes = [];
     try {
-      notes = this.#engine() ? notices(this.#core.drain()) : [];
+      notes = this.#engine() ? notices(this.#core.drain(mutates ? "1" : 0)) : [];
     } catch (e) {
       if (isTrap(e)) retrap();
       notes = [];
@@ -487,6 +488,10 @@ export class Instance {
       // setConsent() in another tab: the same categories apply here (never echoed back).
       channel.onmessage = (e) => (e.data === "forget" ? this.#run(() => this.#forgetHere(), undefined, true) : e.data && e.data.consent && this.#consent(e.data));
       this.#cleanups.push(() => channel.close());
+      // A refusal of personalization passed at init (the visitor's choice) reaches the site's
+      // other open tabs as setConsent() would: none of them stores anything after it.
+      const c = this.#options.consent;
+      if (c && typeof c == "object" && c.personalization === false) channel.postMessage({ consent: toJSON(c) });
     } catch (_) {}
     // Auto-capture before the write on hide below (its engaged-time report must be in that
     // write). Its initial page view is part of starting: `keystone.ready` carries the segments

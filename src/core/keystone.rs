@@ -693,8 +693,8 @@ impl Keystone {
     /// Which variant of experience `id` to show (DESIGN §13). Records `Experience Viewed` once
     /// per experience per page view; sticky within the page view unless membership or identity
     /// changes. An exposure made without consent to record it (neither `analytics` nor
-    /// `personalization`) counts for caps in memory but is not the page view's exposure: the
-    /// first decision once consent allows records it. `Err(unknown_id)` for an unknown experience.
+    /// `personalization`) is not counted for caps nor the page view's exposure: the first
+    /// decision once consent allows records it. `Err(unknown_id)` for an unknown experience.
     pub fn decide(&mut self, id: &str, now: f64) -> Result<Decision, Error> {
         let identity = String::from(self.user_id().unwrap_or(&self.profile.anonymous_id));
         let Some(x) = self.exp.get(id) else {
@@ -710,21 +710,19 @@ impl Keystone {
                 Decision { experience: id.into(), variant, holdout: o.holdout }
             }
         };
-        let expose = prior.is_none_or(|p| !p.1 && can_record);
-        // An unrecorded exposure of this variant is already counted in memory.
-        let counted = prior.is_some_and(|p| p.0 == d.variant);
-        if expose {
+        // An exposure without consent to record it is shown but neither sent nor counted for caps.
+        if prior.is_none_or(|p| !p.1 && can_record) {
             self.exp.mark_exposed(&d, can_record);
-            if !counted {
+            if can_record {
                 let op = Op::Expose { experience: id.into(), variant: d.variant.clone(), ts: now, retention: self.opts.retention };
                 if self.consent.personalization {
                     self.apply(op, now); // journaled: survives a rebase onto another tab's write
                 } else {
                     self.profile.apply(&op, self.opts.session_timeout);
                 }
+                let props = Map::new().with("experience", id).with("variant", d.variant.as_str()).with("holdout", d.holdout);
+                self.record(now, Kind::Track, experience::VIEWED, props);
             }
-            let props = Map::new().with("experience", id).with("variant", d.variant.as_str()).with("holdout", d.holdout);
-            self.record(now, Kind::Track, experience::VIEWED, props);
         }
         self.exp.remember(d.clone(), &self.members, &identity);
         Ok(d)

@@ -203,9 +203,9 @@ test("methods work detached from the instance; on() with an unknown event name w
     ks.on("segment_enter", f);
     ks.on("segment_enter", () => {});
     await new Promise((r) => setTimeout(r, 20));
-    return { problems, inSeg: inSegment("any"), segs: segments(), identified: profile().identified };
+    return { problems, inSeg: inSegment("any"), segs: segments(), identified: profile().identified, keys: Object.keys(ks) };
   });
-  assert.deepEqual(out, { problems: [], inSeg: true, segs: ["any"], identified: true });
+  assert.deepEqual(out, { problems: [], inSeg: true, segs: ["any"], identified: true, keys: [] });
   assert.equal(page.warnings.filter((w) => w.includes('no event is named "segment_enter"')).length, 1, page.warnings.join("\n"));
   await page.context().close();
 });

@@ -106,6 +106,25 @@ test("personalization refused in the init option erases what an earlier page sto
   await page.context().close();
 });
 
+test("a refusal of personalization passed at init reaches the site's other open tabs: none stores anything after it", async () => {
+  const a = await h.open();
+  await a.evaluate(async () => {
+    window.ks = await Keystone.init({ autoCapture: false });
+    ks.setTraits({ firstName: "Bob" });
+    ks.persistNow();
+  });
+  const b = await h.open("/tests/esm.html", { context: a.context() });
+  await b.evaluate(() => Keystone.init({ autoCapture: false, consent: { analytics: true, personalization: false, marketing: false } }).then(() => {}));
+  await a.waitForFunction(() => ks.profile().consent.personalization === false, null, { timeout: 3000 });
+  await a.evaluate(async () => {
+    ks.setTraits({ late: 1 });
+    ks.persistNow();
+    await new Promise((r) => setTimeout(r, 700));
+  });
+  assert.deepEqual(await footprint(a), EMPTY);
+  await a.context().close();
+});
+
 test("forget() erases every key and cookie, withdraws consent, starts a fresh anonymous state", async () => {
   const page = await h.open();
   const out = await page.evaluate(async () => {

@@ -209,7 +209,8 @@ test("declarative experience: a container seen before its templates, or whose ch
   await context.close();
 });
 
-test("streamed HTML: Keystone ready before the body is parsed renders the experience, text and show once their markup arrives", async () => {
+for (const known of [false, true])
+test(`streamed HTML: Keystone ready before the body is parsed renders the experience, text and show once their markup arrives${known ? " (the trait known already: the text arriving after Keystone's is the authored one)" : ""}`, async () => {
   // A page streamed in chunks; the second half waits until Keystone has initialized (it asks /go).
   const defs = { version: 1, segments: [{ id: "everyone", condition: {} }], experiences: [{ id: "hero", variants: [{ id: "welcome", segment: "everyone" }, { id: "default" }] }] };
   const dist = new URL("../../pkg/dist/", import.meta.url);
@@ -226,6 +227,7 @@ test("streamed HTML: Keystone ready before the body is parsed renders the experi
     res.write(`<!doctype html><html><head><link rel="icon" href="data:,"><script type="module" async>
 import { Keystone } from "/pkg/dist/keystone.js";
 window.ks = await Keystone.init({ segments: ${JSON.stringify(defs)}, autoCapture: false });
+${known ? 'ks.setTraits({ firstName: "Ada" });' : ""}
 fetch("/go");
 </script></head><body><div id="hero" data-keystone-experience="hero"><p>authored fallback</p>` + " ".repeat(4096));
     await ready;
@@ -247,7 +249,8 @@ fetch("/go");
       name: document.getElementById("name").textContent,
       show: getComputedStyle(document.getElementById("show")).display,
     }));
-    assert.deepEqual(await state(), { hero: "Welcome", name: "there", show: "block" });
+    if (known) await page.evaluate(() => ks.refresh()); // one more pass after the text arrived
+    assert.deepEqual(await state(), { hero: "Welcome", name: known ? "Ada" : "there", show: "block" });
     await page.evaluate(() => ks.setTraits({ firstName: "Ada" }));
     assert.equal((await state()).name, "Ada");
     await page.evaluate(() => ks.setTraits({ firstName: null }));
@@ -275,6 +278,41 @@ test("invalid experiences are rejected with id, path and reason; the valid ones 
   assert.deepEqual(out.rejected, [[true, "invalid_segment", "broken", "/experiences/1/variants/0/cap/within", true]]);
   assert.deepEqual(out.events, ["broken"]);
   assert.deepEqual(out.hero, { experience: "hero", variant: "default", holdout: false });
+  await context.close();
+});
+
+test("declarative experience: a variant with its own <template>, or whose nodes replace themselves, renders without looping", async () => {
+  const { page, context, go } = await openPage("/tests/experiences.html");
+  await go();
+  const out = await page.evaluate(async () => {
+    const frame = () => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
+    // A custom element that replaces itself when connected (as some widgets do).
+    customElements.define("self-replacing", class extends HTMLElement {
+      connectedCallback() {
+        const s = document.createElement("span");
+        s.textContent = "widget";
+        this.replaceWith(s);
+      }
+    });
+    document.body.insertAdjacentHTML(
+      "beforeend",
+      '<div id="nested" data-keystone-experience="x1"><p>fallback</p><template data-keystone-variant="a"><p>Variant A</p><template x-if="open"><span>more</span></template></template></div>' +
+        '<div id="widget" data-keystone-experience="x2"><p>fallback</p><template data-keystone-variant="b"><self-replacing></self-replacing></template></div>',
+    );
+    let writes = 0;
+    const mo = new MutationObserver((l) => (writes += l.length));
+    for (const id of ["nested", "widget"]) mo.observe(document.getElementById(id), { childList: true });
+    const defs = { version: 1, segments: [], experiences: [{ id: "x1", variants: [{ id: "a" }] }, { id: "x2", variants: [{ id: "b" }] }] };
+    await Keystone.init({ segments: defs, autoCapture: false });
+    for (let i = 0; i < 5; i++) await frame();
+    const settled = writes;
+    for (let i = 0; i < 5; i++) await frame();
+    return { nested: document.getElementById("nested").innerText.trim(), widget: document.getElementById("widget").innerText.trim(), more: writes - settled, writes };
+  });
+  assert.equal(out.nested, "Variant A");
+  assert.equal(out.widget, "widget");
+  assert.equal(out.more, 0, "no render after it settled");
+  assert.ok(out.writes < 40, `bounded renders (${out.writes} mutation records)`);
   await context.close();
 });
 
