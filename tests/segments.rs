@@ -205,6 +205,23 @@ fn score_threshold_crossing_is_the_next_check() {
 }
 
 #[test]
+fn score_thresholds_inside_not_and_in_have_timers_too() {
+    let defs = json(r#"{"version":1,"scores":[{"id":"a","halfLife":"1d","rules":[{"event":"A","points":5}]}],
+        "segments":[{"id":"not_lt","condition":{"scores.a":{"$not":{"$lt":5}}}},
+                    {"id":"in","condition":{"scores.a":{"$in":[5, 7]}}}]}"#);
+    let mut ks = Keystone::new(Options::default(), NativeHost::boxed(4), None, T0);
+    ks.load_definitions(&defs, T0).unwrap();
+    ks.track(T0, "A", Map::new()).unwrap();
+    assert_eq!(ks.segments(), &["in".to_string(), "not_lt".to_string()]);
+    // Both leave when the reading leaves 5.00 (the exact value below 4.995), by the timer.
+    let t = ks.next_check(T0).expect("a timer for thresholds under $not and $in");
+    let want = T0 + 86_400_000.0 * (5.0f64 / 4.995).log2() + 1.0;
+    assert!((t - want).abs() <= 2.0, "exit at {}", t - T0);
+    ks.refresh(t);
+    assert!(ks.segments().is_empty());
+}
+
+#[test]
 fn scores_read_to_two_decimals_reach_a_threshold_equal_to_the_points_and_exit_on_time() {
     let defs = json(r#"{"version":1,"scores":[{"id":"e","halfLife":"1d","rules":[{"event":"A","points":1}]}],
         "segments":[{"id":"three","condition":{"scores.e":{"$gte":3}}},

@@ -408,19 +408,20 @@ fn scan(c: &Cond, scores: &[ScoreDef], out: &mut Vec<(usize, f64)>, heads: &mut 
                 heads.push(head.into());
             }
             if let Some(i) = path.strip_prefix("scores.").and_then(|id| scores.iter().position(|s| s.id == id)) {
-                match test {
-                    Value::Num(n) => out.push((i, *n)),
-                    Value::Obj(m) => {
-                        for (_, v) in m.iter() {
-                            if let Some(n) = v.as_num() {
-                                out.push((i, n));
-                            }
-                        }
-                    }
-                    _ => {}
-                }
+                numbers(test, i, out);
             }
         }
+        _ => {}
+    }
+}
+
+/// Every number in a score's test, at any depth (`$gte: 5`, `$not: {$lt: 5}`, `$in: [5, 10]`):
+/// the values the decaying score may cross.
+fn numbers(v: &Value, i: usize, out: &mut Vec<(usize, f64)>) {
+    match v {
+        Value::Num(n) => out.push((i, *n)),
+        Value::Arr(a) => a.iter().for_each(|v| numbers(v, i, out)),
+        Value::Obj(m) => m.iter().for_each(|(_, v)| numbers(v, i, out)),
         _ => {}
     }
 }
