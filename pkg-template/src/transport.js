@@ -70,6 +70,7 @@ export function transport(o, report) {
   let keep = true; // personalization consent: without it nothing is persisted, the queue included
   let renew = () => {};
   let refused = false; // the last queue write failed (reported once per failing spell)
+  let late = 0; // a beacon is due for events made while the page is hidden
   try {
     ls = localStorage;
   } catch (_) {}
@@ -231,15 +232,17 @@ export function transport(o, report) {
     }, d);
   }
 
-  /** The page is hidden or going away: everything waiting leaves by beacon now. */
+  /** The page is hidden or going away: everything waiting leaves by beacon now (offline: it
+   * stays stored, for the `online` event or the next page; a beacon would be accepted and lost). */
   const hide = () =>
     safe(() => {
+      late = 0;
       // The request in flight is keepalive: it outlives the page, so it counts as accepted for
       // sending (its events leave the stored queue; they come back if it fails meanwhile).
       if (inflight && !inflight.h) q.settle(inflight[0], HANDED_OFF, (inflight.h = 1));
       let b;
       let ok = 1;
-      while (ok && (b = claim())) {
+      while (ok && navigator.onLine !== false && (b = claim())) {
         ok = 0;
         try {
           ok = navigator.sendBeacon(url, body(b));
@@ -308,6 +311,10 @@ export function transport(o, report) {
         // Without personalization the queue lives in memory only (its stored form is erased).
         if (keep != (keep = notes.p !== false) && !keep) put(own);
         for (const e of notes.q) q.push(JSON.stringify(e), now());
+        // Made while the page is hidden or going away (in the site's own `visibilitychange` or
+        // `pagehide` listener, which may run after Keystone's): they leave by beacon as well,
+        // once the listener has returned (no timer would run in a page being left).
+        if (notes.q[0] && (gone || document.visibilityState == "hidden") && !late) (late = 1), queueMicrotask(hide);
         if (notes.q[0] && !ptimer) ptimer = setTimeout(() => safe(persist), 250);
         schedule();
       }),

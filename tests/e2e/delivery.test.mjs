@@ -222,6 +222,43 @@ test("reload with the beacon refused: the next page adopts the stored queue", as
   await context.close();
 });
 
+test("hidden while offline: no beacon (it would be accepted and lost); the events stay stored and arrive once online", async () => {
+  const { context, page } = await fresh();
+  await track(page, { ...FAST, flushAt: 1000, flushInterval: 60000 }, "offline-hide", 10);
+  await context.setOffline(true);
+  const keys = await page.evaluate(async () => {
+    await new Promise((r) => setTimeout(r, 400)); // the queue is stored
+    Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true });
+    document.dispatchEvent(new Event("visibilitychange"));
+    return Object.keys(localStorage).filter((k) => k.startsWith("ks_q.") && localStorage.getItem(k).split("\n").length > 1).length;
+  });
+  assert.equal(keys, 1, "still stored");
+  await context.setOffline(false);
+  await page.evaluate(() => {
+    Object.defineProperty(document, "visibilityState", { value: "visible", configurable: true });
+    document.dispatchEvent(new Event("visibilitychange"));
+  });
+  await delivered("offline-hide", 1, 10, 8000);
+  record("hidden while offline, then online", "offline-hide", 1, 10);
+  await context.close();
+});
+
+test("an event tracked in the site's own visibilitychange listener as the page is left is delivered", async () => {
+  const { context, page } = await fresh();
+  await h.open("/tests/esm.html", { context }); // another tab of the site stays open
+  await page.evaluate(async (opts) => {
+    window.ks = await Keystone.init(opts);
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "hidden") ks.track("Delivery Test", { run: "late-leave", tab: 0, i: 1 });
+    });
+    ks.track("Delivery Test", { run: "late-leave", tab: 0, i: 0 });
+  }, { ...FAST, flushAt: 1000, flushInterval: 60000 });
+  await page.close({ runBeforeUnload: true });
+  await delivered("late-leave", 1, 2, 5000);
+  record("tracked in the site's hidden listener, page closed", "late-leave", 1, 2);
+  await context.close();
+});
+
 test("page hidden with events pending (navigate away): beacon, text/plain, key in body", async () => {
   const { context, page } = await fresh();
   await track(page, { ...FAST, flushAt: 1000, flushInterval: 60000 }, "hide", 30);
