@@ -185,6 +185,7 @@ impl Core {
             18 => done(Ok(self.refresh())),
             19 => Ok(opt(self.persist())),
             20 => Ok(self.drain(a.is_some())),
+            21 => done(Ok(self.follow_cookie(a))),
             _ => Ok(String::new()),
         }
     }
@@ -288,6 +289,17 @@ impl Core {
     fn load_aside(&mut self) {
         let v = storage::get(&self.key_aside()).map(|t| parse_stored(&t)).unwrap_or(Value::Null);
         self.ks.load_aside(&v);
+    }
+
+    /// `cookieDomain`: the shared cookie holds another id while the page is open (another
+    /// subdomain logged out or switched users): the rules of a start apply ([`Core::new`]), a
+    /// known profile here being set aside. Written at once.
+    fn follow_cookie(&mut self, id: Option<String>) {
+        if let Some(id) = id.filter(|id| !self.ks.anonymous_id().is_empty() && id != self.ks.anonymous_id()) {
+            self.load_aside();
+            self.ks.follow_cookie_id(&id);
+            self.write_identity();
+        }
     }
 
     /// Identity changes are written at once (not coalesced): the set-aside profiles, then the profile.

@@ -216,7 +216,7 @@ function optionsText(o) {
 
 // The engine's methods, by their index in the one exported entry point `coreCall(op, a, b, c)`
 // (the order of the match in src/facade.rs).
-const OPS = "setTraits setConsent forget sync identify reset setContext page track loadSegments decide segments inSegment profile explain nextCheck anonymousId userId refresh persist drain".split(" ");
+const OPS = "setTraits setConsent forget sync identify reset setContext page track loadSegments decide segments inSegment profile explain nextCheck anonymousId userId refresh persist drain followCookie".split(" ");
 
 /**
  * The page's engine (created in the wasm instance, replacing any earlier one), as an object
@@ -508,6 +508,27 @@ export class Instance {
         return [];
       }
     });
+    // `cookieDomain`: the shared cookie is the source of truth for the id, also while the page is
+    // open: another subdomain's logout or switch of users is followed when this page is shown.
+    if (this.#options.cookieDomain) {
+      const follow = () => {
+        const key = this.#prefix() + "profile";
+        const id = readCookie(this.#prefix() + "aid");
+        if (document.visibilityState != "visible" || !id || id === this.anonymousId()) return;
+        // Another tab of this origin may have made the change: its stored profile (which holds
+        // the new id) first.
+        let stored = "";
+        try {
+          stored = localStorage.getItem(key) || "";
+        } catch (_) {}
+        if (stored.includes(id)) this.#run(() => this.#core.sync(key, stored), false, true);
+        if (id !== this.anonymousId()) {
+          this.#run(() => this.#core.followCookie(id), undefined, true);
+          this.persistNow();
+        }
+      };
+      for (const [t, e] of [[document, "visibilitychange"], [window, "focus"], [window, "pageshow"]]) t.addEventListener(e, follow);
+    }
     this.#after(false, true); // delivery learns the starting consent
     addEventListener("pagehide", flushNow);
     document.addEventListener("visibilitychange", onHide);

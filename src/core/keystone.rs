@@ -233,6 +233,14 @@ impl Keystone {
         }
     }
 
+    /// [`Keystone::adopt_anonymous_id`] while the page is open: the profile is an established one
+    /// (a known person's is set aside, whether restored or logged in on this page).
+    pub fn follow_cookie_id(&mut self, id: &str) {
+        let restored = core::mem::replace(&mut self.restored, true);
+        self.adopt_anonymous_id(id, true);
+        self.restored = restored;
+    }
+
     /// Marks an identity change made in this tab (identify, reset): the next write replaces the
     /// stored profile rather than rebasing onto it. Callers persist at once afterwards.
     pub fn mark_identity_changed(&mut self) {

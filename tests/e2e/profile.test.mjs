@@ -90,6 +90,38 @@ test("with cookieDomain the cookie is the source of truth for the id", async () 
   await ctx.close();
 });
 
+test("with cookieDomain an open page follows the shared id when it is shown again (another subdomain logged out)", async () => {
+  const ctx = await h.browser.newContext();
+  const page = await h.open("/tests/esm.html", { context: ctx });
+  const before = await page.evaluate(async () => {
+    window.ks = await Keystone.init({ cookieDomain: "localhost", autoCapture: false });
+    await ks.identify("ada@example.com", { name: "Ada" });
+    ks.track("Product Viewed");
+    return ks.anonymousId();
+  });
+  // Another subdomain's reset() writes a new shared id while this page stays open, hidden.
+  const afterLogout = "2d3e4f5a-6b7c-4d8e-9f0a-1b2c3d4e5f6a";
+  await ctx.addCookies([{ name: "ks_aid", value: afterLogout, domain: "localhost", path: "/" }]);
+  const hidden = await page.evaluate(() => {
+    Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true });
+    document.dispatchEvent(new Event("visibilitychange"));
+    return ks.anonymousId();
+  });
+  assert.equal(hidden, before, "nothing changes while hidden");
+  const shown = await page.evaluate(() => {
+    Object.defineProperty(document, "visibilityState", { value: "visible", configurable: true });
+    document.dispatchEvent(new Event("visibilitychange"));
+    return { id: ks.anonymousId(), user: ks.userId(), traits: ks.profile().traits, viewed: !!ks.profile().events["Product Viewed"], stored: JSON.parse(localStorage.getItem("ks_profile")).aid };
+  });
+  assert.deepEqual(shown, { id: afterLogout, user: null, traits: {}, viewed: false, stored: afterLogout }, "nothing of Ada under the shared id");
+  const back = await page.evaluate(async () => {
+    await ks.identify("ada@example.com");
+    return { name: ks.profile().traits.name, viewed: ks.profile().events["Product Viewed"].count };
+  });
+  assert.deepEqual(back, { name: "Ada", viewed: 1 }, "Ada's profile comes back at her next login");
+  await ctx.close();
+});
+
 test("sessions: a new one after sessionTimeout of inactivity; count, pageviews, start, duration", async () => {
   const ctx = await h.browser.newContext();
   const page = await ctx.newPage();
