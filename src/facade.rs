@@ -295,7 +295,8 @@ impl Core {
     /// subdomain logged out or switched users): the rules of a start apply ([`Core::new`]), a
     /// known profile here being set aside. Written at once.
     fn follow_cookie(&mut self, id: Option<String>) {
-        if let Some(id) = id.filter(|id| !self.ks.anonymous_id().is_empty() && id != self.ks.anonymous_id()) {
+        let keep = self.ks.consent().personalization && !self.ks.anonymous_id().is_empty();
+        if let Some(id) = id.filter(|id| keep && id != self.ks.anonymous_id()) {
             self.load_aside();
             self.ks.follow_cookie_id(&id);
             self.write_identity();

@@ -11,6 +11,10 @@ const shown = new WeakMap(); // container → [variant, its template, the nodes 
 // The variants' templates; any other child (a `<template x-if>` of the variant's own markup
 // included) is content.
 const variant = (c) => c.nodeName === "TEMPLATE" && c.hasAttribute("data-keystone-variant");
+// Tasks, counted: renders of one variant within one task are a loop (code replacing the nodes as
+// they are inserted); renders in later tasks (a framework re-rendering) are not.
+let task = 0;
+let tick = 0;
 
 /** The renderer of `data-keystone-experience` (see `handlers` in dom.js). */
 export const experience = (ks, el, id) => {
@@ -19,13 +23,15 @@ export const experience = (ks, el, id) => {
   if (!d) return void failed.set(el, id);
   const tpl = [...el.children].find((c) => variant(c) && c.getAttribute("data-keystone-variant") === d.variant);
   const kids = [...el.childNodes].filter((c) => !variant(c));
-  let [v, t, nodes = [], authored, n = 0] = shown.get(el) || [];
+  let [v, t, nodes = [], authored, n = 0, at] = shown.get(el) || [];
+  if (at !== task) n = 0;
   const there = nodes.every((c) => c.parentNode === el);
   const same = v === d.variant && t === tpl;
   // Done: the same variant from the same template, its nodes (and no others) in place. Else (a
   // template that arrived later, children streamed in or replaced by a framework) rendered again,
   // which leaves it done: its own mutations do not loop. Code that keeps replacing the variant's
-  // nodes (a custom element replacing itself) is let be after 3 renders of the same variant.
+  // nodes as they are inserted (a custom element replacing itself) is let be after 3 renders of
+  // the same variant within one task.
   if (same && ((there && kids.length === nodes.length) || n > 2)) return;
   // Children other than a variant's clone are authored content (all of them when none is shown).
   const other = kids.filter((c) => !t || !nodes.includes(c));
@@ -36,6 +42,7 @@ export const experience = (ks, el, id) => {
     for (const c of kids) c.remove();
     el.append(...next);
   }
-  shown.set(el, [d.variant, tpl, next, authored, same ? n + 1 : 0]);
+  shown.set(el, [d.variant, tpl, next, authored, same ? n + 1 : 0, task]);
+  tick ||= setTimeout(() => (task++, (tick = 0)));
   el.setAttribute(DONE, d.variant);
 };

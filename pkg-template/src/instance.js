@@ -265,6 +265,7 @@ export class Instance {
   #loading = null; // the last load queued behind a URL, while one is in flight
   #href = location.href; // the URL of the context the engine holds
   #stale = 0;
+  #followCookie = () => {};
 
   constructor(core, options) {
     this.#core = core;
@@ -511,10 +512,10 @@ export class Instance {
     // `cookieDomain`: the shared cookie is the source of truth for the id, also while the page is
     // open: another subdomain's logout or switch of users is followed when this page is shown.
     if (this.#options.cookieDomain) {
-      const follow = () => {
+      const follow = (e) => {
         const key = this.#prefix() + "profile";
         const id = readCookie(this.#prefix() + "aid");
-        if (document.visibilityState != "visible" || !id || id === this.anonymousId()) return;
+        if ((e && document.visibilityState != "visible") || !id || id === this.anonymousId()) return;
         // Another tab of this origin may have made the change: its stored profile (which holds
         // the new id) first.
         let stored = "";
@@ -528,6 +529,7 @@ export class Instance {
         }
       };
       for (const [t, e] of [[document, "visibilitychange"], [window, "focus"], [window, "pageshow"]]) t.addEventListener(e, follow);
+      this.#followCookie = follow; // and before a login or logout here, which then apply to it
     }
     this.#after(false, true); // delivery learns the starting consent
     addEventListener("pagehide", flushNow);
@@ -633,6 +635,7 @@ export class Instance {
   identify(email, traits, options) {
     this.#log("identify", traits);
     const out = this.#runAsync(() => {
+      this.#followCookie();
       this.#core.identify(typeof email == "string" ? email.trim() : email, toJSON(traits, "identify traits"), toJSON(options, "identify options"));
     }, true);
     this.persistNow(); // the id cookie too, at once (the engine wrote the profile)
@@ -642,7 +645,7 @@ export class Instance {
   /** Logout: sets the known profile aside; a new anonymous id and an empty profile start. */
   reset() {
     this.#log("reset");
-    this.#run(() => this.#core.reset(), undefined, true);
+    this.#run(() => (this.#followCookie(), this.#core.reset()), undefined, true);
     this.persistNow(); // the id cookie too, at once: no later write can bring the old id back
   }
 

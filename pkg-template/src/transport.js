@@ -311,10 +311,11 @@ export function transport(o, report) {
         // Without personalization the queue lives in memory only (its stored form is erased).
         if (keep != (keep = notes.p !== false) && !keep) put(own);
         for (const e of notes.q) q.push(JSON.stringify(e), now());
-        // Made while the page is hidden or going away (in the site's own `visibilitychange` or
-        // `pagehide` listener, which may run after Keystone's): they leave by beacon as well,
-        // once the listener has returned (no timer would run in a page being left).
-        if (notes.q[0] && (gone || document.visibilityState == "hidden") && !late) (late = 1), queueMicrotask(hide);
+        // Made while the page is being left (in the site's own `pagehide` or `visibilitychange`
+        // listener, which may run after Keystone's): they leave by beacon as well, once the
+        // listener has returned (no timer would run in a page being left). A page that is only
+        // hidden goes on with the normal schedule (batched, retried).
+        if (notes.q[0] && gone && !late) (late = 1), queueMicrotask(hide);
         if (notes.q[0] && !ptimer) ptimer = setTimeout(() => safe(persist), 250);
         schedule();
       }),

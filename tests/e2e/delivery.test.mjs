@@ -259,6 +259,23 @@ test("an event tracked in the site's own visibilitychange listener as the page i
   await context.close();
 });
 
+test("a page that is only hidden (another tab in front) goes on batching: no beacon per event", async () => {
+  const { context, page } = await fresh();
+  await track(page, { ...FAST, flushAt: 5, flushInterval: 60000 }, "bg", 0);
+  await page.evaluate(async () => {
+    Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true });
+    document.dispatchEvent(new Event("visibilitychange"));
+    for (let i = 0; i < 10; i++) {
+      ks.track("Delivery Test", { run: "bg", tab: 0, i });
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  });
+  await delivered("bg", 1, 10, 5000);
+  record("hidden tab tracking (batched)", "bg", 1, 10);
+  assert.ok(collector().requests.length <= 3, `${collector().requests.length} requests for 10 events`);
+  await context.close();
+});
+
 test("page hidden with events pending (navigate away): beacon, text/plain, key in body", async () => {
   const { context, page } = await fresh();
   await track(page, { ...FAST, flushAt: 1000, flushInterval: 60000 }, "hide", 30);

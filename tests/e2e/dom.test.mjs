@@ -242,6 +242,7 @@ test("data-keystone-text restores only what it wrote: text that arrives later an
     s.innerHTML = '<span id="late" data-keystone-text="traits.firstName"></span><span id="i18n" data-keystone-text="traits.firstName">there</span>' +
       '<span id="empty" data-keystone-text="traits.nick">friend</span><span id="utm" data-keystone-text="context.utm.source">direct</span>' +
       '<span id="zero" data-keystone-text="traits.n">n</span><span id="dropped" data-keystone-text="traits.firstName">guest</span>';
+    s.insertAdjacentHTML("beforeend", '<span id="grown" data-keystone-text="traits.firstName"></span>');
     document.body.appendChild(s);
     const ks = await Keystone.init({ autoCapture: false });
     await frame();
@@ -256,21 +257,23 @@ test("data-keystone-text restores only what it wrote: text that arrives later an
     ks.setTraits({ firstName: "Ada", nick: "", n: 0 });
     await frame();
     rows.values = ["late", "i18n", "empty", "utm", "zero"].map((id) => $(id).textContent);
-    // The page changes the text after Keystone wrote it: that is the authored text from now on.
+    // The page changes the text after Keystone wrote it: that is the authored text from now on
+    // (also when it starts with Keystone's text, once the document is loaded).
     $("i18n").textContent = "vous";
+    $("grown").textContent = "Ada Lovelace";
     ks.setTraits({ firstName: "Grace" });
     await frame();
     rows.rewritten = $("i18n").textContent;
     $("dropped").removeAttribute("data-keystone-text");
     ks.reset();
     await frame();
-    rows.afterReset = ["late", "i18n", "dropped"].map((id) => $(id).textContent);
+    rows.afterReset = ["late", "i18n", "dropped", "grown"].map((id) => $(id).textContent);
     return rows;
   });
   assert.deepEqual(out.untouched, ["there", "toi"], "Keystone had written nothing: nothing to put back");
   assert.deepEqual(out.values, ["Ada", "Ada", "friend", "direct", "0"], "an empty value (no UTM source, an empty trait) keeps the authored text");
   assert.equal(out.rewritten, "Grace");
-  assert.deepEqual(out.afterReset, ["there", "vous", "guest"], "what Keystone overwrote comes back, also when the attribute is removed");
+  assert.deepEqual(out.afterReset, ["there", "vous", "guest", "Ada Lovelace"], "what Keystone overwrote comes back, also when the attribute is removed");
   await page.context().close();
 });
 

@@ -316,6 +316,27 @@ test("declarative experience: a variant with its own <template>, or whose nodes 
   await context.close();
 });
 
+test("declarative experience: a page re-rendering the container's content again and again gets the variant back each time", async () => {
+  const { page, context, go } = await openPage("/tests/experiences.html");
+  await go();
+  const shown = await page.evaluate(async () => {
+    const frame = () => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
+    document.body.insertAdjacentHTML("beforeend", '<div id="rr" data-keystone-experience="x3"><p>fallback</p><template data-keystone-variant="a"><p>Variant A</p></template></div>');
+    await Keystone.init({ segments: { version: 1, segments: [], experiences: [{ id: "x3", variants: [{ id: "a" }] }] }, autoCapture: false });
+    const el = document.getElementById("rr");
+    const out = [];
+    for (let i = 0; i < 6; i++) {
+      for (const c of [...el.childNodes]) if (c.nodeName !== "TEMPLATE") c.remove();
+      el.insertAdjacentHTML("afterbegin", `<p>fallback ${i}</p>`);
+      await frame();
+      out.push(el.innerText.trim());
+    }
+    return out;
+  });
+  assert.deepEqual(shown, Array(6).fill("Variant A"));
+  await context.close();
+});
+
 test("a cap is reached after three exposures and released after its window (Playwright clock)", async () => {
   const { page, context, go } = await openPage("/tests/esm.html?utm_source=vip");
   await page.clock.install({ time: new Date("2026-03-02T10:00:00Z") });

@@ -122,6 +122,28 @@ test("with cookieDomain an open page follows the shared id when it is shown agai
   await ctx.close();
 });
 
+test("with cookieDomain a login here after another subdomain's logout applies to the shared id and is kept", async () => {
+  const ctx = await h.browser.newContext();
+  const page = await h.open("/tests/esm.html", { context: ctx });
+  await page.evaluate(async () => (window.ks = await Keystone.init({ cookieDomain: "localhost", autoCapture: false })));
+  const shared = "3e4f5a6b-7c8d-4e9f-8a1b-2c3d4e5f6a7b"; // another subdomain's reset()
+  await ctx.addCookies([{ name: "ks_aid", value: shared, domain: "localhost", path: "/" }]);
+  const out = await page.evaluate(async () => {
+    await ks.identify("carol@example.com", { firstName: "Carol" });
+    const atLogin = { id: ks.anonymousId(), user: !!ks.userId() };
+    dispatchEvent(new Event("focus"));
+    return { atLogin, id: ks.anonymousId(), user: !!ks.userId(), name: ks.profile().traits.firstName };
+  });
+  assert.deepEqual(out, { atLogin: { id: shared, user: true }, id: shared, user: true, name: "Carol" });
+  // Personalization refused here: the shared id is neither read at start nor followed after.
+  const refused = await h.open("/tests/esm.html", { context: await h.browser.newContext() });
+  const own = await refused.evaluate(async () => (window.ks = await Keystone.init({ cookieDomain: "localhost", autoCapture: false, consent: { analytics: true, personalization: false, marketing: false } })).anonymousId());
+  await refused.context().addCookies([{ name: "ks_aid", value: shared, domain: "localhost", path: "/" }]);
+  assert.equal(await refused.evaluate(() => (dispatchEvent(new Event("focus")), ks.anonymousId())), own);
+  await refused.context().close();
+  await ctx.close();
+});
+
 test("sessions: a new one after sessionTimeout of inactivity; count, pageviews, start, duration", async () => {
   const ctx = await h.browser.newContext();
   const page = await ctx.newPage();
