@@ -298,7 +298,7 @@ impl Core {
         let keep = self.ks.consent().personalization && !self.ks.anonymous_id().is_empty();
         if let Some(id) = id.filter(|id| keep && id != self.ks.anonymous_id()) {
             self.load_aside();
-            self.ks.follow_cookie_id(&id);
+            self.ks.follow_cookie_id(&id, now());
             self.write_identity();
         }
     }

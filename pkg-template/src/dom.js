@@ -58,15 +58,15 @@ const wrote = new WeakMap();
 const text = (el, t) => {
   const cur = el.textContent;
   let w = wrote.get(el);
-  // Written into an element still empty while the body streamed (w[2]), the parser then appended
-  // the authored text: that text is the authored one.
-  if (w && w[2] && !w[0] && cur.startsWith(w[1])) w = [cur.slice(w[1].length), w[1]];
+  // Written while the body streamed (w[2]), the parser then appended the rest of the authored
+  // text after Keystone's: it belongs to the authored text.
+  if (w && w[2] && cur.startsWith(w[1])) w = [w[0] + cur.slice(w[1].length), w[1]];
   else if (w && cur !== w[1]) w = 0; // changed by the page since Keystone wrote: the authored text now
   if (t == null) {
     wrote.delete(el);
     if (w && cur !== w[0]) el.textContent = w[0];
   } else {
-    wrote.set(el, [w ? w[0] : cur, t, document.readyState == "loading" || (w && w[2])]);
+    wrote.set(el, [w ? w[0] : cur, t, document.readyState == "loading"]);
     if (cur !== t) el.textContent = t;
   }
 };
@@ -163,5 +163,7 @@ export function bind(ks) {
   }).observe(document.documentElement, { childList: true, subtree: true, attributes: true, attributeFilter: ATTRS });
   render(ks);
   release();
+  // Once the body is parsed, a pass settles text the parser appended after Keystone's.
+  if (document.readyState == "loading") document.addEventListener("DOMContentLoaded", schedule);
   return schedule;
 }

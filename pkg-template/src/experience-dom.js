@@ -23,7 +23,7 @@ export const experience = (ks, el, id) => {
   if (!d) return void failed.set(el, id);
   const tpl = [...el.children].find((c) => variant(c) && c.getAttribute("data-keystone-variant") === d.variant);
   const kids = [...el.childNodes].filter((c) => !variant(c));
-  let [v, t, nodes = [], authored, n = 0, at] = shown.get(el) || [];
+  let [v, t, nodes = [], authored, n = 0, at, tries = 0] = shown.get(el) || [];
   if (at !== task) n = 0;
   const there = nodes.every((c) => c.parentNode === el);
   const same = v === d.variant && t === tpl;
@@ -32,7 +32,12 @@ export const experience = (ks, el, id) => {
   // which leaves it done: its own mutations do not loop. Code that keeps replacing the variant's
   // nodes as they are inserted (a custom element replacing itself) is let be after 3 renders of
   // the same variant within one task.
-  if (same && ((there && kids.length === nodes.length) || n > 2)) return;
+  if (same && there && kids.length === nodes.length) return;
+  if (same && n > 2) {
+    // Tried again in a later task, once the page may have stopped (3 times at most).
+    if (tries < 3) shown.get(el)[6] = tries + 1, setTimeout(() => experience(ks, el, id));
+    return;
+  }
   // Children other than a variant's clone are authored content (all of them when none is shown).
   const other = kids.filter((c) => !t || !nodes.includes(c));
   authored = t && there ? [...authored, ...other] : other;
@@ -42,7 +47,7 @@ export const experience = (ks, el, id) => {
     for (const c of kids) c.remove();
     el.append(...next);
   }
-  shown.set(el, [d.variant, tpl, next, authored, same ? n + 1 : 0, task]);
+  shown.set(el, [d.variant, tpl, next, authored, same ? n + 1 : 0, task, same ? tries : 0]);
   tick ||= setTimeout(() => (task++, (tick = 0)));
   el.setAttribute(DONE, d.variant);
 };

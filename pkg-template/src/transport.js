@@ -316,7 +316,9 @@ export function transport(o, report) {
         // listener has returned (no timer would run in a page being left). A page that is only
         // hidden goes on with the normal schedule (batched, retried).
         if (notes.q[0] && gone && !late) (late = 1), queueMicrotask(hide);
-        if (notes.q[0] && !ptimer) ptimer = setTimeout(() => safe(persist), 250);
+        // Hidden, a page may be frozen or killed before a timer runs (mobile): stored at once.
+        if (notes.q[0] && document.visibilityState == "hidden") persist();
+        else if (notes.q[0] && !ptimer) ptimer = setTimeout(() => safe(persist), 250);
         schedule();
       }),
     flush: () =>

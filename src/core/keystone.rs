@@ -220,25 +220,37 @@ impl Keystone {
     /// Load the set-aside profiles first ([`Keystone::load_aside`]).
     pub fn adopt_anonymous_id(&mut self, id: &str, authoritative: bool) {
         if is_uuid(id) && self.profile.anonymous_id != id && (authoritative || !self.restored) {
-            if self.restored && self.profile.user_id.is_some() && !self.profile.linked.iter().any(|l| l == id) {
-                identity::reset(&mut self.profile, &mut self.aside, id.into(), self.clock, self.opts.retention);
-                self.aside_dirty = true;
-                self.journal.clear();
-                self.exp.identity_changed(id, false);
-                self.evaluate(self.clock, false);
-            } else {
-                self.profile.anonymous_id = id.into();
-            }
-            self.mark_identity_changed();
+            self.take_id(id, self.clock, self.restored, false);
         }
     }
 
+    /// The shared id `id` for this profile: a known person's profile (`established`: not one
+    /// this start has just made) that `id` is not linked to is set aside and a fresh anonymous
+    /// one starts under `id` (with `notify`: a `reset` notice and membership changes, as a
+    /// logout); any other takes the id.
+    fn take_id(&mut self, id: &str, now: f64, established: bool, notify: bool) {
+        if established && self.profile.user_id.is_some() && !self.profile.linked.iter().any(|l| l == id) {
+            identity::reset(&mut self.profile, &mut self.aside, id.into(), now, self.opts.retention);
+            self.aside_dirty = true;
+            self.journal.clear();
+            if notify {
+                self.notices.push(Notice::Reset(id.into()));
+            }
+            self.exp.identity_changed(id, false);
+            self.evaluate(now, notify);
+        } else {
+            self.profile.anonymous_id = id.into();
+        }
+        self.mark_identity_changed();
+    }
+
     /// [`Keystone::adopt_anonymous_id`] while the page is open: the profile is an established one
-    /// (a known person's is set aside, whether restored or logged in on this page).
-    pub fn follow_cookie_id(&mut self, id: &str) {
-        let restored = core::mem::replace(&mut self.restored, true);
-        self.adopt_anonymous_id(id, true);
-        self.restored = restored;
+    /// (a known person's is set aside, whether restored or logged in on this page, with the
+    /// notices of a logout).
+    pub fn follow_cookie_id(&mut self, id: &str, now: f64) {
+        if is_uuid(id) && self.profile.anonymous_id != id {
+            self.take_id(id, now, true, true);
+        }
     }
 
     /// Marks an identity change made in this tab (identify, reset): the next write replaces the

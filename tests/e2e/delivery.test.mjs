@@ -273,6 +273,13 @@ test("a page that is only hidden (another tab in front) goes on batching: no bea
   await delivered("bg", 1, 10, 5000);
   record("hidden tab tracking (batched)", "bg", 1, 10);
   assert.ok(collector().requests.length <= 3, `${collector().requests.length} requests for 10 events`);
+  // An event made while hidden (a mobile app switch: the page may be frozen before any timer) is
+  // stored at once.
+  const stored = await page.evaluate(() => {
+    ks.track("Delivery Test", { run: "bg-stored", tab: 0, i: 0 });
+    return Object.keys(localStorage).some((k) => k.startsWith("ks_q.") && localStorage.getItem(k).includes("bg-stored"));
+  });
+  assert.equal(stored, true);
   await context.close();
 });
 

@@ -94,7 +94,9 @@ test("with cookieDomain an open page follows the shared id when it is shown agai
   const ctx = await h.browser.newContext();
   const page = await h.open("/tests/esm.html", { context: ctx });
   const before = await page.evaluate(async () => {
-    window.ks = await Keystone.init({ cookieDomain: "localhost", autoCapture: false });
+    window.ks = await Keystone.init({ cookieDomain: "localhost", autoCapture: false, segments: { version: 1, segments: [{ id: "known", condition: { identified: true } }] } });
+    window.heard = [];
+    ks.on("segment:exit", (e) => heard.push("exit " + e.segment)).on("reset", (e) => heard.push("reset " + e.anonymousId));
     await ks.identify("ada@example.com", { name: "Ada" });
     ks.track("Product Viewed");
     return ks.anonymousId();
@@ -114,6 +116,7 @@ test("with cookieDomain an open page follows the shared id when it is shown agai
     return { id: ks.anonymousId(), user: ks.userId(), traits: ks.profile().traits, viewed: !!ks.profile().events["Product Viewed"], stored: JSON.parse(localStorage.getItem("ks_profile")).aid };
   });
   assert.deepEqual(shown, { id: afterLogout, user: null, traits: {}, viewed: false, stored: afterLogout }, "nothing of Ada under the shared id");
+  assert.deepEqual(await page.evaluate(() => heard), ["reset " + afterLogout, "exit known"], "heard as a logout");
   const back = await page.evaluate(async () => {
     await ks.identify("ada@example.com");
     return { name: ks.profile().traits.name, viewed: ks.profile().events["Product Viewed"].count };
