@@ -185,7 +185,7 @@ impl Core {
             18 => done(Ok(self.refresh())),
             19 => Ok(opt(self.persist())),
             20 => Ok(self.drain(a.is_some())),
-            21 => done(Ok(self.follow_cookie(a))),
+            21 => done(Ok(self.follow_cookie(a, b.is_some()))),
             _ => Ok(String::new()),
         }
     }
@@ -294,11 +294,11 @@ impl Core {
     /// `cookieDomain`: the shared cookie holds another id while the page is open (another
     /// subdomain logged out or switched users): the rules of a start apply ([`Core::new`]), a
     /// known profile here being set aside. Written at once.
-    fn follow_cookie(&mut self, id: Option<String>) {
+    fn follow_cookie(&mut self, id: Option<String>, heard: bool) {
         let keep = self.ks.consent().personalization && !self.ks.anonymous_id().is_empty();
         if let Some(id) = id.filter(|id| keep && id != self.ks.anonymous_id()) {
             self.load_aside();
-            self.ks.follow_cookie_id(&id, now());
+            self.ks.follow_cookie_id(&id, now(), heard);
             self.write_identity();
         }
     }

@@ -524,7 +524,9 @@ export class Instance {
         } catch (_) {}
         if (stored.includes(id)) this.#run(() => this.#core.sync(key, stored), false, true);
         if (id !== this.anonymousId()) {
-          this.#run(() => this.#core.followCookie(id), undefined, true);
+          // Heard as a logout when the page is shown; before a login or logout here, that call
+          // reports the net change.
+          this.#run(() => this.#core.followCookie(id, e ? "1" : 0), undefined, true);
           this.persistNow();
         }
       };

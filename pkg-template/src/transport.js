@@ -70,7 +70,8 @@ export function transport(o, report) {
   let keep = true; // personalization consent: without it nothing is persisted, the queue included
   let renew = () => {};
   let refused = false; // the last queue write failed (reported once per failing spell)
-  let late = 0; // a beacon is due for events made while the page is hidden
+  let late = 0; // a beacon is due for events made while the page is being left
+  let pm = 0; // a write of the queue is due (events made while hidden)
   try {
     ls = localStorage;
   } catch (_) {}
@@ -316,8 +317,9 @@ export function transport(o, report) {
         // listener has returned (no timer would run in a page being left). A page that is only
         // hidden goes on with the normal schedule (batched, retried).
         if (notes.q[0] && gone && !late) (late = 1), queueMicrotask(hide);
-        // Hidden, a page may be frozen or killed before a timer runs (mobile): stored at once.
-        if (notes.q[0] && document.visibilityState == "hidden") persist();
+        // Hidden, a page may be frozen or killed before a timer runs (mobile): stored at once
+        // (once per task: a burst of events is one write).
+        if (notes.q[0] && document.visibilityState == "hidden") pm || ((pm = 1), queueMicrotask(() => ((pm = 0), safe(persist))));
         else if (notes.q[0] && !ptimer) ptimer = setTimeout(() => safe(persist), 250);
         schedule();
       }),

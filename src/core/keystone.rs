@@ -220,24 +220,27 @@ impl Keystone {
     /// Load the set-aside profiles first ([`Keystone::load_aside`]).
     pub fn adopt_anonymous_id(&mut self, id: &str, authoritative: bool) {
         if is_uuid(id) && self.profile.anonymous_id != id && (authoritative || !self.restored) {
-            self.take_id(id, self.clock, self.restored, false);
+            self.take_id(id, self.clock, self.restored, Some(false));
         }
     }
 
     /// The shared id `id` for this profile: a known person's profile (`established`: not one
     /// this start has just made) that `id` is not linked to is set aside and a fresh anonymous
-    /// one starts under `id` (with `notify`: a `reset` notice and membership changes, as a
-    /// logout); any other takes the id.
-    fn take_id(&mut self, id: &str, now: f64, established: bool, notify: bool) {
+    /// one starts under `id`; any other takes the id. `notify`: evaluated with (`Some(true)`: a
+    /// `reset` notice and membership changes, as a logout) or without notices, or not at all
+    /// (`None`: the caller's own identity change follows and reports the net change).
+    fn take_id(&mut self, id: &str, now: f64, established: bool, notify: Option<bool>) {
         if established && self.profile.user_id.is_some() && !self.profile.linked.iter().any(|l| l == id) {
             identity::reset(&mut self.profile, &mut self.aside, id.into(), now, self.opts.retention);
             self.aside_dirty = true;
             self.journal.clear();
-            if notify {
+            if notify == Some(true) {
                 self.notices.push(Notice::Reset(id.into()));
             }
             self.exp.identity_changed(id, false);
-            self.evaluate(now, notify);
+            if let Some(n) = notify {
+                self.evaluate(now, n);
+            }
         } else {
             self.profile.anonymous_id = id.into();
         }
@@ -246,10 +249,11 @@ impl Keystone {
 
     /// [`Keystone::adopt_anonymous_id`] while the page is open: the profile is an established one
     /// (a known person's is set aside, whether restored or logged in on this page, with the
-    /// notices of a logout).
-    pub fn follow_cookie_id(&mut self, id: &str, now: f64) {
+    /// notices of a logout when `heard`; without, right before the page's own login or logout,
+    /// which reports the net change).
+    pub fn follow_cookie_id(&mut self, id: &str, now: f64, heard: bool) {
         if is_uuid(id) && self.profile.anonymous_id != id {
-            self.take_id(id, now, true, true);
+            self.take_id(id, now, true, heard.then_some(true));
         }
     }
 

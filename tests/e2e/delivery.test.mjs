@@ -275,8 +275,9 @@ test("a page that is only hidden (another tab in front) goes on batching: no bea
   assert.ok(collector().requests.length <= 3, `${collector().requests.length} requests for 10 events`);
   // An event made while hidden (a mobile app switch: the page may be frozen before any timer) is
   // stored at once.
-  const stored = await page.evaluate(() => {
+  const stored = await page.evaluate(async () => {
     ks.track("Delivery Test", { run: "bg-stored", tab: 0, i: 0 });
+    await Promise.resolve(); // the write follows the task's events
     return Object.keys(localStorage).some((k) => k.startsWith("ks_q.") && localStorage.getItem(k).includes("bg-stored"));
   });
   assert.equal(stored, true);

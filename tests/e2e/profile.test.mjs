@@ -138,6 +138,33 @@ test("with cookieDomain a login here after another subdomain's logout applies to
     return { atLogin, id: ks.anonymousId(), user: !!ks.userId(), name: ks.profile().traits.firstName };
   });
   assert.deepEqual(out, { atLogin: { id: shared, user: true }, id: shared, user: true, name: "Carol" });
+  // reset() or identify() of the same person after another subdomain's logout: one notice each,
+  // for the net change.
+  const net = await h.open("/tests/esm.html", { context: await h.browser.newContext() });
+  const heard = await net.evaluate(async () => {
+    window.ks = await Keystone.init({ cookieDomain: "localhost", autoCapture: false, segments: { version: 1, segments: [{ id: "known", condition: { identified: true } }] } });
+    await ks.identify("dora@example.com");
+    window.heard = [];
+    for (const t of ["reset", "identify", "segment:enter", "segment:exit"]) ks.on(t, (e) => heard.push(t + " " + (e.segment || e.anonymousId || (e.userId ? "user" : ""))));
+    return true;
+  });
+  assert.equal(heard, true);
+  const another = () => net.context().addCookies([{ name: "ks_aid", value: crypto.randomUUID(), domain: "localhost", path: "/" }]);
+  await another();
+  const again = await net.evaluate(async () => {
+    await ks.identify("dora@example.com");
+    await new Promise((r) => setTimeout(r, 0));
+    return heard.splice(0);
+  });
+  assert.deepEqual(again, ["identify user"], "the same person logging in again: no exit and enter");
+  await another();
+  const out2 = await net.evaluate(async () => {
+    ks.reset();
+    await new Promise((r) => setTimeout(r, 0));
+    return { heard: heard.splice(0), id: ks.anonymousId() };
+  });
+  assert.deepEqual(out2.heard, ["reset " + out2.id, "segment:exit known"], "one reset, with the final id");
+  await net.context().close();
   // Personalization refused here: the shared id is neither read at start nor followed after.
   const refused = await h.open("/tests/esm.html", { context: await h.browser.newContext() });
   const own = await refused.evaluate(async () => (window.ks = await Keystone.init({ cookieDomain: "localhost", autoCapture: false, consent: { analytics: true, personalization: false, marketing: false } })).anonymousId());
