@@ -241,8 +241,17 @@ impl Core {
         ok
     }
 
-    /// Login: hashes the email, reconciles the profiles, and writes the identity at once.
+    /// Login: hashes the email, reconciles the profiles, and writes the identity at once. A
+    /// refused login after a quiet follow of the shared id reports (and writes) that follow.
     fn identify(&mut self, email: Option<String>, traits: &str, options: &str) -> JsResult {
+        let r = self.login(email, traits, options);
+        if r.is_err() && self.ks.settle_follow(now()) {
+            self.write_identity();
+        }
+        r
+    }
+
+    fn login(&mut self, email: Option<String>, traits: &str, options: &str) -> JsResult {
         let Some(email) = email else {
             return Err(fail(Error::new(codes::INVALID_EMAIL, "identify needs an email address string")));
         };
@@ -299,7 +308,11 @@ impl Core {
         if let Some(id) = id.filter(|id| keep && id != self.ks.anonymous_id()) {
             self.load_aside();
             self.ks.follow_cookie_id(&id, now(), heard);
-            self.write_identity();
+            // Quiet (before a login or logout here, which writes at once): the other tabs see
+            // only the outcome.
+            if heard {
+                self.write_identity();
+            }
         }
     }
 

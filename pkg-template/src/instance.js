@@ -527,7 +527,7 @@ export class Instance {
           // Heard as a logout when the page is shown; before a login or logout here, that call
           // reports the net change.
           this.#run(() => this.#core.followCookie(id, e ? "1" : 0), undefined, true);
-          this.persistNow();
+          if (e) this.persistNow();
         }
       };
       for (const [t, e] of [[document, "visibilitychange"], [window, "focus"], [window, "pageshow"]]) t.addEventListener(e, follow);

@@ -138,6 +138,8 @@ pub struct Keystone {
     /// The identity changed here since the last write: the next write replaces the stored
     /// profile instead of rebasing onto it.
     identity_changed: bool,
+    /// A known profile set aside by a quiet follow of the shared id, not reported yet.
+    quiet: bool,
     /// The profile was read from storage (not created fresh).
     restored: bool,
     /// The Segment spec `context` of events made now (see `set_context`).
@@ -169,6 +171,7 @@ impl Keystone {
             clock: now,
             journal: Journal::new(String::new()),
             identity_changed: false,
+            quiet: false,
             restored: false,
             spec: Value::Null,
             aside: Aside::default(),
@@ -238,8 +241,9 @@ impl Keystone {
                 self.notices.push(Notice::Reset(id.into()));
             }
             self.exp.identity_changed(id, false);
-            if let Some(n) = notify {
-                self.evaluate(now, n);
+            match notify {
+                Some(n) => self.evaluate(now, n),
+                None => self.quiet = true,
             }
         } else {
             self.profile.anonymous_id = id.into();
@@ -255,6 +259,17 @@ impl Keystone {
         if is_uuid(id) && self.profile.anonymous_id != id {
             self.take_id(id, now, true, heard.then_some(true));
         }
+    }
+
+    /// Reports a quiet follow of the shared id that no login or logout followed (one that failed):
+    /// a `reset` notice and the membership changes, as a logout. Returns whether there was one.
+    pub fn settle_follow(&mut self, now: f64) -> bool {
+        let q = core::mem::take(&mut self.quiet);
+        if q {
+            self.notices.push(Notice::Reset(self.profile.anonymous_id.clone()));
+            self.evaluate(now, true);
+        }
+        q
     }
 
     /// Marks an identity change made in this tab (identify, reset): the next write replaces the
@@ -282,6 +297,7 @@ impl Keystone {
     /// identity) and the `identify` notice. The caller persists at once ([`Keystone::take_aside`]).
     pub fn identify(&mut self, now: f64, email: &str, traits: Map, options: &Value) -> Result<(), Error> {
         let login = identity::login(email, traits, options, self.host.as_ref())?;
+        self.quiet = false;
         let aid = uuid_v4(random16(self.host.as_ref()));
         let change = identity::identify(&mut self.profile, &mut self.aside, &login, aid, now, self.opts.retention, &self.defs);
         let switched = change != Change::Traits;
@@ -308,6 +324,7 @@ impl Keystone {
         // No consent that needs an id (opt-in before consent, after forget()): none is made.
         let aid = if self.consent.analytics || self.consent.personalization { uuid_v4(random16(self.host.as_ref())) } else { String::new() };
         identity::reset(&mut self.profile, &mut self.aside, aid.clone(), now, self.opts.retention);
+        self.quiet = false;
         self.aside_dirty = true;
         self.dirty = true;
         self.journal.clear();

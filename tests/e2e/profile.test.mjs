@@ -150,6 +150,13 @@ test("with cookieDomain a login here after another subdomain's logout applies to
   });
   assert.equal(heard, true);
   const another = () => net.context().addCookies([{ name: "ks_aid", value: crypto.randomUUID(), domain: "localhost", path: "/" }]);
+  // A second tab of this origin hears the outcome only (no in-between logout).
+  const tab2 = await h.open("/tests/esm.html", { context: net.context() });
+  await tab2.evaluate(async () => {
+    window.ks = await Keystone.init({ cookieDomain: "localhost", autoCapture: false, segments: { version: 1, segments: [{ id: "known", condition: { identified: true } }] } });
+    window.heard = [];
+    for (const t of ["reset", "segment:enter", "segment:exit"]) ks.on(t, (e) => heard.push(t));
+  });
   await another();
   const again = await net.evaluate(async () => {
     await ks.identify("dora@example.com");
@@ -157,6 +164,18 @@ test("with cookieDomain a login here after another subdomain's logout applies to
     return heard.splice(0);
   });
   assert.deepEqual(again, ["identify user"], "the same person logging in again: no exit and enter");
+  await tab2.waitForTimeout(300);
+  assert.deepEqual(await tab2.evaluate(() => heard), [], "the other tab hears no logout in between");
+  await tab2.close();
+  // A login refused after the shared id changed: the logout it implies is reported.
+  await another();
+  const refused1 = await net.evaluate(async () => {
+    const code = await ks.identify("").then(() => "resolved", (e) => e.code);
+    await new Promise((r) => setTimeout(r, 0));
+    return { code, heard: heard.splice(0), id: ks.anonymousId(), segs: ks.segments() };
+  });
+  assert.deepEqual(refused1, { code: "invalid_email", heard: ["reset " + refused1.id, "segment:exit known"], id: refused1.id, segs: [] });
+  await net.evaluate(() => ks.identify("dora@example.com").then(() => heard.splice(0)));
   await another();
   const out2 = await net.evaluate(async () => {
     ks.reset();
