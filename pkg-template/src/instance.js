@@ -259,6 +259,9 @@ export class Instance {
   #activate = null;
   #early = [];
   #cookieId;
+  // A consent choice is known (not opt-in still waiting for one): until then a shared id cookie
+  // found (another subdomain's, written with consent) is left alone, not erased.
+  #choice;
   #tx = null;
   #epoch = epoch;
   #defs = null;
@@ -270,6 +273,7 @@ export class Instance {
   constructor(core, options) {
     this.#core = core;
     this.#options = options;
+    this.#choice = options.consent !== "opt-in";
     if (options.endpoint) this.#tx = transport(options, (code, message) => this.#report(new KeystoneError(code, message)));
     // Methods work detached from the instance: `const { track } = ks`,
     // `addEventListener("click", ks.refresh)`, `.then(ks.flush)`.
@@ -462,7 +466,7 @@ export class Instance {
     this.#persistTimer = 0;
     this.#run(() => {
       const id = this.#core.persist() || null;
-      if (id !== this.#cookieId) writeCookie(this.#prefix() + "aid", (this.#cookieId = id), this.#options.cookieDomain);
+      if (id !== this.#cookieId && (id || this.#choice)) writeCookie(this.#prefix() + "aid", (this.#cookieId = id), this.#options.cookieDomain);
     });
   }
 
@@ -581,6 +585,7 @@ export class Instance {
       if (!consent || typeof consent != "object" || Array.isArray(consent)) throw new KeystoneError("invalid_argument", "setConsent needs an object such as {analytics: true}");
       const text = toJSON(consent, "consent");
       this.#core.setConsent(text);
+      this.#choice = true;
       this.persistNow();
       // The site's other open tabs follow (a withdrawal must not wait for their next page), with
       // the profile just written: they may not see that write yet, and a tab granted consent
@@ -600,6 +605,7 @@ export class Instance {
   #consent(m) {
     this.#runAsync(() => {
       this.#core.setConsent(m.consent);
+      this.#choice = true;
       if (m.profile) this.#core.sync(this.#prefix() + "profile", m.profile);
       this.persistNow();
     }).catch(() => {});

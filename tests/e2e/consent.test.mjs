@@ -125,6 +125,24 @@ test("a refusal of personalization passed at init reaches the site's other open 
   await a.context().close();
 });
 
+test("opt-in before any choice leaves the shared id cookie another subdomain wrote; a refusal then erases it", async () => {
+  const ctx = await h.browser.newContext();
+  const shared = "4f5a6b7c-8d9e-4f0a-9b1c-2d3e4f5a6b7c";
+  await ctx.addCookies([{ name: "ks_aid", value: shared, domain: "localhost", path: "/" }]);
+  const page = await h.open("/tests/esm.html", { context: ctx });
+  const cookie = () => page.evaluate(() => (document.cookie.match(/(?:^|; )ks_aid=([^;]*)/) || [])[1] || null);
+  await page.evaluate(async () => {
+    window.ks = await Keystone.init({ cookieDomain: "localhost", autoCapture: false, consent: "opt-in" });
+    ks.track("Before consent");
+    ks.persistNow();
+    await new Promise((r) => setTimeout(r, 700));
+  });
+  assert.equal(await cookie(), shared, "no choice yet: left alone");
+  await page.evaluate(() => ks.setConsent({ analytics: true, personalization: false }));
+  assert.equal(await cookie(), null, "personalization refused: erased");
+  await ctx.close();
+});
+
 test("forget() erases every key and cookie, withdraws consent, starts a fresh anonymous state", async () => {
   const page = await h.open();
   const out = await page.evaluate(async () => {
