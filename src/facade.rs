@@ -138,8 +138,9 @@ impl Core {
         let deliver = opts_value.get("endpoint").is_some_and(|v| !v.is_null());
         let mut core = Core { ks, key_profile, prefix, storage_warned: unreadable, seen, deliver, keep_out: unreadable || newer };
         if let Some(id) = cookie_id {
-            // With `cookieDomain` the cookie is the source of truth for the id (a profile it
-            // contradicts is set aside: the set-aside profiles are read first, written after).
+            // With `cookieDomain` the cookie is the source of truth for the id (a known profile
+            // it contradicts is set aside: the set-aside profiles are read first, written after;
+            // an anonymous one takes the id).
             let authoritative = opts_value.get("cookieDomain").and_then(Value::as_str).is_some_and(|d| !d.is_empty());
             if authoritative {
                 core.load_aside();
@@ -302,7 +303,8 @@ impl Core {
 
     /// `cookieDomain`: the shared cookie holds another id while the page is open (another
     /// subdomain logged out or switched users): the rules of a start apply ([`Core::new`]), a
-    /// known profile here being set aside. Written at once.
+    /// known profile here being set aside. Written at once when `heard` (the page shown again);
+    /// otherwise the login or logout that follows writes the outcome.
     fn follow_cookie(&mut self, id: Option<String>, heard: bool) {
         let keep = self.ks.consent().personalization && !self.ks.anonymous_id().is_empty();
         if let Some(id) = id.filter(|id| keep && id != self.ks.anonymous_id()) {
