@@ -182,7 +182,8 @@ impl Node {
                     _ if !numeric => return,
                     _ => {}
                 }
-                s.add(p, ts, x, v, cx);
+                // Text (a `distinct` value) reads as NaN, which is not stored: its buckets count 0.
+                s.add(p, ts, if numeric { x } else { 0.0 }, v, cx);
             }
             (Spec::Sequence(q), NodeState::Seq(s)) => {
                 let last = q.steps.len().saturating_sub(1);
