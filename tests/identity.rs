@@ -11,7 +11,6 @@ use keystone::core::keystone::{Keystone, Notice, Options};
 use keystone::core::sha256::sha256_hex;
 use keystone::core::time::DAY;
 use keystone::core::value::{Map, Value};
-use std::cmp::Ordering;
 
 const T0: f64 = 1_764_403_200_000.0;
 const ADA: &str = "b5fc85e55755f9e0d030a10ab4429b6b2944855f9a0d60077fe832becbc41d72"; // sha256("ada@example.com")
@@ -329,27 +328,62 @@ fn a_tab_holding_an_older_identity_adopts_the_stored_one_and_never_writes_it_bac
 
     // Tab 1 logs out and writes at once.
     tab1.reset(T0 + 2.0);
-    let after_reset = tab1.take_dirty().unwrap();
+    let after_reset = tab1.write(None, T0 + 2.0).unwrap();
     let stamp = |v: &Value| (v.get("ep").and_then(Value::as_num).unwrap(), v.get("aid").and_then(Value::as_str).unwrap().to_string());
 
-    // Tab 2 still holds A and has pending changes; before writing it compares the stamps.
+    // Tab 2 still holds A and has pending changes; it hears the logout and follows it.
     tab2.track(T0 + 3.0, "Product Viewed", Map::new()).unwrap();
-    let (ep, aid) = stamp(&after_reset);
-    assert_eq!(tab2.stamp_order(ep, &aid), Ordering::Greater);
-    tab2.adopt(&after_reset, T0 + 3.0);
+    assert!(tab2.rebase(&after_reset, T0 + 3.0));
     assert_eq!(tab2.user_id(), None);
     assert_eq!(tab2.anonymous_id(), tab1.anonymous_id());
     assert!(tab2.segments().is_empty());
-    assert!(tab2.take_dirty().is_none(), "the old identity is not written back");
     let notices = tab2.take_notices();
     assert!(notices.contains(&Notice::Reset(tab1.anonymous_id().to_string())));
     assert!(notices.contains(&Notice::Exit("gold_viewers".into())));
+    let written = tab2.take_dirty().unwrap_or_else(|| after_reset.clone());
+    assert_eq!(written.get("uid"), Some(&Value::Null), "the old identity is not written back");
 
-    // The reverse: a stale write of the old identity is older than ours → we write ours back.
-    let (ep_old, aid_old) = stamp(&stored);
-    assert_eq!(tab1.stamp_order(ep_old, &aid_old), Ordering::Less);
-    assert!(tab1.take_dirty().is_some());
-    assert_eq!(tab1.stamp_order(ep, &aid), Ordering::Equal);
+    // The reverse: tab 1 hears a write made from a stale copy that still holds A (a tab that had
+    // not yet heard the logout). It keeps its own identity and writes it back.
+    tab1.take_notices();
+    assert!(!tab1.rebase(&stored, T0 + 4.0));
+    assert_eq!(tab1.user_id(), None);
+    assert!(tab1.take_notices().is_empty(), "no identify of A in the tab that logged A out");
+    let repaired = tab1.write(None, T0 + 4.0).expect("the newer identity is written back");
+    assert_eq!(stamp(&repaired), stamp(&after_reset));
+    assert_eq!(repaired.get("uid"), Some(&Value::Null));
+}
+
+/// Two tabs change the identity at once (a login as different people, or two logouts): each
+/// hears the other's write. Both settle on the same identity (the tie of epochs is broken by the
+/// anonymous id), not on each other's.
+#[test]
+fn two_tabs_changing_identity_at_once_settle_on_one() {
+    let mut tab1 = engine(30);
+    identify(&mut tab1, T0, "ada@example.com", Map::new());
+    let stored = tab1.take_dirty().unwrap();
+    let mut tab2 = Keystone::new(Options::default(), NativeHost::boxed(31), Some(&stored), T0 + 1.0);
+    for (e1, e2) in [(Some("bob@example.com"), Some("carol@example.com")), (None, None), (None, Some("dan@example.com"))] {
+        for (tab, e) in [(&mut tab1, e1), (&mut tab2, e2)] {
+            match e {
+                Some(e) => identify(tab, T0 + 2.0, e, Map::new()),
+                None => tab.reset(T0 + 2.0),
+            }
+        }
+        // Written at once, as the page does after an identity change.
+        let w1 = tab1.write(None, T0 + 2.0).unwrap();
+        let w2 = tab2.write(None, T0 + 2.0).unwrap();
+        // Each hears the other's write; the loser follows, the winner writes its own back.
+        let a1 = tab1.rebase(&w2, T0 + 3.0);
+        let a2 = tab2.rebase(&w1, T0 + 3.0);
+        assert!(a1 != a2, "exactly one tab follows the other");
+        let again = if a1 { tab2.write(None, T0 + 3.0) } else { tab1.write(None, T0 + 3.0) }.expect("the winner writes back");
+        if a1 { tab1.rebase(&again, T0 + 4.0) } else { tab2.rebase(&again, T0 + 4.0) };
+        assert_eq!(tab1.anonymous_id(), tab2.anonymous_id(), "{e1:?} / {e2:?}");
+        assert_eq!(tab1.user_id(), tab2.user_id(), "{e1:?} / {e2:?}");
+        tab1.write(None, T0 + 4.0);
+        tab2.write(None, T0 + 4.0);
+    }
 }
 
 #[test]

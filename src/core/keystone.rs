@@ -385,48 +385,11 @@ impl Keystone {
         Some(self.aside.to_value())
     }
 
-    /// How the identity stamp of the stored profile (`epoch`, anonymous id) compares with ours
-    /// (see [`identity::stamp_order`]). `Less` also marks our profile for writing back.
-    pub fn stamp_order(&mut self, epoch: f64, anonymous_id: &str) -> ::core::cmp::Ordering {
-        let ord = identity::stamp_order(epoch as u32, anonymous_id, &self.profile);
-        if ord == ::core::cmp::Ordering::Less {
-            self.dirty = true;
-        }
-        ord
-    }
-
     /// Queues each of `errors` as an `error` notice.
     fn report_all(&mut self, errors: Vec<Error>) {
         for e in errors {
             self.notices.push(Notice::Error(e));
         }
-    }
-
-    /// Adopts the stored profile another tab wrote with a newer identity (after identify or
-    /// reset there): this tab's `userId()`, `profile()` and `segments()` follow, with
-    /// `identify`/`reset` and enter/exit notices. The page context stays this tab's.
-    pub fn adopt(&mut self, stored: &Value, now: f64) {
-        let (p, errors) = codec::decode(stored);
-        self.report_all(errors);
-        let Some(mut p) = p else { return };
-        p.context = ::core::mem::take(&mut self.profile.context);
-        let old = ::core::mem::replace(&mut self.profile, p);
-        let p = &self.profile;
-        // An identity change made elsewhere raised the epoch; an equal epoch is two tabs that
-        // started at once converging on one anonymous id, which is no identify or reset.
-        if p.epoch > old.epoch {
-            self.notices.push(match &p.user_id {
-                Some(u) => Notice::Identify(u.clone()),
-                None => Notice::Reset(p.anonymous_id.clone()),
-            });
-        }
-        if p.user_id != old.user_id || p.anonymous_id != old.anonymous_id {
-            // The same person when this tab's anonymous visitor is the one who logged in.
-            let same = old.user_id.is_none() && p.linked.contains(&old.anonymous_id);
-            self.follow_identity(same);
-        }
-        self.dirty = false;
-        self.evaluate(now, true);
     }
 
     /// Queues an `identify` (with traits) or `alias` (with the previous id) event for delivery.
@@ -590,6 +553,14 @@ impl Keystone {
         let (Some(mut p), _) = codec::decode(stored) else { return false };
         // Unusable: nothing restorable, or no valid id (this tab keeps its own).
         if p.first_seen == 0.0 || p.anonymous_id.is_empty() {
+            return false;
+        }
+        // An identity older than this tab's (written by a tab that had not yet heard this tab's
+        // login or logout), or as new but losing the tie (two tabs changed it at once): not
+        // adopted; this tab writes its own back, and the other tab follows that.
+        let same = p.user_id == self.profile.user_id && p.anonymous_id == self.profile.anonymous_id;
+        if !same && identity::stamp_order(p.epoch, &p.anonymous_id, &self.profile).is_lt() {
+            self.dirty = true;
             return false;
         }
         p.prune(now - self.opts.retention);
