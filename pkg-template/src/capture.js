@@ -5,8 +5,9 @@
 
 const IDLE_MS = 30000; // without input for this long, the visitor is no longer engaged
 
-// Attribute values: integers/decimals become numbers, "true"/"false" booleans, the rest stays text.
-const coerce = (v) => (/^-?(0|[1-9]\d*)(\.\d+)?$/.test(v) ? +v : v == "true" ? true : v == "false" ? false : v);
+// Attribute values: integers/decimals become numbers when a number holds them exactly (not a long
+// id), "true"/"false" booleans, the rest stays text.
+const coerce = (v) => (/^-?(0|[1-9]\d*)(\.\d+)?$/.test(v) && "" + +v == (v.includes(".") ? v.replace(/\.?0+$/, "") : v) ? +v : v == "true" ? true : v == "false" ? false : v);
 
 export function startCapture(ks, options) {
   const ac = options.autoCapture;
@@ -69,12 +70,16 @@ export function startCapture(ks, options) {
   }
   listen("popstate", nav);
   if (hash) listen("hashchange", nav);
+  // A click on a label is also dispatched to its control: one click, one event.
+  let skip = null;
   if (on("clicks"))
     listen(
       "click",
       (e) => {
-        const el = e.target.closest && e.target.closest("[data-keystone-track]");
-        if (!el) return;
+        const t = e.target, el = t.closest && t.closest("[data-keystone-track]");
+        if (t == skip || !el) return;
+        const c = (t.closest("label") || 0).control;
+        if (c && !c.contains(t)) (skip = c), setTimeout(() => (skip = null));
         const props = {};
         // data-keystone-prop-product-id → dataset.keystonePropProductId → productId
         for (const k in el.dataset) if (k.length > 12 && k.startsWith("keystoneProp")) props[k[12].toLowerCase() + k.slice(13)] = coerce(el.dataset[k]);

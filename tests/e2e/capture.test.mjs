@@ -139,7 +139,7 @@ test("clicks on [data-keystone-track] with data-keystone-prop-* properties", asy
     window.ks = await Keystone.init({});
     document.body.insertAdjacentHTML(
       "afterbegin",
-      '<a id="buy" href="#" data-keystone-track="Buy Clicked" data-keystone-prop-product-id="sku-42" data-keystone-prop-price="89.5" data-keystone-prop-in-stock="true" data-keystone-prop-zip="007"><span id="inner">Buy</span></a>',
+      '<a id="buy" href="#" data-keystone-track="Buy Clicked" data-keystone-prop-product-id="sku-42" data-keystone-prop-price="89.5" data-keystone-prop-in-stock="true" data-keystone-prop-zip="007" data-keystone-prop-order-id="12345678901234567890" data-keystone-prop-big="9007199254740993" data-keystone-prop-safe="9007199254740991" data-keystone-prop-delta="-2.50"><span id="inner">Buy</span></a>',
     );
   });
   await page.click("#inner");
@@ -147,7 +147,8 @@ test("clicks on [data-keystone-track] with data-keystone-prop-* properties", asy
   // The properties reach the stored ring of recent events (written within 500 ms).
   await page.waitForTimeout(600);
   const props = await page.evaluate(() => JSON.parse(localStorage.getItem("ks_profile")).recent.find((r) => r[0] === "Buy Clicked")[2]);
-  assert.deepEqual(props, { productId: "sku-42", price: 89.5, inStock: true, zip: "007" });
+  // Number-like text a number cannot hold exactly (a long id) stays text.
+  assert.deepEqual(props, { productId: "sku-42", price: 89.5, inStock: true, zip: "007", orderId: "12345678901234567890", big: "9007199254740993", safe: 9007199254740991, delta: -2.5 });
   await page.context().close();
 });
 
@@ -199,4 +200,30 @@ test("engaged time is reported per page when the page is hidden", async () => {
   );
   assert.deepEqual(seconds, [20, 30]);
   await ctx.close();
+});
+
+test("one click on a label of a tracked element is one event (not two with the click on its control)", async () => {
+  const page = await h.open();
+  await page.evaluate(async () => {
+    window.ks = await Keystone.init({});
+    document.body.insertAdjacentHTML(
+      "afterbegin",
+      '<label id="lab" data-keystone-track="Opt In"><input type="checkbox" id="cb"> <span id="labtext">Subscribe</span></label>' +
+        '<div data-keystone-track="Size Picked"><input type="radio" name="s" id="r1"><label for="r1" id="l1">S</label></div>',
+    );
+  });
+  const counts = () => page.evaluate(() => [ks.profile().events["Opt In"], ks.profile().events["Size Picked"]].map((e) => (e ? e.count : 0)));
+  await page.click("#labtext");
+  await page.click("#l1");
+  assert.deepEqual(await counts(), [1, 1], "a click on a label");
+  await page.click("#cb");
+  await page.click("#r1");
+  assert.deepEqual(await counts(), [2, 2], "a click on the control itself");
+  await page.click("#labtext");
+  await page.click("#labtext");
+  await page.click("#l1");
+  assert.deepEqual(await counts(), [4, 3], "two clicks are two");
+  assert.equal(await page.evaluate(() => document.getElementById("cb").checked), false, "the label still works");
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
 });
