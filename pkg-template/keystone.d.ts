@@ -31,7 +31,7 @@ export interface AutoCaptureOptions {
   clicks?: boolean;
   /** Scroll depth milestones 25/50/75/100 %. */
   scroll?: boolean;
-  /** Engaged time per page, reported when the page is hidden. */
+  /** Engaged time per page (the visitor's input in the last 30 s), reported when the page is hidden or left and at an SPA navigation. */
   engagement?: boolean;
 }
 

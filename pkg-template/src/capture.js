@@ -17,24 +17,29 @@ export function startCapture(ks, options) {
   const listen = (t, f, target = window) => target.addEventListener(t, f, { passive: true, capture: true });
 
   // ---- engaged time: visible and active (input within IDLE_MS) -------------------------------
-  let engaged = 0, since = 0, idle = 0;
+  // Engaged until IDLE_MS after the last input (`at`), also when the idle timer runs late (a
+  // device asleep).
+  let engaged = 0, since = 0, idle = 0, at = 0;
   const pause = () => {
-    if (since) engaged += Date.now() - since;
+    if (since) engaged += Math.min(Date.now(), at + IDLE_MS) - since;
     since = 0;
     clearTimeout(idle);
   };
   const active = () => {
     if (doc.visibilityState != "visible") return;
-    since = since || Date.now();
+    if (Date.now() - at > IDLE_MS) pause();
     clearTimeout(idle);
+    since = since || Date.now();
+    at = Date.now();
     idle = setTimeout(pause, IDLE_MS);
   };
-  const report = () => {
+  const seconds = () => {
     pause();
-    const seconds = Math.round(engaged / 1000);
+    const s = Math.round(engaged / 1000);
     engaged = 0;
-    if (seconds) ks.track("Page Engagement", { seconds });
+    return s;
   };
+  const report = (s) => (s = seconds()) && ks.track("Page Engagement", { seconds: s });
 
   // ---- scroll depth: 25/50/75/100 % of the scrollable height, once each per page view --------
   let reached = 0;
@@ -52,9 +57,11 @@ export function startCapture(ks, options) {
     last = key();
     const referrer = lastUrl;
     lastUrl = location.href;
-    if (on("engagement")) report(), active();
+    // The page left's engaged time (with its context), then the new page's context and view.
+    const e = on("engagement");
+    if (e || on("pageViews")) ks._navigated(referrer, e && seconds(), on("pageViews"));
+    if (e) active();
     reached = 0;
-    if (on("pageViews")) ks._navigated(referrer);
   };
 
   if (on("pageViews")) ks.page();
@@ -89,7 +96,8 @@ export function startCapture(ks, options) {
     );
   if (on("scroll")) listen("scroll", scroll);
   if (on("engagement")) {
-    for (const t of ["pointerdown", "keydown", "scroll", "mousemove", "touchstart", "focus"]) listen(t, active);
+    // The visitor's input only: not the page's own scrolling or focusing (a carousel).
+    for (const t of ["pointerdown", "keydown", "wheel", "mousemove", "touchstart"]) listen(t, active);
     listen("visibilitychange", () => (doc.visibilityState == "visible" ? active() : report()), doc);
     listen("pagehide", report);
     active();

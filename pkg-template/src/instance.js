@@ -267,6 +267,7 @@ export class Instance {
   #defs = null;
   #loading = null; // the last load queued behind a URL, while one is in flight
   #href = location.href; // the URL of the context the engine holds
+  #ref; // its referrer: the previous URL after an SPA navigation (else document.referrer)
   #stale = 0;
   #followCookie = () => {};
 
@@ -302,7 +303,7 @@ export class Instance {
       if (epoch > MAX_TRAPS) return null;
       try {
         const core = newEngine(optionsText(this.#options), readCookie(this.#prefix() + "aid"));
-        core.setContext(toJSON(readContext()));
+        core.setContext(toJSON(readContext(this.#ref)));
         this.#href = location.href;
         if (this.#defs) core.loadSegments(this.#defs);
         core.drain(); // rebuilding is not a change the page should hear about
@@ -321,7 +322,7 @@ export class Instance {
     if (!this.#engine()) return fallback;
     let out = fallback;
     try {
-      if (mutates) this.#follow();
+      if (mutates == 1) this.#follow(); // (2: a change that sets the context itself)
       out = fn();
     } catch (e) {
       this.#report(e);
@@ -352,7 +353,8 @@ export class Instance {
     if (h !== this.#href && h.split("#")[0] !== this.#href.split("#")[0]) this.#setContext(this.#href);
   }
 
-  #setContext(referrer) {
+  #setContext(referrer = this.#ref) {
+    this.#ref = referrer;
     this.#href = location.href;
     this.#core.setContext(toJSON(readContext(referrer)));
   }
@@ -551,13 +553,15 @@ export class Instance {
     for (const e of early) this.#emit("error", e);
   }
 
-  /** @internal An SPA navigation seen by auto-capture: a page view with the previous URL as referrer. */
-  _navigated(referrer) {
+  /** @internal An SPA navigation seen by auto-capture: the engaged `seconds` of the page left
+   * (with its context), then the new context with the previous URL as referrer and, with
+   * `view`, a page view. */
+  _navigated(referrer, seconds, view) {
     this.#run(() => {
-      // Unless the call's own follow-up of the URL just refreshed the context.
-      if (location.href !== this.#href) this.#setContext(referrer);
-      this.#core.page("null");
-    }, undefined, true);
+      if (seconds) this.#core.track("Page Engagement", toJSON({ seconds }));
+      this.#setContext(referrer);
+      if (view) this.#core.page("null");
+    }, undefined, 2);
   }
 
   // ---- public API -----------------------------------------------------------------------

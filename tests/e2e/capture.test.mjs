@@ -202,6 +202,103 @@ test("engaged time is reported per page when the page is hidden", async () => {
   await ctx.close();
 });
 
+test("an SPA navigation records the page left's engaged time with that page's context, before the next page view", async () => {
+  const strip = (u) => u.replace(/^.*\/tests\//, "/");
+  for (const pageViews of [true, false]) {
+    h.server.collector.reset();
+    const ctx = await h.browser.newContext();
+    const page = await ctx.newPage();
+    await page.clock.install();
+    await page.goto(h.url("/tests/esm.html"));
+    await page.waitForFunction(() => window.__ksLoaded === true);
+    await page.evaluate(async (pageViews) => {
+      window.ks = await Keystone.init({ endpoint: "/v1/batch", writeKey: "demo-key", flushAt: 100, flushInterval: 100000, autoCapture: { pageViews } });
+    }, pageViews);
+    await page.clock.runFor(5_000);
+    await page.evaluate(() => history.pushState({}, "", "/tests/esm.html/b"));
+    await page.clock.runFor(3_000);
+    await page.evaluate(() => new Promise((r) => (addEventListener("popstate", r, { once: true }), history.back())));
+    await page.evaluate(() => ks.flush());
+    const got = h.server.collector.events
+      .filter((e) => e.type == "page" || e.event == "Page Engagement")
+      .map((e) => [e.type == "page" ? "page" : e.properties.seconds, strip(e.context.page.url), strip(e.context.page.path), strip(e.context.page.referrer)]);
+    const engagement = [
+      [5, "/esm.html", "/esm.html", ""],
+      [3, "/esm.html/b", "/esm.html/b", "/esm.html"],
+    ];
+    assert.deepEqual(
+      got,
+      pageViews
+        ? [["page", "/esm.html", "/esm.html", ""], engagement[0], ["page", "/esm.html/b", "/esm.html/b", "/esm.html"], engagement[1], ["page", "/esm.html", "/esm.html", "/esm.html/b"]]
+        : engagement,
+      "pageViews: " + pageViews,
+    );
+    await ctx.close();
+  }
+});
+
+test("engaged time leaves out time the device was asleep (the page never hidden)", async () => {
+  const ctx = await h.browser.newContext();
+  const page = await ctx.newPage();
+  await page.clock.install();
+  await page.goto(h.url("/tests/esm.html"));
+  await page.waitForFunction(() => window.__ksLoaded === true);
+  await page.evaluate(async () => {
+    window.ks = await Keystone.init({});
+  });
+  await page.mouse.move(10, 10);
+  await page.clock.runFor(5_000);
+  await page.clock.fastForward("02:00:00"); // asleep: the idle timer runs 2 h late
+  await page.clock.runFor(1_000);
+  await page.evaluate(() => history.pushState({}, "", "/tests/esm.html/b")); // page 1: 30 s
+  await page.clock.runFor(5_000);
+  // Asleep again; this time input on waking comes before the late timer.
+  const now = await page.evaluate(() => Date.now());
+  await page.clock.setSystemTime(now + 2 * 3600_000);
+  await page.mouse.move(20, 20);
+  await page.clock.runFor(2_000);
+  await page.evaluate(() => history.pushState({}, "", "/tests/esm.html/c")); // page 2: 30 s + 2 s
+  const seconds = await page.evaluate(() => ks.profile().events["Page Engagement"].count);
+  assert.equal(seconds, 2);
+  await page.clock.runFor(600);
+  const ring = await page.evaluate(() => JSON.parse(localStorage.getItem("ks_profile")).recent.filter((r) => r[0] === "Page Engagement").map((r) => r[2].seconds));
+  assert.deepEqual(ring, [30, 32]);
+  await ctx.close();
+});
+
+test("engaged time counts only the visitor's input, not the page scrolling or focusing itself", async () => {
+  const ctx = await h.browser.newContext();
+  const page = await ctx.newPage();
+  await page.clock.install();
+  await page.goto(h.url("/tests/esm.html"));
+  await page.waitForFunction(() => window.__ksLoaded === true);
+  await page.evaluate(async () => {
+    window.ks = await Keystone.init({});
+    // An auto-advancing carousel: an inner scroller moved (and its slide focused) by a timer.
+    document.body.insertAdjacentHTML("afterbegin", '<div id="car" style="width:300px;overflow-x:auto;white-space:nowrap"><div style="display:inline-block;width:3000px;height:50px"></div><input id="slide"></div>');
+    let x = 0;
+    setInterval(() => {
+      document.getElementById("car").scrollLeft = x = (x + 300) % 2700;
+      document.getElementById("slide").focus();
+      scrollTo(0, x);
+    }, 3000);
+  });
+  for (let i = 0; i < 14; i++) {
+    await page.clock.runFor(5_000);
+    await page.waitForTimeout(40); // the browser dispatches the scroll events
+  }
+  await page.evaluate(() => history.pushState({}, "", "/tests/esm.html/b"));
+  await page.mouse.move(10, 10); // the visitor's input counts
+  await page.clock.runFor(4_000);
+  await page.keyboard.press("ArrowDown");
+  await page.clock.runFor(31_000);
+  await page.evaluate(() => history.pushState({}, "", "/tests/esm.html/c"));
+  await page.clock.runFor(600);
+  const ring = await page.evaluate(() => JSON.parse(localStorage.getItem("ks_profile")).recent.filter((r) => r[0] === "Page Engagement").map((r) => r[2].seconds));
+  assert.deepEqual(ring, [30, 34]);
+  await ctx.close();
+});
+
 test("one click on a label of a tracked element is one event (not two with the click on its control)", async () => {
   const page = await h.open();
   await page.evaluate(async () => {
@@ -226,4 +323,34 @@ test("one click on a label of a tracked element is one event (not two with the c
   assert.equal(await page.evaluate(() => document.getElementById("cb").checked), false, "the label still works");
   assert.deepEqual(page.problems, []);
   await page.context().close();
+});
+
+test("after an SPA navigation the page's later context refreshes keep the in-app referrer", async () => {
+  for (const autoCapture of [undefined, false]) {
+    const page = await h.browser.newPage();
+    await page.goto(h.url("/tests/esm.html"), { referer: "https://search.example/q" });
+    await page.waitForFunction(() => window.__ksLoaded === true);
+    const out = await page.evaluate(async (autoCapture) => {
+      const ks = await Keystone.init({ autoCapture });
+      const ref = () => [ks.profile().context.referrer, ks.profile().context.referrerHost];
+      const steps = { first: ref() };
+      ks.page();
+      steps.firstPage = ref();
+      const a = location.href;
+      history.pushState({}, "", "/tests/esm.html/b");
+      ks.page({ title: "B" });
+      steps.b = ref();
+      location.hash = "#more"; // an anchor: the same page
+      ks.page();
+      steps.anchor = ref();
+      return { a, steps };
+    }, autoCapture);
+    const host = new URL(out.a).host;
+    assert.deepEqual(
+      out.steps,
+      { first: ["https://search.example/q", "search.example"], firstPage: ["https://search.example/q", "search.example"], b: [out.a, host], anchor: [out.a, host] },
+      "autoCapture: " + autoCapture,
+    );
+    await page.context().close();
+  }
 });
