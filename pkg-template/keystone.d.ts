@@ -254,7 +254,8 @@ export interface KeystoneInstance {
   setTraits(traits: { [key: string]: Json }): void;
   /**
    * Merges the named consent categories into the current state; the site's other open tabs
-   * apply the same categories at once.
+   * apply the same categories at once. Auto-capture's view of the current page, if no consent
+   * allowed to record it, is recorded once consent allows it.
    * @example await ks.setConsent({ analytics: true, marketing: false });
    */
   setConsent(consent: Partial<Consent>): Promise<void>;
@@ -381,7 +382,8 @@ export interface KeystoneConfig extends KeystoneOptions {
 /**
  * `window.keystone` as defined by `keystone.global.js` (or the snippet's stub before it loads):
  * the instance methods plus `init`. Calls made before it is ready are queued and replayed in
- * order (Promise-returning calls settle once replayed; `on`/`off` return `window.keystone`);
+ * order, their events carrying the time and page of the call (Promise-returning calls settle
+ * once replayed; `on`/`off` return `window.keystone`);
  * queries made before it is ready answer the empty state (`segments()` `[]`, `inSegment()`
  * `false`, `profile()`, `explain()`, `decide()`, `anonymousId()`, `userId()` `null`). Once
  * ready every call is answered directly, on the same object.

@@ -26,9 +26,14 @@ fn fail(e: Error) -> JsValue {
     JsValue::from_str(&text(&error_value(&e)))
 }
 
+/// The time of the call being made: the clock, unless the wrapper set the time of a call that
+/// was queued before the engine was ready (op `at`), whose events carry the time it was made.
 fn now() -> f64 {
-    crate::web::host::date_now()
+    let t = CLOCK.with(|t| *t);
+    if t > 0.0 { t } else { crate::web::host::date_now() }
 }
+
+static CLOCK: Slot<f64> = Slot::new(0.0);
 
 
 /// The engine behind the page's `Keystone` instance (there is one per page: `init` is a
@@ -172,7 +177,8 @@ impl Core {
             4 => done(self.identify(a, &tb, &tc)),
             5 => done(Ok(self.reset())),
             6 => done(self.set_context(&ta)),
-            7 => done(self.page(&ta)),
+            // Whether the view was recorded (some consent allows it).
+            7 => self.page(&ta, b.is_some()).map(|_| flag(self.ks.consent().analytics || self.ks.consent().personalization)),
             8 => done(self.track(a, &tb)),
             9 => self.load_segments(&ta),
             10 => self.decide(a),
@@ -187,6 +193,11 @@ impl Core {
             19 => Ok(opt(self.persist())),
             20 => Ok(self.drain(a.is_some())),
             21 => done(Ok(self.follow_cookie(a, b.is_some()))),
+            // The time of the calls that follow (epoch ms), until called without one.
+            22 => {
+                CLOCK.set(parse_arg(&ta).ok().and_then(|v| v.as_num()).unwrap_or(0.0));
+                Ok(String::new())
+            }
             _ => Ok(String::new()),
         }
     }
@@ -333,11 +344,16 @@ impl Core {
         Ok(())
     }
 
-    /// A page view.
-    fn page(&mut self, properties: &str) -> JsResult {
+    /// A page view; `seen`: the view of the page being viewed, recorded late (once consent
+    /// allows it).
+    fn page(&mut self, properties: &str, seen: bool) -> JsResult {
         let props = object_arg(properties, "page properties")?;
         crate::core::keystone::check_properties(&props).map_err(fail)?;
-        self.ks.page(now(), props);
+        if seen {
+            self.ks.page_seen(now(), props);
+        } else {
+            self.ks.page(now(), props);
+        }
         Ok(())
     }
 

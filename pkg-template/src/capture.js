@@ -64,7 +64,7 @@ export function startCapture(ks, options) {
     reached = 0;
   };
 
-  if (on("pageViews")) ks.page();
+  if (on("pageViews")) ks._navigated(undefined, 0, 1);
   for (const m of ["pushState", "replaceState"]) {
     const orig = history[m];
     history[m] = function () {

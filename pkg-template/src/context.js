@@ -1,10 +1,12 @@
 // The page context (DESIGN §3 `context`, plus `search` and `userAgent` for the Segment spec
 // context), read with the browser's own URL, URLSearchParams and Intl.
-// `referrer` overrides document.referrer (an SPA navigation's referrer is the previous URL).
+// `referrer` overrides document.referrer (an SPA navigation's referrer is the previous URL);
+// `at`, the [time, url, title] noted with a call made before the engine was ready, the page then.
 let zone = null;
 
-export function readContext(referrer) {
-  const loc = location;
+export function readContext(referrer, at) {
+  const loc = at ? new URL(at[1]) : location;
+  const title = (at ? at[2] : document.title) || "";
   const q = new URLSearchParams(loc.search);
   const ref = referrer != null ? referrer : document.referrer || "";
   let referrerHost = "";
@@ -23,7 +25,7 @@ export function readContext(referrer) {
   const timezone = zone;
   const utm = {};
   for (const k of ["source", "medium", "campaign", "term", "content"]) utm[k] = q.get("utm_" + k) || "";
-  const page = { path: loc.pathname, referrer: ref, search: loc.search, title: document.title || "", url: loc.href };
+  const page = { path: loc.pathname, referrer: ref, search: loc.search, title, url: loc.href };
   const campaign = {};
   for (const [k, to] of [["campaign", "name"], ["source"], ["medium"], ["term"], ["content"]]) if (utm[k]) campaign[to || k] = utm[k];
   const language = navigator.language || "";
@@ -31,7 +33,7 @@ export function readContext(referrer) {
     url: loc.href,
     path: loc.pathname,
     host: loc.host,
-    title: document.title || "",
+    title,
     referrer: ref,
     referrerHost,
     utm,

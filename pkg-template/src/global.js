@@ -2,7 +2,9 @@
 // and replayed in order (including those queued on the tag-manager snippet's stub); once ready,
 // `window.keystone` answers every call directly. The wasm is loaded from next to this script.
 // Settings: `window.keystoneConfig` (auto-init when present) merged with the options of an
-// `init` call queued on the stub.
+// `init` call queued on the stub. A queued call records what it would have recorded when it was
+// made: its time and page are noted with it (`c`), as the snippet does; the page view
+// auto-capture records at start is that of the page the snippet (else this script) ran on (`l`).
 import { init, amend, evalCondition, KeystoneError, toKeystoneError, warn, badOptions } from "./instance.js";
 import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
 
@@ -14,6 +16,8 @@ import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
   const prior = w.keystone;
   if (prior && prior.__keystone) return; // already loaded
   const queue = prior && Array.isArray(prior.q) ? prior.q.slice() : [];
+  const at = () => [Date.now(), location.href, document.title];
+  const landing = (prior && prior.l) || at();
   const isAsync = (m) => PROMISE_METHODS.includes(m);
   let instance = null;
   let starting = null;
@@ -21,6 +25,7 @@ import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
   // The snippet's stub is upgraded in place: a reference a page kept to it goes on working.
   const api = prior && typeof prior == "object" && Array.isArray(prior.q) ? prior : {};
   delete api.q;
+  delete api.l;
   api.__keystone = true;
   api.KeystoneError = KeystoneError;
 
@@ -36,11 +41,13 @@ import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
       }
     }
     if (!starting) {
-      starting = init(options, wasmUrl).then(
+      starting = init(options, wasmUrl, landing).then(
         (ks) => {
           instance = ks;
-          // Replay in order; a call made while replaying goes straight to the instance.
-          for (const e of queue.splice(0)) settle(e, () => (e.m === "init" ? instance : instance[e.m](...e.a)));
+          // Replay in order, each call as made when and where it was; a call made while
+          // replaying goes straight to the instance. Then the context is the page's as it is now.
+          for (const e of queue.splice(0)) settle(e, () => (e.m === "init" ? instance : ks._at(e.c, () => ks[e.m](...e.a))));
+          ks._at();
           return ks;
         },
         (err) => {
@@ -78,7 +85,7 @@ import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
       // Queries before ready answer the empty state (and are not replayed: a decide() the page
       // could not act on records no exposure).
       if (QUERIES.includes(m)) return m === "segments" ? [] : m === "inSegment" ? false : null;
-      const entry = { m, a: args };
+      const entry = { m, a: args, c: at() };
       const p = new Promise((r, j) => {
         entry.r = r;
         entry.j = j;

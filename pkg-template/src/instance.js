@@ -216,7 +216,15 @@ function optionsText(o) {
 
 // The engine's methods, by their index in the one exported entry point `coreCall(op, a, b, c)`
 // (the order of the match in src/facade.rs).
-const OPS = "setTraits setConsent forget sync identify reset setContext page track loadSegments decide segments inSegment profile explain nextCheck anonymousId userId refresh persist drain followCookie".split(" ");
+const OPS = "setTraits setConsent forget sync identify reset setContext page track loadSegments decide segments inSegment profile explain nextCheck anonymousId userId refresh persist drain followCookie at".split(" ");
+
+/** The [time, url, title] noted with a call made before the engine was ready, if usable. */
+const when = (c) => {
+  try {
+    if (Array.isArray(c) && c[0] > 0 && c[0] <= Date.now() && new URL(c[1])) return c;
+  } catch (_) {}
+  return null;
+};
 
 /**
  * The page's engine (created in the wasm instance, replacing any earlier one), as an object
@@ -266,14 +274,17 @@ export class Instance {
   #epoch = epoch;
   #defs = null;
   #loading = null; // the last load queued behind a URL, while one is in flight
-  #href = location.href; // the URL of the context the engine holds
+  #href; // the URL of the context the engine holds
   #ref; // its referrer: the previous URL after an SPA navigation (else document.referrer)
+  #call = null; // while a call made before the engine was ready is replayed: its [time, url, title]
+  #unseen = false; // auto-capture's view of this page was not recorded (no consent allowed it)
   #stale = 0;
   #followCookie = () => {};
 
-  constructor(core, options) {
+  constructor(core, options, at) {
     this.#core = core;
     this.#options = options;
+    this.#href = at ? at[1] : location.href;
     this.#choice = options.consent !== "opt-in";
     if (options.endpoint) this.#tx = transport(options, (code, message) => this.#report(new KeystoneError(code, message)));
     // Methods work detached from the instance: `const { track } = ks`,
@@ -349,14 +360,40 @@ export class Instance {
    * context follows, with the previous URL as referrer, so events carry the current one. */
   #follow() {
     // A hash-only change (an anchor) is no navigation: the referrer stays the page's.
-    const h = location.href;
+    const h = this.#url();
     if (h !== this.#href && h.split("#")[0] !== this.#href.split("#")[0]) this.#setContext(this.#href);
   }
 
   #setContext(referrer = this.#ref) {
     this.#ref = referrer;
-    this.#href = location.href;
-    this.#core.setContext(toJSON(readContext(referrer)));
+    this.#href = this.#url();
+    this.#core.setContext(toJSON(readContext(referrer, this.#call)));
+  }
+
+  /** The URL of the page the call is made on. */
+  #url() {
+    return this.#call ? this.#call[1] : location.href;
+  }
+
+  /** @internal Runs `fn`, a call made before the engine was ready, as made at `c`, the
+   * [time, url, title] noted with it: what it records carries that time and page. Without `fn`:
+   * the context follows the page as it is now. */
+  _at(c, fn) {
+    if (!fn) return void this.#run(() => this.#follow());
+    this.#call = when(c);
+    this.#clock(this.#call && String(this.#call[0]));
+    try {
+      return fn();
+    } finally {
+      this.#call = null;
+      this.#clock();
+    }
+  }
+
+  #clock(t) {
+    try {
+      this.#engine()?.at(t);
+    } catch (_) {}
   }
 
   /** With the `debug` option: one console line per call and per notice (never the email). */
@@ -482,7 +519,7 @@ export class Instance {
   }
 
   /** @internal Called by init once the instance is wired. */
-  _start() {
+  _start(at) {
     const flushNow = () => this.persistNow();
     const onHide = () => {
       if (document.visibilityState === "hidden") flushNow();
@@ -504,7 +541,7 @@ export class Instance {
     // write). Its initial page view is part of starting: `keystone.ready` carries the segments
     // held after it, as `segments()` does when init resolves, and no enter/exit for it follows.
     try {
-      startCapture(this, this.#options);
+      this._at(at, () => startCapture(this, this.#options));
     } catch (e) {
       this.#report(e);
     }
@@ -553,14 +590,15 @@ export class Instance {
     for (const e of early) this.#emit("error", e);
   }
 
-  /** @internal An SPA navigation seen by auto-capture: the engaged `seconds` of the page left
-   * (with its context), then the new context with the previous URL as referrer and, with
-   * `view`, a page view. */
-  _navigated(referrer, seconds, view) {
+  /** @internal A page of auto-capture: the page shown at start (no `referrer`) or an SPA
+   * navigation (the previous URL as referrer). First the engaged `seconds` of the page left (with
+   * its context), then the new context and, with `view`, a page view. A view no consent allowed
+   * to record is recorded once consent allows it (`late`), if the visitor is still on that page. */
+  _navigated(referrer, seconds, view, late) {
     this.#run(() => {
       if (seconds) this.#core.track("Page Engagement", toJSON({ seconds }));
-      this.#setContext(referrer);
-      if (view) this.#core.page("null");
+      late ? this.#follow() : this.#setContext(referrer);
+      if (view) this.#unseen = !this.#core.page("null", late && "1");
     }, undefined, 2);
   }
 
@@ -590,6 +628,7 @@ export class Instance {
       const text = toJSON(consent, "consent");
       this.#core.setConsent(text);
       this.#choice = true;
+      this.#late();
       this.persistNow();
       // The site's other open tabs follow (a withdrawal must not wait for their next page), with
       // the profile just written: they may not see that write yet, and a tab granted consent
@@ -611,8 +650,15 @@ export class Instance {
       this.#core.setConsent(m.consent);
       this.#choice = true;
       if (m.profile) this.#core.sync(this.#prefix() + "profile", m.profile);
+      this.#late();
       this.persistNow();
     }).catch(() => {});
+  }
+
+  /** Consent changed: auto-capture's view of the page the visitor is on, which no consent
+   * allowed to record, is recorded now if consent allows it. */
+  #late() {
+    if (this.#unseen) this._navigated(undefined, 0, 1, true);
   }
 
   /** Erases every key and cookie Keystone stored, withdraws all consent, starts afresh. */
@@ -789,7 +835,7 @@ export const amend = (options) => !!late && (Object.assign(late, options), delet
 export const badOptions = (e) => new KeystoneError("invalid_argument", "the init options could not be read: " + ((e && e.message) || e));
 
 /** `Keystone.init`: loads the engine once; a second call returns the same instance. */
-export function init(options, wasmUrl) {
+export function init(options, wasmUrl, landing) {
   if (current) {
     // Safe to call again (the same instance), but options that differ from the first call's
     // are not applied: said once per call, so a second configuration is not lost silently.
@@ -812,6 +858,9 @@ export function init(options, wasmUrl) {
       throw badOptions(e);
     }
     const dom = typeof document != "undefined";
+    // The script-tag build: the time and page the snippet (or that script) ran on, those of the
+    // page view auto-capture records at start.
+    const at = when(landing);
     const af = opts.antiFlicker; // ms (a number, or digits from a tag manager's variable); false: none
     if (dom && af !== false) cloak((typeof af == "number" || (typeof af == "string" && af.trim())) && +af >= 0 ? +af : 1000);
     late = opts;
@@ -834,8 +883,8 @@ export function init(options, wasmUrl) {
       } catch (_) {}
       const make = (locked) => {
         const core = newEngine(optionsText(opts), refused ? undefined : readCookie(prefix + "aid"));
-        core.setContext(toJSON(readContext()));
-        const inst = new Instance(core, opts);
+        core.setContext(toJSON(readContext(undefined, at)));
+        const inst = new Instance(core, opts, at);
         locked ? inst.persistNow() : inst._persistSoon();
         return inst;
       };
@@ -861,7 +910,7 @@ export function init(options, wasmUrl) {
         // Reported through the error event; init still resolves with a working instance.
       }
     }
-    ks._start();
+    ks._start(at);
     if (dom) ks._watch(bind(ks));
     setTimeout(() => ks._ready());
     return ks;

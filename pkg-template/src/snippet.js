@@ -4,10 +4,17 @@
 // the others null), then loads keystone.global.js asynchronously from window.keystoneConfig.src
 // (default: next to this file when loaded as a file), which upgrades this same object in place.
 // If the script cannot load, the queued Promises reject with code "load_failed".
+// The time, URL and title of the page are noted when the snippet runs (`l`: the page view
+// auto-capture records is this one) and with each queued call (`c`): what a call records carries
+// the time and page it was made on, not those of its replay.
 (function (w, d) {
   var k = (w.keystone = w.keystone || {});
   if (k.__keystone || k.q) return;
   var q = (k.q = []);
+  var at = function () {
+    return [Date.now(), d.URL, d.title];
+  };
+  k.l = at();
   var P = / (init|identify|loadSegments|setConsent|forget|flush) /;
   "init page track identify reset setTraits setConsent forget loadSegments segments inSegment explain decide profile anonymousId userId on off flush refresh evalCondition"
     .split(" ")
@@ -15,7 +22,7 @@
       k[m] = function () {
         if (i > 8 && i < 16) return m == "segments" ? [] : m == "inSegment" ? !1 : null;
         if (m == "evalCondition") return !1;
-        var e = { m: m, a: [].slice.call(arguments) };
+        var e = { m: m, a: [].slice.call(arguments), c: at() };
         var p = new Promise(function (r, j) {
           e.r = r;
           e.j = j;

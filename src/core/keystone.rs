@@ -420,8 +420,14 @@ impl Keystone {
     }
 
     /// A page view.
-    pub fn page(&mut self, now: f64, mut properties: Map) {
+    pub fn page(&mut self, now: f64, properties: Map) {
         self.exp.new_page_view();
+        self.page_seen(now, properties);
+    }
+
+    /// The view of the page being viewed, recorded once consent allows it (none did when the page
+    /// was shown): the same page view, whose experience decisions stay.
+    pub fn page_seen(&mut self, now: f64, mut properties: Map) {
         // The Segment spec's page properties, from the current context, unless given.
         for k in ["path", "referrer", "search", "title", "url"] {
             if !properties.contains_key(k) {

@@ -50,11 +50,62 @@ test("opt-in: nothing stored and no id before consent; granting starts collectio
   assert.match(after.id, /^[0-9a-f-]{36}$/);
   assert.equal(after.storedId, after.id, "the id is written at once when consent is granted");
   assert.deepEqual(after.consent, { analytics: true, personalization: true, marketing: false });
-  assert.deepEqual(after.events, ["After Consent"], "nothing from before consent was kept");
+  assert.deepEqual(after.events, ["Page Viewed", "After Consent"], "nothing from before consent was kept but the page's view, recorded once consent allowed it");
   const fp = await footprint(page);
   assert.deepEqual(fp.local, ["ks_profile"]);
   assert.match(fp.cookie, new RegExp("ks_aid=" + after.id));
   await page.context().close();
+});
+
+test("opt-in: the page's view (with its utm) is recorded once consent allows it, once; never twice", async () => {
+  const page = await h.open("/tests/esm.html?utm_source=newsletter");
+  const out = await page.evaluate(async () => {
+    window.ks = await Keystone.init({ consent: "opt-in", endpoint: "/v1/batch", writeKey: "demo-key", flushInterval: 100000 });
+    const views = () => [(ks.profile().events["Page Viewed"] || { count: 0 }).count, ks.profile().session.pageviews];
+    const before = views();
+    await ks.setConsent({ marketing: true }); // no consent that records anything yet
+    const marketing = views();
+    await ks.setConsent({ analytics: true, personalization: true });
+    const granted = views();
+    await ks.setConsent({ analytics: true, personalization: true }); // again: not twice
+    const again = views();
+    history.pushState({}, "", "/tests/esm.html/p2");
+    const next = views();
+    await ks.flush();
+    return { id: ks.anonymousId(), before, marketing, granted, again, next };
+  });
+  assert.deepEqual([out.before, out.marketing, out.granted, out.again, out.next], [[0, 0], [0, 0], [1, 1], [1, 1], [2, 2]]);
+  const sent = h.server.collector.events.filter((e) => e.anonymousId === out.id && e.type === "page");
+  assert.deepEqual(
+    sent.map((e) => [e.properties.url.replace(/^.*\/tests\//, ""), (e.context.campaign || {}).source || ""]),
+    [["esm.html?utm_source=newsletter", "newsletter"], ["esm.html/p2", ""]],
+  );
+  await page.context().close();
+
+  // Consent that allowed the page's view from the start, or page views not captured: a grant adds none.
+  for (const o of [{}, { consent: "opt-in", autoCapture: { pageViews: false } }]) {
+    const p = await h.open();
+    const n = await p.evaluate(async (o) => {
+      window.ks = await Keystone.init(o);
+      await ks.setConsent({ analytics: true, personalization: true });
+      return ks.profile().session.pageviews;
+    }, o);
+    assert.equal(n, o.consent ? 0 : 1, JSON.stringify(o));
+    await p.context().close();
+  }
+
+  // After forget(), a navigation's view waits for consent the same way.
+  const p = await h.open();
+  const later = await p.evaluate(async () => {
+    window.ks = await Keystone.init({});
+    await ks.forget();
+    history.pushState({}, "", "/tests/esm.html/after-forget");
+    await ks.setConsent({ analytics: true, personalization: true });
+    const e = ks.profile();
+    return [e.events["Page Viewed"].count, e.context.path];
+  });
+  assert.deepEqual(later, [1, "/tests/esm.html/after-forget"]);
+  await p.context().close();
 });
 
 test("withdrawing personalization erases what was stored (the delivery queue too) and stops storing", async () => {

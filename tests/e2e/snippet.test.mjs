@@ -15,7 +15,7 @@ const SNIPPET = readFileSync(new URL("../../pkg/dist/snippet.js", import.meta.ur
 const DEFS = { version: 1, segments: [{ id: "viewers", condition: { $performed: { event: "Product Viewed" } } }] };
 
 /** A fresh context whose keystone.global.js answers only when `release()` is called. */
-async function delayedContext() {
+async function delayedContext(path = "/tests/blank.html") {
   let release;
   const gate = new Promise((r) => (release = r));
   const ctx = await h.browser.newContext();
@@ -29,7 +29,7 @@ async function delayedContext() {
   page.problems = [];
   page.on("pageerror", (e) => page.problems.push(e.message));
   page.on("console", (m) => m.type() === "error" && page.problems.push(m.text()));
-  await page.goto(h.url("/tests/blank.html"));
+  await page.goto(h.url(path));
   await page.waitForFunction(() => document.readyState === "complete");
   return { ctx, page, release, seen };
 }
@@ -71,6 +71,54 @@ test("inline snippet injected after DOMContentLoaded: calls queue, replay in ord
     };
   });
   assert.deepEqual(out, { ready: true, sameInstanceApi: true, loaded: ["viewers"], inSeg: true, segs: ["viewers"], count: 1, log: ["enter viewers"], shown: true });
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+});
+
+test("calls queued on the stub record the time and page they were made on; the start's page view is the landing page's", async () => {
+  const { ctx, page, release } = await delayedContext("/tests/blank.html?utm_source=newsletter");
+  const made = await page.evaluate(async (snippet) => {
+    window.keystoneConfig = { src: "/pkg/dist/keystone.global.js", endpoint: "/v1/batch", writeKey: "demo-key" };
+    const s = document.createElement("script");
+    s.textContent = snippet;
+    const landed = Date.now();
+    document.body.appendChild(s);
+    const pause = () => new Promise((r) => setTimeout(r, 150));
+    await pause();
+    const a = Date.now();
+    keystone.track("Made On A");
+    await pause();
+    history.replaceState({}, "", "/tests/blank.html/b"); // the landing URL is gone before Keystone loads
+    document.title = "Page B";
+    const b = Date.now();
+    keystone.track("Made On B");
+    await pause();
+    return { landed, a, b, queued: Date.now() };
+  }, SNIPPET);
+  release();
+  const out = await page.evaluate(async () => {
+    await keystone.init();
+    const ready = Date.now();
+    keystone.track("Made Live");
+    await keystone.flush();
+    return { id: keystone.anonymousId(), ready, context: keystone.profile().context };
+  });
+  const sent = h.server.collector.events.filter((e) => e.anonymousId === out.id);
+  const row = (e) => [e.type, e.event || "", e.context.page.url.replace(/^.*\/tests\//, ""), e.context.page.title, e.context.page.referrer.replace(/^.*\/tests\//, ""), (e.context.campaign || {}).source || ""];
+  assert.deepEqual(sent.map(row), [
+    ["page", "", "blank.html?utm_source=newsletter", "Plain page (tag manager target)", "", "newsletter"],
+    ["track", "Made On A", "blank.html?utm_source=newsletter", "Plain page (tag manager target)", "", "newsletter"],
+    ["track", "Made On B", "blank.html/b", "Page B", "blank.html?utm_source=newsletter", ""],
+    ["track", "Made Live", "blank.html/b", "Page B", "blank.html?utm_source=newsletter", ""],
+  ]);
+  const at = sent.map((e) => Date.parse(e.timestamp));
+  // Each at the time of its call (ms resolution), not at the replay's.
+  assert.ok(at[0] >= made.landed && at[0] <= made.a - 100, "page view at the snippet's run: " + [made.landed, at[0]]);
+  assert.ok(at[1] >= made.a && at[1] <= made.b - 100, "Made On A when called: " + [made.a, at[1]]);
+  assert.ok(at[2] >= made.b && at[2] <= made.queued - 100, "Made On B when called: " + [made.b, at[2]]);
+  assert.ok(at[3] >= out.ready, "the live call at its own time");
+  // After the replay the context is the page's as it is now.
+  assert.deepEqual([out.context.url.replace(/^.*\/tests\//, ""), out.context.title, out.context.utm.source], ["blank.html/b", "Page B", ""]);
   assert.deepEqual(page.problems, []);
   await ctx.close();
 });
