@@ -142,6 +142,9 @@ pub struct Keystone {
     quiet: bool,
     /// The profile was read from storage (not created fresh).
     restored: bool,
+    /// The anonymous id was made here and was never in storage: on a tie with the identity
+    /// another tab stored (two tabs starting at once, or one just given consent), the stored wins.
+    unshared: bool,
     /// The Segment spec `context` of events made now (see `set_context`).
     spec: Value,
     aside: Aside,
@@ -173,6 +176,7 @@ impl Keystone {
             identity_changed: false,
             quiet: false,
             restored: false,
+            unshared: false,
             spec: Value::Null,
             aside: Aside::default(),
             aside_dirty: false,
@@ -208,6 +212,7 @@ impl Keystone {
         if self.profile.anonymous_id.is_empty() && (self.consent.analytics || self.consent.personalization) {
             self.profile.anonymous_id = uuid_v4(random16(self.host.as_ref()));
             self.dirty = true;
+            self.unshared = true;
         }
     }
 
@@ -562,10 +567,11 @@ impl Keystone {
             return false;
         }
         // An identity older than this tab's (written by a tab that had not yet heard this tab's
-        // login or logout), or as new but losing the tie (two tabs changed it at once): not
-        // adopted; this tab writes its own back, and the other tab follows that.
+        // login or logout), or as new but losing the tie (two tabs changed it at once) unless
+        // this tab's id was never stored: not adopted; this tab writes its own back, and the
+        // other tab follows that.
         let same = p.user_id == self.profile.user_id && p.anonymous_id == self.profile.anonymous_id;
-        if !same && identity::stamp_order(p.epoch, &p.anonymous_id, &self.profile).is_lt() {
+        if !same && !self.unshared && identity::stamp_order(p.epoch, &p.anonymous_id, &self.profile).is_lt() {
             self.dirty = true;
             return false;
         }
@@ -603,6 +609,7 @@ impl Keystone {
         let same_person = !(left || reset);
         let followed = p.user_id != self.profile.user_id || p.anonymous_id != self.profile.anonymous_id;
         self.profile = p;
+        self.unshared = false;
         if followed {
             self.follow_identity(same_person);
         }
@@ -629,6 +636,7 @@ impl Keystone {
             self.rebase(v, now);
         }
         self.identity_changed = false;
+        self.unshared = false;
         self.dirty = false;
         self.profile.prune(now - self.opts.retention);
         self.profile.set_writer(&self.journal.tab, self.journal.seq());
