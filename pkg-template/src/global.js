@@ -5,7 +5,7 @@
 // `init` call queued on the stub. A queued call records what it would have recorded when it was
 // made: its time and page are noted with it (`c`), as the snippet does; the page view
 // auto-capture records at start is that of the page the snippet (else this script) ran on (`l`).
-import { init, amend, evalCondition, KeystoneError, toKeystoneError, warn, badOptions } from "./instance.js";
+import { init, amend, evalCondition, KeystoneError, toKeystoneError, warn, badOptions, isPlain } from "./instance.js";
 import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
 
 (function () {
@@ -34,8 +34,9 @@ import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
     // starts are added to the config's; later, `init` answers with the same instance and warns
     // when the options differ.
     if (starting && options != null) {
+      if (!isPlain(options)) return init(options, wasmUrl); // rejects
       try {
-        if (!(options && typeof options == "object" && amend(options))) init(options, wasmUrl).catch(() => {});
+        if (!amend(options)) init(options, wasmUrl).catch(() => {});
       } catch (e) {
         return Promise.reject(warn(badOptions(e)));
       }
@@ -102,7 +103,8 @@ import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
   if (queued || cfg) {
     let p;
     try {
-      const opts = Object.assign({}, cfg, queued && queued.a[0] && typeof queued.a[0] === "object" ? queued.a[0] : null);
+      const a = queued && queued.a[0];
+      const opts = a == null || isPlain(a) ? Object.assign({}, cfg, a) : a; // else init rejects
       delete opts.src;
       p = start(opts);
     } catch (e) {

@@ -203,6 +203,63 @@ export function toJSON(value, what) {
   }
 }
 
+/** A plain object: a literal, a class instance, a null-prototype object (not an array, a Map…). */
+export const isPlain = (v) => {
+  try {
+    return typeof v == "object" && Object.prototype.toString.call(v) == "[object Object]";
+  } catch (_) {
+    return false; // a Proxy that throws
+  }
+};
+
+/** Bad input: an `invalid_argument` error. */
+const bad = (message) => new KeystoneError("invalid_argument", message);
+
+/**
+ * `value` as JSON text for the engine when it is a plain object, or with `none` null/undefined
+ * (no properties); anything else (a number, a string, an array, a Map, a function…) is an
+ * `invalid_argument` error naming `what`.
+ */
+const arg = (value, what, none) => {
+  if (value == null ? !none : !isPlain(value)) throw bad(what + " must be a plain object");
+  return toJSON(value, what);
+};
+
+/** A segment or experience id: a string, else an `invalid_argument` error. */
+const id = (v) => {
+  if (typeof v != "string") throw bad("an id must be a string");
+  return v;
+};
+
+/** Warns once (`unknown_option`) about the keys of `o` that are not in `known` (a typo is
+ * said, not ignored; an option of a later version does not break the page). */
+const unknown = (o, known, what) => {
+  const k = Object.keys(o).filter((k) => !known.includes(k));
+  if (k.length) warn(new KeystoneError("unknown_option", what + " unknown: " + k.join(", ")));
+};
+
+const CATEGORIES = ["analytics", "personalization", "marketing"];
+// The `init` options and the types they take: b boolean, s string, o plain object, n a number
+// >= 0 (or its digits), f false, u a URL object, p a storage prefix (also a cookie name: letters,
+// digits, `_.-`); none: checked where the option is read (the engine, delivery, definitions).
+const OPTIONS = Object.fromEntries("segments consent endpoint writeKey sessionTimeout retention autoCapture:bo storagePrefix:p cookieDomain:s dataLayer:bs trackSegments:b debug:b wasmUrl:su antiFlicker:nf flushAt:n flushInterval:n maxQueueEvents:n maxQueueBytes:n maxBatchBytes:n retryBase:n retryMax:n requestTimeout:n".split(" ").map((o) => o.split(":")));
+const TYPES = {
+  b: (v) => v === !!v,
+  s: (v) => typeof v == "string",
+  o: isPlain,
+  n: (v) => (typeof v == "number" || (typeof v == "string" && !!v.trim())) && +v >= 0,
+  f: (v) => v === false,
+  u: (v) => v instanceof URL,
+  p: (v) => typeof v == "string" && /^[\w.-]+$/.test(v),
+};
+
+/** Checks the `init` options (a plain copy): a wrong type rejects init, an unknown name warns. */
+export function checkOptions(o) {
+  unknown(o, Object.keys(OPTIONS), "init options");
+  for (const k in OPTIONS) if (o[k] != null && OPTIONS[k] && ![...OPTIONS[k]].some((t) => TYPES[t](o[k]))) throw bad("the init option " + k + " has a wrong type or value");
+  if (isPlain(o.consent)) unknown(o.consent, CATEGORIES, "consent categories");
+}
+
 /** The `init` options the engine reads, as JSON text (definitions and the rest stay in JS). */
 function optionsText(o) {
   const keys = ["sessionTimeout", "retention", "trackSegments", "consent", "storagePrefix", "cookieDomain", "endpoint"];
@@ -608,15 +665,16 @@ export class Instance {
   page(properties) {
     this.#log("page", properties);
     this.#run(() => {
+      const p = arg(properties, "page properties", 1);
       this.#setContext();
-      this.#core.page(toJSON(properties, "page properties"));
+      this.#core.page(p);
     }, undefined, true);
   }
 
   /** Merges traits into the profile; emits a Segment `identify` event. */
   setTraits(traits) {
     this.#log("setTraits", traits);
-    this.#run(() => this.#core.setTraits(toJSON(traits, "traits")), undefined, true);
+    this.#run(() => this.#core.setTraits(arg(traits, "traits")), undefined, true);
   }
 
   /** Merges consent categories; granting starts collection, withdrawing stops it. */
@@ -624,9 +682,9 @@ export class Instance {
     this.#log("setConsent", consent);
     return this.#runAsync(() => {
       // Only an object of categories is valid (forget() is the way to withdraw everything).
-      if (!consent || typeof consent != "object" || Array.isArray(consent)) throw new KeystoneError("invalid_argument", "setConsent needs an object such as {analytics: true}");
-      const text = toJSON(consent, "consent");
+      const text = arg(consent, "consent");
       this.#core.setConsent(text);
+      unknown(consent, CATEGORIES, "consent categories");
       this.#choice = true;
       this.#late();
       this.persistNow();
@@ -686,15 +744,17 @@ export class Instance {
   /** Records a named event. */
   track(event, properties) {
     this.#log("track", event, properties);
-    this.#run(() => this.#core.track(event, toJSON(properties, "track properties")), undefined, true);
+    this.#run(() => this.#core.track(event, arg(properties, "track properties", 1)), undefined, true);
   }
 
   /** Login: hashes the email on the device and reconciles the profiles; written at once. */
   identify(email, traits, options) {
     this.#log("identify", traits);
     const out = this.#runAsync(() => {
+      const t = arg(traits, "identify traits", 1);
+      const o = arg(options, "identify options", 1);
       this.#followCookie();
-      this.#core.identify(typeof email == "string" ? email.trim() : email, toJSON(traits, "identify traits"), toJSON(options, "identify options"));
+      this.#core.identify(typeof email == "string" ? email.trim() : email, t, o);
     }, true);
     this.persistNow(); // the id cookie too, at once (the engine wrote the profile)
     return out;
@@ -711,11 +771,13 @@ export class Instance {
   loadSegments(definitions) {
     // In call order: a slow URL never lands over the definitions of a later call. With no URL
     // in flight, an object applies at once (inSegment() right after the call sees it).
-    let url = false;
+    let url;
     try {
       url = typeof definitions === "string" || definitions instanceof URL;
-    } catch (_) {} // a hostile object (#load rejects it)
-    const run = this.#loading ? this.#loading.then(() => this.#load(definitions)) : this.#load(definitions);
+    } catch (_) {
+      return Promise.reject(this.#report(bad("segment definitions cannot be read"))); // a hostile Proxy
+    }
+    const run = this.#loading ? this.#loading.then(() => this.#load(definitions, url)) : this.#load(definitions, url);
     if (url || this.#loading) {
       const mark = run.then(
         () => {},
@@ -728,10 +790,10 @@ export class Instance {
     return run;
   }
 
-  async #load(definitions) {
+  async #load(definitions, url) {
     let doc = definitions;
     try {
-      if (typeof definitions === "string" || definitions instanceof URL) doc = await fetchDefinitions(String(definitions));
+      if (url) doc = await fetchDefinitions(String(definitions));
     } catch (e) {
       throw this.#report(e);
     }
@@ -746,7 +808,7 @@ export class Instance {
   decide(experienceId) {
     // Not a "change" for the declarative renderer (which calls it): only an exposure to persist.
     this.#now();
-    const d = this.#run(() => this.#core.decide(experienceId), null);
+    const d = this.#run(() => this.#core.decide(id(experienceId)), null);
     this.#schedulePersist();
     return d;
   }
@@ -758,9 +820,9 @@ export class Instance {
   }
 
   /** Whether the visitor is in segment `id`. */
-  inSegment(id) {
+  inSegment(segmentId) {
     this.#now();
-    return this.#run(() => this.#core.inSegment(id), false);
+    return this.#run(() => this.#core.inSegment(id(segmentId)), false);
   }
 
   /** The profile document (a plain object copy). */
@@ -780,8 +842,8 @@ export class Instance {
   }
 
   /** Why the visitor is or is not in a segment: the condition tree with each node's result. */
-  explain(id) {
-    return this.#run(() => this.#core.explain(id), null);
+  explain(segmentId) {
+    return this.#run(() => this.#core.explain(id(segmentId)), null);
   }
 
   /** GrowthBook-compatible condition evaluation (see the module function). */
@@ -804,10 +866,7 @@ export class Instance {
 
   /** Subscribes to "segment:enter", "segment:exit", "identify", "reset" or "error". */
   on(eventName, callback) {
-    if (typeof eventName !== "string" || typeof callback !== "function") {
-      this.#report(new KeystoneError("invalid_argument", "on(eventName, callback) needs a string and a function"));
-      return this;
-    }
+    if (this.#bad(eventName, callback, "on")) return this;
     // A name no event has (a typo such as "segment_enter") is said once, not ignored silently.
     if (!/^(segment:enter|segment:exit|identify|reset|error)$/.test(eventName) && !this.#listeners.has(eventName)) warn(new KeystoneError("invalid_argument", 'on(): no event is named "' + eventName + '"'));
     if (!this.#listeners.has(eventName)) this.#listeners.set(eventName, new Set());
@@ -817,9 +876,13 @@ export class Instance {
 
   /** Removes a listener added with `on`. */
   off(eventName, callback) {
-    const set = this.#listeners.get(eventName);
+    const set = !this.#bad(eventName, callback, "off") && this.#listeners.get(eventName);
     if (set) set.delete(callback);
     return this;
+  }
+
+  #bad(eventName, callback, m) {
+    return (typeof eventName != "string" || typeof callback != "function") && !!this.#report(bad(m + "(eventName, callback) needs a string and a function"));
   }
 }
 
@@ -829,13 +892,14 @@ let late = null; // the options of the init in progress until it starts the engi
 
 /** @internal The script-tag build: the options of an `init` made while the first (from
  * `keystoneConfig`) still loads the engine are added to its options. False once too late. */
-export const amend = (options) => !!late && (Object.assign(late, options), delete late.src, true);
+export const amend = (options) => !!late && (delete (options = { ...options }).src, checkOptions(options), Object.assign(late, options), true);
 
 /** The error for init options that throw when read (a getter, a Proxy). */
-export const badOptions = (e) => new KeystoneError("invalid_argument", "the init options could not be read: " + ((e && e.message) || e));
+export const badOptions = (e) => (e instanceof KeystoneError ? e : bad("the init options could not be read: " + ((e && e.message) || e)));
 
 /** `Keystone.init`: loads the engine once; a second call returns the same instance. */
 export function init(options, wasmUrl, landing) {
+  if (options != null && !isPlain(options)) return Promise.reject(warn(bad("the init options must be a plain object")));
   if (current) {
     // Safe to call again (the same instance), but options that differ from the first call's
     // are not applied: said once per call, so a second configuration is not lost silently.
@@ -853,7 +917,8 @@ export function init(options, wasmUrl, landing) {
     let opts;
     try {
       // A plain copy, read once: options that throw when read (a getter, a Proxy) are bad input.
-      opts = options && typeof options === "object" ? { ...options } : {};
+      opts = { ...options };
+      checkOptions(opts);
     } catch (e) {
       throw badOptions(e);
     }
@@ -872,7 +937,7 @@ export function init(options, wasmUrl, landing) {
     let ks;
     try {
       checkDelivery(opts);
-      const prefix = opts.storagePrefix || "ks_";
+      const prefix = opts.storagePrefix || "ks_"; // null too, as in the engine
       // Personalization refused outright (the visitor's choice, passed at init as the README
       // asks): what an earlier page stored is erased before anything is read, as setConsent()
       // would. "opt-in" is no refusal: the choice is still to come and may keep the profile.

@@ -15,28 +15,32 @@ after(async () => h && h.close());
 const API = ["page", "track", "identify", "reset", "setTraits", "setConsent", "forget", "loadSegments", "segments", "inSegment", "explain", "decide", "profile", "anonymousId", "userId", "on", "off", "flush", "refresh"];
 const ASYNC = ["identify", "loadSegments", "setConsent", "forget", "flush"];
 
+/** Values of the wrong type for properties, traits and options (JSON would print them as
+ * nothing, `null` or `{}`). */
+const WRONG = ["NaN", "Symbol('s')", "() => {}", "new Map([['a', 1]])", "[1, 2]", "'str'"];
+
 /**
  * Bad calls, by method. Each is [args (built in the page), expected error code or null when the
  * call may also be accepted]. `H` is a hostile object: every property access throws.
  */
 const BAD = {
-  page: [["42", "invalid_argument"], ["'not an object'", "invalid_argument"], ["H", null], ["CYC", null]],
-  track: [["", "invalid_argument"], ["42", "invalid_argument"], ["null, {}", "invalid_argument"], ["'x', 'not an object'", "invalid_argument"], ["'x', CYC", "invalid_argument"], ["'x', H", null], ["Symbol('x')", "invalid_argument"], ["'x', { n: 10n }", null]],
-  identify: [["", "invalid_email"], ["42", "invalid_email"], ["'not an email'", "invalid_email"], ["'a@b.example', 'traits?'", "invalid_argument"], ["H", null]],
+  page: [["42", "invalid_argument"], ["'not an object'", "invalid_argument"], ["H", "invalid_argument"], ["CYC", null], ...WRONG.map((v) => [v, "invalid_argument"])],
+  track: [["", "invalid_argument"], ["42", "invalid_argument"], ["null, {}", "invalid_argument"], ["'x', 'not an object'", "invalid_argument"], ["'x', CYC", "invalid_argument"], ["'x', H", null], ["Symbol('x')", "invalid_argument"], ["'x', { n: 10n }", null], ...WRONG.map((v) => ["'x', " + v, "invalid_argument"])],
+  identify: [["", "invalid_email"], ["42", "invalid_email"], ["'not an email'", "invalid_email"], ["'a@b.example', 'traits?'", "invalid_argument"], ["H", null], ...WRONG.map((v) => ["'a@b.example', " + v, "invalid_argument"]), ...WRONG.map((v) => ["'a@b.example', {}, " + v, "invalid_argument"])],
   reset: [["42, H", null]],
   setTraits: [["", "invalid_argument"], ["'x'", "invalid_argument"], ["[1, 2]", "invalid_argument"], ["H", null], ["CYC", null]],
-  setConsent: [["", "invalid_argument"], ["'yes'", "invalid_argument"], ["{ analytics: 'maybe' }", "invalid_argument"], ["H", null]],
+  setConsent: [["", "invalid_argument"], ["'yes'", "invalid_argument"], ["{ analytics: 'maybe' }", "invalid_argument"], ["H", null], ["new Map([['analytics', false]])", "invalid_argument"], ["42", "invalid_argument"]],
   forget: [["H", null]],
-  loadSegments: [["", "invalid_definitions"], ["42", "invalid_definitions"], ["{ version: 2, segments: [] }", "invalid_definitions"], ["'/nowhere/segments.json'", "definitions_fetch_failed"], ["H", null]],
+  loadSegments: [["", "invalid_definitions"], ["42", "invalid_definitions"], ["{ version: 2, segments: [] }", "invalid_definitions"], ["'/nowhere/segments.json'", "definitions_fetch_failed"], ["H", "invalid_argument"]],
   segments: [["H", null]],
-  inSegment: [["", null], ["42", null], ["H", null]],
-  explain: [["", null], ["42", null], ["'no_such_segment'", null], ["H", null]],
-  decide: [["", null], ["42", null], ["'no_such_experience'", null], ["H", null]],
+  inSegment: [["", "invalid_argument"], ["42", "invalid_argument"], ["H", "invalid_argument"], ["'no_such_segment'", null]],
+  explain: [["", "invalid_argument"], ["42", "invalid_argument"], ["'no_such_segment'", "unknown_id"], ["H", "invalid_argument"]],
+  decide: [["", "invalid_argument"], ["42", "invalid_argument"], ["'no_such_experience'", "unknown_id"], ["H", "invalid_argument"]],
   profile: [["H", null]],
   anonymousId: [["H", null]],
   userId: [["H", null]],
   on: [["", "invalid_argument"], ["'segment:enter', 'not a function'", "invalid_argument"], ["42, () => {}", "invalid_argument"]],
-  off: [["", null], ["H, H", null]],
+  off: [["", "invalid_argument"], ["H, H", "invalid_argument"], ["42, () => {}", "invalid_argument"], ["'error', 'not a function'", "invalid_argument"]],
   flush: [["H", null]],
   refresh: [["H", null]],
 };
@@ -70,6 +74,78 @@ test("init with bad options rejects with a KeystoneError and one warning, never 
   assert.equal(out.enumerable, true);
   assert.equal(out.warns.filter((w) => w.includes("invalid_argument")).length, 1, out.warns.join("\n"));
   assert.equal(out.ok, true, "a later init with good options works");
+  await page.context().close();
+});
+
+test("init: options that are not a plain object or have a wrong type reject (nothing stored); an unknown option or consent category warns unknown_option once", async () => {
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    const warns = [];
+    const w = console.warn;
+    console.warn = (...a) => (warns.push(a.join(" ")), w.apply(console, a));
+    const bad = [42, "str", [], () => {}, new Date(0), { storagePrefix: "" }, { storagePrefix: 42 }, { storagePrefix: {} }, { storagePrefix: "a b;c=" }, { autoCapture: "no" }, { dataLayer: 42 }, { debug: "yes" }, { cookieDomain: 42 }, { antiFlicker: "abc" }, { trackSegments: "yes" }, { flushAt: "many" }];
+    const rejected = [];
+    for (const o of bad) {
+      warns.length = 0;
+      let code;
+      try {
+        code = await Keystone.init(o).then(() => "resolved", (e) => e.code);
+      } catch (e) {
+        code = "threw " + e;
+      }
+      rejected.push([String(o && typeof o == "object" && !Array.isArray(o) ? Object.keys(o) : o), code, warns.filter((x) => x.includes("invalid_argument")).length]);
+    }
+    const stored = Object.keys(localStorage).concat(document.cookie || []);
+    warns.length = 0;
+    const ks = await Keystone.init({ segmnts: { version: 1, segments: [] }, consent: { analytcs: false, marketing: false }, autoCapture: false }).catch((e) => e.code);
+    return { rejected, stored, works: typeof ks.track == "function", consent: ks.profile().consent, warns };
+  });
+  for (const [o, code, warned] of out.rejected) {
+    assert.equal(code, "invalid_argument", o);
+    assert.equal(warned, 1, o + ": one warning");
+  }
+  assert.deepEqual(out.stored, [], "a rejected init stores nothing");
+  assert.equal(out.works, true, "unknown names do not reject (a later version's option)");
+  assert.deepEqual(out.consent, { analytics: true, personalization: true, marketing: false });
+  assert.equal(out.warns.filter((w) => w.includes("unknown_option") && w.includes("segmnts")).length, 1, out.warns.join("\n"));
+  assert.equal(out.warns.filter((w) => w.includes("unknown_option") && w.includes("analytcs")).length, 1, out.warns.join("\n"));
+  await page.context().close();
+});
+
+test("wrong-typed payloads record nothing and change nothing; object literals, class instances and null-prototype objects are accepted", async () => {
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    const ks = await Keystone.init({ autoCapture: false });
+    const wrong = [NaN, Symbol("s"), () => {}, new Map([["a", 1]]), [1, 2], "str"];
+    const settle = (p) => p.then(() => "resolved", (e) => e.code);
+    const pageviews = ks.profile().session.pageviews;
+    for (const v of wrong) {
+      ks.track("Bad", v);
+      ks.page(v);
+    }
+    const identify = [];
+    for (const v of wrong) identify.push(await settle(ks.identify("ada@example.com", v)), await settle(ks.identify("ada@example.com", {}, v)));
+    const consent = [await settle(ks.setConsent(new Map([["analytics", false]]))), await settle(ks.setConsent(42))];
+    class Item {
+      constructor() {
+        this.sku = "A1";
+      }
+    }
+    ks.track("Good", new Item());
+    ks.track("Good", Object.assign(Object.create(null), { sku: "B2" }));
+    ks.track("Good", { nested: { a: [1, { b: 2 }] } });
+    ks.track("Good", null);
+    const p = ks.profile();
+    return { bad: p.events.Bad || null, pageviews: p.session.pageviews - pageviews, userId: ks.userId(), identify, consent, analytics: p.consent.analytics, good: p.events.Good.count, in: ks.inSegment(42) };
+  });
+  assert.equal(out.bad, null, "no Bad event recorded");
+  assert.equal(out.pageviews, 0, "no page view recorded");
+  assert.deepEqual(out.identify, Array(12).fill("invalid_argument"));
+  assert.equal(out.userId, null, "no identify applied");
+  assert.deepEqual(out.consent, ["invalid_argument", "invalid_argument"]);
+  assert.equal(out.analytics, true);
+  assert.equal(out.good, 4);
+  assert.equal(out.in, false);
   await page.context().close();
 });
 

@@ -160,7 +160,11 @@ test("npm API: every method survives the hostile set and the instance keeps answ
   await page.evaluate(pageSetup(METHODS));
   const out = await page.evaluate(async (DEFS) => {
     const ks = await Keystone.init({ segments: DEFS, autoCapture: false });
+    const codes = new Set();
+    ks.on("error", (e) => codes.add(e.code));
     const r = await window.__campaign(ks, "ks", ["forget", "init"]);
+    await new Promise((r) => setTimeout(r));
+    r.codes = [...codes].sort();
     const probe = { evalCondition: Keystone.evalCondition, track: (e) => ks.track(e), inSegment: (id) => ks.inSegment(id) };
     r.evalCondition = await window.__campaign(probe, "Keystone", ["track", "inSegment"]);
     return r;
@@ -169,6 +173,8 @@ test("npm API: every method survives the hostile set and the instance keeps answ
   assert.ok(out.calls > 300, "calls made: " + out.calls);
   assert.deepEqual(out.failures, [], out.count + " failures");
   assert.deepEqual(out.evalCondition.failures, []);
+  // Bad input is reported as such, never as a failure of Keystone.
+  assert.ok(!out.codes.some((c) => c.startsWith("internal")), out.codes.join());
   assert.deepEqual(await page.evaluate(() => window.__bad), []);
   assert.deepEqual(problems(page), []);
   await page.context().close();
