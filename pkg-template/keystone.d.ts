@@ -11,6 +11,20 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
 /** A duration: an integer and a unit `m`, `h`, `d` or `w` (`"30m"`, `"7d"`). */
 export type Duration = `${number}${"m" | "h" | "d" | "w"}`;
 
+/**
+ * Event properties and traits: a plain object — an object literal, an `interface` or class
+ * instance, a null-prototype object — whose values JSON can hold (nested objects and arrays
+ * too; `undefined` fields are left out, a `Date` becomes its ISO text). Anything else (a
+ * number, a string, an array, a `Map`, a function) is reported as `invalid_argument` and nothing
+ * is recorded.
+ */
+export type Properties = {
+  [key: string]: any;
+  [Symbol.iterator]?: never;
+  [Symbol.hasInstance]?: never;
+  [Symbol.toPrimitive]?: never;
+};
+
 /** Consent categories (DESIGN §6). */
 export interface Consent {
   /** Sending events to the collector. */
@@ -38,13 +52,18 @@ export interface AutoCaptureOptions {
 /** A condition document: MongoDB-style, GrowthBook semantics, plus behavioural operators. */
 export type Condition = { [pathOrOperator: string]: Json };
 
-/** Segment, score and experience definitions (DESIGN §4, §13). */
+/**
+ * Segment, score and experience definitions (DESIGN §4, §13). Typed loosely enough for a plain
+ * object literal held in a variable or a JSON import (`version` a number, durations strings):
+ * Keystone checks them when they load (`version` must be 1, durations `"7d"`…) and rejects what
+ * is wrong with its JSON path.
+ */
 export interface Definitions {
-  version: 1;
+  version: number;
   segments: Array<{ id: string; name?: string; condition: Condition }>;
   scores?: Array<{
     id: string;
-    halfLife?: Duration;
+    halfLife?: string;
     rules: Array<{ event: string; where?: Condition; points: number }>;
   }>;
   /** Unknown fields are rejected (`invalid_segment`), as in segments. */
@@ -59,7 +78,7 @@ export interface Definitions {
       description?: string;
       segment?: string;
       priority?: number;
-      cap?: { count: number; within?: Duration };
+      cap?: { count: number; within?: string };
     }>;
   }>;
   savedGroups?: { [groupId: string]: Json[] };
@@ -68,7 +87,7 @@ export interface Definitions {
 /** Options of {@link Keystone.init}. */
 export interface KeystoneOptions {
   /** Segment definitions, or the URL of a JSON document holding them. */
-  segments?: Definitions | string;
+  segments?: Definitions | string | URL;
   /** Initial consent: `"opt-in"` (nothing before consent), `"opt-out"`, or categories. */
   consent?: "opt-in" | "opt-out" | Partial<Consent>;
   /** Collector URL for Segment-spec batches; without it nothing leaves the device. */
@@ -93,7 +112,10 @@ export interface KeystoneOptions {
   requestTimeout?: number;
   /** Automatic signals; `false` turns all off. */
   autoCapture?: boolean | AutoCaptureOptions;
-  /** Prefix of every storage key and cookie (default `"ks_"`). */
+  /**
+   * Prefix of every storage key and cookie (default `"ks_"`): letters, digits, `_`, `.` or `-`
+   * (it is part of a cookie name); anything else rejects `init` with `invalid_argument`.
+   */
   storagePrefix?: string;
   /** Cookie domain (e.g. `".example.com"`): the cookie becomes the source of truth for ids. */
   cookieDomain?: string;
@@ -117,7 +139,7 @@ export interface KeystoneOptions {
    * a bundler that does not emit it (esbuild): copy the file and say where it is served.
    * Ignored by the script-tag build, which finds it next to its own script.
    */
-  wasmUrl?: string;
+  wasmUrl?: string | URL;
   /**
    * Anti-flicker for declarative personalization: how long (ms) elements carrying
    * `data-keystone-*` attributes may stay invisible while Keystone starts (default 1000);
@@ -201,6 +223,8 @@ export interface Decision {
 
 /** Errors reported by Keystone: a real `Error` with a stable `code`. */
 export declare class KeystoneError extends Error {
+  /** `message` defaults to the code. */
+  constructor(code: string, message?: string, extra?: { segmentId?: string; path?: string });
   /** Stable code, e.g. `"invalid_argument"`, `"invalid_segment"`, `"storage_unavailable"`. */
   readonly code: string;
   /** For definition errors: the id of the rejected segment, score or experience. */
@@ -226,12 +250,12 @@ export interface KeystoneInstance {
    * `category` properties are also sent top-level (Segment spec).
    * @example ks.page({ name: "Shoes", category: "Catalog" });
    */
-  page(properties?: { [key: string]: Json }): void;
+  page(properties?: Properties | null): void;
   /**
    * Records a named event. Segments see it before this returns.
    * @example ks.track("Product Viewed", { category: "shoes", price: 89 });
    */
-  track(event: string, properties?: { [key: string]: Json }): void;
+  track(event: string, properties?: Properties | null): void;
   /**
    * Login: the email is trimmed, lower-cased and hashed with SHA-256 on the device; `userId()`
    * becomes that hash (or `options.userId`). From anonymous, the anonymous profile merges into
@@ -241,7 +265,7 @@ export interface KeystoneInstance {
    * email is never stored or sent unless `options.storeEmail` is true.
    * @example await ks.identify("ada@example.com", { tier: "gold" });
    */
-  identify(email: string, traits?: { [key: string]: Json }, options?: IdentifyOptions): Promise<void>;
+  identify(email: string, traits?: Properties | null, options?: IdentifyOptions | null): Promise<void>;
   /**
    * Logout: the current profile is set aside; a new anonymous id and an empty profile start.
    * @example ks.reset();
@@ -251,11 +275,12 @@ export interface KeystoneInstance {
    * Merges traits into the current profile.
    * @example ks.setTraits({ firstName: "Ada" });
    */
-  setTraits(traits: { [key: string]: Json }): void;
+  setTraits(traits: Properties): void;
   /**
    * Merges the named consent categories into the current state; the site's other open tabs
    * apply the same categories at once. Auto-capture's view of the current page, if no consent
-   * allowed to record it, is recorded once consent allows it.
+   * allowed to record it, is recorded once consent allows it. An unknown category is ignored
+   * with a console warning `unknown_option`.
    * @example await ks.setConsent({ analytics: true, marketing: false });
    */
   setConsent(consent: Partial<Consent>): Promise<void>;
@@ -269,7 +294,7 @@ export interface KeystoneInstance {
    * rejected one by one; the valid ones load.
    * @example const { loaded, rejected } = await ks.loadSegments("/segments.json");
    */
-  loadSegments(definitions: Definitions | string): Promise<{ loaded: string[]; rejected: KeystoneError[] }>;
+  loadSegments(definitions: Definitions | string | URL): Promise<{ loaded: string[]; rejected: KeystoneError[] }>;
   /**
    * Ids of the segments the visitor is in now, sorted.
    * @example ks.segments(); // ["shoe_fans"]
@@ -345,7 +370,10 @@ export declare const Keystone: {
   /**
    * Loads the engine, restores the stored profile and evaluates segments. Safe to call twice
    * (the second call resolves with the same instance; options that differ from the first
-   * call's are not applied, and a console warning `already_initialized` says so).
+   * call's are not applied, and a console warning `already_initialized` says so). Options that
+   * are not a plain object, or an option of the wrong type, reject with `invalid_argument`; an
+   * unknown option or consent category (a typo) is kept out with a console warning
+   * `unknown_option`.
    * @example
    * import { Keystone } from "keystone-cdp";
    * const ks = await Keystone.init({ segments: "/segments.json" });

@@ -78,4 +78,31 @@ export async function main(): Promise<void> {
   await Keystone.init({ sessionTimeout: "30 minutes" });
   // @ts-expect-error: track needs an event name
   ks.track();
+
+  // Payloads the runtime accepts: an application's interfaces and classes (no index signature),
+  // optional fields, nested objects, null for none.
+  interface Product { sku: string; price: number; coupon?: string; dims: { w: number } }
+  class Cart { items = 2; total = 120; }
+  const product: Product = { sku: "A1", price: 89, dims: { w: 3 } };
+  ks.track("Product Viewed", product);
+  ks.track("Order Completed", { revenue: 120, coupon: product.coupon, product });
+  ks.track("Cart Viewed", new Cart());
+  ks.page(null);
+  ks.setTraits({ plan: undefined as "free" | "pro" | undefined, address: { city: "Lyon" } });
+  await ks.identify("ada@example.com", product, null);
+  // Definitions held in a variable (no `as const`), a URL object.
+  const loose = { version: 1, segments: [{ id: "f", condition: { $performed: { event: "X", within: "7d" } } }], experiences: [{ id: "e", variants: [{ id: "a", cap: { count: 3, within: "7d" } }, { id: "default" }] }] };
+  await ks.loadSegments(loose);
+  await ks.loadSegments(new URL("/segments.json", location.href));
+  // KeystoneError's constructor is (code, message?, extra?).
+  const made: KeystoneError = new KeystoneError("invalid_argument", "bad input", { path: "/segments/0" });
+  void made;
+  // @ts-expect-error: the code is required
+  new KeystoneError();
+  // @ts-expect-error: properties are an object, not an array
+  ks.track("X", [1, 2]);
+  // @ts-expect-error: nor a Map
+  ks.page(new Map());
+  // @ts-expect-error: nor a string
+  ks.setTraits("gold");
 }
