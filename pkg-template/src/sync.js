@@ -57,10 +57,13 @@ export function writeCookie(name, value, domain) {
   } catch (_) {}
 }
 
-/** Erases every localStorage/sessionStorage key and cookie whose name starts with `prefix`. */
+/** Erases Keystone's localStorage/sessionStorage keys and cookies under `prefix`: its own names
+ * only (`profile`, `aside`, `aid`, the queues `q.<tab>`, heartbeats `hb.<tab>`, leases), not
+ * another instance's whose prefix starts with this one (`ks_shop_` under `ks_`). */
 export function eraseAll(prefix, domain) {
   let left = 0;
-  const ours = (store) => Object.keys(store).filter((k) => k.startsWith(prefix));
+  const is = (k) => k.startsWith(prefix) && /^(profile(\.lease)?|aside|aid|lease|(q|hb)\.[a-z0-9]+)$/.test(k.slice(prefix.length));
+  const ours = (store) => Object.keys(store).filter(is);
   for (const s of ["localStorage", "sessionStorage"]) {
     try {
       for (const k of ours(window[s])) {
@@ -71,6 +74,6 @@ export function eraseAll(prefix, domain) {
       left += ours(window[s]).length;
     } catch (_) {} // storage blocked: nothing of it can be read or erased here
   }
-  for (const [k] of jar()) if (k.startsWith(prefix)) writeCookie(k, "", domain);
-  return left + jar().filter(([k]) => k.startsWith(prefix)).length;
+  for (const [k] of jar()) if (is(k)) writeCookie(k, "", domain);
+  return left + jar().filter(([k]) => is(k)).length;
 }

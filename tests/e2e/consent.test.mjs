@@ -194,16 +194,18 @@ test("opt-in before any choice leaves the shared id cookie another subdomain wro
   await ctx.close();
 });
 
-test("forget() erases every key and cookie, withdraws consent, starts a fresh anonymous state", async () => {
+test("forget() erases every key and cookie, withdraws consent, starts a fresh anonymous state; another instance's prefix is left alone", async () => {
   const page = await h.open();
   const out = await page.evaluate(async () => {
     window.ks = await Keystone.init({ segments: { version: 1, segments: [{ id: "any", condition: {} }] } });
     ks.track("A");
     ks.setTraits({ name: "Ada" });
-    localStorage.setItem("ks_other", "x"); // any key with the prefix, e.g. a queue
-    sessionStorage.setItem("ks_tmp", "y");
-    document.cookie = "ks_extra=1; Path=/";
+    localStorage.setItem("ks_q.zz9", "x"); // a closed tab's queue and heartbeat
+    localStorage.setItem("ks_hb.zz9", "1");
     localStorage.setItem("site_key", "kept"); // not Keystone's
+    // Another instance on this origin, under the prefix "ks_shop_": not this one's to erase.
+    localStorage.setItem("ks_shop_profile", "{}");
+    document.cookie = "ks_shop_aid=1; Path=/";
     await new Promise((r) => setTimeout(r, 600));
     const id = ks.anonymousId();
     const exits = [];
@@ -211,8 +213,12 @@ test("forget() erases every key and cookie, withdraws consent, starts a fresh an
     await ks.forget();
     ks.track("After Forget");
     await new Promise((r) => setTimeout(r, 600));
-    return { id, after: ks.anonymousId(), traits: ks.profile().traits, events: Object.keys(ks.profile().events), consent: ks.profile().consent, segments: ks.segments(), exits, site: localStorage.getItem("site_key") };
+    const other = [localStorage.getItem("ks_shop_profile"), document.cookie];
+    localStorage.removeItem("ks_shop_profile");
+    document.cookie = "ks_shop_aid=; Max-Age=0; Path=/";
+    return { id, after: ks.anonymousId(), traits: ks.profile().traits, events: Object.keys(ks.profile().events), consent: ks.profile().consent, segments: ks.segments(), exits, site: localStorage.getItem("site_key"), other };
   });
+  assert.deepEqual(out.other, ["{}", "ks_shop_aid=1"], "another instance's storage is left");
   assert.match(out.id, /^[0-9a-f-]{36}$/);
   assert.equal(out.after, null);
   assert.deepEqual(out.traits, {});
