@@ -360,10 +360,11 @@ fn a_tab_holding_an_older_identity_adopts_the_stored_one_and_never_writes_it_bac
 #[test]
 fn two_tabs_changing_identity_at_once_settle_on_one() {
     let mut tab1 = engine(30);
-    identify(&mut tab1, T0, "ada@example.com", Map::new());
-    let stored = tab1.take_dirty().unwrap();
+    tab1.track(T0, "Product Viewed", Map::new()).unwrap();
+    let stored = tab1.write(None, T0).unwrap();
     let mut tab2 = Keystone::new(Options::default(), NativeHost::boxed(31), Some(&stored), T0 + 1.0);
-    for (e1, e2) in [(Some("bob@example.com"), Some("carol@example.com")), (None, None), (None, Some("dan@example.com"))] {
+    // First two logins from the one anonymous visitor (who keeps the anonymous id).
+    for (e1, e2) in [(Some("ada@example.com"), Some("eve@example.com")), (Some("bob@example.com"), Some("carol@example.com")), (None, None), (None, Some("dan@example.com"))] {
         for (tab, e) in [(&mut tab1, e1), (&mut tab2, e2)] {
             match e {
                 Some(e) => identify(tab, T0 + 2.0, e, Map::new()),

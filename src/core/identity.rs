@@ -212,9 +212,10 @@ pub fn reset(p: &mut Profile, aside: &mut Aside, new_anonymous_id: String, now: 
     *p = next;
 }
 
-/// How a stored identity stamp (`epoch`, anonymous id) compares with the profile's: `Greater`
-/// when the stored one is newer (adopt it), `Less` when it is older (write ours back), `Equal`
-/// for the same identity. Ties of epoch are broken by the anonymous id, so tabs converge.
-pub fn stamp_order(epoch: u32, anonymous_id: &str, p: &Profile) -> Ordering {
-    epoch.cmp(&p.epoch).then_with(|| anonymous_id.cmp(p.anonymous_id.as_str()))
+/// How the identity of a stored profile compares with this tab's `p`: `Greater` when the stored
+/// one is newer (adopt it), `Less` when it is older (write ours back), `Equal` for the same
+/// identity. Ties of epoch (two tabs changing identity at once) are broken by the anonymous id,
+/// then the user id (two logins from one anonymous visitor keep its id), so tabs converge.
+pub fn stamp_order(stored: &Profile, p: &Profile) -> Ordering {
+    stored.epoch.cmp(&p.epoch).then_with(|| stored.anonymous_id.cmp(&p.anonymous_id)).then_with(|| stored.user_id.cmp(&p.user_id))
 }

@@ -570,8 +570,7 @@ impl Keystone {
         // login or logout), or as new but losing the tie (two tabs changed it at once) unless
         // this tab's id was never stored: not adopted; this tab writes its own back, and the
         // other tab follows that.
-        let same = p.user_id == self.profile.user_id && p.anonymous_id == self.profile.anonymous_id;
-        if !same && !self.unshared && identity::stamp_order(p.epoch, &p.anonymous_id, &self.profile).is_lt() {
+        if !self.unshared && identity::stamp_order(&p, &self.profile).is_lt() {
             self.dirty = true;
             return false;
         }
