@@ -9,7 +9,9 @@ const IDLE_MS = 30000; // without input for this long, the visitor is no longer 
 // id), "true"/"false" booleans, the rest stays text.
 const coerce = (v) => (/^-?(0|[1-9]\d*)(\.\d+)?$/.test(v) && "" + +v == (v.includes(".") ? v.replace(/\.?0+$/, "") : v) ? +v : v == "true" ? true : v == "false" ? false : v);
 
-export function startCapture(ks, options) {
+// `start`: the URL of the page the view at start is recorded for (the snippet's landing page);
+// returns the navigation check, run again once the calls queued before ready are replayed.
+export function startCapture(ks, options, start = location.href) {
   const ac = options.autoCapture;
   const on = (k) => ac !== false && !(ac && ac[k] === false);
   const hash = ac && ac.hashChange === true;
@@ -50,8 +52,8 @@ export function startCapture(ks, options) {
   };
 
   // ---- page views and SPA navigation -----------------------------------------------------------
-  const key = () => (hash ? location.href : location.href.split("#")[0]);
-  let last = key(), lastUrl = location.href;
+  const key = (u = location.href) => (hash ? u : u.split("#")[0]);
+  let last = key(start), lastUrl = start;
   const nav = () => {
     if (key() == last) return; // a no-op replaceState, a hash-only change, a repeated popstate
     last = key();
@@ -102,4 +104,5 @@ export function startCapture(ks, options) {
     listen("pagehide", report);
     active();
   }
+  return nav;
 }

@@ -335,6 +335,8 @@ export class Instance {
   #ref; // its referrer: the previous URL after an SPA navigation (else document.referrer)
   #call = null; // while a call made before the engine was ready is replayed: its [time, url, title]
   #unseen = false; // auto-capture's view of this page was not recorded (no consent allowed it)
+  #nav = null; // auto-capture's navigation check
+  #given = []; // consent applied since init (null: forget()), again on an engine rebuilt after a trap
   #stale = 0;
   #followCookie = () => {};
 
@@ -371,6 +373,7 @@ export class Instance {
       if (epoch > MAX_TRAPS) return null;
       try {
         const core = newEngine(optionsText(this.#options), readCookie(this.#prefix() + "aid"));
+        for (const g of this.#given) g ? core.setConsent(g) : core.forget();
         core.setContext(toJSON(readContext(this.#ref)));
         this.#href = location.href;
         if (this.#defs) core.loadSegments(this.#defs);
@@ -436,7 +439,16 @@ export class Instance {
    * [time, url, title] noted with it: what it records carries that time and page. Without `fn`:
    * the context follows the page as it is now. */
   _at(c, fn) {
-    if (!fn) return void this.#run(() => this.#follow());
+    // Once replayed: a navigation made meanwhile is one (its page view), and the context is the
+    // page's as it is now (its title too: the landing page's may have been read before <title>).
+    if (!fn) {
+      this.#nav?.();
+      return void this.#run(() => {
+        const h = this.#href;
+        this.#follow();
+        if (h == this.#href) this.#setContext();
+      });
+    }
     this.#call = when(c);
     this.#clock(this.#call && String(this.#call[0]));
     try {
@@ -598,7 +610,7 @@ export class Instance {
     // write). Its initial page view is part of starting: `keystone.ready` carries the segments
     // held after it, as `segments()` does when init resolves, and no enter/exit for it follows.
     try {
-      this._at(at, () => startCapture(this, this.#options));
+      this.#nav = this._at(at, () => startCapture(this, this.#options, this.#url()));
     } catch (e) {
       this.#report(e);
     }
@@ -684,6 +696,7 @@ export class Instance {
       // Only an object of categories is valid (forget() is the way to withdraw everything).
       const text = arg(consent, "consent");
       this.#core.setConsent(text);
+      this.#given.push(text);
       unknown(consent, CATEGORIES, "consent categories");
       this.#choice = true;
       this.#late();
@@ -706,6 +719,7 @@ export class Instance {
   #consent(m) {
     this.#runAsync(() => {
       this.#core.setConsent(m.consent);
+      this.#given.push(m.consent);
       this.#choice = true;
       if (m.profile) this.#core.sync(this.#prefix() + "profile", m.profile);
       this.#late();
@@ -738,6 +752,7 @@ export class Instance {
     clearTimeout(this.#persistTimer);
     this.#persistTimer = 0;
     this.#core.forget();
+    this.#given = [null];
     this.#cookieId = null;
   }
 

@@ -355,3 +355,37 @@ test("setConsent rejects bad input with a KeystoneError and keeps the state", as
   assert.deepEqual(out.consent, { analytics: true, personalization: true, marketing: true });
   await page.context().close();
 });
+
+test("consent set on the page survives the engine's rebuild after a failure (a trap): a refusal stays a refusal", async () => {
+  h.server.collector.reset();
+  const run = (steps) =>
+    h.open().then(async (page) => {
+      const out = await page.evaluate(async (steps) => {
+        const trap = () => {
+          // A failure inside the engine (what a wasm trap is): the next call runs on a rebuilt one.
+          Object.defineProperty(document, "title", { configurable: true, get: () => { throw new WebAssembly.RuntimeError("simulated trap"); } });
+          ks.page();
+          delete document.title;
+        };
+        window.ks = await Keystone.init({ endpoint: "/v1/batch", writeKey: "demo-key", autoCapture: false, flushAt: 100, flushInterval: 60000, consent: steps.initial });
+        for (const s of steps.before) s == "forget" ? await ks.forget() : await ks.setConsent(s);
+        const before = ks.profile().consent;
+        trap();
+        ks.track(steps.event);
+        await ks.flush().catch(() => {});
+        return { before, after: ks.profile().consent, id: ks.anonymousId() };
+      }, steps);
+      await page.context().close();
+      return out;
+    });
+  const refused = await run({ initial: undefined, before: [{ analytics: false }], event: "While Refused" });
+  assert.deepEqual(refused.after, refused.before);
+  assert.equal(refused.after.analytics, false);
+  const granted = await run({ initial: "opt-in", before: [{ analytics: true, personalization: true }], event: "While Granted" });
+  assert.deepEqual(granted.after, { analytics: true, personalization: true, marketing: false });
+  const forgot = await run({ initial: undefined, before: ["forget"], event: "After Forget" });
+  assert.deepEqual(forgot.after, { analytics: false, personalization: false, marketing: false });
+  assert.equal(forgot.id, null);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.deepEqual(h.server.collector.events.map((e) => e.event).filter(Boolean), ["While Granted"]);
+});

@@ -109,6 +109,8 @@ test("calls queued on the stub record the time and page they were made on; the s
     ["page", "", "blank.html?utm_source=newsletter", "Plain page (tag manager target)", "", "newsletter"],
     ["track", "Made On A", "blank.html?utm_source=newsletter", "Plain page (tag manager target)", "", "newsletter"],
     ["track", "Made On B", "blank.html/b", "Page B", "blank.html?utm_source=newsletter", ""],
+    // The navigation made before ready is one: its page view, once the queue is replayed.
+    ["page", "", "blank.html/b", "Page B", "blank.html?utm_source=newsletter", ""],
     ["track", "Made Live", "blank.html/b", "Page B", "blank.html?utm_source=newsletter", ""],
   ]);
   const at = sent.map((e) => Date.parse(e.timestamp));
@@ -116,9 +118,37 @@ test("calls queued on the stub record the time and page they were made on; the s
   assert.ok(at[0] >= made.landed && at[0] <= made.a - 100, "page view at the snippet's run: " + [made.landed, at[0]]);
   assert.ok(at[1] >= made.a && at[1] <= made.b - 100, "Made On A when called: " + [made.a, at[1]]);
   assert.ok(at[2] >= made.b && at[2] <= made.queued - 100, "Made On B when called: " + [made.b, at[2]]);
-  assert.ok(at[3] >= out.ready, "the live call at its own time");
+  assert.ok(at[3] >= made.queued && at[3] <= out.ready, "the navigation's view at the replay");
+  assert.ok(at[4] >= out.ready, "the live call at its own time");
   // After the replay the context is the page's as it is now.
   assert.deepEqual([out.context.url.replace(/^.*\/tests\//, ""), out.context.title, out.context.utm.source], ["blank.html/b", "Page B", ""]);
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+});
+
+test("after the replay, events carry the page's title as it is now, not the one seen when the snippet ran", async () => {
+  const { ctx, page, release } = await delayedContext("/tests/blank.html");
+  await page.evaluate(async (snippet) => {
+    window.keystoneConfig = { src: "/pkg/dist/keystone.global.js", endpoint: "/v1/batch", writeKey: "demo-key" };
+    const s = document.createElement("script");
+    s.textContent = snippet;
+    document.body.appendChild(s);
+    await new Promise((r) => setTimeout(r, 100));
+    document.title = "Rendered Title"; // the app renders its title after the tag ran, same URL
+  }, SNIPPET);
+  release();
+  const out = await page.evaluate(async () => {
+    await keystone.init();
+    keystone.track("Live");
+    await keystone.flush();
+    return { id: keystone.anonymousId(), title: keystone.profile().context.title };
+  });
+  const sent = h.server.collector.events.filter((e) => e.anonymousId === out.id);
+  assert.deepEqual(sent.map((e) => [e.type, e.event || "", e.context.page.title]), [
+    ["page", "", "Plain page (tag manager target)"],
+    ["track", "Live", "Rendered Title"],
+  ]);
+  assert.equal(out.title, "Rendered Title");
   assert.deepEqual(page.problems, []);
   await ctx.close();
 });
