@@ -177,8 +177,9 @@ impl Core {
             4 => done(self.identify(a, &tb, &tc)),
             5 => done(Ok(self.reset())),
             6 => done(self.set_context(&ta)),
-            // Whether the view was recorded (some consent allows it).
-            7 => self.page(&ta, b.is_some()).map(|_| flag(self.ks.consent().analytics || self.ks.consent().personalization)),
+            // The channels the view was recorded in (1 delivery, 2 profile); `b`: the channels
+            // of the page's view still to record, once consent allows them.
+            7 => self.page(&ta, b).map(|c| String::from(char::from(b'0' + c))),
             8 => done(self.track(a, &tb)),
             9 => self.load_segments(&ta),
             10 => self.decide(a),
@@ -346,15 +347,14 @@ impl Core {
 
     /// A page view; `seen`: the view of the page being viewed, recorded late (once consent
     /// allows it).
-    fn page(&mut self, properties: &str, seen: bool) -> JsResult {
+    fn page(&mut self, properties: &str, late: Option<String>) -> Result<u8, JsValue> {
         let props = object_arg(properties, "page properties")?;
         crate::core::keystone::check_properties(&props).map_err(fail)?;
-        if seen {
-            self.ks.page_seen(now(), props);
-        } else {
-            self.ks.page(now(), props);
-        }
-        Ok(())
+        Ok(match late {
+            // "1", "2" or "3" (no number parsing linked for one digit).
+            Some(c) => self.ks.page_seen(now(), props, c.bytes().next().map_or(0, |d| d & 3)),
+            None => self.ks.page(now(), props),
+        })
     }
 
     /// A named event.

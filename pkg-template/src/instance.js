@@ -334,7 +334,7 @@ export class Instance {
   #href; // the URL of the context the engine holds
   #ref; // its referrer: the previous URL after an SPA navigation (else document.referrer)
   #call = null; // while a call made before the engine was ready is replayed: its [time, url, title]
-  #unseen = false; // auto-capture's view of this page was not recorded (no consent allowed it)
+  #unseen = 0; // the channels auto-capture's view of this page was not recorded in (no consent)
   #nav = null; // auto-capture's navigation check
   #given = []; // consent applied since init (null: forget()), again on an engine rebuilt after a trap
   #stale = 0;
@@ -667,7 +667,8 @@ export class Instance {
     this.#run(() => {
       if (seconds) this.#core.track("Page Engagement", toJSON({ seconds }));
       late ? this.#follow() : this.#setContext(referrer);
-      if (view) this.#unseen = !this.#core.page("null", late && "1");
+      // The channels (1 delivery, 2 profile) no consent allowed the view into yet.
+      if (view) this.#unseen = late ? this.#unseen & ~this.#core.page("null", "" + this.#unseen) : 3 & ~this.#core.page("null");
     }, undefined, 2);
   }
 

@@ -23,6 +23,11 @@ use crate::core::segment::{self, Definitions, LoadReport};
 use crate::core::time::{parse_duration, DAY, MINUTE};
 use crate::core::value::{Map, Value};
 
+
+/// An event's channel: queued for delivery (with `analytics` consent).
+pub const WIRE: u8 = 1;
+/// An event's channel: recorded in the profile (with `personalization` consent).
+pub const PROFILE: u8 = 2;
 /// The library name and version reported in every event's `context.library`.
 pub const LIBRARY: &str = "keystone-cdp";
 /// This build's version (from Cargo.toml).
@@ -425,14 +430,16 @@ impl Keystone {
     }
 
     /// A page view.
-    pub fn page(&mut self, now: f64, properties: Map) {
+    pub fn page(&mut self, now: f64, properties: Map) -> u8 {
         self.exp.new_page_view();
-        self.page_seen(now, properties);
+        self.page_seen(now, properties, WIRE | PROFILE)
     }
 
-    /// The view of the page being viewed, recorded once consent allows it (none did when the page
-    /// was shown): the same page view, whose experience decisions stay.
-    pub fn page_seen(&mut self, now: f64, mut properties: Map) {
+    /// The view of the page being viewed, recorded in the `channels` ([`WIRE`], [`PROFILE`]) it
+    /// was not recorded in yet, once consent allows it (the view when no consent allowed it, or
+    /// allowed only one channel): the same page view, whose experience decisions stay. Returns the
+    /// channels it was recorded in.
+    pub fn page_seen(&mut self, now: f64, mut properties: Map, channels: u8) -> u8 {
         // The Segment spec's page properties, from the current context, unless given.
         for k in ["path", "referrer", "search", "title", "url"] {
             if !properties.contains_key(k) {
@@ -441,7 +448,7 @@ impl Keystone {
                 }
             }
         }
-        self.record(now, Kind::Page, "Page Viewed", properties);
+        self.record_in(now, Kind::Page, "Page Viewed", properties, channels)
     }
 
     /// A named event.
@@ -499,13 +506,24 @@ impl Keystone {
     }
 
     fn record(&mut self, now: f64, kind: Kind, name: &str, properties: Map) {
+        self.record_in(now, kind, name, properties, WIRE | PROFILE);
+    }
+
+    /// Records an event in the `channels` consent allows; returns those it was recorded in.
+    fn record_in(&mut self, now: f64, kind: Kind, name: &str, properties: Map, channels: u8) -> u8 {
         let event = self.event(now, kind, name, properties.clone());
         let op = Op::Event { page: kind == Kind::Page, name: name.into(), ts: now, props: properties, id: event.message_id.clone() };
-        self.apply(op, now);
-        if self.consent.analytics {
+        let mut done = 0;
+        if channels & PROFILE != 0 && self.consent.personalization {
+            self.apply(op, now);
+            done |= PROFILE;
+        }
+        if channels & WIRE != 0 && self.consent.analytics {
             self.outbox.push(event);
+            done |= WIRE;
         }
         self.evaluate(now, true);
+        done
     }
 
     /// A Segment-spec event made now by the current identity.

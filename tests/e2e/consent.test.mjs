@@ -94,6 +94,26 @@ test("opt-in: the page's view (with its utm) is recorded once consent allows it,
     await p.context().close();
   }
 
+  // Granted one category at a time: the view goes into each channel once, as it opens.
+  for (const order of [["analytics", "personalization"], ["personalization", "analytics"]]) {
+    h.server.collector.reset();
+    const p = await h.open("/tests/esm.html?order=" + order[0]);
+    const got = await p.evaluate(async (order) => {
+      window.ks = await Keystone.init({ consent: "opt-in", endpoint: "/v1/batch", writeKey: "demo-key", flushInterval: 100000 });
+      const steps = [];
+      for (const c of order) {
+        await ks.setConsent({ [c]: true });
+        steps.push(ks.profile().session.pageviews);
+      }
+      await ks.setConsent({ analytics: true, personalization: true });
+      await ks.flush();
+      return { steps, id: ks.anonymousId() };
+    }, order);
+    const sent = h.server.collector.events.filter((e) => e.anonymousId === got.id && e.type === "page").length;
+    assert.deepEqual({ steps: got.steps, sent }, { steps: order[0] == "analytics" ? [0, 1] : [1, 1], sent: 1 }, order.join(" then "));
+    await p.context().close();
+  }
+
   // After forget(), a navigation's view waits for consent the same way.
   const p = await h.open();
   const later = await p.evaluate(async () => {

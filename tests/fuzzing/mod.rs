@@ -143,7 +143,9 @@ pub fn event_sequence(data: &[u8]) {
                 let props = Map::new().with("revenue", f64::from(arg) * 10.0).with("i", f64::from(op));
                 let _ = ks.track(now, name, props);
             }
-            3 => ks.page(now, Map::new().with("path", "/p")),
+            3 => {
+                ks.page(now, Map::new().with("path", "/p"));
+            }
             4 => now += f64::from(arg) * MIN,
             5 => now -= f64::from(arg) * 1000.0, // clocks go backwards
             6 => ks.refresh(now),
@@ -258,7 +260,9 @@ fn apply_ops(ks: &mut Keystone, ops: &[u8], mut now: f64) -> f64 {
                 let props = Map::new().with("revenue", f64::from(arg) * 10.0);
                 let _ = ks.track(now, names[arg as usize % names.len()], props);
             }
-            2 => ks.page(now, Map::new().with("path", "/p")),
+            2 => {
+                ks.page(now, Map::new().with("path", "/p"));
+            }
             3 => ks.set_traits(now, Map::new().with("tier", ["gold", "silver", "bronze"][arg as usize % 3])),
             4 => now += f64::from(arg) * 7.0 * MIN,
             5 => now -= f64::from(arg) * 1000.0,
