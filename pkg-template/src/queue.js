@@ -134,6 +134,9 @@ export function createQueue(o, report) {
     /** Back to the normal schedule (online again). */
     retryNow: () => (retryAt = 0),
 
+    /** Whether the last attempt failed and a retry waits (the collector is failing). */
+    failing: () => retryAt > 0,
+
     /**
      * Takes in another page's stored queue (older: first). Unreadable lines (not a JSON event)
      * are dropped and reported: one would make a whole batch invalid JSON for the collector.

@@ -63,6 +63,7 @@ export function transport(o, report) {
   let inflight = null;
   let chain = Promise.resolve();
   let busy = 0;
+  const progress = new Set(); // the timeouts of flush() calls waiting, re-armed by each answer
   let gone = false; // after pagehide: no new request (it could not leave a detached page)
   // Analytics consent: unknown (null) until the instance's first take(), which starts the page;
   // until then no other page's stored queue is adopted or sent.
@@ -196,6 +197,7 @@ export function transport(o, report) {
       persist(); // the queue is stored before any send is attempted
       renew();
       const [status, ra] = await post(b);
+      if (status > 199 && status < 300) progress.forEach((f) => f());
       // Handed off at hide: when the page goes, the browser rejects the fetch here while the
       // keepalive request itself carries on — that is no failure to act on. A page that is
       // still there (hidden, then shown again) takes a failed batch back.
@@ -233,16 +235,17 @@ export function transport(o, report) {
     }, d);
   }
 
-  /** The page is hidden or going away: everything waiting leaves by beacon now (offline: it
-   * stays stored, for the `online` event or the next page; a beacon would be accepted and lost). */
+  /** The page is hidden or going away: everything waiting leaves by beacon now. Not offline,
+   * nor while the collector is failing (a retry waits): a beacon's answer is never seen, so its
+   * events would be lost; they stay stored, for the retry, the `online` event or the next page. */
   const hide = () =>
     safe(() => {
       late = 0;
       // The request in flight is keepalive: it outlives the page, so it counts as accepted for
       // sending (its events leave the stored queue; they come back if it fails meanwhile).
-      if (inflight && !inflight.h) q.settle(inflight[0], HANDED_OFF, (inflight.h = 1));
+      if (inflight && !inflight.h && !q.failing()) q.settle(inflight[0], HANDED_OFF, (inflight.h = 1));
       let b;
-      let ok = 1;
+      let ok = !q.failing();
       while (ok && navigator.onLine !== false && (b = claim())) {
         ok = 0;
         try {
@@ -325,9 +328,13 @@ export function transport(o, report) {
       }),
     flush: () =>
       new Promise((ok, no) => {
-        // Stops waiting (not sending) at the timeout: the batch stays in flight, owned.
-        const t = setTimeout(() => no(fail("delivery_failed", "no answer from the collector within " + timeout + " ms")), timeout);
-        cycle(2).then(ok, no).finally(() => clearTimeout(t));
+        // Stops waiting (not sending) when a request gets no answer within the timeout: the batch
+        // stays in flight, owned. (Per request: a backlog of many batches may take longer.)
+        let t;
+        const arm = () => (clearTimeout(t), (t = setTimeout(() => no(fail("delivery_failed", "no answer from the collector within " + timeout + " ms")), timeout)));
+        arm();
+        progress.add(arm);
+        cycle(2).then(ok, no).finally(() => (clearTimeout(t), progress.delete(arm)));
       }),
   };
 }

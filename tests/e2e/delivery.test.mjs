@@ -243,6 +243,35 @@ test("hidden while offline: no beacon (it would be accepted and lost); the event
   await context.close();
 });
 
+test("while the collector is failing, hiding or leaving the page sends no beacon (its answer is never seen): nothing is lost", async () => {
+  const { context, page } = await fresh();
+  faults({ status: 503, count: 1e9 });
+  await track(page, { ...FAST, retryBase: 3000, retryMax: 6000 }, "failing-hide", 6);
+  await until(() => collector().requests.length >= 1);
+  await sleep(200); // the first attempt failed: a retry waits
+  const stored = () => page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("ks_q.")).reduce((n, k) => n + localStorage.getItem(k).split("\n").length - 1, 0));
+  // A tab switch: the page lives on, hidden, then shown again once the collector is back.
+  await page.evaluate(() => {
+    Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true });
+    document.dispatchEvent(new Event("visibilitychange"));
+  });
+  assert.equal(await stored(), 6, "still stored");
+  // Leaving the page (a navigation to the site's next page) while the collector still fails.
+  await page.evaluate(() => dispatchEvent(new PageTransitionEvent("pagehide", { persisted: false })));
+  assert.equal(await stored(), 6, "still stored when leaving");
+  assert.deepEqual(collector().requests.map((r) => r.type.split(";")[0]), ["application/json"], "no beacon");
+  faults({ status: 0, count: 0 });
+  await page.evaluate(() => {
+    dispatchEvent(new PageTransitionEvent("pageshow", { persisted: true }));
+    Object.defineProperty(document, "visibilityState", { value: "visible", configurable: true });
+    document.dispatchEvent(new Event("visibilitychange"));
+  });
+  await page.evaluate(() => ks.flush());
+  await delivered("failing-hide", 1, 6, 8000);
+  record("hidden and left while the collector fails", "failing-hide", 1, 6);
+  await context.close();
+});
+
 test("an event tracked in the site's own visibilitychange listener as the page is left is delivered", async () => {
   const { context, page } = await fresh();
   await h.open("/tests/esm.html", { context }); // another tab of the site stays open
@@ -530,6 +559,20 @@ test("a collector slower than requestTimeout: flush() rejects at the timeout, th
   assert.equal(collector().requests.length, 1);
   faults({ delay: 0 });
   assert.equal(t.delivered, 5);
+  await context.close();
+});
+
+test("flush() with a backlog of several batches to a slow but healthy collector: waits per request, resolves", async () => {
+  const { context, page } = await fresh();
+  faults({ delay: 500 });
+  await track(page, { ...FAST, flushAt: 1000, flushInterval: 60000, maxBatchBytes: 2500, requestTimeout: 1200 }, "slow-backlog", 15);
+  const t0 = Date.now();
+  const code = await page.evaluate(() => ks.flush().then(() => "resolved", (e) => e.code));
+  faults({ delay: 0 });
+  assert.ok(collector().requests.length >= 3, "several batches: " + collector().requests.length);
+  assert.ok(Date.now() - t0 > 1200, "longer in total than one request's timeout");
+  assert.equal(code, "resolved");
+  record("a backlog to a slow collector", "slow-backlog", 1, 15);
   await context.close();
 });
 
