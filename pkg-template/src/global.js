@@ -49,6 +49,7 @@ import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
           // replaying goes straight to the instance. Then the context is the page's as it is now.
           for (const e of queue.splice(0)) settle(e, () => (e.m === "init" ? instance : ks._at(e.c, () => ks[e.m](...e.a))));
           ks._at();
+          ks._bind();
           return ks;
         },
         (err) => {

@@ -587,6 +587,11 @@ export class Instance {
     this.#onChange = fn;
   }
 
+  /** @internal Declarative personalization (§7, §13) starts: the page's markup is rendered. */
+  _bind() {
+    if (typeof document != "undefined") this._watch(bind(this));
+  }
+
   /** @internal Called by init once the instance is wired. */
   _start(at) {
     const flushNow = () => this.persistNow();
@@ -992,7 +997,9 @@ export function init(options, wasmUrl, landing) {
       }
     }
     ks._start(at);
-    if (dom) ks._watch(bind(ks));
+    // The script-tag build renders once the calls queued before ready are replayed: an
+    // experience is decided (its exposure recorded) in the state and page view they make.
+    if (!landing) ks._bind();
     setTimeout(() => ks._ready());
     return ks;
   })();

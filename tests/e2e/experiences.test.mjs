@@ -484,3 +484,19 @@ test("the holdout is the documented draw of the identity; after a login it follo
   }
   await context.close();
 });
+
+test("script-tag build: a declarative experience is decided once the calls queued before ready are replayed: one exposure, of the variant shown", async () => {
+  const page = await h.open("/tests/experience-queued.html");
+  const out = await page.evaluate(async () => {
+    await keystone.init();
+    await new Promise((r) => setTimeout(r, 50));
+    const r = { shown, now: document.getElementById("hero").textContent.trim(), decide: keystone.decide("hero").variant, id: keystone.anonymousId() };
+    await keystone.flush();
+    return r;
+  });
+  assert.deepEqual([out.shown, out.now, out.decide], [["SHOES"], "SHOES", "shoes"]);
+  const sent = h.server.collector.events.filter((e) => e.anonymousId === out.id);
+  assert.deepEqual(sent.map((e) => [e.event, e.properties.variant]), [["Product Viewed", undefined], ["Product Viewed", undefined], ["Experience Viewed", "shoes"]]);
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
