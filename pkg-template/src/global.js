@@ -21,6 +21,14 @@ import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
   const isAsync = (m) => PROMISE_METHODS.includes(m);
   let instance = null;
   let starting = null;
+  let failed = null; // the error of a start that failed, until init is called again
+
+  /** A start failed: the queued Promise calls reject (no caller waits for ever), the others
+   * stay queued for the next start. */
+  const fail = (err) => {
+    failed = err;
+    for (const e of queue.splice(0)) isAsync(e.m) ? e.j(err) : queue.push(e);
+  };
 
   // The snippet's stub is upgraded in place: a reference a page kept to it goes on working.
   const api = prior && typeof prior == "object" && Array.isArray(prior.q) ? prior : {};
@@ -30,6 +38,8 @@ import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
   api.KeystoneError = KeystoneError;
 
   function start(options) {
+    // After a failed start, `init()` answers with its error; `init(options)` starts afresh.
+    if (failed && options == null) return Promise.reject(failed);
     // Started already (from `keystoneConfig`): the options of an `init` made before the engine
     // starts are added to the config's; later, `init` answers with the same instance and warns
     // when the options differ.
@@ -42,6 +52,7 @@ import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
       }
     }
     if (!starting) {
+      failed = null;
       starting = init(options, wasmUrl, landing).then(
         (ks) => {
           instance = ks;
@@ -54,8 +65,7 @@ import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
         },
         (err) => {
           starting = null;
-          // Settle what was queued so no caller waits forever.
-          for (const e of queue.splice(0)) isAsync(e.m) ? e.j(err) : e.r(undefined);
+          fail(err);
           throw err;
         },
       );
@@ -87,6 +97,8 @@ import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
       // Queries before ready answer the empty state (and are not replayed: a decide() the page
       // could not act on records no exposure).
       if (QUERIES.includes(m)) return m === "segments" ? [] : m === "inSegment" ? false : null;
+      // After a failed start, a Promise call rejects with its error; the others are queued.
+      if (failed && isAsync(m)) return Promise.reject(failed);
       const entry = { m, a: args, c: at() };
       const p = new Promise((r, j) => {
         entry.r = r;
@@ -110,10 +122,8 @@ import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
       p = start(opts);
     } catch (e) {
       // Options that throw when read (a getter, a Proxy): the queued init rejects, the page goes on.
-      const err = warn(badOptions(e));
-      p = Promise.reject(err);
-      // As when starting fails: no queued caller waits for ever.
-      for (const q of queue.splice(0)) isAsync(q.m) ? q.j(err) : q.r(undefined);
+      fail(warn(badOptions(e)));
+      p = Promise.reject(failed);
     }
     if (queued) p.then(queued.r, queued.j);
     else p.catch(() => {});

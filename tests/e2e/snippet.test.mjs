@@ -305,3 +305,42 @@ test("keystone.global.js without config: nothing starts until init, calls before
   assert.deepEqual(out, { anonBefore: null, inSeg: true, type: "boolean", id: "string" });
   await ctx.close();
 });
+
+test("keystone.global.js whose keystoneConfig start fails: later Promise calls reject with its error, other calls do not throw and wait for an init that starts it", async () => {
+  const ctx = await h.browser.newContext();
+  await ctx.addInitScript(() => (window.keystoneConfig = { autoCapture: false, debug: 5 }));
+  const page = await ctx.newPage();
+  page.problems = [];
+  page.on("pageerror", (e) => page.problems.push(e.message));
+  await page.goto(h.url("/tests/global.html"));
+  const out = await page.evaluate(async (defs) => {
+    const k = window.keystone; // its start from keystoneConfig has failed (the options are checked first)
+    // Settled or still pending after 1 s.
+    const settle = (p) => Promise.race([p.then(() => "resolved", (e) => e.name + " " + e.code), new Promise((r) => setTimeout(() => r("pending"), 1000))]);
+    const after = await Promise.all([settle(k.identify("ada@example.com")), settle(k.flush()), settle(k.setConsent({ marketing: false }))]);
+    const first = await settle(k.init()); // init() without options: the failed start's answer
+    let threw = null;
+    let on;
+    try {
+      k.track("Product Viewed");
+      k.page();
+      on = k.on("segment:enter", () => {}) === k;
+    } catch (e) {
+      threw = String(e);
+    }
+    const ks = await k.init({ autoCapture: false, segments: defs });
+    await new Promise((r) => setTimeout(r, 0));
+    return { first, after, threw, on, started: typeof ks.anonymousId(), inSeg: k.inSegment("viewers"), flush: await settle(k.flush()) };
+  }, DEFS);
+  assert.deepEqual(out, {
+    first: "KeystoneError invalid_argument",
+    after: Array(3).fill("KeystoneError invalid_argument"),
+    threw: null,
+    on: true,
+    started: "string",
+    inSeg: true, // the track made after the failure is replayed by the init that starts it
+    flush: "resolved",
+  });
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+});
