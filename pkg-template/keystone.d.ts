@@ -84,7 +84,11 @@ export interface Definitions {
   savedGroups?: { [groupId: string]: Json[] };
 }
 
-/** Options of {@link Keystone.init}. */
+/**
+ * Options of {@link Keystone.init}. From a tag manager's variables (`window.keystoneConfig`), a
+ * boolean option may also be the text `"true"` or `"false"`, a number option its digits
+ * (`"500"`), and `antiFlicker` `""` (the default wait).
+ */
 export interface KeystoneOptions {
   /** Segment definitions, or the URL of a JSON document holding them. */
   segments?: Definitions | string | URL;
@@ -113,8 +117,9 @@ export interface KeystoneOptions {
   /** Automatic signals; `false` turns all off. */
   autoCapture?: boolean | AutoCaptureOptions;
   /**
-   * Prefix of every storage key and cookie (default `"ks_"`): letters, digits, `_`, `.` or `-`
-   * (it is part of a cookie name); anything else rejects `init` with `invalid_argument`.
+   * Prefix of every storage key and cookie (default `"ks_"`). It is part of a cookie name: an
+   * empty prefix, or one with a space, a control character or one of `;=,"\`, rejects `init`
+   * with `invalid_argument`.
    */
   storagePrefix?: string;
   /** Cookie domain (e.g. `".example.com"`): the cookie becomes the source of truth for ids. */
@@ -143,9 +148,9 @@ export interface KeystoneOptions {
   /**
    * Anti-flicker for declarative personalization: how long (ms) elements carrying
    * `data-keystone-*` attributes may stay invisible while Keystone starts (default 1000);
-   * `0` reveals them at once; `false` injects no anti-flicker style.
+   * `0` reveals them at once; `false` injects no anti-flicker style; `true` is the default wait.
    */
-  antiFlicker?: number | false;
+  antiFlicker?: number | boolean;
 }
 
 /** Options of {@link KeystoneInstance.identify}. */

@@ -203,14 +203,21 @@ export function toJSON(value, what) {
   }
 }
 
-/** A plain object: a literal, a class instance, a null-prototype object (not an array, a Map…). */
+const tag = (v) => Object.prototype.toString.call(v);
+
+/** A plain object: any object (a literal, a class or module namespace, a null-prototype object)
+ * but an array, a function or a built-in such as a Map, a Date, a boxed primitive or a typed
+ * array, told by tag so that one from another frame is told too. */
 export const isPlain = (v) => {
   try {
-    return typeof v == "object" && Object.prototype.toString.call(v) == "[object Object]";
+    return !!v && typeof v == "object" && !Array.isArray(v) && !/^\[object (Arguments|(Weak)?(Map|Set)|Date|RegExp|Promise|Error|Boolean|Number|String|Symbol|BigInt|(Shared)?ArrayBuffer|DataView|\w+Array)]$/.test(tag(v));
   } catch (_) {
     return false; // a Proxy that throws
   }
 };
+
+/** A URL object (also one from another frame). */
+const isURL = (v) => tag(v) == "[object URL]";
 
 /** Bad input: an `invalid_argument` error. */
 const bad = (message) => new KeystoneError("invalid_argument", message);
@@ -239,24 +246,30 @@ const unknown = (o, known, what) => {
 };
 
 const CATEGORIES = ["analytics", "personalization", "marketing"];
-// The `init` options and the types they take: b boolean, s string, o plain object, n a number
-// >= 0 (or its digits), f false, u a URL object, p a storage prefix (also a cookie name: letters,
-// digits, `_.-`); none: checked where the option is read (the engine, delivery, definitions).
-const OPTIONS = Object.fromEntries("segments consent endpoint writeKey sessionTimeout retention autoCapture:bo storagePrefix:p cookieDomain:s dataLayer:bs trackSegments:b debug:b wasmUrl:su antiFlicker:nf flushAt:n flushInterval:n maxQueueEvents:n maxQueueBytes:n maxBatchBytes:n retryBase:n retryMax:n requestTimeout:n".split(" ").map((o) => o.split(":")));
+// The `init` options and the types they take: b boolean (or "true"/"false", a tag manager's
+// variable), s string, o plain object, n a number >= 0 (or its digits), e "", u a URL
+// object, p a storage prefix (also a cookie name: no space, control, `;=,"\`); none: checked
+// where the option is read (the engine, delivery, definitions).
+const OPTIONS = Object.fromEntries("segments consent endpoint writeKey sessionTimeout retention autoCapture:bo storagePrefix:p cookieDomain:s dataLayer:bs trackSegments:b debug:b wasmUrl:su antiFlicker:nbe flushAt:n flushInterval:n maxQueueEvents:n maxQueueBytes:n maxBatchBytes:n retryBase:n retryMax:n requestTimeout:n".split(" ").map((o) => o.split(":")));
 const TYPES = {
   b: (v) => v === !!v,
   s: (v) => typeof v == "string",
   o: isPlain,
   n: (v) => (typeof v == "number" || (typeof v == "string" && !!v.trim())) && +v >= 0,
-  f: (v) => v === false,
-  u: (v) => v instanceof URL,
-  p: (v) => typeof v == "string" && /^[\w.-]+$/.test(v),
+  e: (v) => v === "",
+  u: isURL,
+  p: (v) => typeof v == "string" && /^[^\s\0-\x1f\x7f;=,"\\]+$/.test(v),
 };
 
-/** Checks the `init` options (a plain copy): a wrong type rejects init, an unknown name warns. */
+/** Checks the `init` options (a plain copy, "true"/"false" of a boolean option made booleans in
+ * it): a wrong type rejects init, an unknown name warns. */
 export function checkOptions(o) {
   unknown(o, Object.keys(OPTIONS), "init options");
-  for (const k in OPTIONS) if (o[k] != null && OPTIONS[k] && ![...OPTIONS[k]].some((t) => TYPES[t](o[k]))) throw bad("the init option " + k + " has a wrong type or value");
+  for (const k in OPTIONS) {
+    const t = OPTIONS[k] || "";
+    if (t.includes("b") && (o[k] === "true" || o[k] === "false")) o[k] = o[k] == "true";
+    if (o[k] != null && t && ![...t].some((t) => TYPES[t](o[k]))) throw bad("the init option " + k + " has a wrong type or value");
+  }
   if (isPlain(o.consent)) unknown(o.consent, CATEGORIES, "consent categories");
 }
 
@@ -794,7 +807,7 @@ export class Instance {
     // in flight, an object applies at once (inSegment() right after the call sees it).
     let url;
     try {
-      url = typeof definitions === "string" || definitions instanceof URL;
+      url = typeof definitions === "string" || isURL(definitions);
     } catch (_) {
       return Promise.reject(this.#report(bad("segment definitions cannot be read"))); // a hostile Proxy
     }
@@ -947,7 +960,7 @@ export function init(options, wasmUrl, landing) {
     // The script-tag build: the time and page the snippet (or that script) ran on, those of the
     // page view auto-capture records at start.
     const at = when(landing);
-    const af = opts.antiFlicker; // ms (a number, or digits from a tag manager's variable); false: none
+    const af = opts.antiFlicker; // ms (a number, or digits from a tag manager's variable); true, "": 1000; false: none
     if (dom && af !== false) cloak((typeof af == "number" || (typeof af == "string" && af.trim())) && +af >= 0 ? +af : 1000);
     late = opts;
     try {

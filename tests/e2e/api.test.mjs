@@ -112,6 +112,73 @@ test("init: options that are not a plain object or have a wrong type reject (not
   await page.context().close();
 });
 
+test('init from a tag manager\'s variables: "true"/"false" of a boolean option mean the boolean everywhere (the engine too); antiFlicker true or "" is the default wait', async () => {
+  const run = async (v) => {
+    const page = await h.open();
+    const out = await page.evaluate(async (v) => {
+      let debug = 0;
+      console.debug = () => debug++;
+      window.dataLayer = [];
+      const defs = { version: 1, segments: [{ id: "anyone", condition: {} }] };
+      const o = { segments: defs, endpoint: "/v1/batch", flushInterval: 60000, debug: v, trackSegments: v, autoCapture: v, dataLayer: v, antiFlicker: v };
+      const ks = await Keystone.init(o).catch((e) => e);
+      if (!ks.track) return ks.code;
+      ks.persistNow();
+      await new Promise((r) => setTimeout(r, 600));
+      const queued = Object.keys(localStorage).filter((k) => k.startsWith("ks_q.")).map((k) => localStorage.getItem(k)).join();
+      return { debug: debug > 0, entered: queued.includes("Segment Entered"), pageviews: ks.profile().session.pageviews, layer: window.dataLayer.map((e) => e.event), named: "true" in window || "false" in window };
+    }, v);
+    await page.context().close();
+    return out;
+  };
+  assert.deepEqual(await run("true"), { debug: true, entered: true, pageviews: 1, layer: ["keystone.ready"], named: false });
+  assert.deepEqual(await run("false"), { debug: false, entered: false, pageviews: 0, layer: [], named: false });
+  assert.deepEqual(await run(true), { debug: true, entered: true, pageviews: 1, layer: ["keystone.ready"], named: false }, "as the booleans");
+  assert.equal(await run("TRUE"), "invalid_argument", "other text still rejects");
+  const page = await h.open();
+  const af = await page.evaluate(async () => {
+    const p = Keystone.init({ autoCapture: false, antiFlicker: "" }).then(() => "resolved", (e) => e.code);
+    const cloaked = document.adoptedStyleSheets.length > 0;
+    return { p: await p, cloaked };
+  });
+  assert.deepEqual(af, { p: "resolved", cloaked: true });
+  await page.context().close();
+});
+
+test("init options and payloads: any object but an array, a function or a built-in (told apart across frames too): a module namespace, an instance with Symbol.toStringTag, another frame's object or URL", async () => {
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    const f = document.createElement("iframe");
+    document.body.appendChild(f);
+    const W = f.contentWindow;
+    // A module namespace ([object Module]) as the options, with another frame's URL as segments.
+    const ns = await import("data:text/javascript,export const autoCapture = false; export const storagePrefix = 'acme:ks/';");
+    const ks = await Keystone.init(ns).catch((e) => e);
+    if (!ks.track) return ks.code;
+    const loaded = await ks.loadSegments(new W.URL("data:application/json," + encodeURIComponent(JSON.stringify({ version: 1, segments: [{ id: "anyone", condition: {} }] }))));
+    class Model {
+      get [Symbol.toStringTag]() {
+        return "Model";
+      }
+      constructor() {
+        this.sku = "A1";
+      }
+    }
+    const good = [new Model(), ns, new W.Object(), W.JSON.parse('{"a":[1]}'), Object.freeze({ a: 1 })];
+    const bad = [new W.Array(), new W.Map(), new W.Date(0), new Date(0), new String("s"), Object(1n), new Uint8Array(2), new W.Float64Array(1), new ArrayBuffer(2), new Error("x"), new W.Error("x"), Promise.resolve(), /re/, new WeakMap(), new Set(), (function () { return arguments; })(1)];
+    const errors = [];
+    ks.on("error", (e) => errors.push(e.code));
+    for (const v of good) ks.track("Good", v);
+    for (const v of bad) ks.track("Bad", v);
+    const traits = [];
+    for (const v of bad) traits.push(await ks.identify("ada@example.com", v).then(() => "resolved", (e) => e.code));
+    const p = ks.profile();
+    return { prefix: Object.keys(localStorage).filter((k) => k.startsWith("acme:ks/")).length > 0, loaded: loaded.loaded, segs: ks.segments(), good: p.events.Good.count, bad: p.events.Bad || null, errors: errors.length, traits };
+  });
+  assert.deepEqual(out, { prefix: true, loaded: ["anyone"], segs: ["anyone"], good: 5, bad: null, errors: 16 * 2, traits: Array(16).fill("invalid_argument") });
+  await page.context().close();
+});
+
 test("wrong-typed payloads record nothing and change nothing; object literals, class instances and null-prototype objects are accepted", async () => {
   const page = await h.open();
   const out = await page.evaluate(async () => {

@@ -258,14 +258,14 @@ test("forget() erases every key and cookie, withdraws consent, starts a fresh an
   await page.context().close();
 });
 
-test("storagePrefix: everything is stored under a custom prefix and forget() erases it all; a prefix that is not cookie-safe rejects init", async () => {
+test("storagePrefix: everything is stored under a custom prefix (any cookie-safe text, `:` and `/` too) and forget() erases it all; an empty one or one with a space, control, `;=,\"\\` rejects init", async () => {
   const page = await h.open();
   const out = await page.evaluate(async () => {
     localStorage.setItem("profile", "the site's own");
     const codes = [];
-    for (const storagePrefix of ["", 42, {}, "a b;c=", "app:"]) codes.push(await Keystone.init({ storagePrefix }).then(() => "resolved", (e) => e.code));
+    for (const storagePrefix of ["", 42, {}, "a b", "a;b", "a=b", "a,b", 'a"b', "a\\b", "a\tb", "a\u0001b", "a\u00a0b"]) codes.push(await Keystone.init({ storagePrefix }).then(() => "resolved", (e) => e.code));
     const early = { local: Object.keys(localStorage), cookie: document.cookie };
-    window.ks = await Keystone.init({ storagePrefix: "app.", autoCapture: false, endpoint: "/v1/batch", flushInterval: 60000 });
+    window.ks = await Keystone.init({ storagePrefix: "acme:app/", autoCapture: false, endpoint: "/v1/batch", flushInterval: 60000 });
     ks.setTraits({ name: "Ada" });
     ks.track("A");
     ks.persistNow();
@@ -275,11 +275,11 @@ test("storagePrefix: everything is stored under a custom prefix and forget() era
     await new Promise((r) => setTimeout(r, 600));
     return { codes, early, stored, local: Object.keys(localStorage), session: Object.keys(sessionStorage), cookie: document.cookie, site: localStorage.getItem("profile") };
   });
-  assert.deepEqual(out.codes, Array(5).fill("invalid_argument"));
+  assert.deepEqual(out.codes, Array(12).fill("invalid_argument"));
   assert.deepEqual(out.early, { local: ["profile"], cookie: "" }, "a rejected init stores nothing");
-  assert.ok(out.stored.local.includes("app.profile") && out.stored.local.some((k) => k.startsWith("app.q.")), out.stored.local.join());
-  assert.ok(out.stored.local.every((k) => k == "profile" || k.startsWith("app.")), out.stored.local.join());
-  assert.match(out.stored.cookie, /^app\.aid=[0-9a-f-]{36}$/);
+  assert.ok(out.stored.local.includes("acme:app/profile") && out.stored.local.some((k) => k.startsWith("acme:app/q.")), out.stored.local.join());
+  assert.ok(out.stored.local.every((k) => k == "profile" || k.startsWith("acme:app/")), out.stored.local.join());
+  assert.match(out.stored.cookie, /^acme:app\/aid=[0-9a-f-]{36}$/);
   assert.deepEqual({ local: out.local, session: out.session, cookie: out.cookie }, { local: ["profile"], session: [], cookie: "" });
   assert.equal(out.site, "the site's own");
   await page.context().close();
