@@ -49,8 +49,14 @@ export interface AutoCaptureOptions {
   engagement?: boolean;
 }
 
+/**
+ * A JSON value as written in definitions: an object's field may be `undefined` (left out), as
+ * TypeScript types the objects of an array literal or a JSON import that have different keys.
+ */
+export type JsonInput = null | boolean | number | string | readonly JsonInput[] | { [key: string]: JsonInput | undefined };
+
 /** A condition document: MongoDB-style, GrowthBook semantics, plus behavioural operators. */
-export type Condition = { [pathOrOperator: string]: Json };
+export type Condition = { [pathOrOperator: string]: JsonInput | undefined };
 
 /**
  * Segment, score and experience definitions (DESIGN §4, §13). Typed loosely enough for a plain

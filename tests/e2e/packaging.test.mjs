@@ -101,9 +101,9 @@ test("the tarball holds exactly the public files, and package.json points at the
 
 test("keystone.d.ts type-checks an application using every method (tsc --strict)", () => {
   mkdirSync(join(app, "types"), { recursive: true });
-  writeFileSync(join(app, "types", "usage.ts"), readFileSync(join(root, "tests", "types", "usage.ts")));
+  for (const f of ["usage.ts", "segments.json"]) writeFileSync(join(app, "types", f), readFileSync(join(root, "tests", "types", f)));
   const tsc = join(root, "node_modules", "typescript", "bin", "tsc");
-  const args = ["--noEmit", "--strict", "--target", "es2022", "--module", "esnext", "--moduleResolution", "bundler", "--lib", "es2022,dom", "--skipLibCheck", "false", "types/usage.ts"];
+  const args = ["--noEmit", "--strict", "--target", "es2022", "--module", "esnext", "--moduleResolution", "bundler", "--lib", "es2022,dom", "--skipLibCheck", "false", "--resolveJsonModule", "types/usage.ts"];
   try {
     execFileSync(process.execPath, [tsc, ...args], { cwd: app, encoding: "utf8", stdio: "pipe" });
   } catch (e) {

@@ -2,6 +2,7 @@
 // tests/e2e/packaging.test.mjs against the installed tarball). Every API call appears once;
 // the @ts-expect-error lines must stay errors.
 import { Keystone, KeystoneError, type KeystoneInstance, type Definitions, type Profile } from "keystone-cdp";
+import imported from "./segments.json"; // resolveJsonModule
 
 const defs: Definitions = {
   version: 1,
@@ -94,6 +95,17 @@ export async function main(): Promise<void> {
   const loose = { version: 1, segments: [{ id: "f", condition: { $performed: { event: "X", within: "7d" } } }], experiences: [{ id: "e", variants: [{ id: "a", cap: { count: 3, within: "7d" } }, { id: "default" }] }] };
   await ks.loadSegments(loose);
   await ks.loadSegments(new URL("/segments.json", location.href));
+  // Conditions with different keys in one array (TypeScript types each key another has as an
+  // optional `undefined`), in a variable and from a JSON import.
+  const two = { version: 1, segments: [{ id: "fr", condition: { "context.language": "fr" } }, { id: "gold", condition: { "traits.tier": { $in: ["gold", 1, null] } } }] };
+  const typed: Definitions = two;
+  await Keystone.init({ segments: two });
+  await ks.loadSegments(imported);
+  const fromJson: Definitions = imported;
+  void [typed, fromJson];
+  // @ts-expect-error: a condition holds JSON, not a function
+  const notJson: Definitions = { version: 1, segments: [{ id: "x", condition: { a: () => 1 } }] };
+  void notJson;
   // KeystoneError's constructor is (code, message?, extra?).
   const made: KeystoneError = new KeystoneError("invalid_argument", "bad input", { path: "/segments/0" });
   void made;
