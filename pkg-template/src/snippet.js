@@ -3,7 +3,8 @@
 // return the stub), answers the queries with the empty state (segments() [], inSegment() false,
 // the others null), then loads keystone.global.js asynchronously from window.keystoneConfig.src
 // (default: next to this file when loaded as a file), which upgrades this same object in place.
-// If the script cannot load, the queued Promises reject with code "load_failed".
+// If the script cannot load, the queued Promises, and those of later calls, reject with code
+// "load_failed".
 // The time, URL and title of the page are noted when the snippet runs (`l`: the page view
 // auto-capture records is this one) and with each queued call (`c`): what a call records carries
 // the time and page it was made on, not those of its replay.
@@ -16,12 +17,14 @@
   };
   k.l = at();
   var P = / (init|identify|loadSegments|setConsent|forget|flush) /;
+  var x; // the load failure
   "init page track identify reset setTraits setConsent forget loadSegments segments inSegment explain decide profile anonymousId userId on off flush refresh evalCondition"
     .split(" ")
     .forEach(function (m, i) {
       k[m] = function () {
         if (i > 8 && i < 16) return m == "segments" ? [] : m == "inSegment" ? !1 : null;
         if (m == "evalCondition") return !1;
+        if (x && P.test(" " + m + " ")) return Promise.reject(x);
         var e = { m: m, a: [].slice.call(arguments), c: at() };
         var p = new Promise(function (r, j) {
           e.r = r;
@@ -37,7 +40,7 @@
   s.async = true;
   s.src = c.src || (me && me.src ? me.src.replace(/[^/]*$/, "keystone.global.js") : "/keystone.global.js");
   s.onerror = function () {
-    var e = new Error("could not load " + s.src);
+    var e = (x = new Error("could not load " + s.src));
     e.name = "KeystoneError";
     e.code = "load_failed";
     q.splice(0).forEach(function (x) {

@@ -218,7 +218,7 @@ test("init options that throw when read, queued on the stub: the queued init rej
   await ctx.close();
 });
 
-test("the global script failing to load settles the queued Promises", async () => {
+test("the global script failing to load settles the queued Promises and those of later calls", async () => {
   const ctx = await h.browser.newContext();
   const page = await ctx.newPage();
   await page.goto(h.url("/tests/blank.html"));
@@ -230,9 +230,11 @@ test("the global script failing to load settles the queued Promises", async () =
     const init = window.keystone.init().then(() => "resolved", (e) => e.code);
     const track = "track " + window.keystone.track("x");
     const flush = window.keystone.flush().then(() => "resolved", (e) => e.code);
-    return Promise.all([init, track, flush]);
+    // Made once the load has failed: settled too, not left pending.
+    const later = init.then(() => Promise.race([window.keystone.identify("ada@example.com").then(() => "resolved", (e) => e.code), new Promise((r) => setTimeout(() => r("pending"), 1000))]));
+    return Promise.all([init, track, flush, later]);
   }, SNIPPET);
-  assert.deepEqual(out, ["load_failed", "track undefined", "load_failed"]);
+  assert.deepEqual(out, ["load_failed", "track undefined", "load_failed", "load_failed"]);
   await ctx.close();
 });
 
