@@ -86,8 +86,25 @@ impl Event {
         m.insert("anonymousId", self.anonymous_id.as_str().into());
         m.insert("userId", self.user_id.as_deref().into());
         m.insert("messageId", self.message_id.as_str().into());
-        m.insert("timestamp", iso(self.timestamp).into());
-        m.insert("context", self.context.clone());
+        // When the call was made; `originalTimestamp` and `channel` too, as RudderStack's SDK
+        // sends them (its server takes the time of receipt for a missing `originalTimestamp`).
+        let t: Value = iso(self.timestamp).into();
+        m.insert("timestamp", t.clone());
+        m.insert("originalTimestamp", t);
+        m.insert("channel", "web".into());
+        let mut context = self.context.clone();
+        // As analytics.js: a page event's own url, path, referrer, search and title (a virtual
+        // page view) are its `context.page` too.
+        if let (Kind::Page, Value::Obj(c)) = (self.kind, &mut context) {
+            if let Some(Value::Obj(page)) = c.get_mut("page") {
+                for k in ["path", "referrer", "search", "title", "url"] {
+                    if let Some(v @ Value::Str(_)) = self.properties.get(k) {
+                        page.insert(k, v.clone());
+                    }
+                }
+            }
+        }
+        m.insert("context", context);
         Value::Obj(m)
     }
 }

@@ -100,6 +100,8 @@ test("no fault: flushed by count and by time, Segment shape, Basic auth, JSON bo
   const e = t.events[0];
   for (const k of ["type", "event", "properties", "anonymousId", "messageId", "timestamp", "sentAt", "context"]) assert.ok(k in e, k);
   assert.equal(e.sentAt, reqs[0].sentAt, "each event carries its batch's sentAt");
+  // RudderStack's common fields too (its server takes a missing originalTimestamp as the receipt time).
+  assert.deepEqual([e.originalTimestamp, e.channel], [e.timestamp, "web"]);
   assert.equal(e.type, "track");
   assert.equal(collector().maxActive, 1);
   assert.deepEqual(page.problems, []);
@@ -113,6 +115,8 @@ test("page events carry a string name and category top-level, as in the Segment 
     ks.page({ name: "Home", category: "Landing", run: "page", i: 0 });
     ks.page({ run: "page", i: 1 });
     ks.page({ name: 5, category: null, run: "page", i: 2 });
+    // A virtual page view: its own url, path and title are its context.page too (as analytics.js).
+    ks.page({ url: "https://shop.example/virtual?x=1", path: "/virtual", title: "Virtual", run: "page", i: 3 });
     return ks.flush().then(() => "resolved", (e) => e.code);
   }, FAST);
   assert.equal(code, "resolved");
@@ -122,7 +126,11 @@ test("page events carry a string name and category top-level, as in the Segment 
     ["page", "Home", "Landing", "Home", "Landing"],
     ["page", undefined, undefined, undefined, undefined],
     ["page", undefined, undefined, 5, null],
+    ["page", undefined, undefined, undefined, undefined],
   ]);
+  const ctx = (e) => [e.context.page.url, e.context.page.path, e.context.page.title];
+  assert.deepEqual(ctx(evs[3]), ["https://shop.example/virtual?x=1", "/virtual", "Virtual"]);
+  assert.deepEqual(ctx(evs[1]), [evs[1].properties.url, evs[1].properties.path, evs[1].properties.title], "else the page's own");
   assert.ok(!("name" in evs[1]) && !("category" in evs[2]), "no empty or non-string name/category");
   await context.close();
 });
