@@ -21,7 +21,7 @@ use crate::core::host::Host;
 use crate::core::profile::Profile;
 use crate::core::score::{Rule, ScoreDef};
 use crate::core::time::parse_duration;
-use crate::core::value::{Map, Value};
+use crate::core::value::{split_first, Map, Value};
 
 /// A compiled condition.
 #[derive(Clone, Debug, PartialEq)]
@@ -284,6 +284,9 @@ impl Compiler<'_> {
                     self.refs.push((t.into(), p));
                     Cond::InSegment(t.into())
                 }
+                // The membership being computed: a condition on it would read the last
+                // evaluation's (and `{segments: {$size: 0}}` would flip at every event).
+                _ if split_first(k, b'.').0 == "segments" => return Err(self.fail(&p, "", "membership is read with $inSegment, not the segments field")),
                 _ => Cond::Field(k.clone(), x.clone()),
             };
             all.push(c);
