@@ -236,16 +236,19 @@ export function transport(o, report) {
   }
 
   /** The page is hidden or going away: everything waiting leaves by beacon now. Not offline,
-   * nor while the collector is failing (a retry waits): a beacon's answer is never seen, so its
-   * events would be lost; they stay stored, for the retry, the `online` event or the next page. */
+   * nor while the collector is failing (a retry waits) if the queue is stored: a beacon's answer
+   * is never seen, so its events would be lost; they stay stored, for the retry, the `online`
+   * event or the next page. (Not stored — no personalization consent, storage refused — the
+   * beacon is their only chance.) */
   const hide = () =>
     safe(() => {
       late = 0;
       // The request in flight is keepalive: it outlives the page, so it counts as accepted for
       // sending (its events leave the stored queue; they come back if it fails meanwhile).
-      if (inflight && !inflight.h && !q.failing()) q.settle(inflight[0], HANDED_OFF, (inflight.h = 1));
+      if (inflight && !inflight.h) q.settle(inflight[0], HANDED_OFF, (inflight.h = 1));
+      persist();
       let b;
-      let ok = !q.failing();
+      let ok = !(q.failing() && keep && !refused);
       while (ok && navigator.onLine !== false && (b = claim())) {
         ok = 0;
         try {

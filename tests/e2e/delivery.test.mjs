@@ -280,6 +280,37 @@ test("while the collector is failing, hiding or leaving the page sends no beacon
   await context.close();
 });
 
+test("leaving while the collector is failing: a retry in flight is sent once (no second copy from the next page); a queue that cannot be stored still leaves by beacon", async () => {
+  // A retry in flight when the page is left: it carries on (keepalive) and is not sent again.
+  let { context, page } = await fresh();
+  faults({ status: 503, count: 1 });
+  await track(page, { ...FAST, retryBase: 600, retryMax: 600 }, "failing-inflight", 6);
+  await until(() => collector().requests.length >= 1);
+  faults({ delay: 2000 }); // the retry stays in flight
+  await until(() => collector().active >= 1 || collector().requests.length >= 2, 3000);
+  await sleep(700);
+  await page.goto(h.url("/tests/esm.html"));
+  await page.waitForFunction(() => window.__ksLoaded === true);
+  await page.evaluate(async (o) => (window.ks = await Keystone.init(o)), { ...FAST, retryBase: 600, retryMax: 600 });
+  faults({ delay: 0 });
+  await delivered("failing-inflight", 1, 6, 8000);
+  await sleep(1500); // a second copy would arrive by now
+  record("left with a retry in flight", "failing-inflight", 1, 6);
+  assert.equal(tally("failing-inflight", 1, 6).duplicates, 0);
+  await context.close();
+
+  // Without personalization nothing is stored: leaving sends the beacon even while failing.
+  ({ context, page } = await fresh());
+  faults({ status: 503, count: 1 });
+  await track(page, { ...FAST, retryBase: 3000, retryMax: 3000, consent: { analytics: true, personalization: false } }, "failing-memory", 6);
+  await until(() => collector().requests.length >= 1);
+  await sleep(200);
+  await page.evaluate(() => dispatchEvent(new PageTransitionEvent("pagehide", { persisted: false })));
+  await delivered("failing-memory", 1, 6, 4000);
+  record("left while failing, queue kept in memory only", "failing-memory", 1, 6);
+  await context.close();
+});
+
 test("an event tracked in the site's own visibilitychange listener as the page is left is delivered", async () => {
   const { context, page } = await fresh();
   await h.open("/tests/esm.html", { context }); // another tab of the site stays open
