@@ -119,7 +119,8 @@ async function fetchDefinitions(src) {
 
 export function warn(err) {
   try {
-    console.warn("[keystone] " + err.code + ": " + err.message);
+    // A rejected definition says which and where: `[keystone] invalid_segment (shoe_fans at /segments/2/…): …`.
+    console.warn("[keystone] " + err.code + (err.path ? " (" + (err.segmentId || "?") + " at " + err.path + ")" : "") + ": " + err.message);
   } catch (_) {}
   return err;
 }
@@ -491,7 +492,8 @@ export class Instance {
     if (isTrap(e)) retrap();
     const err = toKeystoneError(e);
     try {
-      console.warn("[keystone] " + err.code + ": " + err.message);
+      // A rejected definition says which and where: `[keystone] invalid_segment (shoe_fans at /segments/2/…): …`.
+    console.warn("[keystone] " + err.code + (err.path ? " (" + (err.segmentId || "?") + " at " + err.path + ")" : "") + ": " + err.message);
     } catch (_) {}
     queueMicrotask(() => this.#emit("error", err));
     return err;

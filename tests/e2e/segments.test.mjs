@@ -108,7 +108,11 @@ test("load errors: each invalid definition is a KeystoneError {code, segmentId, 
   const results = await page.evaluate(async (cases) => {
     const ks = await Keystone.init({ autoCapture: false, retention: "30d" });
     const out = [];
+    const warn = console.warn;
+    let warns;
+    console.warn = (m) => warns.push(String(m));
     for (const c of cases) {
+      warns = [];
       const events = [];
       const onError = (e) => events.push(e.code);
       ks.on("error", onError);
@@ -124,12 +128,13 @@ test("load errors: each invalid definition is a KeystoneError {code, segmentId, 
       }
       await new Promise((res) => setTimeout(res, 0));
       ks.off("error", onError);
-      out.push({ name: c.name, r, events });
+      out.push({ name: c.name, r, events, warns });
     }
+    console.warn = warn;
     return out;
   }, LOAD_ERRORS.cases.map((c) => ({ ...c, definitions: c.definitions })));
   for (const [i, c] of LOAD_ERRORS.cases.entries()) {
-    const { r, events } = results[i];
+    const { r, events, warns } = results[i];
     if (c.retention && c.retention !== "30d") continue;
     if (c.error) {
       assert.deepEqual(r.error, { ...c.error, isError: true }, c.name);
@@ -139,6 +144,8 @@ test("load errors: each invalid definition is a KeystoneError {code, segmentId, 
     assert.deepEqual(r.rejected.map(({ code, segmentId, path }) => ({ code, segmentId, path })), c.rejected, c.name);
     assert.ok(r.rejected.every((e) => e.isError && e.message), c.name);
     assert.equal(events.filter((e) => e === "invalid_segment").length, c.rejected.length, c.name + ": one error event each");
+    // Each console warning says which definition and where.
+    for (const e of c.rejected) assert.ok(warns.some((w) => w.startsWith(`[keystone] invalid_segment (${e.segmentId ?? "?"} at ${e.path}): `)), c.name + ": " + warns.join(" | "));
   }
   await page.context().close();
 });
