@@ -350,6 +350,7 @@ export class Instance {
   #call = null; // while a call made before the engine was ready is replayed: its [time, url, title]
   #unseen = 0; // the channels auto-capture's view of this page was not recorded in (no consent)
   #nav = null; // auto-capture's navigation check
+  #views = 0; // auto-capture records page views
   #given = []; // consent applied since init (null: forget()), again on an engine rebuilt after a trap
   #stale = 0;
   #followCookie = () => {};
@@ -688,7 +689,7 @@ export class Instance {
       if (seconds) this.#core.track("Page Engagement", toJSON({ seconds }));
       late ? this.#follow() : this.#setContext(referrer);
       // The channels (1 delivery, 2 profile) no consent allowed the view into yet.
-      if (view) this.#unseen = late ? this.#unseen & ~this.#core.page("null", "" + this.#unseen) : 3 & ~this.#core.page("null");
+      if (view) (this.#views = 1), (this.#unseen = late ? this.#unseen & ~this.#core.page("null", "" + this.#unseen) : 3 & ~this.#core.page("null"));
     }, undefined, 2);
   }
 
@@ -774,6 +775,8 @@ export class Instance {
     this.#persistTimer = 0;
     this.#core.forget();
     this.#given = [null];
+    // The fresh identity has not seen this page: its view waits for consent, as at the start.
+    if (this.#views) this.#unseen = 3;
     this.#cookieId = null;
   }
 

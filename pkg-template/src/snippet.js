@@ -24,7 +24,8 @@
       k[m] = function () {
         if (i > 8 && i < 16) return m == "segments" ? [] : m == "inSegment" ? !1 : null;
         if (m == "evalCondition") return !1;
-        if (x && P.test(" " + m + " ")) return Promise.reject(x);
+        // After a load failure: Promises reject, nothing more is queued (a long-lived page).
+        if (x) return P.test(" " + m + " ") ? Promise.reject(x) : m == "on" || m == "off" ? k : void 0;
         var e = { m: m, a: [].slice.call(arguments), c: at() };
         var p = new Promise(function (r, j) {
           e.r = r;

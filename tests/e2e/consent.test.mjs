@@ -126,6 +126,24 @@ test("opt-in: the page's view (with its utm) is recorded once consent allows it,
   });
   assert.deepEqual(later, [1, "/tests/esm.html/after-forget"]);
   await p.context().close();
+
+  // After forget(), granting again on the same page records that page's view for the new identity.
+  h.server.collector.reset();
+  const p2 = await h.open();
+  const same = await p2.evaluate(async () => {
+    window.ks = await Keystone.init({ endpoint: "/v1/batch", writeKey: "demo-key", flushInterval: 100000 });
+    const before = ks.anonymousId();
+    await ks.forget();
+    await ks.setConsent({ analytics: true, personalization: true });
+    await ks.setConsent({ analytics: true, personalization: true }); // again: once
+    await ks.flush();
+    return { before, after: ks.anonymousId(), views: ks.profile().session.pageviews };
+  });
+  const pages = (id) => h.server.collector.events.filter((e) => e.type === "page" && e.anonymousId === id).length;
+  // (The first identity's view was still queued: forget() erased it.)
+  assert.notEqual(same.before, same.after);
+  assert.deepEqual([same.views, pages(same.before), pages(same.after)], [1, 0, 1]);
+  await p2.context().close();
 });
 
 test("withdrawing personalization erases what was stored (the delivery queue too) and stops storing", async () => {
