@@ -204,6 +204,7 @@ export function transport(o, report) {
       if (b.h && !status && gone) return;
       if (q.settle(b[0], status, ra, now(), Math.random())) continue; // split after a 413: at once
       if (status < 200 || status > 299) {
+        persist(); // a batch handed off at hide is back: stored again at once
         if (mode > 1) throw fail(status > 399 && status < 500 && status != 429 && status != 408 ? "delivery_rejected" : "delivery_failed", "collector answered " + status);
         return;
       }
@@ -243,12 +244,14 @@ export function transport(o, report) {
   const hide = () =>
     safe(() => {
       late = 0;
+      const stay = q.failing() && keep && !refused;
       // The request in flight is keepalive: it outlives the page, so it counts as accepted for
-      // sending (its events leave the stored queue; they come back if it fails meanwhile).
-      if (inflight && !inflight.h) q.settle(inflight[0], HANDED_OFF, (inflight.h = 1));
-      persist();
+      // sending (its events leave the stored queue; they come back if it fails meanwhile). Not
+      // while the collector is failing: it may fail too, with no page left to see it, so its
+      // events stay stored (at worst sent twice, with their messageIds; never lost).
+      if (inflight && !inflight.h && !stay) q.settle(inflight[0], HANDED_OFF, (inflight.h = 1));
       let b;
-      let ok = !(q.failing() && keep && !refused);
+      let ok = !stay;
       while (ok && navigator.onLine !== false && (b = claim())) {
         ok = 0;
         try {
