@@ -120,7 +120,7 @@ async function fetchDefinitions(src) {
 export function warn(err) {
   try {
     // A rejected definition says which and where: `[keystone] invalid_segment (shoe_fans at /segments/2/…): …`.
-    console.warn("[keystone] " + err.code + (err.path ? " (" + (err.segmentId || "?") + " at " + err.path + ")" : "") + ": " + err.message);
+    console.warn("[keystone] " + err.code + (err.path ? " (" + (err.segmentId ? err.segmentId + " at " : "at ") + err.path + ")" : "") + ": " + err.message);
   } catch (_) {}
   return err;
 }
@@ -491,11 +491,7 @@ export class Instance {
 
   #report(e) {
     if (isTrap(e)) retrap();
-    const err = toKeystoneError(e);
-    try {
-      // A rejected definition says which and where: `[keystone] invalid_segment (shoe_fans at /segments/2/…): …`.
-    console.warn("[keystone] " + err.code + (err.path ? " (" + (err.segmentId || "?") + " at " + err.path + ")" : "") + ": " + err.message);
-    } catch (_) {}
+    const err = warn(toKeystoneError(e));
     queueMicrotask(() => this.#emit("error", err));
     return err;
   }

@@ -145,7 +145,7 @@ test("load errors: each invalid definition is a KeystoneError {code, segmentId, 
     assert.ok(r.rejected.every((e) => e.isError && e.message), c.name);
     assert.equal(events.filter((e) => e === "invalid_segment").length, c.rejected.length, c.name + ": one error event each");
     // Each console warning says which definition and where.
-    for (const e of c.rejected) assert.ok(warns.some((w) => w.startsWith(`[keystone] invalid_segment (${e.segmentId ?? "?"} at ${e.path}): `)), c.name + ": " + warns.join(" | "));
+    for (const e of c.rejected) assert.ok(warns.some((w) => w.startsWith(`[keystone] invalid_segment (${e.segmentId ? e.segmentId + " " : ""}at ${e.path}): `)), c.name + ": " + warns.join(" | "));
   }
   await page.context().close();
 });
