@@ -219,6 +219,9 @@ export interface Explanation {
   kind?: "segment" | "experience";
   result: boolean;
   tree?: ExplainNode;
+  /** Without personalization consent: `result` is false (no segment is evaluated) and `tree`
+   * shows what the condition would give. */
+  reason?: string;
   [key: string]: Json | ExplainNode | undefined;
 }
 

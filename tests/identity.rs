@@ -506,3 +506,28 @@ fn a_cookie_id_that_contradicts_the_stored_profile_starts_a_fresh_one_and_sets_t
     c.adopt_anonymous_id(&own, true);
     assert_eq!((c.anonymous_id(), c.user_id()), (own.as_str(), Some(ADA)));
 }
+
+/// A login before consent (opt-in): no anonymous id exists yet, so none is linked; the id made
+/// when consent is given is the known person's: linked, and aliased with analytics consent.
+/// Without personalization, `explain` answers no, as `inSegment` does.
+#[test]
+fn a_login_before_consent_links_the_id_made_at_consent() {
+    let mut o = Options::default();
+    o.consent = keystone::core::consent::Consent::none();
+    let mut ks = Keystone::new(o, NativeHost::boxed(50), None, T0);
+    ks.load_definitions(&json(r#"{"version":1,"segments":[{"id":"all","condition":{}}]}"#), T0).unwrap();
+    identify(&mut ks, T0 + 1.0, "ada@example.com", Map::new());
+    assert_eq!(ks.anonymous_id(), "");
+    assert!(linked(&ks).is_empty(), "no empty id linked");
+    assert!(!ks.in_segment("all"));
+    let x = ks.explain("all", T0 + 1.0).unwrap();
+    assert_eq!(x.get("result"), Some(&Value::Bool(false)), "explain agrees with inSegment without personalization");
+    ks.set_consent(&json(r#"{"analytics":true,"personalization":true}"#), T0 + 2.0).unwrap();
+    let id = ks.anonymous_id().to_string();
+    assert_eq!(linked(&ks), vec![id.clone()]);
+    let out = ks.take_outbox();
+    let alias = out.iter().find(|e| e.previous_id.is_some()).expect("an alias once analytics allows it");
+    assert_eq!((alias.previous_id.as_deref(), alias.anonymous_id.as_str(), alias.user_id.is_some()), (Some(id.as_str()), id.as_str(), true));
+    assert!(ks.in_segment("all"));
+    assert_eq!(ks.explain("all", T0 + 2.0).unwrap().get("result"), Some(&Value::Bool(true)));
+}

@@ -207,15 +207,22 @@ impl Keystone {
             }
             None => ks.profile = Profile::new(String::new(), now),
         }
-        ks.ensure_id();
+        ks.ensure_id(now);
         ks.evaluate(now, false);
         ks
     }
 
     /// Creates the anonymous id once some consent needs one (none is created before consent).
-    fn ensure_id(&mut self) {
+    fn ensure_id(&mut self, now: f64) {
         if self.profile.anonymous_id.is_empty() && (self.consent.analytics || self.consent.personalization) {
-            self.profile.anonymous_id = uuid_v4(random16(self.host.as_ref()));
+            let id = uuid_v4(random16(self.host.as_ref()));
+            self.profile.anonymous_id = id.clone();
+            // A login made before consent: the id made now is the known person's (linked, and
+            // aliased to the user id with analytics consent, as at a login).
+            if self.profile.user_id.is_some() {
+                crate::core::merge::link(&mut self.profile.linked, &id);
+                self.emit(now, Kind::Alias, Map::new(), Some(id));
+            }
             self.dirty = true;
             self.unshared = true;
         }
@@ -550,7 +557,7 @@ impl Keystone {
         if !self.consent.merge(v, self.opts.gpc) {
             return Err(Error::new(codes::INVALID_ARGUMENT, "setConsent needs an object of booleans"));
         }
-        self.ensure_id();
+        self.ensure_id(now);
         if self.consent.personalization && !before {
             self.dirty = true;
         }
@@ -786,7 +793,13 @@ impl Keystone {
             segment::prepare(&self.defs, &mut self.profile, self.host.as_ref());
             let doc = self.document_at(now);
             let out = segment::explain(&self.defs, &mut self.profile, Some(&doc), id, now, self.host.as_ref());
-            if let Some(v) = out {
+            if let Some(mut v) = out {
+                // Without personalization no segment is evaluated (inSegment() is false): the
+                // tree shows what the condition would give, the answer is no.
+                if let (false, Value::Obj(m)) = (self.consent.personalization, &mut v) {
+                    m.insert("result", Value::Bool(false));
+                    m.insert("reason", "no personalization consent".into());
+                }
                 return Ok(v);
             }
         }

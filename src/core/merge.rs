@@ -104,7 +104,8 @@ pub fn merge(mut a: Profile, b: Profile) -> Profile {
 
 /// Links anonymous id `id` (appended once; beyond [`LINKED_MAX`] the oldest is dropped).
 pub fn link(list: &mut Vec<String>, id: &str) {
-    if !list.iter().any(|x| x == id) {
+    // (No id yet: a login before consent; the id made at consent is linked then.)
+    if !id.is_empty() && !list.iter().any(|x| x == id) {
         list.push(id.into());
         if list.len() > LINKED_MAX {
             list.remove(0);
