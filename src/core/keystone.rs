@@ -207,21 +207,20 @@ impl Keystone {
             }
             None => ks.profile = Profile::new(String::new(), now),
         }
-        ks.ensure_id(now);
+        ks.ensure_id();
         ks.evaluate(now, false);
         ks
     }
 
     /// Creates the anonymous id once some consent needs one (none is created before consent).
-    fn ensure_id(&mut self, now: f64) {
+    fn ensure_id(&mut self) {
         if self.profile.anonymous_id.is_empty() && (self.consent.analytics || self.consent.personalization) {
             let id = uuid_v4(random16(self.host.as_ref()));
             self.profile.anonymous_id = id.clone();
-            // A login made before consent: the id made now is the known person's (linked, and
-            // aliased to the user id with analytics consent, as at a login).
+            // A login made before consent: the id made now is the known person's. (No alias:
+            // another tab may hand this one its id at once; events carry both ids anyway.)
             if self.profile.user_id.is_some() {
                 crate::core::merge::link(&mut self.profile.linked, &id);
-                self.emit(now, Kind::Alias, Map::new(), Some(id));
             }
             self.dirty = true;
             self.unshared = true;
@@ -557,7 +556,7 @@ impl Keystone {
         if !self.consent.merge(v, self.opts.gpc) {
             return Err(Error::new(codes::INVALID_ARGUMENT, "setConsent needs an object of booleans"));
         }
-        self.ensure_id(now);
+        self.ensure_id();
         if self.consent.personalization && !before {
             self.dirty = true;
         }
