@@ -7,6 +7,7 @@
 //   invisible; a CSS animation reveals them after the timeout even if no script ever runs, so a
 //   failure never hides content for good. Sites inline the same rule in <head> (see README).
 // Further attributes (e.g. `data-keystone-experience`) plug in through `handlers`.
+import { micro } from "./sync.js";
 
 /** Attributes that mark a personalized element (kept invisible until the first evaluation). */
 export const ATTRS = ["show", "hide", "text", "experience"].map((a) => "data-keystone-" + a);
@@ -142,7 +143,7 @@ export function bind(ks) {
   const schedule = () => {
     if (!queued) {
       queued = true;
-      queueMicrotask(() => {
+      micro(() => {
         queued = false;
         render(ks);
       });

@@ -11,7 +11,7 @@ import { experience } from "./experience-dom.js";
 
 handlers["data-keystone-experience"] = experience;
 import { startCapture } from "./capture.js";
-import { withLock, readCookie, writeCookie, eraseAll } from "./sync.js";
+import { withLock, readCookie, writeCookie, eraseAll, micro, stringify } from "./sync.js";
 
 /** A real Error carrying a stable `code` (and `segmentId`/`path` for definition errors). */
 export class KeystoneError extends Error {
@@ -194,7 +194,7 @@ let last = NONE;
  */
 export function toJSON(value, what) {
   try {
-    return JSON.stringify(value) ?? "null";
+    return stringify(value) ?? "null";
   } catch (e) {
     let why = "";
     try {
@@ -266,7 +266,7 @@ const TYPES = {
  * it): a wrong type rejects init, an unknown name warns. */
 export function checkOptions(o) {
   unknown(o, Object.keys(OPTIONS), "init options");
-  for (const k in OPTIONS) {
+  for (const k of Object.keys(OPTIONS)) {
     const t = OPTIONS[k] || "";
     if (t.includes("b") && (o[k] === "true" || o[k] === "false")) o[k] = o[k] == "true";
     if (o[k] != null && t && ![...t].some((t) => TYPES[t](o[k]))) throw bad("the init option " + k + " has a wrong type or value");
@@ -492,7 +492,7 @@ export class Instance {
   #report(e) {
     if (isTrap(e)) retrap();
     const err = warn(toKeystoneError(e));
-    queueMicrotask(() => this.#emit("error", err));
+    micro(() => this.#emit("error", err));
     return err;
   }
 
@@ -508,7 +508,7 @@ export class Instance {
     if (this.#activate && "m" in notes) this.#activate(notes);
     if (this.#options.debug) for (const n of notes) this.#log(n.type, n.segment || n.userId || n.anonymousId || (n.error && n.error.code) || "");
     if (notes.length) {
-      queueMicrotask(() => {
+      micro(() => {
         for (const n of notes) {
           if (n.type === "error") this.#emit("error", warn(toKeystoneError(n.error)));
           else this.#emit(n.type, n.type.startsWith("segment:") ? { segment: n.segment } : n.type === "identify" ? { userId: n.userId } : { anonymousId: n.anonymousId });

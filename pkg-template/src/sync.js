@@ -10,7 +10,40 @@
  * a pause (another tab may have written at the same moment), removed after `fn`.
  */
 export const withLock = (name, fn, lease) =>
-  navigator.locks ? navigator.locks.request(name, fn) : lease ? withLease(name + ".lease", fn) : Promise.resolve().then(fn);
+  navigator.locks ? locked(navigator.locks, name, fn) : lease ? withLease(name + ".lease", fn) : Promise.resolve().then(fn);
+
+/** `locks.request(name, fn)`; where the browser refuses the lock (a sandboxed or third-party
+ * frame), `fn` runs without it, as where Web Locks are missing. */
+export function locked(locks, name, fn) {
+  let ran = 0;
+  const go = () => ((ran = 1), fn());
+  return Promise.resolve()
+    .then(() => locks.request(name, go))
+    .catch((e) => {
+      if (ran) throw e;
+      return go();
+    });
+}
+
+/** `queueMicrotask` (where the browser lacks it: a resolved Promise). */
+export const micro = typeof queueMicrotask == "function" ? queueMicrotask : (f) => Promise.resolve().then(f);
+
+/** `JSON.stringify`, also on a page whose `Array.prototype.toJSON` (Prototype.js) would turn
+ * every array into a string: it is set aside while printing. */
+export function stringify(v) {
+  const A = Array.prototype;
+  const d = Object.getOwnPropertyDescriptor(A, "toJSON");
+  try {
+    if (d) delete A.toJSON;
+  } catch (_) {}
+  try {
+    return JSON.stringify(v);
+  } finally {
+    try {
+      if (d) Object.defineProperty(A, "toJSON", d);
+    } catch (_) {}
+  }
+}
 
 async function withLease(key, fn) {
   const me = Math.random().toString(36).slice(2) + " ";

@@ -17,6 +17,7 @@
 // of at most 64 KB; an event counts as sent once its beacon was accepted. What the browser's
 // beacon quota refuses stays stored for the next page.
 import { createQueue, HANDED_OFF, NOT_SENT } from "./queue.js";
+import { locked, micro, stringify } from "./sync.js";
 
 const fail = (code, message) => ({ code, message });
 const safe = (fn) => {
@@ -49,7 +50,7 @@ export function transport(o, report) {
   const P = o.storagePrefix || "ks_";
   const wk = o.writeKey || "";
   const auth = "Basic " + btoa(String.fromCharCode(...new TextEncoder().encode(wk + ":")));
-  const tail = '","writeKey":' + JSON.stringify(wk) + "}";
+  const tail = '","writeKey":' + stringify(wk) + "}";
   const tab = Math.random().toString(36).slice(2);
   const QK = P + "q.";
   const HB = P + "hb.";
@@ -121,7 +122,7 @@ export function transport(o, report) {
   };
 
   async function withLock(fn) {
-    if (locks) return locks.request(P + "flush", fn);
+    if (locks) return locked(locks, P + "flush", fn);
     // No Web Locks: a lease in storage, confirmed after a pause (another tab may have written
     // at the same moment), renewed before each request.
     const LK = P + "lease";
@@ -320,15 +321,15 @@ export function transport(o, report) {
         granted = true;
         // Without personalization the queue lives in memory only (its stored form is erased).
         if (keep != (keep = notes.p !== false) && !keep) put(own);
-        for (const e of notes.q) q.push(JSON.stringify(e), now());
+        for (const e of notes.q) q.push(stringify(e), now());
         // Made while the page is being left (in the site's own `pagehide` or `visibilitychange`
         // listener, which may run after Keystone's): they leave by beacon as well, once the
         // listener has returned (no timer would run in a page being left). A page that is only
         // hidden goes on with the normal schedule (batched, retried).
-        if (notes.q[0] && gone && !late) (late = 1), queueMicrotask(hide);
+        if (notes.q[0] && gone && !late) (late = 1), micro(hide);
         // Hidden, a page may be frozen or killed before a timer runs (mobile): stored at once
         // (once per task: a burst of events is one write).
-        if (notes.q[0] && document.visibilityState == "hidden") pm || ((pm = 1), queueMicrotask(() => ((pm = 0), safe(persist))));
+        if (notes.q[0] && document.visibilityState == "hidden") pm || ((pm = 1), micro(() => ((pm = 0), safe(persist))));
         else if (notes.q[0] && !ptimer) ptimer = setTimeout(() => safe(persist), 250);
         schedule();
       }),

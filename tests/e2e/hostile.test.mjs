@@ -221,3 +221,44 @@ test("forget and init with hostile arguments never throw and settle", async () =
   assert.deepEqual(problems(page), []);
   await page.context().close();
 });
+
+/** A page patched before Keystone loads (`patch`, run first in every document of the context). */
+async function patched(patch) {
+  const context = await h.browser.newContext();
+  await context.addInitScript(patch);
+  return h.open("/tests/esm.html", { context });
+}
+
+test("host pages that patch globals: Prototype.js's Array#toJSON, an enumerable Object.prototype key, Web Locks refused, no queueMicrotask", async () => {
+  const SHOES = { version: 1, segments: [{ id: "shoe_fans", condition: { $performed: { event: "Product Viewed", where: { category: { $in: ["shoes"] } } } } }] };
+  const probe = async (DEFS) => {
+    const errors = [];
+    const ks = await Keystone.init({ segments: DEFS, autoCapture: false, endpoint: "/v1/batch", writeKey: "demo-key", flushInterval: 100000 });
+    ks.on("error", (e) => errors.push(e.code));
+    ks.track("Product Viewed", { category: "shoes", items: [1, "a"] });
+    ks.setTraits({ tags: ["a", "b"] });
+    await ks.flush();
+    return { id: ks.anonymousId(), segments: ks.segments(), tags: ks.profile().traits.tags, errors };
+  };
+  const cases = {
+    // Prototype.js 1.6 (Magento 1 shops): every array prints as a string.
+    prototypeJs: () => (Array.prototype.toJSON = function () { return JSON.stringify(this.slice()); }),
+    objectPrototype: () => (Object.prototype.foo = "bar"),
+    // A sandboxed or third-party frame: the browser refuses the lock.
+    locksRefused: () => Object.defineProperty(Navigator.prototype, "locks", { get: () => ({ request: () => Promise.reject(new DOMException("denied", "SecurityError")) }) }),
+    noQueueMicrotask: () => delete window.queueMicrotask,
+  };
+  for (const [name, patch] of Object.entries(cases)) {
+    h.server.collector.reset();
+    const page = await patched(patch);
+    const out = await page.evaluate(probe, SHOES);
+    const sent = h.server.collector.events.filter((e) => e.anonymousId === out.id && e.event === "Product Viewed");
+    assert.deepEqual(
+      { segments: out.segments.includes("shoe_fans"), tags: out.tags, items: sent.map((e) => e.properties.items), errors: out.errors },
+      { segments: true, tags: ["a", "b"], items: [[1, "a"]], errors: [] },
+      name,
+    );
+    assert.deepEqual(problems(page), [], name);
+    await page.context().close();
+  }
+});
