@@ -244,6 +244,8 @@ fetch("/go");
     await page.goto(`http://localhost:${server.address().port}/`, { waitUntil: "commit" });
     await page.waitForFunction(() => window.ks && document.readyState === "complete");
     await page.evaluate(() => new Promise((r) => setTimeout(r, 0)));
+    // Rendered as the markup arrives (a busy machine may take a few more tasks: up to 2 s).
+    await page.waitForFunction(() => document.getElementById("hero").innerText == "Welcome", null, { timeout: 2000 }).catch(() => {});
     const state = () => page.evaluate(() => ({
       hero: document.getElementById("hero").innerText,
       name: document.getElementById("name").textContent,
