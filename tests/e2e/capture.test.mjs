@@ -179,12 +179,18 @@ test("scroll depth milestones once each per page view", async () => {
   await page.context().close();
 });
 
-test("engaged time is reported per page when the page is hidden", async () => {
+/** A fresh context with Playwright's fake clock, on the ESM test page once its module loaded. */
+async function clockPage() {
   const ctx = await h.browser.newContext();
   const page = await ctx.newPage();
   await page.clock.install();
   await page.goto(h.url("/tests/esm.html"));
   await page.waitForFunction(() => window.__ksLoaded === true);
+  return { ctx, page };
+}
+
+test("engaged time is reported per page when the page is hidden", async () => {
+  const { ctx, page } = await clockPage();
   await page.evaluate(async () => {
     window.ks = await Keystone.init({});
   });
@@ -206,11 +212,7 @@ test("an SPA navigation records the page left's engaged time with that page's co
   const strip = (u) => u.replace(/^.*\/tests\//, "/");
   for (const pageViews of [true, false]) {
     h.server.collector.reset();
-    const ctx = await h.browser.newContext();
-    const page = await ctx.newPage();
-    await page.clock.install();
-    await page.goto(h.url("/tests/esm.html"));
-    await page.waitForFunction(() => window.__ksLoaded === true);
+    const { ctx, page } = await clockPage();
     await page.evaluate(async (pageViews) => {
       window.ks = await Keystone.init({ endpoint: "/v1/batch", writeKey: "demo-key", flushAt: 100, flushInterval: 100000, autoCapture: { pageViews } });
     }, pageViews);
@@ -238,11 +240,7 @@ test("an SPA navigation records the page left's engaged time with that page's co
 });
 
 test("engaged time leaves out time the device was asleep (the page never hidden)", async () => {
-  const ctx = await h.browser.newContext();
-  const page = await ctx.newPage();
-  await page.clock.install();
-  await page.goto(h.url("/tests/esm.html"));
-  await page.waitForFunction(() => window.__ksLoaded === true);
+  const { ctx, page } = await clockPage();
   await page.evaluate(async () => {
     window.ks = await Keystone.init({});
   });
@@ -267,11 +265,7 @@ test("engaged time leaves out time the device was asleep (the page never hidden)
 });
 
 test("engaged time counts only the visitor's input, not the page scrolling or focusing itself", async () => {
-  const ctx = await h.browser.newContext();
-  const page = await ctx.newPage();
-  await page.clock.install();
-  await page.goto(h.url("/tests/esm.html"));
-  await page.waitForFunction(() => window.__ksLoaded === true);
+  const { ctx, page } = await clockPage();
   await page.evaluate(async () => {
     window.ks = await Keystone.init({});
     // An auto-advancing carousel: an inner scroller moved (and its slide focused) by a timer.
