@@ -189,6 +189,18 @@ async function clockPage() {
   return { ctx, page };
 }
 
+/** The stored Page Engagement seconds, once `n` are written: the coalesced write runs under a
+ * Web Lock, granted in real time, so the fake clock is advanced in rounds (a busy machine may take
+ * a few). */
+async function storedEngagement(page, n) {
+  let ring = [];
+  for (let i = 0; i < 40 && ring.length < n; i++) {
+    await page.clock.runFor(100);
+    ring = await page.evaluate(() => (JSON.parse(localStorage.getItem("ks_profile") || "{}").recent || []).filter((r) => r[0] === "Page Engagement").map((r) => r[2].seconds));
+  }
+  return ring;
+}
+
 test("engaged time is reported per page when the page is hidden", async () => {
   const { ctx, page } = await clockPage();
   await page.evaluate(async () => {
@@ -258,9 +270,7 @@ test("engaged time leaves out time the device was asleep (the page never hidden)
   await page.evaluate(() => history.pushState({}, "", "/tests/esm.html/c")); // page 2: 30 s + 2 s
   const seconds = await page.evaluate(() => ks.profile().events["Page Engagement"].count);
   assert.equal(seconds, 2);
-  await page.clock.runFor(600);
-  const ring = await page.evaluate(() => JSON.parse(localStorage.getItem("ks_profile")).recent.filter((r) => r[0] === "Page Engagement").map((r) => r[2].seconds));
-  assert.deepEqual(ring, [30, 32]);
+  assert.deepEqual(await storedEngagement(page, 2), [30, 32]);
   await ctx.close();
 });
 
@@ -287,9 +297,7 @@ test("engaged time counts only the visitor's input, not the page scrolling or fo
   await page.keyboard.press("ArrowDown");
   await page.clock.runFor(31_000);
   await page.evaluate(() => history.pushState({}, "", "/tests/esm.html/c"));
-  await page.clock.runFor(600);
-  const ring = await page.evaluate(() => JSON.parse(localStorage.getItem("ks_profile")).recent.filter((r) => r[0] === "Page Engagement").map((r) => r[2].seconds));
-  assert.deepEqual(ring, [30, 34]);
+  assert.deepEqual(await storedEngagement(page, 2), [30, 34]);
   await ctx.close();
 });
 
