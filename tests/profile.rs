@@ -85,6 +85,27 @@ fn retention_drops_old_behaviour_on_load_and_on_write() {
 }
 
 #[test]
+fn retention_moves_first_at_to_the_first_event_kept_and_applies_in_an_open_page() {
+    let opts = Options::from_value(&json(r#"{"retention":"1d"}"#), false).unwrap();
+    let first_at = |k: &Keystone, name: &str| k.profile_document().path(&format!("events.{name}.firstAt")).cloned();
+    let mut a = Keystone::new(opts.clone(), NativeHost::boxed(1), None, T0);
+    a.track(T0 + 325.0, "A", Map::new()).unwrap();
+    let kept = T0 + 12.0 * 3_600_000.0 + 333.0;
+    a.track(kept, "A", Map::new()).unwrap();
+    let stored = a.write(None, kept).unwrap();
+    // Loaded 25 h after the first event: one "A" is kept, and its time is firstAt (from the ring).
+    let later = T0 + 25.0 * 3_600_000.0;
+    let b = Keystone::new(opts.clone(), NativeHost::boxed(2), Some(&stored), later);
+    assert_eq!(count(&b, "A"), 1.0);
+    assert_eq!(first_at(&b, "A"), Some(Value::from(keystone::core::time::iso(kept))));
+    // A page left open past the retention: refresh() drops what left it.
+    let mut c = Keystone::new(opts, NativeHost::boxed(3), Some(&stored), later);
+    c.refresh(T0 + 37.0 * 3_600_000.0);
+    assert_eq!(count(&c, "A"), 0.0);
+    assert!(c.profile_document().path("events.A").is_none());
+}
+
+#[test]
 fn sessions_follow_the_inactivity_timeout() {
     let mut k = ks(1, None, T0);
     // Before the first event no session has started: empty id and start, zero counts.

@@ -686,6 +686,8 @@ impl Keystone {
 
     /// Re-evaluates time-windowed segments at `now`.
     pub fn refresh(&mut self, now: f64) {
+        // What left the retention while the page stayed open leaves the profile too.
+        self.profile.prune(now - self.opts.retention);
         self.evaluate(now, true);
     }
 

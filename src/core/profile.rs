@@ -164,6 +164,12 @@ impl Profile {
         for e in self.events.iter_mut() {
             e.counts.prune(from);
             e.counts.compact(MAX_ENTRIES);
+            // `firstAt` is the first event kept: its time when the recent ring holds it, else the
+            // start of its minute (or the cutoff, within that minute).
+            if e.first < cutoff {
+                let m = e.counts.first_minute().map_or(cutoff, |m| (m as f64 * 60_000.0).max(cutoff));
+                e.first = self.recent.iter().find(|r| r.ts >= m && r.name == e.name).map_or(m, |r| if r.ts < m + 60_000.0 { r.ts } else { m });
+            }
         }
         self.events.retain(|e| e.counts.total() > 0);
         self.trim_recent(cutoff);
