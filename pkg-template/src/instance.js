@@ -370,7 +370,8 @@ export class Instance {
   /** Answers reflect the present: the timer for the next time-based change may not have run
    * (a device asleep, a background tab's throttled timers), so a read past it refreshes first. */
   #now() {
-    if (!this.#stale && this.#expiryAt >= 0 && Date.now() >= this.#expiryAt) {
+    // Also after an SPA navigation not captured as a page view: the context follows it first.
+    if (!this.#stale && ((this.#expiryAt >= 0 && Date.now() >= this.#expiryAt) || this.#moved())) {
       this.#stale = 1; // not again from a listener of this refresh
       try {
         this.refresh();
@@ -434,9 +435,14 @@ export class Instance {
   /** The URL changed without a page view (an SPA navigation with page views not captured): the
    * context follows, with the previous URL as referrer, so events carry the current one. */
   #follow() {
-    // A hash-only change (an anchor) is no navigation: the referrer stays the page's.
+    if (this.#moved()) this.#setContext(this.#href);
+  }
+
+  /** Whether the page's URL is no longer the context's (a hash-only change, an anchor, is no
+   * navigation: the referrer stays the page's). */
+  #moved() {
     const h = this.#url();
-    if (h !== this.#href && h.split("#")[0] !== this.#href.split("#")[0]) this.#setContext(this.#href);
+    return h !== this.#href && h.split("#")[0] !== this.#href.split("#")[0];
   }
 
   #setContext(referrer = this.#ref) {

@@ -92,7 +92,7 @@ test("autoCapture: false captures nothing; each part can be switched off", async
   await page2.context().close();
 });
 
-test("page views not captured: after an SPA navigation the next event carries the new URL's context", async () => {
+test("page views not captured: after an SPA navigation, reads and the next event see the new URL's context", async () => {
   const page = await h.open();
   const out = await page.evaluate(async () => {
     const ks = await Keystone.init({ autoCapture: false, segments: { version: 1, segments: [{ id: "from_b", condition: { "context.utm.source": "b" } }] } });
@@ -101,10 +101,13 @@ test("page views not captured: after an SPA navigation the next event carries th
     ks.track("Anchor");
     const anchored = ks.profile().context.referrer;
     history.pushState({}, "", "/tests/esm.html/shoes?utm_source=b");
+    // Reads right after the navigation, before any call that records, see the new page.
+    const read = { in: ks.inSegment("from_b"), path: ks.profile().context.path };
     ks.track("Product Viewed");
     const p = ks.profile();
-    return { first, anchored, initialReferrer: document.referrer, path: p.context.path, utm: p.context.utm.source, referrer: p.context.referrer, segs: ks.segments(), pages: p.events["Page Viewed"] ? 1 : 0 };
+    return { first, anchored, read, initialReferrer: document.referrer, path: p.context.path, utm: p.context.utm.source, referrer: p.context.referrer, segs: ks.segments(), pages: p.events["Page Viewed"] ? 1 : 0 };
   });
+  assert.deepEqual(out.read, { in: true, path: "/tests/esm.html/shoes" });
   assert.equal(out.anchored, out.initialReferrer, "a hash change keeps the page's referrer");
   assert.equal(out.path, "/tests/esm.html/shoes");
   assert.equal(out.utm, "b");
