@@ -481,3 +481,29 @@ fn deep_layered_in_segment_graphs_load_quickly() {
     assert_eq!(rx.recv_timeout(wait).expect("acyclic graph loads in time"), (120, 120, 0));
     assert_eq!(rx.recv_timeout(wait).expect("cyclic graph loads in time"), (2, 2, 118), "only l0_1 and l0_2 stay");
 }
+
+#[test]
+fn new_definitions_count_events_older_than_the_ring_where_no_property_is_read() {
+    // A heavy visitor: one Signup, then 300 page views, before the definitions are published.
+    let mut ks = Keystone::new(Options::default(), NativeHost::boxed(9), None, T0);
+    let mut props = Map::new();
+    props.insert("plan", Value::from("pro"));
+    ks.track(T0, "Signup", props).unwrap();
+    for i in 0..300 {
+        ks.track(T0 + 60_000.0 * (1 + i) as f64, "Product Viewed", Map::new()).unwrap();
+    }
+    // 30 s after the last view: the last hour holds the views of minutes 241 to 300 (60).
+    let now = T0 + 60_000.0 * 300.0 + 30_000.0;
+    let defs = json(r#"{"version":1,
+        "scores":[{"id":"eng","rules":[{"event":"Signup","points":50}]},
+                  {"id":"pro","rules":[{"event":"Signup","points":5,"where":{"plan":"pro"}}]}],
+        "segments":[{"id":"signed","condition":{"$performed":{"event":"Signup"}}},
+                    {"id":"viewed300","condition":{"$performed":{"event":"Product Viewed","count":{"$gte":300}}}},
+                    {"id":"viewed_hour","condition":{"$performed":{"event":"Product Viewed","within":"1h","count":{"$gte":60}}}},
+                    {"id":"viewed_hour_61","condition":{"$performed":{"event":"Product Viewed","within":"1h","count":{"$gte":61}}}}]}"#);
+    ks.load_definitions(&defs, now).unwrap();
+    assert_eq!(ks.segments(), &["signed".to_string(), "viewed300".to_string(), "viewed_hour".to_string()]);
+    let score = |id: &str| ks.profile_document().path(&format!("scores.{id}")).and_then(Value::as_num);
+    assert_eq!(score("eng"), Some(50.0), "a rule without `where` counts the events before the ring");
+    assert_eq!(score("pro"), Some(0.0), "a rule with `where` sees only the ring (the properties are gone)");
+}

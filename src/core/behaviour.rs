@@ -17,7 +17,7 @@
 use crate::core::prelude::*;
 
 use crate::core::condition::{eval_condition, js_string, to_number, Ctx};
-use crate::core::profile::RecentEvent;
+use crate::core::profile::{EventStats, RecentEvent};
 use crate::core::score::{ScoreDef, ScoreSlot};
 use crate::core::time::{floor, MINUTE};
 use crate::core::value::Value;
@@ -372,7 +372,7 @@ fn see(list: &mut Vec<(String, f64)>, key: &str, ts: f64) {
 /// Brings `state` in line with the compiled `nodes` and `scores` (same order, same keys): states
 /// of unchanged definitions are kept, new ones are built by replaying `ring` (the recent events,
 /// oldest first), states of definitions no longer loaded are dropped.
-pub fn align(state: &mut State, nodes: &[Node], scores: &[ScoreDef], ring: &[RecentEvent], cx: &Ctx) {
+pub fn align(state: &mut State, nodes: &[Node], scores: &[ScoreDef], ring: &[RecentEvent], events: &[EventStats], cx: &Ctx) {
     let mut old = ::core::mem::take(&mut state.nodes);
     let mut new_nodes = Vec::new();
     for (i, n) in nodes.iter().enumerate() {
@@ -400,7 +400,37 @@ pub fn align(state: &mut State, nodes: &[Node], scores: &[ScoreDef], ring: &[Rec
     if new_nodes.is_empty() && new_scores.is_empty() {
         return;
     }
-    // Back-fill the new slots only (kept ones already saw those events).
+    // Back-fill the new slots only (kept ones already saw those events). Before the ring, the
+    // profile's per-minute counts stand in where no property is read (a count without `where`,
+    // a score rule without `where`): each event at the start of its minute.
+    let start = ring.first().map_or(f64::INFINITY, |r| floor(r.ts / MINUTE) * MINUTE);
+    let before = |name: &str, f: &mut dyn FnMut(f64, u32)| {
+        for e in events.iter().filter(|e| e.name == name) {
+            for &(m, n) in e.counts.entries() {
+                let ts = m as f64 * MINUTE;
+                if ts < start {
+                    f(ts, n);
+                }
+            }
+        }
+    };
+    for &i in &new_nodes {
+        if let (Some(Node { spec: Spec::Performed(p @ Performed { filter: None, agg: Agg::Count, .. }), .. }), Some(slot)) = (nodes.get(i), state.nodes.get_mut(i)) {
+            let n = &nodes[i];
+            before(&p.event, &mut |ts, k| {
+                for _ in 0..k {
+                    n.update(&mut slot.st, &p.event, ts, &Value::Null, cx);
+                }
+            });
+        }
+    }
+    for &i in &new_scores {
+        if let (Some(d), Some(slot)) = (scores.get(i), state.scores.get_mut(i)) {
+            for r in d.rules.iter().filter(|r| r.filter.is_none()) {
+                before(&r.event, &mut |ts, k| d.add(slot, r.points * k as f64, ts));
+            }
+        }
+    }
     for r in ring {
         let props = Value::Obj(r.props.clone());
         for &i in &new_nodes {

@@ -58,6 +58,11 @@ impl ScoreDef {
         }
     }
 
+    /// Adds `points` earned at `ts`.
+    pub fn add(&self, s: &mut ScoreSlot, points: f64, ts: f64) {
+        add(s, points, ts, self.half_life);
+    }
+
     /// The value at `now`, as read ([`read`]).
     pub fn value_at(&self, s: &ScoreSlot, now: f64) -> f64 {
         read(decay(s.v, now - s.t, self.half_life))

@@ -479,7 +479,7 @@ pub fn prepare(defs: &Definitions, profile: &mut Profile, host: &dyn Host) {
     if (defs.nodes.is_empty() && defs.scores.is_empty()) || behaviour::is_aligned(&profile.behaviour, &defs.nodes, &defs.scores) {
         return;
     }
-    behaviour::align(&mut profile.behaviour, &defs.nodes, &defs.scores, &profile.recent, &ctx(defs, host));
+    behaviour::align(&mut profile.behaviour, &defs.nodes, &defs.scores, &profile.recent, &profile.events, &ctx(defs, host));
 }
 
 /// Applies one event to the behavioural state. Call it before the event enters the ring.
