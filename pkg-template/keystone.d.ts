@@ -261,7 +261,8 @@ export interface KeystoneEvents {
 export interface KeystoneInstance {
   /**
    * Records a page view; the context (url, referrer, UTM…) is captured. String `name` and
-   * `category` properties are also sent top-level (Segment spec).
+   * `category` properties are also sent top-level (Segment spec); string `url`, `path`, `title`
+   * and `referrer` properties make a virtual page view: they are the context from then on.
    * @example ks.page({ name: "Shoes", category: "Catalog" });
    */
   page(properties?: Properties | null): void;

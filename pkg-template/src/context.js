@@ -1,14 +1,21 @@
 // The page context (DESIGN §3 `context`, plus `search` and `userAgent` for the Segment spec
 // context), read with the browser's own URL, URLSearchParams and Intl.
 // `referrer` overrides document.referrer (an SPA navigation's referrer is the previous URL);
-// `at`, the [time, url, title] noted with a call made before the engine was ready, the page then.
+// `at`, the [time, url, title] noted with a call made before the engine was ready, the page then;
+// `v`, the properties of a virtual page view (`page({path: "/checkout/2"})`): its url, path, title
+// and referrer are the page's.
 let zone = null;
 
-export function readContext(referrer, at) {
-  const loc = at ? new URL(at[1]) : location;
-  const title = (at ? at[2] : document.title) || "";
+export function readContext(referrer, at, v) {
+  const s = (k) => (v && typeof v[k] == "string" ? v[k] : null);
+  let loc = at ? new URL(at[1]) : location;
+  try {
+    if (s("url")) loc = new URL(s("url"), loc.href);
+  } catch (_) {}
+  const title = s("title") ?? ((at ? at[2] : document.title) || "");
+  const path = s("path") ?? loc.pathname;
   const q = new URLSearchParams(loc.search);
-  const ref = referrer != null ? referrer : document.referrer || "";
+  const ref = s("referrer") ?? (referrer != null ? referrer : document.referrer || "");
   let referrerHost = "";
   try {
     referrerHost = ref ? new URL(ref).host : "";
@@ -25,13 +32,13 @@ export function readContext(referrer, at) {
   const timezone = zone;
   const utm = {};
   for (const k of ["source", "medium", "campaign", "term", "content"]) utm[k] = q.get("utm_" + k) || "";
-  const page = { path: loc.pathname, referrer: ref, search: loc.search, title, url: loc.href };
+  const page = { path, referrer: ref, search: loc.search, title, url: loc.href };
   const campaign = {};
   for (const [k, to] of [["campaign", "name"], ["source"], ["medium"], ["term"], ["content"]]) if (utm[k]) campaign[to || k] = utm[k];
   const language = navigator.language || "";
   return {
     url: loc.href,
-    path: loc.pathname,
+    path,
     host: loc.host,
     title,
     referrer: ref,

@@ -445,10 +445,10 @@ export class Instance {
     return h !== this.#href && h.split("#")[0] !== this.#href.split("#")[0];
   }
 
-  #setContext(referrer = this.#ref) {
+  #setContext(referrer = this.#ref, v) {
     this.#ref = referrer;
     this.#href = this.#url();
-    this.#core.setContext(toJSON(readContext(referrer, this.#call)));
+    this.#core.setContext(toJSON(readContext(referrer, this.#call, v)));
   }
 
   /** The URL of the page the call is made on. */
@@ -702,7 +702,7 @@ export class Instance {
     this.#log("page", properties);
     this.#run(() => {
       const p = arg(properties, "page properties", 1);
-      this.#setContext();
+      this.#setContext(undefined, properties);
       this.#core.page(p);
     }, undefined, true);
   }

@@ -116,10 +116,13 @@ test("page events carry a string name and category top-level, as in the Segment 
     ks.page({ run: "page", i: 1 });
     ks.page({ name: 5, category: null, run: "page", i: 2 });
     // A virtual page view: its own url, path and title are its context.page too (as analytics.js).
-    ks.page({ url: "https://shop.example/virtual?x=1", path: "/virtual", title: "Virtual", run: "page", i: 3 });
-    return ks.flush().then(() => "resolved", (e) => e.code);
+    ks.page({ url: "https://shop.example/virtual?x=1&utm_source=mail", path: "/virtual", title: "Virtual", run: "page", i: 3 });
+    // ... and the profile's context, which segments read.
+    const c = ks.profile().context;
+    const virtual = [c.url, c.path, c.host, c.title, c.utm.source];
+    return ks.flush().then(() => ["resolved", virtual], (e) => [e.code]);
   }, FAST);
-  assert.equal(code, "resolved");
+  assert.deepEqual(code, ["resolved", ["https://shop.example/virtual?x=1&utm_source=mail", "/virtual", "shop.example", "Virtual", "mail"]]);
   const evs = collector().events.filter((e) => e.properties && e.properties.run === "page").sort((a, b) => a.properties.i - b.properties.i);
   const shape = evs.map((e) => [e.type, e.name, e.category, e.properties.name, e.properties.category]);
   assert.deepEqual(shape, [
@@ -129,7 +132,8 @@ test("page events carry a string name and category top-level, as in the Segment 
     ["page", undefined, undefined, undefined, undefined],
   ]);
   const ctx = (e) => [e.context.page.url, e.context.page.path, e.context.page.title];
-  assert.deepEqual(ctx(evs[3]), ["https://shop.example/virtual?x=1", "/virtual", "Virtual"]);
+  assert.deepEqual(ctx(evs[3]), ["https://shop.example/virtual?x=1&utm_source=mail", "/virtual", "Virtual"]);
+  assert.equal(evs[3].context.page.search, "?x=1&utm_source=mail");
   assert.deepEqual(ctx(evs[1]), [evs[1].properties.url, evs[1].properties.path, evs[1].properties.title], "else the page's own");
   assert.ok(!("name" in evs[1]) && !("category" in evs[2]), "no empty or non-string name/category");
   await context.close();
