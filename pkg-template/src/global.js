@@ -87,7 +87,8 @@ import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
       if (m === "evalCondition") return evalCondition(...args);
       if (instance) {
         try {
-          return instance[m](...args);
+          const out = instance[m](...args);
+          return out === instance ? api : out; // on/off chain on window.keystone, before and after ready
         } catch (e) {
           // Never into the page (e.g. a method this build's instance lacks).
           const err = toKeystoneError(e);
