@@ -401,33 +401,30 @@ pub fn align(state: &mut State, nodes: &[Node], scores: &[ScoreDef], ring: &[Rec
         return;
     }
     // Back-fill the new slots only (kept ones already saw those events). Before the ring, the
-    // profile's per-minute counts stand in where no property is read (a count without `where`,
-    // a score rule without `where`): each event at the start of its minute.
+    // profile's per-minute counts stand in where no property is read (a count without `where`, a
+    // score rule without `where`): each event at the start of its minute.
     let start = ring.first().map_or(f64::INFINITY, |r| floor(r.ts / MINUTE) * MINUTE);
-    let before = |name: &str, f: &mut dyn FnMut(f64, u32)| {
-        for e in events.iter().filter(|e| e.name == name) {
-            for &(m, n) in e.counts.entries() {
-                let ts = m as f64 * MINUTE;
-                if ts < start {
-                    f(ts, n);
+    for e in events {
+        for &(m, k) in e.counts.entries() {
+            let ts = m as f64 * MINUTE;
+            if ts >= start {
+                break;
+            }
+            for &i in &new_nodes {
+                if let (Some(n @ Node { spec: Spec::Performed(Performed { event, filter: None, agg: Agg::Count, .. }), .. }), Some(slot)) = (nodes.get(i), state.nodes.get_mut(i)) {
+                    for _ in 0..if *event == e.name { k } else { 0 } {
+                        n.update(&mut slot.st, &e.name, ts, &Value::Null, cx);
+                    }
                 }
             }
-        }
-    };
-    for &i in &new_nodes {
-        if let (Some(Node { spec: Spec::Performed(p @ Performed { filter: None, agg: Agg::Count, .. }), .. }), Some(slot)) = (nodes.get(i), state.nodes.get_mut(i)) {
-            let n = &nodes[i];
-            before(&p.event, &mut |ts, k| {
-                for _ in 0..k {
-                    n.update(&mut slot.st, &p.event, ts, &Value::Null, cx);
+            for &i in &new_scores {
+                if let (Some(d), Some(slot)) = (scores.get(i), state.scores.get_mut(i)) {
+                    for r in &d.rules {
+                        if r.event == e.name && r.filter.is_none() {
+                            d.add(slot, r.points * k as f64, ts);
+                        }
+                    }
                 }
-            });
-        }
-    }
-    for &i in &new_scores {
-        if let (Some(d), Some(slot)) = (scores.get(i), state.scores.get_mut(i)) {
-            for r in d.rules.iter().filter(|r| r.filter.is_none()) {
-                before(&r.event, &mut |ts, k| d.add(slot, r.points * k as f64, ts));
             }
         }
     }
