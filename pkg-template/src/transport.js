@@ -124,13 +124,14 @@ export function transport(o, report) {
   async function withLock(fn) {
     if (locks) return locked(locks, P + "flush", fn);
     // No Web Locks: a lease in storage, confirmed after a pause (another tab may have written
-    // at the same moment), renewed before each request.
+    // at the same moment), renewed before each request. Storage that refuses to write it or
+    // read it back: without it, as where Web Locks are refused.
     const LK = P + "lease";
     const mine = () => get(LK).startsWith(tab + " ");
     renew = () => put(LK, tab + " " + (now() + timeout + 5e3));
     for (;;) {
       if (mine() || !(get(LK).split(" ")[1] > now())) {
-        renew();
+        if (!renew() || !mine()) return fn();
         await sleep(50);
         if (mine()) {
           try {

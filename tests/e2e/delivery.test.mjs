@@ -454,6 +454,31 @@ test("two tabs tracking at once", () => tabs(2, "2 tabs"));
 test("three tabs tracking at once", () => tabs(3, "3 tabs"));
 test("three tabs, no Web Locks (storage lease)", () => tabs(3, "3 tabs, lease fallback", { noLocks: true }));
 
+for (const [run, name, script] of [
+  ["nolease1", "localStorage throwing on access", () => Object.defineProperty(window, "localStorage", { get() { throw new DOMException("The operation is insecure.", "SecurityError"); } })],
+  ["nolease2", "setItem throwing QuotaExceededError", () => (Storage.prototype.setItem = () => { throw new DOMException("The quota has been exceeded.", "QuotaExceededError"); })],
+]) {
+  test("no Web Locks and " + name + ": init and fetch delivery go on without the lease", async () => {
+    collector().reset();
+    const context = await h.browser.newContext();
+    await context.addInitScript(() => Object.defineProperty(Navigator.prototype, "locks", { get: () => undefined }));
+    await context.addInitScript(script);
+    const page = await h.open("/tests/esm.html", { context });
+    const t0 = Date.now();
+    await track(page, FAST, run, 0);
+    assert.ok(Date.now() - t0 < 2000, "init resolves at once");
+    const r = await page.evaluate(async (run) => {
+      for (let i = 0; i < 5; i++) ks.track("Delivery Test", { run, tab: 0, i });
+      return ks.flush().then(() => "resolved", (e) => e.code + ": " + e.message);
+    }, run);
+    assert.equal(r, "resolved");
+    record("no Web Locks, " + name, run, 1, 5);
+    assert.ok(collector().requests.every((x) => x.type.startsWith("application/json")), "sent by fetch, not by beacon");
+    assert.deepEqual(page.problems, []);
+    await context.close();
+  });
+}
+
 test("the queue is stored before any send is attempted", async () => {
   const { context, page } = await fresh();
   faults({ hang: true });
