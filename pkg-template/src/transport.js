@@ -71,7 +71,8 @@ export function transport(o, report) {
   let granted = null;
   let keep = true; // personalization consent: without it nothing is persisted, the queue included
   let renew = () => {};
-  let refused = false; // the last queue write failed (reported once per failing spell)
+  let refused = false; // the last queue write failed
+  let warned = false; // a failing spell was reported (it ends when a write, not a removal, succeeds)
   let late = 0; // a beacon is due for events made while the page is being left
   let pm = 0; // a write of the queue is due (events made while hidden)
   try {
@@ -117,7 +118,8 @@ export function transport(o, report) {
     // stored (written first: its queue is never seen without a fresh one).
     if (!locks) put(HB + tab, t && "" + now());
     const ok = put(own, t);
-    if (!ok && !refused) report("storage_unavailable", "storage refused the delivery queue; it is kept in memory");
+    if (!ok && !warned) report("storage_unavailable", "storage refused the delivery queue; it is kept in memory");
+    warned = ok ? warned && !t : 1;
     return (refused = !ok), ok;
   };
 

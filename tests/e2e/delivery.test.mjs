@@ -705,6 +705,38 @@ test("the delivery queue's own write refused: storage_unavailable is reported, s
   await context.close();
 });
 
+test("storage full for good: storage_unavailable is reported once per failing spell, not at every delivery cycle", async () => {
+  const { context, page } = await fresh();
+  await page.evaluate(() => {
+    const set = Storage.prototype.setItem;
+    Storage.prototype.setItem = function (k, v) {
+      if (window.full && String(k).startsWith("ks_q.")) throw new DOMException("The quota has been exceeded.", "QuotaExceededError");
+      return set.call(this, k, v);
+    };
+  });
+  await track(page, FAST, "spell", 0);
+  const rounds = (from, full) =>
+    page.evaluate(
+      async ({ from, full }) => {
+        window.full = full;
+        for (let i = from; i < from + 3; i++) {
+          ks.track("Delivery Test", { run: "spell", tab: 0, i });
+          await ks.flush();
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        return window.errors.slice();
+      },
+      { from, full },
+    );
+  assert.deepEqual(await rounds(0, true), ["storage_unavailable"], "one spell, one report");
+  assert.deepEqual(await rounds(3, true), ["storage_unavailable"], "still the same spell: emptying the queue is no write");
+  assert.deepEqual(await rounds(6, false), ["storage_unavailable"], "writes succeed again: the spell ends");
+  assert.deepEqual(await rounds(9, true), ["storage_unavailable", "storage_unavailable"], "a new spell, reported");
+  assert.equal(page.warnings.filter((w) => w.includes("storage_unavailable")).length, 2);
+  record("queue writes refused, 12 cycles", "spell", 1, 12);
+  await context.close();
+});
+
 test("a request that never ends: aborted at 6 × requestTimeout and retried, delivery goes on", async () => {
   const { context, page } = await fresh();
   let first = true;
