@@ -9,7 +9,8 @@
 // lives (a heartbeat key where Web Locks are missing). Sending is serialized across tabs by the
 // Web Lock `<prefix>flush` (a lease in storage otherwise). Its holder also adopts the queues of
 // pages that are gone (tab lock released / heartbeat stale): it stores them in its own queue
-// first, then removes theirs — so an event can at worst be sent twice, never lost.
+// first, then removes theirs — so an event can at worst be sent twice, never lost. A queue is
+// taken in once per page; while this page cannot store its own, theirs stay stored.
 //
 // Requests are `keepalive` (they outlive the page). On `visibilitychange` → hidden and
 // `pagehide`, the batch in flight counts as accepted for sending, and every waiting event leaves
@@ -75,6 +76,7 @@ export function transport(o, report) {
   let warned = false; // a failing spell was reported (it ends when a write, not a removal, succeeds)
   let late = 0; // a beacon is due for events made while the page is being left
   let pm = 0; // a write of the queue is due (events made while hidden)
+  const taken = {}; // the stored queues adopted, until removed
   try {
     ls = localStorage;
   } catch (_) {}
@@ -108,19 +110,23 @@ export function transport(o, report) {
     return b;
   };
 
-  /** Stores this page's queue if it changed; false when storage refused. */
+  /** Stores this page's queue if it changed. */
   const persist = () => {
     clearTimeout(ptimer);
     ptimer = 0;
     const t = q.text();
-    if (t === undefined || !keep) return 1;
-    // Without Web Locks, a heartbeat tells other pages this one lives, while its queue is
-    // stored (written first: its queue is never seen without a fresh one).
-    if (!locks) put(HB + tab, t && "" + now());
-    const ok = put(own, t);
-    if (!ok && !warned) report("storage_unavailable", "storage refused the delivery queue; it is kept in memory");
-    warned = ok ? warned && !t : 1;
-    return (refused = !ok), ok;
+    if (t !== undefined && keep) {
+      // Without Web Locks, a heartbeat tells other pages this one lives, while its queue is
+      // stored (written first: its queue is never seen without a fresh one).
+      if (!locks) put(HB + tab, t && "" + now());
+      const ok = put(own, t);
+      if (!ok && !warned) report("storage_unavailable", "storage refused the delivery queue; it is kept in memory");
+      warned = ok ? warned && !t : 1;
+      refused = !ok;
+    }
+    // Queues adopted from pages gone are removed once this page's (with what is left of them)
+    // is stored; until then they stay, in case this page goes before sending them.
+    if (!keep || !refused) for (const k in taken) put(k) && put(HB + k.slice(QK.length)) && delete taken[k];
   };
 
   async function withLock(fn) {
@@ -154,11 +160,11 @@ export function transport(o, report) {
     const held = locks && (await locks.query()).held.map((l) => l.name);
     for (const k of theirs) {
       const id = k.slice(QK.length);
-      if (held ? held.includes(P + "tab." + id) : now() - get(HB + id) < 18e4) continue;
+      if (taken[k] || (held ? held.includes(P + "tab." + id) : now() - get(HB + id) < 18e4)) continue;
       q.adopt(get(k));
-      // Ours (with theirs) stored first, then theirs removed.
-      if (persist()) put(k), put(HB + id);
+      taken[k] = 1; // once per page: kept while ours cannot be stored, it is not taken in again
     }
+    persist();
   }
 
   // A request is not aborted and re-sent at `requestTimeout`: once sent, an abort would not

@@ -401,6 +401,39 @@ test("a tab that closes with its beacon refused: a tab still open adopts its que
   await context.close();
 });
 
+test("a closed tab's queue adopted by a tab that cannot store its own: sent once, not again at every send; its key removed once delivered", async () => {
+  collector().reset();
+  const context = await h.browser.newContext();
+  const stay = await h.open("/tests/esm.html", { context });
+  const leave = await h.open("/tests/esm.html", { context });
+  await stay.evaluate(() => {
+    const set = Storage.prototype.setItem;
+    Storage.prototype.setItem = function (k, v) {
+      if (String(k).startsWith("ks_q.")) throw new DOMException("The quota has been exceeded.", "QuotaExceededError");
+      return set.call(this, k, v);
+    };
+  });
+  await track(stay, { ...FAST, flushAt: 100, flushInterval: 300 }, "adoptfull", 0, 1);
+  await track(leave, { ...FAST, flushAt: 1000, flushInterval: 60000 }, "adoptfull", 5);
+  await leave.evaluate(() => (navigator.sendBeacon = () => false));
+  await sleep(400);
+  const stored = () => stay.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("ks_q.")).length);
+  assert.equal(await stored(), 1, "the closing tab's queue is stored");
+  faults({ status: 500, count: 3 }); // retried meanwhile: each retry is a send
+  await leave.close({ runBeforeUnload: true });
+  for (let i = 0; i < 5; i++) {
+    await sleep(500);
+    await stay.evaluate((i) => ks.track("Delivery Test", { run: "adoptfull", tab: 1, i }), i);
+  }
+  await delivered("adoptfull", 2, 5, 5000);
+  await sleep(800);
+  const t = record("closed tab adopted, own queue write refused", "adoptfull", 2, 5);
+  assert.equal(t.duplicates, 0, "each event arrives once");
+  assert.equal(await stored(), 0, "its stored queue is removed once delivered");
+  assert.deepEqual(stay.problems.filter((p) => !p.includes("status of 500")), []);
+  await context.close();
+});
+
 test("beacon batches never exceed 64 KB; what the quota refuses waits for the next page", async () => {
   const { context, page } = await fresh();
   const pad = "x".repeat(1500);
