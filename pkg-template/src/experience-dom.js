@@ -6,7 +6,9 @@
 // once per page view and re-decides when membership changes.
 
 const DONE = "data-keystone-rendered";
-const failed = new WeakMap();
+let failed = new WeakMap();
+/** New definitions: every container is decided again (an experience unknown before may exist). */
+export const redecide = () => (failed = new WeakMap());
 const shown = new WeakMap(); // container → [variant, its template, the nodes shown, the authored children, renders of it]
 // The variants' templates; any other child (a `<template x-if>` of the variant's own markup
 // included) is content.
@@ -20,10 +22,16 @@ let tick = 0;
 export const experience = (ks, el, id) => {
   if (failed.get(el) === id) return; // an unknown experience is reported once, not on every pass
   const d = ks.decide(id);
-  if (!d) return void failed.set(el, id);
+  let [v, t, nodes = [], authored, n = 0, at, tries = 0] = shown.get(el) || [];
+  if (!d) {
+    // No such experience (any longer): the authored content, in place of a variant shown before.
+    if (t) nodes.forEach((c) => c.remove()), el.append(...authored);
+    shown.delete(el);
+    el.removeAttribute(DONE);
+    return void failed.set(el, id);
+  }
   const tpl = [...el.children].find((c) => variant(c) && c.getAttribute("data-keystone-variant") === d.variant);
   const kids = [...el.childNodes].filter((c) => !variant(c));
-  let [v, t, nodes = [], authored, n = 0, at, tries = 0] = shown.get(el) || [];
   if (at !== task) n = 0;
   const there = nodes.every((c) => c.parentNode === el);
   const same = v === d.variant && t === tpl;

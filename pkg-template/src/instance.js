@@ -7,7 +7,7 @@ import { readContext } from "./context.js";
 import { checkDelivery, transport } from "./transport.js";
 import { bind, cloak, release, handlers } from "./dom.js";
 import { dataLayer } from "./activation.js";
-import { experience } from "./experience-dom.js";
+import { experience, redecide } from "./experience-dom.js";
 
 handlers["data-keystone-experience"] = experience;
 import { startCapture } from "./capture.js";
@@ -839,7 +839,7 @@ export class Instance {
       throw this.#report(e);
     }
     let text;
-    const report = await this.#runAsync(() => this.#core.loadSegments((text = toJSON(doc, "segment definitions"))), true);
+    const report = await this.#runAsync(() => (redecide(), this.#core.loadSegments((text = toJSON(doc, "segment definitions")))), true);
     this.#defs = text; // replayed into a rebuilt engine after a trap
     // Each rejected definition is also an "error" event (and a warning).
     return { loaded: report.loaded, rejected: report.rejected.map((r) => this.#report(r)) };

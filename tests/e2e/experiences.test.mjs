@@ -100,9 +100,29 @@ test("declarative experience: the decided template is cloned, exposure once per 
   });
   assert.equal(unknown.d, null);
   // The markup's unknown id was reported once, at init (delivered to this listener, added right
-  // after init resolved), not on every pass; then once for this decide("nope").
-  assert.deepEqual(unknown.errors, ["unknown_id", "unknown_id"]);
+  // after init resolved), and once more when loadSegments loaded definitions still without it,
+  // not on every pass; then once for this decide("nope").
+  assert.deepEqual(unknown.errors, ["unknown_id", "unknown_id", "unknown_id"]);
   assert.equal(unknown.ghost, "Stays");
+  assert.deepEqual(page.problems, []);
+  await context.close();
+});
+
+test("declarative experience defined after the first render (init, then loadSegments): rendered then, and the authored content back when it is removed", async () => {
+  const { page, context, go } = await openPage("/tests/experiences.html");
+  await go();
+  const hero = () => document.getElementById("hero").getAttribute("data-keystone-rendered");
+  await page.evaluate(() => Keystone.init({ autoCapture: false }).then((ks) => (window.ks = ks)));
+  assert.equal(await page.evaluate(hero), null, "no such experience yet: as authored");
+  await page.evaluate((defs) => ks.loadSegments(defs), { version: 1, segments: [{ id: "vip", condition: { "traits.tier": "gold" } }], experiences: [{ id: "hero", variants: [{ id: "gold_offer", segment: "vip" }, { id: "default" }] }] });
+  await page.waitForFunction(() => document.getElementById("hero").getAttribute("data-keystone-rendered") === "default", null, { timeout: 3000 });
+  await page.evaluate(() => ks.setTraits({ tier: "gold" }));
+  await page.waitForFunction(() => document.getElementById("hero").getAttribute("data-keystone-rendered") === "gold_offer");
+  assert.match((await rendered(page)).html, /Gold members/);
+  // Definitions without it: the authored content again, not the last variant shown.
+  await page.evaluate(() => ks.loadSegments({ version: 1, segments: [] }));
+  await page.waitForFunction(() => !document.getElementById("hero").hasAttribute("data-keystone-rendered"));
+  assert.deepEqual(await rendered(page), { variant: null, html: '<p class="authored">Authored fallback</p>', templates: 3 });
   assert.deepEqual(page.problems, []);
   await context.close();
 });
