@@ -100,7 +100,7 @@ export async function tour({ log = console.log, csp = false } = {}) {
     // The marketer's view of that state: the debug panel.
     await page.keyboard.press("Alt+K");
     await page.waitForSelector("#ks-debug .ksd-segs");
-    await page.click('#ks-debug [data-seg="hero_gold"]').catch(() => {});
+    await page.click('#ks-debug [data-seg="gold"]').catch(() => {});
     await settle();
     await page.screenshot({ path: join(outDir, "3b-debug-panel.png") });
     await page.keyboard.press("Alt+K");
