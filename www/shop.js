@@ -14,7 +14,8 @@ const BESTSELLERS = ["trail-runner", "daypack", "tent", "duffel"];
 const money = (n) => "€" + n.toFixed(2).replace(/\.00$/, "");
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) => "&#" + c.charCodeAt(0) + ";");
 
-// ---- the shop's own state: a cart in localStorage, the signed-in email in sessionStorage -----
+// ---- the shop's own state in localStorage: the cart, and the signed-in visitor's first name ---
+// (never the email: Keystone keeps only its hash)
 const CART_KEY = "shop_cart";
 const cart = {
   items: () => {
@@ -38,7 +39,7 @@ const cart = {
 };
 const account = {
   get: () => localStorage.getItem("shop_account"),
-  set: (email) => (email ? localStorage.setItem("shop_account", email) : localStorage.removeItem("shop_account")),
+  set: (name) => (name ? localStorage.setItem("shop_account", name) : localStorage.removeItem("shop_account")),
 };
 
 // ---- page chrome ---------------------------------------------------------------------------
@@ -76,8 +77,7 @@ function drawChrome() {
 
 function updateChrome() {
   $("#cart-count").textContent = String(cart.count());
-  const email = account.get();
-  $("#account-link").textContent = email ? "Account" : "Sign in";
+  $("#account-link").textContent = account.get() ? "Account" : "Sign in";
 }
 
 const card = (p) => `<a class="card" href="/product.html?id=${p.id}">
@@ -175,12 +175,15 @@ const pages = {
   },
   account() {
     const draw = () => {
-      const email = account.get();
-      $("#signed-out").hidden = !!email;
-      $("#signed-in").hidden = !email;
-      $("#signed-in-email").textContent = email || "";
+      const name = account.get();
+      $("#signed-out").hidden = !!name;
+      $("#signed-in").hidden = !name;
+      $("#signed-in-name").textContent = name || "";
     };
     draw();
+    // The form's own check matches Keystone's (a dot in the domain: `ada@localhost` is refused).
+    $("#email").addEventListener("invalid", () => ($("#login-error").textContent = "Enter a full email address, such as ada@example.com."));
+    $("#email").addEventListener("input", () => ($("#login-error").textContent = ""));
     $("#login-form").addEventListener("submit", async (e) => {
       e.preventDefault();
       const email = $("#email").value.trim();
@@ -194,7 +197,7 @@ const pages = {
         $("#login-error").textContent = "Keystone: " + (err.code || err.message);
         return;
       }
-      account.set(email);
+      account.set(traits.firstName);
       draw();
       updateChrome();
       if (params.get("return") !== "stay") location.href = "/";

@@ -142,3 +142,46 @@ test("arriving from a search engine or a campaign lasts the visit, not just the 
   await page.context().close();
   await other.context().close();
 });
+
+test("the sign-in form refuses an address Keystone would refuse, with a clear message", async () => {
+  const page = await shopPage();
+  await page.go("/account.html?return=stay");
+  await page.fill("#email", "ada@localhost");
+  await page.click("#login");
+  await page.waitForTimeout(200);
+  const state = await page.evaluate(() => ({
+    valid: document.querySelector("#email").checkValidity(),
+    message: document.querySelector("#login-error").textContent,
+    userId: window.ks.userId(),
+    signedIn: !document.querySelector("#signed-in").hidden,
+  }));
+  assert.equal(state.valid, false, "the form's own validation refuses it");
+  assert.match(state.message, /ada@example\.com/, "the message shows a full address");
+  assert.doesNotMatch(state.message, /invalid_email/);
+  assert.equal(state.userId, null);
+  assert.equal(state.signedIn, false);
+  await page.fill("#email", "ada@example.com");
+  await page.click("#login");
+  await page.waitForSelector("#signed-in:not([hidden])");
+  assert.equal(await page.textContent("#login-error"), "", "the message goes once the address is accepted");
+  await page.context().close();
+});
+
+test("the shop keeps no raw email on the device after sign-in, and says so", async () => {
+  const page = await shopPage();
+  await page.go("/account.html?return=stay");
+  await page.fill("#email", "Grace.Hopper@Example.com");
+  await page.click("#login");
+  await page.waitForSelector("#signed-in:not([hidden])");
+  assert.match(await page.textContent("#signed-in"), /Signed in as Grace/);
+  await page.go("/");
+  assert.equal(await page.textContent("#account-link"), "Account", "still signed in on the next page");
+  const stored = await page.evaluate(() => {
+    const all = [document.cookie];
+    for (const s of [localStorage, sessionStorage]) for (let i = 0; i < s.length; i++) all.push(s.key(i) + "=" + s.getItem(s.key(i)));
+    return all.join("\n");
+  });
+  assert.doesNotMatch(stored, /grace\.hopper@example\.com/i);
+  assert.match(await page.evaluate(() => fetch("/account.html").then((r) => r.text())), /keeps only your first name/, "the privacy line says what the shop keeps");
+  await page.context().close();
+});
