@@ -90,7 +90,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const s = await startServer({ port, collectorLog: join(root, "out", "collector.jsonl") });
   console.log(`Keystone demo shop:   ${s.url}/`);
   console.log(`  debug panel:        ${s.url}/?keystone_debug=1`);
-  console.log(`  package:            ${s.url}/pkg/dist/`);
+  console.log(`  package:            ${s.url}/pkg/dist/keystone.js (keystone.global.js and snippet.js beside it)`);
   console.log(`  collector:          ${s.url}/v1/batch (write key "demo-key"; events in out/collector.jsonl)`);
   console.log("Press Ctrl+C to stop.");
 }

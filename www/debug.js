@@ -99,7 +99,7 @@ function profileView(p) {
   <h4>Scores</h4>${table(p.scores)}
   <h4>Behaviour</h4>${
     events.length
-      ? `<table class="ksd-kv">${events.map(([n, e]) => `<tr><th>${esc(n)}</th><td>${e.count}× <span class="ksd-dim">last ${esc((e.lastAt || "").slice(11, 19))}</span></td></tr>`).join("")}</table>`
+      ? `<table class="ksd-kv">${events.map(([n, e]) => `<tr><th>${esc(n)}</th><td>${e.count}× ${e.lastAt ? `<span class="ksd-dim">last ${time(e.lastAt)}</span>` : ""}</td></tr>`).join("")}</table>`
       : `<p class="ksd-empty">no events yet</p>`
   }
   <h4>Session</h4>${table(p.session)}

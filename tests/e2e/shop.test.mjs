@@ -185,3 +185,37 @@ test("the shop keeps no raw email on the device after sign-in, and says so", asy
   assert.match(await page.evaluate(() => fetch("/account.html").then((r) => r.text())), /keeps only your first name/, "the privacy line says what the shop keeps");
   await page.context().close();
 });
+
+test("the debug panel's Profile tab shows local time, as its Events tab does", async () => {
+  const ctx = await browser.newContext({ timezoneId: "Asia/Kolkata" }); // UTC+5:30
+  const page = await ctx.newPage();
+  await page.goto(server.url + "/product.html?id=tent&keystone_debug=1");
+  await page.waitForFunction(() => document.documentElement.dataset.shopReady === "1");
+  await page.click('#ks-debug [data-tab="Profile"]');
+  await page.waitForFunction(() => /Product Viewed/.test(document.querySelector("#ks-debug .ksd-body").textContent));
+  const { shown, local } = await page.evaluate(() => {
+    const row = [...document.querySelectorAll("#ks-debug .ksd-kv tr")].find((r) => r.querySelector("th").textContent === "Product Viewed");
+    const at = window.ks.profile().events["Product Viewed"].lastAt;
+    return { shown: row.querySelector("td").textContent, local: new Date(at).toLocaleTimeString([], { hour12: false }) };
+  });
+  assert.match(shown, new RegExp("last " + local + "$"));
+  await ctx.close();
+});
+
+test("node scripts/serve.mjs prints URLs that answer", async () => {
+  const { spawn } = await import("node:child_process");
+  const { fileURLToPath } = await import("node:url");
+  const child = spawn(process.execPath, [fileURLToPath(new URL("../../scripts/serve.mjs", import.meta.url)), "--port", "0"]);
+  try {
+    let out = "";
+    await new Promise((resolve, reject) => {
+      child.stdout.on("data", (d) => (out += d) && /Ctrl\+C/.test(out) && resolve());
+      child.on("exit", () => reject(new Error("server exited: " + out)));
+    });
+    const urls = out.match(/http:\/\/\S+/g).filter((u) => !u.includes("/v1/batch"));
+    assert.ok(urls.some((u) => u.includes("/pkg/")), out);
+    for (const u of urls) assert.equal((await fetch(u)).status, 200, u);
+  } finally {
+    child.kill();
+  }
+});
