@@ -486,11 +486,12 @@ export class Instance {
     } catch (_) {}
   }
 
-  /** With the `debug` option: one console line per call and per notice (never the email). */
+  /** With the `debug` option: one console line per call and per notice (never the email);
+   * absent arguments are left out. */
   #log(...a) {
     if (this.#options.debug) {
       try {
-        console.debug("[keystone]", ...a);
+        console.debug("[keystone]", ...a.filter((x) => x !== undefined));
       } catch (_) {}
     }
   }

@@ -303,17 +303,24 @@ test("debug: one console.debug line per call and per notice, never the raw email
   const page = await h.open();
   const out = await page.evaluate(async () => {
     const lines = [];
-    console.debug = (...a) => lines.push(a.map((x) => (typeof x == "string" ? x : JSON.stringify(x))).join(" "));
+    console.debug = (...a) => lines.push(a.map((x) => (typeof x == "string" ? x : String(JSON.stringify(x)))).join(" "));
     const defs = { version: 1, segments: [{ id: "viewers", condition: { $performed: { event: "Product Viewed" } } }] };
     const ks = await Keystone.init({ debug: true, autoCapture: false, segments: defs });
     ks.track("Product Viewed", { sku: "A1" });
     await ks.identify("Ada@Example.com", { tier: "gold" });
+    ks.reset();
+    // Absent arguments are not logged as "undefined".
+    await ks.identify("bob@example.com");
+    ks.track("Bare");
+    ks.page();
     return lines;
   });
   assert.ok(out.some((l) => l.startsWith("[keystone] track Product Viewed") && l.includes("A1")), out.join("\n"));
   assert.ok(out.some((l) => l === "[keystone] segment:enter viewers"), out.join("\n"));
   assert.ok(out.some((l) => l.startsWith("[keystone] identify")), out.join("\n"));
-  assert.ok(!out.some((l) => /ada@example\.com/i.test(l)), "no email in the log");
+  for (const l of ["[keystone] identify", "[keystone] track Bare", "[keystone] page"]) assert.ok(out.includes(l), l + " in\n" + out.join("\n"));
+  assert.ok(!out.some((l) => /undefined/.test(l)), out.join("\n"));
+  assert.ok(!out.some((l) => /(ada|bob)@example\.com/i.test(l)), "no email in the log");
   await page.context().close();
 
   const quiet = await h.open();
