@@ -306,7 +306,8 @@ export interface KeystoneInstance {
   forget(): Promise<void>;
   /**
    * Replaces segment, score and experience definitions (object or URL). Invalid definitions are
-   * rejected one by one; the valid ones load.
+   * rejected one by one; the valid ones load. A URL that fails rejects with
+   * `definitions_fetch_failed` (the previous definitions stay).
    * @example const { loaded, rejected } = await ks.loadSegments("/segments.json");
    */
   loadSegments(definitions: Definitions | string | URL): Promise<{ loaded: string[]; rejected: KeystoneError[] }>;
@@ -388,7 +389,9 @@ export declare const Keystone: {
    * call's are not applied, and a console warning `already_initialized` says so). Options that
    * are not a plain object, or an option of the wrong type, reject with `invalid_argument`; an
    * unknown option or consent category (a typo) is kept out with a console warning
-   * `unknown_option`.
+   * `unknown_option`. Rejects with `wasm_load_failed` when the wasm cannot be loaded; a
+   * `segments` URL that fails does not reject: `definitions_fetch_failed` comes as an `error`
+   * event.
    * @example
    * import { Keystone } from "keystone-cdp";
    * const ks = await Keystone.init({ segments: "/segments.json" });
@@ -396,7 +399,8 @@ export declare const Keystone: {
   init(options?: KeystoneOptions): Promise<KeystoneInstance>;
   /**
    * Loads the wasm engine only (no profile, no storage), so {@link Keystone.evalCondition} can be
-   * used without `init`. `init` loads it too.
+   * used without `init`. `init` loads it too. Rejects with `wasm_load_failed` when the wasm
+   * cannot be fetched or compiled.
    * @example await Keystone.load(); Keystone.evalCondition({ plan: "pro" }, { plan: "pro" });
    */
   load(options?: { wasmUrl?: string }): Promise<void>;

@@ -405,3 +405,32 @@ test("a throwing listener does not break Keystone, the caller, or the other list
   assert.deepEqual(out, { threw: false, seen: ["any"], inSeg: true });
   await page.context().close();
 });
+
+test("a segments URL that fails: init resolves and reports definitions_fetch_failed; loadSegments(url) rejects with it", async () => {
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    const ks = await Keystone.init({ autoCapture: false, segments: "/nowhere/segments.json" });
+    const events = [];
+    ks.on("error", (e) => events.push(e.code));
+    await new Promise((r) => setTimeout(r, 50));
+    await ks.loadSegments({ version: 1, segments: [{ id: "all", condition: {} }] });
+    const rejected = await ks.loadSegments("/nowhere/segments.json").then(() => "resolved", (e) => e instanceof K.KeystoneError && e.code);
+    return { events, rejected, kept: ks.inSegment("all") };
+  });
+  assert.deepEqual(out, { events: ["definitions_fetch_failed", "definitions_fetch_failed"], rejected: "definitions_fetch_failed", kept: true });
+  assert.equal(page.warnings.filter((w) => w.startsWith("[keystone] definitions_fetch_failed")).length, 2);
+  await page.context().close();
+});
+
+test("wasm that cannot be fetched: Keystone.load() and init reject with wasm_load_failed", async () => {
+  const ctx = await h.browser.newContext();
+  await ctx.route("**/keystone_bg.wasm", (route) => route.fulfill({ status: 404, body: "" }));
+  const page = await h.open("/tests/esm.html", { context: ctx });
+  const codes = await page.evaluate(async () => {
+    const code = (p) => p.then(() => "resolved", (e) => e instanceof K.KeystoneError && e.code);
+    return [await code(Keystone.load()), await code(Keystone.init({ autoCapture: false }))];
+  });
+  assert.deepEqual(codes, ["wasm_load_failed", "wasm_load_failed"]);
+  assert.deepEqual(page.problems.filter((p) => !/404/.test(p)), []);
+  await ctx.close();
+});
