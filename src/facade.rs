@@ -190,7 +190,8 @@ impl Core {
             15 => Ok(text(&Value::Num(self.next_check()))),
             16 => Ok(opt(self.anonymous_id())),
             17 => Ok(opt(self.user_id())),
-            18 => done(Ok(self.refresh())),
+            // With `a`: the `trackSegments` reports held (see `Keystone::refresh_held`).
+            18 => done(Ok(self.refresh(a.is_some()))),
             19 => Ok(opt(self.persist())),
             20 => Ok(self.drain(a.is_some())),
             21 => done(Ok(self.follow_cookie(a, b.is_some()))),
@@ -428,8 +429,12 @@ impl Core {
     }
 
     /// Re-evaluates time-windowed segments now.
-    fn refresh(&mut self) {
-        self.ks.refresh(now());
+    fn refresh(&mut self, held: bool) {
+        if held {
+            self.ks.refresh_held(now())
+        } else {
+            self.ks.refresh(now())
+        }
     }
 
     /// Writes the profile to storage if it changed, rebased onto what storage holds now (other

@@ -374,11 +374,29 @@ export class Instance {
     if (!this.#stale && ((this.#expiryAt >= 0 && Date.now() >= this.#expiryAt) || this.#moved())) {
       this.#stale = 1; // not again from a listener of this refresh
       try {
-        this.refresh();
+        this.#due();
       } finally {
         this.#stale = 0;
       }
     }
+  }
+
+  /** A time-based change is due (the timer, or a read past it): membership and listeners now;
+   * the report to the collector (`trackSegments`) once this tab holds the profile's lock and has
+   * read what storage holds. The visitor's open tabs reach the change at the same moment: the
+   * first reports and stores it, the others read that it was reported. */
+  #due() {
+    this.#run(() => this.#core.refresh("held"), undefined, true);
+    const key = this.#lockName();
+    const report = () => {
+      try {
+        const v = localStorage.getItem(key);
+        if (v) this.#run(() => this.#core.sync(key, v), false, true);
+      } catch (_) {}
+      this.refresh();
+      this.persistNow();
+    };
+    withLock(key, report).catch(report);
   }
 
   /** The engine, rebuilt on a fresh wasm instance after a trap; null once degraded. */
@@ -548,7 +566,7 @@ export class Instance {
     if (at >= 0) {
       this.#expiryTimer = setTimeout(() => {
         this.#expiryAt = -1;
-        this.refresh();
+        this.#due();
       }, Math.min(Math.max(0, at - Date.now()), 2147483647));
     }
   }

@@ -691,6 +691,15 @@ impl Keystone {
         self.evaluate(now, true);
     }
 
+    /// As [`Keystone::refresh`], with the `trackSegments` reports left to the next evaluation:
+    /// the wrapper makes it once this tab holds the profile's lock and has read what the other
+    /// tabs stored (they reach a time-based change at the same moment: one reports it).
+    pub fn refresh_held(&mut self, now: f64) {
+        let t = ::core::mem::replace(&mut self.opts.track_segments, false);
+        self.refresh(now);
+        self.opts.track_segments = t;
+    }
+
     /// Recomputes membership; with `notify`, queues enter/exit notices for the changes.
     fn evaluate(&mut self, now: f64, notify: bool) {
         self.clock = now;

@@ -141,3 +141,28 @@ test("without Web Locks, delivery stores nothing before opt-in consent and leave
   assert.ok(!after.flushed.some((k) => k.startsWith("ks_q.") || k.startsWith("ks_hb.")), "queue delivered: its key and heartbeat removed: " + after.flushed);
   await ctx.close();
 });
+
+test("a time-based segment change that every open tab reaches at once is reported once (trackSegments)", async () => {
+  const ctx = await h.browser.newContext();
+  await ctx.clock.install({ time: new Date("2026-03-01T10:00:00Z") });
+  const [a, b] = await tabs(2, ctx);
+  const opts = {
+    endpoint: "/v1/batch", writeKey: "demo-key", autoCapture: false, trackSegments: true, flushAt: 1, flushInterval: 50,
+    segments: { version: 1, segments: [{ id: "bought_recently", condition: { $performed: { event: "Buy", within: "1m" } } }] },
+  };
+  const aid = await a.evaluate(async (o) => (window.ks = await Keystone.init(o)).anonymousId(), opts);
+  await b.evaluate(async (o) => void (window.ks = await Keystone.init(o)), opts);
+  await a.evaluate(() => ks.track("Buy"));
+  // The coalesced write (500 ms) reaches the other tab; both hold the segment.
+  await ctx.clock.runFor(1000);
+  await b.waitForFunction(() => ks.inSegment("bought_recently"));
+  // Both tabs' timers fire for the exit at the same moment.
+  await ctx.clock.runFor(61_000);
+  await a.waitForTimeout(300); // (real time) the Web Lock grants
+  await Promise.all([a, b].map((p) => p.evaluate(() => ks.flush())));
+  const sent = h.server.collector.events.filter((e) => e.anonymousId === aid && /^Segment /.test(e.event)).map((e) => e.event);
+  assert.deepEqual(sent, ["Segment Entered", "Segment Exited"]);
+  assert.deepEqual(await Promise.all([a, b].map((p) => p.evaluate(() => ks.segments()))), [[], []]);
+  for (const p of [a, b]) assert.deepEqual(p.problems, []);
+  await ctx.close();
+});
