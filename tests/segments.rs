@@ -507,3 +507,20 @@ fn new_definitions_count_events_older_than_the_ring_where_no_property_is_read() 
     assert_eq!(score("eng"), Some(50.0), "a rule without `where` counts the events before the ring");
     assert_eq!(score("pro"), Some(0.0), "a rule with `where` sees only the ring (the properties are gone)");
 }
+
+#[test]
+fn a_sequence_split_across_the_profiles_joined_by_a_login_completes() {
+    let defs = json(r#"{"version":1,"segments":[
+        {"id":"ba","condition":{"$sequence":{"steps":[{"event":"B"},{"event":"A"}],"within":"1h"}}},
+        {"id":"ab","condition":{"$sequence":{"steps":[{"event":"A"},{"event":"B"}],"within":"1h"}}}]}"#);
+    let mut ks = Keystone::new(Options::default(), NativeHost::boxed(11), None, T0);
+    ks.load_definitions(&defs, T0).unwrap();
+    // B as the known user, then (after a logout) A anonymously, then the login joins them.
+    ks.identify(T0, "ada@example.com", Map::new(), &Value::Null).unwrap();
+    ks.track(T0 + 1_000.0, "B", Map::new()).unwrap();
+    ks.reset(T0 + 2_000.0);
+    ks.track(T0 + 3_000.0, "A", Map::new()).unwrap();
+    assert!(ks.segments().is_empty());
+    ks.identify(T0 + 4_000.0, "ada@example.com", Map::new(), &Value::Null).unwrap();
+    assert_eq!(ks.segments(), &["ba".to_string()], "B then A, across the two profiles; not A then B");
+}

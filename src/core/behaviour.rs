@@ -470,7 +470,8 @@ pub fn merge(into: &mut State, other: State, half_life_of: &dyn Fn(u64) -> Optio
     }
 }
 
-fn merge_node(a: &mut NodeState, b: &NodeState) {
+/// Merges node state `b` into `a` (see [`merge`]).
+pub fn merge_node(a: &mut NodeState, b: &NodeState) {
     match (a, b) {
         (NodeState::Perf(x), NodeState::Perf(y)) => {
             for &t in &y.recent {

@@ -331,6 +331,9 @@ impl Keystone {
             self.identity_changed = true;
             self.follow_identity(merged);
         }
+        if merged {
+            segment::rejoin(&self.defs, &mut self.profile, self.host.as_ref());
+        }
         self.evaluate(now, true);
         Ok(())
     }

@@ -482,6 +482,22 @@ pub fn prepare(defs: &Definitions, profile: &mut Profile, host: &dyn Host) {
     behaviour::align(&mut profile.behaviour, &defs.nodes, &defs.scores, &profile.recent, &profile.events, &ctx(defs, host));
 }
 
+/// After an identity merge: each `$sequence` also replays the merged ring of recent events, so
+/// steps split across the two profiles complete (the matches each side had are kept).
+pub fn rejoin(defs: &Definitions, profile: &mut Profile, host: &dyn Host) {
+    prepare(defs, profile, host);
+    let cx = ctx(defs, host);
+    for (n, slot) in defs.nodes.iter().zip(profile.behaviour.nodes.iter_mut()) {
+        if matches!(n.spec, Spec::Sequence(_)) {
+            let mut st = n.fresh();
+            for r in &profile.recent {
+                n.update(&mut st, &r.name, r.ts, &Value::Obj(r.props.clone()), &cx);
+            }
+            behaviour::merge_node(&mut slot.st, &st);
+        }
+    }
+}
+
 /// Applies one event to the behavioural state. Call it before the event enters the ring.
 pub fn on_event(defs: &Definitions, profile: &mut Profile, name: &str, ts: f64, props: &Value, host: &dyn Host) {
     prepare(defs, profile, host);

@@ -154,6 +154,9 @@ pub fn members(defs: &Definitions, hits: &[bool]) -> Vec<String> {
 /// No behavioural state to align in this build.
 pub fn prepare(_: &Definitions, _: &mut Profile, _: &dyn Host) {}
 
+/// No `$sequence` in the basic evaluator.
+pub fn rejoin(_: &Definitions, _: &mut Profile, _: &dyn Host) {}
+
 /// Nothing to record per event in this build.
 pub fn on_event(_: &Definitions, _: &mut Profile, _: &str, _: f64, _: &Value, _: &dyn Host) {}
 
