@@ -434,7 +434,13 @@ impl Keystone {
             if let Some(spec) = m.remove("spec") {
                 self.spec = spec;
             }
-            self.profile.context = Value::Obj(m);
+            // Another page (an SPA navigation, whether or not it is captured as a page view; not
+            // an anchor): a new page view for the experiences (DESIGN §13).
+            let next = Value::Obj(m);
+            if page_of(&next) != page_of(&self.profile.context) {
+                self.exp.new_page_view();
+            }
+            self.profile.context = next;
         }
     }
 
@@ -912,4 +918,10 @@ fn apply_op(defs: &Definitions, p: &mut Profile, op: &Op, timeout: f64, host: &d
         segment::on_event(defs, p, name, *ts, &Value::Obj(props.clone()), host);
     }
     p.apply(op, timeout);
+}
+
+/// The page of a context: its URL without the fragment.
+fn page_of(c: &Value) -> &[u8] {
+    let u = c.get("url").and_then(Value::as_str).unwrap_or("").as_bytes();
+    u.split(|b| *b == b'#').next().unwrap_or(u)
 }

@@ -127,6 +127,30 @@ test("declarative experience defined after the first render (init, then loadSegm
   await context.close();
 });
 
+test("an SPA navigation starts a new page view for exposures, also with page views not captured (an anchor does not)", async () => {
+  const { page, context, go } = await openPage("/tests/experiences.html");
+  await go();
+  const out = await page.evaluate(async (defs) => {
+    const ks = await Keystone.init({ autoCapture: false, segments: defs });
+    const views = () => (ks.profile().events["Experience Viewed"] || { count: 0 }).count;
+    const n = [];
+    ks.decide("hero");
+    n.push(views());
+    ks.decide("hero");
+    n.push(views());
+    history.pushState({}, "", "/tests/experiences.html/next");
+    ks.decide("hero");
+    n.push(views());
+    location.hash = "#reviews";
+    ks.decide("hero");
+    n.push(views());
+    return n;
+  }, DEFS);
+  assert.deepEqual(out, [1, 1, 2, 2]);
+  assert.deepEqual(page.problems, []);
+  await context.close();
+});
+
 test("declarative experience: a variant without a template shows the authored content, not the previous variant", async () => {
   const { page, context, go } = await openPage("/tests/experiences.html");
   await go();
