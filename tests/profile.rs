@@ -103,6 +103,14 @@ fn retention_moves_first_at_to_the_first_event_kept_and_applies_in_an_open_page(
     c.refresh(T0 + 37.0 * 3_600_000.0);
     assert_eq!(count(&c, "A"), 0.0);
     assert!(c.profile_document().path("events.A").is_none());
+    // An event in the cutoff's minute, just before the cutoff: still counted (per minute), and
+    // its firstAt is never after its lastAt.
+    let mut d = Keystone::new(Options::from_value(&json(r#"{"retention":"1d"}"#), false).unwrap(), NativeHost::boxed(4), None, T0);
+    d.track(T0 + 1_033.0, "B", Map::new()).unwrap();
+    d.refresh(T0 + 86_400_000.0 + 30_000.0);
+    let doc = d.profile_document();
+    let (f, l) = (doc.path("events.B.firstAt").and_then(Value::as_str), doc.path("events.B.lastAt").and_then(Value::as_str));
+    assert!(f.is_some() && f <= l, "{f:?} {l:?}");
 }
 
 #[test]

@@ -524,3 +524,21 @@ fn a_sequence_split_across_the_profiles_joined_by_a_login_completes() {
     ks.identify(T0 + 4_000.0, "ada@example.com", Map::new(), &Value::Null).unwrap();
     assert_eq!(ks.segments(), &["ba".to_string()], "B then A, across the two profiles; not A then B");
 }
+
+#[test]
+fn back_fill_counts_the_events_of_the_ring_s_first_minute_once() {
+    // One Signup then 249 views in one minute: the ring holds the last 200 views; the minute's
+    // count holds all 250 events.
+    let mut ks = Keystone::new(Options::default(), NativeHost::boxed(12), None, T0);
+    ks.track(T0, "Signup", Map::new()).unwrap();
+    for i in 0..249 {
+        ks.track(T0 + 1.0 + i as f64, "Product Viewed", Map::new()).unwrap();
+    }
+    let defs = json(r#"{"version":1,"scores":[{"id":"eng","rules":[{"event":"Signup","points":50},{"event":"Product Viewed","points":1}]}],
+        "segments":[{"id":"signed","condition":{"$performed":{"event":"Signup"}}},
+                    {"id":"pv249","condition":{"$performed":{"event":"Product Viewed","count":{"$gte":249}}}},
+                    {"id":"pv250","condition":{"$performed":{"event":"Product Viewed","count":{"$gte":250}}}}]}"#);
+    ks.load_definitions(&defs, T0 + 1_000.0).unwrap();
+    assert_eq!(ks.segments(), &["pv249".to_string(), "signed".to_string()]);
+    assert_eq!(ks.profile_document().path("scores.eng").and_then(Value::as_num), Some(299.0));
+}

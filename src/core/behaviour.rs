@@ -403,13 +403,15 @@ pub fn align(state: &mut State, nodes: &[Node], scores: &[ScoreDef], ring: &[Rec
     // Back-fill the new slots only (kept ones already saw those events). Before the ring, the
     // profile's per-minute counts stand in where no property is read (a count without `where`, a
     // score rule without `where`): each event at the start of its minute.
+    // In the ring's first minute, only the events the ring does not hold.
     let start = ring.first().map_or(f64::INFINITY, |r| floor(r.ts / MINUTE) * MINUTE);
     for e in events {
         for &(m, k) in e.counts.entries() {
             let ts = m as f64 * MINUTE;
-            if ts >= start {
+            if ts > start {
                 break;
             }
+            let k = if ts < start { k } else { k.saturating_sub(ring.iter().filter(|r| r.ts < start + MINUTE && r.name == e.name).count() as u32) };
             for &i in &new_nodes {
                 if let (Some(n @ Node { spec: Spec::Performed(Performed { event, filter: None, agg: Agg::Count, .. }), .. }), Some(slot)) = (nodes.get(i), state.nodes.get_mut(i)) {
                     for _ in 0..if *event == e.name { k } else { 0 } {

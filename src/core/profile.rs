@@ -168,7 +168,7 @@ impl Profile {
             // start of its minute (or the cutoff, within that minute).
             if e.first < cutoff {
                 let m = e.counts.first_minute().map_or(cutoff, |m| (m as f64 * 60_000.0).max(cutoff));
-                e.first = self.recent.iter().find(|r| r.ts >= m && r.name == e.name).map_or(m, |r| if r.ts < m + 60_000.0 { r.ts } else { m });
+                e.first = self.recent.iter().find(|r| r.ts >= m && r.name == e.name).map_or(m, |r| if r.ts < m + 60_000.0 { r.ts } else { m }).min(e.last);
             }
         }
         self.events.retain(|e| e.counts.total() > 0);
