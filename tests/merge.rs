@@ -90,7 +90,8 @@ fn gen_with(r: &mut Rng, blobs: bool) -> Profile {
         let (x, v) = (r.pick(&["hero", "footer"]), r.pick(&["gold", "default"]));
         p.activation.expose(x, v, T0 + r.below(100) as f64 * 60_000.0, 90.0 * 86_400_000.0);
         if r.below(2) == 0 {
-            p.activation.report(&[r.pick(&["s1", "s2"]).to_string()]);
+            let s = [r.pick(&["s1", "s2"]).to_string()];
+            p.activation.report(&s, &["s1".to_string(), "s2".to_string()]);
         }
     }
     for _ in 0..r.below(3) {

@@ -396,7 +396,7 @@ export class Instance {
       this.refresh();
       this.persistNow();
     };
-    withLock(key, report).catch(report);
+    withLock(key, report, true).catch(report); // (a lease in storage where Web Locks are missing)
   }
 
   /** The engine, rebuilt on a fresh wasm instance after a trap; null once degraded. */

@@ -74,22 +74,19 @@ impl Activation {
         }
     }
 
-    /// Replaces `reported` with `now_in` and returns the changes as (segment, entered) in order:
-    /// exits first, then entries.
-    pub fn report(&mut self, now_in: &[String]) -> Vec<(String, bool)> {
+    /// The changes of `now_in` against `reported` among the segments `only` (sorted), as
+    /// (segment, entered) in order: exits first, then entries. `reported` follows them.
+    pub fn report(&mut self, now_in: &[String], only: &[String]) -> Vec<(String, bool)> {
         let mut out = Vec::new();
-        for s in &self.reported {
-            if now_in.binary_search(s).is_err() {
-                out.push((s.clone(), false));
+        for entering in [false, true] {
+            for s in only {
+                match (self.reported.binary_search(s), now_in.binary_search(s).is_ok()) {
+                    (Ok(i), false) if !entering => drop(self.reported.remove(i)),
+                    (Err(i), true) if entering => self.reported.insert(i, s.clone()),
+                    _ => continue,
+                }
+                out.push((s.clone(), entering));
             }
-        }
-        for s in now_in {
-            if self.reported.binary_search(s).is_err() {
-                out.push((s.clone(), true));
-            }
-        }
-        if !out.is_empty() {
-            self.reported = now_in.to_vec();
         }
         out
     }

@@ -157,6 +157,13 @@ pub struct Keystone {
     /// Operations this tab journaled as a known user that another tab's logout or switch left
     /// unwritten: filed into that user's set-aside profile ([`Keystone::file_orphans`]).
     orphans: Option<(String, Vec<(u32, Op)>)>,
+    /// `trackSegments`: the segments whose membership changed in this tab since the last report
+    /// (sorted). Only those are reported: membership that depends on a tab's own page (context)
+    /// differs between open tabs, and must not be reported back and forth between them.
+    unreported: Vec<String>,
+    /// `trackSegments`: the next report compares all of the membership with what the profile
+    /// last reported (at load, with new definitions, after an identity change).
+    report_all: bool,
 }
 
 impl Keystone {
@@ -186,6 +193,8 @@ impl Keystone {
             aside: Aside::default(),
             aside_dirty: false,
             orphans: None,
+            unreported: Vec::new(),
+            report_all: true,
         };
         ks.journal.tab = uuid_v4(random16(ks.host.as_ref()));
         ks.journal.tab.truncate(8);
@@ -356,6 +365,7 @@ impl Keystone {
     /// Experience decisions follow an identity change made within the page view (see
     /// [`experience::Experiences::identity_changed`]).
     fn follow_identity(&mut self, same_person: bool) {
+        self.report_all = true;
         let identity = String::from(self.user_id().unwrap_or(&self.profile.anonymous_id));
         self.exp.identity_changed(&identity, same_person);
     }
@@ -648,7 +658,10 @@ impl Keystone {
         if replayed {
             self.dirty = true;
         }
+        // Reports wait for this tab's next own evaluation: the change may be another tab's to report.
+        let t = ::core::mem::replace(&mut self.opts.track_segments, false);
         self.evaluate(now, true);
+        self.opts.track_segments = t;
         true
     }
 
@@ -688,6 +701,7 @@ impl Keystone {
         let experiences = experience::parse(doc, &ids, self.opts.retention, &mut report)?;
         self.defs = defs;
         self.hits = None;
+        self.report_all = true;
         self.exp.set(experiences);
         self.evaluate(now, true);
         Ok(report)
@@ -730,6 +744,10 @@ impl Keystone {
 
     /// Replaces the membership; with `notify`, queues enter/exit notices for the changes.
     fn membership(&mut self, next: Vec<String>, notify: bool) {
+        if next != self.members {
+            mark(&mut self.unreported, &self.members, &next);
+            mark(&mut self.unreported, &next, &self.members);
+        }
         if notify && next != self.members {
             for id in &self.members {
                 if next.binary_search(id).is_err() {
@@ -751,7 +769,12 @@ impl Keystone {
         if !self.opts.track_segments || !self.exp.loaded || !self.consent.personalization || !self.consent.analytics {
             return;
         }
-        for (id, entered) in self.profile.activation.report(&self.members) {
+        let mut only = ::core::mem::take(&mut self.unreported);
+        if ::core::mem::take(&mut self.report_all) {
+            mark(&mut only, &self.profile.activation.reported, &[]);
+            mark(&mut only, &self.members, &[]);
+        }
+        for (id, entered) in self.profile.activation.report(&self.members, &only) {
             let name = if entered { "Segment Entered" } else { "Segment Exited" };
             let e = self.event(now, Kind::Track, name, Map::new().with("segment", id));
             self.outbox.push(e);
@@ -924,4 +947,15 @@ fn apply_op(defs: &Definitions, p: &mut Profile, op: &Op, timeout: f64, host: &d
 fn page_of(c: &Value) -> &[u8] {
     let u = c.get("url").and_then(Value::as_str).unwrap_or("").as_bytes();
     u.split(|b| *b == b'#').next().unwrap_or(u)
+}
+
+/// Adds to the sorted set `to` the ids of `a` that are not in `b` (both sorted).
+fn mark(to: &mut Vec<String>, a: &[String], b: &[String]) {
+    for id in a {
+        if b.binary_search(id).is_err() {
+            if let Err(i) = to.binary_search(id) {
+                to.insert(i, id.clone());
+            }
+        }
+    }
 }

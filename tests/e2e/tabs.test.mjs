@@ -166,3 +166,26 @@ test("a time-based segment change that every open tab reaches at once is reporte
   for (const p of [a, b]) assert.deepEqual(p.problems, []);
   await ctx.close();
 });
+
+test("trackSegments with tabs on different pages: a segment of the page's context is not reported back and forth", async () => {
+  const ctx = await h.browser.newContext();
+  const [a, b] = await tabs(2, ctx);
+  await a.evaluate(() => history.replaceState({}, "", "/tests/esm.html/shoes"));
+  const opts = {
+    endpoint: "/v1/batch", writeKey: "demo-key", autoCapture: false, trackSegments: true, flushAt: 1, flushInterval: 50,
+    segments: { version: 1, segments: [{ id: "on_shoes", condition: { "context.path": { $regex: "shoes" } } }] },
+  };
+  const aid = await a.evaluate(async (o) => (window.ks = await Keystone.init(o)).anonymousId(), opts);
+  await b.evaluate(async (o) => void (window.ks = await Keystone.init(o)), opts);
+  // Each tab records something; their writes reach each other (500 ms coalesced, then the storage event).
+  for (const p of [a, b, a, b]) await p.evaluate(() => ks.track("Tick"));
+  await a.waitForTimeout(1500);
+  const reports = () => h.server.collector.events.filter((e) => e.anonymousId === aid && /^Segment /.test(e.event)).length;
+  const writes = () => Promise.all([a, b].map((p) => p.evaluate(() => localStorage.getItem("ks_profile"))));
+  const before = [reports(), await writes()];
+  await a.waitForTimeout(1500);
+  assert.deepEqual([reports(), await writes()], before, "nothing more is reported or written while nothing changes");
+  assert.ok(before[0] <= 2, `${before[0]} reports`);
+  assert.deepEqual(await Promise.all([a, b].map((p) => p.evaluate(() => ks.segments()))), [["on_shoes"], []]);
+  await ctx.close();
+});
