@@ -347,6 +347,7 @@ export class Instance {
   #loading = null; // the last load queued behind a URL, while one is in flight
   #href; // the URL of the context the engine holds
   #ref; // its referrer: the previous URL after an SPA navigation (else document.referrer)
+  #virtual; // the properties of the page() call that set the context (a virtual page view)
   #call = null; // while a call made before the engine was ready is replayed: its [time, url, title]
   #unseen = 0; // the channels auto-capture's view of this page was not recorded in (no consent)
   #nav = null; // auto-capture's navigation check
@@ -465,6 +466,7 @@ export class Instance {
 
   #setContext(referrer = this.#ref, v) {
     this.#ref = referrer;
+    this.#virtual = v;
     this.#href = this.#url();
     this.#core.setContext(toJSON(readContext(referrer, this.#call, v)));
   }
@@ -485,7 +487,7 @@ export class Instance {
       return void this.#run(() => {
         const h = this.#href;
         this.#follow();
-        if (h == this.#href) this.#setContext();
+        if (h == this.#href) this.#setContext(undefined, this.#virtual); // (a virtual page view stays)
       });
     }
     this.#call = when(c);

@@ -353,3 +353,28 @@ test("keystone.global.js whose keystoneConfig start fails: later Promise calls r
   assert.deepEqual(page.problems, []);
   await ctx.close();
 });
+
+test("snippet: a virtual page view queued before ready stays the context after the replay", async () => {
+  const { ctx, page, release } = await delayedContext();
+  await page.evaluate(() => {
+    const s = document.createElement("script");
+    s.src = "/pkg/dist/snippet.js";
+    s.onload = () => {
+      window.pInit = window.keystone.init({ autoCapture: false, segments: { version: 1, segments: [{ id: "checkout", condition: { "context.path": "/checkout/2" } }] } });
+      window.keystone.page({ url: "/checkout/2?utm_source=mail", path: "/checkout/2", title: "Step 2" });
+    };
+    document.head.appendChild(s);
+  });
+  await page.waitForFunction(() => !!window.pInit);
+  release();
+  const out = await page.evaluate(async () => {
+    await window.pInit;
+    const c = window.keystone.profile().context;
+    const read = [c.path, c.title, c.utm.source, window.keystone.segments()];
+    window.keystone.track("Next");
+    return [read, window.keystone.segments()];
+  });
+  assert.deepEqual(out, [["/checkout/2", "Step 2", "mail", ["checkout"]], ["checkout"]]);
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+});
