@@ -542,3 +542,17 @@ fn back_fill_counts_the_events_of_the_ring_s_first_minute_once() {
     assert_eq!(ks.segments(), &["pv249".to_string(), "signed".to_string()]);
     assert_eq!(ks.profile_document().path("scores.eng").and_then(Value::as_num), Some(299.0));
 }
+
+#[test]
+fn back_fill_does_not_count_twice_a_ring_out_of_time_order() {
+    // A clock set back (or a ring rebased onto another tab's newer write): recorded later, earlier in time.
+    let mut ks = Keystone::new(Options::default(), NativeHost::boxed(13), None, T0);
+    ks.track(T0 + 120_000.0, "V", Map::new()).unwrap();
+    ks.track(T0, "V", Map::new()).unwrap();
+    let defs = json(r#"{"version":1,"scores":[{"id":"v","rules":[{"event":"V","points":1}]}],"segments":[
+        {"id":"ge2","condition":{"$performed":{"event":"V","count":{"$gte":2}}}},
+        {"id":"ge3","condition":{"$performed":{"event":"V","count":{"$gte":3}}}}]}"#);
+    ks.load_definitions(&defs, T0 + 180_000.0).unwrap();
+    assert_eq!(ks.segments(), &["ge2".to_string()]);
+    assert_eq!(ks.profile_document().path("scores.v").and_then(Value::as_num), Some(2.0));
+}

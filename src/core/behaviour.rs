@@ -404,7 +404,7 @@ pub fn align(state: &mut State, nodes: &[Node], scores: &[ScoreDef], ring: &[Rec
     // profile's per-minute counts stand in where no property is read (a count without `where`, a
     // score rule without `where`): each event at the start of its minute.
     // In the ring's first minute, only the events the ring does not hold.
-    let start = ring.first().map_or(f64::INFINITY, |r| floor(r.ts / MINUTE) * MINUTE);
+    let start = floor(ring.iter().fold(f64::INFINITY, |a, r| a.min(r.ts)) / MINUTE) * MINUTE;
     for e in events {
         for &(m, k) in e.counts.entries() {
             let ts = m as f64 * MINUTE;
