@@ -137,6 +137,7 @@ impl Core {
         let stored = seen.as_deref().map(parse_stored);
         let newer = stored.as_ref().and_then(|v| v.get("v")).and_then(Value::as_num).is_some_and(|v| v > codec::VERSION);
         let mut ks = Keystone::new(opts, Box::new(BrowserHost), stored.as_ref(), now());
+        ks.deferred = true;
         if unreadable {
             ks.report(Error::new(codes::STORAGE_UNAVAILABLE, "storage refused to read the profile: this page keeps its own in memory and leaves the stored one alone"));
         }
@@ -190,7 +191,7 @@ impl Core {
             15 => Ok(text(&Value::Num(self.next_check()))),
             16 => Ok(opt(self.anonymous_id())),
             17 => Ok(opt(self.user_id())),
-            // With `a`: the `trackSegments` reports held (see `Keystone::refresh_held`).
+            // With `a`: the `trackSegments` reports made (see `Keystone::deferred`).
             18 => done(Ok(self.refresh(a.is_some()))),
             19 => Ok(opt(self.persist())),
             20 => Ok(self.drain(a.is_some())),
@@ -429,9 +430,9 @@ impl Core {
     }
 
     /// Re-evaluates time-windowed segments now.
-    fn refresh(&mut self, held: bool) {
-        if held {
-            self.ks.refresh_held(now())
+    fn refresh(&mut self, report: bool) {
+        if report {
+            self.ks.report_now(now())
         } else {
             self.ks.refresh(now())
         }
@@ -481,6 +482,10 @@ impl Core {
             notices.push(Value::Obj(Map::new().with("type", kind).with(key, val)));
         }
         let mut out = Map::new().with("n", Value::Arr(notices)).with("m", self.ks.consent().marketing);
+        // `trackSegments` reports to make (one tab at a time: see `Keystone::deferred`).
+        if self.ks.reports_pending() {
+            out.insert("r", Value::Bool(true));
+        }
         // After a change (`changed`): `x`, the next time-based change (as `nextCheck`), saving the
         // wrapper a call per change.
         if changed {

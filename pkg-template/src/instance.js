@@ -320,6 +320,7 @@ function notices(d) {
   const out = d.n;
   out.m = d.m;
   out.x = d.x;
+  out.r = d.r;
   if ("q" in d) (out.q = d.q), (out.a = d.a), (out.p = d.p);
   return out;
 }
@@ -348,6 +349,7 @@ export class Instance {
   #href; // the URL of the context the engine holds
   #ref; // its referrer: the previous URL after an SPA navigation (else document.referrer)
   #virtual; // the properties of the page() call that set the context (a virtual page view)
+  #reporting = 0; // a trackSegments report pass is waiting for the lock
   #call = null; // while a call made before the engine was ready is replayed: its [time, url, title]
   #unseen = 0; // the channels auto-capture's view of this page was not recorded in (no consent)
   #nav = null; // auto-capture's navigation check
@@ -375,29 +377,36 @@ export class Instance {
     if (!this.#stale && ((this.#expiryAt >= 0 && Date.now() >= this.#expiryAt) || this.#moved())) {
       this.#stale = 1; // not again from a listener of this refresh
       try {
-        this.#due();
+        this.refresh();
       } finally {
         this.#stale = 0;
       }
     }
   }
 
-  /** A time-based change is due (the timer, or a read past it): membership and listeners now;
-   * the report to the collector (`trackSegments`) once this tab holds the profile's lock and has
-   * read what storage holds. The visitor's open tabs reach the change at the same moment: the
-   * first reports and stores it, the others read that it was reported. */
-  #due() {
-    this.#run(() => this.#core.refresh("held"), undefined, true);
+  /** `trackSegments`: the engine has membership changes to report (`r`). The visitor's open tabs
+   * often reach one at the same moment (a window passing, tabs starting together, each other's
+   * writes): reported one tab at a time, under the profile's lock (a lease in storage where Web
+   * Locks are missing), each after reading what the one before stored, so a change goes out once. */
+  #tell() {
+    if (this.#reporting) return;
+    this.#reporting = 1;
     const key = this.#lockName();
-    const report = () => {
+    const pass = async () => {
+      this.#reporting = 0;
+      // A round trip to the browser first: by then the write of the tab that held the lock
+      // before has reached this tab's view of storage.
+      try {
+        await navigator.locks.query();
+      } catch (_) {}
       try {
         const v = localStorage.getItem(key);
         if (v) this.#run(() => this.#core.sync(key, v), false, true);
       } catch (_) {}
-      this.refresh();
+      this.#run(() => this.#core.refresh("report"), undefined, 2);
       this.persistNow();
     };
-    withLock(key, report, true).catch(report); // (a lease in storage where Web Locks are missing)
+    withLock(key, pass, true).catch(pass);
   }
 
   /** The engine, rebuilt on a fresh wasm instance after a trap; null once degraded. */
@@ -488,7 +497,8 @@ export class Instance {
         const h = this.#href;
         this.#follow();
         if (h == this.#href) this.#setContext(undefined, this.#virtual); // (a virtual page view stays)
-      });
+        this.#core.refresh(); // membership in that context
+      }, undefined, 2);
     }
     this.#call = when(c);
     this.#clock(this.#call && String(this.#call[0]));
@@ -532,6 +542,7 @@ export class Instance {
       if (isTrap(e)) retrap();
       notes = [];
     }
+    if (notes.r) this.#tell();
     if (this.#activate && "m" in notes) this.#activate(notes);
     if (this.#options.debug) for (const n of notes) this.#log(n.type, n.segment || n.userId || n.anonymousId || (n.error && n.error.code) || "");
     if (notes.length) {
@@ -568,7 +579,7 @@ export class Instance {
     if (at >= 0) {
       this.#expiryTimer = setTimeout(() => {
         this.#expiryAt = -1;
-        this.#due();
+        this.refresh();
       }, Math.min(Math.max(0, at - Date.now()), 2147483647));
     }
   }

@@ -164,6 +164,10 @@ pub struct Keystone {
     /// `trackSegments`: the next report compares all of the membership with what the profile
     /// last reported (at load, with new definitions, after an identity change).
     report_all: bool,
+    /// `trackSegments` reports are made only by [`Keystone::report_now`] (the page's tabs reach
+    /// a change at the same moment: the wrapper makes them one tab at a time, each after reading
+    /// what the one before stored). Off: each evaluation reports.
+    pub deferred: bool,
 }
 
 impl Keystone {
@@ -195,6 +199,7 @@ impl Keystone {
             orphans: None,
             unreported: Vec::new(),
             report_all: true,
+            deferred: false,
         };
         ks.journal.tab = uuid_v4(random16(ks.host.as_ref()));
         ks.journal.tab.truncate(8);
@@ -658,10 +663,7 @@ impl Keystone {
         if replayed {
             self.dirty = true;
         }
-        // Reports wait for this tab's next own evaluation: the change may be another tab's to report.
-        let t = ::core::mem::replace(&mut self.opts.track_segments, false);
         self.evaluate(now, true);
-        self.opts.track_segments = t;
         true
     }
 
@@ -714,13 +716,20 @@ impl Keystone {
         self.evaluate(now, true);
     }
 
-    /// As [`Keystone::refresh`], with the `trackSegments` reports left to the next evaluation:
-    /// the wrapper makes it once this tab holds the profile's lock and has read what the other
-    /// tabs stored (they reach a time-based change at the same moment: one reports it).
-    pub fn refresh_held(&mut self, now: f64) {
-        let t = ::core::mem::replace(&mut self.opts.track_segments, false);
+    /// Refreshes and makes the `trackSegments` reports due (see `deferred`).
+    pub fn report_now(&mut self, now: f64) {
+        let d = ::core::mem::replace(&mut self.deferred, false);
         self.refresh(now);
-        self.opts.track_segments = t;
+        self.deferred = d;
+    }
+
+    /// Whether `trackSegments` reports wait for [`Keystone::report_now`].
+    pub fn reports_pending(&self) -> bool {
+        self.reportable() && (self.report_all || !self.unreported.is_empty())
+    }
+
+    fn reportable(&self) -> bool {
+        self.opts.track_segments && self.exp.loaded && self.consent.personalization && self.consent.analytics
     }
 
     /// Recomputes membership; with `notify`, queues enter/exit notices for the changes.
@@ -766,7 +775,7 @@ impl Keystone {
     /// With `trackSegments`, queues `Segment Entered` / `Segment Exited` for each change since
     /// what this profile last reported (so a reload does not repeat them).
     fn report_segments(&mut self, now: f64) {
-        if !self.opts.track_segments || !self.exp.loaded || !self.consent.personalization || !self.consent.analytics {
+        if self.deferred || !self.reportable() {
             return;
         }
         let mut only = ::core::mem::take(&mut self.unreported);

@@ -378,3 +378,26 @@ test("snippet: a virtual page view queued before ready stays the context after t
   assert.deepEqual(page.problems, []);
   await ctx.close();
 });
+
+test("snippet: after a navigation made before ready, membership follows the context the replay ends on", async () => {
+  const { ctx, page, release } = await delayedContext();
+  await page.evaluate(() => {
+    const s = document.createElement("script");
+    s.src = "/pkg/dist/snippet.js";
+    s.onload = () => {
+      window.pInit = window.keystone.init({ autoCapture: false, segments: { version: 1, segments: [{ id: "checkout", condition: { "context.path": "/checkout/2" } }] } });
+      window.keystone.page({ url: "/checkout/2?utm_source=mail", path: "/checkout/2" });
+      history.pushState({}, "", "/tests/elsewhere");
+    };
+    document.head.appendChild(s);
+  });
+  await page.waitForFunction(() => !!window.pInit);
+  release();
+  const out = await page.evaluate(async () => {
+    await window.pInit;
+    return [window.keystone.profile().context.path, window.keystone.segments()];
+  });
+  assert.deepEqual(out, ["/tests/elsewhere", []]);
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+});

@@ -189,3 +189,30 @@ test("trackSegments with tabs on different pages: a segment of the page's contex
   assert.deepEqual(await Promise.all([a, b].map((p) => p.evaluate(() => ks.segments()))), [["on_shoes"], []]);
   await ctx.close();
 });
+
+test("trackSegments with three tabs: a change they reach together, or only by each other's events, is reported once", async () => {
+  const ctx = await h.browser.newContext();
+  const pages = await tabs(3, ctx);
+  const opts = {
+    endpoint: "/v1/batch", writeKey: "demo-key", autoCapture: false, trackSegments: true, flushAt: 1, flushInterval: 50,
+    segments: { version: 1, segments: [
+      { id: "everyone", condition: {} },
+      { id: "viewer", condition: { $performed: { event: "PV" } } },
+      { id: "three_carts", condition: { $performed: { event: "Cart", count: { $gte: 3 } } } },
+    ] },
+  };
+  // The tabs start together (a restored session), then each makes a change at the same moment:
+  // each views (every tab enters "viewer"), and each adds one cart item (only the three
+  // together make "three_carts").
+  const ids = await Promise.all(pages.map((p) => p.evaluate(async (o) => (window.ks = await Keystone.init(o)).anonymousId(), opts)));
+  await Promise.all(pages.map((p) => p.evaluate(() => ks.track("PV"))));
+  await Promise.all(pages.map((p) => p.evaluate(() => ks.track("Cart"))));
+  const sent = () => h.server.collector.events.filter((e) => e.anonymousId === ids[0] && /^Segment /.test(e.event)).map((e) => e.event + " " + e.properties.segment).sort();
+  const want = ["Segment Entered everyone", "Segment Entered three_carts", "Segment Entered viewer"];
+  const t0 = Date.now();
+  while (sent().length < 3 && Date.now() - t0 < 5000) await pages[0].waitForTimeout(50);
+  await pages[0].waitForTimeout(1500); // (no copy comes later)
+  assert.deepEqual(sent(), want);
+  assert.deepEqual(await Promise.all(pages.map((p) => p.evaluate(() => ks.segments()))), Array(3).fill(["everyone", "three_carts", "viewer"]));
+  await ctx.close();
+});
