@@ -350,6 +350,7 @@ export class Instance {
   #ref; // its referrer: the previous URL after an SPA navigation (else document.referrer)
   #virtual; // the properties of the page() call that set the context (a virtual page view)
   #reporting = 0; // a trackSegments report pass is waiting for the lock
+  #told; // the last report pass (flush waits for it)
   #call = null; // while a call made before the engine was ready is replayed: its [time, url, title]
   #unseen = 0; // the channels auto-capture's view of this page was not recorded in (no consent)
   #nav = null; // auto-capture's navigation check
@@ -406,7 +407,7 @@ export class Instance {
       this.#run(() => this.#core.refresh("report"), undefined, 2);
       this.persistNow();
     };
-    withLock(key, pass, true).catch(pass);
+    this.#told = withLock(key, pass, true).catch(pass);
   }
 
   /** The engine, rebuilt on a fresh wasm instance after a trap; null once degraded. */
@@ -929,7 +930,8 @@ export class Instance {
    * there is no endpoint), rejects when this attempt failed; retries go on in the background.
    */
   flush() {
-    return this.#tx ? this.#tx.flush().catch((e) => Promise.reject(toKeystoneError(e))) : Promise.resolve();
+    // With the trackSegments reports of the changes made so far (they are made a moment later).
+    return Promise.resolve(this.#told).then(() => (this.#tx ? this.#tx.flush().catch((e) => Promise.reject(toKeystoneError(e))) : undefined));
   }
 
   /** Re-evaluates time-windowed segments now. */

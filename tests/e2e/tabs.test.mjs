@@ -216,3 +216,20 @@ test("trackSegments with three tabs: a change they reach together, or only by ea
   assert.deepEqual(await Promise.all(pages.map((p) => p.evaluate(() => ks.segments()))), Array(3).fill(["everyone", "three_carts", "viewer"]));
   await ctx.close();
 });
+
+test("trackSegments in one tab: flush() right after the change delivers its report", async () => {
+  const ctx = await h.browser.newContext();
+  const [a] = await tabs(1, ctx);
+  const out = await a.evaluate(async () => {
+    const ks = await Keystone.init({
+      endpoint: "/v1/batch", writeKey: "demo-key", autoCapture: false, trackSegments: true, flushAt: 100, flushInterval: 60000,
+      segments: { version: 1, segments: [{ id: "buyer", condition: { $performed: { event: "Buy" } } }] },
+    });
+    ks.track("Buy");
+    await ks.flush();
+    return ks.anonymousId();
+  });
+  const sent = h.server.collector.events.filter((e) => e.anonymousId === out).map((e) => e.event);
+  assert.deepEqual(sent, ["Buy", "Segment Entered"]);
+  await ctx.close();
+});
