@@ -394,7 +394,6 @@ export class Instance {
     this.#reporting = 1;
     const key = this.#lockName();
     const pass = async () => {
-      this.#reporting = 0;
       // A round trip to the browser first: by then the write of the tab that held the lock
       // before has reached this tab's view of storage.
       try {
@@ -404,6 +403,7 @@ export class Instance {
         const v = localStorage.getItem(key);
         if (v) this.#run(() => this.#core.sync(key, v), false, true);
       } catch (_) {}
+      this.#reporting = 0; // (what this refresh reports, the sync's changes included, needs no other pass)
       this.#run(() => this.#core.refresh("report"), undefined, 2);
       this.persistNow();
     };

@@ -212,7 +212,11 @@ test("trackSegments with three tabs: a change they reach together, or only by ea
   const t0 = Date.now();
   while (sent().length < 3 && Date.now() - t0 < 5000) await pages[0].waitForTimeout(50);
   await pages[0].waitForTimeout(1500); // (no copy comes later)
-  assert.deepEqual(sent(), want);
+  // Each change is reported (the three tabs' carts together too). A copy is possible only when a
+  // tab's view of storage has not yet received the write of the tab that held the lock before it
+  // (rare: at most one here; one per tab and change before, 6 for these 3 changes).
+  assert.deepEqual([...new Set(sent())], want);
+  assert.ok(sent().length <= want.length + 1, sent().join(", "));
   assert.deepEqual(await Promise.all(pages.map((p) => p.evaluate(() => ks.segments()))), Array(3).fill(["everyone", "three_carts", "viewer"]));
   await ctx.close();
 });
