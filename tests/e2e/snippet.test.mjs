@@ -354,19 +354,26 @@ test("keystone.global.js whose keystoneConfig start fails: later Promise calls r
   await ctx.close();
 });
 
-test("snippet: a virtual page view queued before ready stays the context after the replay", async () => {
+/** The snippet file loaded, `init` (with a segment on the path /checkout/2) and then `queue`
+ * (a function run in the page) called on its stub before the global script arrives; released. */
+async function queuedOnSnippet(queue) {
   const { ctx, page, release } = await delayedContext();
-  await page.evaluate(() => {
+  await page.evaluate((queue) => {
     const s = document.createElement("script");
     s.src = "/pkg/dist/snippet.js";
     s.onload = () => {
       window.pInit = window.keystone.init({ autoCapture: false, segments: { version: 1, segments: [{ id: "checkout", condition: { "context.path": "/checkout/2" } }] } });
-      window.keystone.page({ url: "/checkout/2?utm_source=mail", path: "/checkout/2", title: "Step 2" });
+      (0, eval)(queue)();
     };
     document.head.appendChild(s);
-  });
+  }, queue.toString());
   await page.waitForFunction(() => !!window.pInit);
   release();
+  return { ctx, page };
+}
+
+test("snippet: a virtual page view queued before ready stays the context after the replay", async () => {
+  const { ctx, page } = await queuedOnSnippet(() => window.keystone.page({ url: "/checkout/2?utm_source=mail", path: "/checkout/2", title: "Step 2" }));
   const out = await page.evaluate(async () => {
     await window.pInit;
     const c = window.keystone.profile().context;
@@ -380,19 +387,10 @@ test("snippet: a virtual page view queued before ready stays the context after t
 });
 
 test("snippet: after a navigation made before ready, membership follows the context the replay ends on", async () => {
-  const { ctx, page, release } = await delayedContext();
-  await page.evaluate(() => {
-    const s = document.createElement("script");
-    s.src = "/pkg/dist/snippet.js";
-    s.onload = () => {
-      window.pInit = window.keystone.init({ autoCapture: false, segments: { version: 1, segments: [{ id: "checkout", condition: { "context.path": "/checkout/2" } }] } });
-      window.keystone.page({ url: "/checkout/2?utm_source=mail", path: "/checkout/2" });
-      history.pushState({}, "", "/tests/elsewhere");
-    };
-    document.head.appendChild(s);
+  const { ctx, page } = await queuedOnSnippet(() => {
+    window.keystone.page({ url: "/checkout/2?utm_source=mail", path: "/checkout/2" });
+    history.pushState({}, "", "/tests/elsewhere");
   });
-  await page.waitForFunction(() => !!window.pInit);
-  release();
   const out = await page.evaluate(async () => {
     await window.pInit;
     return [window.keystone.profile().context.path, window.keystone.segments()];
