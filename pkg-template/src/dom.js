@@ -92,9 +92,11 @@ export const handlers = {
   "data-keystone-show": visibility,
   "data-keystone-hide": visibility,
   "data-keystone-text": (ks, el, path, state) => {
-    const v = at(state.profile(), path);
-    // Missing, empty or structured values show the authored text (again, e.g. after reset()).
-    text(el, v != null && v !== "" && typeof v != "object" ? String(v) : null);
+    const d = state.profile(),
+      v = at(d, path);
+    // Missing, empty or structured values show the authored text (again, e.g. after reset()), as
+    // does every value while personalization consent is refused (§6).
+    text(el, v != null && v !== "" && typeof v != "object" && !(d.consent && d.consent.personalization === false) ? String(v) : null);
   },
 };
 

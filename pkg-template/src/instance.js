@@ -785,9 +785,10 @@ export class Instance {
   }
 
   /** Consent changed: auto-capture's view of the page the visitor is on, which no consent
-   * allowed to record, is recorded now if consent allows it. */
+   * allowed to record, is recorded now if consent allows it; the page's markup follows. */
   #late() {
     if (this.#unseen) this._navigated(undefined, 0, 1, true);
+    this.#onChange && this.#onChange();
   }
 
   /** Erases every key and cookie Keystone stored, withdraws all consent, starts afresh. */
@@ -813,6 +814,7 @@ export class Instance {
     // The fresh identity has not seen this page: its view waits for consent, as at the start.
     if (this.#views) this.#unseen = 3;
     this.#cookieId = null;
+    this.#onChange && this.#onChange();
   }
 
   /** Records a named event. */

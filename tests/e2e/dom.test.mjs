@@ -234,6 +234,41 @@ test("the README documents the exact anti-flicker rule the wrapper injects", () 
   assert.ok(page.includes(css), "the cloak test page uses the documented rule");
 });
 
+test("the markup is as authored while personalization consent is refused, and follows a grant or a withdrawal at once (§6)", async () => {
+  const page = await openDom();
+  const out = await page.evaluate(async (defs) => {
+    const ks = await Keystone.init({ segments: defs, consent: { personalization: false } });
+    const el = document.getElementById("missing");
+    const show = document.getElementById("show");
+    el.setAttribute("data-keystone-text", "traits.firstName");
+    const state = async () => (await new Promise((r) => setTimeout(r, 50)), [el.textContent, show.hidden]);
+    ks.setTraits({ firstName: "Ada" });
+    ks.track("Product Viewed");
+    const refused = await state();
+    await ks.setConsent({ personalization: true });
+    ks.setTraits({ firstName: "Bo" });
+    ks.track("Product Viewed");
+    const granted = await state();
+    await ks.setConsent({ personalization: false });
+    const withdrawn = await state();
+    await ks.setConsent({ personalization: true });
+    ks.setTraits({ firstName: "Cy" });
+    ks.track("Product Viewed");
+    const again = await state();
+    await ks.forget();
+    return { refused, granted, withdrawn, again, forgotten: await state() };
+  }, DEFS);
+  assert.deepEqual(out, {
+    refused: ["default text", true],
+    granted: ["Bo", false],
+    withdrawn: ["default text", true],
+    again: ["Cy", false],
+    forgotten: ["default text", true],
+  });
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
 test("data-keystone-text restores only what it wrote: text that arrives later and the page's own changes stay; an empty value is missing", async () => {
   const page = await openDom();
   const out = await page.evaluate(async () => {
