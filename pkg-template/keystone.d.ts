@@ -349,7 +349,9 @@ export interface KeystoneInstance {
    */
   userId(): string | null;
   /**
-   * Subscribes to a Keystone event. Listeners run after the call that caused them returns.
+   * Subscribes to a Keystone event. Listeners run before the call that caused them returns, once
+   * Keystone is done with it (a listener may call Keystone again); a listener that throws does
+   * not stop the others.
    * @example ks.on("segment:enter", ({ segment }) => console.log("entered", segment));
    */
   on<K extends keyof KeystoneEvents>(eventName: K, callback: (payload: KeystoneEvents[K]) => void): KeystoneInstance;

@@ -1,7 +1,7 @@
 // The public Keystone API over the wasm engine. Every method is guarded: nothing throws into
 // the host page. Bad input becomes a KeystoneError (a real Error with a stable `code`), reported
 // through a rejected Promise where the method returns one, an "error" event and one console
-// warning. Listener notifications are delivered after the API call returns (microtask).
+// warning. Listeners hear a call's changes before it returns (`segment:enter` right after `track`).
 import { initSync, coreNew, coreCall, evalCondition as evalConditionWasm, __ksReinit } from "#wasm";
 import { readContext } from "./context.js";
 import { checkDelivery, transport } from "./transport.js";
@@ -11,7 +11,7 @@ import { experience, redecide } from "./experience-dom.js";
 
 handlers["data-keystone-experience"] = experience;
 import { startCapture } from "./capture.js";
-import { withLock, readCookie, writeCookie, eraseAll, micro, stringify } from "./sync.js";
+import { withLock, readCookie, writeCookie, eraseAll, stringify } from "./sync.js";
 
 /** A real Error carrying a stable `code` (and `segmentId`/`path` for definition errors). */
 export class KeystoneError extends Error {
@@ -530,7 +530,7 @@ export class Instance {
   #report(e) {
     if (isTrap(e)) retrap();
     const err = warn(toKeystoneError(e));
-    micro(() => this.#emit("error", err));
+    this.#emit("error", err);
     return err;
   }
 
@@ -546,14 +546,6 @@ export class Instance {
     if (notes.r) this.#tell();
     if (this.#activate && "m" in notes) this.#activate(notes);
     if (this.#options.debug) for (const n of notes) this.#log(n.type, n.segment || n.userId || n.anonymousId || (n.error && n.error.code) || "");
-    if (notes.length) {
-      micro(() => {
-        for (const n of notes) {
-          if (n.type === "error") this.#emit("error", warn(toKeystoneError(n.error)));
-          else this.#emit(n.type, n.type.startsWith("segment:") ? { segment: n.segment } : n.type === "identify" ? { userId: n.userId } : { anonymousId: n.anonymousId });
-        }
-      });
-    }
     if (mutates) {
       this.#schedulePersist();
       this.#scheduleExpiry(notes.x);
@@ -562,6 +554,12 @@ export class Instance {
     // what was queued (analytics) or stored of it (personalization).
     if (this.#tx && (start || mutates || (notes.q && notes.q.length) || notes.a === false || notes.p === false)) this.#tx.take(notes);
     if ((mutates || notes.length) && this.#onChange) this.#onChange();
+    // Listeners hear the call's changes before it returns, once Keystone is done with them (a
+    // listener may call Keystone again).
+    for (const n of notes) {
+      if (n.type === "error") this.#emit("error", warn(toKeystoneError(n.error)));
+      else this.#emit(n.type, n.type.startsWith("segment:") ? { segment: n.segment } : n.type === "identify" ? { userId: n.userId } : { anonymousId: n.anonymousId });
+    }
   }
 
   /** One timer, set to the next time-based membership change (a window passing, a score decaying). */
@@ -708,11 +706,14 @@ export class Instance {
     this.#scheduleExpiry();
   }
 
-  /** @internal Called once init has resolved: delivers the errors found while starting. */
+  /** @internal Called as init resolves: errors from then on reach listeners at once; those found
+   * while starting reach listeners added right after init resolves (a task later). */
   _ready() {
     const early = this.#early;
     this.#early = null;
-    for (const e of early) this.#emit("error", e);
+    setTimeout(() => {
+      for (const e of early) this.#emit("error", e);
+    });
   }
 
   /** @internal A page of auto-capture: the page shown at start (no `referrer`) or an SPA
@@ -1056,7 +1057,7 @@ export function init(options, wasmUrl, landing) {
     // The script-tag build renders once the calls queued before ready are replayed: an
     // experience is decided (its exposure recorded) in the state and page view they make.
     if (!landing) ks._bind();
-    setTimeout(() => ks._ready());
+    ks._ready();
     return ks;
   })();
   current = current.catch((e) => {

@@ -406,6 +406,47 @@ test("a throwing listener does not break Keystone, the caller, or the other list
   await page.context().close();
 });
 
+test("listeners hear a call's changes before it returns; a listener may call Keystone again", async () => {
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    const ks = await Keystone.init({
+      segments: {
+        version: 1,
+        segments: [
+          { id: "viewer", condition: { $performed: { event: "Viewed" } } },
+          { id: "rewarded", condition: { $performed: { event: "Reward" } } },
+        ],
+      },
+    });
+    const log = [];
+    ks.on("segment:enter", ({ segment }) => {
+      log.push("enter " + segment);
+      // Called back from a listener: its own changes are heard too, in order.
+      if (segment === "viewer") ks.track("Reward");
+    });
+    ks.on("segment:exit", ({ segment }) => log.push("exit " + segment));
+    ks.on("identify", ({ userId }) => log.push("identify " + userId.length));
+    ks.on("reset", () => log.push("reset"));
+    ks.on("error", (e) => log.push("error " + e.code));
+    ks.track("Viewed");
+    const afterTrack = [...log];
+    ks.track(42);
+    const afterBad = [...log];
+    const p = ks.identify("ada@example.com");
+    const afterIdentify = [...log];
+    await p;
+    ks.reset();
+    const afterReset = [...log];
+    return { afterTrack, afterBad, afterIdentify, afterReset, segs: ks.segments() };
+  });
+  assert.deepEqual(out.afterTrack, ["enter viewer", "enter rewarded"]);
+  assert.deepEqual(out.afterBad.slice(2), ["error invalid_argument"]);
+  assert.deepEqual(out.afterIdentify.slice(3), ["identify 64"]);
+  assert.deepEqual(out.afterReset.slice(4).sort(), ["exit rewarded", "exit viewer", "reset"]);
+  assert.deepEqual(out.segs, []);
+  await page.context().close();
+});
+
 test("a segments URL that fails: init resolves and reports definitions_fetch_failed; loadSegments(url) rejects with it", async () => {
   const page = await h.open();
   const out = await page.evaluate(async () => {

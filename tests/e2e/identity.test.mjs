@@ -135,7 +135,7 @@ test("transitions: anonymous → A, A → A, A → B, reset, A again; applied an
     await ks.identify("bob@example.com");
     const b = ks.profile();
     out.ab = { userId: b.userId, anon: b.anonymousId, events: Object.keys(b.events), traits: b.traits, segments: ks.segments(), stored: stored().aid, linked: b.linkedAnonymousIds, fired: events.splice(0) };
-    // reset: B set aside, new anonymous id, empty profile, "reset" after the call returns.
+    // reset: B set aside, new anonymous id, empty profile, "reset" heard before the call returns.
     ks.reset();
     out.reset = { firedYet: events.length, userId: ks.userId(), anon: ks.anonymousId(), stored: stored().aid, events: Object.keys(ks.profile().events), traits: ks.profile().traits };
     await Promise.resolve();
@@ -151,7 +151,7 @@ test("transitions: anonymous → A, A → A, A → B, reset, A again; applied an
 
   assert.equal(r.bad, "invalid_email");
   assert.deepEqual(r.badKept, [null, null]);
-  assert.deepEqual(r.sync, { userId: ADA, gold: true, stored: ADA, firedYet: 0 });
+  assert.deepEqual(r.sync, { userId: ADA, gold: true, stored: ADA, firedYet: 2 }, "listeners heard it before identify returned");
   assert.deepEqual(r.afterA.events, [["identify", ADA], ["segment:enter", "gold_viewers"]]);
   assert.deepEqual(r.afterA.linked, [r.anon]);
   assert.equal(r.afterA.anon, r.anon);
@@ -165,7 +165,7 @@ test("transitions: anonymous → A, A → A, A → B, reset, A again; applied an
   assert.deepEqual(r.ab.linked, [r.ab.anon]);
   assert.deepEqual(r.ab.fired.filter(([t]) => t === "identify"), [["identify", BOB]]);
   assert.ok(r.ab.fired.some(([t, s]) => t === "segment:exit" && s === "buyers"));
-  assert.equal(r.reset.firedYet, 0);
+  assert.equal(r.reset.firedYet, 1, "reset heard before the call returns");
   assert.equal(r.reset.userId, null);
   assert.notEqual(r.reset.anon, r.ab.anon);
   assert.equal(r.reset.stored, r.reset.anon, "reset written at once");
