@@ -230,7 +230,7 @@ export interface Decision {
   /** The experience id. */
   experience: string;
   /** The variant to show: the eligible one of highest priority, else the last one. */
-  variant: string | null;
+  variant: string;
   /** In the holdout group (stable per identity and experience): `variant` is the last one. */
   holdout: boolean;
 }

@@ -39,7 +39,7 @@ export async function main(): Promise<void> {
   const member: boolean = ks.inSegment("shoe_fans");
   const why = ks.explain("shoe_fans");
   const decision = ks.decide("hero");
-  const variant: string | null | undefined = decision?.variant;
+  const variant: string | undefined = decision?.variant; // a decision always names a variant
   const profile: Profile | null = ks.profile();
   if (!profile) return;
   const tier = profile.traits.tier;
