@@ -8,9 +8,10 @@
 // two tabs ever read-modify-write one key — and holds the Web Lock `<prefix>tab.<tab>` while it
 // lives (a heartbeat key where Web Locks are missing). Sending is serialized across tabs by the
 // Web Lock `<prefix>flush` (a lease in storage otherwise). Its holder also adopts the queues of
-// pages that are gone (tab lock released / heartbeat stale): it stores them in its own queue
-// first, then removes theirs — so an event can at worst be sent twice, never lost. A queue is
-// taken in once per page; while this page cannot store its own, theirs stay stored.
+// pages that are gone (tab lock released / heartbeat stale), taking over their tab lock: it
+// stores them in its own queue first, then removes theirs — so an event can at worst be sent
+// twice, never lost. A queue is taken in once; while this page cannot store its own, theirs stay
+// stored (and go to another tab if this one goes first).
 //
 // Requests are `keepalive` (they outlive the page). On `visibilitychange` → hidden and
 // `pagehide`, the batch in flight counts as accepted for sending, and every waiting event leaves
@@ -153,14 +154,19 @@ export function transport(o, report) {
     }
   }
 
-  /** Adopts the stored queues of pages that are gone (under the flush lock). */
+  /** Takes the Web Lock `n` if it is free and holds it while this page lives. */
+  const hold = (n) => new Promise((r) => locks.request(n, { ifAvailable: true }, (l) => (r(l), l && new Promise(() => {}))).catch(() => r()));
+
+  /** Adopts the stored queues of pages that are gone (under the flush lock). A page gone is
+   * known by its tab lock being free; the adopter then holds that lock while it lives: no other
+   * tab takes the queue over again (its view of storage may not show the removal yet), and if
+   * the adopter goes before the queue is sent, another tab does. */
   async function adopt() {
     const theirs = keys().filter((k) => k != own);
     if (!theirs[0] || !granted) return;
-    const held = locks && (await locks.query()).held.map((l) => l.name);
     for (const k of theirs) {
       const id = k.slice(QK.length);
-      if (taken[k] || (held ? held.includes(P + "tab." + id) : now() - get(HB + id) < 18e4)) continue;
+      if (taken[k] || (locks ? !(await hold(P + "tab." + id)) : now() - get(HB + id) < 18e4)) continue;
       q.adopt(get(k));
       taken[k] = 1; // once per page: kept while ours cannot be stored, it is not taken in again
     }

@@ -434,6 +434,51 @@ test("a closed tab's queue adopted by a tab that cannot store its own: sent once
   await context.close();
 });
 
+for (const goes of [false, true]) {
+  test(`a closed tab's queue is adopted by one tab only: a third tab leaves it to the tab holding it${goes ? ", and sends it once that tab goes" : ""}`, async () => {
+    // The adopter cannot store its own queue, so the closed tab's queue stays stored while the
+    // adopter owns its events: what a tab whose view of storage lags the adopter's removal sees.
+    const run = goes ? "adoptgone" : "adoptonce";
+    collector().reset();
+    const context = await h.browser.newContext();
+    const stay = await h.open("/tests/esm.html", { context });
+    const leave = await h.open("/tests/esm.html", { context });
+    await stay.evaluate(() => {
+      const set = Storage.prototype.setItem;
+      Storage.prototype.setItem = function (k, v) {
+        if (String(k).startsWith("ks_q.")) throw new DOMException("The quota has been exceeded.", "QuotaExceededError");
+        return set.call(this, k, v);
+      };
+      navigator.sendBeacon = () => false;
+    });
+    // A retry long after the first failure: none is in flight when `stay` is closed.
+    await track(stay, { ...FAST, flushAt: 100, flushInterval: 300, retryBase: 3e4, retryMax: 3e4 }, run, 0, 1);
+    await track(leave, { ...FAST, flushAt: 1000, flushInterval: 60000 }, run, 5);
+    await leave.evaluate(() => (navigator.sendBeacon = () => false));
+    await sleep(400);
+    const queues = () => stay.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("ks_q.")));
+    const left = await queues();
+    assert.equal(left.length, 1, "the closing tab's queue is stored");
+    faults({ status: 503, count: 1e9 });
+    await leave.close({ runBeforeUnload: true });
+    assert.ok(await until(() => collector().requests.length >= 1, 3000), "adopted: `stay` tried to send it");
+    const other = await h.open("/tests/esm.html", { context });
+    await track(other, FAST, run, 0, 2);
+    await sleep(600);
+    assert.deepEqual(await queues(), left, "the third tab took nothing over");
+    if (goes) await stay.close({ runBeforeUnload: true }); // its events in memory only: gone with it
+    faults({ status: 0, count: 0 });
+    await Promise.all((goes ? [other] : [stay, other]).map((p) => p.evaluate(() => ks.flush().catch(() => {}))));
+    await delivered(run, 1, 5, 5000);
+    await sleep(800);
+    const t = record(goes ? "closed tab's queue, its adopter closed too" : "closed tab's queue, a third tab opens", run, 1, 5);
+    assert.equal(t.duplicates, 0, "each event arrives once");
+    assert.ok(await until(async () => (await other.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("ks_q.")))).length === 0, 2000), "the stored queue is removed once delivered");
+    assert.deepEqual(other.problems.filter((p) => !p.includes("status of 503")), []);
+    await context.close();
+  });
+}
+
 test("beacon batches never exceed 64 KB; what the quota refuses waits for the next page", async () => {
   const { context, page } = await fresh();
   const pad = "x".repeat(1500);
