@@ -298,10 +298,9 @@ impl Core {
         }
     }
 
-    fn write_aside(&self, v: &Value) {
-        if !self.keep_out {
-            storage::set(&self.key_aside(), &json::write(v, &BrowserHost));
-        }
+    /// Writes the set-aside profiles; false when storage refused them.
+    fn write_aside(&self, v: &Value) -> bool {
+        self.keep_out || storage::set(&self.key_aside(), &json::write(v, &BrowserHost))
     }
 
     fn key_aside(&self) -> String {
@@ -333,9 +332,15 @@ impl Core {
     }
 
     /// Identity changes are written at once (not coalesced): the set-aside profiles, then the profile.
+    /// With storage full, the stored profile about to be written over makes room first: the
+    /// profile set aside is not lost to the one replacing it.
     fn write_identity(&mut self) {
         if let Some(v) = self.ks.take_aside() {
-            self.write_aside(&v);
+            if !self.write_aside(&v) {
+                storage::remove(&self.key_profile);
+                let ok = self.write_aside(&v);
+                self.refused(ok);
+            }
         }
         self.persist();
     }
@@ -442,6 +447,14 @@ impl Core {
     /// tabs' writes). The first refusal of storage becomes a `storage_unavailable` notice (the
     /// profile lives on in memory). Returns the anonymous id the wrapper keeps in the
     /// first-party cookie: None when nothing may be kept (no `personalization`) or no id yet.
+    /// Reports (once) that storage refused a write (`ok` false).
+    fn refused(&mut self, ok: bool) {
+        if !ok && !self.storage_warned {
+            self.storage_warned = true;
+            self.ks.report(Error::new(codes::STORAGE_UNAVAILABLE, "storage refused the write; keeping the profile in memory"));
+        }
+    }
+
     fn persist(&mut self) -> Option<String> {
         if self.keep_out {
             let _ = self.ks.write(None, now());
@@ -452,10 +465,7 @@ impl Core {
                 let s = json::write(&v, &BrowserHost);
                 let ok = !s.is_empty() && storage::set(&self.key_profile, &s);
                 self.seen = Some(s);
-                if !ok && !self.storage_warned {
-                    self.storage_warned = true;
-                    self.ks.report(Error::new(codes::STORAGE_UNAVAILABLE, "storage refused the write; keeping the profile in memory"));
-                }
+                self.refused(ok);
             }
             self.file_orphans();
         }

@@ -284,6 +284,52 @@ fn set_aside_profiles_survive_a_reload_through_their_stored_form() {
     assert_eq!(count(&again, "Order Completed"), 1.0);
 }
 
+/// The `storage_corrupt` errors among the notices since the last call.
+fn corrupt_reports(ks: &mut Keystone) -> usize {
+    ks.take_notices().iter().filter(|n| matches!(n, Notice::Error(e) if e.code == "storage_corrupt")).count()
+}
+
+#[test]
+fn damaged_set_aside_profiles_are_reported_and_written_back_without_the_damage() {
+    let mut ks = engine(13);
+    ks.track(T0, "Order Completed", Map::new()).unwrap();
+    identify(&mut ks, T0, "ada@example.com", Map::new());
+    ks.reset(T0 + 1.0);
+    let good = ks.take_aside().unwrap().as_arr().unwrap()[0].clone();
+
+    // Unreadable forms: reported once per read, the readable entry kept and brought back.
+    for stored in [json("42"), Value::Str("[[\"ab".into()), json(r#"{"a":1}"#), Value::Arr(vec![json("1"), good.clone(), json(r#"{"v":2}"#)])] {
+        let mut again = engine(14);
+        again.load_aside(&stored);
+        assert_eq!(corrupt_reports(&mut again), 1, "{stored:?}");
+        let written = again.take_aside().expect("written back without the damage");
+        assert!(written.as_arr().unwrap().iter().all(|e| e.as_arr().is_some_and(|e| e.len() == 3)));
+        identify(&mut again, T0 + 2.0, "ada@example.com", Map::new());
+        let held = usize::from(stored.as_arr().is_some());
+        assert_eq!(count(&again, "Order Completed"), held as f64, "{stored:?}");
+    }
+    // A readable entry whose profile is damaged: repaired when taken, and reported.
+    let mut bad = good.clone();
+    if let Value::Arr(e) = &mut bad {
+        if let Value::Obj(p) = &mut e[2] {
+            p.insert(String::from("traits"), json("7"));
+        }
+    }
+    let mut again = engine(15);
+    again.load_aside(&Value::Arr(vec![bad]));
+    assert_eq!(corrupt_reports(&mut again), 0);
+    identify(&mut again, T0 + 2.0, "ada@example.com", Map::new());
+    assert_eq!(corrupt_reports(&mut again), 1);
+    assert_eq!(count(&again, "Order Completed"), 1.0);
+    // Nothing damaged, nothing reported.
+    let mut clean = engine(16);
+    clean.load_aside(&Value::Arr(vec![good]));
+    identify(&mut clean, T0 + 2.0, "ada@example.com", Map::new());
+    assert_eq!(corrupt_reports(&mut clean), 0);
+    clean.load_aside(&Value::Null);
+    assert_eq!(corrupt_reports(&mut clean), 0);
+}
+
 #[test]
 fn set_aside_store_is_lru_bounded_and_obeys_retention() {
     let mut ks = engine(12);

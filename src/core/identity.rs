@@ -101,6 +101,8 @@ pub enum Change {
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Aside {
     entries: Vec<(String, f64, Value)>,
+    /// Stored entries were found unreadable (skipped) or damaged (repaired) since last asked.
+    pub faults: bool,
 }
 
 impl Aside {
@@ -108,9 +110,12 @@ impl Aside {
     /// [`Aside::to_value`] writes it); unreadable entries are skipped.
     pub fn from_value(v: &Value) -> Aside {
         let mut a = Aside::default();
+        a.faults = v.as_arr().is_none() && !v.is_null();
         for e in v.as_arr().map_or(&[][..], Vec::as_slice) {
             if let Some([Value::Str(u), Value::Num(t), p @ Value::Obj(_)]) = e.as_arr().map(Vec::as_slice) {
                 a.entries.push((u.clone(), *t, p.clone()));
+            } else {
+                a.faults = true;
             }
         }
         a
@@ -134,7 +139,13 @@ impl Aside {
     pub fn put(&mut self, p: &Profile, now: f64, retention: f64) {
         let Some(u) = p.user_id.as_deref() else { return };
         self.entries.retain(|x| x.0 != u);
-        self.entries.push((u.into(), now, codec::encode(p)));
+        // Without its page context (a profile taken back gets the page's): the entry is smaller
+        // than the stored profile it replaces, so full storage makes room for it (the facade).
+        let mut v = codec::encode(p);
+        if let Value::Obj(m) = &mut v {
+            m.remove("ctx");
+        }
+        self.entries.push((u.into(), now, v));
         self.prune(now, retention);
     }
 
@@ -143,7 +154,9 @@ impl Aside {
         self.prune(now, retention);
         let v = take(&mut self.entries.iter_mut().find(|x| x.0 == user_id)?.2);
         self.entries.retain(|x| x.0 != user_id);
-        codec::decode(&v).0
+        let (p, errors) = codec::decode(&v);
+        self.faults |= !errors.is_empty();
+        p
     }
 
     /// Drops entries unused for longer than `retention`, then the least recently used beyond

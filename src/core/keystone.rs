@@ -333,6 +333,7 @@ impl Keystone {
         let switched = change != Change::Traits;
         let merged = matches!(change, Change::Merged(_));
         self.aside_dirty |= switched;
+        self.check_aside();
         self.emit(now, Kind::Identify, login.traits, None);
         if let Change::Merged(prev) | Change::Switched(prev) = change {
             self.emit(now, Kind::Alias, Map::new(), Some(prev));
@@ -389,7 +390,9 @@ impl Keystone {
         if !self.consent.personalization {
             return;
         }
-        let Some(mut q) = self.aside.take(&user, now, self.opts.retention) else { return };
+        let q = self.aside.take(&user, now, self.opts.retention);
+        self.check_aside();
+        let Some(mut q) = q else { return };
         let held = q.writer_seq(&self.journal.tab);
         let mut last = held;
         for (seq, op) in &ops {
@@ -407,6 +410,16 @@ impl Keystone {
     /// change, since another tab may have changed them).
     pub fn load_aside(&mut self, stored: &Value) {
         self.aside = Aside::from_value(stored);
+        self.check_aside();
+    }
+
+    /// Reports damage found in the set-aside profiles (`storage_corrupt`); they are written
+    /// back without it.
+    fn check_aside(&mut self) {
+        if ::core::mem::take(&mut self.aside.faults) {
+            self.aside_dirty = true;
+            self.report(Error::new(codes::STORAGE_CORRUPT, "a set-aside profile was damaged"));
+        }
     }
 
     /// The stored form of the set-aside profiles when they changed (None otherwise, and always

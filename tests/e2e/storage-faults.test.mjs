@@ -4,6 +4,7 @@
 // and loses nothing it can still hold.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { setup } from "./harness.mjs";
 
 let h;
@@ -88,6 +89,80 @@ test("setItem throwing QuotaExceededError: the profile stays in memory, storage_
   assert.equal(await page.evaluate(async () => (await Keystone.init()).profile().anonymousId), out.id);
   assert.deepEqual(page.problems, []);
   await page.context().close();
+});
+
+test("storage full at a logout or a switch of user: the profile set aside is kept, not lost to the one replacing it", async () => {
+  for (const change of ["reset", "switch"]) {
+    const ctx = await h.browser.newContext();
+    const page = await h.open("/tests/esm.html", { context: ctx });
+    const out = await page.evaluate(async (change) => {
+      const ks = await Keystone.init({ autoCapture: false });
+      const codes = [];
+      ks.on("error", (e) => codes.push(e.code));
+      await ks.identify("full@example.com", { o: 1 });
+      for (let i = 0; i < 3; i++) ks.track("Old", { pad: "p".repeat(300) });
+      ks.persistNow();
+      // Fill the origin's storage to its quota, then leave less room than the profile takes.
+      let n = 0;
+      for (let size = 1 << 20; size >= 16; size >>= 1) {
+        try {
+          for (;;) localStorage.setItem("fill" + n++, "x".repeat(size));
+        } catch (_) {}
+      }
+      for (let i = n - 1; i >= 0; i--) {
+        const v = localStorage.getItem("fill" + i);
+        if (v && v.length == 512) {
+          localStorage.removeItem("fill" + i);
+          break;
+        }
+      }
+      change == "reset" ? ks.reset() : await ks.identify("next@example.com");
+      for (let i = 0; i < n; i++) localStorage.removeItem("fill" + i);
+      return { codes, aside: (localStorage.getItem("ks_aside") || "").includes("Old") };
+    }, change);
+    assert.ok(out.codes.includes("storage_unavailable"), JSON.stringify(out));
+    assert.equal(out.aside, true, change + ": the set-aside profile is stored");
+    // The next page: the person who logged out is gone from the page, and comes back whole.
+    const next = await h.open("/tests/esm.html", { context: ctx });
+    const back = await next.evaluate(async () => {
+      const ks = await Keystone.init({ autoCapture: false });
+      const before = ks.userId();
+      await ks.identify("full@example.com");
+      const p = ks.profile();
+      return { before, old: p.events.Old && p.events.Old.count, o: p.traits.o };
+    });
+    // (After a switch, the next person's own profile may not have fitted: kept in memory only.)
+    if (change == "reset") assert.equal(back.before, null);
+    else assert.notEqual(back.before, createHash("sha256").update("full@example.com").digest("hex"));
+    assert.deepEqual({ old: back.old, o: back.o }, { old: 3, o: 1 });
+    await ctx.close();
+  }
+});
+
+test("damaged set-aside profiles: storage_corrupt at the next login or logout, the readable ones kept", async () => {
+  const ctx = await h.browser.newContext();
+  const page = await h.open("/tests/esm.html", { context: ctx });
+  const out = await page.evaluate(async () => {
+    const ks = await Keystone.init({ autoCapture: false });
+    await ks.identify("kept@example.com");
+    ks.track("Kept");
+    ks.reset();
+    const good = JSON.parse(localStorage.getItem("ks_aside"))[0];
+    const codes = [];
+    ks.on("error", (e) => codes.push(e.code));
+    const seen = [];
+    for (const stored of ["42", '[["ab', JSON.stringify([1, good, { v: 2 }])]) {
+      localStorage.setItem("ks_aside", stored);
+      await ks.identify("other@example.com");
+      ks.reset();
+      seen.push(codes.splice(0));
+    }
+    await ks.identify("kept@example.com");
+    return { seen, kept: ks.profile().events.Kept && ks.profile().events.Kept.count, codes };
+  });
+  assert.deepEqual(out.seen, [["storage_corrupt"], ["storage_corrupt"], ["storage_corrupt"]]);
+  assert.deepEqual({ kept: out.kept, codes: out.codes }, { kept: 1, codes: [] });
+  await ctx.close();
 });
 
 test("cookies disabled (document.cookie throws, or ignores writes): no crash, ids still held", async () => {
