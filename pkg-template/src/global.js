@@ -7,6 +7,7 @@
 // auto-capture records at start is that of the page the snippet (else this script) ran on (`l`).
 import { init, amend, evalCondition, KeystoneError, toKeystoneError, warn, badOptions, isPlain } from "./instance.js";
 import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
+import { Prom } from "./sync.js";
 
 (function () {
   const w = window;
@@ -39,7 +40,7 @@ import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
 
   function start(options) {
     // After a failed start, `init()` answers with its error; `init(options)` starts afresh.
-    if (failed && options == null) return Promise.reject(failed);
+    if (failed && options == null) return Prom.reject(failed);
     // Started already (from `keystoneConfig`): the options of an `init` made before the engine
     // starts are added to the config's; later, `init` answers with the same instance and warns
     // when the options differ.
@@ -48,7 +49,7 @@ import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
       try {
         if (!amend(options)) init(options, wasmUrl).catch(() => {});
       } catch (e) {
-        return Promise.reject(warn(badOptions(e)));
+        return Prom.reject(warn(badOptions(e)));
       }
     }
     if (!starting) {
@@ -78,7 +79,7 @@ import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
     try {
       out = fn();
     } catch (_) {}
-    Promise.resolve(out).then(e.r, (err) => (isAsync(e.m) ? e.j(err) : e.r(undefined)));
+    Prom.resolve(out).then(e.r, (err) => (isAsync(e.m) ? e.j(err) : e.r(undefined)));
   }
 
   for (const m of METHODS) {
@@ -92,16 +93,16 @@ import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
         } catch (e) {
           // Never into the page (e.g. a method this build's instance lacks).
           const err = toKeystoneError(e);
-          return isAsync(m) ? Promise.reject(err) : undefined;
+          return isAsync(m) ? Prom.reject(err) : undefined;
         }
       }
       // Queries before ready answer the empty state (and are not replayed: a decide() the page
       // could not act on records no exposure).
       if (QUERIES.includes(m)) return m === "segments" ? [] : m === "inSegment" ? false : null;
       // After a failed start, a Promise call rejects with its error; the others are queued.
-      if (failed && isAsync(m)) return Promise.reject(failed);
+      if (failed && isAsync(m)) return Prom.reject(failed);
       const entry = { m, a: args, c: at() };
-      const p = new Promise((r, j) => {
+      const p = new Prom((r, j) => {
         entry.r = r;
         entry.j = j;
       });
@@ -124,7 +125,7 @@ import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
     } catch (e) {
       // Options that throw when read (a getter, a Proxy): the queued init rejects, the page goes on.
       fail(warn(badOptions(e)));
-      p = Promise.reject(failed);
+      p = Prom.reject(failed);
     }
     if (queued) p.then(queued.r, queued.j);
     else p.catch(() => {});

@@ -11,7 +11,7 @@ import { experience, redecide } from "./experience-dom.js";
 
 handlers["data-keystone-experience"] = experience;
 import { startCapture } from "./capture.js";
-import { withLock, readCookie, writeCookie, eraseAll, stringify } from "./sync.js";
+import { withLock, readCookie, writeCookie, eraseAll, stringify, Prom } from "./sync.js";
 
 /** A real Error carrying a stable `code` (and `segmentId`/`path` for definition errors). */
 export class KeystoneError extends Error {
@@ -89,7 +89,7 @@ export function loadWasm(url) {
     // The module compiled at import, else fetched and compiled now (also when the server sends the
     // wasm without its MIME type, which compileStreaming refuses); then instantiated. The glue's
     // own loader (URL, Response or module, with its fallbacks) is not used, so it is not bundled.
-    wasmReady = Promise.resolve(compiled)
+    wasmReady = Prom.resolve(compiled)
       .then((m) => m || fetch(url).then((res) => {
         if (!res.ok) throw new Error(res.status + " " + res.statusText);
         return res.arrayBuffer();
@@ -190,17 +190,24 @@ let last = NONE;
 
 /**
  * `JSON.stringify(value)` for the engine (`undefined` as `null`); a value it cannot print (a
- * cycle, a BigInt, a throwing getter or Proxy) is an `invalid_argument` error.
+ * cycle, a BigInt, a throwing getter or Proxy) is an `invalid_argument` error; one the page's
+ * broken `JSON.stringify` cannot print, an `internal` one.
  */
 export function toJSON(value, what) {
   try {
     return stringify(value) ?? "null";
   } catch (e) {
     let why = "";
+    let code = "invalid_argument";
     try {
       why = ": " + String(e && e.message);
     } catch (_) {}
-    throw new KeystoneError("invalid_argument", what + " cannot be read as JSON" + why);
+    try {
+      stringify([{}]);
+    } catch (_) {
+      code = "internal"; // the page broke JSON.stringify itself: no fault of the value
+    }
+    throw new KeystoneError(code, what + " cannot be read as JSON" + why);
   }
 }
 
@@ -454,10 +461,10 @@ export class Instance {
       if (mutates) this.#follow();
       const out = fn();
       this.#after(mutates);
-      return Promise.resolve(out);
+      return Prom.resolve(out);
     } catch (e) {
       this.#after(mutates);
-      return Promise.reject(this.#report(e));
+      return Prom.reject(this.#report(e));
     }
   }
 
@@ -852,7 +859,7 @@ export class Instance {
     try {
       url = typeof definitions === "string" || isURL(definitions);
     } catch (_) {
-      return Promise.reject(this.#report(bad("segment definitions cannot be read"))); // a hostile Proxy
+      return Prom.reject(this.#report(bad("segment definitions cannot be read"))); // a hostile Proxy
     }
     const run = this.#loading ? this.#loading.then(() => this.#load(definitions, url)) : this.#load(definitions, url);
     if (url || this.#loading) {
@@ -878,7 +885,11 @@ export class Instance {
     const report = await this.#runAsync(() => (redecide(), this.#core.loadSegments((text = toJSON(doc, "segment definitions")))), true);
     this.#defs = text; // replayed into a rebuilt engine after a trap
     // Each rejected definition is also an "error" event (and a warning).
-    return { loaded: report.loaded, rejected: report.rejected.map((r) => this.#report(r)) };
+    try {
+      return { loaded: report.loaded, rejected: report.rejected.map((r) => this.#report(r)) };
+    } catch (e) {
+      throw this.#report(e); // the page broke Array.prototype.map
+    }
   }
 
   /** Which variant of an experience to show: `{experience, variant, holdout}`, or null. */
@@ -934,7 +945,7 @@ export class Instance {
    */
   flush() {
     // With the trackSegments reports of the changes made so far (they are made a moment later).
-    return Promise.resolve(this.#told).then(() => (this.#tx ? this.#tx.flush().catch((e) => Promise.reject(toKeystoneError(e))) : undefined));
+    return Prom.resolve(this.#told).then(() => (this.#tx ? this.#tx.flush().catch((e) => Prom.reject(toKeystoneError(e))) : undefined));
   }
 
   /** Re-evaluates time-windowed segments now. */
@@ -977,7 +988,7 @@ export const badOptions = (e) => (e instanceof KeystoneError ? e : bad("the init
 
 /** `Keystone.init`: loads the engine once; a second call returns the same instance. */
 export function init(options, wasmUrl, landing) {
-  if (options != null && !isPlain(options)) return Promise.reject(warn(bad("the init options must be a plain object")));
+  if (options != null && !isPlain(options)) return Prom.reject(warn(bad("the init options must be a plain object")));
   if (current) {
     // Safe to call again (the same instance), but options that differ from the first call's
     // are not applied: said once per call, so a second configuration is not lost silently.

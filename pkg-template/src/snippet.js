@@ -12,6 +12,7 @@
   var k = (w.keystone = w.keystone || {});
   if (k.__keystone || k.q) return;
   var q = (k.q = []);
+  var Q = w.Promise; // as it is now: the page may replace it before Keystone is loaded
   var at = function () {
     return [Date.now(), d.URL, d.title];
   };
@@ -25,9 +26,9 @@
         if (i > 8 && i < 16) return m == "segments" ? [] : m == "inSegment" ? !1 : null;
         if (m == "evalCondition") return !1;
         // After a load failure: Promises reject, nothing more is queued (a long-lived page).
-        if (x) return P.test(" " + m + " ") ? Promise.reject(x) : m == "on" || m == "off" ? k : void 0;
+        if (x) return P.test(" " + m + " ") ? Q.reject(x) : m == "on" || m == "off" ? k : void 0;
         var e = { m: m, a: [].slice.call(arguments), c: at() };
-        var p = new Promise(function (r, j) {
+        var p = new Q(function (r, j) {
           e.r = r;
           e.j = j;
         });

@@ -4,20 +4,23 @@
 // a Web Lock (where the browser has them), and the anonymous id is mirrored into a cookie.
 // Every access fails soft.
 
+/** `Promise` as it was when Keystone loaded: a host page may replace the global later. */
+export const Prom = Promise;
+
 /**
  * Runs `fn` holding the exclusive lock `name`. Where Web Locks are missing (pages served over
  * plain http), at once, or with `lease` under a lease in localStorage: written, confirmed after
  * a pause (another tab may have written at the same moment), removed after `fn`.
  */
 export const withLock = (name, fn, lease) =>
-  navigator.locks ? locked(navigator.locks, name, fn) : lease ? withLease(name + ".lease", fn) : Promise.resolve().then(fn);
+  navigator.locks ? locked(navigator.locks, name, fn) : lease ? withLease(name + ".lease", fn) : Prom.resolve().then(fn);
 
 /** `locks.request(name, fn)`; where the browser refuses the lock (a sandboxed or third-party
  * frame), `fn` runs without it, as where Web Locks are missing. */
 export function locked(locks, name, fn) {
   let ran = 0;
   const go = () => ((ran = 1), fn());
-  return Promise.resolve()
+  return Prom.resolve()
     .then(() => locks.request(name, go))
     .catch((e) => {
       if (ran) throw e;
@@ -26,7 +29,7 @@ export function locked(locks, name, fn) {
 }
 
 /** `queueMicrotask` (where the browser lacks it: a resolved Promise). */
-export const micro = typeof queueMicrotask == "function" ? queueMicrotask : (f) => Promise.resolve().then(f);
+export const micro = typeof queueMicrotask == "function" ? queueMicrotask : (f) => Prom.resolve().then(f);
 
 /** `JSON.stringify`, also on a page whose `Array.prototype.toJSON` (Prototype.js) would turn
  * every array into a string: it is set aside while printing. */
@@ -47,7 +50,7 @@ export function stringify(v) {
 
 async function withLease(key, fn) {
   const me = Math.random().toString(36).slice(2) + " ";
-  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const sleep = (ms) => new Prom((r) => setTimeout(r, ms));
   let mine = false;
   try {
     for (let i = 0; i < 40 && !mine; i++) {

@@ -19,7 +19,7 @@
 // of at most 64 KB; an event counts as sent once its beacon was accepted. What the browser's
 // beacon quota refuses stays stored for the next page.
 import { createQueue, HANDED_OFF, NOT_SENT } from "./queue.js";
-import { locked, micro, stringify } from "./sync.js";
+import { locked, micro, stringify, Prom } from "./sync.js";
 
 const fail = (code, message) => ({ code, message });
 const safe = (fn) => {
@@ -27,7 +27,7 @@ const safe = (fn) => {
     fn();
   } catch (_) {}
 };
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms) => new Prom((r) => setTimeout(r, ms));
 const now = () => Date.now();
 
 /** Checks the delivery options (throws an invalid_argument error object). */
@@ -64,7 +64,7 @@ export function transport(o, report) {
   let timerAt = 0;
   let ptimer = 0;
   let inflight = null;
-  let chain = Promise.resolve();
+  let chain = Prom.resolve();
   let busy = 0;
   const progress = new Set(); // the timeouts of flush() calls waiting, re-armed by each answer
   let gone = false; // after pagehide: no new request (it could not leave a detached page)
@@ -155,7 +155,7 @@ export function transport(o, report) {
   }
 
   /** Takes the Web Lock `n` if it is free and holds it while this page lives. */
-  const hold = (n) => new Promise((r) => locks.request(n, { ifAvailable: true }, (l) => (r(l), l && new Promise(() => {}))).catch(() => r()));
+  const hold = (n) => new Prom((r) => locks.request(n, { ifAvailable: true }, (l) => (r(l), l && new Prom(() => {}))).catch(() => r()));
 
   /** Adopts the stored queues of pages that are gone (under the flush lock). A page gone is
    * known by its tab lock being free; the adopter then holds that lock while it lives: no other
@@ -278,7 +278,7 @@ export function transport(o, report) {
       persist();
     });
 
-  if (locks) locks.request(P + "tab." + tab, () => new Promise(() => {})).catch(() => {});
+  if (locks) locks.request(P + "tab." + tab, () => new Prom(() => {})).catch(() => {});
   else {
     setInterval(() => get(own) && put(HB + tab, "" + now()), 3e4);
   }
@@ -349,7 +349,7 @@ export function transport(o, report) {
         schedule();
       }),
     flush: () =>
-      new Promise((ok, no) => {
+      new Prom((ok, no) => {
         // Stops waiting (not sending) when a request gets no answer within the timeout: the batch
         // stays in flight, owned. (Per request: a backlog of many batches may take longer.)
         let t;

@@ -8,6 +8,7 @@
 // unhandled rejection, and the instance still works (`track` then `inSegment` answers).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { setup } from "./harness.mjs";
 import { METHODS } from "../../pkg-template/src/methods.js";
 
@@ -259,6 +260,120 @@ test("host pages that patch globals: Prototype.js's Array#toJSON, an enumerable 
       name,
     );
     assert.deepEqual(problems(page), [], name);
+    await page.context().close();
+  }
+});
+
+test("a host page that replaces window.Promise once Keystone is loaded (a throwing function, a wrapper without statics): no call throws, every Promise settles", async () => {
+  const SNIPPET = readFileSync(new URL("../../pkg/dist/snippet.js", import.meta.url), "utf8");
+  // Runs in the page: `window.Promise` replaced by `kind`; `calls` made; what each call did.
+  const run = async ([kind, steps, DEFS, SNIPPET]) => {
+    const P0 = Promise;
+    const fakes = { throwing: function () { throw new Error("x"); }, wrapper: function (ex) { return new P0(ex); } };
+    const out = [];
+    const pending = [];
+    const call = (label, f) => {
+      try {
+        const p = f();
+        if (!p || typeof p.then != "function") return void out.push(label + " returned");
+        pending.push(P0.race([P0.resolve(p).then(() => label + " resolved", (e) => label + " rejected " + (e && e.code)), new P0((r) => setTimeout(r, 8000, label + " pending"))]));
+      } catch (e) {
+        out.push(label + " threw " + (e && e.message));
+      }
+    };
+    const load = (src) => new P0((r) => {
+      const s = document.createElement("script");
+      s.src = src;
+      s.onload = s.onerror = r;
+      document.head.appendChild(s);
+    });
+    if (steps == "esm") {
+      const ks = await Keystone.init({ segments: DEFS, autoCapture: false, endpoint: "/v1/batch", writeKey: "k" });
+      window.Promise = fakes[kind];
+      ks.track("Probe");
+      out.push("probe " + ks.inSegment("probe"));
+      call("identify", () => ks.identify("h@example.com"));
+      call("setConsent", () => ks.setConsent({ marketing: false }));
+      call("loadSegments", () => ks.loadSegments(DEFS));
+      call("flush", () => ks.flush());
+      call("forget", () => ks.forget());
+      call("init(5)", () => Keystone.init(5));
+      call("load", () => Keystone.load());
+    } else if (steps == "global") {
+      await load("/pkg/dist/keystone.global.js");
+      window.Promise = fakes[kind];
+      call("queued identify", () => keystone.identify("h@example.com"));
+      call("queued track", () => keystone.track("Probe"));
+      call("init", () => keystone.init({ segments: DEFS, autoCapture: false }));
+      call("init(5)", () => keystone.init(5));
+      out.push(...(await P0.all(pending.splice(0))));
+      out.push("probe " + keystone.inSegment("probe"));
+      call("flush", () => keystone.flush());
+    } else {
+      // The snippet's stub, its script failing to load.
+      window.keystoneConfig = { src: "/pkg/dist/nope.js" };
+      const s = document.createElement("script");
+      s.textContent = SNIPPET;
+      document.body.appendChild(s);
+      window.Promise = fakes[kind];
+      call("stub identify", () => keystone.identify("h@example.com"));
+      await new P0((r) => setTimeout(r, 300));
+      call("failed flush", () => keystone.flush());
+    }
+    out.push(...(await P0.all(pending)));
+    window.Promise = P0;
+    return out;
+  };
+  const expected = {
+    esm: ["probe true", "identify resolved", "setConsent resolved", "loadSegments resolved", "flush resolved", "forget resolved", "init(5) rejected invalid_argument", "load resolved"],
+    global: ["queued track returned", "queued identify resolved", "init resolved", "init(5) rejected invalid_argument", "probe true", "flush resolved"],
+    snippet: ["stub identify rejected load_failed", "failed flush rejected load_failed"],
+  };
+  for (const kind of ["throwing", "wrapper"]) {
+    for (const steps of Object.keys(expected)) {
+      const page = await h.open(steps == "esm" ? "/tests/esm.html" : "/tests/blank.html");
+      const out = await page.evaluate(run, [kind, steps, DEFS, SNIPPET]);
+      assert.deepEqual(out, expected[steps], kind + " " + steps);
+      assert.deepEqual(problems(page), [], kind + " " + steps);
+      await page.context().close();
+    }
+  }
+});
+
+test("a host page that breaks JSON.stringify or Array.prototype.map/forEach/filter: valid calls reject with code internal, not invalid_argument, and never throw", async () => {
+  const breaks = {
+    stringify: () => (JSON.stringify = () => { throw new Error("host broke it"); }),
+    arrays: () => { for (const m of ["map", "forEach", "filter"]) Array.prototype[m] = () => { throw new Error("host broke it"); }; },
+  };
+  for (const [name, brk] of Object.entries(breaks)) {
+    const page = await h.open();
+    const out = await page.evaluate(async ([DEFS, brk]) => {
+      const ks = await Keystone.init({ segments: DEFS, autoCapture: false });
+      const saved = { s: JSON.stringify, a: ["map", "forEach", "filter"].map((m) => Array.prototype[m]) };
+      const events = [];
+      ks.on("error", (e) => events.push(e.code));
+      const calls = { identify: () => ks.identify("h@example.com"), setConsent: () => ks.setConsent({ marketing: false }), loadSegments: () => ks.loadSegments(DEFS) };
+      (0, eval)("(" + brk + ")")();
+      const pending = [];
+      const res = {};
+      for (const k in calls) {
+        try {
+          pending.push(calls[k]().then(() => (res[k] = "resolved"), (e) => (res[k] = (e instanceof K.KeystoneError ? "KeystoneError " : "raw ") + e.code)));
+        } catch (e) {
+          res[k] = "threw " + e.message;
+        }
+      }
+      await Promise.all(pending);
+      JSON.stringify = saved.s;
+      for (const [i, m] of ["map", "forEach", "filter"].entries()) Array.prototype[m] = saved.a[i];
+      ks.track("Probe");
+      return { res, probe: ks.inSegment("probe"), internal: events.length > 0 && events.every((c) => c == "internal") };
+    }, [DEFS, brk.toString()]);
+    // Without map/forEach/filter, loadSegments cannot report its result; a call that needs none may succeed.
+    const internal = "KeystoneError internal";
+    assert.deepEqual(out.res, name == "stringify" ? { identify: internal, setConsent: internal, loadSegments: internal } : { identify: out.res.identify == "resolved" ? "resolved" : internal, setConsent: out.res.setConsent == "resolved" ? "resolved" : internal, loadSegments: internal }, name);
+    assert.equal(out.probe, true, name);
+    assert.equal(out.internal, true, name + ": the error events say internal");
     await page.context().close();
   }
 });
