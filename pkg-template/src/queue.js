@@ -139,11 +139,13 @@ export function createQueue(o, report) {
 
     /**
      * Takes in another page's stored queue (older: first). Unreadable lines (not a JSON event)
-     * are dropped and reported: one would make a whole batch invalid JSON for the collector.
+     * are dropped and reported: one would make a whole batch invalid JSON for the collector;
+     * so is a stored value that is no queue at all.
      */
     adopt(text) {
       const lines = text.split("\n");
-      if (claimed || lines.shift() != HEADER) return;
+      if (claimed) return;
+      if (lines.shift() != HEADER) return text && report("storage_corrupt", "a stored delivery queue is unreadable, dropped");
       const ok = lines.filter(readable);
       if (ok.length < lines.length) report("storage_corrupt", lines.length - ok.length + " stored event(s) unreadable, dropped");
       put(ok.map((l) => item(l, -Infinity)).filter(Boolean), 1);

@@ -571,6 +571,22 @@ test("the queue is stored before any send is attempted", async () => {
   await context.close();
 });
 
+for (const junk of ["42", '{"batch":[1]}']) {
+  test(`a stored queue key holding no queue (${junk}): dropped when adopted and reported once as storage_corrupt; this tab's events arrive`, async () => {
+    const { context, page } = await fresh();
+    await page.evaluate((j) => localStorage.setItem("ks_q.gone", j), junk);
+    await track(page, FAST, "junkq", 3);
+    await page.evaluate(() => ks.flush());
+    await delivered("junkq", 1, 3, 5000);
+    record("stored queue key with no queue (" + junk + ")", "junkq", 1, 3);
+    await page.evaluate(() => (ks.track("Delivery Test", { run: "junkq", tab: 0, i: 3 }), ks.flush()));
+    await page.waitForTimeout(50);
+    assert.equal(await page.evaluate(() => localStorage.getItem("ks_q.gone")), null, "the key is removed");
+    assert.deepEqual(await page.evaluate(() => window.errors), ["storage_corrupt"]);
+    await context.close();
+  });
+}
+
 test("other 4xx: the batch is dropped and reported; flush() rejects", async () => {
   const { context, page } = await fresh();
   faults({ status: 400, count: 1 });
