@@ -6,7 +6,7 @@ mod common;
 use common::{json, to_json, NativeHost};
 use keystone::core::buckets::Counts;
 use keystone::core::codec::{decode, encode, pack, unpack, VERSION};
-use keystone::core::keystone::{Keystone, Options};
+use keystone::core::keystone::{Keystone, Options, MAX_TRAITS_BYTES};
 use keystone::core::value::{Map, Value};
 
 const T0: f64 = 1_764_403_200_000.0;
@@ -171,6 +171,23 @@ fn fields_of_the_wrong_type_and_impossible_times_are_reset_and_reported() {
     let doc = to_json(&ks.profile_document());
     assert_eq!(doc["firstSeen"].as_str().unwrap().len(), 24, "a real ISO date: {}", doc["firstSeen"]);
     ks.track(T0, "A", Map::new()).unwrap();
+}
+
+#[test]
+fn stored_traits_over_the_bound_are_dropped_and_reported_the_others_kept() {
+    let id = "0b7e1a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b";
+    let big = "x".repeat(3_000_000);
+    let text = format!(r#"{{"v":2,"aid":"{id}","traits":{{"plan":"pro","blob":"{big}","n":1}},"tt":{{"plan":5,"blob":6}}}}"#);
+    let (p, e) = decode(&json(&text));
+    let p = p.unwrap();
+    assert_eq!((e.len(), e[0].code), (1, "storage_corrupt"), "{e:?}");
+    assert_eq!(p.traits.keys().collect::<Vec<_>>(), ["plan", "n"]);
+    assert_eq!(p.trait_times.keys().collect::<Vec<_>>(), ["plan"]);
+    // At the bound, kept as is.
+    let at = format!(r#"{{"v":2,"aid":"{id}","traits":{{"a":"{}"}}}}"#, "y".repeat(MAX_TRAITS_BYTES - 9));
+    let (p, e) = decode(&json(&at));
+    assert!(e.is_empty(), "{e:?}");
+    assert_eq!(p.unwrap().traits.approx_size(), MAX_TRAITS_BYTES);
 }
 
 /// Fuzz-style: random bytes, truncations and mutations of a valid stored profile never panic.

@@ -1,11 +1,13 @@
 #![cfg(not(target_arch = "wasm32"))]
 //! Bounds on what one call may put into the profile: a runaway event name or payload is
-//! rejected with `invalid_argument` and leaves the profile as it was.
+//! rejected with `invalid_argument` and leaves the profile as it was; the number of event
+//! names the aggregates keep is bounded too.
 mod common;
 
-use common::NativeHost;
+use common::{json, to_json, NativeHost};
 use keystone::core::keystone::{check_properties, Keystone, Options, MAX_EVENT_NAME_BYTES, MAX_PROPERTIES_BYTES, MAX_TRAITS_BYTES};
-use keystone::core::value::Map;
+use keystone::core::profile::{MAX_EVENT_BYTES, MAX_EVENT_NAMES};
+use keystone::core::value::{Map, Value};
 
 const T0: f64 = 1_764_403_200_000.0;
 
@@ -61,4 +63,73 @@ fn traits_over_the_bound_after_a_merge_can_still_shrink_or_stay() {
     assert_eq!(ks.check_traits(&Map::new().with("c", "more")).unwrap_err().code, "invalid_argument", "growing is refused");
     ks.check_traits(&Map::new().with("a", "short")).unwrap(); // shrinking is fine
     ks.check_traits(&Map::new().with("b", twenty.as_str())).unwrap(); // the same size is fine
+}
+
+fn names(ks: &Keystone) -> Vec<String> {
+    ks.profile_document().get("events").and_then(Value::as_obj).unwrap().keys().cloned().collect()
+}
+
+#[test]
+fn distinct_event_names_are_bounded_least_recently_seen_first_keeping_those_definitions_read() {
+    let mut ks = Keystone::new(Options::default(), NativeHost::boxed(3), None, T0);
+    let defs = r#"{"version": 1, "segments": [
+        {"id": "viewers", "condition": {"$performed": {"event": "Viewed", "count": {"$gte": 1}}}},
+        {"id": "funnel", "condition": {"$sequence": {"steps": [{"event": "Step A"}, {"event": "Step B"}]}}}],
+        "scores": [{"id": "s", "rules": [{"event": "Scored", "points": 1}]}]}"#;
+    ks.load_definitions(&json(defs), T0).unwrap();
+    for (i, n) in ["Viewed", "Step A", "Step B", "Scored", "Plain"].iter().enumerate() {
+        ks.track(T0 + i as f64, n, Map::new()).unwrap();
+    }
+    for i in 0..2_000 {
+        ks.track(T0 + 1_000.0 + i as f64 * 1_000.0, &format!("N{i}"), Map::new()).unwrap();
+    }
+    let kept = names(&ks);
+    assert!(kept.len() <= MAX_EVENT_NAMES, "{}", kept.len());
+    for n in ["Viewed", "Step A", "Step B", "Scored", "N1999"] {
+        assert!(kept.iter().any(|k| k == n), "{n} kept");
+    }
+    assert!(!kept.iter().any(|k| k == "Plain" || k == "N0"), "the least recently seen went first");
+    assert!(ks.in_segment("viewers") && ks.in_segment("funnel"));
+    let text = to_json(&ks.write(None, T0 + 3_000_000.0).unwrap()).to_string();
+    assert!(text.len() < 64 * 1024, "{}", text.len());
+    // A name seen again comes back with its new count only.
+    ks.track(T0 + 3_000_000.0, "N0", Map::new()).unwrap();
+    assert_eq!(ks.profile_document().path("events.N0.count").and_then(Value::as_num), Some(1.0));
+}
+
+#[test]
+fn long_event_names_are_bounded_in_bytes() {
+    let mut ks = Keystone::new(Options::default(), NativeHost::boxed(4), None, T0);
+    for i in 0..300 {
+        ks.track(T0 + i as f64 * 60_000.0, &format!("{i:03}{}", "x".repeat(MAX_EVENT_NAME_BYTES - 3)), Map::new()).unwrap();
+    }
+    let kept = names(&ks);
+    let bytes: usize = kept.iter().map(|n| n.len()).sum();
+    assert!(bytes <= MAX_EVENT_BYTES && kept.len() > 50, "{} names, {bytes} B", kept.len());
+    assert!(kept.iter().any(|k| k.starts_with("299")));
+}
+
+#[test]
+fn an_identity_merge_keeps_the_event_names_and_traits_within_their_bounds() {
+    let mut ks = Keystone::new(Options::default(), NativeHost::boxed(5), None, T0);
+    ks.identify(T0, "ada@example.com", Map::new(), &Value::Null).unwrap();
+    for i in 0..200 {
+        ks.track(T0 + 1.0 + i as f64, &format!("K{i}"), Map::new()).unwrap();
+    }
+    let twenty = "q".repeat(20 * 1024);
+    ks.set_traits(T0 + 500.0, Map::new().with("a", twenty.as_str()).with("tier", "gold"));
+    ks.reset(T0 + 1_000.0);
+    ks.set_traits(T0 + 1_500.0, Map::new().with("b", (twenty.clone() + "q").as_str()));
+    for i in 0..200 {
+        ks.track(T0 + 2_000.0 + i as f64, &format!("A{i}"), Map::new()).unwrap();
+    }
+    assert_eq!(names(&ks).len(), 200);
+    ks.identify(T0 + 3_000.0, "ada@example.com", Map::new(), &Value::Null).unwrap();
+    let kept = names(&ks);
+    assert_eq!(kept.len(), MAX_EVENT_NAMES);
+    assert!(kept.iter().any(|k| k == "A199") && !kept.iter().any(|k| k == "K0"));
+    // Traits too: 40 KB of them together, the anonymous profile's that does not fit goes.
+    let traits = ks.profile_document().get("traits").and_then(Value::as_obj).unwrap().clone();
+    assert!(traits.approx_size() <= MAX_TRAITS_BYTES);
+    assert_eq!(traits.keys().collect::<Vec<_>>(), ["a", "tier"]);
 }

@@ -167,6 +167,10 @@ pub fn decode(v: &Value) -> (Option<Profile>, Vec<Error>) {
             p.linked.push(id.into());
         }
     }
+    // Over the bound `setTraits` keeps (edited storage): those that do not fit go.
+    if p.bound_traits() {
+        corrupt(&mut errors, "stored traits over 32 KB were dropped");
+    }
     p.epoch = num(m.get("ep")) as u32;
     if let Some([Value::Str(id), Value::Num(count), Value::Num(pv), Value::Num(start), Value::Num(last)]) =
         m.get("sess").and_then(Value::as_arr).map(|a| a.as_slice())

@@ -202,6 +202,7 @@ pub fn identify(
                 let state = take(&mut mine.behaviour);
                 *p = merge(known, mine);
                 crate::core::segment::merge_state(&mut p.behaviour, state, defs);
+                p.bound_events(defs);
                 p.anonymous_id = aid.clone();
                 p.context = ctx;
             }
@@ -212,6 +213,8 @@ pub fn identify(
     };
     p.user_id = Some(login.user_id.clone());
     p.set_traits(&login.traits, now);
+    // Two profiles' traits may together grow over their bound.
+    p.bound_traits();
     change
 }
 

@@ -510,7 +510,7 @@ impl Keystone {
 
     /// `invalid_argument` when merging `traits` would grow the profile's traits over
     /// [`MAX_TRAITS_BYTES`] (a runaway value must not fill storage). A change that does not grow
-    /// them is always accepted (traits over the bound, e.g. after a merge, can still shrink).
+    /// them is always accepted (traits over the bound can still shrink).
     pub fn check_traits(&self, traits: &Map) -> Result<(), Error> {
         // The merged size without merging: the new values replace the old ones of their keys.
         let now = self.profile.traits.approx_size();
@@ -963,6 +963,7 @@ fn apply_op(defs: &Definitions, p: &mut Profile, op: &Op, timeout: f64, host: &d
         segment::on_event(defs, p, name, *ts, &Value::Obj(props.clone()), host);
     }
     p.apply(op, timeout);
+    p.bound_events(defs);
 }
 
 /// The page of a context: its URL without the fragment.

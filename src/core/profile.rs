@@ -2,7 +2,8 @@
 //! per-event aggregates and a bounded ring of recent raw events.
 //!
 //! Invariants: `events` holds one entry per event name with minute counts no older than the
-//! retention; `recent` holds at most [`RING_MAX_EVENTS`] events and [`RING_MAX_BYTES`] bytes,
+//! retention, within [`MAX_EVENT_NAMES`] and [`MAX_EVENT_BYTES`] besides the names loaded
+//! definitions read (see [`Profile::bound_events`], applied as events are recorded); `recent` holds at most [`RING_MAX_EVENTS`] events and [`RING_MAX_BYTES`] bytes,
 //! oldest first.
 
 #[allow(unused_imports)]
@@ -11,6 +12,8 @@ use crate::core::prelude::*;
 use crate::core::activation::Activation;
 use crate::core::buckets::{minute_of, Counts, MAX_ENTRIES};
 use crate::core::journal::Op;
+use crate::core::keystone::MAX_TRAITS_BYTES;
+use crate::core::segment::{reads, Definitions};
 use crate::core::time::iso;
 use crate::core::value::{Map, Value};
 
@@ -18,6 +21,12 @@ use crate::core::value::{Map, Value};
 pub const RING_MAX_EVENTS: usize = 200;
 /// The most bytes (approximate JSON size) the recent ring keeps.
 pub const RING_MAX_BYTES: usize = 24 * 1024;
+
+/// The most event names the aggregates keep, besides those a loaded definition reads.
+pub const MAX_EVENT_NAMES: usize = 256;
+/// The most bytes (approximate stored size) the aggregates keep, besides the names a loaded
+/// definition reads.
+pub const MAX_EVENT_BYTES: usize = 48 * 1024;
 
 /// Aggregates of one event name.
 #[derive(Clone, Debug, PartialEq)]
@@ -173,6 +182,42 @@ impl Profile {
         }
         self.events.retain(|e| e.counts.total() > 0);
         self.trim_recent(cutoff);
+    }
+
+    /// Keeps the aggregates within [`MAX_EVENT_NAMES`] names and [`MAX_EVENT_BYTES`] bytes by
+    /// forgetting the least recently seen names, except those a definition of `defs` reads.
+    pub fn bound_events(&mut self, defs: &Definitions) {
+        loop {
+            let bytes: usize = self.events.iter().map(|e| e.name.len() + 40 + 2 * e.counts.entries().len()).sum();
+            if self.events.len() <= MAX_EVENT_NAMES && bytes <= MAX_EVENT_BYTES {
+                return;
+            }
+            let mut old: Option<usize> = None;
+            for (i, e) in self.events.iter().enumerate() {
+                if old.map_or(true, |o| e.last < self.events[o].last) && !reads(defs, &e.name) {
+                    old = Some(i);
+                }
+            }
+            let Some(i) = old else { return };
+            self.events.remove(i);
+        }
+    }
+
+    /// Keeps the traits, in order, while they fit in [`MAX_TRAITS_BYTES`] (one that does not fit
+    /// is dropped, a smaller one after it kept); whether any was dropped.
+    pub fn bound_traits(&mut self) -> bool {
+        let (mut size, n, times) = (2, self.traits.len(), &mut self.trait_times);
+        self.traits.retain(|k, v| {
+            let s = k.len() + 4 + v.approx_size();
+            let keep = size + s <= MAX_TRAITS_BYTES;
+            if keep {
+                size += s;
+            } else {
+                times.remove(k);
+            }
+            keep
+        });
+        n != self.traits.len()
     }
 
     /// The last operation of `tab` this profile includes (0: none).

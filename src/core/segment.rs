@@ -482,6 +482,11 @@ pub fn prepare(defs: &Definitions, profile: &mut Profile, host: &dyn Host) {
     behaviour::align(&mut profile.behaviour, &defs.nodes, &defs.scores, &profile.recent, &profile.events, &ctx(defs, host));
 }
 
+/// Whether a loaded definition reads events named `name` (`$performed`, `$sequence`, scores).
+pub fn reads(defs: &Definitions, name: &str) -> bool {
+    defs.nodes.iter().any(|n| n.listens(name)) || defs.scores.iter().any(|s| s.rules.iter().any(|r| r.event == name))
+}
+
 /// After an identity merge: each `$sequence` also replays the merged ring of recent events, so
 /// steps split across the two profiles complete (the matches each side had are kept).
 pub fn rejoin(defs: &Definitions, profile: &mut Profile, host: &dyn Host) {

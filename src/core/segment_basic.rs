@@ -80,6 +80,18 @@ pub fn parse(doc: &Value, retention_ms: f64) -> Result<(Definitions, LoadReport)
     Ok((defs, report))
 }
 
+/// Whether a loaded definition reads events named `name` (a `$performed`).
+pub fn reads(defs: &Definitions, name: &str) -> bool {
+    fn find(c: &Value, name: &str) -> bool {
+        match c {
+            Value::Obj(m) => m.iter().any(|(k, v)| if k == "$performed" { v.get("event").and_then(Value::as_str) == Some(name) } else { find(v, name) }),
+            Value::Arr(a) => a.iter().any(|v| find(v, name)),
+            _ => false,
+        }
+    }
+    defs.segments.iter().any(|d| find(&d.condition, name))
+}
+
 fn parse_segment(s: &Value, base: &str, retention_ms: f64, loaded: &Definitions) -> Result<SegmentDef, Error> {
     let Some(m) = s.as_obj() else {
         return Err(Error::at(codes::INVALID_SEGMENT, None, base, "a segment must be an object"));

@@ -69,6 +69,11 @@ impl Map {
         }
     }
 
+    /// Keeps the entries `f` accepts, in order.
+    pub fn retain(&mut self, mut f: impl FnMut(&String, &Value) -> bool) {
+        self.entries.retain(|(k, v)| f(k, v))
+    }
+
     /// Removes `key`, returning its value.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
         let i = self.entries.iter().position(|(k, _)| k == key)?;

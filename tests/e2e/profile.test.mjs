@@ -248,6 +248,23 @@ test("page/track/setTraits: JSON types kept, traits merged, writes coalesced wit
   await page.context().close();
 });
 
+test("distinct event names are bounded: 2,500 names keep at most 256, never one a definition reads", async () => {
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    const segments = { version: 1, segments: [{ id: "viewer", condition: { $performed: { event: "Product Viewed" } } }] };
+    window.ks = await Keystone.init({ autoCapture: false, segments });
+    ks.track("Product Viewed");
+    for (let i = 0; i < 2500; i++) ks.track("N" + i);
+    ks.persistNow();
+    const names = Object.keys(ks.profile().events);
+    return { n: names.length, viewed: names.includes("Product Viewed"), last: names.includes("N2499"), first: names.includes("N0"), viewer: ks.inSegment("viewer"), bytes: localStorage.getItem("ks_profile").length };
+  });
+  assert.ok(out.n <= 256, `${out.n} names kept`);
+  assert.deepEqual([out.viewed, out.last, out.first, out.viewer], [true, true, false, true]);
+  assert.ok(out.bytes < 64 * 1024, `${out.bytes} B stored`);
+  await page.context().close();
+});
+
 test("blocked localStorage: no crash, one storage_unavailable, the cookie keeps the id", async () => {
   const ctx = await h.browser.newContext();
   await ctx.addInitScript(() =>

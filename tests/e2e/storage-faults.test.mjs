@@ -300,6 +300,33 @@ test("a profile stored by a newer version: the id is kept, the page works in mem
   await ctx.close();
 });
 
+test("a stored profile edited to hold a 3,000,000-character trait: that trait is dropped and reported, the others kept", async () => {
+  const ctx = await h.browser.newContext();
+  const id = "0b7e1a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b";
+  const edited = JSON.stringify({ v: 2, aid: id, traits: { plan: "pro", blob: "x".repeat(3_000_000) } });
+  await ctx.addInitScript((t) => {
+    if (!sessionStorage.getItem("seeded")) {
+      sessionStorage.setItem("seeded", "1");
+      localStorage.setItem("ks_profile", t);
+    }
+  }, edited);
+  const page = await h.open("/tests/esm.html", { context: ctx });
+  const out = await page.evaluate(async () => {
+    const ks = await Keystone.init({ autoCapture: false });
+    const codes = [];
+    ks.on("error", (e) => codes.push(e.code));
+    await new Promise((r) => setTimeout(r, 0));
+    ks.track("A");
+    ks.persistNow();
+    return { codes, id: ks.anonymousId(), traits: ks.profile().traits, stored: localStorage.getItem("ks_profile").length };
+  });
+  assert.deepEqual(out.codes, ["storage_corrupt"]);
+  assert.equal(out.id, id);
+  assert.deepEqual(out.traits, { plan: "pro" });
+  assert.ok(out.stored < 10_000, `${out.stored} B stored`);
+  await ctx.close();
+});
+
 test("forget() with removeItem throwing: rejects with storage_unavailable instead of claiming success", async () => {
   const { ctx } = await seeded();
   await ctx.addInitScript(() => {
