@@ -345,6 +345,8 @@ export class Instance {
   #onChange = null;
   #activate = null;
   #early = [];
+  #heard = []; // notifications not yet delivered (see #deliver)
+  #delivering = 0;
   #cookieId;
   // A consent choice is known (not opt-in still waiting for one): until then a shared id cookie
   // found (another subdomain's, written with consent) is left alone, not erased.
@@ -537,7 +539,7 @@ export class Instance {
   #report(e) {
     if (isTrap(e)) retrap();
     const err = warn(toKeystoneError(e));
-    this.#emit("error", err);
+    this.#deliver([["error", err]]);
     return err;
   }
 
@@ -563,9 +565,19 @@ export class Instance {
     if ((mutates || notes.length) && this.#onChange) this.#onChange();
     // Listeners hear the call's changes before it returns, once Keystone is done with them (a
     // listener may call Keystone again).
-    for (const n of notes) {
-      if (n.type === "error") this.#emit("error", warn(toKeystoneError(n.error)));
-      else this.#emit(n.type, n.type.startsWith("segment:") ? { segment: n.segment } : n.type === "identify" ? { userId: n.userId } : { anonymousId: n.anonymousId });
+    this.#deliver(notes.map((n) => (n.type === "error" ? ["error", warn(toKeystoneError(n.error))] : [n.type, n.type.startsWith("segment:") ? { segment: n.segment } : n.type === "identify" ? { userId: n.userId } : { anonymousId: n.anonymousId }])));
+  }
+
+  /** Delivers notifications in the order they happened: those of a call made from a listener
+   * are heard once the ones before them have been. */
+  #deliver(list) {
+    this.#heard.push(...list);
+    if (this.#delivering) return;
+    this.#delivering = 1;
+    try {
+      while (this.#heard[0]) this.#emit(...this.#heard.shift());
+    } finally {
+      this.#delivering = 0;
     }
   }
 

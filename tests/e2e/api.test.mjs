@@ -447,6 +447,41 @@ test("listeners hear a call's changes before it returns; a listener may call Key
   await page.context().close();
 });
 
+test("a listener that calls Keystone again: every listener hears the changes in the order they happened", async () => {
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    const ks = await Keystone.init({
+      autoCapture: false,
+      dataLayer: true,
+      segments: {
+        version: 1,
+        segments: [
+          { id: "x", condition: { $and: [{ $performed: { event: "A" } }, { $nor: [{ $performed: { event: "B" } }] }] } },
+          { id: "known", condition: { identified: true } },
+        ],
+      },
+    });
+    const log = [];
+    ks.on("segment:enter", ({ segment }) => segment === "x" && ks.track("B"));
+    ks.on("reset", () => ks.identify("guest@example.com"));
+    ks.on("segment:enter", ({ segment }) => log.push("enter " + segment));
+    ks.on("segment:exit", ({ segment }) => log.push("exit " + segment));
+    ks.on("reset", () => log.push("reset"));
+    ks.track("A");
+    const first = { log: log.splice(0), segs: ks.segments() };
+    await ks.identify("staff@example.com");
+    log.length = 0;
+    ks.reset();
+    await new Promise((r) => setTimeout(r, 20));
+    const layer = dataLayer.filter((e) => e.keystoneSegment === "x").map((e) => e.event);
+    return { first, second: { log, known: ks.inSegment("known") }, layer };
+  });
+  assert.deepEqual(out.first, { log: ["enter x", "exit x"], segs: [] });
+  assert.deepEqual(out.second, { log: ["reset", "exit known", "enter known"], known: true });
+  assert.deepEqual(out.layer, ["keystone.segment_enter", "keystone.segment_exit"]);
+  await page.context().close();
+});
+
 test("a segments URL that fails: init resolves and reports definitions_fetch_failed; loadSegments(url) rejects with it", async () => {
   const page = await h.open();
   const out = await page.evaluate(async () => {
