@@ -128,8 +128,13 @@ fn an_identity_merge_keeps_the_event_names_and_traits_within_their_bounds() {
     let kept = names(&ks);
     assert_eq!(kept.len(), MAX_EVENT_NAMES);
     assert!(kept.iter().any(|k| k == "A199") && !kept.iter().any(|k| k == "K0"));
-    // Traits too: 40 KB of them together, the anonymous profile's that does not fit goes.
+    // Traits: 40 KB of them together, none dropped (the login's own included); the stored
+    // profile reads back whole, with nothing reported.
     let traits = ks.profile_document().get("traits").and_then(Value::as_obj).unwrap().clone();
-    assert!(traits.approx_size() <= MAX_TRAITS_BYTES);
-    assert_eq!(traits.keys().collect::<Vec<_>>(), ["a", "tier"]);
+    assert!(traits.approx_size() > MAX_TRAITS_BYTES);
+    assert_eq!(traits.keys().collect::<Vec<_>>(), ["a", "tier", "b"]);
+    let stored = ks.take_dirty().unwrap();
+    let (back, errors) = keystone::core::codec::decode(&stored);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(back.unwrap().traits, traits);
 }

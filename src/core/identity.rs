@@ -213,8 +213,6 @@ pub fn identify(
     };
     p.user_id = Some(login.user_id.clone());
     p.set_traits(&login.traits, now);
-    // Two profiles' traits may together grow over their bound.
-    p.bound_traits();
     change
 }
 

@@ -203,13 +203,14 @@ impl Profile {
         }
     }
 
-    /// Keeps the traits, in order, while they fit in [`MAX_TRAITS_BYTES`] (one that does not fit
-    /// is dropped, a smaller one after it kept); whether any was dropped.
+    /// Keeps the traits, in order, while they fit in twice [`MAX_TRAITS_BYTES`] (what a login's
+    /// merge of two profiles may hold; one that does not fit is dropped, a smaller one after it
+    /// kept); whether any was dropped.
     pub fn bound_traits(&mut self) -> bool {
         let (mut size, n, times) = (2, self.traits.len(), &mut self.trait_times);
         self.traits.retain(|k, v| {
             let s = k.len() + 4 + v.approx_size();
-            let keep = size + s <= MAX_TRAITS_BYTES;
+            let keep = size + s <= 2 * MAX_TRAITS_BYTES;
             if keep {
                 size += s;
             } else {
