@@ -350,8 +350,9 @@ export interface KeystoneInstance {
   userId(): string | null;
   /**
    * Subscribes to a Keystone event. Listeners run before the call that caused them returns, once
-   * Keystone is done with it (a listener may call Keystone again); a listener that throws does
-   * not stop the others.
+   * Keystone is done with it, in the order the changes happened (a listener may call Keystone
+   * again: that call's changes are heard after the ones before them); a listener that throws
+   * does not stop the others.
    * @example ks.on("segment:enter", ({ segment }) => console.log("entered", segment));
    */
   on<K extends keyof KeystoneEvents>(eventName: K, callback: (payload: KeystoneEvents[K]) => void): KeystoneInstance;
