@@ -565,20 +565,21 @@ export class Instance {
     if ((mutates || notes.length) && this.#onChange) this.#onChange();
     // Listeners hear the call's changes before it returns, once Keystone is done with them (a
     // listener may call Keystone again).
-    this.#deliver(notes.map((n) => (n.type === "error" ? ["error", warn(toKeystoneError(n.error))] : [n.type, n.type.startsWith("segment:") ? { segment: n.segment } : n.type === "identify" ? { userId: n.userId } : { anonymousId: n.anonymousId }])));
+    this.#deliver(notes);
   }
 
-  /** Delivers notifications in the order they happened: those of a call made from a listener
-   * are heard once the ones before them have been. */
+  /** Delivers notifications (the engine's notices, or `[type, payload]`) in the order they
+   * happened: those of a call made from a listener are heard once the ones before them have been.
+   * Never throws (a page that broke Array methods included). */
   #deliver(list) {
-    this.#heard.push(...list);
-    if (this.#delivering) return;
-    this.#delivering = 1;
+    const q = this.#heard;
     try {
-      while (this.#heard[0]) this.#emit(...this.#heard.shift());
-    } finally {
-      this.#delivering = 0;
-    }
+      for (const n of list) q[q.length] = n.type ? (n.type === "error" ? ["error", warn(toKeystoneError(n.error))] : [n.type, n.type.startsWith("segment:") ? { segment: n.segment } : n.type === "identify" ? { userId: n.userId } : { anonymousId: n.anonymousId }]) : n;
+      if (this.#delivering) return;
+      this.#delivering = 1;
+      for (let i = 0; i < q.length; i++) this.#emit(q[i][0], q[i][1]);
+    } catch (_) {}
+    q.length = this.#delivering = 0;
   }
 
   /** One timer, set to the next time-based membership change (a window passing, a score decaying). */
