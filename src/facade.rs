@@ -271,7 +271,6 @@ impl Core {
             return Err(fail(Error::new(codes::INVALID_EMAIL, "identify needs an email address string")));
         };
         let traits = object_arg(traits, "identify traits")?;
-        self.ks.check_traits(&traits).map_err(fail)?;
         let opts = parse_arg(options)?;
         self.load_aside();
         self.ks.identify(now(), &email, traits, &opts).map_err(fail)?;

@@ -183,11 +183,11 @@ fn stored_traits_over_the_bound_are_dropped_and_reported_the_others_kept() {
     assert_eq!((e.len(), e[0].code), (1, "storage_corrupt"), "{e:?}");
     assert_eq!(p.traits.keys().collect::<Vec<_>>(), ["plan", "n"]);
     assert_eq!(p.trait_times.keys().collect::<Vec<_>>(), ["plan"]);
-    // At the bound (twice what setTraits allows: a login's merge of two profiles), kept as is.
-    let at = format!(r#"{{"v":2,"aid":"{id}","traits":{{"a":"{}"}}}}"#, "y".repeat(2 * MAX_TRAITS_BYTES - 9));
+    // At the bound, kept as is.
+    let at = format!(r#"{{"v":2,"aid":"{id}","traits":{{"a":"{}"}}}}"#, "y".repeat(MAX_TRAITS_BYTES - 9));
     let (p, e) = decode(&json(&at));
     assert!(e.is_empty(), "{e:?}");
-    assert_eq!(p.unwrap().traits.approx_size(), 2 * MAX_TRAITS_BYTES);
+    assert_eq!(p.unwrap().traits.approx_size(), MAX_TRAITS_BYTES);
 }
 
 /// Fuzz-style: random bytes, truncations and mutations of a valid stored profile never panic.

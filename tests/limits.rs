@@ -110,6 +110,19 @@ fn long_event_names_are_bounded_in_bytes() {
 }
 
 #[test]
+fn a_login_checks_its_traits_against_the_profile_they_go_into() {
+    let mut ks = Keystone::new(Options::default(), NativeHost::boxed(6), None, T0);
+    ks.identify(T0, "ada@example.com", Map::new().with("big", "b".repeat(MAX_TRAITS_BYTES - 100).as_str()), &Value::Null).unwrap();
+    let more = Map::new().with("tier", "x".repeat(200).as_str());
+    // The same person: her profile would pass the bound.
+    assert_eq!(ks.identify(T0 + 1.0, "ada@example.com", more.clone(), &Value::Null).unwrap_err().code, "invalid_argument");
+    // Another person: a profile of his own, where they fit.
+    ks.identify(T0 + 2.0, "bob@example.com", more, &Value::Null).unwrap();
+    let traits = ks.profile_document().get("traits").and_then(Value::as_obj).unwrap().clone();
+    assert_eq!(traits.keys().collect::<Vec<_>>(), ["tier"]);
+}
+
+#[test]
 fn an_identity_merge_keeps_the_event_names_and_traits_within_their_bounds() {
     let mut ks = Keystone::new(Options::default(), NativeHost::boxed(5), None, T0);
     ks.identify(T0, "ada@example.com", Map::new(), &Value::Null).unwrap();
@@ -124,15 +137,19 @@ fn an_identity_merge_keeps_the_event_names_and_traits_within_their_bounds() {
         ks.track(T0 + 2_000.0 + i as f64, &format!("A{i}"), Map::new()).unwrap();
     }
     assert_eq!(names(&ks).len(), 200);
-    ks.identify(T0 + 3_000.0, "ada@example.com", Map::new(), &Value::Null).unwrap();
+    ks.identify(T0 + 3_000.0, "ada@example.com", Map::new().with("plan", "gold"), &Value::Null).unwrap();
     let kept = names(&ks);
     assert_eq!(kept.len(), MAX_EVENT_NAMES);
     assert!(kept.iter().any(|k| k == "A199") && !kept.iter().any(|k| k == "K0"));
-    // Traits: 40 KB of them together, none dropped (the login's own included); the stored
-    // profile reads back whole, with nothing reported.
+    // Traits: 40 KB of them together; the most recently set are kept (the login's own, the
+    // anonymous visitor's), the known profile's older one that no longer fits goes. The stored
+    // profile reads back whole, with nothing reported, and takes new traits within the bound.
     let traits = ks.profile_document().get("traits").and_then(Value::as_obj).unwrap().clone();
-    assert!(traits.approx_size() > MAX_TRAITS_BYTES);
-    assert_eq!(traits.keys().collect::<Vec<_>>(), ["a", "tier", "b"]);
+    assert!(traits.approx_size() <= MAX_TRAITS_BYTES);
+    let mut keys: Vec<_> = traits.keys().cloned().collect();
+    keys.sort();
+    assert_eq!(keys, ["b", "plan", "tier"]);
+    assert!(ks.check_traits(&Map::new().with("city", "Paris")).is_ok());
     let stored = ks.take_dirty().unwrap();
     let (back, errors) = keystone::core::codec::decode(&stored);
     assert!(errors.is_empty(), "{errors:?}");

@@ -577,7 +577,8 @@ export class Instance {
       for (const n of list) q[q.length] = n.type ? (n.type === "error" ? ["error", warn(toKeystoneError(n.error))] : [n.type, n.type.startsWith("segment:") ? { segment: n.segment } : n.type === "identify" ? { userId: n.userId } : { anonymousId: n.anonymousId }]) : n;
       if (this.#delivering) return;
       this.#delivering = 1;
-      for (let i = 0; i < q.length; i++) this.#emit(q[i][0], q[i][1]);
+      // (Bounded: listeners that keep answering each other's changes must not hang the page.)
+      for (let i = 0; i < q.length && i < 1e4; i++) this.#emit(q[i][0], q[i][1]);
     } catch (_) {}
     q.length = this.#delivering = 0;
   }

@@ -167,9 +167,9 @@ pub fn decode(v: &Value) -> (Option<Profile>, Vec<Error>) {
             p.linked.push(id.into());
         }
     }
-    // Over what `setTraits` and a login's merge can make (edited storage): those that do not fit go.
+    // Over the bound `setTraits` and a login's merge keep (edited storage): those that do not fit go.
     if p.bound_traits() {
-        corrupt(&mut errors, "stored traits over 64 KB were dropped");
+        corrupt(&mut errors, "stored traits over 32 KB were dropped");
     }
     p.epoch = num(m.get("ep")) as u32;
     if let Some([Value::Str(id), Value::Num(count), Value::Num(pv), Value::Num(start), Value::Num(last)]) =

@@ -213,6 +213,9 @@ pub fn identify(
     };
     p.user_id = Some(login.user_id.clone());
     p.set_traits(&login.traits, now);
+    // Two profiles' traits may together pass their bound: the most recently set are kept (the
+    // login's own first).
+    p.bound_traits();
     change
 }
 

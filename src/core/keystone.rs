@@ -327,6 +327,9 @@ impl Keystone {
     /// identity) and the `identify` notice. The caller persists at once ([`Keystone::take_aside`]).
     pub fn identify(&mut self, now: f64, email: &str, traits: Map, options: &Value) -> Result<(), Error> {
         let login = identity::login(email, traits, options, self.host.as_ref())?;
+        // Checked against the profile they go into: another user's is not this one.
+        let none = Map::new();
+        traits_fit(if self.user_id().is_some_and(|u| u != login.user_id) { &none } else { &self.profile.traits }, &login.traits)?;
         self.quiet = false;
         let aid = uuid_v4(random16(self.host.as_ref()));
         let change = identity::identify(&mut self.profile, &mut self.aside, &login, aid, now, self.opts.retention, &self.defs);
@@ -512,18 +515,7 @@ impl Keystone {
     /// [`MAX_TRAITS_BYTES`] (a runaway value must not fill storage). A change that does not grow
     /// them is always accepted (traits over the bound can still shrink).
     pub fn check_traits(&self, traits: &Map) -> Result<(), Error> {
-        // The merged size without merging: the new values replace the old ones of their keys.
-        let now = self.profile.traits.approx_size();
-        let mut merged = now + traits.approx_size() - 2; // one pair of braces, not two
-        for (k, _) in traits.iter() {
-            if let Some(old) = self.profile.traits.get(k) {
-                merged -= k.len() + 4 + old.approx_size();
-            }
-        }
-        if merged > MAX_TRAITS_BYTES && merged > now {
-            return Err(Error::new(codes::INVALID_ARGUMENT, "traits are limited to 32 KB in all"));
-        }
-        Ok(())
+        traits_fit(&self.profile.traits, traits)
     }
 
     /// `setTraits`: merges traits into the profile and emits a Segment `identify` event.
@@ -964,6 +956,23 @@ fn apply_op(defs: &Definitions, p: &mut Profile, op: &Op, timeout: f64, host: &d
     }
     p.apply(op, timeout);
     p.bound_events(defs);
+}
+
+/// `invalid_argument` when merging `traits` into `into` would grow it over [`MAX_TRAITS_BYTES`]
+/// (a change that does not grow it is accepted: traits over the bound can still shrink).
+fn traits_fit(into: &Map, traits: &Map) -> Result<(), Error> {
+    // The merged size without merging: the new values replace the old ones of their keys.
+    let now = into.approx_size();
+    let mut merged = now + traits.approx_size() - 2; // one pair of braces, not two
+    for (k, _) in traits.iter() {
+        if let Some(old) = into.get(k) {
+            merged -= k.len() + 4 + old.approx_size();
+        }
+    }
+    if merged > MAX_TRAITS_BYTES && merged > now {
+        return Err(Error::new(codes::INVALID_ARGUMENT, "traits are limited to 32 KB in all"));
+    }
+    Ok(())
 }
 
 /// The page of a context: its URL without the fragment.

@@ -12,6 +12,7 @@ use crate::core::prelude::*;
 use crate::core::activation::Activation;
 use crate::core::buckets::{minute_of, Counts, MAX_ENTRIES};
 use crate::core::journal::Op;
+use crate::core::sort::sort_by;
 use crate::core::keystone::MAX_TRAITS_BYTES;
 use crate::core::segment::{reads, Definitions};
 use crate::core::time::iso;
@@ -203,22 +204,38 @@ impl Profile {
         }
     }
 
-    /// Keeps the traits, in order, while they fit in twice [`MAX_TRAITS_BYTES`] (what a login's
-    /// merge of two profiles may hold; one that does not fit is dropped, a smaller one after it
-    /// kept); whether any was dropped.
+    /// Keeps the traits within [`MAX_TRAITS_BYTES`]: the most recently set first, each while it
+    /// fits (one without a time last); whether any was dropped.
     pub fn bound_traits(&mut self) -> bool {
-        let (mut size, n, times) = (2, self.traits.len(), &mut self.trait_times);
-        self.traits.retain(|k, v| {
+        let times = &mut self.trait_times;
+        let mut order = Vec::new();
+        let mut size = 2;
+        for (i, (k, v)) in self.traits.iter().enumerate() {
             let s = k.len() + 4 + v.approx_size();
-            let keep = size + s <= 2 * MAX_TRAITS_BYTES;
-            if keep {
+            size += s;
+            order.push((times.get(k).and_then(Value::as_num).unwrap_or(f64::MIN), i, s));
+        }
+        if size <= MAX_TRAITS_BYTES {
+            return false;
+        }
+        sort_by(&mut order, |a, b| a.0 > b.0 || (a.0 == b.0 && a.1 < b.1));
+        let mut keep = vec![false; order.len()];
+        size = 2;
+        for (_, i, s) in order {
+            if size + s <= MAX_TRAITS_BYTES {
+                keep[i] = true;
                 size += s;
-            } else {
+            }
+        }
+        let mut i = 0;
+        self.traits.retain(|k, _| {
+            i += 1;
+            if !keep[i - 1] {
                 times.remove(k);
             }
-            keep
+            keep[i - 1]
         });
-        n != self.traits.len()
+        true
     }
 
     /// The last operation of `tab` this profile includes (0: none).
