@@ -482,6 +482,24 @@ test("a listener that calls Keystone again: every listener hears the changes in 
   await page.context().close();
 });
 
+test("listeners that keep answering each other's changes stop instead of hanging the page", async () => {
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    const ks = await Keystone.init({ autoCapture: false, segments: { version: 1, segments: [{ id: "on", condition: { "traits.on": true } }] } });
+    let heard = 0;
+    ks.on("segment:enter", () => (heard++, ks.setTraits({ on: false })));
+    ks.on("segment:exit", () => (heard++, ks.setTraits({ on: true })));
+    ks.setTraits({ on: true });
+    const stopped = heard;
+    ks.setTraits({ other: 1 }); // and Keystone goes on working
+    return { stopped, after: heard, traits: Object.keys(ks.profile().traits).sort() };
+  });
+  assert.ok(out.stopped > 100 && out.stopped <= 10_000, String(out.stopped));
+  assert.equal(out.after, out.stopped);
+  assert.deepEqual(out.traits, ["on", "other"]);
+  await page.context().close();
+});
+
 test("a segments URL that fails: init resolves and reports definitions_fetch_failed; loadSegments(url) rejects with it", async () => {
   const page = await h.open();
   const out = await page.evaluate(async () => {
