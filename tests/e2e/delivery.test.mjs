@@ -59,6 +59,16 @@ function record(fault, run, tabs, n) {
   return t;
 }
 
+/** Makes `page` refuse to store delivery queues (`ks_q.*`), as a full storage would. */
+const refuseQueues = (page) =>
+  page.evaluate(() => {
+    const set = Storage.prototype.setItem;
+    Storage.prototype.setItem = function (k, v) {
+      if (String(k).startsWith("ks_q.")) throw new DOMException("The quota has been exceeded.", "QuotaExceededError");
+      return set.call(this, k, v);
+    };
+  });
+
 /** Inits Keystone in `page` and tracks n events tagged {run, tab, i}. */
 function track(page, opts, run, n, tab = 0) {
   return page.evaluate(
@@ -408,13 +418,7 @@ test("a closed tab's queue adopted by a tab that cannot store its own: sent once
   const context = await h.browser.newContext();
   const stay = await h.open("/tests/esm.html", { context });
   const leave = await h.open("/tests/esm.html", { context });
-  await stay.evaluate(() => {
-    const set = Storage.prototype.setItem;
-    Storage.prototype.setItem = function (k, v) {
-      if (String(k).startsWith("ks_q.")) throw new DOMException("The quota has been exceeded.", "QuotaExceededError");
-      return set.call(this, k, v);
-    };
-  });
+  await refuseQueues(stay);
   await track(stay, { ...FAST, flushAt: 100, flushInterval: 300 }, "adoptfull", 0, 1);
   await track(leave, { ...FAST, flushAt: 1000, flushInterval: 60000 }, "adoptfull", 5);
   await leave.evaluate(() => (navigator.sendBeacon = () => false));
@@ -445,14 +449,8 @@ for (const goes of [false, true]) {
     const context = await h.browser.newContext();
     const stay = await h.open("/tests/esm.html", { context });
     const leave = await h.open("/tests/esm.html", { context });
-    await stay.evaluate(() => {
-      const set = Storage.prototype.setItem;
-      Storage.prototype.setItem = function (k, v) {
-        if (String(k).startsWith("ks_q.")) throw new DOMException("The quota has been exceeded.", "QuotaExceededError");
-        return set.call(this, k, v);
-      };
-      navigator.sendBeacon = () => false;
-    });
+    await refuseQueues(stay);
+    await stay.evaluate(() => (navigator.sendBeacon = () => false));
     // A retry long after the first failure: none is in flight when `stay` is closed.
     await track(stay, { ...FAST, flushAt: 100, flushInterval: 300, retryBase: 3e4, retryMax: 3e4 }, run, 0, 1);
     await track(leave, { ...FAST, flushAt: 1000, flushInterval: 60000 }, run, 5);
@@ -787,13 +785,7 @@ test("hidden with a request in flight that then fails: the page still lives, the
 
 test("the delivery queue's own write refused: storage_unavailable is reported, sending goes on", async () => {
   const { context, page } = await fresh();
-  await page.evaluate(() => {
-    const set = Storage.prototype.setItem;
-    Storage.prototype.setItem = function (k, v) {
-      if (String(k).startsWith("ks_q.")) throw new DOMException("The quota has been exceeded.", "QuotaExceededError");
-      return set.call(this, k, v);
-    };
-  });
+  await refuseQueues(page);
   await track(page, FAST, "qfull", 10);
   await delivered("qfull", 1, 10, 5000);
   record("queue write refused", "qfull", 1, 10);

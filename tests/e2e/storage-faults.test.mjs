@@ -25,6 +25,19 @@ async function openWith(script, options = {}) {
   return h.open("/tests/esm.html", { context: ctx, ...options });
 }
 
+/** A fresh context whose first page finds `text` stored as the profile (a reload does not store
+ * it again). */
+async function storedAs(text) {
+  const ctx = await h.browser.newContext();
+  await ctx.addInitScript((t) => {
+    if (!sessionStorage.getItem("seeded")) {
+      sessionStorage.setItem("seeded", "1");
+      localStorage.setItem("ks_profile", t);
+    }
+  }, text);
+  return ctx;
+}
+
 /** Runs the standard session in the page: init, events, a persist; returns what it saw. */
 function session(page, opts = {}) {
   return page.evaluate(
@@ -261,15 +274,9 @@ test("getItem throwing while setItem works: storage_unavailable, and the stored 
 });
 
 test("a profile stored by a newer version: the id is kept, the page works in memory, the newer data is left alone", async () => {
-  const ctx = await h.browser.newContext();
   const id = "0b7e1a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b";
   const newer = JSON.stringify({ v: 3, aid: id, uid: "u1", future: { shape: [1, 2, 3] } });
-  await ctx.addInitScript((t) => {
-    if (!sessionStorage.getItem("seeded")) {
-      sessionStorage.setItem("seeded", "1");
-      localStorage.setItem("ks_profile", t);
-    }
-  }, newer);
+  const ctx = await storedAs(newer);
   const page = await h.open("/tests/esm.html", { context: ctx });
   const out = await page.evaluate(async () => {
     const ks = (window.ks = await Keystone.init({ autoCapture: false }));
@@ -301,15 +308,8 @@ test("a profile stored by a newer version: the id is kept, the page works in mem
 });
 
 test("a stored profile edited to hold a 3,000,000-character trait: that trait is dropped and reported, the others kept", async () => {
-  const ctx = await h.browser.newContext();
   const id = "0b7e1a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b";
-  const edited = JSON.stringify({ v: 2, aid: id, traits: { plan: "pro", blob: "x".repeat(3_000_000) } });
-  await ctx.addInitScript((t) => {
-    if (!sessionStorage.getItem("seeded")) {
-      sessionStorage.setItem("seeded", "1");
-      localStorage.setItem("ks_profile", t);
-    }
-  }, edited);
+  const ctx = await storedAs(JSON.stringify({ v: 2, aid: id, traits: { plan: "pro", blob: "x".repeat(3_000_000) } }));
   const page = await h.open("/tests/esm.html", { context: ctx });
   const out = await page.evaluate(async () => {
     const ks = await Keystone.init({ autoCapture: false });
