@@ -351,3 +351,40 @@ for (const [what, value] of [
     await page.context().close();
   });
 }
+
+test("text of every width crosses into the engine and back unchanged, also from storage after a reload", async () => {
+  const ctx = await h.browser.newContext();
+  const page = await h.open("/tests/esm.html", { context: ctx });
+  // ASCII, 2-, 3- and 4-byte UTF-8 at the start, middle and end of short and long strings
+  // (the text is copied into wasm memory in one pass, then the rest after the first wide one).
+  const traits = {
+    ascii: "plain",
+    latin: "héllo wörld",
+    wideFirst: "é" + "a".repeat(3000),
+    wideLast: "a".repeat(3000) + "ü",
+    allTwoByte: "ü".repeat(2000),
+    cjk: "中文字".repeat(700),
+    emoji: "😀👍🏽".repeat(300),
+    mixed: ("ab" + "é" + "中" + "😀").repeat(400),
+    // (Lone surrogates are no text: they read back as U+FFFD, as they always have.)
+    loneSurrogates: "x\uD800y\uDC00z",
+    "clé": "ключ",
+    empty: "",
+  };
+  const got = await page.evaluate(async (t) => {
+    window.ks = await Keystone.init({});
+    ks.setTraits(t);
+    ks.track("Über Event 😀", { "näme": "中".repeat(100) });
+    ks.persistNow();
+    const p = ks.profile();
+    return { traits: p.traits, events: Object.keys(p.events) };
+  }, traits);
+  const want = { ...traits, loneSurrogates: "x\uFFFDy\uFFFDz" };
+  // Names of the traits that differ (the strings themselves are too long to print).
+  const differ = (t) => Object.keys({ ...want, ...t }).filter((k) => t[k] !== want[k]);
+  assert.deepEqual(differ(got.traits), []);
+  assert.ok(got.events.includes("Über Event 😀"), got.events.join());
+  await reinit(page);
+  assert.deepEqual(differ(await page.evaluate(() => ks.profile().traits)), []);
+  await ctx.close();
+});
