@@ -7,7 +7,7 @@ import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } fr
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { printSizes } from "./sizes.mjs";
-import { minifyImports, renameInGlue } from "./wasm-imports.mjs";
+import { minifyExports, minifyImports, renameInGlue } from "./wasm-imports.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const tpl = join(root, "pkg-template");
@@ -20,23 +20,30 @@ const bindgen = process.env.KS_BINDGEN ? join(root, process.env.KS_BINDGEN) : jo
 // The glue plus one export: `__ksReinit()` gives the engine a fresh WebAssembly instance of the
 // same module, so the wrapper can recover after a trap (the glue's own init returns early once
 // an instance exists).
-// The import names are shortened in both the wasm and the glue (scripts/wasm-imports.mjs).
+// The import and export names are shortened in both the wasm and the glue
+// (scripts/wasm-imports.mjs).
 const glue = join(bindgen, "keystone.glue.js");
 const renamed = minifyImports(readFileSync(join(bindgen, "keystone_opt.wasm")));
-writeFileSync(glue, fastStrings(renameInGlue(readFileSync(join(bindgen, "keystone.js"), "utf8"), renamed)) +
+const { wasm: shipped, exports } = minifyExports(renamed.wasm);
+writeFileSync(glue, renameInGlue(fastStrings(readFileSync(join(bindgen, "keystone.js"), "utf8")), renamed, exports) +
   "\nexport function __ksReinit() { wasm = undefined; return initSync({ module: wasmModule }); }\n");
 
 /** The glue copies a string into wasm memory one character at a time while it is ASCII: a JS
  * loop that V8 runs unoptimized at start-up, ≈ 1 ms per 20 KB (init passes the stored profile and
  * the definitions). `TextEncoder.encodeInto` copies it natively, and every browser that runs
- * this wasm has it, so the glue's fallback for browsers without it goes too. */
+ * this wasm has it, so the glue's fallback for browsers without it goes too. Also smaller: the
+ * string copy reads the allocator exports itself, and `initSync` takes only the form the
+ * wrapper passes. */
 function fastStrings(text) {
   const swap = (re, to) => {
     const out = text.replace(re, to);
     if (out === text) throw new Error("the wasm-bindgen glue changed: " + re);
     text = out;
   };
-  swap(/function passStringToWasm0\(arg, malloc, realloc\) \{[^]*?\n\}\n/, `function passStringToWasm0(arg, malloc, realloc) {
+  // Every call passes the same two exports: the function reads them itself.
+  swap(/, wasm\.__wbindgen_malloc, wasm\.__wbindgen_realloc\)/g, ")");
+  swap(/function passStringToWasm0\(arg, malloc, realloc\) \{[^]*?\n\}\n/, `function passStringToWasm0(arg) {
+    const malloc = wasm.__wbindgen_malloc, realloc = wasm.__wbindgen_realloc;
     let len = arg.length, ptr = malloc(len, 1) >>> 0;
     let { read, written } = cachedTextEncoder.encodeInto(arg, getUint8ArrayMemory0().subarray(ptr, ptr + len));
     if (read < len) {
@@ -50,6 +57,9 @@ function fastStrings(text) {
 }
 `);
   swap(/\nif \(!\('encodeInto' in cachedTextEncoder\)\) \{[^]*?\n\}\n/, "\n");
+  // The wrapper always passes `initSync` an object ({ module }): the branch that warns about the
+  // older form goes, with its message.
+  swap(/if \(Object\.getPrototypeOf\(module\) === Object\.prototype\) \{\s*\(\{module\} = module\)\s*\} else \{\s*console\.warn\([^\n]*\)\s*\}/, "({module} = module)");
   return text;
 }
 
@@ -90,7 +100,7 @@ for (const [file, module] of [["keystone.js", true], ["keystone.global.js", fals
   writeFileSync(path, (file == "snippet.js" ? "" : "//# allFunctionsCalledOnLoad\n") + code);
 }
 
-writeFileSync(join(dist, "keystone_bg.wasm"), renamed.wasm);
+writeFileSync(join(dist, "keystone_bg.wasm"), shipped);
 cpSync(join(tpl, "keystone.d.ts"), join(dist, "keystone.d.ts"));
 cpSync(join(tpl, "README.md"), join(out, "README.md"));
 if (existsSync(join(root, "LICENSE"))) cpSync(join(root, "LICENSE"), join(out, "LICENSE"));

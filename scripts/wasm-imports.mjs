@@ -2,6 +2,8 @@
 // `__wbg_<name>_<16 hex hash>` under the module "./keystone_bg.js"; the names appear once in the
 // wasm and once in the JS glue, and their hashes do not compress. Renaming them to "a", "b", …
 // (and the module to "k") in both files saves ~0.5 KB gzip for every visitor.
+// The export names go the same way: the glue reads each as a property of the instance's exports
+// (`wasm.__wbindgen_malloc`, a dozen times), which no minifier may shorten.
 
 /** Reads an unsigned LEB128 at `pos`: [value, next position]. */
 function uleb(buf, pos) {
@@ -95,8 +97,45 @@ export function minifyImports(wasm, from = "./keystone_bg.js", to = "k") {
   return { wasm: Buffer.concat(parts), module: [from, to], names };
 }
 
-/** Applies the renaming to the wasm-bindgen JS glue. */
-export function renameInGlue(glue, { module: [from, to], names }) {
+/**
+ * Renames every export of `wasm` (a Buffer) to "a", "b", …. Returns the new wasm and the renaming
+ * (`exports`: Map old → new).
+ */
+export function minifyExports(wasm) {
+  const parts = [wasm.subarray(0, 8)];
+  const exports = new Map();
+  let pos = 8;
+  while (pos < wasm.length) {
+    const id = wasm[pos];
+    const [size, start] = uleb(wasm, pos + 1);
+    const end = start + size;
+    if (id !== 7) {
+      parts.push(wasm.subarray(pos, end));
+      pos = end;
+      continue;
+    }
+    // The export section: vec of (name, kind, index).
+    let [count, p] = uleb(wasm, start);
+    const body = [encodeUleb(count)];
+    for (let i = 0; i < count; i++) {
+      const [len, q] = uleb(wasm, p);
+      const name = wasm.subarray(q, q + len).toString("utf8");
+      const descStart = q + len;
+      p = uleb(wasm, descStart + 1)[1]; // kind byte, then the index
+      const short = shortName(i);
+      exports.set(name, short);
+      body.push(encodeUleb(short.length), Buffer.from(short), wasm.subarray(descStart, p));
+    }
+    if (p !== end) throw new Error("export section not fully read");
+    const payload = Buffer.concat(body);
+    parts.push(Buffer.from([7]), encodeUleb(payload.length), payload);
+    pos = end;
+  }
+  return { wasm: Buffer.concat(parts), exports };
+}
+
+/** Applies the renamings to the wasm-bindgen JS glue. */
+export function renameInGlue(glue, { module: [from, to], names }, exports = new Map()) {
   let out = glue.split(JSON.stringify(from)).join(JSON.stringify(to));
   for (const [old, short] of names) {
     const re = new RegExp("\\b" + old + "\\b", "g");
@@ -104,5 +143,13 @@ export function renameInGlue(glue, { module: [from, to], names }) {
     out = out.replace(re, short);
     if (out === before) throw new Error("import " + old + " not found in the glue");
   }
+  // The glue reaches the exports only as `wasm.<name>` (`wasm` is the instance's exports); an
+  // export it does not read is renamed all the same.
+  out = out.replace(/\bwasm\.([A-Za-z_$][\w$]*)/g, (m, name) => {
+    if (!exports.size) return m;
+    if (!exports.has(name)) throw new Error("the glue reads an export the wasm lacks: " + name);
+    return "wasm." + exports.get(name);
+  });
+  if (exports.size && /\bwasm\[/.test(out)) throw new Error("the glue reads an export by a computed name");
   return out;
 }
