@@ -74,7 +74,9 @@ const common = {
   legalComments: "none",
   target: ["es2022"],
   alias: { "#wasm": glue },
-  define: { __KEYSTONE_VERSION__: JSON.stringify(version) },
+  // __SCRIPT_TAG__: code only the script-tag build runs (replaying calls queued before the engine
+  // was ready, as made when and where they were) is left out of the ESM entry.
+  define: { __KEYSTONE_VERSION__: JSON.stringify(version), __SCRIPT_TAG__: "false" },
   logLevel: "warning",
 };
 
@@ -85,7 +87,7 @@ await build({
   format: "iife",
   outfile: join(dist, "keystone.global.js"),
   // The glue's default wasm URL uses import.meta.url; the global build always passes its own.
-  define: { ...common.define, "import.meta.url": "location.href" },
+  define: { ...common.define, __SCRIPT_TAG__: "true", "import.meta.url": "location.href" },
 });
 await build({ ...common, entryPoints: [join(tpl, "src", "snippet.js")], format: "iife", outfile: join(dist, "snippet.js") });
 

@@ -499,6 +499,7 @@ export class Instance {
    * [time, url, title] noted with it: what it records carries that time and page. Without `fn`:
    * the context follows the page as it is now. */
   _at(c, fn) {
+    if (!__SCRIPT_TAG__) return fn(); // the ESM build queues no calls: each runs as it is made
     // Once replayed: a navigation made meanwhile is one (its page view), and the context is the
     // page's as it is now (its title too: the landing page's may have been read before <title>).
     if (!fn) {
@@ -1028,14 +1029,14 @@ export function init(options, wasmUrl, landing) {
     const dom = typeof document != "undefined";
     // The script-tag build: the time and page the snippet (or that script) ran on, those of the
     // page view auto-capture records at start.
-    const at = when(landing);
+    const at = __SCRIPT_TAG__ ? when(landing) : null;
     const af = opts.antiFlicker; // ms (a number, or digits from a tag manager's variable); true, "": 1000; false: none
     if (dom && af !== false) cloak((typeof af == "number" || (typeof af == "string" && af.trim())) && +af >= 0 ? +af : 1000);
-    late = opts;
+    if (__SCRIPT_TAG__) late = opts; // (amend)
     try {
       await loadWasm(wasmUrl);
     } finally {
-      late = null;
+      if (__SCRIPT_TAG__) late = null;
     }
     let ks;
     try {
