@@ -395,6 +395,50 @@ fn not_inverts_and_single_and_or_equal_the_condition_for_behaviour() {
 
 
 
+/// A node shared by several segments is pruned to the evaluation time once, at its first use:
+/// every segment answers (and explains) as it does when it is the only one loaded, where each
+/// use has a node of its own.
+#[test]
+fn shared_nodes_observed_once_answer_as_nodes_of_their_own() {
+    let mut rng = Rng(0x5EED_0F_5A4E_D0DE);
+    let conds = [
+        r#"{"$performed":{"event":"A","within":"1h","count":{"$gte":2}}}"#,
+        r#"{"$not":{"$performed":{"event":"A","within":"1h","count":{"$gte":2}}}}"#,
+        r#"{"$or":[{"$performed":{"event":"B","within":"2h","sum":"v","value":{"$gt":3}}},{"$performed":{"event":"A","within":"1h","count":{"$gte":2}}}]}"#,
+        r#"{"$and":[{"$performed":{"event":"B","within":"2h","sum":"v","value":{"$gt":3}}},{"$performed":{"event":"B","within":"2h","max":"v","value":{"$gte":4}}}]}"#,
+        r#"{"$performed":{"event":"B","within":"2h","max":"v","value":{"$gte":4}}}"#,
+        r#"{"$sequence":{"steps":[{"event":"A"},{"event":"B"}],"within":"2h"}}"#,
+        r#"{"$and":[{"$sequence":{"steps":[{"event":"A"},{"event":"B"}],"within":"2h"}},{"$performed":{"event":"A","within":"1h","count":{"$gte":2}}}]}"#,
+    ];
+    let doc = |ids: &[usize]| {
+        let segs: Vec<String> = ids.iter().map(|&i| format!(r#"{{"id":"s{i}","condition":{}}}"#, conds[i])).collect();
+        json(&format!(r#"{{"version":1,"segments":[{}]}}"#, segs.join(",")))
+    };
+    for round in 0..20 {
+        let all: Vec<usize> = (0..conds.len()).collect();
+        let mut shared = Keystone::new(Options::default(), NativeHost::boxed(round), None, T0);
+        shared.load_definitions(&doc(&all), T0).unwrap();
+        let mut alone: Vec<Keystone> = all.iter().map(|&i| {
+            let mut ks = Keystone::new(Options::default(), NativeHost::boxed(round), None, T0);
+            ks.load_definitions(&doc(&[i]), T0).unwrap();
+            ks
+        }).collect();
+        let mut t = T0;
+        for _ in 0..12 {
+            t += (rng.next() % 50) as f64 * 60_000.0;
+            let name = if rng.next() % 2 == 0 { "A" } else { "B" };
+            let v = (rng.next() % 6) as f64;
+            shared.track(t, name, Map::new().with("v", v)).unwrap();
+            for (i, ks) in alone.iter_mut().enumerate() {
+                ks.track(t, name, Map::new().with("v", v)).unwrap();
+                let id = format!("s{i}");
+                assert_eq!(shared.in_segment(&id), ks.in_segment(&id), "{}", conds[i]);
+                assert_eq!(shared.explain(&id, t + 1.0).unwrap(), ks.explain(&id, t + 1.0).unwrap(), "{}", conds[i]);
+            }
+        }
+    }
+}
+
 /// `explain` of a `$performed` with an aggregate shows both parts it requires: the aggregate
 /// (`value`/`expected`) and the count (`count`/`countExpected`).
 #[test]

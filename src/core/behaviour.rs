@@ -209,11 +209,14 @@ impl Node {
 
     /// Observes the node at `now`, pruning what left its window. A `$performed` answers its
     /// count and aggregate (null when there is none); a `$sequence` whether it completed and the
-    /// number of steps matched so far.
-    pub fn observe(&self, st: &mut NodeState, now: f64) -> (bool, f64, Value) {
+    /// number of steps matched so far. With `pruned`, the state was observed at `now` already
+    /// (pruning again would change nothing).
+    pub fn observe(&self, st: &mut NodeState, now: f64, pruned: bool) -> (bool, f64, Value) {
         match (&self.spec, st) {
             (Spec::Performed(p), NodeState::Perf(s)) => {
-                s.prune(now - p.within);
+                if !pruned {
+                    s.prune(now - p.within);
+                }
                 let count = if p.k > 0 { s.recent.len() as f64 } else { s.n };
                 let value = match p.agg {
                     Agg::Count => Value::Null,

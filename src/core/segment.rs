@@ -537,6 +537,8 @@ struct Eval<'a> {
     cx: Ctx<'a>,
     /// Per segment: 0 not yet evaluated, 1 being evaluated, 2 out, 3 in.
     member: Vec<u8>,
+    /// Per node: whether it was observed (pruned to `now`) already.
+    seen: Vec<bool>,
 }
 
 impl Eval<'_> {
@@ -593,8 +595,9 @@ impl Eval<'_> {
                 (path.as_str(), eval_value(test, &v, &self.cx, false))
             }
             Cond::Node(i, count, test) => {
-                let (Some(n), Some(slot)) = (self.defs.nodes.get(*i), self.state.nodes.get_mut(*i)) else { return false };
-                let (done, c, v) = n.observe(&mut slot.st, self.now);
+                let (Some(n), Some(slot), Some(seen)) = (self.defs.nodes.get(*i), self.state.nodes.get_mut(*i), self.seen.get_mut(*i)) else { return false };
+                // Nodes are shared: each is pruned to `now` once per evaluation.
+                let (done, c, v) = n.observe(&mut slot.st, self.now, ::core::mem::replace(seen, true));
                 let c = Value::Num(c);
                 match &n.spec {
                     Spec::Sequence(q) => {
@@ -654,15 +657,15 @@ fn explain_node(op: &str, res: bool, leaf: Option<(Value, Value)>, kids: Vec<Val
     Value::Obj(m)
 }
 
-fn member_init(defs: &Definitions) -> Vec<u8> {
-    vec![0; defs.segments.len()]
+fn eval<'a>(defs: &'a Definitions, profile: &'a mut Profile, doc: Option<&'a Value>, now: f64, host: &'a dyn Host) -> Eval<'a> {
+    prepare(defs, profile, host);
+    Eval { defs, state: &mut profile.behaviour, doc: doc.unwrap_or(&Value::Null), now, cx: ctx(defs, host), member: vec![0; defs.segments.len()], seen: vec![false; defs.nodes.len()] }
 }
 
 /// Evaluates every segment at `now`; returns whether each is held, by index. `doc` is the
 /// profile document (needed only when [`Definitions::uses_doc`]).
 pub fn evaluate(defs: &Definitions, profile: &mut Profile, doc: Option<&Value>, now: f64, host: &dyn Host) -> Vec<bool> {
-    prepare(defs, profile, host);
-    let mut ev = Eval { defs, state: &mut profile.behaviour, doc: doc.unwrap_or(&Value::Null), now, cx: ctx(defs, host), member: member_init(defs) };
+    let mut ev = eval(defs, profile, doc, now, host);
     let mut hits = Vec::with_capacity(defs.segments.len());
     for i in 0..defs.segments.len() {
         hits.push(ev.segment(i));
@@ -685,8 +688,7 @@ pub fn members(defs: &Definitions, hits: &[bool]) -> Vec<String> {
 /// None for an unknown id.
 pub fn explain(defs: &Definitions, profile: &mut Profile, doc: Option<&Value>, id: &str, now: f64, host: &dyn Host) -> Option<Value> {
     let seg = defs.segments.iter().find(|s| s.id == id)?;
-    prepare(defs, profile, host);
-    let mut ev = Eval { defs, state: &mut profile.behaviour, doc: doc.unwrap_or(&Value::Null), now, cx: ctx(defs, host), member: member_init(defs) };
+    let mut ev = eval(defs, profile, doc, now, host);
     let mut out = Vec::new();
     let result = ev.run(&seg.cond, Some(&mut out));
     Some(Value::Obj(
@@ -743,4 +745,3 @@ pub fn merge_state(into: &mut State, other: State, defs: &Definitions) {
     let hl = |key: u64| defs.scores.iter().find(|d| d.key == key).and_then(|d| d.half_life);
     behaviour::merge(into, other, &hl);
 }
-
