@@ -592,7 +592,7 @@ impl Eval<'_> {
                     value = v.clone().into_owned();
                     expected = test.clone();
                 }
-                (path.as_str(), eval_value(test, &v, &self.cx, false))
+                (path.as_str(), holds(test, &v, &self.cx))
             }
             Cond::Node(i, count, test) => {
                 let (Some(n), Some(slot), Some(seen)) = (self.defs.nodes.get(*i), self.state.nodes.get_mut(*i), self.seen.get_mut(*i)) else { return false };
@@ -606,7 +606,7 @@ impl Eval<'_> {
                         ("$sequence", done)
                     }
                     Spec::Performed(_) => {
-                        let ok = eval_value(count, &c, &self.cx, false) && test.as_ref().map_or(true, |t| eval_value(t, &v, &self.cx, false));
+                        let ok = holds(count, &c, &self.cx) && test.as_ref().map_or(true, |t| holds(t, &v, &self.cx));
                         if trace {
                             expected = test.clone().unwrap_or_else(|| count.clone());
                             // An aggregate's node also shows the count it requires (both apply).
@@ -639,6 +639,17 @@ impl Eval<'_> {
         }
         res
     }
+}
+
+/// Whether `value` passes `test` ([`eval_value`]). `{$gte: k}` on a number, the usual count
+/// and threshold test, is compared directly (JavaScript's `k <= value` on two numbers).
+fn holds(test: &Value, value: &Value, cx: &Ctx) -> bool {
+    if let (Value::Obj(m), Value::Num(x)) = (test, value) {
+        if let (1, Some(Value::Num(k))) = (m.len(), m.get("$gte")) {
+            return *k <= *x;
+        }
+    }
+    eval_value(test, value, cx, false)
 }
 
 /// `{op, result, value, expected}` for a leaf, `{op, result, children}` for a combinator.
@@ -744,4 +755,47 @@ pub fn decode_state(v: Option<&Value>) -> State {
 pub fn merge_state(into: &mut State, other: State, defs: &Definitions) {
     let hl = |key: u64| defs.scores.iter().find(|d| d.key == key).and_then(|d| d.half_life);
     behaviour::merge(into, other, &hl);
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoHost;
+    impl Host for NoHost {
+        fn regex_test(&self, _: &str, _: &str, _: &str) -> Option<bool> {
+            None
+        }
+        fn parse_number(&self, s: &str) -> f64 {
+            s.parse().unwrap_or(f64::NAN)
+        }
+        fn format_number(&self, n: f64) -> String {
+            format!("{n}")
+        }
+        fn random_bytes(&self, _: &mut [u8]) {}
+    }
+
+    /// The direct `{$gte: k}` comparison answers as the general evaluator.
+    #[test]
+    fn gte_on_a_number_answers_as_eval_value() {
+        let cx = Ctx { groups: None, host: &NoHost };
+        let nums = [-1.0, -0.0, 0.0, 1.0, 2.5, 3.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY];
+        let mut tests = Vec::new();
+        for k in nums {
+            tests.push(Value::Obj(Map::new().with("$gte", k)));
+            tests.push(Value::Obj(Map::new().with("$gt", k)));
+            tests.push(Value::Obj(Map::new().with("$gte", k).with("$lt", 3.0)));
+            tests.push(Value::Num(k));
+        }
+        tests.push(Value::Obj(Map::new().with("$gte", "2")));
+        tests.push(Value::Obj(Map::new().with("$gte", Value::Null)));
+        let mut values: Vec<Value> = nums.iter().map(|&x| Value::Num(x)).collect();
+        values.extend([Value::Null, Value::Str("2".into()), Value::Bool(true), Value::Arr(vec![Value::Num(2.0)])]);
+        for t in &tests {
+            for v in &values {
+                assert_eq!(holds(t, v, &cx), eval_value(t, v, &cx, false), "{t:?} {v:?}");
+            }
+        }
+    }
 }
