@@ -600,3 +600,40 @@ fn back_fill_does_not_count_twice_a_ring_out_of_time_order() {
     assert_eq!(ks.segments(), &["ge2".to_string()]);
     assert_eq!(ks.profile_document().path("scores.v").and_then(Value::as_num), Some(2.0));
 }
+
+/// Definition errors locate their fault with a JSON pointer made only when the error is
+/// reported (the compiler walks a borrowed chain of keys and indexes): it must equal the pointer
+/// joined step by step, escapes (`~0`, `~1`) and array indexes included, at every depth.
+#[test]
+fn error_pointers_rendered_on_error_equal_joined_ones() {
+    use keystone::core::error::{join, join_pointer};
+    use keystone::core::segment::parse;
+    // Steps joined one at a time, the old way (numbers are array indexes).
+    let ptr = |steps: &[&str]| steps.iter().fold(String::new(), |p, s| match s.parse::<usize>() {
+        Ok(i) => join_pointer(&p, i),
+        Err(_) => join(&p, s),
+    });
+    let cases: Vec<(&str, String)> = vec![
+        (r#"{"id":"a","condition":{"$and":[{"x":1},{"$or":[{"y":2},{"$not":{"$performed":{"event":"E","within":"9999d"}}}]}]}}"#, ptr(&["segments", "0", "condition", "$and", "1", "$or", "1", "$not", "$performed", "within"])),
+        (r#"{"id":"a","condition":{"a/b~c":{"$eq":1},"$sequence":{"steps":[{"event":"A"},{"event":"B","bogus~/":1}]}}}"#, ptr(&["segments", "0", "condition", "$sequence", "steps", "1", "bogus~/"])),
+        (r#"{"id":"a","condition":{"$sequence":{"steps":[]}}}"#, ptr(&["segments", "0", "condition", "$sequence", "steps"])),
+        (r#"{"id":"a","condition":{"$performed":{"event":"E","sum":"v"}}}"#, ptr(&["segments", "0", "condition", "$performed"])),
+        (r#"{"id":"a","condition":{"segments.x":1}}"#, ptr(&["segments", "0", "condition", "segments.x"])),
+        (r#"{"id":"a","condition":{"$inSegment":"nope"}}"#, ptr(&["segments", "0", "condition", "$inSegment"])),
+        (r#"{"id":"a","condition":{"$and":{}}}"#, ptr(&["segments", "0", "condition", "$and"])),
+        (r#"{"id":"","condition":{}}"#, ptr(&["segments", "0", "id"])),
+        (r#"{"id":"a","condition":{},"x/y":1}"#, ptr(&["segments", "0", "x/y"])),
+        (r#"7"#, ptr(&["segments", "0"])),
+    ];
+    for (def, want) in cases {
+        let doc = json(&format!(r#"{{"version":1,"segments":[{def}]}}"#));
+        let (_, report) = parse(&doc, 90.0 * 86_400_000.0).unwrap();
+        assert_eq!(report.rejected.len(), 1, "{def}");
+        assert_eq!(report.rejected[0].path.as_deref(), Some(want.as_str()), "{def}");
+    }
+    // Scores: rules by index, keys escaped.
+    let doc = json(r#"{"version":1,"segments":[],"scores":[{"id":"s","rules":[{"event":"A","points":1},{"event":"B","points":"x"}]},{"id":"t","rules":[],"~":1}]}"#);
+    let (_, report) = parse(&doc, 90.0 * 86_400_000.0).unwrap();
+    let paths: Vec<_> = report.rejected.iter().map(|e| e.path.clone().unwrap()).collect();
+    assert_eq!(paths, vec![ptr(&["scores", "0", "rules", "1", "points"]), ptr(&["scores", "1", "~"])]);
+}

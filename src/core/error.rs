@@ -69,6 +69,12 @@ pub mod codes {
 pub fn join(base: &str, key: &str) -> String {
     let mut s = String::with_capacity(base.len() + key.len() + 1);
     s.push_str(base);
+    push_key(&mut s, key);
+    s
+}
+
+/// Pushes `/` and `key`, escaped.
+fn push_key(s: &mut String, key: &str) {
     s.push('/');
     for c in key.chars() {
         match c {
@@ -77,7 +83,40 @@ pub fn join(base: &str, key: &str) -> String {
             c => s.push(c),
         }
     }
-    s
+}
+
+/// One step of a JSON pointer: an object key or an array index.
+#[derive(Clone, Copy)]
+pub enum Step<'a> {
+    /// An object key.
+    Key(&'a str),
+    /// An array index.
+    Index(usize),
+}
+
+/// A JSON pointer as a chain of steps borrowed from the walk of a document: a walk that finds
+/// no fault allocates nothing, and the text is made only for an error ([`Ptr::render`]).
+#[derive(Clone, Copy)]
+pub struct Ptr<'a>(pub Option<&'a Ptr<'a>>, pub Step<'a>);
+
+impl Ptr<'_> {
+    /// The pointer as text (`/segments/3/condition`).
+    #[inline(never)]
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        self.write(&mut s);
+        s
+    }
+
+    fn write(&self, s: &mut String) {
+        if let Some(up) = self.0 {
+            up.write(s);
+        }
+        match self.1 {
+            Step::Key(k) => push_key(s, k),
+            Step::Index(i) => push_key(s, &crate::core::host::format_uint(i as u64)),
+        }
+    }
 }
 
 /// Appends an array index to a JSON pointer.

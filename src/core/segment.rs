@@ -15,7 +15,7 @@ use crate::core::prelude::*;
 
 use crate::core::behaviour::{self, Agg, Fp, Node, Performed, Sequence, Spec};
 use crate::core::condition::{eval_value, get_path, Ctx, Groups};
-use crate::core::error::{codes, unknown, Error, UNKNOWN};
+use crate::core::error::{codes, unknown, Error, Ptr, Step, UNKNOWN};
 pub use crate::core::error::{join, join_pointer};
 use crate::core::host::Host;
 use crate::core::profile::Profile;
@@ -50,8 +50,6 @@ pub struct SegmentDef {
     pub id: String,
     /// Display name.
     pub name: String,
-    /// The condition document as given.
-    pub condition: Value,
     /// The compiled condition.
     pub cond: Cond,
     /// `$inSegment` targets and their JSON pointers (for load errors).
@@ -90,8 +88,8 @@ pub struct LoadReport {
 }
 
 #[inline(never)]
-fn err(id: Option<&str>, path: &str, msg: &str) -> Error {
-    Error::at(codes::INVALID_SEGMENT, id, path, msg)
+fn err(id: Option<&str>, at: &Ptr, msg: &str) -> Error {
+    Error::at(codes::INVALID_SEGMENT, id, at.render(), msg)
 }
 
 #[inline(never)]
@@ -125,8 +123,9 @@ pub fn parse(doc: &Value, retention_ms: f64) -> Result<(Definitions, LoadReport)
     let mut report = LoadReport::default();
 
     // Scores first: segments may read them.
+    let root = Ptr(None, Step::Key("scores"));
     for (i, s) in score_list.iter().enumerate() {
-        match parse_score(s, &join_pointer("/scores", i), &defs.scores) {
+        match parse_score(s, &Ptr(Some(&root), Step::Index(i)), &defs.scores) {
             Ok(d) => defs.scores.push(d),
             Err(e) => report.rejected.push(e),
         }
@@ -135,8 +134,9 @@ pub fn parse(doc: &Value, retention_ms: f64) -> Result<(Definitions, LoadReport)
     // Segments: compile each on its own, then reject those whose `$inSegment` targets are
     // unknown, rejected, or lead back to themselves (reported in document order).
     let mut segs: Vec<SegmentDef> = Vec::new();
+    let root = Ptr(None, Step::Key("segments"));
     for (i, s) in list.iter().enumerate() {
-        match parse_segment(s, &join_pointer("/segments", i), retention_ms, &segs, &mut defs) {
+        match parse_segment(s, &Ptr(Some(&root), Step::Index(i)), retention_ms, &segs, &mut defs) {
             Ok(c) => segs.push(c),
             Err(e) => report.rejected.push(e),
         }
@@ -149,7 +149,7 @@ pub fn parse(doc: &Value, retention_ms: f64) -> Result<(Definitions, LoadReport)
         // The first target that is unknown or rejected (a cycle's members are all rejected).
         let bad = seg.refs.iter().find(|(t, _)| segs.iter().position(|x| x.id == *t).is_none_or(|j| state.get(j) != Some(&2)));
         if let Some((_, p)) = bad {
-            report.rejected.push(err(Some(&seg.id), p, "$inSegment names an unknown or rejected segment, or a cycle"));
+            report.rejected.push(Error::at(codes::INVALID_SEGMENT, Some(&seg.id), p.as_str(), "$inSegment names an unknown or rejected segment, or a cycle"));
         }
     }
     for (seg, st) in segs.into_iter().zip(state) {
@@ -216,10 +216,11 @@ fn is_where(w: &Value) -> bool {
     w.as_obj().is_some() && plain(w)
 }
 
-fn parse_segment(s: &Value, base: &str, retention: f64, before: &[SegmentDef], defs: &mut Definitions) -> Result<SegmentDef, Error> {
+fn parse_segment(s: &Value, base: &Ptr, retention: f64, before: &[SegmentDef], defs: &mut Definitions) -> Result<SegmentDef, Error> {
     let Some(m) = s.as_obj() else { return Err(err(None, base, "a segment must be an object")) };
-    let Some(id) = name_of(m, "id") else { return Err(err(None, &join(base, "id"), "id must be a non-empty string")) };
-    let fail = |k: &str, msg: &str| err(Some(id), &join(base, k), msg);
+    let fail = |id: Option<&str>, k: &str, msg: &str| err(id, &Ptr(Some(base), Step::Key(k)), msg);
+    let Some(id) = name_of(m, "id") else { return Err(fail(None, "id", "id must be a non-empty string")) };
+    let fail = |k: &str, msg: &str| fail(Some(id), k, msg);
     if before.iter().any(|c| c.id == id) {
         return Err(fail("id", "duplicate id"));
     }
@@ -234,10 +235,10 @@ fn parse_segment(s: &Value, base: &str, retention: f64, before: &[SegmentDef], d
     };
     let mark = defs.nodes.len();
     let mut c = Compiler { id, retention, nodes: &mut defs.nodes, refs: Vec::new() };
-    let out = c.compile(condition, &join(base, "condition"));
+    let out = c.compile(condition, &Ptr(Some(base), Step::Key("condition")));
     let refs = c.refs;
     match out {
-        Ok(cond) => Ok(SegmentDef { id: id.into(), name: name.into(), condition: condition.clone(), cond, refs }),
+        Ok(cond) => Ok(SegmentDef { id: id.into(), name: name.into(), cond, refs }),
         Err(e) => {
             defs.nodes.truncate(mark);
             Err(e)
@@ -254,21 +255,21 @@ struct Compiler<'a> {
 
 impl Compiler<'_> {
     #[inline(never)]
-    fn fail(&self, path: &str, key: &str, msg: &str) -> Error {
-        err(Some(self.id), &if key.is_empty() { path.into() } else { join(path, key) }, msg)
+    fn fail(&self, path: &Ptr, key: &str, msg: &str) -> Error {
+        err(Some(self.id), &if key.is_empty() { *path } else { Ptr(Some(path), Step::Key(key)) }, msg)
     }
 
-    fn compile(&mut self, v: &Value, path: &str) -> Result<Cond, Error> {
+    fn compile(&mut self, v: &Value, path: &Ptr) -> Result<Cond, Error> {
         let Some(m) = v.as_obj() else { return Err(self.fail(path, "", "a condition must be an object")) };
         let mut all = Vec::with_capacity(m.len());
         for (k, x) in m.iter() {
-            let p = join(path, k);
+            let p = Ptr(Some(path), Step::Key(k));
             let c = match k.as_str() {
                 "$and" | "$or" | "$nor" => {
                     let Some(items) = x.as_arr() else { return Err(self.fail(&p, "", "expects an array of conditions")) };
                     let mut kids = Vec::with_capacity(items.len());
                     for (i, item) in items.iter().enumerate() {
-                        kids.push(self.compile(item, &join_pointer(&p, i))?);
+                        kids.push(self.compile(item, &Ptr(Some(&p), Step::Index(i)))?);
                     }
                     match k.as_str() {
                         "$and" => Cond::And(kids),
@@ -281,7 +282,7 @@ impl Compiler<'_> {
                 "$sequence" => self.sequence(x, &p)?,
                 "$inSegment" => {
                     let Some(t) = x.as_str() else { return Err(self.fail(&p, "", "$inSegment takes a segment id")) };
-                    self.refs.push((t.into(), p));
+                    self.refs.push((t.into(), p.render()));
                     Cond::InSegment(t.into())
                 }
                 // The membership being computed: a condition on it would read the last
@@ -305,7 +306,7 @@ impl Compiler<'_> {
 
     /// `within` (ms), checked against the retention.
     #[inline(never)]
-    fn window(&self, m: &Map, path: &str) -> Result<Option<f64>, Error> {
+    fn window(&self, m: &Map, path: &Ptr) -> Result<Option<f64>, Error> {
         let Some(w) = m.get("within") else { return Ok(None) };
         match w.as_str().and_then(parse_duration) {
             Some(ms) if ms <= self.retention => Ok(Some(ms)),
@@ -316,7 +317,7 @@ impl Compiler<'_> {
 
     /// `{event, where?}` of a `$performed` or a step.
     #[inline(never)]
-    fn event(&self, m: &Map, path: &str) -> Result<(String, Option<Value>), Error> {
+    fn event(&self, m: &Map, path: &Ptr) -> Result<(String, Option<Value>), Error> {
         let Some(e) = name_of(m, "event") else { return Err(self.fail(path, "event", NEEDS_EVENT)) };
         match m.get("where") {
             None => Ok((e.into(), None)),
@@ -325,7 +326,7 @@ impl Compiler<'_> {
         }
     }
 
-    fn performed(&mut self, v: &Value, path: &str) -> Result<Cond, Error> {
+    fn performed(&mut self, v: &Value, path: &Ptr) -> Result<Cond, Error> {
         const AGGS: [&str; 5] = ["sum", "avg", "min", "max", "distinct"];
         let Some(m) = v.as_obj() else { return Err(self.fail(path, "", "$performed takes an object")) };
         if let Some(k) = unknown(m, &["event", "where", "within", "count", "value", "sum", "avg", "min", "max", "distinct"]) {
@@ -369,12 +370,12 @@ impl Compiler<'_> {
         Ok(self.node(spec, fp, count, value))
     }
 
-    fn sequence(&mut self, v: &Value, path: &str) -> Result<Cond, Error> {
+    fn sequence(&mut self, v: &Value, path: &Ptr) -> Result<Cond, Error> {
         let Some(m) = v.as_obj() else { return Err(self.fail(path, "", "$sequence takes an object")) };
         if let Some(k) = unknown(m, &["steps", "within"]) {
             return Err(self.fail(path, k, UNKNOWN));
         }
-        let sp = join(path, "steps");
+        let sp = Ptr(Some(path), Step::Key("steps"));
         let Some(list) = m.get("steps").and_then(Value::as_arr).filter(|l| !l.is_empty()) else {
             return Err(self.fail(&sp, "", "steps must be a non-empty array"));
         };
@@ -382,7 +383,7 @@ impl Compiler<'_> {
         let mut fp = Fp::new().bytes(b"S").num(within.unwrap_or(-1.0));
         let mut steps = Vec::with_capacity(list.len());
         for (i, s) in list.iter().enumerate() {
-            let p = join_pointer(&sp, i);
+            let p = Ptr(Some(&sp), Step::Index(i));
             let Some(sm) = s.as_obj() else { return Err(self.fail(&p, "", "a step is an object {event, where?}")) };
             if let Some(k) = unknown(sm, &["event", "where"]) {
                 return Err(self.fail(&p, k, UNKNOWN));
@@ -429,12 +430,12 @@ fn numbers(v: &Value, i: usize, out: &mut Vec<(usize, f64)>) {
     }
 }
 
-fn parse_score(s: &Value, base: &str, before: &[ScoreDef]) -> Result<ScoreDef, Error> {
+fn parse_score(s: &Value, base: &Ptr, before: &[ScoreDef]) -> Result<ScoreDef, Error> {
     let Some(m) = s.as_obj() else { return Err(err(None, base, "a score must be an object")) };
     let Some(id) = name_of(m, "id").filter(|id| !id.bytes().any(|b| b == b'.')) else {
-        return Err(err(name_of(m, "id"), &join(base, "id"), "id must be a non-empty string without dots"));
+        return Err(err(name_of(m, "id"), &Ptr(Some(base), Step::Key("id")), "id must be a non-empty string without dots"));
     };
-    let fail = |p: &str, k: &str, msg: &str| err(Some(id), &join(p, k), msg);
+    let fail = |p: &Ptr, k: &str, msg: &str| err(Some(id), &Ptr(Some(p), Step::Key(k)), msg);
     if before.iter().any(|d| d.id == id) {
         return Err(fail(base, "id", "duplicate id"));
     }
@@ -445,12 +446,12 @@ fn parse_score(s: &Value, base: &str, before: &[ScoreDef]) -> Result<ScoreDef, E
         None => None,
         Some(h) => Some(h.as_str().and_then(parse_duration).ok_or_else(|| fail(base, "halfLife", BAD_DURATION))?),
     };
-    let rp = join(base, "rules");
+    let rp = Ptr(Some(base), Step::Key("rules"));
     let Some(list) = m.get("rules").and_then(Value::as_arr) else { return Err(fail(base, "rules", "rules must be an array")) };
     let mut rules = Vec::with_capacity(list.len());
     let mut fp = Fp::new().bytes(b"score").num(half_life.unwrap_or(-1.0));
     for (i, r) in list.iter().enumerate() {
-        let p = join_pointer(&rp, i);
+        let p = Ptr(Some(&rp), Step::Index(i));
         let Some(rm) = r.as_obj() else { return Err(err(Some(id), &p, "a rule is an object {event, where?, points}")) };
         if let Some(k) = unknown(rm, &["event", "where", "points"]) {
             return Err(fail(&p, k, UNKNOWN));
