@@ -30,8 +30,10 @@ writeFileSync(glue, renameInGlue(fastStrings(readFileSync(join(bindgen, "keyston
 
 /** The glue copies a string into wasm memory one character at a time while it is ASCII: a JS
  * loop that V8 runs unoptimized at start-up, ≈ 1 ms per 20 KB (init passes the stored profile and
- * the definitions). `TextEncoder.encodeInto` copies it natively, and every browser that runs
- * this wasm has it, so the glue's fallback for browsers without it goes too. Also smaller: the
+ * the definitions). `TextEncoder.encodeInto` copies long text natively; short text (most calls:
+ * an event, its properties, a condition) keeps the loop, which costs less than setting up
+ * encodeInto. Every browser that runs this wasm has encodeInto, so the glue's fallback for
+ * browsers without it goes too. Also smaller: the
  * string copy reads the allocator exports itself, and `initSync` takes only the form the
  * wrapper passes. */
 function fastStrings(text) {
@@ -44,8 +46,12 @@ function fastStrings(text) {
   swap(/, wasm\.__wbindgen_malloc, wasm\.__wbindgen_realloc\)/g, ")");
   swap(/function passStringToWasm0\(arg, malloc, realloc\) \{[^]*?\n\}\n/, `function passStringToWasm0(arg) {
     const malloc = wasm.__wbindgen_malloc, realloc = wasm.__wbindgen_realloc;
-    let len = arg.length, ptr = malloc(len, 1) >>> 0;
-    let { read, written } = cachedTextEncoder.encodeInto(arg, getUint8ArrayMemory0().subarray(ptr, ptr + len));
+    let len = arg.length, ptr = malloc(len, 1) >>> 0, read = 0, written;
+    if (len < 512) {
+        const mem = getUint8ArrayMemory0();
+        for (let c; read < len && (c = arg.charCodeAt(read)) < 128; read++) mem[ptr + read] = c;
+        written = read;
+    } else ({ read, written } = cachedTextEncoder.encodeInto(arg, getUint8ArrayMemory0().subarray(ptr, ptr + len)));
     if (read < len) {
         arg = arg.slice(read);
         ptr = realloc(ptr, len, len = written + arg.length * 3, 1) >>> 0;
