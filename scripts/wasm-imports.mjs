@@ -38,24 +38,33 @@ const shortName = (i) => {
 };
 
 /**
+ * `wasm` (a Buffer) with the payload of each section `id` replaced by what
+ * `rewrite(start, end)` returns for it (the payload spans wasm[start, end)).
+ */
+function rewriteSection(wasm, id, rewrite) {
+  if (wasm.readUInt32LE(0) !== 0x6d736100) throw new Error("not a wasm module");
+  const parts = [wasm.subarray(0, 8)];
+  let pos = 8;
+  while (pos < wasm.length) {
+    const [size, start] = uleb(wasm, pos + 1);
+    const end = start + size;
+    if (wasm[pos] === id) {
+      const payload = rewrite(start, end);
+      parts.push(Buffer.from([id]), encodeUleb(payload.length), payload);
+    } else parts.push(wasm.subarray(pos, end));
+    pos = end;
+  }
+  return Buffer.concat(parts);
+}
+
+/**
  * Renames the imports of module `from` in `wasm` (a Buffer). Returns the new wasm and the
  * renaming ({module: [old, new], names: Map old → new}).
  */
 export function minifyImports(wasm, from = "./keystone_bg.js", to = "k") {
-  if (wasm.readUInt32LE(0) !== 0x6d736100) throw new Error("not a wasm module");
-  const parts = [wasm.subarray(0, 8)];
   const names = new Map();
-  let pos = 8;
-  while (pos < wasm.length) {
-    const id = wasm[pos];
-    const [size, start] = uleb(wasm, pos + 1);
-    const end = start + size;
-    if (id !== 2) {
-      parts.push(wasm.subarray(pos, end));
-      pos = end;
-      continue;
-    }
-    // The import section: vec of (module, name, kind, description).
+  // The import section: vec of (module, name, kind, description).
+  const out = rewriteSection(wasm, 2, (start, end) => {
     let p = start;
     const [count, p0] = uleb(wasm, p);
     p = p0;
@@ -90,11 +99,9 @@ export function minifyImports(wasm, from = "./keystone_bg.js", to = "k") {
       body.push(wasm.subarray(descStart, p));
     }
     if (p !== end) throw new Error("import section not fully read");
-    const payload = Buffer.concat(body);
-    parts.push(Buffer.from([2]), encodeUleb(payload.length), payload);
-    pos = end;
-  }
-  return { wasm: Buffer.concat(parts), module: [from, to], names };
+    return Buffer.concat(body);
+  });
+  return { wasm: out, module: [from, to], names };
 }
 
 /**
@@ -102,19 +109,9 @@ export function minifyImports(wasm, from = "./keystone_bg.js", to = "k") {
  * (`exports`: Map old → new).
  */
 export function minifyExports(wasm) {
-  const parts = [wasm.subarray(0, 8)];
   const exports = new Map();
-  let pos = 8;
-  while (pos < wasm.length) {
-    const id = wasm[pos];
-    const [size, start] = uleb(wasm, pos + 1);
-    const end = start + size;
-    if (id !== 7) {
-      parts.push(wasm.subarray(pos, end));
-      pos = end;
-      continue;
-    }
-    // The export section: vec of (name, kind, index).
+  // The export section: vec of (name, kind, index).
+  const out = rewriteSection(wasm, 7, (start, end) => {
     let [count, p] = uleb(wasm, start);
     const body = [encodeUleb(count)];
     for (let i = 0; i < count; i++) {
@@ -127,11 +124,9 @@ export function minifyExports(wasm) {
       body.push(encodeUleb(short.length), Buffer.from(short), wasm.subarray(descStart, p));
     }
     if (p !== end) throw new Error("export section not fully read");
-    const payload = Buffer.concat(body);
-    parts.push(Buffer.from([7]), encodeUleb(payload.length), payload);
-    pos = end;
-  }
-  return { wasm: Buffer.concat(parts), exports };
+    return Buffer.concat(body);
+  });
+  return { wasm: out, exports };
 }
 
 /** Applies the renamings to the wasm-bindgen JS glue. */
