@@ -354,6 +354,35 @@ fn within_a_page_view_a_login_keeps_the_decision_and_another_person_gets_their_o
 }
 
 #[test]
+fn a_login_that_changes_membership_keeps_the_page_views_holdout_draw() {
+    // Re-decided within the login's page view (the traits put the visitor in "gold"), the answer
+    // may change variant but not arm: the exposure already sent and shown was the anonymous
+    // draw's. The next page view uses the known identity's draw.
+    let doc = defs(0.5);
+    for want in [false, true] {
+        let mut ks = (90..200)
+            .map(|seed| Keystone::new(Options::default(), NativeHost::boxed(seed), None, T0))
+            .find(|k| (draw(k.anonymous_id(), "hero") < 0.5) == want)
+            .unwrap();
+        ks.load_definitions(&doc, T0).unwrap();
+        ks.page(T0, Map::new());
+        let anon = ks.decide("hero", T0 + 1.0).unwrap();
+        assert_eq!(anon.holdout, want);
+        let a = email_drawing(want);
+        let mut traits = Map::new();
+        traits.insert("tier", Value::Str("gold".into()));
+        ks.identify(T0 + 2.0, &a, traits, &Value::Null).unwrap();
+        assert!(ks.in_segment("gold"), "membership changed at the login");
+        let again = ks.decide("hero", T0 + 3.0).unwrap();
+        assert_eq!(again.holdout, want, "the page view keeps its draw across the login");
+        assert_eq!(again.variant, if want { "default" } else { "gold_offer" });
+        assert_eq!(to_json(&ks.explain_experience("hero", T0 + 3.0).unwrap())["holdout"], j!(want));
+        ks.page(T0 + 4.0, Map::new());
+        assert_eq!(ks.decide("hero", T0 + 5.0).unwrap().holdout, !want, "the known identity's draw from the next page view");
+    }
+}
+
+#[test]
 fn an_exposure_before_consent_is_recorded_by_the_first_decision_after_it() {
     let doc = json(
         r#"{"version":1,"segments":[],

@@ -351,6 +351,11 @@ pub struct Orchestrator {
     exposed: Vec<(String, String, bool)>,
     /// Whether definitions were ever loaded (segment reports wait for them).
     pub loaded: bool,
+    /// The identity whose holdout draw this page view's decisions use: the one of its first
+    /// decision. A login of the same person keeps it until the next page view, so a decision
+    /// made again after the login (membership changed) stays in the group already shown and sent.
+    /// Empty until the page view's first decision.
+    pub draw: String,
 }
 
 impl Orchestrator {
@@ -358,7 +363,9 @@ impl Orchestrator {
     pub fn new_page_view(&mut self) {
         self.sticky.clear();
         self.exposed.clear();
+        self.draw.clear();
     }
+
 
     /// The identity changed within the page view. The same person (an anonymous visitor who
     /// logged in, their profile merged): the decisions stay for the rest of the page view, now

@@ -798,11 +798,15 @@ impl Keystone {
 
     /// Which variant of experience `id` to show (DESIGN §13). Records `Experience Viewed` once
     /// per experience per page view; sticky within the page view unless membership or identity
-    /// changes. An exposure made without consent to record it (neither `analytics` nor
+    /// changes. The holdout draw is that of the page view's first decision's identity (a login
+    /// of the same person changes it from the next page view). An exposure made without consent to record it (neither `analytics` nor
     /// `personalization`) is not counted for caps nor the page view's exposure: the first
     /// decision once consent allows records it. `Err(unknown_id)` for an unknown experience.
     pub fn decide(&mut self, id: &str, now: f64) -> Result<Decision, Error> {
         let identity = String::from(self.user_id().unwrap_or(&self.profile.anonymous_id));
+        if self.exp.draw.is_empty() {
+            self.exp.draw = identity.clone();
+        }
         let Some(x) = self.exp.get(id) else {
             return Err(Error::new(codes::UNKNOWN_ID, "no experience with that id"));
         };
@@ -811,7 +815,7 @@ impl Keystone {
         let d = match self.exp.remembered(id, &self.members, &identity) {
             Some(d) => d,
             None => {
-                let o = experience::evaluate(x, &self.members, &self.profile.activation, &identity, now, prior.map(|p| p.0));
+                let o = experience::evaluate(x, &self.members, &self.profile.activation, &self.exp.draw, now, prior.map(|p| p.0));
                 let variant = x.variants.get(o.chosen).map_or(String::new(), |v| v.id.clone());
                 Decision { experience: id.into(), variant, holdout: o.holdout }
             }
@@ -837,7 +841,8 @@ impl Keystone {
     /// Explains what `decide(id)` would answer now, or None for an unknown experience.
     pub fn explain_experience(&self, id: &str, now: f64) -> Option<Value> {
         let x = self.exp.get(id)?;
-        let identity = self.user_id().unwrap_or(&self.profile.anonymous_id);
+        let drawn = &self.exp.draw;
+        let identity = if drawn.is_empty() { self.user_id().unwrap_or(&self.profile.anonymous_id) } else { drawn };
         let o = experience::evaluate(x, &self.members, &self.profile.activation, identity, now, self.exp.exposed(id).map(|e| e.0));
         Some(experience::explain(x, &o))
     }
