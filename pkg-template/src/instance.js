@@ -745,7 +745,10 @@ export class Instance {
   _navigated(referrer, seconds, view, late) {
     this.#run(() => {
       if (seconds) this.#core.track("Page Engagement", toJSON({ seconds }));
-      late ? this.#follow() : this.#setContext(referrer);
+      // A late view is of the page its context holds (the snippet's landing page, utm included,
+      // while the calls queued before ready replay: a URL changed meanwhile is a navigation of
+      // its own, recorded after them).
+      late || this.#setContext(referrer);
       // The channels (1 delivery, 2 profile) no consent allowed the view into yet.
       if (view) (this.#views = 1), (this.#unseen = late ? this.#unseen & ~this.#core.page("null", "" + this.#unseen) : 3 & ~this.#core.page("null"));
     }, undefined, 2);
@@ -803,8 +806,9 @@ export class Instance {
       this.#choice = true;
       if (m.profile) this.#core.sync(this.#prefix() + "profile", m.profile);
       this.#late();
-      this.persistNow();
-    }).catch(() => {});
+      // Written under the lock like any change (not at once): the granting tab's trackSegments
+      // report may be stored after the profile this message carries, and must not be written over.
+    }, 1).catch(() => {});
   }
 
   /** Consent changed: auto-capture's view of the page the visitor is on, which no consent
