@@ -126,6 +126,33 @@ test("calls queued on the stub record the time and page they were made on; the s
   await ctx.close();
 });
 
+test("opt-in on the snippet: the view recorded once consent comes is the landing page's, utm included, although the URL changed before the script loaded", async () => {
+  const { ctx, page, release } = await delayedContext("/tests/blank.html?utm_source=newsletter&utm_campaign=summer");
+  await page.evaluate((snippet) => {
+    window.keystoneConfig = { src: "/pkg/dist/keystone.global.js", endpoint: "/v1/batch", writeKey: "demo-key", consent: "opt-in", autoCapture: { engagement: false, scroll: false } };
+    const s = document.createElement("script");
+    s.textContent = snippet;
+    document.body.appendChild(s);
+    history.replaceState({}, "", "/tests/blank.html/clean"); // a site stripping the utm at once
+    keystone.setConsent({ analytics: true, personalization: true }); // the visitor's choice, queued
+  }, SNIPPET);
+  release();
+  const id = await page.evaluate(async () => {
+    await keystone.init();
+    await keystone.flush();
+    return keystone.anonymousId();
+  });
+  const pages = h.server.collector.events.filter((e) => e.anonymousId === id && e.type === "page");
+  const row = (e) => [e.context.page.url.replace(/^.*\/tests\//, ""), e.context.page.referrer.replace(/^.*\/tests\//, ""), e.context.campaign || null];
+  // As with consent given from the start: the landing page's view, then the navigation's.
+  assert.deepEqual(pages.map(row), [
+    ["blank.html?utm_source=newsletter&utm_campaign=summer", "", { source: "newsletter", name: "summer" }],
+    ["blank.html/clean", "blank.html?utm_source=newsletter&utm_campaign=summer", null],
+  ]);
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+});
+
 test("after the replay, events carry the page's title as it is now, not the one seen when the snippet ran", async () => {
   const { ctx, page, release } = await delayedContext("/tests/blank.html");
   await page.evaluate(async (snippet) => {

@@ -170,6 +170,29 @@ test("a time-based segment change that every open tab reaches at once is reporte
   await ctx.close();
 });
 
+test("opt-in with two tabs open: the segment entered when consent is granted in one is reported once (trackSegments)", async () => {
+  const opts = {
+    endpoint: "/v1/batch", writeKey: "demo-key", autoCapture: false, trackSegments: true, consent: "opt-in",
+    segments: { version: 1, segments: [{ id: "everyone", condition: {} }] },
+  };
+  // The other tab follows the grant with the profile the granting tab stored before its report;
+  // it must not write that profile over the report (three rounds: the race went either way).
+  for (let round = 0; round < 3; round++) {
+    const ctx = await h.browser.newContext();
+    const [a, b] = await tabs(2, ctx);
+    for (const p of [a, b]) await p.evaluate(async (o) => void (window.ks = await Keystone.init(o)), opts);
+    await b.evaluate(() => ks.setConsent({ analytics: true, personalization: true }));
+    await a.waitForFunction(() => ks.inSegment("everyone"));
+    await a.waitForTimeout(1000); // both report passes and writes
+    const id = await a.evaluate(() => ks.anonymousId());
+    await Promise.all([a, b].map((p) => p.evaluate(() => ks.flush())));
+    const sent = h.server.collector.events.filter((e) => e.anonymousId === id && /^Segment /.test(e.event));
+    assert.deepEqual(sent.map((e) => e.event + " " + e.properties.segment), ["Segment Entered everyone"], "round " + round);
+    for (const p of [a, b]) assert.deepEqual(p.problems, []);
+    await ctx.close();
+  }
+});
+
 test("trackSegments with tabs on different pages: a segment of the page's context is not reported back and forth", async () => {
   const ctx = await h.browser.newContext();
   const [a, b] = await tabs(2, ctx);
