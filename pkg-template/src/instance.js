@@ -404,9 +404,10 @@ export class Instance {
     const key = this.#lockName();
     const pass = async () => {
       // A round trip to the browser first: by then the write of the tab that held the lock
-      // before has reached this tab's view of storage.
+      // before has reached this tab's view of storage. (A free lock of its own, not
+      // locks.query(): a query evicts the site's pages kept in the back/forward cache.)
       try {
-        await navigator.locks.query();
+        await navigator.locks.request(key + ".rt", { ifAvailable: true }, () => {});
       } catch (_) {}
       try {
         const v = localStorage.getItem(key);
