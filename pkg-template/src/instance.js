@@ -411,10 +411,10 @@ export class Instance {
       } catch (_) {}
       try {
         const v = localStorage.getItem(key);
-        if (v) this.#run(() => this.#core.sync(key, v), false, true);
+        if (v) this.#run(() => this.#core.sync(key, v), true);
       } catch (_) {}
       this.#reporting = 0; // (what this refresh reports, the sync's changes included, needs no other pass)
-      this.#run(() => this.#core.refresh("report"), undefined, 2);
+      this.#run(() => this.#core.refresh("report"), 2);
       this.persistNow();
     };
     this.#told = withLock(key, pass, true).catch(pass);
@@ -443,8 +443,9 @@ export class Instance {
 
   // ---- plumbing -------------------------------------------------------------------------
 
-  /** Runs an engine call; on failure reports and returns `fallback`. */
-  #run(fn, fallback, mutates) {
+  /** Runs an engine call; on failure reports and returns `fallback`. (`mutates` before
+   * `fallback`: most calls pass only `mutates`, and the minified calls are shorter.) */
+  #run(fn, mutates, fallback) {
     if (!this.#engine()) return fallback;
     let out = fallback;
     try {
@@ -510,7 +511,7 @@ export class Instance {
         this.#follow();
         if (h == this.#href) this.#setContext(undefined, this.#virtual); // (a virtual page view stays)
         this.#core.refresh(); // membership in that context
-      }, undefined, 2);
+      }, 2);
     }
     this.#call = when(c);
     this.#clock(this.#call && String(this.#call[0]));
@@ -671,12 +672,12 @@ export class Instance {
       if (document.visibilityState === "hidden") flushNow();
     };
     // Another tab wrote the profile: rebase onto it now (profile() sees it in this turn).
-    addEventListener("storage", (e) => this.#run(() => this.#core.sync(e.key, e.newValue), false, true));
+    addEventListener("storage", (e) => this.#run(() => this.#core.sync(e.key, e.newValue), true));
     // forget() in another tab of the site: this tab withdraws all consent and drops its state too.
     try {
       const channel = (this.#channel = new BroadcastChannel("keystone:" + this.#prefix()));
       // setConsent() in another tab: the same categories apply here (never echoed back).
-      channel.onmessage = (e) => (e.data === "forget" ? this.#run(() => this.#forgetHere(), undefined, true) : e.data && e.data.consent && this.#consent(e.data));
+      channel.onmessage = (e) => (e.data === "forget" ? this.#run(() => this.#forgetHere(), true) : e.data && e.data.consent && this.#consent(e.data));
       this.#cleanups.push(() => channel.close());
       // A refusal of personalization passed at init (the visitor's choice) reaches the site's
       // other open tabs as setConsent() would: none of them stores anything after it.
@@ -711,11 +712,11 @@ export class Instance {
         try {
           stored = localStorage.getItem(key) || "";
         } catch (_) {}
-        if (stored.includes(id)) this.#run(() => this.#core.sync(key, stored), false, true);
+        if (stored.includes(id)) this.#run(() => this.#core.sync(key, stored), true);
         if (id !== this.anonymousId()) {
           // Heard as a logout when the page is shown; before a login or logout here, that call
           // reports the net change.
-          this.#run(() => this.#core.followCookie(id, e ? "1" : 0), undefined, true);
+          this.#run(() => this.#core.followCookie(id, e ? "1" : 0), true);
           if (e) this.persistNow();
         }
       };
@@ -752,7 +753,7 @@ export class Instance {
       late || this.#setContext(referrer);
       // The channels (1 delivery, 2 profile) no consent allowed the view into yet.
       if (view) (this.#views = 1), (this.#unseen = late ? this.#unseen & ~this.#core.page("null", "" + this.#unseen) : 3 & ~this.#core.page("null"));
-    }, undefined, 2);
+    }, 2);
   }
 
   // ---- public API -----------------------------------------------------------------------
@@ -764,13 +765,13 @@ export class Instance {
       const p = arg(properties, "page properties", 1);
       this.#setContext(undefined, properties);
       this.#core.page(p);
-    }, undefined, true);
+    }, true);
   }
 
   /** Merges traits into the profile; emits a Segment `identify` event. */
   setTraits(traits) {
     this.#log("setTraits", traits);
-    this.#run(() => this.#core.setTraits(arg(traits, "traits")), undefined, true);
+    this.#run(() => this.#core.setTraits(arg(traits, "traits")), true);
   }
 
   /** Merges consent categories; granting starts collection, withdrawing stops it. */
@@ -848,7 +849,7 @@ export class Instance {
   /** Records a named event. */
   track(event, properties) {
     this.#log("track", event, properties);
-    this.#run(() => this.#core.track(event, arg(properties, "track properties", 1)), undefined, true);
+    this.#run(() => this.#core.track(event, arg(properties, "track properties", 1)), true);
   }
 
   /** Login: hashes the email on the device and reconciles the profiles; written at once. */
@@ -867,7 +868,7 @@ export class Instance {
   /** Logout: sets the known profile aside; a new anonymous id and an empty profile start. */
   reset() {
     this.#log("reset");
-    this.#run(() => (this.#followCookie(), this.#core.reset()), undefined, true);
+    this.#run(() => (this.#followCookie(), this.#core.reset()), true);
     this.persistNow(); // the id cookie too, at once: no later write can bring the old id back
   }
 
@@ -916,7 +917,7 @@ export class Instance {
   decide(experienceId) {
     // Not a "change" for the declarative renderer (which calls it): only an exposure to persist.
     this.#now();
-    const d = this.#run(() => this.#core.decide(id(experienceId)), null);
+    const d = this.#run(() => this.#core.decide(id(experienceId)), 0, null);
     this.#schedulePersist();
     return d;
   }
@@ -924,34 +925,34 @@ export class Instance {
   /** Ids of the segments the visitor is in now, sorted. */
   segments() {
     this.#now();
-    return this.#run(() => this.#core.segments(), []);
+    return this.#run(() => this.#core.segments(), 0, []);
   }
 
   /** Whether the visitor is in segment `id`. */
   inSegment(segmentId) {
     this.#now();
-    return this.#run(() => this.#core.inSegment(id(segmentId)), false);
+    return this.#run(() => this.#core.inSegment(id(segmentId)), 0, false);
   }
 
   /** The profile document (a plain object copy). */
   profile() {
     this.#now();
-    return this.#run(() => this.#core.profile(), null);
+    return this.#run(() => this.#core.profile(), 0, null);
   }
 
   /** The anonymous id (null before consent in opt-in mode and after forget()). */
   anonymousId() {
-    return this.#run(() => this.#core.anonymousId() ?? null, null);
+    return this.#run(() => this.#core.anonymousId() ?? null, 0, null);
   }
 
   /** The known user id, or null while anonymous. */
   userId() {
-    return this.#run(() => this.#core.userId() ?? null, null);
+    return this.#run(() => this.#core.userId() ?? null, 0, null);
   }
 
   /** Why the visitor is or is not in a segment: the condition tree with each node's result. */
   explain(segmentId) {
-    return this.#run(() => this.#core.explain(id(segmentId)), null);
+    return this.#run(() => this.#core.explain(id(segmentId)), 0, null);
   }
 
   /** GrowthBook-compatible condition evaluation (see the module function). */
@@ -970,7 +971,7 @@ export class Instance {
 
   /** Re-evaluates time-windowed segments now. */
   refresh() {
-    this.#run(() => this.#core.refresh(), undefined, true);
+    this.#run(() => this.#core.refresh(), true);
   }
 
   /** Subscribes to "segment:enter", "segment:exit", "identify", "reset" or "error". */
