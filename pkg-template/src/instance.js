@@ -11,7 +11,7 @@ import { experience, redecide } from "./experience-dom.js";
 
 handlers["data-keystone-experience"] = experience;
 import { startCapture } from "./capture.js";
-import { withLock, readCookie, writeCookie, eraseAll, stringify, Prom } from "./sync.js";
+import { withLock, readCookie, writeCookie, eraseAll, stringify, stored, Prom } from "./sync.js";
 
 /** A real Error carrying a stable `code` (and `segmentId`/`path` for definition errors). */
 export class KeystoneError extends Error {
@@ -409,10 +409,8 @@ export class Instance {
       try {
         await navigator.locks.request(key + ".rt", { ifAvailable: true }, () => {});
       } catch (_) {}
-      try {
-        const v = localStorage.getItem(key);
-        if (v) this.#run(() => this.#core.sync(key, v), true);
-      } catch (_) {}
+      const v = stored(key);
+      if (v) this.#run(() => this.#core.sync(key, v), true);
       this.#reporting = 0; // (what this refresh reports, the sync's changes included, needs no other pass)
       this.#run(() => this.#core.refresh("report"), 2);
       this.persistNow();
@@ -636,6 +634,7 @@ export class Instance {
     this.#schedulePersist();
   }
 
+  /** The stored profile's key, also the name of its lock. */
   #lockName() {
     return this.#prefix() + "profile";
   }
@@ -703,16 +702,13 @@ export class Instance {
     // open: another subdomain's logout or switch of users is followed when this page is shown.
     if (this.#options.cookieDomain) {
       const follow = (e) => {
-        const key = this.#prefix() + "profile";
+        const key = this.#lockName();
         const id = readCookie(this.#prefix() + "aid");
         if ((e && document.visibilityState != "visible") || !id || id === this.anonymousId()) return;
         // Another tab of this origin may have made the change: its stored profile (which holds
         // the new id) first.
-        let stored = "";
-        try {
-          stored = localStorage.getItem(key) || "";
-        } catch (_) {}
-        if (stored.includes(id)) this.#run(() => this.#core.sync(key, stored), true);
+        const text = stored(key);
+        if (text.includes(id)) this.#run(() => this.#core.sync(key, text), true);
         if (id !== this.anonymousId()) {
           // Heard as a logout when the page is shown; before a login or logout here, that call
           // reports the net change.
@@ -789,12 +785,8 @@ export class Instance {
       // The site's other open tabs follow (a withdrawal must not wait for their next page), with
       // the profile just written: they may not see that write yet, and a tab granted consent
       // must adopt this tab's anonymous id, not make its own.
-      let profile = null;
       try {
-        profile = localStorage.getItem(this.#prefix() + "profile");
-      } catch (_) {}
-      try {
-        this.#channel && this.#channel.postMessage({ consent: text, profile });
+        this.#channel && this.#channel.postMessage({ consent: text, profile: stored(this.#lockName()) });
       } catch (_) {}
     });
   }
@@ -806,7 +798,7 @@ export class Instance {
       this.#core.setConsent(m.consent);
       this.#given.push(m.consent);
       this.#choice = true;
-      if (m.profile) this.#core.sync(this.#prefix() + "profile", m.profile);
+      if (m.profile) this.#core.sync(this.#lockName(), m.profile);
       this.#late();
       // Written under the lock like any change (not at once): the granting tab's trackSegments
       // report may be stored after the profile this message carries, and must not be written over.
@@ -1068,13 +1060,9 @@ export function init(options, wasmUrl, landing) {
       // first visit creates the id under the lock, so tabs starting together agree on one: the
       // first creates and writes it, the others read it. With `cookieDomain` the cookie may
       // replace the stored id, which is an identity change: always under the lock.
-      let stored = false;
-      try {
-        stored = !opts.cookieDomain && !!localStorage.getItem(prefix + "profile");
-      } catch (_) {}
       // Without Web Locks (plain http), a lease in storage stands in, unless personalization
       // is not granted from the start (opt-in, or refused): nothing may be stored then.
-      ks = stored ? make(false) : await withLock(prefix + "profile", () => make(true), c !== "opt-in" && !(c && c.personalization === false));
+      ks = !opts.cookieDomain && stored(prefix + "profile") ? make(false) : await withLock(prefix + "profile", () => make(true), c !== "opt-in" && !(c && c.personalization === false));
     } catch (e) {
       throw toKeystoneError(e);
     }

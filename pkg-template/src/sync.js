@@ -48,6 +48,15 @@ export function stringify(v) {
   }
 }
 
+/** `localStorage.getItem(key)`, "" when there is none or storage throws. */
+export const stored = (key) => {
+  try {
+    return localStorage.getItem(key) || "";
+  } catch (_) {
+    return "";
+  }
+};
+
 async function withLease(key, fn) {
   const me = Math.random().toString(36).slice(2) + " ";
   const sleep = (ms) => new Prom((r) => setTimeout(r, ms));
