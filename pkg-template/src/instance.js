@@ -38,7 +38,7 @@ export function toKeystoneError(e) {
   if (e && typeof e === "object" && typeof e.code === "string" && !(e instanceof Error)) {
     return new KeystoneError(e.code, e.message, e);
   }
-  if (typeof WebAssembly !== "undefined" && e instanceof WebAssembly.RuntimeError) {
+  if (isTrap(e)) {
     return new KeystoneError("internal_trap", "the Keystone engine stopped: " + e.message);
   }
   let message = "unexpected failure";
@@ -970,7 +970,7 @@ export class Instance {
   on(eventName, callback) {
     if (this.#bad(eventName, callback, "on")) return this;
     // A name no event has (a typo such as "segment_enter") is said once, not ignored silently.
-    if (!/^(segment:enter|segment:exit|identify|reset|error)$/.test(eventName) && !this.#listeners.has(eventName)) warn(new KeystoneError("invalid_argument", 'on(): no event is named "' + eventName + '"'));
+    if (!/^(segment:enter|segment:exit|identify|reset|error)$/.test(eventName) && !this.#listeners.has(eventName)) warn(bad('on(): no event is named "' + eventName + '"'));
     if (!this.#listeners.has(eventName)) this.#listeners.set(eventName, new Set());
     this.#listeners.get(eventName).add(callback);
     return this;
