@@ -25,7 +25,7 @@ const bindgen = process.env.KS_BINDGEN ? join(root, process.env.KS_BINDGEN) : jo
 const glue = join(bindgen, "keystone.glue.js");
 const renamed = minifyImports(readFileSync(join(bindgen, "keystone_opt.wasm")));
 const { wasm: shipped, exports } = minifyExports(renamed.wasm);
-writeFileSync(glue, renameInGlue(fastStrings(readFileSync(join(bindgen, "keystone.js"), "utf8")), renamed, exports) +
+writeFileSync(glue, renameInGlue(smallerGlue(fastStrings(readFileSync(join(bindgen, "keystone.js"), "utf8"))), renamed, exports) +
   "\nexport function __ksReinit() { wasm = undefined; return initSync({ module: wasmModule }); }\n");
 
 /** The glue copies a string into wasm memory one character at a time while it is ASCII: a JS
@@ -37,11 +37,7 @@ writeFileSync(glue, renameInGlue(fastStrings(readFileSync(join(bindgen, "keyston
  * string copy reads the allocator exports itself, and `initSync` takes only the form the
  * wrapper passes. */
 function fastStrings(text) {
-  const swap = (re, to) => {
-    const out = text.replace(re, to);
-    if (out === text) throw new Error("the wasm-bindgen glue changed: " + re);
-    text = out;
-  };
+  const swap = (re, to) => (text = swapIn(text, re, to));
   // Every call passes the same two exports: the function reads them itself.
   swap(/, wasm\.__wbindgen_malloc, wasm\.__wbindgen_realloc\)/g, ")");
   swap(/function passStringToWasm0\(arg, malloc, realloc\) \{[^]*?\n\}\n/, `function passStringToWasm0(arg) {
@@ -66,6 +62,22 @@ function fastStrings(text) {
   // The wrapper always passes `initSync` an object ({ module }): the branch that warns about the
   // older form goes, with its message.
   swap(/if \(Object\.getPrototypeOf\(module\) === Object\.prototype\) \{\s*\(\{module\} = module\)\s*\} else \{\s*console\.warn\([^\n]*\)\s*\}/, "({module} = module)");
+  return text;
+}
+
+/** `text` with `re` replaced by `to`; throws when `re` matches nothing (the wasm-bindgen glue
+ * changed: the rewrite must be looked at again). */
+function swapIn(text, re, to) {
+  const out = text.replace(re, to);
+  if (out === text) throw new Error("the wasm-bindgen glue changed: " + re);
+  return out;
+}
+
+/** Shorter forms of the glue's plumbing, the same operations (every byte of it is shipped). */
+function smallerGlue(text) {
+  const swap = (re, to) => (text = swapIn(text, re, to));
+  // Lengths and pointers multiplied or divided by 1 (the size of a u8): numbers already.
+  swap(/ [*\/] 1(?=[,;)]| [+-] )/g, "");
   return text;
 }
 
