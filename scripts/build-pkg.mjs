@@ -76,6 +76,17 @@ function swapIn(text, re, to) {
 /** Shorter forms of the glue's plumbing, the same operations (every byte of it is shipped). */
 function smallerGlue(text) {
   const swap = (re, to) => (text = swapIn(text, re, to));
+  // The imports that return a string (`String`, `toLowerCase`, `localStorage.getItem`) each wrote
+  // its pointer and length out in full: one function writes them.
+  swap(/(?:const|var) ptr1 = (?:isLikeNone\(ret\) \? 0 : )?passStringToWasm0\(ret\);\s*(?:const|var) len1 = WASM_VECTOR_LEN;\s*getDataViewMemory0\(\)\.setInt32\(\(arg0 >>> 0\) \+ 4 \* 1, len1, true\);\s*getDataViewMemory0\(\)\.setInt32\(\(arg0 >>> 0\) \+ 4 \* 0, ptr1, true\);/g, "returnString(arg0, ret);");
+  text += `
+/** Writes string \`s\` (none: null or undefined) where the wasm caller waits for it at \`at\`. */
+function returnString(at, s) {
+    const ptr = isLikeNone(s) ? 0 : passStringToWasm0(s), view = getDataViewMemory0();
+    view.setInt32((at >>> 0) + 4, WASM_VECTOR_LEN, true);
+    view.setInt32(at >>> 0, ptr, true);
+}
+`;
   // Lengths and pointers multiplied or divided by 1 (the size of a u8): numbers already.
   swap(/ [*\/] 1(?=[,;)]| [+-] )/g, "");
   return text;
