@@ -87,6 +87,9 @@ function returnString(at, s) {
     view.setInt32(at >>> 0, ptr, true);
 }
 `;
+  // The cached view of memory is renewed when memory grew (the old buffer is detached, so it is
+  // no longer memory's buffer; a new instance resets the cache): one comparison says it.
+  swap(/cachedDataViewMemory0 === null \|\| cachedDataViewMemory0\.buffer\.detached === true \|\| \(cachedDataViewMemory0\.buffer\.detached === undefined && cachedDataViewMemory0\.buffer !== wasm\.memory\.buffer\)/, "cachedDataViewMemory0?.buffer !== wasm.memory.buffer");
   // Lengths and pointers multiplied or divided by 1 (the size of a u8): numbers already.
   swap(/ [*\/] 1(?=[,;)]| [+-] )/g, "");
   return text;
