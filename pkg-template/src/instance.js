@@ -1029,7 +1029,7 @@ export function init(options, wasmUrl, landing) {
     // page view auto-capture records at start.
     const at = __SCRIPT_TAG__ ? when(landing) : null;
     const af = opts.antiFlicker; // ms (a number, or digits from a tag manager's variable); true, "": 1000; false: none
-    if (dom && af !== false) cloak((typeof af == "number" || (typeof af == "string" && af.trim())) && +af >= 0 ? +af : 1000);
+    if (dom && af !== false) cloak(TYPES.n(af) ? +af : 1000);
     if (__SCRIPT_TAG__) late = opts; // (amend)
     try {
       await loadWasm(wasmUrl);
