@@ -57,9 +57,11 @@ export const stored = (key) => {
   }
 };
 
+/** A Promise that resolves after `ms`. */
+export const sleep = (ms) => new Prom((r) => setTimeout(r, ms));
+
 async function withLease(key, fn) {
   const me = Math.random().toString(36).slice(2) + " ";
-  const sleep = (ms) => new Prom((r) => setTimeout(r, ms));
   let mine = false;
   try {
     for (let i = 0; i < 40 && !mine; i++) {

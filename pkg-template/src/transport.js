@@ -19,7 +19,7 @@
 // of at most 64 KB; an event counts as sent once its beacon was accepted. What the browser's
 // beacon quota refuses stays stored for the next page.
 import { createQueue, HANDED_OFF, NOT_SENT } from "./queue.js";
-import { locked, micro, stringify, Prom } from "./sync.js";
+import { locked, micro, stringify, sleep, Prom } from "./sync.js";
 
 const fail = (code, message) => ({ code, message });
 const safe = (fn) => {
@@ -27,7 +27,6 @@ const safe = (fn) => {
     fn();
   } catch (_) {}
 };
-const sleep = (ms) => new Prom((r) => setTimeout(r, ms));
 const now = () => Date.now();
 
 /** Checks the delivery options (throws an invalid_argument error object). */
