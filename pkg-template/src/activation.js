@@ -25,7 +25,7 @@ export function dataLayer(option, segments) {
       ready = true;
       return push({ event: "keystone.ready", keystoneSegments: segments() });
     }
-    for (const n of notes) {
+    for (const n of notes.n) {
       if (n.type.startsWith("segment:")) push({ event: "keystone." + n.type.replace(":", "_"), keystoneSegment: n.segment });
     }
   };

@@ -322,16 +322,6 @@ function newEngine(optionsJson, cookieId) {
   return e;
 }
 
-/** The engine's notices as the array the instance dispatches, with `m`/`q`/`a`. */
-function notices(d) {
-  const out = d.n;
-  out.m = d.m;
-  out.x = d.x;
-  out.r = d.r;
-  if ("q" in d) (out.q = d.q), (out.a = d.a), (out.p = d.p);
-  return out;
-}
-
 /** One Keystone instance (per page). */
 export class Instance {
   #core;
@@ -544,18 +534,20 @@ export class Instance {
     return err;
   }
 
-  /** After every call: deliver notifications (after return), schedule persistence. */
+  /** After every call: deliver notifications (after return), schedule persistence. `notes`: what
+   * the engine drained (`n` the notices, `m` marketing consent, `r` reports to make, `x` the next
+   * time-based change; with an endpoint `q` the events made, `a`/`p` analytics/personalization
+   * consent), or no notice when there is no engine. */
   #after(mutates, start) {
-    let notes = [];
+    let notes = { n: [] };
     try {
-      notes = this.#engine() ? notices(this.#core.drain(mutates ? "1" : 0)) : [];
+      if (this.#engine()) notes = this.#core.drain(mutates ? "1" : 0) || notes;
     } catch (e) {
       if (isTrap(e)) retrap();
-      notes = [];
     }
     if (notes.r) this.#tell();
     if (this.#activate && "m" in notes) this.#activate(notes);
-    if (this.#options.debug) for (const n of notes) this.#log(n.type, n.segment || n.userId || n.anonymousId || (n.error && n.error.code) || "");
+    if (this.#options.debug) for (const n of notes.n) this.#log(n.type, n.segment || n.userId || n.anonymousId || (n.error && n.error.code) || "");
     if (mutates) {
       this.#schedulePersist();
       this.#scheduleExpiry(notes.x);
@@ -563,10 +555,10 @@ export class Instance {
     // Also with nothing new when analytics or personalization consent is off: a refusal erases
     // what was queued (analytics) or stored of it (personalization).
     if (this.#tx && (start || mutates || (notes.q && notes.q.length) || notes.a === false || notes.p === false)) this.#tx.take(notes);
-    if ((mutates || notes.length) && this.#onChange) this.#onChange();
+    if ((mutates || notes.n.length) && this.#onChange) this.#onChange();
     // Listeners hear the call's changes before it returns, once Keystone is done with them (a
     // listener may call Keystone again).
-    this.#deliver(notes);
+    this.#deliver(notes.n);
   }
 
   /** Delivers notifications (the engine's notices, or `[type, payload]`) in the order they
