@@ -305,12 +305,12 @@ const when = (c) => {
 };
 
 /**
- * The page's engine (created in the wasm instance, replacing any earlier one), as an object
+ * The page's engine for the `init` options (created in the wasm instance, replacing any earlier one), as an object
  * with one method per engine call: string arguments pass as they are (anything else as none),
  * results come back parsed from JSON.
  */
-function newEngine(optionsJson, cookieId) {
-  coreNew(optionsJson, cookieId);
+function newEngine(options, cookieId) {
+  coreNew(optionsText(options), cookieId);
   const str = (v) => (typeof v == "string" ? v : undefined);
   const e = {};
   OPS.forEach((name, op) => {
@@ -415,7 +415,7 @@ export class Instance {
       this.#epoch = epoch;
       if (epoch > MAX_TRAPS) return null;
       try {
-        const core = newEngine(optionsText(this.#options), readCookie(this.#prefix() + "aid"));
+        const core = newEngine(this.#options, readCookie(this.#prefix() + "aid"));
         for (const g of this.#given) g ? core.setConsent(g) : core.forget();
         core.setContext(toJSON(readContext(this.#ref)));
         this.#href = location.href;
@@ -1041,7 +1041,7 @@ export function init(options, wasmUrl, landing) {
         localStorage.removeItem(prefix + k);
       } catch (_) {}
       const make = (locked) => {
-        const core = newEngine(optionsText(opts), refused ? undefined : readCookie(prefix + "aid"));
+        const core = newEngine(opts, refused ? undefined : readCookie(prefix + "aid"));
         core.setContext(toJSON(readContext(undefined, at)));
         const inst = new Instance(core, opts, at);
         locked ? inst.persistNow() : inst._persistSoon();
