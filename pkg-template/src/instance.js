@@ -283,9 +283,8 @@ export function checkOptions(o) {
 
 /** The `init` options the engine reads, as JSON text (definitions and the rest stay in JS). */
 function optionsText(o) {
-  const keys = ["sessionTimeout", "retention", "trackSegments", "consent", "storagePrefix", "cookieDomain", "endpoint"];
   const picked = {};
-  for (const k of keys) if (o[k] !== undefined) picked[k] = o[k];
+  for (const k of "sessionTimeout retention trackSegments consent storagePrefix cookieDomain endpoint".split(" ")) if (o[k] !== undefined) picked[k] = o[k];
   try {
     picked.__gpc = navigator.globalPrivacyControl === true; // Global Privacy Control
   } catch (_) {}
