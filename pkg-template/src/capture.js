@@ -99,7 +99,7 @@ export function startCapture(ks, options, start = location.href) {
   if (on("scroll")) listen("scroll", scroll);
   if (on("engagement")) {
     // The visitor's input only: not the page's own scrolling or focusing (a carousel).
-    for (const t of ["pointerdown", "keydown", "wheel", "mousemove", "touchstart"]) listen(t, active);
+    for (const t of "pointerdown keydown wheel mousemove touchstart".split(" ")) listen(t, active);
     listen("visibilitychange", () => (doc.visibilityState == "visible" ? active() : report()), doc);
     listen("pagehide", report);
     active();

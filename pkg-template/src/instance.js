@@ -253,7 +253,7 @@ const unknown = (o, known, what) => {
   if (k.length) warn(new KeystoneError("unknown_option", what + " unknown: " + k.join(", ")));
 };
 
-const CATEGORIES = ["analytics", "personalization", "marketing"];
+const CATEGORIES = "analytics personalization marketing".split(" ");
 // The `init` options and the types they take: b boolean (or "true"/"false", a tag manager's
 // variable), s string, o plain object, n a number >= 0 (or its digits), e "", u a URL
 // object, p a storage prefix (also a cookie name: no space, control, `;=,"\`); none: checked
