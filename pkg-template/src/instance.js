@@ -329,7 +329,6 @@ export class Instance {
   #expiryTimer = 0;
   #expiryAt = -1;
   #options;
-  #cleanups = [];
   #channel = null;
   #onChange = null;
   #activate = null;
@@ -657,10 +656,6 @@ export class Instance {
 
   /** @internal Called by init once the instance is wired. */
   _start(at) {
-    const flushNow = () => this.persistNow();
-    const onHide = () => {
-      if (document.visibilityState === "hidden") flushNow();
-    };
     // Another tab wrote the profile: rebase onto it now (profile() sees it in this turn).
     addEventListener("storage", (e) => this.#run(() => this.#core.sync(e.key, e.newValue), true));
     // forget() in another tab of the site: this tab withdraws all consent and drops its state too.
@@ -668,7 +663,6 @@ export class Instance {
       const channel = (this.#channel = new BroadcastChannel("keystone:" + this.#prefix()));
       // setConsent() in another tab: the same categories apply here (never echoed back).
       channel.onmessage = (e) => (e.data === "forget" ? this.#run(() => this.#forgetHere(), true) : e.data && e.data.consent && this.#consent(e.data));
-      this.#cleanups.push(() => channel.close());
       // A refusal of personalization passed at init (the visitor's choice) reaches the site's
       // other open tabs as setConsent() would: none of them stores anything after it.
       const c = this.#options.consent;
@@ -711,9 +705,8 @@ export class Instance {
       this.#followCookie = follow; // and before a login or logout here, which then apply to it
     }
     this.#after(false, true); // delivery learns the starting consent
-    addEventListener("pagehide", flushNow);
-    document.addEventListener("visibilitychange", onHide);
-    this.#cleanups.push(() => removeEventListener("pagehide", flushNow), () => document.removeEventListener("visibilitychange", onHide));
+    addEventListener("pagehide", () => this.persistNow());
+    document.addEventListener("visibilitychange", () => document.visibilityState === "hidden" && this.persistNow());
     this.#scheduleExpiry();
   }
 
