@@ -701,7 +701,9 @@ export class Instance {
           if (e) this.persistNow();
         }
       };
-      for (const [t, e] of [[document, "visibilitychange"], [window, "focus"], [window, "pageshow"]]) t.addEventListener(e, follow);
+      document.addEventListener("visibilitychange", follow);
+      addEventListener("focus", follow);
+      addEventListener("pageshow", follow);
       this.#followCookie = follow; // and before a login or logout here, which then apply to it
     }
     this.#after(false, true); // delivery learns the starting consent
