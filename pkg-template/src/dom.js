@@ -46,8 +46,8 @@ const hide = (el, hidden) => {
 // Shown when in the `show` segment (if any) and not in the `hide` segment (if any): both
 // attributes on one element both apply.
 const visibility = (ks, el) => {
-  const show = el.getAttribute("data-keystone-show");
-  const not = el.getAttribute("data-keystone-hide");
+  const show = el.getAttribute(ATTRS[0]);
+  const not = el.getAttribute(ATTRS[1]);
   hide(el, (show != null && !ks.inSegment(show)) || (not != null && ks.inSegment(not)));
 };
 
