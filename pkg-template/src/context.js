@@ -35,7 +35,7 @@ export function readContext(referrer, at, v) {
   for (const k of ["source", "medium", "campaign", "term", "content"]) utm[k] = q.get("utm_" + k) || "";
   const page = { path, referrer: ref, search: loc.search, title, url: loc.href };
   const campaign = {};
-  for (const [k, to] of [["campaign", "name"], ["source"], ["medium"], ["term"], ["content"]]) if (utm[k]) campaign[to || k] = utm[k];
+  for (const k of "campaign source medium term content".split(" ")) if (utm[k]) campaign[k == "campaign" ? "name" : k] = utm[k];
   const language = navigator.language || "";
   return {
     url: loc.href,
