@@ -565,7 +565,12 @@ export class Instance {
   #deliver(list) {
     const q = this.#heard;
     try {
-      for (const n of list) q[q.length] = n.type ? (n.type === "error" ? ["error", warn(toKeystoneError(n.error))] : [n.type, n.type.startsWith("segment:") ? { segment: n.segment } : n.type === "identify" ? { userId: n.userId } : { anonymousId: n.anonymousId }]) : n;
+      for (const n of list) {
+        // An engine notice is its type and one field (`segment`, `userId`, `anonymousId` or
+        // `error`): the listeners' payload is that field.
+        const { type, ...payload } = n;
+        q[q.length] = type ? [type, type === "error" ? warn(toKeystoneError(n.error)) : payload] : n;
+      }
       if (this.#delivering) return;
       this.#delivering = 1;
       // (Bounded: listeners that keep answering each other's changes must not hang the page.)
