@@ -87,6 +87,15 @@ function returnString(at, s) {
     view.setInt32(at >>> 0, ptr, true);
 }
 `;
+  // The imports that catch what they throw (for the engine to see as an error) each wrapped their
+  // body in a function of their own: one function makes such an import.
+  swap(/function\(\) \{ return handleError\(function \(([^)]*)\) \{([^]*?)\}, arguments\); \}/g, "catching(function ($1) {$2})");
+  text += `
+/** The import that runs \`f\` and hands what it throws to the engine (\`handleError\`). */
+function catching(f) {
+    return function () { return handleError(f, arguments); };
+}
+`;
   // The cached view of memory is renewed when memory grew (the old buffer is detached, so it is
   // no longer memory's buffer; a new instance resets the cache): one comparison says it.
   swap(/cachedDataViewMemory0 === null \|\| cachedDataViewMemory0\.buffer\.detached === true \|\| \(cachedDataViewMemory0\.buffer\.detached === undefined && cachedDataViewMemory0\.buffer !== wasm\.memory\.buffer\)/, "cachedDataViewMemory0?.buffer !== wasm.memory.buffer");
