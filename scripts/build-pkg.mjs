@@ -96,6 +96,8 @@ function catching(f) {
     return function () { return handleError(f, arguments); };
 }
 `;
+  // The import that turns a string of wasm memory into a JS string is that function itself.
+  swap(/function\(arg0, arg1\) \{\s*\/\/ Cast intrinsic for `Ref\(String\) -> Externref`\.\s*const ret = getStringFromWasm0\(arg0, arg1\);\s*return ret;\s*\}/, "getStringFromWasm0");
   // The cached view of memory is renewed when memory grew (the old buffer is detached, so it is
   // no longer memory's buffer; a new instance resets the cache): one comparison says it.
   swap(/cachedDataViewMemory0 === null \|\| cachedDataViewMemory0\.buffer\.detached === true \|\| \(cachedDataViewMemory0\.buffer\.detached === undefined && cachedDataViewMemory0\.buffer !== wasm\.memory\.buffer\)/, "cachedDataViewMemory0?.buffer !== wasm.memory.buffer");
