@@ -98,6 +98,10 @@ function catching(f) {
 `;
   // The import that turns a string of wasm memory into a JS string is that function itself.
   swap(/function\(arg0, arg1\) \{\s*\/\/ Cast intrinsic for `Ref\(String\) -> Externref`\.\s*const ret = getStringFromWasm0\(arg0, arg1\);\s*return ret;\s*\}/, "getStringFromWasm0");
+  // The wrapper always passes `initSync` `{ module }` holding a compiled WebAssembly.Module
+  // (from compileStreaming or WebAssembly.compile, or the one kept for a rebuild).
+  swap(/if \(module !== undefined\) \{\s*(\(\{module\} = module\))\s*\}/, "$1");
+  swap(/if \(!\(module instanceof WebAssembly\.Module\)\) \{\s*module = new WebAssembly\.Module\(module\);\s*\}/, "");
   // The cached view of memory is renewed when memory grew (the old buffer is detached, so it is
   // no longer memory's buffer; a new instance resets the cache): one comparison says it.
   swap(/cachedDataViewMemory0 === null \|\| cachedDataViewMemory0\.buffer\.detached === true \|\| \(cachedDataViewMemory0\.buffer\.detached === undefined && cachedDataViewMemory0\.buffer !== wasm\.memory\.buffer\)/, "cachedDataViewMemory0?.buffer !== wasm.memory.buffer");
