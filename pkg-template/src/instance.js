@@ -480,7 +480,7 @@ export class Instance {
 
   /** The URL of the page the call is made on. */
   #url() {
-    return this.#call ? this.#call[1] : location.href;
+    return __SCRIPT_TAG__ && this.#call ? this.#call[1] : location.href; // (only the script-tag build replays calls)
   }
 
   /** @internal Runs `fn`, a call made before the engine was ready, as made at `c`, the
@@ -510,9 +510,11 @@ export class Instance {
   }
 
   #clock(t) {
-    try {
-      this.#engine()?.at(t);
-    } catch (_) {}
+    // (Empty in the ESM build, which never runs it: only the script-tag build replays calls.)
+    if (__SCRIPT_TAG__)
+      try {
+        this.#engine()?.at(t);
+      } catch (_) {}
   }
 
   /** With the `debug` option: one console line per call and per notice (never the email);
