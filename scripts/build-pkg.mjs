@@ -105,6 +105,9 @@ function catching(f) {
   // The cached view of memory is renewed when memory grew (the old buffer is detached, so it is
   // no longer memory's buffer; a new instance resets the cache): one comparison says it.
   swap(/cachedDataViewMemory0 === null \|\| cachedDataViewMemory0\.buffer\.detached === true \|\| \(cachedDataViewMemory0\.buffer\.detached === undefined && cachedDataViewMemory0\.buffer !== wasm\.memory\.buffer\)/, "cachedDataViewMemory0?.buffer !== wasm.memory.buffer");
+  // The cached bytes of memory are renewed when there are none or memory grew (a detached
+  // buffer's view has no bytes).
+  swap(/cachedUint8ArrayMemory0 === null \|\| cachedUint8ArrayMemory0\.byteLength === 0/, "!cachedUint8ArrayMemory0?.byteLength");
   // Lengths and pointers multiplied or divided by 1 (the size of a u8): numbers already.
   swap(/ [*\/] 1(?=[,;)]| [+-] )/g, "");
   return text;
