@@ -1069,7 +1069,7 @@ export function init(options, wasmUrl, landing) {
     ks._start(at);
     // The script-tag build renders once the calls queued before ready are replayed: an
     // experience is decided (its exposure recorded) in the state and page view they make.
-    if (!landing) ks._bind();
+    if (!__SCRIPT_TAG__ || !landing) ks._bind();
     ks._ready();
     return ks;
   })();
