@@ -359,7 +359,7 @@ export class Instance {
   constructor(core, options, at) {
     this.#core = core;
     this.#options = options;
-    this.#href = at ? at[1] : location.href;
+    this.#href = __SCRIPT_TAG__ && at ? at[1] : location.href; // (only the script-tag build replays calls)
     this.#choice = options.consent !== "opt-in";
     if (options.endpoint) this.#tx = transport(options, (code, message) => this.#report(new KeystoneError(code, message)));
     // Methods work detached from the instance: `const { track } = ks`,
