@@ -679,7 +679,9 @@ export class Instance {
     // write). Its initial page view is part of starting: `keystone.ready` carries the segments
     // held after it, as `segments()` does when init resolves, and no enter/exit for it follows.
     try {
-      this.#nav = this._at(at, () => startCapture(this, this.#options, this.#url()));
+      // (The script-tag build keeps its navigation check, run again after the replay.)
+      if (__SCRIPT_TAG__) this.#nav = this._at(at, () => startCapture(this, this.#options, this.#url()));
+      else startCapture(this, this.#options, this.#url());
     } catch (e) {
       this.#report(e);
     }
