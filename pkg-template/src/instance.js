@@ -871,10 +871,7 @@ export class Instance {
     }
     const run = this.#loading ? this.#loading.then(() => this.#load(definitions, url)) : this.#load(definitions, url);
     if (url || this.#loading) {
-      const mark = run.then(
-        () => {},
-        () => {},
-      ).then(() => {
+      const mark = run.catch(() => {}).then(() => {
         if (this.#loading === mark) this.#loading = null;
       });
       this.#loading = mark;
