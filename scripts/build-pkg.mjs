@@ -82,7 +82,7 @@ function smallerGlue(text) {
   text += `
 /** Writes string \`s\` (none: null or undefined) where the wasm caller waits for it at \`at\`. */
 function returnString(at, s) {
-    const ptr = isLikeNone(s) ? 0 : passStringToWasm0(s), view = getDataViewMemory0();
+    const ptr = passStringToWasm0(s), view = getDataViewMemory0();
     view.setInt32((at >>> 0) + 4, WASM_VECTOR_LEN, true);
     view.setInt32(at >>> 0, ptr, true);
 }
@@ -98,6 +98,10 @@ function catching(f) {
 `;
   // The import that turns a string of wasm memory into a JS string is that function itself.
   swap(/function\(arg0, arg1\) \{\s*\/\/ Cast intrinsic for `Ref\(String\) -> Externref`\.\s*const ret = getStringFromWasm0\(arg0, arg1\);\s*return ret;\s*\}/, "getStringFromWasm0");
+  // An optional string (null or undefined: none) is passed as a null pointer by the function
+  // that passes strings, not by a test at each of its callers.
+  swap(/isLikeNone\((\w+)\) \? 0 : passStringToWasm0\(\1\)/g, "passStringToWasm0($1)");
+  swap(/function passStringToWasm0\(arg\) \{\n/, "$&    if (isLikeNone(arg)) return 0; // (the length is not read then)\n");
   // The wrapper always passes `initSync` `{ module }` holding a compiled WebAssembly.Module
   // (from compileStreaming or WebAssembly.compile, or the one kept for a rebuild).
   swap(/if \(module !== undefined\) \{\s*(\(\{module\} = module\))\s*\}/, "$1");
