@@ -112,6 +112,8 @@ function catching(f) {
   // The cached bytes of memory are renewed when there are none or memory grew (a detached
   // buffer's view has no bytes).
   swap(/cachedUint8ArrayMemory0 === null \|\| cachedUint8ArrayMemory0\.byteLength === 0/, "!cachedUint8ArrayMemory0?.byteLength");
+  // The imports are arrow functions (none reads `this` or `arguments`).
+  swap(/(\n {8}\w+: (?:catching\()?)function ?\(((?:arg\d(?:, )?)*)\) \{/g, "$1($2) => {");
   // Lengths and pointers multiplied or divided by 1 (the size of a u8): numbers already.
   swap(/ [*\/] 1(?=[,;)]| [+-] )/g, "");
   return text;
