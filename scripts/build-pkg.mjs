@@ -93,7 +93,7 @@ function returnString(at, s) {
   text += `
 /** The import that runs \`f\` and hands what it throws to the engine (\`handleError\`). */
 function catching(f) {
-    return function () { return handleError(f, arguments); };
+    return (...args) => handleError(f, args);
 }
 `;
   // The import that turns a string of wasm memory into a JS string is that function itself.
