@@ -100,8 +100,9 @@ export const handlers = {
   },
 };
 
-/** Injects the anti-flicker style (constructable stylesheet: not subject to CSP style-src). */
-export function cloak(ms = 1000) {
+/** Injects the anti-flicker style for `ms` at most (constructable stylesheet: not subject to CSP
+ * style-src). */
+export function cloak(ms) {
   const d = document;
   if (d.documentElement.classList.contains(READY) || d.__ksCloak) return;
   d.__ksCloak = 1;
