@@ -356,7 +356,9 @@ export class Instance {
   #stale = 0;
   #followCookie = () => {};
 
-  constructor(core, options, at) {
+  /** `locked`: made under the profile's lock, which writes it at once (a first visit); else
+   * (a returning visitor) with the next coalesced write. */
+  constructor(core, options, at, locked) {
     this.#core = core;
     this.#options = options;
     this.#href = __SCRIPT_TAG__ && at ? at[1] : location.href; // (only the script-tag build replays calls)
@@ -366,6 +368,7 @@ export class Instance {
     // `addEventListener("click", ks.refresh)`, `.then(ks.flush)`.
     // (Not enumerable, as on the prototype.)
     for (const k of Object.getOwnPropertyNames(Instance.prototype)) if (k != "constructor" && k[0] != "_") Object.defineProperty(this, k, { value: this[k].bind(this), writable: true, configurable: true });
+    locked ? this.persistNow() : this.#schedulePersist();
   }
 
   /** Answers reflect the present: the timer for the next time-based change may not have run
@@ -624,11 +627,6 @@ export class Instance {
     if (this.#persistTimer) return;
     // One tab writes at a time; the write re-reads storage and re-applies this tab's changes.
     this.#persistTimer = setTimeout(() => withLock(this.#lockName(), () => this.persistNow()).catch(() => this.persistNow()), PERSIST_DELAY_MS);
-  }
-
-  /** @internal Schedules the coalesced write (init of a returning visitor). */
-  _persistSoon() {
-    this.#schedulePersist();
   }
 
   /** The stored profile's key, also the name of its lock. */
@@ -1043,9 +1041,7 @@ export function init(options, wasmUrl, landing) {
       const make = (locked) => {
         const core = newEngine(opts, refused ? undefined : readCookie(prefix + "aid"));
         core.setContext(toJSON(readContext(undefined, at)));
-        const inst = new Instance(core, opts, at);
-        locked ? inst.persistNow() : inst._persistSoon();
-        return inst;
+        return new Instance(core, opts, at, locked);
       };
       // A returning visitor's id is already stored: no lock to wait for (a round trip to the
       // browser), and the changes of this start are written with the next coalesced write. A
