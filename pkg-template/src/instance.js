@@ -649,14 +649,10 @@ export class Instance {
     return this.#options.storagePrefix || "ks_";
   }
 
-  /** @internal `fn` runs after every call that changed the profile or membership. */
-  _watch(fn) {
-    this.#onChange = fn;
-  }
-
-  /** @internal Declarative personalization (§7, §13) starts: the page's markup is rendered. */
+  /** @internal Declarative personalization (§7, §13) starts: the page's markup is rendered, and
+   * again after every call that changed the profile or membership. */
   _bind() {
-    if (typeof document != "undefined") this._watch(bind(this));
+    if (typeof document != "undefined") this.#onChange = bind(this);
   }
 
   /** @internal Called by init once the instance is wired. */
