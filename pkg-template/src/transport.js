@@ -336,15 +336,17 @@ export function transport(o, report) {
         // Without personalization the queue lives in memory only (its stored form is erased).
         if (keep != (keep = notes.p !== false) && !keep) put(own);
         for (const e of notes.q) q.push(stringify(e), now());
-        // Made while the page is being left (in the site's own `pagehide` or `visibilitychange`
-        // listener, which may run after Keystone's): they leave by beacon as well, once the
-        // listener has returned (no timer would run in a page being left). A page that is only
-        // hidden goes on with the normal schedule (batched, retried).
-        if (notes.q[0] && gone && !late) (late = 1), micro(hide);
-        // Hidden, a page may be frozen or killed before a timer runs (mobile): stored at once
-        // (once per task: a burst of events is one write).
-        if (notes.q[0] && document.visibilityState == "hidden") pm || ((pm = 1), micro(() => ((pm = 0), safe(persist))));
-        else if (notes.q[0] && !ptimer) ptimer = setTimeout(() => safe(persist), 250);
+        if (notes.q[0]) {
+          // Made while the page is being left (in the site's own `pagehide` or `visibilitychange`
+          // listener, which may run after Keystone's): they leave by beacon as well, once the
+          // listener has returned (no timer would run in a page being left). A page that is only
+          // hidden goes on with the normal schedule (batched, retried).
+          if (gone && !late) (late = 1), micro(hide);
+          // Hidden, a page may be frozen or killed before a timer runs (mobile): stored at once
+          // (once per task: a burst of events is one write).
+          if (document.visibilityState == "hidden") pm || ((pm = 1), micro(() => ((pm = 0), safe(persist))));
+          else if (!ptimer) ptimer = setTimeout(() => safe(persist), 250);
+        }
         schedule();
       }),
     flush: () =>
