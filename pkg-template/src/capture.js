@@ -14,7 +14,7 @@ const coerce = (v) => (/^-?(0|[1-9]\d*)(\.\d+)?$/.test(v) && "" + +v == (v.inclu
 export function startCapture(ks, options, start = location.href) {
   const ac = options.autoCapture;
   const on = (k) => ac !== false && !(ac && ac[k] === false);
-  const hash = ac && ac.hashChange === true;
+  const hash = ac?.hashChange === true;
   const doc = document;
   const listen = (t, f, target = window) => target.addEventListener(t, f, { passive: true, capture: true });
 
@@ -85,7 +85,7 @@ export function startCapture(ks, options, start = location.href) {
     listen(
       "click",
       (e) => {
-        const t = e.target, el = t.closest && t.closest("[data-keystone-track]");
+        const t = e.target, el = t.closest?.("[data-keystone-track]");
         if (t == skip || !el) return;
         const c = (t.closest("label") || 0).control;
         if (c && !c.contains(t)) (skip = c), setTimeout(() => (skip = null));

@@ -96,7 +96,7 @@ export const handlers = {
       v = at(d, path);
     // Missing, empty or structured values show the authored text (again, e.g. after reset()), as
     // does every value while personalization consent is refused (§6).
-    text(el, v != null && v !== "" && typeof v != "object" && !(d.consent && d.consent.personalization === false) ? String(v) : null);
+    text(el, v != null && v !== "" && typeof v != "object" && !(d.consent?.personalization === false) ? String(v) : null);
   },
 };
 

@@ -12,13 +12,13 @@ import { Prom } from "./sync.js";
 (function () {
   const w = window;
   const script = document.currentScript;
-  const base = (script && script.src) || location.href;
+  const base = script?.src || location.href;
   const wasmUrl = new URL("keystone_bg.wasm", base);
   const prior = w.keystone;
   if (prior && prior.__keystone) return; // already loaded
   const queue = prior && Array.isArray(prior.q) ? prior.q.slice() : [];
   const at = () => [Date.now(), location.href, document.title];
-  const landing = (prior && prior.l) || at();
+  const landing = prior?.l || at();
   const isAsync = (m) => PROMISE_METHODS.includes(m);
   let instance = null;
   let starting = null;
@@ -118,7 +118,7 @@ import { Prom } from "./sync.js";
   if (queued || cfg) {
     let p;
     try {
-      const a = queued && queued.a[0];
+      const a = queued?.a[0];
       const opts = a == null || isPlain(a) ? Object.assign({}, cfg, a) : a; // else init rejects
       delete opts.src;
       p = start(opts);

@@ -43,7 +43,7 @@ export function toKeystoneError(e) {
   }
   let message = "unexpected failure";
   try {
-    message = String((e && e.message) || e);
+    message = String(e?.message || e);
   } catch (_) {}
   return new KeystoneError("internal", message);
 }
@@ -99,7 +99,7 @@ export function loadWasm(url) {
         wasmLoaded = true;
       }, (e) => {
         wasmReady = null;
-        throw new KeystoneError("wasm_load_failed", "could not load keystone_bg.wasm: " + ((e && e.message) || e));
+        throw new KeystoneError("wasm_load_failed", "could not load keystone_bg.wasm: " + (e?.message || e));
       });
   }
   return wasmReady;
@@ -550,14 +550,14 @@ export class Instance {
     }
     if (notes.r) this.#tell();
     if (this.#activate && "m" in notes) this.#activate(notes);
-    if (this.#options.debug) for (const n of notes.n) this.#log(n.type, n.segment || n.userId || n.anonymousId || (n.error && n.error.code) || "");
+    if (this.#options.debug) for (const n of notes.n) this.#log(n.type, n.segment || n.userId || n.anonymousId || n.error?.code || "");
     if (mutates) {
       this.#schedulePersist();
       this.#scheduleExpiry(notes.x);
     }
     // Also with nothing new when analytics or personalization consent is off: a refusal erases
     // what was queued (analytics) or stored of it (personalization).
-    if (this.#tx && (start || mutates || (notes.q && notes.q.length) || notes.a === false || notes.p === false)) this.#tx.take(notes);
+    if (this.#tx && (start || mutates || notes.q?.length || notes.a === false || notes.p === false)) this.#tx.take(notes);
     if ((mutates || notes.n.length) && this.#onChange) this.#onChange();
     // Listeners hear the call's changes before it returns, once Keystone is done with them (a
     // listener may call Keystone again).
@@ -663,7 +663,7 @@ export class Instance {
     try {
       const channel = (this.#channel = new BroadcastChannel("keystone:" + this.#prefix()));
       // setConsent() in another tab: the same categories apply here (never echoed back).
-      channel.onmessage = (e) => (e.data === "forget" ? this.#run(() => this.#forgetHere(), true) : e.data && e.data.consent && this.#consent(e.data));
+      channel.onmessage = (e) => (e.data === "forget" ? this.#run(() => this.#forgetHere(), true) : e.data?.consent && this.#consent(e.data));
       // A refusal of personalization passed at init (the visitor's choice) reaches the site's
       // other open tabs as setConsent() would: none of them stores anything after it.
       const c = this.#options.consent;
@@ -775,7 +775,7 @@ export class Instance {
       // the profile just written: they may not see that write yet, and a tab granted consent
       // must adopt this tab's anonymous id, not make its own.
       try {
-        this.#channel && this.#channel.postMessage({ consent: text, profile: stored(this.#lockName()) });
+        this.#channel?.postMessage({ consent: text, profile: stored(this.#lockName()) });
       } catch (_) {}
     });
   }
@@ -810,7 +810,7 @@ export class Instance {
       const left = eraseAll(this.#prefix(), this.#options.cookieDomain);
       // The site's other tabs forget too (a message, not a key: nothing may be stored now).
       try {
-        this.#channel && this.#channel.postMessage("forget");
+        this.#channel?.postMessage("forget");
       } catch (_) {}
       if (left) throw new KeystoneError("storage_unavailable", "forget() could not erase " + left + " stored key(s): the browser refused");
     });
@@ -983,7 +983,7 @@ let late = null; // the options of the init in progress until it starts the engi
 export const amend = (options) => !!late && (delete (options = { ...options }).src, checkOptions(options), Object.assign(late, options), true);
 
 /** The error for init options that throw when read (a getter, a Proxy). */
-export const badOptions = (e) => (e instanceof KeystoneError ? e : bad("the init options could not be read: " + ((e && e.message) || e)));
+export const badOptions = (e) => (e instanceof KeystoneError ? e : bad("the init options could not be read: " + (e?.message || e)));
 
 /** `Keystone.init`: loads the engine once; a second call returns the same instance. */
 export function init(options, wasmUrl, landing) {
@@ -1046,7 +1046,7 @@ export function init(options, wasmUrl, landing) {
       // replace the stored id, which is an identity change: always under the lock.
       // Without Web Locks (plain http), a lease in storage stands in, unless personalization
       // is not granted from the start (opt-in, or refused): nothing may be stored then.
-      ks = !opts.cookieDomain && stored(prefix + "profile") ? make(false) : await withLock(prefix + "profile", () => make(true), c !== "opt-in" && !(c && c.personalization === false));
+      ks = !opts.cookieDomain && stored(prefix + "profile") ? make(false) : await withLock(prefix + "profile", () => make(true), c !== "opt-in" && !(c?.personalization === false));
     } catch (e) {
       throw toKeystoneError(e);
     }

@@ -16,7 +16,7 @@ try {
 /** The wasm's URL: the `wasmUrl` option (relative to the page), else next to this module. */
 const where = (o) => {
   try {
-    return o && o.wasmUrl ? new URL(o.wasmUrl, location.href) : WASM_URL || new URL("keystone_bg.wasm", location.href);
+    return o?.wasmUrl ? new URL(o.wasmUrl, location.href) : WASM_URL || new URL("keystone_bg.wasm", location.href);
   } catch (_) {
     return WASM_URL;
   }

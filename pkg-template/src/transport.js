@@ -35,7 +35,7 @@ export function checkDelivery(o) {
   try {
     u = new URL(o.endpoint, location.href);
   } catch (_) {}
-  if ((o.endpoint != null && (typeof o.endpoint != "string" || !/^https?:$/.test(u && u.protocol))) || (o.writeKey != null && typeof o.writeKey != "string")) {
+  if ((o.endpoint != null && (typeof o.endpoint != "string" || !/^https?:$/.test(u?.protocol))) || (o.writeKey != null && typeof o.writeKey != "string")) {
     throw fail("invalid_argument", "endpoint must be an http(s) URL and writeKey a string");
   }
 }
@@ -307,7 +307,7 @@ export function transport(o, report) {
     }
   };
   keys().forEach(watch);
-  addEventListener("storage", (e) => e.key && e.key.startsWith(QK) && e.newValue && safe(() => watch(e.key)));
+  addEventListener("storage", (e) => e.key?.startsWith(QK) && e.newValue && safe(() => watch(e.key)));
   addEventListener("pagehide", () => {
     gone = true;
     hide();
