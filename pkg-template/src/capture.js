@@ -31,7 +31,7 @@ export function startCapture(ks, options, start = location.href) {
     if (doc.visibilityState != "visible") return;
     if (Date.now() - at > IDLE_MS) pause();
     clearTimeout(idle);
-    since = since || Date.now();
+    since ||= Date.now();
     at = Date.now();
     idle = setTimeout(pause, IDLE_MS);
   };

@@ -123,7 +123,7 @@ export const release = () => document.documentElement.classList.add(READY);
 /** Renders every personalized element now. */
 export function render(ks) {
   let doc;
-  const state = { profile: () => doc || (doc = ks.profile() || {}) };
+  const state = { profile: () => (doc ||= ks.profile() || {}) };
   for (const el of document.querySelectorAll(SEL)) {
     for (const a of ATTRS) {
       const v = el.getAttribute(a);
