@@ -944,7 +944,7 @@ export class Instance {
    */
   flush() {
     // With the trackSegments reports of the changes made so far (they are made a moment later).
-    return Prom.resolve(this.#told).then(() => (this.#tx ? this.#tx.flush().catch((e) => Prom.reject(toKeystoneError(e))) : undefined));
+    return Prom.resolve(this.#told).then(() => this.#tx?.flush().catch((e) => Prom.reject(toKeystoneError(e))));
   }
 
   /** Re-evaluates time-windowed segments now. */
