@@ -955,10 +955,13 @@ export class Instance {
   /** Subscribes to "segment:enter", "segment:exit", "identify", "reset" or "error". */
   on(eventName, callback) {
     if (this.#bad(eventName, callback, "on")) return this;
-    // A name no event has (a typo such as "segment_enter") is said once, not ignored silently.
-    if (!/^(segment:enter|segment:exit|identify|reset|error)$/.test(eventName) && !this.#listeners.has(eventName)) warn(bad('on(): no event is named "' + eventName + '"'));
-    if (!this.#listeners.has(eventName)) this.#listeners.set(eventName, new Set());
-    this.#listeners.get(eventName).add(callback);
+    let set = this.#listeners.get(eventName);
+    if (!set) {
+      // A name no event has (a typo such as "segment_enter") is said once, not ignored silently.
+      if (!/^(segment:enter|segment:exit|identify|reset|error)$/.test(eventName)) warn(bad('on(): no event is named "' + eventName + '"'));
+      this.#listeners.set(eventName, (set = new Set()));
+    }
+    set.add(callback);
     return this;
   }
 
