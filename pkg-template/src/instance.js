@@ -596,13 +596,11 @@ export class Instance {
     if (at === this.#expiryAt) return;
     clearTimeout(this.#expiryTimer);
     this.#expiryAt = at;
-    this.#expiryTimer = 0;
-    if (at >= 0) {
-      this.#expiryTimer = setTimeout(() => {
-        this.#expiryAt = -1;
-        this.refresh();
-      }, Math.min(Math.max(0, at - Date.now()), 2147483647));
-    }
+    // (A delay past setTimeout's 32-bit range would fire at once; one already past is 0.)
+    this.#expiryTimer = at >= 0 && setTimeout(() => {
+      this.#expiryAt = -1;
+      this.refresh();
+    }, Math.min(at - Date.now(), 2147483647));
   }
 
   #emit(type, payload) {
