@@ -476,7 +476,7 @@ export class Instance {
 
   #setContext(referrer = this.#ref, v) {
     this.#ref = referrer;
-    this.#virtual = v;
+    if (__SCRIPT_TAG__) this.#virtual = v; // (read only by the script-tag build, after its replay)
     this.#href = this.#url();
     this.#core.setContext(toJSON(readContext(referrer, this.#call, v)));
   }
