@@ -478,7 +478,7 @@ export class Instance {
     this.#ref = referrer;
     if (__SCRIPT_TAG__) this.#virtual = v; // (read only by the script-tag build, after its replay)
     this.#href = this.#url();
-    this.#core.setContext(toJSON(readContext(referrer, this.#call, v)));
+    this.#core.setContext(toJSON(readContext(referrer, __SCRIPT_TAG__ ? this.#call : null, v)));
   }
 
   /** The URL of the page the call is made on. */
