@@ -35,5 +35,4 @@ export const Keystone = {
   evalCondition,
 };
 
-export { KeystoneError, evalCondition };
-export default Keystone;
+export { KeystoneError, evalCondition, Keystone as default };
