@@ -102,6 +102,28 @@ function catching(f) {
   // that passes strings, not by a test at each of its callers.
   swap(/isLikeNone\((\w+)\) \? 0 : passStringToWasm0\(\1\)/g, "passStringToWasm0($1)");
   swap(/function passStringToWasm0\(arg\) \{\n/, "$&    if (isLikeNone(arg)) return 0; // (the length is not read then)\n");
+  // The exports copied each string argument into wasm memory with a try of their own, freeing
+  // what was copied when a copy failed: one function does it for all.
+  swap(/let (?:ptr\d, len\d(?:, )?)+;\s*try \{\s*((?:ptr\d = passStringToWasm0\(\w+\);\s*len\d = WASM_VECTOR_LEN;\s*)+)\} catch \(e\) \{[^]*?throw e;\s*\}(\s*const ret = wasm\.\w+\()([^)]*)\)/g, (_, copies, call, args) =>
+    `const s = passStrings(${[...copies.matchAll(/passStringToWasm0\((\w+)\)/g)].map((m) => m[1]).join(", ")});${call}${args.replace(/(ptr|len)(\d)/g, (_, k, i) => `s[${2 * i + (k == "len")}]`)})`);
+  text += `
+/** Copies each string (or none) into wasm memory: [ptr, len, ptr, len, …]. When one cannot be
+ * copied, those copied before it are freed. (Indexes, not Array methods a page may have broken.) */
+function passStrings(...args) {
+    const out = [];
+    let i = 0;
+    try {
+        for (; i < args.length; i++) {
+            out[2 * i] = passStringToWasm0(args[i]);
+            out[2 * i + 1] = WASM_VECTOR_LEN;
+        }
+    } catch (e) {
+        while (i--) if (out[2 * i]) wasm.__wbindgen_free(out[2 * i], out[2 * i + 1], 1);
+        throw e;
+    }
+    return out;
+}
+`;
   // The wrapper always passes `initSync` `{ module }` holding a compiled WebAssembly.Module
   // (from compileStreaming or WebAssembly.compile, or the one kept for a rebuild).
   swap(/if \(module !== undefined\) \{\s*(\(\{module\} = module\))\s*\}/, "$1");
