@@ -8,7 +8,7 @@ let zone = null;
 
 export function readContext(referrer, at, v) {
   if (!__SCRIPT_TAG__) at = null; // only the script-tag build replays calls made earlier
-  const s = (k) => (v && typeof v[k] == "string" ? v[k] : null);
+  const s = (k) => (typeof v?.[k] == "string" ? v[k] : null);
   let loc = at ? new URL(at[1]) : location;
   try {
     if (s("url")) loc = new URL(s("url"), loc.href);
