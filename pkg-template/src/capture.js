@@ -11,7 +11,7 @@ const coerce = (v) => (/^-?(0|[1-9]\d*)(\.\d+)?$/.test(v) && "" + +v == (v.inclu
 
 // `start`: the URL of the page the view at start is recorded for (the snippet's landing page);
 // returns the navigation check, run again once the calls queued before ready are replayed.
-export function startCapture(ks, options, start = location.href) {
+export function startCapture(ks, options, start) {
   const ac = options.autoCapture;
   const on = (k) => ac !== false && !(ac && ac[k] === false);
   const hash = ac?.hashChange === true;
