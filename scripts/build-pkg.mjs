@@ -124,6 +124,8 @@ function passStrings(...args) {
     return out;
 }
 `;
+  // Pointer and length set to 0 just before a throw that leaves them unread.
+  swap(/ptr\d = 0; len\d = 0;\s*(throw )/, "$1");
   // The wrapper always passes `initSync` `{ module }` holding a compiled WebAssembly.Module
   // (from compileStreaming or WebAssembly.compile, or the one kept for a rebuild).
   swap(/if \(module !== undefined\) \{\s*(\(\{module\} = module\))\s*\}/, "$1");
