@@ -304,9 +304,9 @@ const when = (c) => {
 };
 
 /**
- * The page's engine for the `init` options (created in the wasm instance, replacing any earlier one), as an object
- * with one method per engine call: string arguments pass as they are (anything else as none),
- * results come back parsed from JSON.
+ * The page's engine for the `init` options (created in the wasm instance, replacing any earlier
+ * one), as an object with one method per engine call: string arguments pass as they are
+ * (anything else as none), results come back parsed from JSON.
  */
 function newEngine(options, cookieId) {
   coreNew(optionsText(options), cookieId);
@@ -572,7 +572,7 @@ export class Instance {
     try {
       for (const n of list) {
         // An engine notice is its type and one field (`segment`, `userId`, `anonymousId` or
-        // `error`): the listeners' payload is that field.
+        // `error`): the listeners' payload is the notice without its type.
         const { type, ...payload } = n;
         q[q.length] = type ? [type, type === "error" ? warn(toKeystoneError(n.error)) : payload] : n;
       }
