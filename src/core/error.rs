@@ -114,7 +114,10 @@ impl Ptr<'_> {
         }
         match self.1 {
             Step::Key(k) => push_key(s, k),
-            Step::Index(i) => push_key(s, &crate::core::host::format_uint(i as u64)),
+            Step::Index(i) => {
+                s.push('/');
+                crate::core::host::push_uint(s, i as u64);
+            }
         }
     }
 }

@@ -34,19 +34,20 @@ pub fn random16(host: &dyn Host) -> [u8; 16] {
 
 /// Formats a non-negative integer in decimal without `core::fmt`.
 pub fn format_uint(n: u64) -> String {
-    // Most significant digit first, by the largest power of ten not above n (no buffer to index).
-    let mut div = 1u64;
-    while n / div >= 10 {
-        div *= 10;
-    }
     let mut out = String::new();
-    loop {
-        out.push((b'0' + (n / div % 10) as u8) as char);
-        if div == 1 {
-            return out;
-        }
-        div /= 10;
+    push_uint(&mut out, n);
+    out
+}
+
+/// Appends `n` in decimal, most significant digit first: the higher digits by recursion (at most
+/// 20 deep), so every division is by the constant 10 and none can panic (dividing by a variable
+/// power of ten kept a 64-bit division and the "divide by zero" panic with its message and
+/// location in the data: 122 B gzip less; appending in place where a caller can, 16 B more).
+pub fn push_uint(out: &mut String, n: u64) {
+    if n >= 10 {
+        push_uint(out, n / 10);
     }
+    out.push((b'0' + (n % 10) as u8) as char);
 }
 
 /// Parses a plain non-negative decimal integer (`"42"`), without `core::fmt` or float tables.

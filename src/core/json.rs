@@ -12,7 +12,7 @@
 use crate::core::prelude::*;
 
 use crate::core::error::{codes, Error};
-use crate::core::host::{format_uint, Host};
+use crate::core::host::{push_uint, Host};
 use crate::core::value::{Map, Value};
 
 /// Largest integer printed and read without the host: every integer up to it is exact in f64.
@@ -79,7 +79,7 @@ fn write_num(out: &mut String, n: f64, host: &dyn Host) {
         if n < 0.0 {
             out.push('-');
         }
-        out.push_str(&format_uint(n.abs() as u64));
+        push_uint(out, n.abs() as u64);
     } else {
         out.push_str(&host.format_number(n));
     }
