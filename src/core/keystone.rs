@@ -16,7 +16,7 @@ use crate::core::event::{Event, Kind};
 use crate::core::experience::{self, Decision, Orchestrator};
 use crate::core::host::{random16, Host};
 use crate::core::identity::{self, Aside, Change};
-use crate::core::ids::{is_uuid, uuid_v4};
+use crate::core::ids::{hex, is_uuid, uuid_v4};
 use crate::core::journal::{Journal, Op};
 use crate::core::profile::Profile;
 use crate::core::segment::{self, Definitions, LoadReport};
@@ -201,8 +201,9 @@ impl Keystone {
             report_all: true,
             deferred: false,
         };
-        ks.journal.tab = uuid_v4(random16(ks.host.as_ref()));
-        ks.journal.tab.truncate(8);
+        // The first 8 characters of a UUID v4 of 16 random bytes: the hex of the first 4 (made
+        // directly: `String::truncate` kept a char-boundary assertion and its message: 19 B gzip less).
+        ks.journal.tab = hex(&random16(ks.host.as_ref())[..4]);
         let restored = stored.and_then(|v| {
             let (p, errors) = codec::decode(v);
             ks.report_all(errors);
