@@ -69,7 +69,7 @@ impl Activation {
         }
         for s in &other.reported {
             if let Err(i) = self.reported.binary_search(s) {
-                self.reported.insert(i, s.clone());
+                crate::core::sort::insert(&mut self.reported, i, s.clone());
             }
         }
     }
@@ -82,7 +82,7 @@ impl Activation {
             for s in only {
                 match (self.reported.binary_search(s), now_in.binary_search(s).is_ok()) {
                     (Ok(i), false) if !entering => drop(self.reported.remove(i)),
-                    (Err(i), true) if entering => self.reported.insert(i, s.clone()),
+                    (Err(i), true) if entering => crate::core::sort::insert(&mut self.reported, i, s.clone()),
                     _ => continue,
                 }
                 out.push((s.clone(), entering));
@@ -120,7 +120,7 @@ impl Activation {
         }
         for s in seg.iter().filter_map(Value::as_str) {
             if let Err(i) = a.reported.binary_search_by(|r| r.as_str().cmp(s)) {
-                a.reported.insert(i, s.into());
+                crate::core::sort::insert(&mut a.reported, i, s.into());
             }
         }
         a

@@ -280,7 +280,7 @@ impl PerfState {
     fn add(&mut self, p: &Performed, ts: f64, x: f64, v: &Value, cx: &Ctx) {
         if self.k > 0 {
             let i = self.recent.iter().rposition(|t| *t <= ts).map_or(0, |i| i + 1);
-            self.recent.insert(i, ts);
+            crate::core::sort::insert(&mut self.recent, i, ts);
             trim(&mut self.recent, self.k);
             return;
         }
@@ -292,7 +292,7 @@ impl PerfState {
                     b.2 += x;
                 }
             }
-            i => self.buckets.insert(i.map_or(0, |i| i + 1), (minute, 1.0, x)),
+            i => crate::core::sort::insert(&mut self.buckets, i.map_or(0, |i| i + 1), (minute, 1.0, x)),
         }
         self.n += 1.0;
         if p.agg != Agg::Count && p.agg != Agg::Distinct {
@@ -316,7 +316,7 @@ impl PerfState {
             // Out of order (merge, back-fill): rebuild the queue.
             let mut all = ::core::mem::take(&mut self.ext);
             let i = all.iter().rposition(|e| e.0 <= ts).map_or(0, |i| i + 1);
-            all.insert(i, (ts, x));
+            crate::core::sort::insert(&mut all, i, (ts, x));
             for (t, v) in all {
                 self.push_ext(t, v);
             }
@@ -481,7 +481,7 @@ pub fn merge_node(a: &mut NodeState, b: &NodeState) {
         (NodeState::Perf(x), NodeState::Perf(y)) => {
             for &t in &y.recent {
                 let i = x.recent.iter().rposition(|u| *u <= t).map_or(0, |i| i + 1);
-                x.recent.insert(i, t);
+                crate::core::sort::insert(&mut x.recent, i, t);
             }
             x.k = x.k.max(y.k);
             trim(&mut x.recent, x.k);
@@ -493,7 +493,7 @@ pub fn merge_node(a: &mut NodeState, b: &NodeState) {
                             b.2 += s;
                         }
                     }
-                    i => x.buckets.insert(i.map_or(0, |i| i + 1), (m, n, s)),
+                    i => crate::core::sort::insert(&mut x.buckets, i.map_or(0, |i| i + 1), (m, n, s)),
                 }
             }
             x.n += y.n;

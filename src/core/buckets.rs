@@ -60,7 +60,7 @@ impl Counts {
                 }
             }
             Err(i) if i == self.entries.len() => self.entries.push((m, n)),
-            Err(i) => self.entries.insert(i, (m, n)),
+            Err(i) => crate::core::sort::insert(&mut self.entries, i, (m, n)),
         }
     }
 

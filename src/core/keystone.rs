@@ -992,7 +992,7 @@ fn mark(to: &mut Vec<String>, a: &[String], b: &[String]) {
     for id in a {
         if b.binary_search(id).is_err() {
             if let Err(i) = to.binary_search(id) {
-                to.insert(i, id.clone());
+                crate::core::sort::insert(to, i, id.clone());
             }
         }
     }

@@ -171,7 +171,7 @@ pub fn parse(doc: &Value, retention_ms: f64) -> Result<(Definitions, LoadReport)
     let mut order: Vec<usize> = Vec::with_capacity(defs.segments.len());
     for (i, s) in defs.segments.iter().enumerate() {
         let at = order.partition_point(|&j| defs.segments.get(j).is_some_and(|o| o.id < s.id));
-        order.insert(at, i);
+        crate::core::sort::insert(&mut order, at, i);
     }
     defs.order = order;
     defs.doc_keys = heads;

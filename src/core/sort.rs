@@ -1,6 +1,7 @@
 //! An in-place heap sort: a few hundred bytes of wasm, where the standard library's sorts would
 //! add kilobytes (every visitor downloads every byte). O(n log n), not stable: callers sort by a
-//! total order, under which equal elements are interchangeable.
+//! total order, under which equal elements are interchangeable. Also the insertion into sorted
+//! vectors, for the same reason.
 
 #[allow(unused_imports)]
 use crate::core::prelude::*;
@@ -25,6 +26,19 @@ fn swap<T>(v: &mut [T], a: usize, b: usize) {
         if let (Some(x), Some(y)) = (lo.get_mut(a), hi.first_mut()) {
             ::core::mem::swap(x, y);
         }
+    }
+}
+
+/// `v.insert(i, x)` for `i <= v.len()` (a position found in `v`, as every caller's is), without
+/// the insertion-index panic: pushed, then moved down into place by swaps. `Vec::insert` is not
+/// inlined, so its check and message stayed whatever the caller knew: 237 B gzip less over its
+/// six element types (pushing and rotating the tail instead costs 1 KB more).
+pub fn insert<T>(v: &mut Vec<T>, i: usize, x: T) {
+    v.push(x);
+    let mut j = v.len() - 1;
+    while j > i {
+        swap(v, j - 1, j);
+        j -= 1;
     }
 }
 
