@@ -81,7 +81,7 @@ impl Activation {
         for entering in [false, true] {
             for s in only {
                 match (self.reported.binary_search(s), now_in.binary_search(s).is_ok()) {
-                    (Ok(i), false) if !entering => drop(self.reported.remove(i)),
+                    (Ok(i), false) if !entering => drop(crate::core::sort::remove(&mut self.reported, i)),
                     (Err(i), true) if entering => crate::core::sort::insert(&mut self.reported, i, s.clone()),
                     _ => continue,
                 }

@@ -164,7 +164,7 @@ impl Aside {
     pub fn prune(&mut self, now: f64, retention: f64) {
         self.entries.retain(|x| x.1 >= now - retention);
         while self.entries.len() > ASIDE_MAX {
-            self.entries.remove(0);
+            crate::core::sort::remove(&mut self.entries, 0);
         }
     }
 }

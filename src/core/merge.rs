@@ -108,7 +108,7 @@ pub fn link(list: &mut Vec<String>, id: &str) {
     if !id.is_empty() && !list.iter().any(|x| x == id) {
         list.push(id.into());
         if list.len() > LINKED_MAX {
-            list.remove(0);
+            crate::core::sort::remove(list, 0);
         }
     }
 }

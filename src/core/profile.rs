@@ -200,7 +200,7 @@ impl Profile {
                 }
             }
             let Some(i) = old else { return };
-            self.events.remove(i);
+            crate::core::sort::remove(&mut self.events, i);
         }
     }
 

@@ -1,7 +1,7 @@
 //! An in-place heap sort: a few hundred bytes of wasm, where the standard library's sorts would
 //! add kilobytes (every visitor downloads every byte). O(n log n), not stable: callers sort by a
-//! total order, under which equal elements are interchangeable. Also the insertion into sorted
-//! vectors, for the same reason.
+//! total order, under which equal elements are interchangeable. Also insertion into and removal
+//! from ordered vectors without the standard ones' index panics, for the same reason.
 
 #[allow(unused_imports)]
 use crate::core::prelude::*;
@@ -40,6 +40,21 @@ pub fn insert<T>(v: &mut Vec<T>, i: usize, x: T) {
         swap(v, j - 1, j);
         j -= 1;
     }
+}
+
+/// `v.remove(i)`, None when `i` is out of bounds (no caller's is), without the removal-index
+/// panic: moved to the end by swaps, then popped (216 B gzip less than `Vec::remove` over its
+/// four element types).
+pub fn remove<T>(v: &mut Vec<T>, i: usize) -> Option<T> {
+    if i >= v.len() {
+        return None;
+    }
+    let mut j = i + 1;
+    while j < v.len() {
+        swap(v, j - 1, j);
+        j += 1;
+    }
+    v.pop()
 }
 
 fn sift<T>(v: &mut [T], mut root: usize, end: usize, less: &impl Fn(&T, &T) -> bool) {

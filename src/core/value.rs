@@ -77,7 +77,7 @@ impl Map {
     /// Removes `key`, returning its value.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
         let i = self.entries.iter().position(|(k, _)| k == key)?;
-        Some(self.entries.remove(i).1)
+        crate::core::sort::remove(&mut self.entries, i).map(|e| e.1)
     }
 
     /// Entries in insertion order.
