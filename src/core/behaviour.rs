@@ -355,12 +355,8 @@ impl PerfState {
 /// Keeps the `k` latest timestamps (k = 0: all).
 fn trim(v: &mut Vec<f64>, k: u32) {
     let extra = v.len().saturating_sub(k as usize);
-    if k > 0 && extra > 0 {
-        let mut i = 0;
-        v.retain(|_| {
-            i += 1;
-            i > extra
-        });
+    if k > 0 {
+        crate::core::sort::drop_front(v, extra);
     }
 }
 

@@ -77,7 +77,7 @@ impl Counts {
     /// Drops minutes `< from`.
     pub fn prune(&mut self, from: u32) {
         let i = self.entries.partition_point(|e| e.0 < from);
-        self.entries.drain(..i);
+        crate::core::sort::drop_front(&mut self.entries, i);
         self.sum = self.entries.iter().fold(0u32, |a, e| a.saturating_add(e.1));
     }
 

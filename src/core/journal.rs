@@ -85,7 +85,7 @@ impl Journal {
         self.seq += 1;
         if self.ops.len() >= MAX_OPS {
             // Drop the oldest half at once (amortized; never reached in normal use).
-            self.ops.drain(..MAX_OPS / 2);
+            crate::core::sort::drop_front(&mut self.ops, MAX_OPS / 2);
         }
         self.ops.push(Entry { seq: self.seq, at: now, op });
     }
@@ -99,7 +99,7 @@ impl Journal {
     pub fn trim(&mut self, stored: u32, now: f64) {
         // Operations are in seq and time order: what goes is a prefix.
         let i = self.ops.partition_point(|e| e.seq <= stored && e.at < now - KEEP_MS);
-        self.ops.drain(..i);
+        crate::core::sort::drop_front(&mut self.ops, i);
     }
 
     /// Takes every operation held, with its sequence number.

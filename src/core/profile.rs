@@ -293,7 +293,14 @@ impl Profile {
             bytes -= ring_size(r);
             k += 1;
         }
-        self.recent.drain(..k);
+        // The first `k` go. `retain` rather than `drain` (whose range check links its panic
+        // messages) or `sort::drop_front` (whose swaps cost ≈ 1 µs per event here, where the
+        // ring is trimmed at every event once full; `retain` moves each kept event once).
+        let mut i = 0;
+        self.recent.retain(|_| {
+            i += 1;
+            i > k
+        });
         self.recent_bytes = bytes;
     }
 
