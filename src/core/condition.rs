@@ -27,13 +27,21 @@ pub struct Ctx<'a> {
 /// `evalCondition(obj, condition, savedGroups)`: whether `obj` satisfies `cond`.
 pub fn eval_condition(obj: &Value, cond: &Value, cx: &Ctx) -> bool {
     let Some(m) = cond.as_obj() else { return false };
-    m.iter().all(|(k, v)| match k.as_str() {
-        "$or" => eval_or(obj, v, cx),
-        "$nor" => !eval_or(obj, v, cx),
-        "$and" => v.as_arr().map_or(true, |a| a.iter().all(|c| eval_condition(obj, c, cx))),
-        "$not" => !eval_condition(obj, v, cx),
-        path => eval_value(v, &get_path(obj, path), cx, false),
-    })
+    // Plain loops here and in `eval_value` rather than `all` over the map's entries: 79 B gzip
+    // less (each `all` made a `try_fold` holding the evaluator).
+    for (k, v) in m.iter() {
+        let ok = match k.as_str() {
+            "$or" => eval_or(obj, v, cx),
+            "$nor" => !eval_or(obj, v, cx),
+            "$and" => v.as_arr().map_or(true, |a| a.iter().all(|c| eval_condition(obj, c, cx))),
+            "$not" => !eval_condition(obj, v, cx),
+            path => eval_value(v, &get_path(obj, path), cx, false),
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
 }
 
 fn eval_or(obj: &Value, v: &Value, cx: &Ctx) -> bool {
@@ -70,7 +78,14 @@ pub fn eval_value(cond: &Value, value: &Value, cx: &Ctx, insensitive: bool) -> b
         Value::Num(c) => to_number(value, cx.host) == *c,
         Value::Bool(c) => !value.is_null() && value.truthy() == *c,
         Value::Null => value.is_null(),
-        Value::Obj(m) if is_operator_object(m) => m.iter().all(|(op, exp)| eval_operator(op, value, exp, cx)),
+        Value::Obj(m) if is_operator_object(m) => {
+            for (op, exp) in m.iter() {
+                if !eval_operator(op, value, exp, cx) {
+                    return false;
+                }
+            }
+            true
+        }
         _ => json_eq(value, cond),
     }
 }
