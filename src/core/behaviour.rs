@@ -317,7 +317,7 @@ impl PerfState {
             let mut all = ::core::mem::take(&mut self.ext);
             let i = all.iter().rposition(|e| e.0 <= ts).map_or(0, |i| i + 1);
             crate::core::sort::insert(&mut all, i, (ts, x));
-            for (t, v) in all {
+            for &(t, v) in &all {
                 self.push_ext(t, v);
             }
             return;

@@ -224,7 +224,9 @@ impl Profile {
         sort_by(&mut order, |a, b| a.0 > b.0 || (a.0 == b.0 && a.1 < b.1));
         let mut keep = vec![false; order.len()];
         size = 2;
-        for (_, i, s) in order {
+        // Read in place (`&order`, and so for copyable elements elsewhere): a consuming loop
+        // links a per-type `IntoIter` and its drop (56 B gzip less over three such loops).
+        for &(_, i, s) in &order {
             if size + s <= MAX_TRAITS_BYTES {
                 if let Some(k) = keep.get_mut(i) {
                     *k = true;

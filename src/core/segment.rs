@@ -152,7 +152,7 @@ pub fn parse(doc: &Value, retention_ms: f64) -> Result<(Definitions, LoadReport)
             report.rejected.push(Error::at(codes::INVALID_SEGMENT, Some(&seg.id), p.as_str(), "$inSegment names an unknown or rejected segment, or a cycle"));
         }
     }
-    for (seg, st) in segs.into_iter().zip(state) {
+    for (seg, &st) in segs.into_iter().zip(&state) {
         if st == 2 {
             report.loaded.push(seg.id.clone());
             defs.segments.push(seg);
