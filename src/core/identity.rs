@@ -33,7 +33,12 @@ pub const ASIDE_MAX: usize = 5;
 /// punctuation, no empty domain label. Errors carry the stable code `invalid_email`. (The JS
 /// wrapper has already applied `String.prototype.trim`, which also strips Unicode spaces.)
 pub fn normalize_email(raw: &str, host: &dyn Host) -> Result<String, Error> {
-    let email = host.lowercase(raw.trim_matches(|c: char| c <= ' '));
+    // Trimmed of characters up to ' ', all one byte: by bytes, the cut falls on character
+    // boundaries (`str::trim_matches` with a closure cost 156 B gzip more).
+    let r = raw.as_bytes();
+    let start = r.iter().position(|&c| c > b' ').unwrap_or(r.len());
+    let end = r.iter().rposition(|&c| c > b' ').map_or(start, |i| i + 1);
+    let email = host.lowercase(raw.get(start..end).unwrap_or(""));
     let b = email.as_bytes();
     let at = b.iter().position(|&c| c == b'@').unwrap_or(0);
     let domain = b.get(at + 1..).unwrap_or(&[]);
