@@ -529,11 +529,15 @@ pub fn eval_condition(attributes: Option<String>, condition: Option<String>, gro
     if let Some(t) = groups {
         GROUPS.set(parse_arg(&t).ok().map(|v| Groups::new(if let Value::Obj(m) = v { m } else { Map::new() })));
     }
-    for (slot, text) in [(&ATTRIBUTES, attributes), (&CONDITION, condition)] {
+    // A call per argument (a loop over an array of the two linked the array iterator and its
+    // partial drop: 110 B gzip more).
+    fn keep(slot: &Slot<Option<Value>>, text: Option<String>) {
         if let Some(t) = text {
             slot.set(parse_arg(&t).ok());
         }
     }
+    keep(&ATTRIBUTES, attributes);
+    keep(&CONDITION, condition);
     GROUPS.with(|g| {
         ATTRIBUTES.with(|obj| {
             CONDITION.with(|cond| {
