@@ -78,7 +78,7 @@ impl Activation {
     /// (segment, entered) in order: exits first, then entries. `reported` follows them.
     pub fn report(&mut self, now_in: &[String], only: &[String]) -> Vec<(String, bool)> {
         let mut out = Vec::new();
-        for entering in [false, true] {
+        for &entering in &[false, true] {
             for s in only {
                 match (self.reported.binary_search(s), now_in.binary_search(s).is_ok()) {
                     (Ok(i), false) if !entering => drop(crate::core::sort::remove(&mut self.reported, i)),

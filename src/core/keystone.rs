@@ -488,7 +488,7 @@ impl Keystone {
     /// channels it was recorded in.
     pub fn page_seen(&mut self, now: f64, mut properties: Map, channels: u8) -> u8 {
         // The Segment spec's page properties, from the current context, unless given.
-        for k in ["path", "referrer", "search", "title", "url"] {
+        for &k in &["path", "referrer", "search", "title", "url"] {
             if !properties.contains_key(k) {
                 if let Some(v) = self.profile.context.get(k) {
                     properties.insert(k, v.clone());
@@ -898,7 +898,7 @@ impl Keystone {
     /// The profile document (DESIGN §3) at `now` (scores decay with time).
     pub fn document_at(&self, now: f64) -> Value {
         let mut m = self.profile.document();
-        for k in ["scores", "linkedAnonymousIds", "segments", "consent"] {
+        for &k in &["scores", "linkedAnonymousIds", "segments", "consent"] {
             m.insert(k, self.field(k, now));
         }
         Value::Obj(m)
