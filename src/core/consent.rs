@@ -32,8 +32,10 @@ impl Consent {
     /// Returns false when `v` is not an object of booleans.
     pub fn merge(&mut self, v: &Value, gpc: bool) -> bool {
         let Some(m) = v.as_obj() else { return false };
-        if m.iter().any(|(_, v)| v.as_bool().is_none()) {
-            return false;
+        for (_, v) in m.iter() {
+            if v.as_bool().is_none() {
+                return false;
+            }
         }
         if let Some(b) = m.get("analytics").and_then(Value::as_bool) {
             self.analytics = b;

@@ -208,7 +208,14 @@ const BAD_WHERE: &str = "where must be a condition object on the event's propert
 fn is_where(w: &Value) -> bool {
     fn plain(v: &Value) -> bool {
         match v {
-            Value::Obj(m) => m.iter().all(|(k, x)| !matches!(k.as_str(), "$performed" | "$sequence" | "$inSegment") && plain(x)),
+            Value::Obj(m) => {
+                for (k, x) in m.iter() {
+                    if matches!(k.as_str(), "$performed" | "$sequence" | "$inSegment") || !plain(x) {
+                        return false;
+                    }
+                }
+                true
+            }
             Value::Arr(a) => a.iter().all(plain),
             _ => true,
         }
