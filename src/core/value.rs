@@ -80,9 +80,11 @@ impl Map {
         crate::core::sort::remove(&mut self.entries, i).map(|e| e.1)
     }
 
-    /// Entries in insertion order.
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &Value)> {
-        self.entries.iter().map(|(k, v)| (k, v))
+    /// Entries in insertion order, as `&(key, value)` (a pattern `(k, v)` binds both by
+    /// reference). The slice's own iterator: mapped to a pair of references, every `any`, `all`
+    /// or `find` over it was an adapter of its own (46 B gzip more).
+    pub fn iter(&self) -> ::core::slice::Iter<'_, (String, Value)> {
+        self.entries.iter()
     }
 
     /// Keys in insertion order.
