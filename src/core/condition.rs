@@ -92,7 +92,7 @@ pub fn eval_value(cond: &Value, value: &Value, cx: &Ctx, insensitive: bool) -> b
 
 /// Whether every key of a non-empty object starts with `$`.
 pub fn is_operator_object(m: &Map) -> bool {
-    !m.is_empty() && m.keys().all(|k| k.as_bytes().first() == Some(&b'$'))
+    !m.is_empty() && m.iter().all(|(k, _)| k.as_bytes().first() == Some(&b'$'))
 }
 
 fn eval_operator(op: &str, actual: &Value, exp: &Value, cx: &Ctx) -> bool {

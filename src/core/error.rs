@@ -133,5 +133,5 @@ pub const UNKNOWN: &str = "unknown field";
 /// The first key of `m` not in `allowed`.
 #[inline(never)]
 pub fn unknown<'a>(m: &'a crate::core::value::Map, allowed: &[&str]) -> Option<&'a String> {
-    m.keys().find(|k| !allowed.contains(&k.as_str()))
+    m.iter().find(|(k, _)| !allowed.contains(&k.as_str())).map(|(k, _)| k)
 }

@@ -87,7 +87,8 @@ impl Map {
         self.entries.iter()
     }
 
-    /// Keys in insertion order.
+    /// Keys in insertion order. (The shipped code reads keys through [`Map::iter`]: each
+    /// adapter over this mapped iterator was code of its own, 61 B gzip more over three uses.)
     pub fn keys(&self) -> impl Iterator<Item = &String> {
         self.entries.iter().map(|(k, _)| k)
     }
