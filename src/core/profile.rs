@@ -192,7 +192,10 @@ impl Profile {
     /// forgetting the least recently seen names, except those a definition of `defs` reads.
     pub fn bound_events(&mut self, defs: &Definitions) {
         loop {
-            let bytes: usize = self.events.iter().map(|e| e.name.len() + 40 + 2 * e.counts.entries().len()).sum();
+            let mut bytes = 0;
+            for e in &self.events {
+                bytes += e.name.len() + 40 + 2 * e.counts.entries().len();
+            }
             if self.events.len() <= MAX_EVENT_NAMES && bytes <= MAX_EVENT_BYTES {
                 return;
             }

@@ -105,7 +105,13 @@ impl Map {
 
     /// An approximate byte size of the map as JSON.
     pub fn approx_size(&self) -> usize {
-        2 + self.entries.iter().map(|(k, v)| k.len() + 4 + v.approx_size()).sum::<usize>()
+        // Summed by plain loops (here, for arrays, and for the profile's event bound): each
+        // `map(…).sum()` was a `fold` of its own (44 B gzip more over the three).
+        let mut n = 2;
+        for (k, v) in &self.entries {
+            n += k.len() + 4 + v.approx_size();
+        }
+        n
     }
 
     /// Builder-style insert.
@@ -288,7 +294,13 @@ impl Value {
             Value::Bool(_) => 5,
             Value::Num(_) => 12,
             Value::Str(s) => s.len() + 2,
-            Value::Arr(a) => 2 + a.iter().map(|v| v.approx_size() + 1).sum::<usize>(),
+            Value::Arr(a) => {
+                let mut n = 2;
+                for v in a {
+                    n += v.approx_size() + 1;
+                }
+                n
+            }
             Value::Obj(m) => m.approx_size(),
         }
     }
