@@ -174,7 +174,7 @@ impl Node {
                 let x = to_number(v, cx.host);
                 // A number, or text JavaScript reads as one: any such text has a digit (a blank
                 // string, which `Number` reads as 0, has none).
-                let numeric = x.is_finite() && matches!(v, Value::Num(_) | Value::Str(_)) && v.as_str().is_none_or(|t| t.bytes().any(|b| b.is_ascii_digit()));
+                let numeric = x.is_finite() && matches!(v, Value::Num(_) | Value::Str(_)) && v.as_str().is_none_or(|t| t.as_bytes().iter().any(u8::is_ascii_digit));
                 match p.agg {
                     Agg::Count => {}
                     Agg::Distinct if v.is_null() => return,

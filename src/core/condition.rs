@@ -323,7 +323,7 @@ pub fn padded_version(v: &Value, h: &dyn Host) -> String {
     let mut out = String::with_capacity(text.len() + 16);
     let (mut parts, mut part) = (1, String::new());
     let flush = |out: &mut String, part: &mut String| {
-        if !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()) {
+        if !part.is_empty() && part.as_bytes().iter().all(u8::is_ascii_digit) {
             for _ in part.len()..5 {
                 out.push(' ');
             }

@@ -439,7 +439,7 @@ fn numbers(v: &Value, i: usize, out: &mut Vec<(usize, f64)>) {
 
 fn parse_score(s: &Value, base: &Ptr, before: &[ScoreDef]) -> Result<ScoreDef, Error> {
     let Some(m) = s.as_obj() else { return Err(err(None, base, "a score must be an object")) };
-    let Some(id) = name_of(m, "id").filter(|id| !id.bytes().any(|b| b == b'.')) else {
+    let Some(id) = name_of(m, "id").filter(|id| !id.as_bytes().iter().any(|&b| b == b'.')) else {
         return Err(err(name_of(m, "id"), &Ptr(Some(base), Step::Key("id")), "id must be a non-empty string without dots"));
     };
     let fail = |p: &Ptr, k: &str, msg: &str| err(Some(id), &Ptr(Some(p), Step::Key(k)), msg);
