@@ -85,7 +85,9 @@ impl Counts {
 
     /// Drops minutes `< from`.
     pub fn prune(&mut self, from: u32) {
-        let i = self.entries.partition_point(|e| e.0 < from);
+        // The entries are sorted: the first minute `>= from` is where `partition_point` would
+        // cut. Found by a scan (the removal after it is linear anyway): 34 B gzip less.
+        let i = self.entries.iter().position(|e| e.0 >= from).unwrap_or(self.entries.len());
         crate::core::sort::drop_front(&mut self.entries, i);
         self.sum = self.entries.iter().fold(0u32, |a, e| a.saturating_add(e.1));
     }
