@@ -350,6 +350,7 @@ export class Instance {
   #told; // the last report pass (flush waits for it)
   #call = null; // while a call made before the engine was ready is replayed: its [time, url, title]
   #unseen = 0; // the channels auto-capture's view of this page was not recorded in (no consent)
+  #pend; // (script-tag build) that view's referrer, replayed call and URL
   #nav = null; // auto-capture's navigation check
   #views = 0; // auto-capture records page views
   #given = []; // consent applied since init (null: forget()), again on an engine rebuilt after a trap
@@ -730,12 +731,28 @@ export class Instance {
   _navigated(referrer, seconds, view, late) {
     this.#run(() => {
       if (seconds) this.#core.track("Page Engagement", toJSON({ seconds }));
-      // A late view is of the page its context holds (the snippet's landing page, utm included,
-      // while the calls queued before ready replay: a URL changed meanwhile is a navigation of
-      // its own, recorded after them).
-      late || this.#setContext(referrer);
+      // A late view is of the page it was deferred on: while the calls queued on the snippet
+      // before ready replay, a call made after the URL changed (a site removing the utm) moves
+      // the context, yet the view is the landing page's, utm included. The context then returns
+      // to where the calls left it (the URL changed meanwhile is a navigation of its own,
+      // recorded after them).
+      let back;
+      if (!late) {
+        this.#setContext(referrer);
+        if (__SCRIPT_TAG__) this.#pend = [this.#ref, this.#call, this.#href];
+      } else if (__SCRIPT_TAG__ && this.#pend && this.#pend[2] !== this.#href) {
+        back = [this.#ref, this.#call, this.#virtual];
+        this.#ref = this.#pend[0];
+        this.#call = this.#pend[1];
+        this.#setContext();
+      }
       // The channels (1 delivery, 2 profile) no consent allowed the view into yet.
       if (view) (this.#views = 1), (this.#unseen = late ? this.#unseen & ~this.#core.page("null", "" + this.#unseen) : 3 & ~this.#core.page("null"));
+      if (back) {
+        this.#ref = back[0];
+        this.#call = back[1];
+        this.#setContext(undefined, back[2]);
+      }
     }, 2);
   }
 

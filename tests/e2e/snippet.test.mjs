@@ -134,7 +134,9 @@ test("opt-in on the snippet: the view recorded once consent comes is the landing
     s.textContent = snippet;
     document.body.appendChild(s);
     history.replaceState({}, "", "/tests/blank.html/clean"); // a site stripping the utm at once
+    keystone.track("Before Consent"); // made on the clean URL: not recorded, and not the view's page
     keystone.setConsent({ analytics: true, personalization: true }); // the visitor's choice, queued
+    keystone.track("After Consent");
   }, SNIPPET);
   release();
   const id = await page.evaluate(async () => {
@@ -142,12 +144,14 @@ test("opt-in on the snippet: the view recorded once consent comes is the landing
     await keystone.flush();
     return keystone.anonymousId();
   });
-  const pages = h.server.collector.events.filter((e) => e.anonymousId === id && e.type === "page");
-  const row = (e) => [e.context.page.url.replace(/^.*\/tests\//, ""), e.context.page.referrer.replace(/^.*\/tests\//, ""), e.context.campaign || null];
-  // As with consent given from the start: the landing page's view, then the navigation's.
-  assert.deepEqual(pages.map(row), [
-    ["blank.html?utm_source=newsletter&utm_campaign=summer", "", { source: "newsletter", name: "summer" }],
-    ["blank.html/clean", "blank.html?utm_source=newsletter&utm_campaign=summer", null],
+  const sent = h.server.collector.events.filter((e) => e.anonymousId === id);
+  const row = (e) => [e.type, e.event || "", e.context.page.url.replace(/^.*\/tests\//, ""), e.context.page.referrer.replace(/^.*\/tests\//, ""), e.context.campaign || null];
+  // As with consent given from the start: the landing page's view, the call made on the clean
+  // URL, then the navigation's view.
+  assert.deepEqual(sent.map(row), [
+    ["page", "", "blank.html?utm_source=newsletter&utm_campaign=summer", "", { source: "newsletter", name: "summer" }],
+    ["track", "After Consent", "blank.html/clean", "blank.html?utm_source=newsletter&utm_campaign=summer", null],
+    ["page", "", "blank.html/clean", "blank.html?utm_source=newsletter&utm_campaign=summer", null],
   ]);
   assert.deepEqual(page.problems, []);
   await ctx.close();
