@@ -383,6 +383,42 @@ fn a_login_that_changes_membership_keeps_the_page_views_holdout_draw() {
 }
 
 #[test]
+fn only_a_decision_fixes_the_page_views_draw_and_forget_lets_it_go() {
+    let doc = defs(0.5);
+    let grant = common::from_json(&j!({"analytics": true, "personalization": true}));
+    for want in [false, true] {
+        let fresh = |seed_from: u64| {
+            (seed_from..seed_from + 200)
+                .map(|seed| Keystone::new(Options::default(), NativeHost::boxed(seed), None, T0))
+                .find(|k| (draw(k.anonymous_id(), "hero") < 0.5) == want)
+                .unwrap()
+        };
+        // An unknown id decides nothing: the first decision, after a login, is the known identity's.
+        let mut ks = fresh(300);
+        ks.load_definitions(&doc, T0).unwrap();
+        ks.page(T0, Map::new());
+        assert!(ks.decide("nope", T0 + 1.0).is_err());
+        let a = email_drawing(want);
+        ks.identify(T0 + 2.0, &a, Map::new(), &Value::Null).unwrap();
+        assert_eq!(ks.decide("hero", T0 + 3.0).unwrap().holdout, !want, "drawn from the known identity");
+
+        // forget(), then a grant: the new visitor's decisions are drawn from the new id, not the
+        // forgotten one's.
+        let mut ks = fresh(600);
+        ks.load_definitions(&doc, T0).unwrap();
+        ks.page(T0, Map::new());
+        assert_eq!(ks.decide("hero", T0 + 1.0).unwrap().holdout, want);
+        ks.forget(T0 + 2.0);
+        ks.set_consent(&grant, T0 + 3.0).unwrap();
+        let next = ks.anonymous_id().to_string();
+        assert!(!next.is_empty());
+        let d = ks.decide("hero", T0 + 4.0).unwrap();
+        assert_eq!(d.holdout, draw(&next, "hero") < 0.5);
+        assert_eq!(to_json(&ks.explain_experience("hero", T0 + 4.0).unwrap())["draw"], j!(draw(&next, "hero")));
+    }
+}
+
+#[test]
 fn an_exposure_before_consent_is_recorded_by_the_first_decision_after_it() {
     let doc = json(
         r#"{"version":1,"segments":[],

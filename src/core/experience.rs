@@ -416,7 +416,11 @@ impl Orchestrator {
     }
 
     /// Remembers a decision for the rest of the page view.
+    /// The page view's first decision fixes its holdout draw's identity ([`Orchestrator::draw`]).
     pub fn remember(&mut self, decision: Decision, members: &[String], identity: &str) {
+        if self.draw.is_empty() {
+            self.draw = identity.into();
+        }
         self.sticky.retain(|s| s.decision.experience != decision.experience);
         self.sticky.push(Sticky { decision, members: members.to_vec(), identity: identity.into() });
     }

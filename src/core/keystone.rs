@@ -601,6 +601,7 @@ impl Keystone {
         let context = ::core::mem::take(&mut self.profile.context);
         self.profile = Profile::new(String::new(), now);
         self.profile.context = context;
+        self.exp.draw.clear(); // the next visitor's decisions are not drawn from this one's id
         self.journal.clear();
         self.outbox.clear();
         self.dirty = false;
@@ -805,9 +806,6 @@ impl Keystone {
     /// decision once consent allows records it. `Err(unknown_id)` for an unknown experience.
     pub fn decide(&mut self, id: &str, now: f64) -> Result<Decision, Error> {
         let identity = String::from(self.user_id().unwrap_or(&self.profile.anonymous_id));
-        if self.exp.draw.is_empty() {
-            self.exp.draw = identity.clone();
-        }
         let Some(x) = self.exp.get(id) else {
             return Err(Error::new(codes::UNKNOWN_ID, "no experience with that id"));
         };
@@ -816,7 +814,8 @@ impl Keystone {
         let d = match self.exp.remembered(id, &self.members, &identity) {
             Some(d) => d,
             None => {
-                let o = experience::evaluate(x, &self.members, &self.profile.activation, &self.exp.draw, now, prior.map(|p| p.0));
+                let draw = if self.exp.draw.is_empty() { &identity } else { &self.exp.draw };
+                let o = experience::evaluate(x, &self.members, &self.profile.activation, draw, now, prior.map(|p| p.0));
                 let variant = x.variants.get(o.chosen).map_or(String::new(), |v| v.id.clone());
                 Decision { experience: id.into(), variant, holdout: o.holdout }
             }
