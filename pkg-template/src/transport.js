@@ -77,6 +77,16 @@ export function transport(o, report) {
   let late = 0; // a beacon is due for events made while the page is being left
   let pm = 0; // a write of the queue is due (events made while hidden)
   const taken = {}; // the stored queues adopted, until removed
+  // Back from the back/forward cache, a page's view of storage lags: the changes the other pages
+  // made meanwhile reach it one by one, each with its `storage` event, in the moments after
+  // `pageshow` — a queue another page stored, then removed once its beacon went, shows as still
+  // stored. No queue is watched or adopted in the second after `pageshow`, while they arrive:
+  // any Web Lock request for the tab lock of a page now in the cache (the page just left) evicts
+  // it from the cache, and adopting a queue already sent would send it twice.
+  // (On the page's own monotonic clock: a wall clock set back would prolong the pause.)
+  const SETTLE = 1e3;
+  let thaw = -SETTLE; // when the page was last restored from the cache
+  const thawing = () => performance.now() - thaw < SETTLE;
   try {
     ls = localStorage;
   } catch (_) {}
@@ -163,6 +173,7 @@ export function transport(o, report) {
   async function adopt() {
     const theirs = keys().filter((k) => k != own);
     if (!theirs[0] || !granted) return;
+    if (thawing()) return void setTimeout(background, SETTLE);
     for (const k of theirs) {
       const id = k.slice(QK.length);
       if (taken[k] || (locks ? !(await hold(P + "tab." + id)) : now() - get(HB + id) < 18e4)) continue;
@@ -290,6 +301,7 @@ export function transport(o, report) {
   const watch = (k) => {
     const id = k.slice(QK.length);
     if (k == own || watched[id]) return;
+    if (thawing()) return void setTimeout(() => safe(() => get(k) && watch(k)), SETTLE);
     watched[id] = 1;
     const go = () => {
       delete watched[id];
@@ -312,7 +324,10 @@ export function transport(o, report) {
     gone = true;
     hide();
   });
-  addEventListener("pageshow", () => (gone = false));
+  addEventListener("pageshow", (e) => {
+    gone = false;
+    if (e.persisted) thaw = performance.now();
+  });
   document.addEventListener("visibilitychange", () => document.visibilityState == "hidden" && hide());
   addEventListener("online", () => {
     q.retryNow();

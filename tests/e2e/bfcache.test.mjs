@@ -68,3 +68,119 @@ for (const [name, options] of Object.entries(CONFIGS)) {
     await ctx.close();
   });
 }
+
+// Back, Forward, Back with delivery: the page gone forward stores its queue and sends it by beacon
+// as it is left; the page restored by Back hears that queue (a `storage` event) and must not
+// contend for the other page's tab lock over it (a lock request evicts a page holding it from the
+// cache), yet no event may be lost or sent twice.
+for (const flushOnShow of [false, true]) {
+  test(`with an endpoint${flushOnShow ? " and a flush() as each page is shown" : ""}, Back, Forward and Back again restore each page from the back/forward cache, and each event reaches the collector once`, async () => {
+    const ctx = await browser.newContext();
+    await ctx.addInitScript(() => addEventListener("pageshow", (e) => (window.__restored = e.persisted)));
+    // A site's own `pageshow` listener that sends at once: the send (which adopts the queues of
+    // pages gone) starts before the page has heard what changed while it was in the cache.
+    if (flushOnShow) await ctx.addInitScript(() => addEventListener("pageshow", (e) => e.persisted && window.ks.flush().catch(() => {})));
+    await ctx.route(
+      (u) => !u.pathname.startsWith("/v1/"),
+      async (route) => {
+        const r = await route.fetch();
+        const headers = { ...r.headers() };
+        delete headers["cache-control"];
+        await route.fulfill({ response: r, headers });
+      },
+    );
+    const page = await ctx.newPage();
+    const cdp = await ctx.newCDPSession(page);
+    await cdp.send("Page.enable");
+    let why = "";
+    cdp.on("Page.backForwardCacheNotUsed", (e) => (why = e.notRestoredExplanations.map((r) => r.reason).join(", ")));
+    const problems = [];
+    page.on("pageerror", (e) => problems.push(e.message));
+    const run = "bf" + Math.random().toString(36).slice(2);
+    const options = { endpoint: "/v1/batch", writeKey: "demo-key", autoCapture: false };
+    let n = 0;
+    const track = (k) => page.evaluate(({ run, k, n }) => { for (let i = 0; i < k; i++) ks.track("Back Forward", { run, i: n + i }); }, { run, k, n }).then(() => (n += k));
+    // Each page's mark is cleared as it is left: a page restored from the cache shows it set again
+    // by `pageshow` (persisted or not), never the value of its first load.
+    const leave = async (go) => {
+      if (n) await page.evaluate(() => (window.__restored = undefined));
+      why = "";
+      await go();
+    };
+    const start = async (path) => {
+      await leave(() => page.goto(server.url + path));
+      await page.waitForFunction(() => window.__ksLoaded === true);
+      await page.evaluate(async (o) => (window.ks = await Keystone.init(o)), options);
+      await track(3);
+      await page.waitForTimeout(700); // the queue is stored (within 250 ms), not yet due (5 s)
+    };
+    const restored = async (search) => {
+      await page.waitForFunction((s) => location.search == s && window.__restored !== undefined, search);
+      return page.evaluate(() => window.__restored);
+    };
+    await start("/tests/esm.html?first");
+    await start("/tests/esm.html?second");
+    await leave(() => page.goBack({ waitUntil: "commit" }));
+    assert.equal(await restored("?first"), true, "Back: not restored from the back/forward cache: " + why);
+    await track(2);
+    await page.waitForTimeout(1500); // the storage events of the page left, and what follows them
+    await leave(() => page.goForward({ waitUntil: "commit" }));
+    assert.equal(await restored("?second"), true, "Forward: not restored from the back/forward cache: " + why);
+    await track(2);
+    await page.waitForTimeout(1500); // the same, the other way
+    await leave(() => page.goBack({ waitUntil: "commit" }));
+    assert.equal(await restored("?first"), true, "Back again: not restored from the back/forward cache: " + why);
+    await track(1);
+    await page.evaluate(() => ks.flush());
+    const mine = () => server.collector.events.filter((e) => e.properties?.run === run);
+    for (let t0 = Date.now(); Date.now() - t0 < 5000 && new Set(mine().map((e) => e.properties.i)).size < n; ) await page.waitForTimeout(50);
+    await page.waitForTimeout(500); // a late duplicate would show now
+    const got = mine().map((e) => e.properties.i).sort((a, b) => a - b);
+    assert.deepEqual(got, [...Array(n).keys()], "every event reaches the collector exactly once");
+    assert.deepEqual(problems, []);
+    await ctx.close();
+  });
+}
+
+// The page gone forward leaves events stored (its beacon refused): the page restored by Back
+// still takes them over, once its view of storage has caught up, and sends them once (the page
+// in the cache, whose tab lock that takes, is evicted from it: delivery comes first).
+test("with an endpoint, a page left with its events still stored (beacon refused): the page restored by Back delivers them, once", async () => {
+  const ctx = await browser.newContext();
+  await ctx.addInitScript(() => addEventListener("pageshow", (e) => (window.__restored = e.persisted)));
+  await ctx.route(
+    (u) => !u.pathname.startsWith("/v1/"),
+    async (route) => {
+      const r = await route.fetch();
+      const headers = { ...r.headers() };
+      delete headers["cache-control"];
+      await route.fulfill({ response: r, headers });
+    },
+  );
+  const page = await ctx.newPage();
+  const problems = [];
+  page.on("pageerror", (e) => problems.push(e.message));
+  const run = "bfkept" + Math.random().toString(36).slice(2);
+  const options = { endpoint: "/v1/batch", writeKey: "demo-key", autoCapture: false };
+  const start = async (path, i) => {
+    await page.goto(server.url + path);
+    await page.waitForFunction(() => window.__ksLoaded === true);
+    await page.evaluate(async ({ o, run, i }) => {
+      window.ks = await Keystone.init(o);
+      for (let j = i; j < i + 3; j++) ks.track("Back Forward", { run, i: j });
+    }, { o: options, run, i });
+    await page.waitForTimeout(700);
+  };
+  await start("/tests/esm.html?first", 0);
+  await start("/tests/esm.html?second", 3);
+  await page.evaluate(() => (navigator.sendBeacon = () => false));
+  await page.goBack({ waitUntil: "commit" });
+  await page.waitForFunction(() => location.search == "?first" && window.__restored === true);
+  const mine = () => server.collector.events.filter((e) => e.properties?.run === run);
+  for (let t0 = Date.now(); Date.now() - t0 < 6000 && new Set(mine().map((e) => e.properties.i)).size < 6; ) await page.waitForTimeout(50);
+  await page.waitForTimeout(500);
+  assert.deepEqual(mine().map((e) => e.properties.i).sort((a, b) => a - b), [0, 1, 2, 3, 4, 5], "every event reaches the collector exactly once");
+  assert.equal(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("ks_q.")).length), 0, "no queue left stored");
+  assert.deepEqual(problems, []);
+  await ctx.close();
+});
