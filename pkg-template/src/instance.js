@@ -586,7 +586,7 @@ export class Instance {
   }
 
   /** One timer, set to the next time-based membership change (a window passing, a score decaying). */
-  #scheduleExpiry(at) {
+  #scheduleExpiry(at, again) {
     // The drained notices carry it (`x`); asked for otherwise.
     if (at === undefined)
       try {
@@ -594,14 +594,13 @@ export class Instance {
       } catch (_) {
         at = -1;
       }
-    if (at === this.#expiryAt) return;
+    if (at === this.#expiryAt && !again) return;
     clearTimeout(this.#expiryTimer);
     this.#expiryAt = at;
-    // (A delay past setTimeout's 32-bit range would fire at once; one already past is 0.)
-    this.#expiryTimer = at >= 0 && setTimeout(() => {
-      this.#expiryAt = -1;
-      this.refresh();
-    }, Math.min(at - Date.now(), 2147483647));
+    // At most a minute at a time: timers stand still while the device sleeps, the wall clock
+    // does not, so a window that passed meanwhile is caught up within a minute of waking.
+    // (Also keeps the delay within setTimeout's 32-bit range; one already past is 0.)
+    this.#expiryTimer = at >= 0 && setTimeout(() => (Date.now() < at ? this.#scheduleExpiry(at, 1) : ((this.#expiryAt = -1), this.refresh())), Math.min(at - Date.now(), 6e4));
   }
 
   #emit(type, payload) {
@@ -710,7 +709,8 @@ export class Instance {
     }
     this.#after(false, true); // delivery learns the starting consent
     addEventListener("pagehide", () => this.persistNow());
-    document.addEventListener("visibilitychange", () => document.visibilityState === "hidden" && this.persistNow());
+    // Shown again (after a sleep, say): a time-based change that came meanwhile, at once.
+    document.addEventListener("visibilitychange", () => (document.visibilityState === "hidden" ? this.persistNow() : this.#now()));
     this.#scheduleExpiry();
   }
 

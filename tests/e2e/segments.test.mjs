@@ -263,3 +263,43 @@ test("enter fires once, before the call returns; a timed exit fires by itself wh
   assert.deepEqual(page.problems, []);
   await page.context().close();
 });
+
+test("a window that passes while the device sleeps (the wall clock jumps, timers stand still) is caught up within a minute, and at once when the page is shown again", async (t) => {
+  if (!full) return t.skip(SKIP);
+  const page = await openAt(T0);
+  await page.evaluate(async () => {
+    window.log = [];
+    window.ks = await Keystone.init({
+      autoCapture: false,
+      segments: { version: 1, segments: [{ id: "recent", condition: { $performed: { event: "Product Viewed", within: "30m" } } }] },
+    });
+    ks.on("segment:enter", (p) => log.push(["enter", p.segment]));
+    ks.on("segment:exit", (p) => log.push(["exit", p.segment]));
+    const p = document.createElement("p");
+    p.id = "recently";
+    p.setAttribute("data-keystone-show", "recent");
+    document.body.append(p);
+    ks.track("Product Viewed");
+  });
+  await page.clock.runFor(10 * 60 * 1000);
+  // Asleep for 3 hours: Date.now() jumps, the pending 20-minute timer has not run.
+  await page.clock.setSystemTime(T0 + 3 * 3600 * 1000);
+  await page.clock.runFor(61 * 1000);
+  // (No call reads Keystone here: its own timer notices.)
+  const woke = await page.evaluate(() => ({ log: log.slice(), hidden: document.getElementById("recently").hidden }));
+  assert.deepEqual(woke.log, [["enter", "recent"], ["exit", "recent"]]);
+  assert.equal(woke.hidden, true);
+  // Asleep again; shown again (the screen unlocked): the visibilitychange catches up at once.
+  await page.evaluate(() => ks.track("Product Viewed"));
+  await page.clock.setSystemTime(T0 + 6 * 3600 * 1000);
+  const shown = await page.evaluate(() => {
+    const before = log.length;
+    document.dispatchEvent(new Event("visibilitychange"));
+    return { visible: document.visibilityState, log: log.slice(before - 1) };
+  });
+  assert.equal(shown.visible, "visible");
+  assert.deepEqual(shown.log, [["enter", "recent"], ["exit", "recent"]]);
+  assert.equal(await page.evaluate(() => document.getElementById("recently").hidden), true);
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
