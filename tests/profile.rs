@@ -277,3 +277,32 @@ fn session_counters_saturate_at_their_ceiling() {
     assert_eq!(session(&k, "count"), Some(f64::from(u32::MAX)));
     assert_eq!(session(&k, "pageviews"), Some(1.0));
 }
+
+#[test]
+fn sessions_still_time_out_after_the_clock_is_set_back() {
+    let mut k = ks(1, None, T0);
+    let sess = |k: &Keystone, f: &str| k.profile_document().path(&format!("session.{f}")).cloned().unwrap();
+    k.track(T0, "A", Map::new()).unwrap();
+    k.track(T0 + 5.0 * MINUTE, "A", Map::new()).unwrap();
+    let first = sess(&k, "id");
+    // The device's clock is set back 3 hours (a correction): the visit goes on.
+    let back = 180.0 * MINUTE;
+    k.track(T0 + 10.0 * MINUTE - back, "B", Map::new()).unwrap();
+    assert_eq!(sess(&k, "id"), first);
+    assert_eq!(sess(&k, "count"), Value::Num(1.0));
+    assert_eq!(sess(&k, "durationSec"), Value::Num(300.0));
+    // Its duration goes on from the set-back moment, rather than standing at 0 for 3 hours.
+    k.track(T0 + 20.0 * MINUTE - back, "B", Map::new()).unwrap();
+    assert_eq!(sess(&k, "durationSec"), Value::Num(900.0));
+    // 40 minutes of inactivity by the new clock end the session, as they would have before.
+    k.track(T0 + 60.0 * MINUTE - back, "C", Map::new()).unwrap();
+    assert_ne!(sess(&k, "id"), first);
+    assert_eq!(sess(&k, "count"), Value::Num(2.0));
+    assert_eq!(sess(&k, "durationSec"), Value::Num(0.0));
+    // A tab's event applied a moment after a later one of another tab (journal order) is no
+    // set-back: it changes nothing.
+    k.track(T0 + 61.0 * MINUTE - back, "C", Map::new()).unwrap();
+    k.track(T0 + 60.5 * MINUTE - back, "C", Map::new()).unwrap();
+    assert_eq!(sess(&k, "count"), Value::Num(2.0));
+    assert_eq!(sess(&k, "durationSec"), Value::Num(60.0));
+}

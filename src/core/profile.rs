@@ -158,6 +158,14 @@ impl Profile {
     /// of inactivity (or when there is none).
     pub fn touch_session(&mut self, now: f64, timeout: f64, new_id: &str) {
         let s = &mut self.session;
+        // The clock was set back by more than the timeout (no two tabs' events are that far out
+        // of order): the visit goes on from `now`, its duration kept, so inactivity by the new
+        // clock ends it again instead of the session standing until the clock catches up.
+        let back = s.last_activity - now;
+        if back > timeout {
+            s.started_at -= back;
+            s.last_activity = now;
+        }
         if s.id.is_empty() || now - s.last_activity > timeout {
             s.id = new_id.into();
             s.count = s.count.saturating_add(1);

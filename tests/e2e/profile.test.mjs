@@ -220,6 +220,37 @@ test("sessions: a new one after sessionTimeout of inactivity; count, pageviews, 
   await ctx.close();
 });
 
+test("sessions after the device's clock is set back: the visit goes on, its duration keeps counting, and inactivity still ends it", async () => {
+  const ctx = await h.browser.newContext();
+  const page = await ctx.newPage();
+  const T0 = Date.parse("2026-03-01T10:00:00Z");
+  await page.clock.install({ time: T0 });
+  await page.goto(h.url("/tests/esm.html"));
+  await page.waitForFunction(() => window.__ksLoaded === true);
+  await page.clock.pauseAt(T0 + 1000);
+  const s1 = await page.evaluate(async () => {
+    window.ks = await Keystone.init({ autoCapture: false });
+    ks.track("A");
+    return ks.profile().session;
+  });
+  await page.clock.runFor(5 * 60000);
+  await page.evaluate(() => ks.track("A"));
+  // Set back 3 hours (a clock correction), then an event every 10 minutes: one visit.
+  await page.clock.setSystemTime(T0 + 1000 - 3 * 3600000);
+  const s2 = await page.evaluate(() => (ks.track("B"), ks.profile().session));
+  await page.clock.runFor(10 * 60000);
+  const s3 = await page.evaluate(() => (ks.track("B"), ks.profile().session));
+  assert.deepEqual([s2.id, s2.count, s2.durationSec], [s1.id, 1, 300]);
+  assert.deepEqual([s3.id, s3.count, s3.durationSec], [s1.id, 1, 900]);
+  // 40 minutes without events (by the new clock, 2 hours before the last events' time): a new session.
+  await page.clock.runFor(40 * 60000);
+  const s4 = await page.evaluate(() => (ks.track("C"), ks.profile().session));
+  assert.notEqual(s4.id, s1.id);
+  assert.equal(s4.count, 2);
+  assert.equal(Date.parse(s4.startedAt), T0 + 1000 - 3 * 3600000 + 50 * 60000);
+  await ctx.close();
+});
+
 test("page/track/setTraits: JSON types kept, traits merged, writes coalesced within 500 ms", async () => {
   const page = await h.open();
   const out = await page.evaluate(async () => {
