@@ -5,7 +5,7 @@
 //! rings interleave by time within their bound).
 mod common;
 
-use keystone::core::buckets::Counts;
+use keystone::core::buckets::{Counts, MAX_ENTRIES};
 use keystone::core::merge::{link, merge, LINKED_MAX};
 use keystone::core::profile::{EventStats, Profile, RecentEvent, Session, RING_MAX_EVENTS};
 use keystone::core::value::{Map, Value};
@@ -246,5 +246,68 @@ fn unset_or_negative_first_seen_merges_the_same_either_way() {
         let expect = if x > 0.0 || y > 0.0 { [x, y].into_iter().filter(|t| *t > 0.0).fold(f64::INFINITY, f64::min) } else { x.min(y) };
         assert_eq!(ab.first_seen, expect, "{x} {y}");
         assert_eq!(merge(a.clone(), Profile::default()).first_seen, x, "the empty profile is the identity");
+    }
+}
+
+/// The per-minute counts of a login merge are the minute-wise sum of the two series (checked
+/// against a map-based reference), for series that interleave minute by minute, that do not
+/// overlap (in either order), that overlap in part or wholly, that saturate, and random ones, in
+/// both argument orders; and so are they after what follows a merge in the profile, the
+/// retention cut and the folding of series longer than `MAX_ENTRIES` into hours and days.
+#[test]
+fn minute_counts_merge_to_the_minute_wise_sum() {
+    fn reference(a: &[(u32, u32)], b: &[(u32, u32)]) -> Vec<(u32, u32)> {
+        let mut m = std::collections::BTreeMap::new();
+        for &(k, n) in a.iter().chain(b) {
+            let e = m.entry(k).or_insert(0u32);
+            *e = e.saturating_add(n);
+        }
+        m.into_iter().collect()
+    }
+    let base = 29_406_720u32;
+    let run = |from: u32, step: u32, len: u32, n: u32| -> Vec<(u32, u32)> { (0..len).map(|i| (base + from + i * step, 1 + (i + n) % 4)).collect() };
+    let mut cases: Vec<(Vec<(u32, u32)>, Vec<(u32, u32)>)> = vec![
+        (run(0, 2, MAX_ENTRIES as u32, 0), run(1, 2, MAX_ENTRIES as u32, 1)),
+        (run(0, 2, 700, 0), run(1, 2, 700, 3)),
+        (run(0, 1, 100, 0), run(200, 1, 100, 1)),
+        (run(0, 3, MAX_ENTRIES as u32, 2), run(10 * MAX_ENTRIES as u32, 1, MAX_ENTRIES as u32, 0)),
+        (run(0, 1, 300, 0), run(150, 3, 300, 2)),
+        (run(0, 5, 900, 1), run(0, 5, 900, 1)),
+        (run(0, 1, 50, 0), vec![]),
+        (vec![], vec![]),
+        (vec![(base, u32::MAX - 1), (base + 2, 7)], vec![(base, 10), (base + 1, 1)]),
+    ];
+    let mut r = Rng(77);
+    for _ in 0..60 {
+        let mut pick = |r: &mut Rng| -> Vec<(u32, u32)> { (0..r.below(3000)).map(|_| (base + r.below(6000) as u32, r.below(5) as u32 + 1)).collect() };
+        let (a, b) = (pick(&mut r), pick(&mut r));
+        cases.push((Counts::from_entries(a).entries().to_vec(), Counts::from_entries(b).entries().to_vec()));
+    }
+    for (a, b) in &cases {
+        for (x, y) in [(a, b), (b, a)] {
+            let want = reference(x, y);
+            let mut m = Counts::from_entries(x.iter().copied());
+            m.merge(&Counts::from_entries(y.iter().copied()));
+            assert_eq!(m.entries(), &want[..], "{} + {} entries", x.len(), y.len());
+            assert_eq!(m.total(), want.iter().fold(0u32, |s, e| s.saturating_add(e.1)));
+            // Through the profile merge, then its retention cut and folding.
+            let cutoff = (base + 40) as f64 * 60_000.0;
+            let prof = |e: &[(u32, u32)]| {
+                let mut p = Profile::default();
+                if !e.is_empty() {
+                    p.events.push(EventStats { name: "Page Viewed".into(), counts: Counts::from_entries(e.iter().copied()), first: cutoff, last: cutoff });
+                }
+                p
+            };
+            let mut p = merge(prof(x), prof(y));
+            p.prune(cutoff);
+            let mut want = Counts::from_entries(want);
+            want.prune(base + 40);
+            want.compact(MAX_ENTRIES);
+            match p.events.first() {
+                Some(e) => assert_eq!(e.counts, want),
+                None => assert!(want.entries().is_empty()),
+            }
+        }
     }
 }
