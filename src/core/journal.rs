@@ -98,7 +98,11 @@ impl Journal {
     /// Drops operations storage holds (`seq <= stored`) journaled before `now - KEEP_MS`.
     pub fn trim(&mut self, stored: u32, now: f64) {
         // Operations are in seq and time order: what goes is a prefix.
-        let i = self.ops.partition_point(|e| e.seq <= stored && e.at < now - KEEP_MS);
+        // Found by a scan (the removal after it is linear anyway): no `partition_point` of its own.
+        let mut i = 0;
+        while self.ops.get(i).is_some_and(|e| e.seq <= stored && e.at < now - KEEP_MS) {
+            i += 1;
+        }
         crate::core::sort::drop_front(&mut self.ops, i);
     }
 

@@ -167,10 +167,15 @@ pub fn parse(doc: &Value, retention_ms: f64) -> Result<(Definitions, LoadReport)
         scan(&s.cond, &defs.scores, &mut thresholds, &mut heads);
     }
     defs.uses_doc = !heads.is_empty();
-    // Insertion by binary search: the library's sort would add kilobytes to the wasm.
+    // Insertion sort: the library's sort would add kilobytes to the wasm.
     let mut order: Vec<usize> = Vec::with_capacity(defs.segments.len());
     for (i, s) in defs.segments.iter().enumerate() {
-        let at = order.partition_point(|&j| defs.segments.get(j).is_some_and(|o| o.id < s.id));
+        // The place is found from the end, where the swaps of the insertion go (ids in order,
+        // as they usually come, cost one comparison each): no `partition_point` of its own.
+        let mut at = order.len();
+        while at > 0 && order.get(at - 1).is_some_and(|&j| defs.segments.get(j).is_some_and(|o| o.id >= s.id)) {
+            at -= 1;
+        }
         crate::core::sort::insert(&mut order, at, i);
     }
     defs.order = order;
