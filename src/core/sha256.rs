@@ -8,20 +8,51 @@
 #[allow(unused_imports)]
 use crate::core::prelude::*;
 
-const K: [u32; 64] = [
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-];
+/// The round constants `K` (the first 32 bits of the fractional parts of the cube roots of the
+/// first 64 primes) and the initial hash `H0` (the same of the square roots of the first 8),
+/// computed rather than stored: 288 bytes of table that gzip cannot shrink, against a few
+/// dozen of code. The roots are found by Newton's method in `f64`, whose basic operations are
+/// exactly rounded everywhere, so the wasm computes what the native tests check against the
+/// published constants (`tests/identity.rs`).
+#[inline(always)]
+pub fn constants() -> ([u32; 8], [u32; 64]) {
+    let (mut h, mut k) = ([0u32; 8], [0u32; 64]);
+    let (mut n, mut p) = (0usize, 2u32);
+    while n < 64 {
+        let mut d = 2;
+        while d * d <= p && p.checked_rem(d) != Some(0) {
+            d += 1;
+        }
+        if d * d > p {
+            if let Some(x) = h.get_mut(n) {
+                *x = root_bits(p as f64, 2.0);
+            }
+            if let Some(x) = k.get_mut(n) {
+                *x = root_bits(p as f64, 3.0);
+            }
+            n += 1;
+        }
+        p += 1;
+    }
+    (h, k)
+}
 
-const H0: [u32; 8] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
+/// The first 32 bits of the fractional part of `p`'s square (`e` 2) or cube (`e` 3) root.
+fn root_bits(p: f64, e: f64) -> u32 {
+    // From above, Newton's steps only go down until the root is reached (≈ 15 for the largest).
+    let mut x = p;
+    loop {
+        let y = if e == 2.0 { x } else { x * x };
+        let next = x - (y * x - p) / (e * y);
+        if next >= x {
+            break;
+        }
+        x = next;
+    }
+    (x * 4294967296.0) as u64 as u32
+}
 
-fn compress(h: &mut [u32; 8], block: &[u8; 64]) {
+fn compress(h: &mut [u32; 8], block: &[u8; 64], k: &[u32; 64]) {
     let mut w = [0u32; 64];
     for i in 0..64 {
         w[i] = if i < 16 {
@@ -37,7 +68,7 @@ fn compress(h: &mut [u32; 8], block: &[u8; 64]) {
     for i in 0..64 {
         let [a, b, c, d, e, f, g, hh] = v;
         let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
-        let t1 = hh.wrapping_add(s1).wrapping_add((e & f) ^ (!e & g)).wrapping_add(K[i]).wrapping_add(w[i]);
+        let t1 = hh.wrapping_add(s1).wrapping_add((e & f) ^ (!e & g)).wrapping_add(k[i]).wrapping_add(w[i]);
         let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
         let t2 = s0.wrapping_add((a & b) ^ (a & c) ^ (b & c));
         v = [t1.wrapping_add(t2), a, b, c, d.wrapping_add(t1), e, f, g];
@@ -54,7 +85,7 @@ pub fn sha256_hex(s: &str) -> String {
     // Message, 0x80, zeros, then the bit length big-endian: a whole number of 64-byte blocks.
     let total = (len + 72) & !63;
     let bits = (len as u64).wrapping_mul(8).to_be_bytes();
-    let mut h = H0;
+    let (mut h, k) = constants();
     let mut block = [0u8; 64];
     for i in 0..total {
         block[i & 63] = match data.get(i) {
@@ -63,7 +94,7 @@ pub fn sha256_hex(s: &str) -> String {
             None => bits.get((i + 8).wrapping_sub(total)).copied().unwrap_or(0),
         };
         if i & 63 == 63 {
-            compress(&mut h, &block);
+            compress(&mut h, &block, &k);
         }
     }
     let mut out = String::with_capacity(64);
