@@ -97,13 +97,12 @@ pub fn sha256_hex(s: &str) -> String {
             compress(&mut h, &block, &k);
         }
     }
-    let mut out = String::with_capacity(64);
+    // Written out by the ids' hex writer (one loop instead of two).
+    let mut bytes = Vec::with_capacity(32);
     for x in h {
-        for k in (0..8).rev() {
-            out.push(char::from(b"0123456789abcdef"[(x >> (4 * k)) as usize & 15]));
-        }
+        bytes.extend_from_slice(&x.to_be_bytes());
     }
-    out
+    crate::core::ids::hex(&bytes)
 }
 
 #[cfg(test)]
