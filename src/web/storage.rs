@@ -39,18 +39,22 @@ pub fn read(key: &str) -> Result<Option<String>, ()> {
 /// Writes `key`. Returns false when storage refused (the value is then kept in memory).
 pub fn set(key: &str, value: &str) -> bool {
     let ok = set_item(key, value).is_ok();
-    MEMORY.with_mut(|m| {
-        m.retain(|(k, _)| k != key);
-        if !ok {
-            m.push((key.into(), value.into()));
-        }
-    });
+    forget_key(key);
+    if !ok {
+        MEMORY.with_mut(|m| m.push((key.into(), value.into())));
+    }
     ok
 }
 
 /// Removes `key` from storage and memory.
 pub fn remove(key: &str) {
     let _ = remove_item(key);
+    forget_key(key);
+}
+
+/// Forgets the in-memory copy of `key` (one `retain` for `set` and `remove`: each closure
+/// was a `retain` of its own).
+fn forget_key(key: &str) {
     MEMORY.with_mut(|m| m.retain(|(k, _)| k != key));
 }
 
