@@ -39,7 +39,7 @@ pub fn read(key: &str) -> Result<Option<String>, ()> {
 /// Writes `key`. Returns false when storage refused (the value is then kept in memory).
 pub fn set(key: &str, value: &str) -> bool {
     let ok = set_item(key, value).is_ok();
-    forget_key(key);
+    forget(key, false);
     if !ok {
         MEMORY.with_mut(|m| m.push((key.into(), value.into())));
     }
@@ -49,17 +49,17 @@ pub fn set(key: &str, value: &str) -> bool {
 /// Removes `key` from storage and memory.
 pub fn remove(key: &str) {
     let _ = remove_item(key);
-    forget_key(key);
+    forget(key, false);
 }
 
-/// Forgets the in-memory copy of `key` (one `retain` for `set` and `remove`: each closure
-/// was a `retain` of its own).
-fn forget_key(key: &str) {
-    MEMORY.with_mut(|m| m.retain(|(k, _)| k != key));
+/// Forgets the in-memory copy of `key`, or with `prefix` of every key starting with it (one
+/// `retain` for `set`, `remove` and `forget_memory`: each closure was a `retain` of its own).
+fn forget(key: &str, prefix: bool) {
+    MEMORY.with_mut(|m| m.retain(|(k, _)| if prefix { !k.starts_with(key) } else { k != key }));
 }
 
 /// Forgets the in-memory copies of keys starting with `prefix` (the JS wrapper erases the
 /// browser's storages and cookies).
 pub fn forget_memory(prefix: &str) {
-    MEMORY.with_mut(|m| m.retain(|(k, _)| !k.starts_with(prefix)));
+    forget(prefix, true);
 }
