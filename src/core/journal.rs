@@ -55,10 +55,14 @@ pub enum Op {
     },
 }
 
-struct Entry {
-    seq: u32,
-    at: f64,
-    op: Op,
+/// A journaled operation.
+pub struct Entry {
+    /// Its sequence number in this tab.
+    pub seq: u32,
+    /// Epoch ms it was journaled.
+    pub at: f64,
+    /// The operation.
+    pub op: Op,
 }
 
 /// This tab's journal.
@@ -106,14 +110,10 @@ impl Journal {
         crate::core::sort::drop_front(&mut self.ops, i);
     }
 
-    /// Takes every operation held, with its sequence number.
-    pub fn take_all(&mut self) -> Vec<(u32, Op)> {
-        let ops = ::core::mem::take(&mut self.ops);
-        let mut out = Vec::with_capacity(ops.len());
-        for e in ops {
-            out.push((e.seq, e.op));
-        }
-        out
+    /// Takes every operation held, with its sequence number (the entries themselves: a copy
+    /// into pairs was a vector type of its own).
+    pub fn take_all(&mut self) -> Vec<Entry> {
+        ::core::mem::take(&mut self.ops)
     }
 
     /// Forgets everything (after `forget()`).

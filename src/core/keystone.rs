@@ -156,7 +156,7 @@ pub struct Keystone {
     aside_dirty: bool,
     /// Operations this tab journaled as a known user that another tab's logout or switch left
     /// unwritten: filed into that user's set-aside profile ([`Keystone::file_orphans`]).
-    orphans: Option<(String, Vec<(u32, Op)>)>,
+    orphans: Option<(String, Vec<crate::core::journal::Entry>)>,
     /// `trackSegments`: the segments whose membership changed in this tab since the last report
     /// (sorted). Only those are reported: membership that depends on a tab's own page (context)
     /// differs between open tabs, and must not be reported back and forth between them.
@@ -399,10 +399,10 @@ impl Keystone {
         let Some(mut q) = q else { return };
         let held = q.writer_seq(&self.journal.tab);
         let mut last = held;
-        for (seq, op) in &ops {
-            if *seq > held {
-                apply_op(&self.defs, &mut q, op, self.opts.session_timeout, self.host.as_ref());
-                last = last.max(*seq);
+        for e in &ops {
+            if e.seq > held {
+                apply_op(&self.defs, &mut q, &e.op, self.opts.session_timeout, self.host.as_ref());
+                last = last.max(e.seq);
             }
         }
         q.set_writer(&self.journal.tab, last);
