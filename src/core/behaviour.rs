@@ -59,8 +59,10 @@ pub struct Performed {
 /// A compiled `$sequence`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sequence {
-    /// Steps: event name and optional property condition, in order.
-    pub steps: Vec<(String, Option<Value>)>,
+    /// Steps: event name and property condition (null for none: a condition is an object), in
+    /// order. (Pairs of the type a [`Map`](crate::core::value::Map) holds: a pair type of its
+    /// own brought its own vector code.)
+    pub steps: Vec<(String, Value)>,
     /// Maximum time from the first step to the last (ms).
     pub within: Option<f64>,
     /// The retention (ms): a completed sequence is forgotten when its first step is this old.
@@ -189,7 +191,7 @@ impl Node {
                 let last = q.steps.len().saturating_sub(1);
                 for i in (0..q.steps.len()).rev() {
                     let Some((ev, filter)) = q.steps.get(i) else { continue };
-                    if ev != name || !pass(filter) {
+                    if ev != name || !(filter.is_null() || eval_condition(props, filter, cx)) {
                         continue;
                     }
                     let start = if i == 0 { ts } else { s.partial.get(i - 1).copied().unwrap_or(-1.0) };

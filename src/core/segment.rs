@@ -401,7 +401,8 @@ impl Compiler<'_> {
                 return Err(self.fail(&p, k, UNKNOWN));
             }
             let (e, w) = self.event(sm, &p)?;
-            fp = fp.bytes(e.as_bytes()).value(w.as_ref().unwrap_or(&Value::Null));
+            let w = w.unwrap_or(Value::Null);
+            fp = fp.bytes(e.as_bytes()).value(&w);
             steps.push((e, w));
         }
         Ok(self.node(Spec::Sequence(Sequence { steps, within, retention: self.retention }), fp, Value::Null, None))
