@@ -233,21 +233,22 @@ impl Profile {
             return false;
         }
         sort_by(&mut order, |a, b| a.0 > b.0 || (a.0 == b.0 && a.1 < b.1));
-        let mut keep = vec![false; order.len()];
+        // Bytes, not bools: a vector of bools was a `vec!` of its own.
+        let mut keep = vec![0u8; order.len()];
         size = 2;
         // Read in place (`&order`, and so for copyable elements elsewhere): a consuming loop
         // links a per-type `IntoIter` and its drop (56 B gzip less over three such loops).
         for &(_, i, s) in &order {
             if size + s <= MAX_TRAITS_BYTES {
                 if let Some(k) = keep.get_mut(i) {
-                    *k = true;
+                    *k = 1;
                 }
                 size += s;
             }
         }
         let mut i = 0;
         self.traits.retain(|k, _| {
-            let kept = keep.get(i) == Some(&true);
+            let kept = keep.get(i) == Some(&1);
             i += 1;
             if !kept {
                 times.remove(k);

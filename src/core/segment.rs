@@ -551,8 +551,9 @@ struct Eval<'a> {
     cx: Ctx<'a>,
     /// Per segment: 0 not yet evaluated, 1 being evaluated, 2 out, 3 in.
     member: Vec<u8>,
-    /// Per node: whether it was observed (pruned to `now`) already.
-    seen: Vec<bool>,
+    /// Per node: 1 when it was observed (pruned to `now`) already (bytes, as `member`: a vector
+    /// of bools was a `vec!` of its own).
+    seen: Vec<u8>,
 }
 
 impl Eval<'_> {
@@ -611,7 +612,7 @@ impl Eval<'_> {
             Cond::Node(i, count, test) => {
                 let (Some(n), Some(slot), Some(seen)) = (self.defs.nodes.get(*i), self.state.nodes.get_mut(*i), self.seen.get_mut(*i)) else { return false };
                 // Nodes are shared: each is pruned to `now` once per evaluation.
-                let (done, c, v) = n.observe(&mut slot.st, self.now, ::core::mem::replace(seen, true));
+                let (done, c, v) = n.observe(&mut slot.st, self.now, ::core::mem::replace(seen, 1) == 1);
                 let c = Value::Num(c);
                 match &n.spec {
                     Spec::Sequence(q) => {
@@ -684,7 +685,7 @@ fn explain_node(op: &str, res: bool, leaf: Option<(Value, Value)>, kids: Vec<Val
 
 fn eval<'a>(defs: &'a Definitions, profile: &'a mut Profile, doc: Option<&'a Value>, now: f64, host: &'a dyn Host) -> Eval<'a> {
     prepare(defs, profile, host);
-    Eval { defs, state: &mut profile.behaviour, doc: doc.unwrap_or(&Value::Null), now, cx: ctx(defs, host), member: vec![0; defs.segments.len()], seen: vec![false; defs.nodes.len()] }
+    Eval { defs, state: &mut profile.behaviour, doc: doc.unwrap_or(&Value::Null), now, cx: ctx(defs, host), member: vec![0; defs.segments.len()], seen: vec![0; defs.nodes.len()] }
 }
 
 /// Evaluates every segment at `now`; returns whether each is held, by index. `doc` is the
