@@ -790,9 +790,10 @@ impl Keystone {
             mark(&mut only, &self.profile.activation.reported, &[]);
             mark(&mut only, &self.members, &[]);
         }
-        for (id, entered) in self.profile.activation.report(&self.members, &only) {
-            let name = if entered { "Segment Entered" } else { "Segment Exited" };
-            let e = self.event(now, Kind::Track, name, Map::new().with("segment", id));
+        let (ids, entries) = self.profile.activation.report(&self.members, &only);
+        for (i, id) in ids.iter().enumerate() {
+            let name = if i >= entries { "Segment Entered" } else { "Segment Exited" };
+            let e = self.event(now, Kind::Track, name, Map::new().with("segment", id.as_str()));
             self.outbox.push(e);
             self.dirty = true;
         }
