@@ -68,7 +68,9 @@ pub struct Definitions {
     /// `savedGroups` for `$inGroup` / `$notInGroup`.
     pub groups: Groups,
     /// `(score index, threshold)` compared in conditions: when a decaying score crosses one.
-    pub thresholds: Vec<(usize, f64)>,
+    /// (The index is held as a number: pairs of numbers are a vector type the behavioural
+    /// state has already.)
+    pub thresholds: Vec<(f64, f64)>,
     /// Whether any segment tests the profile document (else it is never built).
     pub uses_doc: bool,
     /// Indexes of `segments` in id order (memberships are reported sorted).
@@ -415,7 +417,7 @@ const BAD_DURATION: &str = "bad duration: an integer and m, h, d or w (\"7d\")";
 /// profile document.
 /// Collects the score thresholds conditions compare against, and the top-level document keys
 /// they read (`heads`).
-fn scan(c: &Cond, scores: &[ScoreDef], out: &mut Vec<(usize, f64)>, heads: &mut Vec<String>) {
+fn scan(c: &Cond, scores: &[ScoreDef], out: &mut Vec<(f64, f64)>, heads: &mut Vec<String>) {
     match c {
         Cond::And(v) | Cond::Or(v) | Cond::Nor(v) => v.iter().for_each(|c| scan(c, scores, out, heads)),
         Cond::Not(b) => scan(b, scores, out, heads),
@@ -425,7 +427,7 @@ fn scan(c: &Cond, scores: &[ScoreDef], out: &mut Vec<(usize, f64)>, heads: &mut 
                 heads.push(head.into());
             }
             if let Some(i) = path.strip_prefix("scores.").and_then(|id| scores.iter().position(|s| s.id == id)) {
-                numbers(test, i, out);
+                numbers(test, i as f64, out);
             }
         }
         _ => {}
@@ -434,7 +436,7 @@ fn scan(c: &Cond, scores: &[ScoreDef], out: &mut Vec<(usize, f64)>, heads: &mut 
 
 /// Every number in a score's test, at any depth (`$gte: 5`, `$not: {$lt: 5}`, `$in: [5, 10]`):
 /// the values the decaying score may cross.
-fn numbers(v: &Value, i: usize, out: &mut Vec<(usize, f64)>) {
+fn numbers(v: &Value, i: f64, out: &mut Vec<(f64, f64)>) {
     match v {
         Value::Num(n) => out.push((i, *n)),
         Value::Arr(a) => a.iter().for_each(|v| numbers(v, i, out)),
@@ -744,7 +746,7 @@ pub fn next_change(defs: &Definitions, profile: &Profile, now: f64) -> Option<f6
             consider(n.next_change(&slot.st, now));
         }
         for &(i, threshold) in &defs.thresholds {
-            if let (Some(d), Some(s)) = (defs.scores.get(i), state.scores.get(i)) {
+            if let (Some(d), Some(s)) = (defs.scores.get(i as usize), state.scores.get(i as usize)) {
                 consider(d.crossing(s, threshold, now));
             }
         }
