@@ -346,9 +346,10 @@ pub struct Orchestrator {
     /// Valid experiences, in document order.
     pub experiences: Vec<Experience>,
     sticky: Vec<Sticky>,
-    /// Experiences exposed in this page view: the variant, and whether the exposure was
-    /// recorded (consent allowed it).
-    exposed: Vec<(String, String, bool)>,
+    /// Experiences exposed in this page view: experience id → `[variant, recorded]`, whether
+    /// the exposure was recorded (consent allowed it). (A map: (id, variant, recorded) triples
+    /// were a vector type of their own.)
+    exposed: Map,
     /// Whether definitions were ever loaded (segment reports wait for them).
     pub loaded: bool,
     /// The identity whose holdout draw this page view's decisions use: the one of its first
@@ -362,7 +363,7 @@ impl Orchestrator {
     /// A new page view: decisions are made afresh and exposures recorded again.
     pub fn new_page_view(&mut self) {
         self.sticky.clear();
-        self.exposed.clear();
+        self.exposed = Map::new();
         self.draw.clear();
     }
 
@@ -403,16 +404,15 @@ impl Orchestrator {
 
     /// The variant already exposed in this page view for `id`, and whether it was recorded.
     pub fn exposed(&self, id: &str) -> Option<(&str, bool)> {
-        self.exposed.iter().find(|e| e.0 == id).map(|e| (e.1.as_str(), e.2))
+        match self.exposed.get(id).and_then(Value::as_arr).map(Vec::as_slice) {
+            Some([Value::Str(v), Value::Bool(recorded)]) => Some((v, *recorded)),
+            _ => None,
+        }
     }
 
     /// Marks `id` exposed in this page view (replacing an unrecorded exposure).
     pub fn mark_exposed(&mut self, d: &Decision, recorded: bool) {
-        let e = (d.experience.clone(), d.variant.clone(), recorded);
-        match self.exposed.iter_mut().find(|x| x.0 == d.experience) {
-            Some(x) => *x = e,
-            None => self.exposed.push(e),
-        }
+        self.exposed.insert(d.experience.as_str(), Value::Arr(vec![d.variant.as_str().into(), Value::Bool(recorded)]));
     }
 
     /// Remembers a decision for the rest of the page view.
