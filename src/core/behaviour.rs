@@ -334,7 +334,13 @@ impl PerfState {
     /// events leave with their minute, and so do their min/max and distinct values: the count and
     /// the aggregate of a node always cover the same events.
     fn prune(&mut self, from: f64) {
-        self.recent.retain(|t| *t > from);
+        // Oldest first: what goes is a prefix (dropped as `trim` does: a `retain` was one more
+        // instance of its own).
+        let mut i = 0;
+        while self.recent.get(i).is_some_and(|t| *t <= from) {
+            i += 1;
+        }
+        crate::core::sort::drop_front(&mut self.recent, i);
         let live = |minute: f64| (minute + 1.0) * MINUTE > from;
         let (n, sum) = (&mut self.n, &mut self.sum);
         self.buckets.retain(|b| {
