@@ -342,20 +342,24 @@ impl PerfState {
         }
         crate::core::sort::drop_front(&mut self.recent, i);
         let live = |minute: f64| (minute + 1.0) * MINUTE > from;
-        let (n, sum) = (&mut self.n, &mut self.sum);
-        self.buckets.retain(|b| {
-            let keep = live(b.0);
-            if !keep {
-                *n -= b.1;
-                *sum -= b.2;
-            }
-            keep
-        });
+        // Oldest first: what leaves is a prefix.
+        let mut i = 0;
+        while let Some(b) = self.buckets.get(i).filter(|b| !live(b.0)) {
+            self.n -= b.1;
+            self.sum -= b.2;
+            i += 1;
+        }
+        crate::core::sort::drop_front(&mut self.buckets, i);
         if self.buckets.is_empty() {
             self.n = 0.0;
             self.sum = 0.0;
         }
-        self.ext.retain(|e| live(floor(e.0 / MINUTE)));
+        // In time order too (a monotonic queue): a prefix.
+        let mut i = 0;
+        while self.ext.get(i).is_some_and(|e| !live(floor(e.0 / MINUTE))) {
+            i += 1;
+        }
+        crate::core::sort::drop_front(&mut self.ext, i);
         self.distinct.retain(|d| live(floor(d.1 / MINUTE)));
     }
 }
