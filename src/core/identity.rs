@@ -143,7 +143,7 @@ impl Aside {
     /// Sets `p` aside under its user id (no-op while anonymous), as the most recently used.
     pub fn put(&mut self, p: &Profile, now: f64, retention: f64) {
         let Some(u) = p.user_id.as_deref() else { return };
-        self.entries.retain(|x| x.0 != u);
+        self.drop_entries(Some(u), 0.0);
         // Without its page context (a profile taken back gets the page's): the entry is smaller
         // than the stored profile it replaces, so full storage makes room for it (the facade).
         let mut v = codec::encode(p);
@@ -158,16 +158,25 @@ impl Aside {
     pub fn take(&mut self, user_id: &str, now: f64, retention: f64) -> Option<Profile> {
         self.prune(now, retention);
         let v = take(&mut self.entries.iter_mut().find(|x| x.0 == user_id)?.2);
-        self.entries.retain(|x| x.0 != user_id);
+        self.drop_entries(Some(user_id), 0.0);
         let (p, errors) = codec::decode(&v);
         self.faults |= !errors.is_empty();
         p
     }
 
+    /// Drops the entry of `user`, or without one the entries last used before `cutoff` (one
+    /// `retain` for the three callers: each closure was a `retain` of its own).
+    fn drop_entries(&mut self, user: Option<&str>, cutoff: f64) {
+        self.entries.retain(|x| match user {
+            Some(u) => x.0 != u,
+            None => x.1 >= cutoff,
+        });
+    }
+
     /// Drops entries unused for longer than `retention`, then the least recently used beyond
     /// [`ASIDE_MAX`].
     pub fn prune(&mut self, now: f64, retention: f64) {
-        self.entries.retain(|x| x.1 >= now - retention);
+        self.drop_entries(None, now - retention);
         while self.entries.len() > ASIDE_MAX {
             crate::core::sort::remove(&mut self.entries, 0);
         }
