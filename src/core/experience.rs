@@ -421,7 +421,11 @@ impl Orchestrator {
         if self.draw.is_empty() {
             self.draw = identity.into();
         }
-        self.sticky.retain(|s| s.decision.experience != decision.experience);
-        self.sticky.push(Sticky { decision, members: members.to_vec(), identity: identity.into() });
+        // One per experience, replaced in place (a `retain` was an instance of its own).
+        let s = Sticky { decision, members: members.to_vec(), identity: identity.into() };
+        match self.sticky.iter_mut().find(|x| x.decision.experience == s.decision.experience) {
+            Some(x) => *x = s,
+            None => self.sticky.push(s),
+        }
     }
 }
