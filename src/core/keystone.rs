@@ -437,8 +437,10 @@ impl Keystone {
     }
 
     /// Queues each of `errors` as an `error` notice.
-    fn report_all(&mut self, errors: Vec<Error>) {
-        for e in errors {
+    fn report_all(&mut self, mut errors: Vec<Error>) {
+        // Moved out in place (a consuming loop linked an `IntoIter` of errors and its drop).
+        for e in errors.iter_mut() {
+            let e = ::core::mem::replace(e, Error { code: "", message: String::new(), segment_id: None, path: None });
             self.notices.push(Notice::Error(e));
         }
     }
