@@ -14,7 +14,8 @@
 #[allow(unused_imports)]
 use crate::core::prelude::*;
 
-use crate::core::profile::Profile;
+use crate::core::buckets::Counts;
+use crate::core::profile::{EventStats, Profile};
 use crate::core::value::{Map, Value};
 use ::core::cmp::Ordering;
 
@@ -67,14 +68,16 @@ pub fn merge(mut a: Profile, b: Profile) -> Profile {
             a.traits.insert(k, v);
         }
     }
-    for e in b.events {
+    // Moved out in place (a consuming loop linked an `IntoIter` of its own).
+    let mut events = b.events;
+    for e in events.iter_mut() {
         match a.events.iter_mut().find(|x| x.name == e.name) {
             Some(x) => {
                 x.counts.merge(&e.counts);
                 x.first = x.first.min(e.first);
                 x.last = x.last.max(e.last);
             }
-            None => a.events.push(e),
+            None => a.events.push(::core::mem::replace(e, EventStats { name: String::new(), counts: Counts::new(), first: 0.0, last: 0.0 })),
         }
     }
     // Two rings combine sorted by (time, then name and properties), a total order: a ring is
