@@ -15,7 +15,7 @@
 use crate::core::prelude::*;
 
 use crate::core::buckets::Counts;
-use crate::core::profile::{EventStats, Profile};
+use crate::core::profile::{EventStats, Profile, RecentEvent};
 use crate::core::value::{Map, Value};
 use ::core::cmp::Ordering;
 
@@ -90,12 +90,14 @@ pub fn merge(mut a: Profile, b: Profile) -> Profile {
         if ring.is_empty() {
             ring = b.recent;
         } else {
-            ring.extend(b.recent);
+            let mut recent = b.recent;
+            ring.append(&mut recent);
             // A total order, so equal elements are identical and the (unstable) sort is exact.
             crate::core::sort::sort_by(&mut ring, |l, r| l.ts.total_cmp(&r.ts).then_with(|| l.name.cmp(&r.name)).then_with(|| cmp_map(&l.props, &r.props)) == Ordering::Less);
         }
-        for e in ring {
-            a.push_recent(e);
+        // Moved out in place (a consuming loop linked an `IntoIter` of its own).
+        for e in ring.iter_mut() {
+            a.push_recent(::core::mem::replace(e, RecentEvent { name: String::new(), ts: 0.0, props: Map::new() }));
         }
     }
     a.activation.merge(&b.activation);
