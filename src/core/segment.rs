@@ -154,10 +154,11 @@ pub fn parse(doc: &Value, retention_ms: f64) -> Result<(Definitions, LoadReport)
             report.rejected.push(Error::at(codes::INVALID_SEGMENT, Some(&seg.id), p.as_str(), "$inSegment names an unknown or rejected segment, or a cycle"));
         }
     }
-    for (seg, &st) in segs.into_iter().zip(&state) {
+    // Moved out in place (a consuming loop linked an `IntoIter` of its own).
+    for (seg, &st) in segs.iter_mut().zip(&state) {
         if st == 2 {
             report.loaded.push(seg.id.clone());
-            defs.segments.push(seg);
+            defs.segments.push(::core::mem::replace(seg, SegmentDef { id: String::new(), name: String::new(), cond: Cond::And(Vec::new()), refs: Vec::new() }));
         }
     }
     for d in &defs.scores {
