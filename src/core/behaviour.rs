@@ -468,11 +468,13 @@ pub fn is_aligned(state: &State, nodes: &[Node], scores: &[ScoreDef]) -> bool {
 /// the union, sequences keep the latest matches, scores add after decaying to a common time.
 /// Commutative: `merge(a, b)` and `merge(b, a)` give equal states (up to slot order).
 pub fn merge(into: &mut State, other: State, half_life_of: &dyn Fn(u64) -> Option<f64>) {
-    // `other` is moved in: its slots are taken, not cloned.
-    for o in other.nodes {
+    // `other` is moved in: its slots are taken, not cloned (in place: a consuming loop linked
+    // an `IntoIter` of its own).
+    let mut nodes = other.nodes;
+    for o in nodes.iter_mut() {
         match into.nodes.iter_mut().find(|s| s.key == o.key) {
             Some(s) => merge_node(&mut s.st, &o.st),
-            None => into.nodes.push(o),
+            None => into.nodes.push(::core::mem::replace(o, Slot { key: 0, st: NodeState::Seq(SeqState::default()) })),
         }
     }
     for o in other.scores {
