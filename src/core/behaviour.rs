@@ -477,10 +477,10 @@ pub fn merge(into: &mut State, other: State, half_life_of: &dyn Fn(u64) -> Optio
             None => into.nodes.push(::core::mem::replace(o, Slot { key: 0, st: NodeState::Seq(SeqState::default()) })),
         }
     }
-    for o in other.scores {
+    for o in &other.scores {
         match into.scores.iter_mut().find(|s| s.key == o.key) {
-            Some(s) => crate::core::score::merge(s, &o, half_life_of(o.key)),
-            None => into.scores.push(o),
+            Some(s) => crate::core::score::merge(s, o, half_life_of(o.key)),
+            None => into.scores.push(ScoreSlot { key: o.key, v: o.v, t: o.t }),
         }
     }
 }
