@@ -45,10 +45,10 @@ const hide = (el, hidden) => {
 };
 // Shown when in the `show` segment (if any) and not in the `hide` segment (if any): both
 // attributes on one element both apply.
-const visibility = (ks, el) => {
+const visibility = (ks, el, _, state) => {
   const show = el.getAttribute(ATTRS[0]);
   const not = el.getAttribute(ATTRS[1]);
-  hide(el, (show != null && !ks.inSegment(show)) || (not != null && ks.inSegment(not)));
+  hide(el, (show != null && !state.in(show)) || (not != null && state.in(not)));
 };
 
 // Text: Keystone only ever puts back what it overwrote. `wrote` holds, while Keystone's text is
@@ -122,8 +122,8 @@ export const release = () => document.documentElement.classList.add(READY);
 
 /** Renders every personalized element now. */
 export function render(ks) {
-  let doc;
-  const state = { profile: () => (doc ||= ks.profile() || {}) };
+  let doc, segs;
+  const state = { profile: () => (doc ||= ks.profile() || {}), in: (id) => (segs ||= new Set(ks.segments())).has(id) };
   for (const el of document.querySelectorAll(SEL)) {
     for (const a of ATTRS) {
       const v = el.getAttribute(a);
