@@ -106,9 +106,13 @@ export function loadWasm(url) {
 }
 
 async function fetchDefinitions(src) {
-  // A segments URL that never answers must not leave loadSegments pending for ever.
-  const signal = typeof AbortSignal.timeout == "function" ? AbortSignal.timeout(10000) : undefined;
-  const res = await fetch(src, { credentials: "same-origin", signal }).catch(() => ({ status: "unreachable" }));
+  // A segments URL that never answers must not leave loadSegments pending for ever: the request
+  // is aborted after 10 s, and the answer is not awaited longer (a page's fetch wrapper may drop
+  // the signal). A wrapper that throws at once is an unreachable URL too.
+  const res = await new Prom((r, j) => {
+    setTimeout(j, 10000);
+    fetch(src, { credentials: "same-origin", signal: AbortSignal.timeout?.(10000) }).then(r, j);
+  }).catch(() => ({ status: "unreachable" }));
   if (!res.ok) throw new KeystoneError("definitions_fetch_failed", "segments URL answered " + res.status);
   try {
     return await res.json();

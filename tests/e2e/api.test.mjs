@@ -516,6 +516,53 @@ test("a segments URL that fails: init resolves and reports definitions_fetch_fai
   await page.context().close();
 });
 
+test("a segments URL behind a page's fetch wrapper that throws, or never answers and drops the abort signal: init resolves, definitions_fetch_failed", async () => {
+  const ctx = await h.browser.newContext();
+  const page = await ctx.newPage();
+  await page.clock.install();
+  await page.goto(h.url("/tests/esm.html"));
+  await page.waitForFunction(() => window.__ksLoaded === true);
+  // Monitoring scripts wrap window.fetch; some rebuild the request without its signal.
+  await page.evaluate(() => {
+    const real = window.fetch;
+    window.__asked = [];
+    window.fetch = function (url, init) {
+      if (!String(url).includes("segments")) return real.apply(this, arguments);
+      window.__asked.push(String(url));
+      if (String(url).includes("throws")) throw new TypeError("the wrapper failed");
+      return new Promise(() => {}); // no answer, and the abort signal is not passed on
+    };
+    window.__out = {};
+    const run = (name, url) =>
+      Keystone.init({ autoCapture: false, segments: url }).then(async (ks) => {
+        const heard = [];
+        ks.on("error", (e) => heard.push(e.code));
+        await new Promise((r) => setTimeout(r, 0));
+        window.__out[name] = heard;
+      }, (e) => (window.__out[name] = "init rejected: " + e.code));
+    window.__run = run;
+    run("throws", "/throws/segments.json");
+  });
+  await page.clock.runFor(100);
+  await page.waitForFunction(() => window.__out.throws);
+  const a = await page.evaluate(() => window.__out.throws);
+  // The instance is kept: the next URL goes through loadSegments.
+  await page.evaluate(() => {
+    window.__ls = null;
+    Keystone.init().then((ks) => ks.loadSegments("/silent/segments.json").then(() => (window.__ls = "resolved"), (e) => (window.__ls = e.code)));
+  });
+  await page.waitForFunction(() => window.__asked.length == 2);
+  await page.clock.runFor(9_000);
+  const early = await page.evaluate(() => window.__ls);
+  await page.clock.runFor(1_500);
+  await page.waitForFunction(() => window.__ls, null, { timeout: 5000 }).catch(() => {});
+  const b = await page.evaluate(() => window.__ls);
+  assert.deepEqual(a, ["definitions_fetch_failed"], "a wrapper that throws at once is an unreachable URL");
+  assert.equal(early, null, "still waiting before 10 s");
+  assert.equal(b, "definitions_fetch_failed", "no answer within 10 s");
+  await ctx.close();
+});
+
 test("wasm that cannot be fetched: Keystone.load() and init reject with wasm_load_failed", async () => {
   const ctx = await h.browser.newContext();
   await ctx.route("**/keystone_bg.wasm", (route) => route.fulfill({ status: 404, body: "" }));
