@@ -67,15 +67,19 @@ export function startCapture(ks, options, start) {
   };
 
   if (on("pageViews")) ks._navigated(undefined, 0, 1);
+  // (A page that froze `history` keeps its own: navigations are then seen on popstate only, and
+  // the rest of auto-capture below still starts.)
   for (const m of ["pushState", "replaceState"]) {
     const orig = history[m];
-    history[m] = function () {
-      const r = orig.apply(this, arguments);
-      try {
-        nav();
-      } catch (_) {}
-      return r;
-    };
+    try {
+      history[m] = function () {
+        const r = orig.apply(this, arguments);
+        try {
+          nav();
+        } catch (_) {}
+        return r;
+      };
+    } catch (_) {}
   }
   listen("popstate", nav);
   if (hash) listen("hashchange", nav);

@@ -359,3 +359,32 @@ test("after an SPA navigation the page's later context refreshes keep the in-app
     await page.context().close();
   }
 });
+
+test("a page that froze history: clicks, scroll depth and popstate navigations are still captured, and no error is reported", async () => {
+  const ctx = await h.browser.newContext();
+  await ctx.addInitScript(() => Object.freeze(history)); // pushState/replaceState cannot be hooked
+  const page = await h.open("/tests/esm.html", { context: ctx });
+  await page.evaluate(async () => {
+    window.errors = [];
+    window.ks = await Keystone.init({});
+    ks.on("error", (e) => errors.push(e.code));
+    document.body.insertAdjacentHTML("afterbegin", '<button id="buy" data-keystone-track="Buy Clicked">Buy</button><div style="height: 5000px"></div>');
+    await new Promise((r) => setTimeout(r, 0));
+  });
+  await page.click("#buy");
+  const out = await page.evaluate(async () => {
+    scrollTo(0, document.documentElement.scrollHeight);
+    await new Promise((r) => setTimeout(r, 100));
+    // The site's own router: its pushState is not seen here, the popstate back to /x is.
+    history.pushState({}, "", "/tests/esm.html/x");
+    history.pushState({}, "", "/tests/esm.html/y");
+    history.back();
+    await new Promise((r) => addEventListener("popstate", r, { once: true }));
+    const ev = ks.profile().events;
+    const n = (k) => (ev[k] ? ev[k].count : 0);
+    return { clicks: n("Buy Clicked"), scroll: n("Scroll Depth"), views: n("Page Viewed"), errors };
+  });
+  assert.deepEqual(out, { clicks: 1, scroll: 4, views: 2, errors: [] });
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+});
