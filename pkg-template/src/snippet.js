@@ -40,7 +40,6 @@
   var me = d.currentScript;
   var s = d.createElement("script");
   s.async = true;
-  s.src = c.src || (me && me.src ? me.src.replace(/[^/]*$/, "keystone.global.js") : "/keystone.global.js");
   s.onerror = function () {
     var e = (x = new Error("could not load " + s.src));
     e.name = "KeystoneError";
@@ -49,5 +48,12 @@
       P.test(" " + x.m + " ") ? x.j(e) : x.r();
     });
   };
-  (d.head || d.documentElement).appendChild(s);
+  // A page that enforces Trusted Types without a default policy refuses a plain URL here: the
+  // load fails as above instead of throwing into the page.
+  try {
+    s.src = c.src || (me && me.src ? me.src.replace(/[^/]*$/, "keystone.global.js") : "/keystone.global.js");
+    (d.head || d.documentElement).appendChild(s);
+  } catch (e) {
+    s.onerror();
+  }
 })(window, document);

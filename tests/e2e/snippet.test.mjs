@@ -276,6 +276,33 @@ test("the global script failing to load settles the queued Promises and those of
   await ctx.close();
 });
 
+test("a page that enforces Trusted Types: the snippet throws nothing into the page and its Promises reject with load_failed", async () => {
+  const ctx = await h.browser.newContext();
+  // The snippet's script URL is a plain string, which such a page refuses for a script's src.
+  await ctx.route("**/tests/trusted-types.html", (route) =>
+    route.fulfill({
+      contentType: "text/html",
+      headers: { "content-security-policy": "require-trusted-types-for 'script'" },
+      body: `<!doctype html><title>tt</title><script>window.keystoneConfig = { src: "/pkg/dist/keystone.global.js" };</script>
+<script src="/pkg/dist/snippet.js"></script>
+<script>
+  const settled = (p) => Promise.race([p.then(() => "resolved", (e) => e.code), new Promise((r) => setTimeout(() => r("pending"), 3000))]);
+  window.out = Promise.all([settled(window.keystone.init()), "track " + window.keystone.track("x"), settled(window.keystone.flush())]);
+  window.after = "the page's next script ran";
+</script>`,
+    }),
+  );
+  const page = await ctx.newPage();
+  const problems = [];
+  page.on("pageerror", (e) => problems.push(e.message));
+  await page.goto(h.url("/tests/trusted-types.html"));
+  const out = await page.evaluate(() => window.out);
+  assert.deepEqual(out, ["load_failed", "track undefined", "load_failed"]);
+  assert.equal(await page.evaluate(() => window.after), "the page's next script ran");
+  assert.deepEqual(problems, []);
+  await ctx.close();
+});
+
 test("wasm failing to load rejects the queued Promise calls with a KeystoneError", async () => {
   const ctx = await h.browser.newContext();
   await ctx.route("**/keystone_bg.wasm", (route) => route.fulfill({ status: 404, body: "" }));
