@@ -142,14 +142,19 @@ export function render(ks) {
  * Returns the function that schedules a render.
  */
 export function bind(ks) {
-  let queued = false;
+  let queued = false,
+    n = 0;
   const schedule = () => {
     if (!queued) {
       queued = true;
-      micro(() => {
+      // A page script that undoes each render by re-rendering the element (which Keystone then
+      // renders again) would loop in microtasks and freeze the page: past 20 renders in one
+      // task, the next waits 100 ms, so the page's own tasks run and the tug of war is slowed.
+      n++ || setTimeout(() => (n = 0));
+      (n > 20 ? setTimeout : micro)(() => {
         queued = false;
         render(ks);
-      });
+      }, 100);
     }
   };
   // Observing before the first render: what it inserts (a decided experience's template holding

@@ -409,3 +409,29 @@ test("a page with thousands of personalized elements: a render asks the engine a
   assert.deepEqual(page.problems, []);
   await page.context().close();
 });
+
+test("a page script that undoes every render (it re-renders the element Keystone filled) does not freeze the page", async () => {
+  const page = await openDom();
+  const run = page.evaluate(async () => {
+    const ks = await Keystone.init({ autoCapture: false });
+    ks.setTraits({ firstName: "Ada" });
+    const box = document.createElement("div");
+    document.body.appendChild(box);
+    const own = '<span data-keystone-text="traits.firstName">there</span>';
+    // The "owner" of the box puts its markup back whenever the text is not its own; Keystone then
+    // fills the new element again: a tug of war, which ran in microtasks for ever (a frozen tab).
+    let undone = 0;
+    new MutationObserver(() => box.textContent !== "there" && (undone++, (box.innerHTML = own))).observe(box, { subtree: true, childList: true, characterData: true });
+    box.innerHTML = own;
+    const t = performance.now();
+    await new Promise((r) => setTimeout(r, 500));
+    const late = performance.now() - t;
+    return { late, undone };
+  });
+  const out = await Promise.race([run, new Promise((r) => setTimeout(() => r("frozen"), 10_000))]);
+  assert.notEqual(out, "frozen", "the page's timer never ran");
+  assert.ok(out.late < 1500, `a 500 ms timer ran after ${out.late} ms`);
+  console.log(`tug of war over one element: ${out.undone} renders undone in 0.5 s`);
+  assert.ok(out.undone < 500, `${out.undone} renders undone in 0.5 s`);
+  await page.context().close();
+});
