@@ -123,7 +123,7 @@ export const release = () => document.documentElement.classList.add(READY);
 /** Renders every personalized element now. */
 export function render(ks) {
   let doc, segs;
-  const state = { profile: () => (doc ||= ks.profile() || {}), in: (id) => (segs ||= new Set(ks.segments())).has(id) };
+  const state = { profile: () => (doc ||= ks.profile() || {}), in: (id) => (segs ||= ks.segments()).includes(id) };
   for (const el of document.querySelectorAll(SEL)) {
     for (const a of ATTRS) {
       const v = el.getAttribute(a);
