@@ -77,7 +77,8 @@ export function createQueue(o, report) {
     }
     dirty = true;
   };
-  const item = (j, t) => (size(j) + S > cap ? report("event_too_large", "event over 64 KB dropped") : [j, size(j), t]);
+  // (Nothing is queued for a dropped event: `report` returns the error it raised.)
+  const item = (j, t) => (size(j) + S > cap ? void report("event_too_large", "event over 64 KB dropped") : [j, size(j), t]);
 
   return {
     /** Queues one event's JSON, made at `now`. */

@@ -613,6 +613,29 @@ test("bounded queue: the oldest are dropped first, the drops counted and reporte
   await context.close();
 });
 
+test("an event too large for a batch (an SPA page view of a 20 KB URL) is dropped alone: the events after it are delivered and flush() resolves", async () => {
+  const { context, page } = await fresh();
+  const out = await page.evaluate(async (opts) => {
+    const ks = (window.ks = await Keystone.init({ ...opts, autoCapture: true, flushAt: 100, flushInterval: 60000 }));
+    const errors = [];
+    ks.on("error", (e) => errors.push(e.code));
+    const here = location.pathname;
+    // The page view carries the URL four times (url and search, in properties and context): over 64 KB.
+    history.pushState({}, "", here + "?long=" + "y".repeat(20000));
+    history.pushState({}, "", here + "?short=1");
+    ks.track("Delivery Test", { run: "too-large", tab: 0, i: 0 });
+    const flush = await ks.flush().then(() => "resolved", (e) => e.code + ": " + e.message);
+    ks.track("Delivery Test", { run: "too-large", tab: 0, i: 1 });
+    const again = await ks.flush().then(() => "resolved", (e) => e.code + ": " + e.message);
+    return { errors, flush, again };
+  }, FAST);
+  assert.deepEqual(out, { errors: ["event_too_large"], flush: "resolved", again: "resolved" });
+  const t = tally("too-large", 1, 2);
+  assert.deepEqual(t.missing, [], "the events after the dropped one arrive");
+  assert.deepEqual(collector().events.filter((e) => e.type === "page").map((e) => e.properties.search), ["", "?short=1"]);
+  await context.close();
+});
+
 test("no endpoint: nothing is queued or sent; no analytics consent: nothing either", async () => {
   const { context, page } = await fresh();
   const out = await page.evaluate(async () => {
