@@ -86,19 +86,21 @@ const lost = (el) => {
 
 /**
  * Renderers by attribute: `(ks, element, attributeValue, state) => void`, where `state.profile()`
- * returns the profile document once per pass. Add an entry to make a new attribute declarative.
+ * returns the profile document and `state.in(id)` the membership, read once per pass, and
+ * `state.text(path)` the text a path shows. Add an entry to make a new attribute declarative
+ * (a pass after a change renders the elements of the segments and paths that changed, and the
+ * experiences).
  */
 export const handlers = {
   "data-keystone-show": visibility,
   "data-keystone-hide": visibility,
-  "data-keystone-text": (ks, el, path, state) => {
-    const d = state.profile(),
-      v = at(d, path);
-    // Missing, empty or structured values show the authored text (again, e.g. after reset()), as
-    // does every value while personalization consent is refused (§6).
-    text(el, v != null && v !== "" && typeof v != "object" && !(d.consent?.personalization === false) ? String(v) : null);
-  },
+  "data-keystone-text": (ks, el, path, state) => text(el, state.text(path)),
 };
+
+// What a path shows: missing, empty or structured values show the authored text (again, e.g.
+// after reset()), as does every value while personalization consent is refused (§6).
+const textOf = (d, path, v = at(d, path)) =>
+  v != null && v !== "" && typeof v != "object" && !(d.consent?.personalization === false) ? String(v) : null;
 
 /** Injects the anti-flicker style for `ms` at most (constructable stylesheet: not subject to CSP
  * style-src). */
@@ -120,30 +122,62 @@ export function cloak(ms) {
 /** Ends the anti-flicker phase (also after a failure: content shows as authored). */
 export const release = () => document.documentElement.classList.add(READY);
 
-/** Renders every personalized element now. */
-export function render(ks) {
-  let doc, segs;
-  const state = { profile: () => (doc ||= ks.profile() || {}), in: (id) => (segs ||= ks.segments()).includes(id) };
-  for (const el of document.querySelectorAll(SEL)) {
-    for (const a of ATTRS) {
-      const v = el.getAttribute(a);
-      if (v != null && handlers[a]) {
-        try {
-          handlers[a](ks, el, v, state);
-        } catch (_) {}
-      }
-    }
-  }
-}
-
 /**
  * Binds the document to an instance: renders now, then again (once per microtask) when the
  * instance reports a change and when personalized elements are added or their attributes change.
- * Returns the function that schedules a render.
+ * Returns the function that schedules a render after a change.
+ *
+ * A pass touches only what may have changed (a busy page re-rendering a list, or a track() with
+ * thousands of personalized elements, costs no walk of the whole document): after a change, the
+ * elements naming a segment entered or left, those showing a profile path whose text changed and
+ * the experiences; after mutations, the added subtrees and the elements whose attributes changed.
  */
 export function bind(ks) {
   let queued = false,
-    n = 0;
+    n = 0,
+    changed = 1,
+    last = [];
+  const html = document.documentElement,
+    paths = new Map(), // data-keystone-text path → its text at the last pass
+    roots = new Set([html]);
+  const run = () => {
+    queued = false;
+    let doc, segs;
+    const seen = new Set();
+    const get = () => (segs ||= ks.segments());
+    const state = {
+      profile: () => (doc ||= ks.profile() || {}),
+      in: (id) => get().includes(id),
+      text: (p, v = textOf(state.profile(), p)) => (paths.has(p) || paths.set(p, v), v),
+    };
+    const visit = (el) => {
+      if (seen.has(el)) return;
+      seen.add(el);
+      for (const a of ATTRS) {
+        const v = el.getAttribute(a);
+        if (v != null && handlers[a]) {
+          try {
+            handlers[a](ks, el, v, state);
+          } catch (_) {}
+        }
+      }
+    };
+    const each = (sel, root = document) => root.querySelectorAll(sel).forEach(visit);
+    if (changed)
+      try {
+        changed = 0;
+        const q = (i, v) => `[${ATTRS[i]}="${CSS.escape(v)}"]`;
+        get();
+        for (const id of [...last, ...segs]) if (last.includes(id) != segs.includes(id)) each(q(0, id) + "," + q(1, id));
+        last = segs;
+        for (const [p, v] of paths) if (textOf(state.profile(), p) !== v) paths.delete(p), each(q(2, p));
+        each("[" + ATTRS[3] + "]");
+      } catch (_) {
+        roots.add(html);
+      }
+    for (const r of roots) r.isConnected && (r.matches(SEL) && visit(r), each(SEL, r));
+    roots.clear();
+  };
   const schedule = () => {
     if (!queued) {
       queued = true;
@@ -151,10 +185,7 @@ export function bind(ks) {
       // renders again) would loop in microtasks and freeze the page: past 20 renders in one
       // task, the next waits 100 ms, so the page's own tasks run and the tug of war is slowed.
       n++ || setTimeout(() => (n = 0));
-      (n > 20 ? setTimeout : micro)(() => {
-        queued = false;
-        render(ks);
-      }, 100);
+      (n > 20 ? setTimeout : micro)(run, 100);
     }
   };
   // Observing before the first render: what it inserts (a decided experience's template holding
@@ -162,17 +193,17 @@ export function bind(ks) {
   // An experience container's own children changing (a template streamed in or appended, children
   // replaced by a framework) re-renders it; its renderer leaves a container it is done with alone.
   new MutationObserver((list) => {
-    let go;
     for (const { type, target: el, addedNodes } of list) {
-      if (type == "attributes") lost(el), (go = 1);
-      else if (el.nodeType == 1 && el.hasAttribute(ATTRS[3])) go = 1;
-      else for (const n of addedNodes) if (n.nodeType == 1 && (n.matches(SEL) || n.querySelector(SEL))) go = 1;
+      if (type == "attributes") lost(el), roots.add(el);
+      else if (el.nodeType == 1 && el.hasAttribute(ATTRS[3])) roots.add(el);
+      else for (const n of addedNodes) if (n.nodeType == 1 && (n.matches(SEL) || n.querySelector(SEL))) roots.add(n);
     }
-    if (go) schedule();
-  }).observe(document.documentElement, { childList: true, subtree: true, attributes: true, attributeFilter: ATTRS });
-  render(ks);
+    roots.size && schedule();
+  }).observe(html, { childList: true, subtree: true, attributes: true, attributeFilter: ATTRS });
+  run();
   release();
-  // Once the body is parsed, a pass settles text the parser appended after Keystone's.
-  if (document.readyState == "loading") document.addEventListener("DOMContentLoaded", schedule);
-  return schedule;
+  // Once the body is parsed, a pass over the document settles text the parser appended after
+  // Keystone's.
+  if (document.readyState == "loading") document.addEventListener("DOMContentLoaded", () => (roots.add(html), schedule()));
+  return () => ((changed = 1), schedule());
 }

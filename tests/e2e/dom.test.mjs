@@ -410,6 +410,55 @@ test("a page with thousands of personalized elements: a render asks the engine a
   await page.context().close();
 });
 
+test("a render touches only what changed: an unrelated track() reads or writes none of 1,000 personalized elements; added markup is rendered alone", async () => {
+  const page = await openDom();
+  const out = await page.evaluate(async (defs) => {
+    const frame = () => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
+    const KINDS = ['data-keystone-show="viewers"', 'data-keystone-hide="vips"', 'data-keystone-text="traits.firstName"', 'data-keystone-text="traits.city"'];
+    const s = document.createElement("section");
+    s.innerHTML = Array.from({ length: 1000 }, (_, i) => `<p ${KINDS[i % 4]}>p${i}</p>`).join("");
+    document.body.appendChild(s);
+    const segments = [...defs.segments, { id: "vips", condition: { "traits.vip": true } }];
+    const ks = await Keystone.init({ segments: { version: 1, segments }, autoCapture: false });
+    ks.setTraits({ firstName: "Ada", city: "Paris" });
+    await frame();
+    // Each element counts the reads of its attributes (a render reads them to render it).
+    const els = [...s.children];
+    const read = new Set();
+    els.forEach((el) => (el.getAttribute = (a) => (read.add(el), Element.prototype.getAttribute.call(el, a))));
+    const visited = () => {
+      const n = [0, 0, 0, 0];
+      for (const el of read) n[els.indexOf(el) % 4]++;
+      read.clear();
+      return n;
+    };
+    let writes = 0;
+    new MutationObserver((l) => (writes += l.length)).observe(s, { subtree: true, attributes: true, childList: true, characterData: true });
+    const rows = {};
+    ks.track("Something Else");
+    await frame();
+    rows.unrelated = [visited(), writes];
+    ks.track("Product Viewed"); // enters "viewers": the elements naming it, no other
+    await frame();
+    rows.entered = [visited(), els.filter((p, i) => i % 4 == 0 && getComputedStyle(p).display != "none").length];
+    ks.setTraits({ city: "Rome" }); // one path's text changed: its elements, no other
+    await frame();
+    rows.city = [visited(), els.filter((p, i) => i % 4 == 3 && p.textContent == "Rome").length];
+    const div = document.createElement("div");
+    div.innerHTML = '<b data-keystone-text="traits.firstName">you</b>';
+    s.append(div);
+    await frame();
+    rows.added = [visited(), div.textContent];
+    return rows;
+  }, DEFS);
+  assert.deepEqual(out.unrelated, [[0, 0, 0, 0], 0], "an unrelated event: no element read or written");
+  assert.deepEqual(out.entered, [[250, 0, 0, 0], 250]);
+  assert.deepEqual(out.city, [[0, 0, 0, 250], 250]);
+  assert.deepEqual(out.added, [[0, 0, 0, 0], "Ada"], "added markup: rendered without the rest of the page");
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
 test("a page script that undoes every render (it re-renders the element Keystone filled) does not freeze the page", async () => {
   const page = await openDom();
   const run = page.evaluate(async () => {
