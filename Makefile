@@ -23,7 +23,9 @@ wasm: setup
 	cargo build --release --target wasm32-unknown-unknown $(if $(CARGO_FEATURES),--features $(CARGO_FEATURES),)
 	mkdir -p $(BINDGEN)
 	wasm-bindgen --target web --out-dir $(BINDGEN) --out-name keystone --no-typescript $(WASM)
+	node scripts/panic-data.mjs zero $(BINDGEN)/keystone_bg.wasm
 	node_modules/.bin/wasm-opt $(WASM_OPT_FLAGS) $(BINDGEN)/keystone_bg.wasm -o $(BINDGEN)/keystone_opt.wasm
+	node scripts/panic-data.mjs check $(BINDGEN)/keystone_bg.wasm $(BINDGEN)/keystone_opt.wasm
 
 ## Builds the npm package into pkg/ and prints its sizes.
 pkg: wasm
