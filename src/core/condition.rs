@@ -321,29 +321,33 @@ pub fn padded_version(v: &Value, h: &dyn Host) -> String {
         _ => Cow::Borrowed("0"),
     };
     let mut out = String::with_capacity(text.len() + 16);
-    let (mut parts, mut part) = (1, String::new());
-    let flush = |out: &mut String, part: &mut String| {
+    let flush = |out: &mut String, part: &str| {
         if !part.is_empty() && part.as_bytes().iter().all(u8::is_ascii_digit) {
             for _ in part.len()..5 {
                 out.push(' ');
             }
         }
         out.push_str(part);
-        part.clear();
     };
-    for (i, c) in text.chars().enumerate() {
+    // Byte by byte: the separators are ASCII, so each part between them is whole characters,
+    // taken as a slice of the text (no `Chars` decoder, no per-part String).
+    let bytes = text.as_bytes();
+    let (mut parts, mut start, mut i) = (1, 0, 0);
+    while let Some(&c) = bytes.get(i) {
         match c {
-            'v' if i == 0 => {}
-            '+' => break,
-            '-' | '.' => {
-                flush(&mut out, &mut part);
+            b'v' if i == 0 => start = 1,
+            b'+' => break,
+            b'-' | b'.' => {
+                flush(&mut out, text.get(start..i).unwrap_or(""));
                 out.push('-');
                 parts += 1;
+                start = i + 1;
             }
-            c => part.push(c),
+            _ => {}
         }
+        i += 1;
     }
-    flush(&mut out, &mut part);
+    flush(&mut out, text.get(start..i).unwrap_or(""));
     if parts == 3 {
         out.push_str("-~");
     }

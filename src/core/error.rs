@@ -76,13 +76,18 @@ pub fn join(base: &str, key: &str) -> String {
 /// Pushes `/` and `key`, escaped.
 fn push_key(s: &mut String, key: &str) {
     s.push('/');
-    for c in key.chars() {
-        match c {
-            '~' => s.push_str("~0"),
-            '/' => s.push_str("~1"),
-            c => s.push(c),
+    // Byte by byte: '~' and '/' are ASCII, so the runs between them are whole characters,
+    // copied as slices (no `Chars` decoder).
+    let (bytes, mut from, mut i) = (key.as_bytes(), 0, 0);
+    while let Some(&c) = bytes.get(i) {
+        if c == b'~' || c == b'/' {
+            s.push_str(key.get(from..i).unwrap_or(""));
+            s.push_str(if c == b'~' { "~0" } else { "~1" });
+            from = i + 1;
         }
+        i += 1;
     }
+    s.push_str(key.get(from..i).unwrap_or(""));
 }
 
 /// One step of a JSON pointer: an object key or an array index.
