@@ -119,7 +119,7 @@ fn eval_operator(op: &str, actual: &Value, exp: &Value, cx: &Ctx) -> bool {
         "$exists" => exp.truthy() != actual.is_null(),
         "$in" | "$ini" | "$nin" | "$nini" => {
             let Some(list) = exp.as_arr() else { return false };
-            is_in(actual, list, op.ends_with('i'), h) != op.starts_with("$n")
+            is_in(actual, list, op.as_bytes().last() == Some(&b'i'), h) != op.starts_with("$n")
         }
         "$inGroup" | "$notInGroup" => {
             let found = cx.groups.map_or(Some(false), |g| g.contains(&js_string(exp, h), actual, h));

@@ -16,16 +16,17 @@ pub const DAY: f64 = 24.0 * HOUR;
 
 /// Parses a duration: an integer and a unit `m`, `h`, `d` or `w`. Returns milliseconds.
 pub fn parse_duration(s: &str) -> Option<f64> {
-    // No byte slicing (a panic path would pull core::fmt into the wasm): strip the unit.
-    let (digits, unit_ms) = if let Some(d) = s.strip_suffix('m') {
-        (d, MINUTE)
-    } else if let Some(d) = s.strip_suffix('h') {
-        (d, HOUR)
-    } else if let Some(d) = s.strip_suffix('d') {
-        (d, DAY)
-    } else {
-        (s.strip_suffix('w')?, 7.0 * DAY)
+    // The unit is the last byte (ASCII, so what precedes it is a str); no byte slicing (a
+    // panic path would pull core::fmt into the wasm) and no char patterns (their UTF-8 encoder).
+    let (&unit, _) = s.as_bytes().split_last()?;
+    let unit_ms = match unit {
+        b'm' => MINUTE,
+        b'h' => HOUR,
+        b'd' => DAY,
+        b'w' => 7.0 * DAY,
+        _ => return None,
     };
+    let digits = s.get(0..s.len() - 1)?;
     let n = crate::core::host::parse_uint(digits)? as f64;
     if n <= 0.0 {
         return None;

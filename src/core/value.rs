@@ -311,7 +311,7 @@ impl Value {
 
 /// A canonical array index (`"0"`, `"12"`; not `"01"` or `"-1"`).
 fn parse_index(s: &str) -> Option<usize> {
-    if s.is_empty() || s.len() > 9 || (s.len() > 1 && s.starts_with('0')) {
+    if s.is_empty() || s.len() > 9 || (s.len() > 1 && s.as_bytes().first() == Some(&b'0')) {
         return None;
     }
     let mut n = 0usize;
