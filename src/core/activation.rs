@@ -116,9 +116,18 @@ impl Activation {
         for e in xp {
             let Some([Value::Str(x), Value::Str(var), Value::Arr(flat)]) = e.as_arr().map(|x| x.as_slice()) else { continue };
             let mut counts = Counts::new();
-            let mut it = flat.iter().filter_map(Value::as_num).filter(|n| *n >= 0.0 && *n < u32::MAX as f64);
-            while let (Some(m), Some(n)) = (it.next(), it.next()) {
-                counts.add(m as u32, n as u32);
+            // The valid numbers in pairs (minute, count), an odd one out dropped; a plain loop,
+            // not a filter chain (its own iterator instances).
+            let mut minute = None;
+            for v in flat {
+                let Some(n) = v.as_num() else { continue };
+                if !(n >= 0.0 && n < u32::MAX as f64) {
+                    continue;
+                }
+                match minute.take() {
+                    None => minute = Some(n),
+                    Some(m) => counts.add(m as u32, n as u32),
+                }
             }
             a.exposures.push(Exposure { experience: x.clone(), variant: var.clone(), counts });
         }
