@@ -152,7 +152,14 @@ impl Node {
     pub fn fresh(&self) -> NodeState {
         match &self.spec {
             Spec::Performed(p) => NodeState::Perf(PerfState { k: p.k, max: p.agg == Agg::Max, ..Default::default() }),
-            Spec::Sequence(s) => NodeState::Seq(SeqState { partial: vec![-1.0; s.steps.len()], done: -1.0 }),
+            Spec::Sequence(s) => {
+                // Pushed, not `vec![-1.0; n]`: that links its own fill code for f64 alone.
+                let mut partial = Vec::new();
+                for _ in &s.steps {
+                    partial.push(-1.0);
+                }
+                NodeState::Seq(SeqState { partial, done: -1.0 })
+            }
         }
     }
 
