@@ -11,7 +11,7 @@ import { experience, redecide } from "./experience-dom.js";
 
 handlers["data-keystone-experience"] = experience;
 import { startCapture } from "./capture.js";
-import { withLock, readCookie, writeCookie, eraseAll, stringify, stored, Prom } from "./sync.js";
+import { withLock, readCookie, writeCookie, eraseAll, stringify, stored, sleep, Prom } from "./sync.js";
 
 /** A real Error carrying a stable `code` (and `segmentId`/`path` for definition errors). */
 export class KeystoneError extends Error {
@@ -398,18 +398,26 @@ export class Instance {
     if (this.#reporting) return;
     this.#reporting = 1;
     const key = this.#lockName();
+    const S = this.#prefix() + "rs";
     const pass = async () => {
-      // A round trip to the browser first: by then the write of the tab that held the lock
-      // before has reached this tab's view of storage. (A free lock of its own, not
-      // locks.query(): a query evicts the site's pages kept in the back/forward cache.)
-      try {
-        await navigator.locks.request(key + ".rt", { ifAvailable: true }, () => {});
-      } catch (_) {}
+      // The tab that reported before this one stamped its write: in storage after it, and in a
+      // cookie, which every tab reads as the browser holds it (localStorage reaches other tabs a
+      // moment later, on another channel than the lock). This tab's view of storage holds that
+      // write once it holds the stamp: waited for, a second at most.
+      for (let i = 0, s = readCookie(S); s && stored(S) != s && i++ < 50; ) await sleep(20);
       const v = stored(key);
       if (v) this.#run(() => this.#core.sync(key, v), true);
       this.#reporting = 0; // (what this refresh reports, the sync's changes included, needs no other pass)
       this.#run(() => this.#core.refresh("report"), 2);
       this.persistNow();
+      // Stamped only where the profile is stored (personalization consent); the cookie only
+      // once storage took the stamp.
+      if (stored(key))
+        try {
+          const s = Math.random().toString(36).slice(2, 8);
+          localStorage.setItem(S, s);
+          writeCookie(S, s);
+        } catch (_) {}
     };
     this.#told = withLock(key, pass, true).catch(pass);
   }
@@ -643,7 +651,16 @@ export class Instance {
     this.#persistTimer = 0;
     this.#run(() => {
       const id = this.#core.persist() || null;
-      if (id !== this.#cookieId && (id || this.#choice)) writeCookie(this.#prefix() + "aid", (this.#cookieId = id), this.#options.cookieDomain);
+      if (id !== this.#cookieId && (id || this.#choice)) {
+        writeCookie(this.#prefix() + "aid", (this.#cookieId = id), this.#options.cookieDomain);
+        // Nothing kept: the report stamp (#tell) goes too.
+        if (!id) {
+          writeCookie(this.#prefix() + "rs");
+          try {
+            localStorage.removeItem(this.#prefix() + "rs");
+          } catch (_) {}
+        }
+      }
     });
   }
 

@@ -105,11 +105,12 @@ export function writeCookie(name, value, domain) {
 }
 
 /** Erases Keystone's localStorage/sessionStorage keys and cookies under `prefix`: its own names
- * only (`profile`, `aside`, `aid`, the queues `q.<tab>`, heartbeats `hb.<tab>`, leases), not
- * another instance's whose prefix starts with this one (`ks_shop_` under `ks_`). */
+ * only (`profile`, `aside`, `aid`, the report stamp `rs`, the queues `q.<tab>`, heartbeats
+ * `hb.<tab>`, leases), not another instance's whose prefix starts with this one (`ks_shop_`
+ * under `ks_`). */
 export function eraseAll(prefix, domain) {
   let left = 0;
-  const is = (k) => k.startsWith(prefix) && /^(profile(\.lease)?|aside|aid|lease|(q|hb)\.[a-z0-9]+)$/.test(k.slice(prefix.length));
+  const is = (k) => k.startsWith(prefix) && /^(profile(\.lease)?|aside|aid|rs|lease|(q|hb)\.[a-z0-9]+)$/.test(k.slice(prefix.length));
   const ours = (store) => Object.keys(store).filter(is);
   for (const s of ["localStorage", "sessionStorage"]) {
     try {

@@ -232,6 +232,40 @@ test("opt-in before any choice leaves the shared id cookie another subdomain wro
   await ctx.close();
 });
 
+test("trackSegments: the stamp of the last report (a key and a cookie) is kept only with personalization consent, and erased with the rest", async () => {
+  const page = await h.open();
+  const stamp = () => page.evaluate(() => [localStorage.getItem("ks_rs"), (document.cookie.match(/(?:^|; )ks_rs=([^;]*)/) || [])[1] || null]);
+  await page.evaluate(async () => {
+    window.ks = await Keystone.init({
+      endpoint: "/v1/batch", writeKey: "k", trackSegments: true, consent: "opt-in", flushAt: 1000, flushInterval: 60000,
+      segments: { version: 1, segments: [{ id: "any", condition: {} }, { id: "viewer", condition: { $performed: { event: "PV" } } }] },
+    });
+    ks.track("PV");
+    await new Promise((r) => setTimeout(r, 600));
+  });
+  assert.deepEqual(await footprint(page), EMPTY, "nothing before consent");
+  // Granted: "any" and "viewer" are reported, and the report stamped (the same in both places).
+  await page.evaluate(() => ks.setConsent({ analytics: true, personalization: true }));
+  await page.waitForTimeout(600);
+  const [key, cookie] = await stamp();
+  assert.match(key, /^[0-9a-z]{1,6}$/);
+  assert.equal(cookie, key);
+  // Withdrawn: erased with the profile and the id cookie.
+  await page.evaluate(() => ks.setConsent({ personalization: false }));
+  await page.waitForTimeout(600);
+  assert.deepEqual(await footprint(page), EMPTY, "nothing after the withdrawal");
+  // Granted again, a report stamped again; forget() erases it.
+  await page.evaluate(() => ks.setConsent({ personalization: true }));
+  await page.evaluate(() => ks.forget().then(() => ks.setConsent({ analytics: true, personalization: true })));
+  await page.waitForTimeout(600);
+  assert.notDeepEqual(await stamp(), [null, null]);
+  await page.evaluate(() => ks.forget());
+  await page.waitForTimeout(600);
+  assert.deepEqual(await footprint(page), EMPTY, "nothing after forget()");
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
 test("forget() erases every key and cookie, withdraws consent, starts a fresh anonymous state; another instance's prefix is left alone", async () => {
   const page = await h.open();
   const out = await page.evaluate(async () => {

@@ -247,6 +247,47 @@ test("trackSegments with three tabs: a change they reach together, or only by ea
   await ctx.close();
 });
 
+test("trackSegments: a tab whose view of storage lags behind the tab that reported before it waits for that write, and sends no copy", async () => {
+  const ctx = await h.browser.newContext();
+  const [a, b] = await tabs(2, ctx);
+  const opts = {
+    endpoint: "/v1/batch", writeKey: "demo-key", autoCapture: false, trackSegments: true, flushAt: 1, flushInterval: 50, storagePrefix: "shop_",
+    segments: { version: 1, segments: [{ id: "viewer", condition: { $performed: { event: "PV" } } }] },
+  };
+  const aid = await a.evaluate(async (o) => (window.ks = await Keystone.init(o)).anonymousId(), opts);
+  await b.evaluate(async (o) => void (window.ks = await Keystone.init(o)), opts);
+  await a.waitForTimeout(800); // the starting writes settle
+  // Tab b's view of storage stands still, as when the browser has not yet passed it the other
+  // tab's writes: reads give what it held, `storage` events are held back.
+  await b.evaluate(() => {
+    const get = Storage.prototype.getItem, held = [], at = {};
+    for (const k of ["shop_profile", "shop_rs"]) at[k] = get.call(localStorage, k);
+    let lag = true;
+    Storage.prototype.getItem = function (k) {
+      return lag && k in at ? at[k] : get.call(this, k);
+    };
+    addEventListener("storage", (e) => lag && e.isTrusted && (held.push(e), e.stopImmediatePropagation()), true);
+    window.catchUp = () => {
+      lag = false;
+      for (const e of held) dispatchEvent(new StorageEvent("storage", { key: e.key, newValue: e.newValue, oldValue: e.oldValue }));
+    };
+  });
+  // Tab a reaches the change, reports it and stores that; then tab b reaches it too.
+  await a.evaluate(() => ks.track("PV"));
+  const sent = () => h.server.collector.events.filter((e) => e.anonymousId === aid && /^Segment /.test(e.event));
+  for (let t = 0; !sent().length && t < 100; t++) await a.waitForTimeout(50);
+  await a.waitForTimeout(200); // (its report is stored in the same turn as it is queued)
+  await b.evaluate(() => ks.track("PV"));
+  await b.waitForTimeout(300);
+  await b.evaluate(() => catchUp());
+  await b.waitForTimeout(1000);
+  await Promise.all([a, b].map((p) => p.evaluate(() => ks.flush())));
+  assert.deepEqual(sent().map((e) => e.event + " " + e.properties.segment), ["Segment Entered viewer"]);
+  assert.deepEqual(await Promise.all([a, b].map((p) => p.evaluate(() => ks.segments()))), [["viewer"], ["viewer"]]);
+  for (const p of [a, b]) assert.deepEqual(p.problems, []);
+  await ctx.close();
+});
+
 test("trackSegments in one tab: flush() right after the change delivers its report", async () => {
   const ctx = await h.browser.newContext();
   const [a] = await tabs(1, ctx);
