@@ -161,8 +161,10 @@ test("a time-based segment change that every open tab reaches at once is reporte
   await a.waitForTimeout(300); // (real time) the Web Lock grants
   await Promise.all([a, b].map((p) => p.evaluate(() => ks.flush())));
   const sent = h.server.collector.events.filter((e) => e.anonymousId === aid && /^Segment /.test(e.event)).map((e) => e.event);
-  // Once each; a copy of the exit only in the rare case the three-tab test below describes (a
-  // tab's view of storage not yet holding the other's write when it gets the lock).
+  // Once each. A copy of the exit was still seen under CPU load (once in a few runs of this file
+  // with both cores busy), not established why; a candidate: a write of the profile outside a
+  // report (not stamped) made from a view of storage that lags, dropping the other tab's report
+  // until that tab repairs it.
   assert.deepEqual([...new Set(sent)], ["Segment Entered", "Segment Exited"]);
   assert.ok(sent.length <= 3 && sent.filter((e) => e == "Segment Entered").length == 1, sent.join(", "));
   assert.deepEqual(await Promise.all([a, b].map((p) => p.evaluate(() => ks.segments()))), [[], []]);
@@ -238,11 +240,8 @@ test("trackSegments with three tabs: a change they reach together, or only by ea
   const t0 = Date.now();
   while (sent().length < 3 && Date.now() - t0 < 5000) await pages[0].waitForTimeout(50);
   await pages[0].waitForTimeout(1500); // (no copy comes later)
-  // Each change is reported (the three tabs' carts together too). A copy is possible only when a
-  // tab's view of storage has not yet received the write of the tab that held the lock before it
-  // (rare: at most one here; one per tab and change before, 6 for these 3 changes).
-  assert.deepEqual([...new Set(sent())], want);
-  assert.ok(sent().length <= want.length + 1, sent().join(", "));
+  // Each change is reported once (the three tabs' carts together too): not once per tab and change.
+  assert.deepEqual(sent(), want);
   assert.deepEqual(await Promise.all(pages.map((p) => p.evaluate(() => ks.segments()))), Array(3).fill(["everyone", "three_carts", "viewer"]));
   await ctx.close();
 });
