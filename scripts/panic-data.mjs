@@ -18,27 +18,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-
-function uleb(buf, pos) {
-  let v = 0, shift = 0, b;
-  do {
-    b = buf[pos++];
-    v += (b & 0x7f) * 2 ** shift;
-    shift += 7;
-  } while (b & 0x80);
-  return [v, pos];
-}
-
-function sleb(buf, pos) {
-  let v = 0, shift = 0, b;
-  do {
-    b = buf[pos++];
-    v += (b & 0x7f) * 2 ** shift;
-    shift += 7;
-  } while (b & 0x80);
-  if (b & 0x40) v -= 2 ** shift;
-  return [v, pos];
-}
+import { uleb } from "./wasm-imports.mjs";
 
 /** The active data segments of `wasm`: {addr (memory address), start (file offset), len}. */
 function segments(wasm) {
@@ -60,7 +40,7 @@ function segments(wasm) {
         if (flags === 2) p = uleb(wasm, p)[1]; // memory index
         if (wasm[p] !== 0x41) throw new Error("data segment offset is not an i32.const");
         let addr, len;
-        [addr, p] = sleb(wasm, p + 1);
+        [addr, p] = uleb(wasm, p + 1, true);
         if (wasm[p++] !== 0x0b) throw new Error("data segment offset is not a constant");
         [len, p] = uleb(wasm, p);
         out.push({ addr, start: p, len });

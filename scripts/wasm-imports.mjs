@@ -5,14 +5,15 @@
 // The export names go the same way: the glue reads each as a property of the instance's exports
 // (`wasm.__wbindgen_malloc`, a dozen times), which no minifier may shorten.
 
-/** Reads an unsigned LEB128 at `pos`: [value, next position]. */
-function uleb(buf, pos) {
+/** Reads a LEB128 at `pos` (unsigned; signed when `signed`): [value, next position]. */
+export function uleb(buf, pos, signed = false) {
   let v = 0, shift = 0, b;
   do {
     b = buf[pos++];
     v += (b & 0x7f) * 2 ** shift;
     shift += 7;
   } while (b & 0x80);
+  if (signed && b & 0x40) v -= 2 ** shift;
   return [v, pos];
 }
 
