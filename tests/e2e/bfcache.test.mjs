@@ -16,6 +16,29 @@ after(async () => {
   await server?.close();
 });
 
+/** A page of `ctx` that can enter the back/forward cache. The test server says no-store (which
+ * alone keeps a page out of the cache), as a site's server would not for these files: that header
+ * is taken off the responses `routed` matches. Each `pageshow` sets `window.__restored` to its
+ * `persisted` (then `init`, a script of the test's own, is added); `why` is Chromium's reason
+ * for the last page it did not restore, `problems` the page's errors. */
+async function cachedPage(ctx, routed = "**/*", init) {
+  await ctx.addInitScript(() => addEventListener("pageshow", (e) => (window.__restored = e.persisted)));
+  if (init) await ctx.addInitScript(init);
+  await ctx.route(routed, async (route) => {
+    const r = await route.fetch();
+    const headers = { ...r.headers() };
+    delete headers["cache-control"];
+    await route.fulfill({ response: r, headers });
+  });
+  const page = await ctx.newPage();
+  const cdp = await ctx.newCDPSession(page);
+  await cdp.send("Page.enable");
+  const c = { page, why: "", problems: [] };
+  cdp.on("Page.backForwardCacheNotUsed", (e) => (c.why = e.notRestoredExplanations.map((r) => r.reason).join(", ")));
+  page.on("pageerror", (e) => c.problems.push(e.message));
+  return c;
+}
+
 const SEGMENTS = { version: 1, segments: [{ id: "everyone", condition: {} }, { id: "viewers", condition: { $performed: { event: "Product Viewed" } } }] };
 const CONFIGS = {
   "segments": { segments: SEGMENTS },
@@ -28,22 +51,8 @@ const CONFIGS = {
 for (const [name, options] of Object.entries(CONFIGS)) {
   test(`with ${name}, a page left for another Keystone page is restored from the back/forward cache, and answers`, async () => {
     const ctx = await browser.newContext();
-    await ctx.addInitScript(() => addEventListener("pageshow", (e) => (window.__restored = e.persisted)));
-    // The test server says no-store (which alone keeps a page out of the cache), as a site's
-    // server would not for these files.
-    await ctx.route("**/*", async (route) => {
-      const r = await route.fetch();
-      const headers = { ...r.headers() };
-      delete headers["cache-control"];
-      await route.fulfill({ response: r, headers });
-    });
-    const page = await ctx.newPage();
-    const cdp = await ctx.newCDPSession(page);
-    await cdp.send("Page.enable");
-    let why = "";
-    cdp.on("Page.backForwardCacheNotUsed", (e) => (why = e.notRestoredExplanations.map((r) => r.reason).join(", ")));
-    const problems = [];
-    page.on("pageerror", (e) => problems.push(e.message));
+    const c = await cachedPage(ctx);
+    const { page, problems } = c;
     const start = async (path) => {
       await page.goto(server.url + path);
       await page.waitForFunction(() => window.__ksLoaded === true);
@@ -57,7 +66,7 @@ for (const [name, options] of Object.entries(CONFIGS)) {
     await start("/tests/esm.html?second");
     await page.goBack({ waitUntil: "commit" });
     await page.waitForFunction(() => location.search == "?first" && window.__restored !== undefined);
-    assert.equal(await page.evaluate(() => window.__restored), true, "not restored from the back/forward cache: " + why);
+    assert.equal(await page.evaluate(() => window.__restored), true, "not restored from the back/forward cache: " + c.why);
     const after = await page.evaluate(() => {
       ks.track("Product Viewed");
       return { count: ks.profile().events["Product Viewed"].count, viewers: ks.inSegment("viewers") };
@@ -76,26 +85,11 @@ for (const [name, options] of Object.entries(CONFIGS)) {
 for (const flushOnShow of [false, true]) {
   test(`with an endpoint${flushOnShow ? " and a flush() as each page is shown" : ""}, Back, Forward and Back again restore each page from the back/forward cache, and each event reaches the collector once`, async () => {
     const ctx = await browser.newContext();
-    await ctx.addInitScript(() => addEventListener("pageshow", (e) => (window.__restored = e.persisted)));
     // A site's own `pageshow` listener that sends at once: the send (which adopts the queues of
     // pages gone) starts before the page has heard what changed while it was in the cache.
-    if (flushOnShow) await ctx.addInitScript(() => addEventListener("pageshow", (e) => e.persisted && window.ks.flush().catch(() => {})));
-    await ctx.route(
-      (u) => !u.pathname.startsWith("/v1/"),
-      async (route) => {
-        const r = await route.fetch();
-        const headers = { ...r.headers() };
-        delete headers["cache-control"];
-        await route.fulfill({ response: r, headers });
-      },
-    );
-    const page = await ctx.newPage();
-    const cdp = await ctx.newCDPSession(page);
-    await cdp.send("Page.enable");
-    let why = "";
-    cdp.on("Page.backForwardCacheNotUsed", (e) => (why = e.notRestoredExplanations.map((r) => r.reason).join(", ")));
-    const problems = [];
-    page.on("pageerror", (e) => problems.push(e.message));
+    const flush = flushOnShow ? () => addEventListener("pageshow", (e) => e.persisted && window.ks.flush().catch(() => {})) : undefined;
+    const c = await cachedPage(ctx, (u) => !u.pathname.startsWith("/v1/"), flush);
+    const { page, problems } = c;
     const run = "bf" + Math.random().toString(36).slice(2);
     const options = { endpoint: "/v1/batch", writeKey: "demo-key", autoCapture: false };
     let n = 0;
@@ -104,7 +98,7 @@ for (const flushOnShow of [false, true]) {
     // by `pageshow` (persisted or not), never the value of its first load.
     const leave = async (go) => {
       if (n) await page.evaluate(() => (window.__restored = undefined));
-      why = "";
+      c.why = "";
       await go();
     };
     const start = async (path) => {
@@ -121,15 +115,15 @@ for (const flushOnShow of [false, true]) {
     await start("/tests/esm.html?first");
     await start("/tests/esm.html?second");
     await leave(() => page.goBack({ waitUntil: "commit" }));
-    assert.equal(await restored("?first"), true, "Back: not restored from the back/forward cache: " + why);
+    assert.equal(await restored("?first"), true, "Back: not restored from the back/forward cache: " + c.why);
     await track(2);
     await page.waitForTimeout(1500); // the storage events of the page left, and what follows them
     await leave(() => page.goForward({ waitUntil: "commit" }));
-    assert.equal(await restored("?second"), true, "Forward: not restored from the back/forward cache: " + why);
+    assert.equal(await restored("?second"), true, "Forward: not restored from the back/forward cache: " + c.why);
     await track(2);
     await page.waitForTimeout(1500); // the same, the other way
     await leave(() => page.goBack({ waitUntil: "commit" }));
-    assert.equal(await restored("?first"), true, "Back again: not restored from the back/forward cache: " + why);
+    assert.equal(await restored("?first"), true, "Back again: not restored from the back/forward cache: " + c.why);
     await track(1);
     await page.evaluate(() => ks.flush());
     const mine = () => server.collector.events.filter((e) => e.properties?.run === run);
@@ -147,19 +141,7 @@ for (const flushOnShow of [false, true]) {
 // in the cache, whose tab lock that takes, is evicted from it: delivery comes first).
 test("with an endpoint, a page left with its events still stored (beacon refused): the page restored by Back delivers them, once", async () => {
   const ctx = await browser.newContext();
-  await ctx.addInitScript(() => addEventListener("pageshow", (e) => (window.__restored = e.persisted)));
-  await ctx.route(
-    (u) => !u.pathname.startsWith("/v1/"),
-    async (route) => {
-      const r = await route.fetch();
-      const headers = { ...r.headers() };
-      delete headers["cache-control"];
-      await route.fulfill({ response: r, headers });
-    },
-  );
-  const page = await ctx.newPage();
-  const problems = [];
-  page.on("pageerror", (e) => problems.push(e.message));
+  const { page, problems } = await cachedPage(ctx, (u) => !u.pathname.startsWith("/v1/"));
   const run = "bfkept" + Math.random().toString(36).slice(2);
   const options = { endpoint: "/v1/batch", writeKey: "demo-key", autoCapture: false };
   const start = async (path, i) => {
