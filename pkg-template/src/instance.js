@@ -274,13 +274,15 @@ const TYPES = {
 };
 
 /** Checks the `init` options (a plain copy, "true"/"false" of a boolean option made booleans in
- * it): a wrong type rejects init, an unknown name warns. */
+ * it, the digits of a number option numbers): a wrong type rejects init, an unknown name warns. */
 export function checkOptions(o) {
   unknown(o, Object.keys(OPTIONS), "init options");
   for (const k of Object.keys(OPTIONS)) {
     const t = OPTIONS[k] || "";
     if (t.includes("b") && (o[k] === "true" || o[k] === "false")) o[k] = o[k] == "true";
     if (o[k] != null && t && ![...t].some((t) => TYPES[t](o[k]))) throw bad("the init option " + k + " has a wrong type or value");
+    // (A number option's text would be added, not summed: `Date.now() + "5000"`.)
+    if (t[0] == "n" && typeof o[k] == "string" && o[k]) o[k] = +o[k];
   }
   if (isPlain(o.consent)) unknown(o.consent, CATEGORIES, "consent categories");
 }

@@ -145,6 +145,25 @@ test('init from a tag manager\'s variables: "true"/"false" of a boolean option m
   await page.context().close();
 });
 
+test('init from a tag manager\'s variables: a number option given as its digits is that number (flushInterval "300" sends 300 ms after the event, not never)', async () => {
+  const page = await h.open();
+  const sent = await page.evaluate(async () => {
+    const ks = await Keystone.init({ endpoint: "/v1/batch", writeKey: "demo-key", autoCapture: false, flushInterval: "300", flushAt: "50", retryBase: "1000", requestTimeout: "10000" });
+    ks.track("Digits Option Probe");
+    const t0 = performance.now();
+    // The collector's answer is the proof: a batch left on the interval (20 events or a hidden
+    // page would send it too, and neither happens here).
+    for (let i = 0; i < 60; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      const { events } = await (await fetch("/collector/events")).json();
+      if (events.some((e) => e.event === "Digits Option Probe")) return performance.now() - t0;
+    }
+    return null;
+  });
+  assert.ok(sent !== null && sent >= 250 && sent < 3000, "the event was sent on the 300 ms interval, after " + sent + " ms");
+  await page.context().close();
+});
+
 test("init options and payloads: any object but an array, a function or a built-in (told apart across frames too): a module namespace, an instance with Symbol.toStringTag, another frame's object or URL", async () => {
   const page = await h.open();
   const out = await page.evaluate(async () => {
