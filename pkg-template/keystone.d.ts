@@ -191,7 +191,9 @@ export interface Profile {
   consent: Consent;
   /** Anonymous ids linked to the known identity on this device (oldest first); empty while anonymous. */
   linkedAnonymousIds: string[];
-  /** Other fields (e.g. `events`: per-event aggregates). */
+  /** Per event name kept (at most 256): its count within the retention, its first and last time (ISO). */
+  events: { [eventName: string]: { count: number; firstAt: string; lastAt: string } };
+  /** Fields a later version may add. */
   [key: string]: unknown;
 }
 
@@ -213,16 +215,57 @@ export interface ExplainNode {
   children?: ExplainNode[];
 }
 
-/** The answer of {@link KeystoneInstance.explain}. */
+/** A variant as {@link KeystoneInstance.explain} shows it for an experience. */
+export interface ExplainedVariant {
+  id: string;
+  /** The segment the variant needs, or null (every visitor is eligible). */
+  segment: string | null;
+  /** Whether the visitor holds that segment (true for a variant without one). */
+  inSegment: boolean;
+  priority: number;
+  /** Its frequency cap, when it has one (`within` defaults to the retention). */
+  cap?: { count: number; within: string };
+  /** With a cap: the exposures counted in its window. */
+  seen?: number;
+  /** With a cap: whether it is reached. */
+  capped?: boolean;
+  /** Segment held and cap not reached. */
+  eligible: boolean;
+  /** The variant decided. */
+  chosen: boolean;
+}
+
+/**
+ * The answer of {@link KeystoneInstance.explain}: for a segment `{id, kind: "segment", name,
+ * result, tree}`, for an experience `{id, kind: "experience", result, variant, holdout, draw,
+ * holdoutFraction, eligible, capped, variants}`.
+ */
 export interface Explanation {
   id: string;
-  kind?: "segment" | "experience";
+  kind: "segment" | "experience";
+  /** Segment: whether the visitor is in it. Experience: false in the holdout. */
   result: boolean;
+  /** Segment: its name (its id when it has none). */
+  name?: string;
+  /** Segment: the condition tree with each node's result. */
   tree?: ExplainNode;
-  /** Without personalization consent: `result` is false (no segment is evaluated) and `tree`
-   * shows what the condition would give. */
+  /** Segment, without personalization consent: `result` is false (no segment is evaluated) and
+   * `tree` shows what the condition would give. */
   reason?: string;
-  [key: string]: Json | ExplainNode | undefined;
+  /** Experience: the variant decided. */
+  variant?: string;
+  /** Experience: in the holdout group (then `variant` is the last one). */
+  holdout?: boolean;
+  /** Experience: the visitor's stable draw in [0, 1); in the holdout when below `holdoutFraction`. */
+  draw?: number;
+  /** Experience: its `holdout` fraction. */
+  holdoutFraction?: number;
+  /** Experience: ids of the eligible variants. */
+  eligible?: string[];
+  /** Experience: ids of the variants whose cap is reached. */
+  capped?: string[];
+  /** Experience: every variant, in document order. */
+  variants?: ExplainedVariant[];
 }
 
 /** The answer of {@link KeystoneInstance.decide}. */
@@ -235,15 +278,37 @@ export interface Decision {
   holdout: boolean;
 }
 
+/**
+ * The stable codes of {@link KeystoneError} (README "Error codes"): what an `error` listener or a
+ * rejected Promise can carry.
+ */
+export type KeystoneErrorCode =
+  | "invalid_argument"
+  | "invalid_email"
+  | "invalid_definitions"
+  | "invalid_segment"
+  | "unknown_id"
+  | "definitions_fetch_failed"
+  | "wasm_load_failed"
+  | "load_failed"
+  | "storage_unavailable"
+  | "storage_corrupt"
+  | "queue_overflow"
+  | "event_too_large"
+  | "delivery_failed"
+  | "delivery_rejected"
+  | "internal"
+  | "internal_trap";
+
 /** Errors reported by Keystone: a real `Error` with a stable `code`. */
 export declare class KeystoneError extends Error {
   /** `message` defaults to the code. */
-  constructor(code: string, message?: string, extra?: { segmentId?: string; path?: string });
+  constructor(code: KeystoneErrorCode, message?: string, extra?: { segmentId?: string; path?: string });
   /** Stable code, e.g. `"invalid_argument"`, `"invalid_segment"`, `"storage_unavailable"`. */
-  readonly code: string;
+  readonly code: KeystoneErrorCode;
   /** For definition errors: the id of the rejected segment, score or experience. */
   readonly segmentId?: string;
-  /** For definition errors: a JSON pointer to the fault in the definitions document. */
+  /** For definition errors (and `invalid_definitions`): a JSON pointer to the fault in the definitions document. */
   readonly path?: string;
 }
 
@@ -323,13 +388,16 @@ export interface KeystoneInstance {
   inSegment(id: string): boolean;
   /**
    * Why the visitor is or is not in a segment (or what an experience decided).
-   * @example console.log(ks.explain("shoe_fans").tree);
+   * Unknown ids answer null (and an `unknown_id` error).
+   * @example console.log(ks.explain("shoe_fans")?.tree);
    */
   explain(id: string): Explanation | null;
   /**
    * Which variant of an experience to show (priority, caps, holdout); records the exposure once
-   * per page view (the first call with `analytics` or `personalization` consent).
-   * @example const { variant } = ks.decide("hero");
+   * per page view (the first call with `analytics` or `personalization` consent). An unknown id
+   * (an experience not defined, or definitions that failed to load) answers null, with an
+   * `unknown_id` error.
+   * @example const variant = ks.decide("hero")?.variant ?? "default";
    */
   decide(experienceId: string): Decision | null;
   /**
@@ -406,7 +474,7 @@ export declare const Keystone: {
    * cannot be fetched or compiled.
    * @example await Keystone.load(); Keystone.evalCondition({ plan: "pro" }, { plan: "pro" });
    */
-  load(options?: { wasmUrl?: string }): Promise<void>;
+  load(options?: { wasmUrl?: string | URL }): Promise<void>;
   /**
    * GrowthBook-compatible condition evaluation (same argument order as GrowthBook's
    * `evalCondition`), synchronous, run in wasm. Needs the engine: after `Keystone.load()` or
@@ -448,12 +516,12 @@ export interface KeystoneGlobal extends Omit<KeystoneInstance, "persistNow"> {
   /**
    * Starts Keystone (runs by itself when `window.keystoneConfig` is set); resolves with the
    * instance. Later calls resolve with the same instance.
-   * @example await window.keystone.init({ segments: "/segments.json" });
+   * @example await window.keystone?.init({ segments: "/segments.json" });
    */
   init(options?: KeystoneOptions): Promise<KeystoneInstance>;
   /**
    * GrowthBook-compatible condition evaluation; see {@link Keystone.evalCondition}.
-   * @example window.keystone.evalCondition({ plan: "pro" }, { plan: { $in: ["pro", "team"] } });
+   * @example window.keystone?.evalCondition({ plan: "pro" }, { plan: { $in: ["pro", "team"] } });
    */
   evalCondition(attributes: { [key: string]: Json }, condition: Condition, savedGroups?: { [id: string]: Json[] }): boolean;
 }

@@ -1,7 +1,7 @@
 // Type-checks the published keystone.d.ts the way an application uses it (tsc --strict, run by
 // tests/e2e/packaging.test.mjs against the installed tarball). Every API call appears once;
 // the @ts-expect-error lines must stay errors.
-import { Keystone, KeystoneError, type KeystoneInstance, type Definitions, type Profile } from "keystone-cdp";
+import { Keystone, KeystoneError, type KeystoneInstance, type Definitions, type Profile, type KeystoneErrorCode } from "keystone-cdp";
 import imported from "./segments.json"; // resolveJsonModule
 
 const defs: Definitions = {
@@ -106,6 +106,17 @@ export async function main(): Promise<void> {
   // @ts-expect-error: a condition holds JSON, not a function
   const notJson: Definitions = { version: 1, segments: [{ id: "x", condition: { a: () => 1 } }] };
   void notJson;
+  // explain() of an experience, the profile's per-event aggregates, load() with a URL object.
+  const hero = ks.explain("hero");
+  const why2: [string | undefined, number | undefined, string[] | undefined, boolean | undefined] = [hero?.variant, hero?.draw, hero?.eligible, hero?.variants?.[0]?.chosen];
+  const views: number | undefined = profile.events["Product Viewed"]?.count;
+  await Keystone.load({ wasmUrl: new URL("/assets/keystone_bg.wasm", location.href) });
+  ks.on("error", (e) => {
+    const code: KeystoneErrorCode = e.code;
+    // @ts-expect-error: error codes are a closed list (a typo is caught)
+    if (e.code === "invalid_segmnt") void code;
+  });
+  void [why2, views];
   // KeystoneError's constructor is (code, message?, extra?).
   const made: KeystoneError = new KeystoneError("invalid_argument", "bad input", { path: "/segments/0" });
   void made;
