@@ -9,7 +9,7 @@ use crate::core::prelude::*;
 /// id of the offending definition and a JSON pointer to the fault.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Error {
-    /// Stable code, e.g. `"invalid_argument"`, `"invalid_definition"`.
+    /// Stable code, e.g. `"invalid_argument"`, `"invalid_definitions"`.
     pub code: &'static str,
     /// Human-readable explanation.
     pub message: String,
@@ -36,7 +36,10 @@ impl Error {
     }
 }
 
-/// Stable error codes (the public contract; documented in the README).
+/// Stable error codes (the public contract: the README's "Error codes" table and the
+/// `KeystoneErrorCode` type of keystone.d.ts). The core raises all but the four delivery codes,
+/// which the JS delivery layer raises (pkg-template/src/queue.js, transport.js): they are listed
+/// here for reference.
 pub mod codes {
     /// An API argument has the wrong type or shape.
     pub const INVALID_ARGUMENT: &str = "invalid_argument";
@@ -50,7 +53,8 @@ pub mod codes {
     pub const STORAGE_CORRUPT: &str = "storage_corrupt";
     /// Storage is blocked or full; Keystone keeps working in memory.
     pub const STORAGE_UNAVAILABLE: &str = "storage_unavailable";
-    /// The delivery queue was full: the oldest event was dropped (one error per dropped event).
+    /// The delivery queue was full: its oldest events were dropped (reported at the 1st, 2nd,
+    /// 4th, 8th… drop).
     pub const QUEUE_OVERFLOW: &str = "queue_overflow";
     /// An event larger than a batch can carry (64 KB) was dropped.
     pub const EVENT_TOO_LARGE: &str = "event_too_large";
@@ -60,8 +64,6 @@ pub mod codes {
     pub const DELIVERY_FAILED: &str = "delivery_failed";
     /// No segment or experience with that id.
     pub const UNKNOWN_ID: &str = "unknown_id";
-    /// The action needs a consent category that is not granted.
-    pub const CONSENT_REQUIRED: &str = "consent_required";
 }
 
 /// Appends a key to a JSON pointer (the `path` of an error), escaping `~` and `/` (RFC 6901).
