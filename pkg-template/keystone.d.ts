@@ -9,7 +9,7 @@
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 /** A duration: an integer and a unit `m`, `h`, `d` or `w` (`"30m"`, `"7d"`). */
-export type Duration = `${number}${"m" | "h" | "d" | "w"}`;
+export type Duration = `${bigint}${"m" | "h" | "d" | "w"}`;
 
 /**
  * Event properties and traits: a plain object — an object literal, an `interface` or class

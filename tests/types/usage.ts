@@ -77,6 +77,8 @@ export async function main(): Promise<void> {
   ks.on("segment:enter", ({ userId }: { userId: string }) => userId);
   // @ts-expect-error: durations are an integer and a unit
   await Keystone.init({ sessionTimeout: "30 minutes" });
+  // @ts-expect-error: an integer, as the engine reads it ("1.5d" rejects init)
+  await Keystone.init({ retention: "1.5d" });
   // @ts-expect-error: track needs an event name
   ks.track();
 
