@@ -223,7 +223,7 @@ export interface ExplainedVariant {
   /** Whether the visitor holds that segment (true for a variant without one). */
   inSegment: boolean;
   priority: number;
-  /** Its frequency cap, when it has one (`within` defaults to the retention). */
+  /** Its frequency cap, when it has one, as written (`within` is `""` when it defaults to the retention). */
   cap?: { count: number; within: string };
   /** With a cap: the exposures counted in its window. */
   seen?: number;
