@@ -100,7 +100,7 @@ export interface KeystoneOptions {
   segments?: Definitions | string | URL;
   /** Initial consent: `"opt-in"` (nothing before consent), `"opt-out"`, or categories. */
   consent?: "opt-in" | "opt-out" | Partial<Consent>;
-  /** Collector URL for Segment-spec batches; without it nothing leaves the device. */
+  /** Collector URL for Segment-spec batches (http or https, absolute or relative to the page; anything else rejects `init` with `invalid_argument`); without it nothing leaves the device. */
   endpoint?: string;
   /** Write key sent as HTTP Basic auth user. */
   writeKey?: string;
@@ -407,7 +407,7 @@ export interface KeystoneInstance {
    */
   profile(): Profile | null;
   /**
-   * The anonymous id (UUID v4).
+   * The anonymous id (UUID v4); null while no consent allows one (opt-in before consent, after `forget()`).
    * @example ks.anonymousId();
    */
   anonymousId(): string | null;
@@ -430,7 +430,10 @@ export interface KeystoneInstance {
    */
   off<K extends keyof KeystoneEvents>(eventName: K, callback: (payload: KeystoneEvents[K]) => void): KeystoneInstance;
   /**
-   * Delivers queued events now; resolves once the collector accepted them.
+   * Delivers queued events now; resolves once the collector accepted them (at once without an
+   * `endpoint`). Rejects with `delivery_failed` (network, `408`, `429`, `5xx`, no answer within
+   * `requestTimeout`) or `delivery_rejected` (another `4xx`) when that attempt failed; retries go
+   * on in the background.
    * @example await ks.flush();
    */
   flush(): Promise<void>;
