@@ -509,7 +509,18 @@ export interface KeystoneConfig extends KeystoneOptions {
  * `false`, `profile()`, `explain()`, `decide()`, `anonymousId()`, `userId()` `null`). Once
  * ready every call is answered directly, on the same object.
  */
-export interface KeystoneGlobal extends Omit<KeystoneInstance, "persistNow"> {
+export interface KeystoneGlobal extends Omit<KeystoneInstance, "persistNow" | "on" | "off"> {
+  /**
+   * Subscribes to a Keystone event, as {@link KeystoneInstance.on}; returns `window.keystone`
+   * (also on the snippet's stub), so calls chain.
+   * @example window.keystone?.on("segment:enter", ({ segment }) => console.log(segment)).on("segment:exit", console.log);
+   */
+  on<K extends keyof KeystoneEvents>(eventName: K, callback: (payload: KeystoneEvents[K]) => void): KeystoneGlobal;
+  /**
+   * Removes a listener; returns `window.keystone`.
+   * @example window.keystone?.off("segment:enter", handler);
+   */
+  off<K extends keyof KeystoneEvents>(eventName: K, callback: (payload: KeystoneEvents[K]) => void): KeystoneGlobal;
   /**
    * The error class (for `instanceof` checks in pages without a module import); absent on the
    * snippet's stub until the script has loaded (its `load_failed` error is a plain `Error`

@@ -132,12 +132,13 @@ test("README: the tag-manager snippet as pasted: the stub queues calls and answe
   window.ready = k.init().then((ks) => ({ segments: ks.segments() }));
 </script></head><body></body></html>`,
   );
-  const out = await p.evaluate(async () => ({ stub: window.stub, ready: await window.ready, direct: window.keystone.inSegment("shoe_fans"), entered: window.entered, same: window.keystone === k }));
+  const out = await p.evaluate(async () => ({ stub: window.stub, ready: await window.ready, direct: window.keystone.inSegment("shoe_fans"), entered: window.entered, same: window.keystone === k, chains: window.keystone.on("reset", () => {}) === k }));
   assert.deepEqual(out.stub, { stub: true, segments: [], inSegment: false, profile: null, decide: null, anonymousId: null, chains: true });
   assert.ok(out.ready.segments.includes("shoe_fans"), "the queued views were replayed: " + out.ready.segments);
   assert.equal(out.direct, true, "once loaded, window.keystone answers directly");
   assert.ok(out.entered.includes("shoe_fans"), "the queued listener heard the queued views");
   assert.equal(out.same, true, "the loaded script upgraded the same object");
+  assert.equal(out.chains, true, "on() still returns window.keystone once loaded (as KeystoneGlobal declares)");
   assert.deepEqual(p.problems, []);
   await p.context().close();
 });

@@ -71,6 +71,11 @@ export async function main(): Promise<void> {
   const isError = (e: unknown) => !!K && e instanceof K;
   // @ts-expect-error: persistNow is the module instance's, not window.keystone's
   window.keystone?.persistNow();
+  // on/off chain on window.keystone itself (which has init, and no persistNow).
+  const chained = window.keystone?.on("reset", () => {}).off("reset", () => {});
+  void chained?.init;
+  // @ts-expect-error: what on() returns is window.keystone, not the module instance
+  window.keystone?.on("reset", () => {}).persistNow();
   void [g, direct, isError];
 
   // @ts-expect-error: listener payloads are typed by event name
