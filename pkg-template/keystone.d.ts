@@ -98,7 +98,11 @@ export interface Definitions {
 export interface KeystoneOptions {
   /** Segment definitions, or the URL of a JSON document holding them. */
   segments?: Definitions | string | URL;
-  /** Initial consent: `"opt-in"` (nothing before consent), `"opt-out"`, or categories. */
+  /**
+   * Initial consent: `"opt-in"` (nothing before consent), `"opt-out"` (the default: every
+   * category granted, `marketing` off under Global Privacy Control), or categories (those left
+   * out as with `"opt-out"`).
+   */
   consent?: "opt-in" | "opt-out" | Partial<Consent>;
   /** Collector URL for Segment-spec batches (http or https, absolute or relative to the page; anything else rejects `init` with `invalid_argument`); without it nothing leaves the device. */
   endpoint?: string;
@@ -534,7 +538,8 @@ export interface KeystoneGlobal extends Omit<KeystoneInstance, "persistNow" | "o
    */
   init(options?: KeystoneOptions): Promise<KeystoneInstance>;
   /**
-   * GrowthBook-compatible condition evaluation; see {@link Keystone.evalCondition}.
+   * GrowthBook-compatible condition evaluation; see {@link Keystone.evalCondition}. On the
+   * snippet's stub, before the script has loaded, it answers false.
    * @example window.keystone?.evalCondition({ plan: "pro" }, { plan: { $in: ["pro", "team"] } });
    */
   evalCondition(attributes: { [key: string]: Json }, condition: Condition, savedGroups?: { [id: string]: Json[] }): boolean;
