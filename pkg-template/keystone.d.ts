@@ -35,7 +35,7 @@ export interface Consent {
   marketing: boolean;
 }
 
-/** Which automatic signals are captured (all on by default). */
+/** Which automatic signals are captured (all on by default but `hashChange`). */
 export interface AutoCaptureOptions {
   /** The initial page view and every SPA navigation. */
   pageViews?: boolean;
@@ -124,7 +124,7 @@ export interface KeystoneOptions {
   retryMax?: number;
   /** Delivery: how long (ms) `flush()` waits for the collector before rejecting with `delivery_failed` (default 10000). The request itself is not aborted and re-sent then: its batch stays owned until the collector answers or the network fails, up to 6 × `requestTimeout`, after which it is retried. */
   requestTimeout?: number;
-  /** Automatic signals; `false` turns all off. */
+  /** Automatic signals (on by default but `hashChange`); `false` turns all off, an object switches parts. */
   autoCapture?: boolean | AutoCaptureOptions;
   /**
    * Prefix of every storage key and cookie (default `"ks_"`). It is part of a cookie name: an
