@@ -500,7 +500,7 @@ export declare function evalCondition(attributes: { [key: string]: Json }, condi
 
 /** `window.keystoneConfig`: the settings of the tag-manager snippet and the script-tag build. */
 export interface KeystoneConfig extends KeystoneOptions {
-  /** URL of `keystone.global.js` (the snippet loads it; default: next to `snippet.js`). */
+  /** URL of `keystone.global.js` (the snippet loads it; default: next to `snippet.js`, or `/keystone.global.js` when the snippet is inlined). */
   src?: string;
 }
 
