@@ -81,6 +81,10 @@ async function page(path, html) {
   await p.goto(h.url(path));
   return p;
 }
+/** Waits for the example to have run (`window[name]` set), or fails with the page's errors. */
+async function ran(p, name) {
+  await p.waitForFunction((name) => window[name], name, { timeout: 10000 }).catch(() => assert.fail(`the example did not run: ${p.problems.join(" | ") || "no page error"}`));
+}
 const HEAD = '<!doctype html><html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>README example</title>';
 const IMPORT_MAP = '<script type="importmap">{"imports": {"keystone-cdp": "/pkg/dist/keystone.js"}}</script>';
 
@@ -97,7 +101,7 @@ for (const [name, md, section] of [["README.md", README, "Quick start: npm"], ["
 <script type="module">${code}
 window.ks = ks;</script></head><body></body></html>`,
     );
-    await p.waitForFunction(() => window.ks, null, { timeout: 10000 });
+    await ran(p, "ks");
     const out = await p.evaluate(async () => {
       const first = { banners: window.banners, segments: ks.segments() };
       // The example's visitor views a second pair of shoes: a shoe fan now (/segments.json: two
@@ -217,7 +221,7 @@ ks.track("Product Viewed", { category: "shoes" });
 ${code}
 window.out = { decision, variant, explained: ks.explain("hero"), unknown: ks.decide("no_such_experience") };</script></head><body></body></html>`,
   );
-  await p.waitForFunction(() => window.out, null, { timeout: 10000 });
+  await ran(p, "out");
   const out = await p.evaluate(() => window.out);
   const said = code.match(/decide\("hero"\); \/\/ (\{[^}]*\})/);
   assert.ok(said, "decide()'s comment shows its answer");
