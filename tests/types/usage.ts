@@ -26,6 +26,9 @@ export async function main(): Promise<void> {
     debug: true,
     wasmUrl: "/assets/keystone_bg.wasm",
   });
+  // The other options of DESIGN §2 and the delivery tuning ones.
+  await Keystone.init({ consent: "opt-in", storagePrefix: "acme_", cookieDomain: ".example.com", autoCapture: false, dataLayer: "tagLayer", antiFlicker: false });
+  await Keystone.init({ consent: "opt-out", flushAt: 20, flushInterval: 5000, maxQueueEvents: 1000, maxQueueBytes: 524288, maxBatchBytes: 65536, retryBase: 1000, retryMax: 60000, requestTimeout: 10000, segments: new URL("/segments.json", location.href) });
   ks.page({ section: "home" });
   ks.track("Product Viewed", { category: "shoes", price: 89 });
   await ks.identify("ada@example.com", { tier: "gold" }, { userId: "u-1" });
