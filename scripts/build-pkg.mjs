@@ -87,17 +87,6 @@ function returnString(at, s) {
     view.setInt32(at >>> 0, ptr, true);
 }
 `;
-  // The imports that catch what they throw (for the engine to see as an error) each wrapped their
-  // body in a function of their own: one function makes such an import.
-  swap(/function\(\) \{ return handleError\(function \(([^)]*)\) \{([^]*?)\}, arguments\); \}/g, "catching(function ($1) {$2})");
-  text += `
-/** The import that runs \`f\` and hands what it throws to the engine (\`handleError\`). */
-function catching(f) {
-    return (...args) => handleError(f, args);
-}
-`;
-  // The import that turns a string of wasm memory into a JS string is that function itself.
-  swap(/function\(arg0, arg1\) \{\s*\/\/ Cast intrinsic for `Ref\(String\) -> Externref`\.\s*const ret = getStringFromWasm0\(arg0, arg1\);\s*return ret;\s*\}/, "getStringFromWasm0");
   // An optional string (null or undefined: none) is passed as a null pointer by the function
   // that passes strings, not by a test at each of its callers.
   swap(/isLikeNone\((\w+)\) \? 0 : passStringToWasm0\(\1\)/g, "passStringToWasm0($1)");
@@ -124,8 +113,6 @@ function passStrings(...args) {
     return out;
 }
 `;
-  // Pointer and length set to 0 just before a throw that leaves them unread.
-  swap(/ptr\d = 0; len\d = 0;\s*(throw )/, "$1");
   // The wrapper always passes `initSync` `{ module }` holding a compiled WebAssembly.Module
   // (from compileStreaming or WebAssembly.compile, or the one kept for a rebuild).
   swap(/if \(module !== undefined\) \{\s*(\(\{module\} = module\))\s*\}/, "$1");
@@ -137,7 +124,7 @@ function passStrings(...args) {
   // buffer's view has no bytes).
   swap(/cachedUint8ArrayMemory0 === null \|\| cachedUint8ArrayMemory0\.byteLength === 0/, "!cachedUint8ArrayMemory0?.byteLength");
   // The imports are arrow functions (none reads `this` or `arguments`).
-  swap(/(\n {8}\w+: (?:catching\()?)function ?\(((?:arg\d(?:, )?)*)\) \{/g, "$1($2) => {");
+  swap(/(\n {8}\w+: )function ?\(((?:arg\d(?:, )?)*)\) \{/g, "$1($2) => {");
   // Lengths and pointers multiplied or divided by 1 (the size of a u8): numbers already.
   swap(/ [*\/] 1(?=[,;)]| [+-] )/g, "");
   return text;

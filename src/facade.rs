@@ -1,8 +1,10 @@
 //! The wasm-bindgen facade: the only module with `#[wasm_bindgen]` exports. Structured arguments
 //! and results cross as JSON text (the wrapper's `JSON.stringify` / `JSON.parse` on the JS side,
 //! [`crate::core::json`] here): one crossing per argument instead of several per key. Errors
-//! leave as plain `{code, message, segmentId?, path?}` objects that the JS wrapper turns into
-//! `KeystoneError`s.
+//! leave as the JSON text of plain `{code, message, segmentId?, path?}` objects, returned in place
+//! of a result (see [`fail`]), that the JS wrapper turns into `KeystoneError`s. No JS value is
+//! made or held on this side (errors, RegExps and storage failures stay in JS: `src/web/host.js`),
+//! so wasm-bindgen links no table of JS values and no exception plumbing.
 //! The hand-written wrapper in `pkg-template/src/` is the public API; these exports are internal.
 
 #[allow(unused_imports)]
@@ -16,14 +18,23 @@ use crate::core::keystone::{Keystone, Notice, Options};
 use crate::core::value::{str_array, Map, Value};
 use crate::web::host::{BrowserHost, Slot};
 use crate::web::storage;
-use wasm_bindgen::prelude::*;
+use wasm_bindgen::prelude::wasm_bindgen;
 
-type JsResult = Result<(), JsValue>;
+/// A call failed: its error waits in [`FAILED`] (a unit, so results stay as small as they are;
+/// a `String` error made the wasm 0.3 KB gzip larger).
+type Failure = ();
+type JsResult = Result<(), Failure>;
 
-/// An error as thrown to the wrapper: the JSON text of `{code, message, segmentId?, path?}`,
-/// which `toKeystoneError` turns into a `KeystoneError`.
-fn fail(e: Error) -> JsValue {
-    JsValue::from_str(&text(&error_value(&e)))
+/// The error of the call that failed: `!` and the JSON text of `{code, message, segmentId?,
+/// path?}`, returned by [`core_call`] in place of a result, which the wrapper throws and
+/// `toKeystoneError` turns into a `KeystoneError`. Returned, not thrown: no JS value crosses out
+/// of wasm (no result is text starting with `!`).
+static FAILED: Slot<String> = Slot::new(String::new());
+
+fn fail(e: Error) -> Failure {
+    let mut s = String::from("!");
+    json::write_into(&mut s, &error_value(&e), &BrowserHost);
+    FAILED.set(s);
 }
 
 /// The time of the call being made: the clock, unless the wrapper set the time of a call that
@@ -66,12 +77,12 @@ fn parse_stored(s: &str) -> Value {
 const STORED_DEPTH: usize = json::MAX_DEPTH + 16;
 
 /// JSON text from the wrapper (`JSON.stringify` of an argument) as a value.
-fn parse_arg(s: &str) -> Result<Value, JsValue> {
+fn parse_arg(s: &str) -> Result<Value, Failure> {
     json::parse(s, &BrowserHost, json::MAX_DEPTH).map_err(fail)
 }
 
 /// An argument that must be an object; `null` (and `undefined`) is an empty one.
-fn object_arg(s: &str, what: &str) -> Result<Map, JsValue> {
+fn object_arg(s: &str, what: &str) -> Result<Map, Failure> {
     match parse_arg(s)? {
         Value::Obj(m) => Ok(m),
         Value::Null => Ok(Map::new()),
@@ -102,28 +113,33 @@ fn error_value(e: &Error) -> Value {
 
 static ENGINE: Slot<Option<Core>> = Slot::new(None);
 
-/// `new` as an export: the page's engine, replacing any earlier one.
+/// `new` as an export: the page's engine, replacing any earlier one. Returns `""`, or the
+/// failure (see [`fail`]).
 #[wasm_bindgen(js_name = coreNew)]
-pub fn core_new(options: &str, cookie_id: Option<String>) -> JsResult {
-    let core = Core::new(options, cookie_id)?;
-    ENGINE.set(Some(core));
-    Ok(())
+pub fn core_new(options: &str, cookie_id: Option<String>) -> String {
+    match Core::new(options, cookie_id) {
+        Ok(core) => {
+            ENGINE.set(Some(core));
+            String::new()
+        }
+        Err(()) => FAILED.with_mut(::core::mem::take),
+    }
 }
 
 /// `call` as an export, on the page's engine (none yet: no result).
 #[wasm_bindgen(js_name = coreCall)]
-pub fn core_call(op: u32, a: Option<String>, b: Option<String>, c: Option<String>) -> Result<String, JsValue> {
+pub fn core_call(op: u32, a: Option<String>, b: Option<String>, c: Option<String>) -> String {
     // The engine never calls back into these exports, so the slot is not re-entered.
     ENGINE.with_mut(|e| match e {
-        Some(core) => core.call(op, a, b, c),
-        None => Ok(String::new()),
+        Some(core) => core.call(op, a, b, c).unwrap_or_else(|()| FAILED.with_mut(::core::mem::take)),
+        None => String::new(),
     })
 }
 
 impl Core {
     /// Creates the engine from the `init` options, restoring the stored profile. `cookieId` is
     /// the anonymous id of the first-party cookie (read by the wrapper), if any.
-    pub fn new(options: &str, cookie_id: Option<String>) -> Result<Core, JsValue> {
+    pub fn new(options: &str, cookie_id: Option<String>) -> Result<Core, Failure> {
         let opts_value = parse_arg(options)?;
         // Global Privacy Control, read by the wrapper from `navigator.globalPrivacyControl`.
         let gpc = opts_value.get("__gpc").is_some_and(Value::truthy);
@@ -163,11 +179,11 @@ impl Core {
     /// per method): `op` is the method's index in the wrapper's list (`OPS` in
     /// `pkg-template/src/instance.js`, in the order of the match below), `a`/`b`/`c` its
     /// arguments — JSON text or plain strings, None for anything else. The result is JSON text,
-    /// or `""` for none; errors are thrown as JSON text (see [`fail`]).
-    pub fn call(&mut self, op: u32, a: Option<String>, b: Option<String>, c: Option<String>) -> Result<String, JsValue> {
+    /// or `""` for none; a failure is `!` and the error's JSON text (see [`fail`]).
+    pub fn call(&mut self, op: u32, a: Option<String>, b: Option<String>, c: Option<String>) -> Result<String, Failure> {
         // Borrowed, not copied (three allocations per call, and their code).
         let (ta, tb, tc) = (a.as_deref().unwrap_or("null"), b.as_deref().unwrap_or("null"), c.as_deref().unwrap_or("null"));
-        let done = |r: Result<(), JsValue>| r.map(|_| String::new());
+        let done = |r: Result<(), Failure>| r.map(|_| String::new());
         let opt = |v: Option<String>| text(&v.into());
         let flag = |b: bool| String::from(if b { "true" } else { "false" });
         match op {
@@ -209,7 +225,7 @@ impl Core {
 impl Core {
 
     /// Merges traits into the profile; emits a Segment `identify` event.
-    fn set_traits(&mut self, traits: &str) -> Result<(), JsValue> {
+    fn set_traits(&mut self, traits: &str) -> Result<(), Failure> {
         if traits == "null" {
             return Err(fail(Error::new(codes::INVALID_ARGUMENT, "setTraits needs an object of traits")));
         }
@@ -221,7 +237,7 @@ impl Core {
 
     /// Merges consent categories. Withdrawing `personalization` erases the stored profile (the
     /// wrapper erases the id cookie).
-    fn set_consent(&mut self, consent: &str) -> Result<(), JsValue> {
+    fn set_consent(&mut self, consent: &str) -> Result<(), Failure> {
         let v = parse_arg(consent)?;
         self.ks.set_consent(&v, now()).map_err(fail)?;
         if !self.ks.consent().personalization {
@@ -353,7 +369,7 @@ impl Core {
 
     /// A page view; `seen`: the view of the page being viewed, recorded late (once consent
     /// allows it).
-    fn page(&mut self, properties: &str, late: Option<String>) -> Result<u8, JsValue> {
+    fn page(&mut self, properties: &str, late: Option<String>) -> Result<u8, Failure> {
         let props = object_arg(properties, "page properties")?;
         crate::core::keystone::check_properties(&props).map_err(fail)?;
         Ok(match late {
@@ -380,7 +396,7 @@ impl Core {
     }
 
     /// Loads definitions (their JSON text); returns `{loaded, rejected}` as JSON text.
-    fn load_segments(&mut self, definitions: &str) -> Result<String, JsValue> {
+    fn load_segments(&mut self, definitions: &str) -> Result<String, Failure> {
         let doc = parse_arg(definitions)?;
         let report = self.ks.load_definitions(&doc, now()).map_err(fail)?;
         let mut rejected = Vec::with_capacity(report.rejected.len());
@@ -392,7 +408,7 @@ impl Core {
 
     /// Which variant of an experience to show: `{experience, variant, holdout}`; records the
     /// exposure once per page view. Errors with `unknown_id` for an unknown experience.
-    fn decide(&mut self, id: Option<String>) -> Result<String, JsValue> {
+    fn decide(&mut self, id: Option<String>) -> Result<String, Failure> {
         let id = id.unwrap_or_default();
         self.ks.decide(&id, now()).map(|d| text(&d.to_value())).map_err(fail)
     }
@@ -413,7 +429,7 @@ impl Core {
     }
 
     /// Why the visitor is or is not in segment `id`; throws `unknown_id` for an unknown id.
-    fn explain(&mut self, id: Option<String>) -> Result<String, JsValue> {
+    fn explain(&mut self, id: Option<String>) -> Result<String, Failure> {
         let id = id.unwrap_or_default();
         self.ks.explain(&id, now()).map(|v| text(&v)).map_err(fail)
     }

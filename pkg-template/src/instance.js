@@ -29,7 +29,7 @@ export class KeystoneError extends Error {
 /** Turns anything thrown by the engine (or a JS failure) into a KeystoneError. */
 export function toKeystoneError(e) {
   if (e instanceof KeystoneError) return e;
-  // The engine throws its errors as JSON text.
+  // The engine's errors are JSON text (thrown by `newEngine`).
   if (typeof e == "string" && e[0] == "{") {
     try {
       e = JSON.parse(e);
@@ -315,14 +315,17 @@ const when = (c) => {
  * (anything else as none), results come back parsed from JSON.
  */
 function newEngine(options, cookieId) {
-  coreNew(optionsText(options), cookieId);
+  // A failure comes back as "!" and the error's JSON text (no JS value leaves wasm): thrown here
+  // as that text, which toKeystoneError reads.
+  const out = (r) => {
+    if (r[0] == "!") throw r.slice(1);
+    return r ? JSON.parse(r) : undefined;
+  };
+  out(coreNew(optionsText(options), cookieId));
   const str = (v) => (typeof v == "string" ? v : undefined);
   const e = {};
   OPS.forEach((name, op) => {
-    e[name] = (a, b, c) => {
-      const r = coreCall(op, str(a), str(b), str(c));
-      return r ? JSON.parse(r) : undefined;
-    };
+    e[name] = (a, b, c) => out(coreCall(op, str(a), str(b), str(c)));
   });
   return e;
 }

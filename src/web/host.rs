@@ -1,31 +1,24 @@
 //! The core's [`Host`] in the browser: JavaScript RegExp, `Number()`, `String()` and
-//! `crypto.getRandomValues` (through getrandom).
+//! `crypto.getRandomValues`; those that could throw are caught in `host.js`.
 
 #[allow(unused_imports)]
 use crate::core::prelude::*;
 
 use crate::core::host::Host;
-use wasm_bindgen::JsValue;
 
-/// How many compiled regexes are kept.
-const REGEX_CACHE: usize = 64;
-
-/// Compiled regexes (None: the pattern is invalid); emptied when full.
-static REGEXES: Slot<Vec<(String, String, Option<Re>)>> = Slot::new(Vec::new());
+#[wasm_bindgen::prelude::wasm_bindgen(module = "/src/web/host.js")]
+extern "C" {
+    /// JavaScript RegExp `pattern`, with flag `i` when `icase`, tested on `text` (compiled once,
+    /// cached in JS): 1 a match, 0 none, 2 an invalid pattern.
+    #[wasm_bindgen(js_name = regexTest)]
+    fn regex(pattern: &str, icase: bool, text: &str) -> u32;
+    /// `crypto.getRandomValues(bytes)` (`Math.random` where there is no crypto).
+    #[wasm_bindgen(js_name = randomFill)]
+    fn random_fill(bytes: &mut [u8]);
+}
 
 #[wasm_bindgen::prelude::wasm_bindgen]
 extern "C" {
-    /// A JavaScript RegExp.
-    #[wasm_bindgen(js_name = RegExp)]
-    #[derive(Clone)]
-    type Re;
-    /// `new RegExp(pattern, flags)`, its SyntaxError returned rather than thrown (js_sys's
-    /// constructor has no catching form).
-    #[wasm_bindgen(catch, constructor, js_class = "RegExp")]
-    fn new(pattern: &str, flags: &str) -> Result<Re, JsValue>;
-    #[wasm_bindgen(method)]
-    fn test(this: &Re, text: &str) -> bool;
-
     // The few JavaScript built-ins the core needs, imported directly (js-sys's typed wrappers
     // would link its closure and task machinery too).
     /// `Number(text)`.
@@ -37,9 +30,6 @@ extern "C" {
     /// `String.prototype.toLowerCase.call(text)`.
     #[wasm_bindgen(js_namespace = ["String", "prototype", "toLowerCase"], js_name = call)]
     fn js_lower(text: &str) -> String;
-    /// `Math.random()`.
-    #[wasm_bindgen(js_namespace = Math, js_name = random)]
-    fn js_random() -> f64;
     /// `Date.now()`.
     #[wasm_bindgen(js_namespace = Date, js_name = now)]
     pub fn date_now() -> f64;
@@ -50,23 +40,11 @@ pub struct BrowserHost;
 
 impl Host for BrowserHost {
     fn regex_test(&self, pattern: &str, flags: &str, text: &str) -> Option<bool> {
-        // Compiled once per (pattern, flags): evaluation tests the same few patterns over and
-        // over. Flags are only "" or "i", so `test` keeps no state between calls.
-        let hit = REGEXES.with(|c| c.iter().find(|(p, f, _)| p == pattern && f == flags).map(|(_, _, re)| re.clone()));
-        let re = match hit {
-            Some(re) => re,
-            None => {
-                let re = Re::new(pattern, flags).ok();
-                REGEXES.with_mut(|c| {
-                    if c.len() >= REGEX_CACHE {
-                        c.clear();
-                    }
-                    c.push((pattern.into(), flags.into(), re.clone()));
-                });
-                re
-            }
-        };
-        Some(re?.test(text))
+        // The core's flags are "" or "i" (`$regex`, `$regexi`).
+        match regex(pattern, flags == "i", text) {
+            2 => None,
+            r => Some(r == 1),
+        }
     }
 
     fn parse_number(&self, s: &str) -> f64 {
@@ -87,12 +65,7 @@ impl Host for BrowserHost {
         POOL.with_mut(|(buf, at)| {
             for b in out.iter_mut() {
                 if *at >= buf.len() {
-                    if getrandom::fill(buf).is_err() {
-                        // No crypto source at all (never in a browser that runs wasm): Math.random.
-                        for x in buf.iter_mut() {
-                            *x = (js_random() * 256.0) as u8;
-                        }
-                    }
+                    random_fill(buf);
                     *at = 0;
                 }
                 *b = buf[*at];

@@ -10,16 +10,18 @@ use crate::web::host::Slot;
 /// Values storage refused, kept for this page (a [`Slot`]: no RefCell panic paths).
 static MEMORY: Slot<Vec<(String, String)>> = Slot::new(Vec::new());
 
-#[wasm_bindgen::prelude::wasm_bindgen]
+#[wasm_bindgen::prelude::wasm_bindgen(module = "/src/web/host.js")]
 extern "C" {
     // `localStorage` itself throws where storage is blocked (and is missing outside a window):
-    // each call catches, so either reads as "unavailable".
-    #[wasm_bindgen(catch, js_namespace = localStorage, js_name = getItem)]
-    fn get_item(key: &str) -> Result<Option<String>, wasm_bindgen::JsValue>;
-    #[wasm_bindgen(catch, js_namespace = localStorage, js_name = setItem)]
-    fn set_item(key: &str, value: &str) -> Result<(), wasm_bindgen::JsValue>;
-    #[wasm_bindgen(catch, js_namespace = localStorage, js_name = removeItem)]
-    fn remove_item(key: &str) -> Result<(), wasm_bindgen::JsValue>;
+    // these catch in JS (`host.js`), so either reads as "unavailable".
+    /// The value and `+`, `""` when the key is missing, `-` when storage refused.
+    #[wasm_bindgen(js_name = storageGet)]
+    fn get_item(key: &str) -> String;
+    /// False when storage refused.
+    #[wasm_bindgen(js_name = storageSet)]
+    fn set_item(key: &str, value: &str) -> bool;
+    #[wasm_bindgen(js_name = storageRemove)]
+    fn remove_item(key: &str);
 }
 
 /// Reads `key`: the in-memory copy of a write that storage refused, else storage.
@@ -33,12 +35,17 @@ pub fn read(key: &str) -> Result<Option<String>, ()> {
     if let Some(v) = MEMORY.with(|m| m.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())) {
         return Ok(Some(v));
     }
-    get_item(key).map_err(|_| ())
+    let mut v = get_item(key);
+    match v.pop() {
+        None => Ok(None),
+        Some('+') => Ok(Some(v)),
+        _ => Err(()),
+    }
 }
 
 /// Writes `key`. Returns false when storage refused (the value is then kept in memory).
 pub fn set(key: &str, value: &str) -> bool {
-    let ok = set_item(key, value).is_ok();
+    let ok = set_item(key, value);
     forget(key, false);
     if !ok {
         MEMORY.with_mut(|m| m.push((key.into(), value.into())));
@@ -48,7 +55,7 @@ pub fn set(key: &str, value: &str) -> bool {
 
 /// Removes `key` from storage and memory.
 pub fn remove(key: &str) {
-    let _ = remove_item(key);
+    remove_item(key);
     forget(key, false);
 }
 

@@ -264,6 +264,30 @@ test("host pages that patch globals: Prototype.js's Array#toJSON, an enumerable 
   }
 });
 
+test("a host page whose crypto.getRandomValues throws or is missing: ids are still UUID v4 and message ids distinct (Math.random stands in)", async () => {
+  const probe = async () => {
+    const ks = await Keystone.init({ autoCapture: false, endpoint: "/v1/batch", writeKey: "demo-key", flushInterval: 100000 });
+    for (let i = 0; i < 40; i++) ks.track("Tick", { i });
+    await ks.flush();
+    return ks.anonymousId();
+  };
+  const cases = {
+    throwing: () => (Crypto.prototype.getRandomValues = () => { throw new DOMException("refused", "QuotaExceededError"); }),
+    missing: () => delete Crypto.prototype.getRandomValues,
+  };
+  for (const [name, patch] of Object.entries(cases)) {
+    h.server.collector.reset();
+    const page = await patched(patch);
+    const id = await page.evaluate(probe);
+    assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, name);
+    const sent = h.server.collector.events.filter((e) => e.anonymousId === id && e.event === "Tick");
+    assert.equal(sent.length, 40, name);
+    assert.equal(new Set(sent.map((e) => e.messageId)).size, 40, name);
+    assert.deepEqual(problems(page), [], name);
+    await page.context().close();
+  }
+});
+
 test("a host page that replaces window.Promise once Keystone is loaded (a throwing function, a wrapper without statics): no call throws, every Promise settles", async () => {
   const SNIPPET = readFileSync(new URL("../../pkg/dist/snippet.js", import.meta.url), "utf8");
   // Runs in the page: `window.Promise` replaced by `kind`; `calls` made; what each call did.

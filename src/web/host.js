@@ -1,0 +1,60 @@
+// The browser services the engine imports that must not throw into it: each catches here and
+// answers plainly, so no JS value (an exception, a RegExp) is ever held by the wasm side.
+
+/** `localStorage.getItem(key)` + "+", "" when the key is missing, "-" when storage refused (it
+ * throws where storage is blocked, and is missing outside a window). */
+export function storageGet(key) {
+  try {
+    const v = localStorage.getItem(key);
+    return v == null ? "" : v + "+";
+  } catch (_) {
+    return "-";
+  }
+}
+
+/** `localStorage.setItem(key, value)`; false when storage refused (blocked, full). */
+export function storageSet(key, value) {
+  try {
+    localStorage.setItem(key, value);
+    return true;
+  } catch (_) {
+    return false;
+  }
+}
+
+/** `localStorage.removeItem(key)`, a refusal ignored. */
+export function storageRemove(key) {
+  try {
+    localStorage.removeItem(key);
+  } catch (_) {}
+}
+
+// Compiled regexes by pattern (null: invalid), case-sensitive and not, each emptied when 64 are
+// held: evaluation tests the same few patterns over and over.
+const regexes = [new Map(), new Map()];
+
+/** Whether JavaScript RegExp `pattern` (flag "i" when `icase`: `test` keeps no state) matches
+ * `text`: 1 yes, 0 no, 2 an invalid pattern. */
+export function regexTest(pattern, icase, text) {
+  const cache = regexes[+icase];
+  let re = cache.get(pattern);
+  if (re === undefined) {
+    if (cache.size >= 64) cache.clear();
+    try {
+      re = new RegExp(pattern, icase ? "i" : "");
+    } catch (_) {
+      re = null;
+    }
+    cache.set(pattern, re);
+  }
+  return re ? +re.test(text) : 2;
+}
+
+/** Fills `bytes` from `crypto.getRandomValues`, or `Math.random` where there is no crypto. */
+export function randomFill(bytes) {
+  try {
+    crypto.getRandomValues(bytes);
+  } catch (_) {
+    for (let i = 0; i < bytes.length; i++) bytes[i] = Math.random() * 256;
+  }
+}
