@@ -48,8 +48,8 @@ static CLOCK: Slot<f64> = Slot::new(0.0);
 
 
 /// The engine behind the page's `Keystone` instance (there is one per page: `init` is a
-/// singleton). It lives in [`ENGINE`], reached through the two exports [`core_new`] and
-/// [`core_call`]: no exported class, so no handle, no `RefCell` guard and no finalizer in the
+/// singleton). It lives in [`ENGINE`], reached through the one export [`core_call`]
+/// (op [`NEW`] makes it): no exported class, so no handle, no `RefCell` guard and no finalizer in the
 /// glue. After a trap the wrapper starts a fresh wasm instance, whose slot is empty again.
 pub struct Core {
     ks: Keystone,
@@ -113,27 +113,27 @@ fn error_value(e: &Error) -> Value {
 
 static ENGINE: Slot<Option<Core>> = Slot::new(None);
 
-/// `new` as an export: the page's engine, replacing any earlier one. Returns `""`, or the
-/// failure (see [`fail`]).
-#[wasm_bindgen(js_name = coreNew)]
-pub fn core_new(options: &str, cookie_id: Option<String>) -> String {
-    match Core::new(options, cookie_id) {
-        Ok(core) => {
-            ENGINE.set(Some(core));
-            String::new()
-        }
-        Err(()) => FAILED.with_mut(::core::mem::take),
-    }
-}
+/// The op of [`core_call`] that makes the page's engine (`a` the `init` options, `b` the id
+/// cookie's anonymous id), replacing any earlier one: one export less than a `coreNew` of its own.
+const NEW: u32 = 23;
 
-/// `call` as an export, on the page's engine (none yet: no result).
+/// `call` as an export, on the page's engine (none yet: no result), or op [`NEW`] making it.
+/// Returns the result, or the failure (see [`fail`]).
 #[wasm_bindgen(js_name = coreCall)]
 pub fn core_call(op: u32, a: Option<String>, b: Option<String>, c: Option<String>) -> String {
     // The engine never calls back into these exports, so the slot is not re-entered.
-    ENGINE.with_mut(|e| match e {
-        Some(core) => core.call(op, a, b, c).unwrap_or_else(|()| FAILED.with_mut(::core::mem::take)),
-        None => String::new(),
-    })
+    let r = if op == NEW {
+        Core::new(a.as_deref().unwrap_or("null"), b).map(|core| {
+            ENGINE.set(Some(core));
+            String::new()
+        })
+    } else {
+        ENGINE.with_mut(|e| match e {
+            Some(core) => core.call(op, a, b, c),
+            None => Ok(String::new()),
+        })
+    };
+    r.unwrap_or_else(|()| FAILED.with_mut(::core::mem::take))
 }
 
 impl Core {

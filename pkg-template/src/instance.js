@@ -2,7 +2,7 @@
 // the host page. Bad input becomes a KeystoneError (a real Error with a stable `code`), reported
 // through a rejected Promise where the method returns one, an "error" event and one console
 // warning. Listeners hear a call's changes before it returns (`segment:enter` right after `track`).
-import { initSync, coreNew, coreCall, evalCondition as evalConditionWasm, __ksReinit } from "#wasm";
+import { initSync, coreCall, evalCondition as evalConditionWasm, __ksReinit } from "#wasm";
 import { readContext } from "./context.js";
 import { checkDelivery, transport } from "./transport.js";
 import { bind, cloak, release, handlers } from "./dom.js";
@@ -299,7 +299,7 @@ function optionsText(o) {
 
 // The engine's methods, by their index in the one exported entry point `coreCall(op, a, b, c)`
 // (the order of the match in src/facade.rs).
-const OPS = "setTraits setConsent forget sync identify reset setContext page track loadSegments decide segments inSegment profile explain nextCheck anonymousId userId refresh persist drain followCookie at".split(" ");
+const OPS = "setTraits setConsent forget sync identify reset setContext page track loadSegments decide segments inSegment profile explain nextCheck anonymousId userId refresh persist drain followCookie at new".split(" ");
 
 /** The [time, url, title] noted with a call made before the engine was ready, if usable. */
 const when = (c) => {
@@ -321,12 +321,12 @@ function newEngine(options, cookieId) {
     if (r[0] == "!") throw r.slice(1);
     return r ? JSON.parse(r) : undefined;
   };
-  out(coreNew(optionsText(options), cookieId));
   const str = (v) => (typeof v == "string" ? v : undefined);
   const e = {};
   OPS.forEach((name, op) => {
     e[name] = (a, b, c) => out(coreCall(op, str(a), str(b), str(c)));
   });
+  e.new(optionsText(options), cookieId);
   return e;
 }
 
