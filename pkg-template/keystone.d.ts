@@ -469,7 +469,8 @@ export declare const Keystone: {
    * unknown option or consent category (a typo) is kept out with a console warning
    * `unknown_option`. Rejects with `wasm_load_failed` when the wasm cannot be loaded; a
    * `segments` URL that fails does not reject: `definitions_fetch_failed` comes as an `error`
-   * event.
+   * event. Where there is no web page (a Web Worker, a server) it rejects with
+   * `unsupported_environment`; {@link Keystone.load} and `evalCondition` work there.
    * @example
    * import { Keystone } from "keystone-cdp";
    * const ks = await Keystone.init({ segments: "/segments.json" });

@@ -10,14 +10,15 @@ import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
 import { Prom } from "./sync.js";
 
 (function () {
-  const w = window;
-  const script = document.currentScript;
-  const base = script?.src || location.href;
-  const wasmUrl = new URL("keystone_bg.wasm", base);
+  // `self`, not `window`: loaded into a Web Worker (`importScripts`), this script defines
+  // `self.keystone` too, whose `init` rejects with `unsupported_environment`, instead of throwing.
+  const w = self;
+  const d = w.document;
+  const wasmUrl = d && new URL("keystone_bg.wasm", d.currentScript?.src || location.href);
   const prior = w.keystone;
   if (prior && prior.__keystone) return; // already loaded
   const queue = prior && Array.isArray(prior.q) ? prior.q.slice() : [];
-  const at = () => [Date.now(), location.href, document.title];
+  const at = () => [Date.now(), location.href, d?.title];
   const landing = prior?.l || at();
   const isAsync = (m) => PROMISE_METHODS.includes(m);
   let instance = null;

@@ -1031,6 +1031,10 @@ export const badOptions = (e) => (e instanceof KeystoneError ? e : bad("the init
 
 /** `Keystone.init`: loads the engine once; a second call returns the same instance. */
 export function init(options, wasmUrl, landing) {
+  // A Web Worker (or a server) has no page to personalize and no localStorage or cookies to keep
+  // the profile in: said with a stable code instead of whatever fails first. (`Keystone.load()`
+  // and `evalCondition` need neither, and work there.)
+  if (typeof document == "undefined") return Prom.reject(warn(new KeystoneError("unsupported_environment", "init needs a page (a document, storage); evalCondition works here after load()")));
   if (options != null && !isPlain(options)) return Prom.reject(warn(bad("the init options must be a plain object")));
   if (current) {
     // Safe to call again (the same instance), but options that differ from the first call's
@@ -1054,12 +1058,11 @@ export function init(options, wasmUrl, landing) {
     } catch (e) {
       throw badOptions(e);
     }
-    const dom = typeof document != "undefined";
     // The script-tag build: the time and page the snippet (or that script) ran on, those of the
     // page view auto-capture records at start.
     const at = __SCRIPT_TAG__ ? when(landing) : null;
     const af = opts.antiFlicker; // ms (a number, or digits from a tag manager's variable); true, "": 1000; false: none
-    if (dom && af !== false) cloak(TYPES.n(af) ? +af : 1000);
+    if (af !== false) cloak(TYPES.n(af) ? +af : 1000);
     if (__SCRIPT_TAG__) late = opts; // (amend)
     try {
       await loadWasm(wasmUrl);
@@ -1111,7 +1114,7 @@ export function init(options, wasmUrl, landing) {
   current = current.catch((e) => {
     current = null;
     firstOptions = undefined;
-    if (typeof document != "undefined") release(); // personalized content shows as authored
+    release(); // personalized content shows as authored
     throw warn(toKeystoneError(e));
   });
   return current;
