@@ -467,7 +467,8 @@ export declare const Keystone: {
    * call's are not applied, and a console warning `already_initialized` says so). Options that
    * are not a plain object, or an option of the wrong type, reject with `invalid_argument`; an
    * unknown option or consent category (a typo) is kept out with a console warning
-   * `unknown_option`. Rejects with `wasm_load_failed` when the wasm cannot be loaded; a
+   * `unknown_option`. Rejects with `wasm_load_failed` when the wasm cannot be loaded or has not
+   * arrived within 15 s (a server that never answers); a
    * `segments` URL that fails does not reject: `definitions_fetch_failed` comes as an `error`
    * event. Where there is no web page (a Web Worker, a server) it rejects with
    * `unsupported_environment`; {@link Keystone.load} and `evalCondition` work there.
@@ -528,8 +529,9 @@ export interface KeystoneGlobal extends Omit<KeystoneInstance, "persistNow" | "o
   off<K extends keyof KeystoneEvents>(eventName: K, callback: (payload: KeystoneEvents[K]) => void): KeystoneGlobal;
   /**
    * The error class (for `instanceof` checks in pages without a module import); absent on the
-   * snippet's stub until the script has loaded (its `load_failed` error is a plain `Error`
-   * named "KeystoneError" with a `code`).
+   * snippet's stub until the script has loaded (its `load_failed` error — the script could
+   * not load, or has not arrived within 15 s — is a plain `Error` named "KeystoneError" with a
+   * `code`).
    */
   KeystoneError?: typeof KeystoneError;
   /**

@@ -84,16 +84,26 @@ export function prefetchWasm(url) {
   } catch (_) {}
 }
 
+/** How long `init` waits for the wasm: a server that never answers must not leave `init` (and
+ * the snippet's Promises) pending for as long as the browser waits, minutes. 15 s lets a slow
+ * phone connection download it (≈ 52 KB gzip); the download goes on after, and the next `init`
+ * (or `load()`) uses what it brings. */
+const WASM_WAIT_MS = 15000;
+
 export function loadWasm(url) {
   if (!wasmReady) {
     // The module compiled at import, else fetched and compiled now (also when the server sends the
     // wasm without its MIME type, which compileStreaming refuses); then instantiated. The glue's
     // own loader (URL, Response or module, with its fallbacks) is not used, so it is not bundled.
-    wasmReady = Prom.resolve(compiled)
-      .then((m) => m || fetch(url).then((res) => {
-        if (!res.ok) throw new Error(res.status + " " + res.statusText);
-        return res.arrayBuffer();
-      }).then((bytes) => WebAssembly.compile(bytes)))
+    wasmReady = new Prom((r, j) => {
+      setTimeout(j, WASM_WAIT_MS, new Error("no answer within 15 s"));
+      Prom.resolve(compiled)
+        .then((m) => m || fetch(url).then((res) => {
+          if (!res.ok) throw new Error(res.status + " " + res.statusText);
+          return res.arrayBuffer();
+        }).then((bytes) => WebAssembly.compile(bytes)))
+        .then(r, j);
+    })
       .then((module) => {
         initSync({ module });
         wasmLoaded = true;

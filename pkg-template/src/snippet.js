@@ -3,8 +3,8 @@
 // return the stub), answers the queries with the empty state (segments() [], inSegment() false,
 // the others null), then loads keystone.global.js asynchronously from window.keystoneConfig.src
 // (default: next to this file when loaded as a file), which upgrades this same object in place.
-// If the script cannot load, the queued Promises, and those of later calls, reject with code
-// "load_failed".
+// If the script cannot load, or has not arrived within 15 s, the queued Promises, and those of
+// later calls, reject with code "load_failed".
 // The time, URL and title of the page are noted when the snippet runs (`l`: the page view
 // auto-capture records is this one) and with each queued call (`c`): what a call records carries
 // the time and page it was made on, not those of its replay.
@@ -48,6 +48,11 @@
       P.test(" " + x.m + " ") ? x.j(e) : x.r();
     });
   };
+  // A server that never answers: the load counts as failed after 15 s (if the script comes
+  // later, it still starts Keystone).
+  setTimeout(function () {
+    k.__keystone || x || s.onerror();
+  }, 15e3);
   // A page that enforces Trusted Types without a default policy refuses a plain URL here: the
   // load fails as above instead of throwing into the page.
   try {

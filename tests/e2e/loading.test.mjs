@@ -78,3 +78,91 @@ test("a Web Worker: init rejects with unsupported_environment, nothing is thrown
   assert.deepEqual(page.problems, []);
   await ctx.close();
 });
+
+test("a wasm server that never answers: init rejects with wasm_load_failed after 15 s and personalized content shows", async () => {
+  const held = [];
+  const { ctx, page } = await fresh("/tests/dom.html", async (ctx) => {
+    await ctx.route("**/keystone_bg.wasm", (route) => void held.push(route)); // never answered
+  });
+  await page.clock.install();
+  await page.waitForFunction(() => window.__ksLoaded === true);
+  await page.evaluate((defs) => {
+    // A long anti-flicker wait: what shows the content here is Keystone giving up, not the CSS timeout.
+    window.out = null;
+    Keystone.init({ segments: defs, antiFlicker: 600000 }).then(() => (window.out = "resolved"), (e) => (window.out = e.code));
+  }, DEFS);
+  const visible = () => page.evaluate(() => getComputedStyle(document.getElementById("hide")).visibility);
+  await page.clock.runFor(14_000);
+  const early = [await page.evaluate(() => window.out), await visible()];
+  await page.clock.runFor(1_500);
+  await page.waitForFunction(() => window.out, null, { timeout: 5000 }).catch(() => {});
+  const late = [await page.evaluate(() => window.out), await visible(), await page.evaluate(() => document.documentElement.classList.contains("keystone-ready"))];
+  assert.deepEqual(early, [null, "hidden"], "still waiting (and cloaked) before 15 s");
+  assert.deepEqual(late, ["wasm_load_failed", "visible", true]);
+  // The download was not abandoned: when the wasm finally comes, the next init uses it.
+  for (const r of held.splice(0)) await r.continue();
+  assert.equal(await page.evaluate((defs) => Keystone.init({ segments: defs }).then((ks) => typeof ks.inSegment("viewers"), (e) => e.code), DEFS), "boolean");
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+});
+
+test("the snippet's keystone.global.js never arrives: the queued Promises reject with load_failed after 15 s", async () => {
+  const held = [];
+  const { ctx, page } = await fresh("/tests/blank.html", async (ctx) => {
+    await ctx.route("**/keystone.global.js", (route) => void held.push(route));
+  });
+  await page.clock.install();
+  await page.evaluate((snippet) => {
+    window.keystoneConfig = { src: "/pkg/dist/keystone.global.js" };
+    const s = document.createElement("script");
+    s.textContent = snippet;
+    document.body.appendChild(s);
+    window.out = {};
+    const settle = (name, p) => p.then(() => (window.out[name] = "resolved"), (e) => (window.out[name] = e.code));
+    settle("init", keystone.init());
+    keystone.track("queued");
+    settle("flush", keystone.flush());
+  }, SNIPPET);
+  await page.clock.runFor(14_000);
+  const early = await page.evaluate(() => ({ ...window.out }));
+  await page.clock.runFor(1_500);
+  await page.waitForFunction(() => window.out.init && window.out.flush, null, { timeout: 5000 }).catch(() => {});
+  // A call made after the failure is settled too.
+  await page.evaluate(() => void keystone.identify("ada@example.com").then(() => (window.out.later = "resolved"), (e) => (window.out.later = e.code)));
+  await page.waitForFunction(() => window.out.later, null, { timeout: 2000 }).catch(() => {});
+  const late = await page.evaluate(() => ({ ...window.out }));
+  assert.deepEqual(early, {}, "still waiting before 15 s");
+  assert.deepEqual(late, { init: "load_failed", flush: "load_failed", later: "load_failed" });
+  assert.deepEqual(page.problems, []);
+  for (const r of held) await r.abort().catch(() => {});
+  await ctx.close();
+});
+
+test("the snippet's script arrives but its wasm never does: the queued Promises reject with wasm_load_failed after 15 s", async () => {
+  const held = [];
+  const { ctx, page } = await fresh("/tests/blank.html", async (ctx) => {
+    await ctx.route("**/keystone_bg.wasm", (route) => void held.push(route));
+  });
+  await page.clock.install();
+  await page.evaluate((snippet) => {
+    window.keystoneConfig = { src: "/pkg/dist/keystone.global.js" };
+    const s = document.createElement("script");
+    s.textContent = snippet;
+    document.body.appendChild(s);
+    window.out = {};
+    const settle = (name, p) => p.then(() => (window.out[name] = "resolved"), (e) => (window.out[name] = e.code));
+    settle("init", keystone.init());
+    settle("flush", keystone.flush());
+  }, SNIPPET);
+  await page.waitForFunction(() => window.keystone.__keystone === true);
+  await page.clock.runFor(14_000);
+  const early = await page.evaluate(() => ({ ...window.out }));
+  await page.clock.runFor(1_500);
+  await page.waitForFunction(() => window.out.init && window.out.flush, null, { timeout: 5000 }).catch(() => {});
+  const late = await page.evaluate(() => ({ ...window.out }));
+  assert.deepEqual(early, {}, "still waiting before 15 s");
+  assert.deepEqual(late, { init: "wasm_load_failed", flush: "wasm_load_failed" });
+  assert.deepEqual(page.problems, []);
+  for (const r of held) await r.abort().catch(() => {});
+  await ctx.close();
+});
