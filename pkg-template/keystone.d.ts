@@ -471,7 +471,11 @@ export declare const Keystone: {
    * arrived within 15 s (a server that never answers); a
    * `segments` URL that fails does not reject: `definitions_fetch_failed` comes as an `error`
    * event. Where there is no web page (a Web Worker, a server) it rejects with
-   * `unsupported_environment`; {@link Keystone.load} and `evalCondition` work there.
+   * `unsupported_environment`; {@link Keystone.load} and `evalCondition` work there. One
+   * Keystone per page: when another copy of Keystone started first on the page (the script-tag
+   * build of a tag manager, another bundle, this module from another URL), resolves with that
+   * copy's instance (`already_initialized` when the options differ; a copy of another version
+   * warns `version_mismatch` once).
    * @example
    * import { Keystone } from "keystone-cdp";
    * const ks = await Keystone.init({ segments: "/segments.json" });

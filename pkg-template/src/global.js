@@ -5,7 +5,7 @@
 // `init` call queued on the stub. A queued call records what it would have recorded when it was
 // made: its time and page are noted with it (`c`), as the snippet does; the page view
 // auto-capture records at start is that of the page the snippet (else this script) ran on (`l`).
-import { init, amend, evalCondition, KeystoneError, toKeystoneError, warn, badOptions, isPlain } from "./instance.js";
+import { init, amend, evalCondition, KeystoneError, toKeystoneError, warn, badOptions, isPlain, Instance } from "./instance.js";
 import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
 import { Prom } from "./sync.js";
 
@@ -60,9 +60,12 @@ import { Prom } from "./sync.js";
           instance = ks;
           // Replay in order, each call as made when and where it was; a call made while
           // replaying goes straight to the instance. Then the context is the page's as it is now.
-          for (const e of queue.splice(0)) settle(e, () => (e.m === "init" ? instance : ks._at(e.c, () => ks[e.m](...e.a))));
-          ks._at();
-          ks._bind();
+          // The instance of another copy of Keystone already running on the page (a site's
+          // bundle) recorded its own start and renders the page: the calls are made on it as
+          // they come.
+          const own = ks instanceof Instance;
+          for (const e of queue.splice(0)) settle(e, () => (e.m === "init" ? instance : own ? ks._at(e.c, () => ks[e.m](...e.a)) : ks[e.m](...e.a)));
+          if (own) ks._at(), ks._bind();
           return ks;
         },
         (err) => {

@@ -68,6 +68,23 @@ function retrap() {
   }
 }
 
+// One Keystone per page. A page may hold two copies of this module: the site's bundle and a tag
+// manager's keystone.global.js, or the ESM entry from two URLs (two bundles, `?v=1` and `?v=2`);
+// each would record its own page view and keep its own queue, DOM passes and id writer. The copy
+// whose `init` runs first enters itself here, on `globalThis` under `Symbol.for("keystone-cdp")`,
+// as `{version, init(options), evalCondition(...)}` (these names are kept in every version), and
+// the `init` of any later copy answers with that copy's instance.
+const REGISTRY = Symbol.for("keystone-cdp");
+let mine = null; // this copy's entry, while its start runs or holds
+let mismatch = 0;
+
+/** The entry of another copy running on this page, if any. (Whatever else a page put there
+ * fails in the `try` that calls it, and this copy starts its own.) */
+const other = () => {
+  const r = globalThis[REGISTRY];
+  return r !== mine && r;
+};
+
 /** Loads the wasm engine once (no profile, no instance); resolves when it is ready. */
 let compiled = null;
 
@@ -78,7 +95,8 @@ let compiled = null;
  */
 export function prefetchWasm(url) {
   try {
-    if (!compiled && typeof WebAssembly == "object" && WebAssembly.compileStreaming && typeof fetch == "function") {
+    // (Not when another copy runs Keystone on this page: this copy's init will answer with it.)
+    if (!compiled && !other() && typeof WebAssembly == "object" && WebAssembly.compileStreaming && typeof fetch == "function") {
       compiled = WebAssembly.compileStreaming(fetch(url)).catch(() => null);
     }
   } catch (_) {}
@@ -146,6 +164,12 @@ export function warn(err) {
  */
 export function evalCondition(attributes, condition, savedGroups) {
   if (!wasmLoaded) {
+    // Another copy runs Keystone on this page (this copy's init answered with it): its engine.
+    const o = other();
+    if (o)
+      try {
+        return o.evalCondition(attributes, condition, savedGroups);
+      } catch (_) {}
     warn(new KeystoneError("not_ready", "evalCondition needs the engine: await Keystone.load() or Keystone.init() first"));
     return false;
   }
@@ -1045,6 +1069,14 @@ export function init(options, wasmUrl, landing) {
   // the profile in: said with a stable code instead of whatever fails first. (`Keystone.load()`
   // and `evalCondition` need neither, and work there.)
   if (typeof document == "undefined") return Prom.reject(warn(new KeystoneError("unsupported_environment", "init needs a page (a document, storage); evalCondition works here after load()")));
+  // Another copy started first: its instance (a copy of another version warns once, and the
+  // running copy's version answers).
+  const o = other();
+  if (o)
+    try {
+      if (o.version !== __KEYSTONE_VERSION__ && !mismatch++) warn(new KeystoneError("version_mismatch", "keystone-cdp " + o.version + " runs on this page: this copy (" + __KEYSTONE_VERSION__ + ") uses it"));
+      return Prom.resolve(o.init(options));
+    } catch (_) {}
   if (options != null && !isPlain(options)) return Prom.reject(warn(bad("the init options must be a plain object")));
   if (current) {
     // Safe to call again (the same instance), but options that differ from the first call's
@@ -1059,6 +1091,7 @@ export function init(options, wasmUrl, landing) {
     return current;
   }
   firstOptions = options;
+  globalThis[REGISTRY] = mine = { version: __KEYSTONE_VERSION__, init: (o) => init(o, wasmUrl), evalCondition };
   current = (async () => {
     let opts;
     try {
@@ -1124,6 +1157,9 @@ export function init(options, wasmUrl, landing) {
   current = current.catch((e) => {
     current = null;
     firstOptions = undefined;
+    // A start that failed is no page's Keystone: a later copy starts its own.
+    if (globalThis[REGISTRY] === mine) delete globalThis[REGISTRY];
+    mine = null;
     release(); // personalized content shows as authored
     throw warn(toKeystoneError(e));
   });

@@ -14,6 +14,7 @@ after(async () => h && h.close());
 const SNIPPET = readFileSync(new URL("../../pkg/dist/snippet.js", import.meta.url), "utf8");
 const DEFS = { version: 1, segments: [{ id: "viewers", condition: { $performed: { event: "Product Viewed" } } }] };
 const DELIVERY = { endpoint: "/v1/batch", writeKey: "demo-key" };
+const VERSION = JSON.parse(readFileSync(new URL("../../pkg/package.json", import.meta.url), "utf8")).version;
 
 /** A fresh context and page recording page errors and console warnings. */
 async function fresh(path, prepare) {
@@ -30,6 +31,115 @@ async function fresh(path, prepare) {
 
 /** The events the collector received from pages whose URL holds `mark`. */
 const sentFrom = (mark) => h.server.collector.events.filter((e) => (e.context?.page?.url || "").includes(mark));
+
+test("two copies on one page: the site's ESM bundle starts Keystone, then a tag manager loads the snippet and the script-tag build; one Keystone answers both", async () => {
+  const { ctx, page } = await fresh("/tests/esm.html?copies=esm-then-tag");
+  await page.waitForFunction(() => window.__ksLoaded === true);
+  const out = await page.evaluate(
+    async ([snippet, defs, delivery]) => {
+      const opts = { ...delivery, segments: defs, autoCapture: { scroll: false, engagement: false } };
+      const ks = await Keystone.init(opts);
+      const heard = [];
+      ks.on("segment:enter", (e) => heard.push("bundle " + e.segment));
+      // The tag manager's copy, configured with the same options.
+      window.keystoneConfig = { src: "/pkg/dist/keystone.global.js", ...opts };
+      const s = document.createElement("script");
+      s.textContent = snippet;
+      document.body.appendChild(s);
+      window.keystone.on("segment:enter", (e) => heard.push("tag " + e.segment));
+      const viaTag = await window.keystone.init();
+      window.keystone.track("Product Viewed"); // through window.keystone
+      await new Promise((r) => setTimeout(r, 50));
+      const state = {
+        same: viaTag === ks,
+        ids: ks.anonymousId() === window.keystone.anonymousId(),
+        bundleSees: ks.inSegment("viewers"),
+        tagSees: window.keystone.inSegment("viewers"),
+        count: ks.profile().events["Product Viewed"]?.count,
+        heard,
+        ready: window.keystone.__keystone === true,
+      };
+      await ks.flush();
+      await new Promise((r) => setTimeout(r, 300)); // a second queue would have sent by now too
+      await ks.flush();
+      return state;
+    },
+    [SNIPPET, DEFS, DELIVERY],
+  );
+  assert.deepEqual(out, { same: true, ids: true, bundleSees: true, tagSees: true, count: 1, heard: ["bundle viewers", "tag viewers"], ready: true });
+  const sent = sentFrom("copies=esm-then-tag");
+  assert.deepEqual(sent.map((e) => e.type + " " + (e.event || "")), ["page ", "track Product Viewed"], "one page view, each event once");
+  assert.equal(new Set(sent.map((e) => e.anonymousId)).size, 1);
+  assert.deepEqual(page.warnings.filter((w) => w.includes("already_initialized")), [], "the same options: no warning");
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+});
+
+test("two copies on one page: the script-tag build starts first, the ESM entry's init resolves to the same instance and warns when its options differ", async () => {
+  const { ctx, page } = await fresh("/tests/global.html?copies=tag-then-esm", (ctx) =>
+    ctx.addInitScript(([defs, delivery]) => (window.keystoneConfig = { ...delivery, segments: defs }), [DEFS, DELIVERY]),
+  );
+  const out = await page.evaluate(async () => {
+    await window.keystone.init();
+    const K = await import("/pkg/dist/keystone.js");
+    const ks = await K.Keystone.init({ storagePrefix: "bundle_" }); // other options: not applied, said
+    const heard = [];
+    ks.on("segment:enter", (e) => heard.push("bundle " + e.segment));
+    window.keystone.on("segment:enter", (e) => heard.push("tag " + e.segment));
+    ks.track("Product Viewed");
+    await new Promise((r) => setTimeout(r, 50));
+    await window.keystone.flush();
+    await new Promise((r) => setTimeout(r, 300));
+    return {
+      ids: ks.anonymousId() === window.keystone.anonymousId(),
+      count: window.keystone.profile().events["Product Viewed"]?.count,
+      heard,
+      stored: Object.keys(localStorage).filter((k) => k.startsWith("bundle_")),
+      // After init, the bundle's evalCondition answers (through the running copy's engine).
+      evalCondition: K.evalCondition({ plan: "pro" }, { plan: { $in: ["pro"] } }),
+    };
+  });
+  assert.deepEqual(out, { ids: true, count: 1, heard: ["bundle viewers", "tag viewers"], stored: [], evalCondition: true });
+  const sent = sentFrom("copies=tag-then-esm");
+  assert.deepEqual(sent.map((e) => e.type + " " + (e.event || "")), ["page ", "track Product Viewed"]);
+  assert.equal(page.warnings.filter((w) => w.includes("already_initialized")).length, 1, page.warnings.join("\n"));
+  assert.deepEqual(page.warnings.filter((w) => w.includes("not_ready")), []);
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+});
+
+test("the ESM entry from two URLs (?v=1, ?v=2, the second of another version): one instance, one page view, listeners of both callers fire", async () => {
+  const { ctx, page } = await fresh("/tests/blank.html?copies=two-urls", async (ctx) => {
+    // The second URL serves a copy that says it is another version of Keystone.
+    await ctx.route("**/pkg/dist/keystone.js?v=2", async (route) => {
+      const res = await route.fetch();
+      const body = (await res.text()).replaceAll(VERSION, "9.9.9");
+      await route.fulfill({ response: res, body });
+    });
+  });
+  const out = await page.evaluate(async (delivery) => {
+    const A = await import("/pkg/dist/keystone.js?v=1");
+    const B = await import("/pkg/dist/keystone.js?v=2");
+    const opts = { ...delivery, autoCapture: { scroll: false, engagement: false } };
+    // Both start before either is ready (two bundles of one page).
+    const [a, b] = await Promise.all([A.Keystone.init(opts), B.Keystone.init(opts)]);
+    const heard = [];
+    a.on("identify", () => heard.push("a"));
+    b.on("identify", () => heard.push("b"));
+    await b.identify("ada@example.com");
+    await a.flush();
+    await new Promise((r) => setTimeout(r, 300));
+    await b.flush();
+    return { distinctModules: A.Keystone !== B.Keystone, same: a === b, heard };
+  }, DELIVERY);
+  assert.deepEqual(out, { distinctModules: true, same: true, heard: ["a", "b"] });
+  const sent = sentFrom("copies=two-urls");
+  assert.deepEqual(sent.map((e) => e.type), ["page", "identify", "alias"], "one page view, the login once");
+  assert.equal(page.warnings.filter((w) => w.includes("version_mismatch") && w.includes("9.9.9")).length, 1, page.warnings.join("\n"));
+  assert.deepEqual(page.warnings.filter((w) => w.includes("already_initialized")), []);
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+});
 
 test("a Web Worker: init rejects with unsupported_environment, nothing is thrown into the worker; Keystone.load() and evalCondition work there", async () => {
   const { ctx, page } = await fresh("/tests/blank.html");
