@@ -141,6 +141,30 @@ test("the ESM entry from two URLs (?v=1, ?v=2, the second of another version): o
   await ctx.close();
 });
 
+test("two copies on one page: a copy whose start failed leaves the registry, the next copy starts its own and the first answers with it", async () => {
+  const { ctx, page } = await fresh("/tests/blank.html?copies=failed-first", async (ctx) => {
+    // The second copy says it is another version, which tells which copy runs.
+    await ctx.route("**/pkg/dist/keystone.js?b", async (route) => {
+      const res = await route.fetch();
+      await route.fulfill({ response: res, body: (await res.text()).replaceAll(VERSION, "9.9.9") });
+    });
+  });
+  const out = await page.evaluate(async (delivery) => {
+    const A = await import("/pkg/dist/keystone.js?a");
+    const B = await import("/pkg/dist/keystone.js?b");
+    const first = await A.Keystone.init({ autoCapture: "no" }).then(() => "resolved", (e) => e.code); // a wrong type
+    const b = await B.Keystone.init({ ...delivery, autoCapture: { scroll: false, engagement: false } });
+    const a = await A.Keystone.init();
+    await b.flush();
+    return { first, same: a === b, running: globalThis[Symbol.for("keystone-cdp")].version };
+  }, DELIVERY);
+  assert.deepEqual(out, { first: "invalid_argument", same: true, running: "9.9.9" });
+  assert.deepEqual(sentFrom("copies=failed-first").map((e) => e.type + " " + e.context.library.version), ["page 9.9.9"]);
+  assert.equal(page.warnings.filter((w) => w.includes("version_mismatch") && w.includes("keystone-cdp 9.9.9 runs")).length, 1, page.warnings.join("\n"));
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+});
+
 test("a Web Worker: init rejects with unsupported_environment, nothing is thrown into the worker; Keystone.load() and evalCondition work there", async () => {
   const { ctx, page } = await fresh("/tests/blank.html");
   const out = await page.evaluate(async () => {
@@ -243,8 +267,11 @@ test("the snippet's keystone.global.js never arrives: the queued Promises reject
   const late = await page.evaluate(() => ({ ...window.out }));
   assert.deepEqual(early, {}, "still waiting before 15 s");
   assert.deepEqual(late, { init: "load_failed", flush: "load_failed", later: "load_failed" });
+  // The script arrives after all: it upgrades the stub and starts Keystone from keystoneConfig.
+  for (const r of held.splice(0)) await r.continue();
+  await page.waitForFunction(() => window.keystone.__keystone === true);
+  assert.equal(await page.evaluate(() => window.keystone.init().then((ks) => typeof ks.anonymousId(), (e) => e.code)), "string");
   assert.deepEqual(page.problems, []);
-  for (const r of held) await r.abort().catch(() => {});
   await ctx.close();
 });
 
