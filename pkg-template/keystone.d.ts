@@ -295,6 +295,7 @@ export type KeystoneErrorCode =
   | "definitions_fetch_failed"
   | "wasm_load_failed"
   | "load_failed"
+  | "unsupported_environment"
   | "storage_unavailable"
   | "storage_corrupt"
   | "queue_overflow"
