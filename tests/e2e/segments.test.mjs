@@ -264,6 +264,60 @@ test("enter fires once, before the call returns; a timed exit fires by itself wh
   await page.context().close();
 });
 
+test("events that move the next timed change later set no timer of their own; the exit still comes when the last event's window passes", async (t) => {
+  if (!full) return t.skip(SKIP);
+  const page = await openAt(T0);
+  await page.evaluate(async () => {
+    window.log = [];
+    window.ks = await Keystone.init({
+      autoCapture: false,
+      segments: { version: 1, segments: [{ id: "recent", condition: { $performed: { event: "Product Viewed", within: "30m" } } }] },
+    });
+    ks.on("segment:enter", (p) => log.push(["enter", p.segment, Date.now()]));
+    ks.on("segment:exit", (p) => log.push(["exit", p.segment, Date.now()]));
+    // Timers cleared, and timers of more than a second set, while a track() call runs (the
+    // expiry timer waits up to a minute; the profile's coalesced write and the declarative
+    // rendering's throttle set shorter ones).
+    window.timers = 0;
+    window.inCall = false;
+    for (const k of ["setTimeout", "clearTimeout"]) {
+      const f = window[k];
+      window[k] = function (_, ms) {
+        if (inCall && (k == "clearTimeout" || ms > 1000)) timers++;
+        return f.apply(this, arguments);
+      };
+    }
+    window.tracked = () => {
+      inCall = true;
+      try {
+        ks.track("Product Viewed");
+      } finally {
+        inCall = false;
+      }
+    };
+  });
+  // One event a second for 40 seconds: each moves the exit a second later.
+  for (let i = 0; i < 40; i++) {
+    await page.evaluate(() => tracked());
+    await page.clock.runFor(1000);
+  }
+  const last = T0 + 39 * 1000;
+  const timers = await page.evaluate(() => timers);
+  // The first event sets the expiry timer; the other 39 leave it (each set it again before: a
+  // clearTimeout and a setTimeout).
+  assert.ok(timers <= 2, "expiry timers set or cleared by 40 track() calls: " + timers);
+  await page.clock.runFor(last + 29 * 60 * 1000 - (T0 + 40 * 1000));
+  assert.deepEqual(await page.evaluate(() => [log.length, ks.inSegment("recent")]), [1, true]);
+  await page.clock.runFor(2 * 60 * 1000);
+  const out = await page.evaluate(() => log);
+  assert.equal(out.length, 2, JSON.stringify(out));
+  assert.deepEqual(out[1].slice(0, 2), ["exit", "recent"]);
+  assert.ok(out[1][2] >= last + 30 * 60 * 1000, "exit once the last event's 30m window passed");
+  assert.ok(out[1][2] < last + 31 * 60 * 1000, "and not much later");
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
 test("a window that passes while the device sleeps (the wall clock jumps, timers stand still) is caught up within a minute, and at once when the page is shown again", async (t) => {
   if (!full) return t.skip(SKIP);
   const page = await openAt(T0);
