@@ -35,6 +35,11 @@ if (!na(t)) {
     row(`\`track()\`, ${c.name} (p50 / p99 / max)`, `${f(c.p50)} / ${f(c.p99)} / ${f(c.max, 0)} µs`,
       `mean ${f(c.mean)} µs; p99 over runs ${mm(c.p99MinMax)} µs${c.name === "100 segments" ? "; budget p99 ≤ 50 µs" : ""}`);
   }
+  // The machine's share: the same loop, pages and timer around no Keystone call at all.
+  const c = t.configs.find((c) => c.name === "100 segments");
+  if (c && c.floor)
+    row("floor: the same loop around a function that does nothing (p50 / p99 / max)", `${f(c.floor.p50)} / ${f(c.floor.p99)} / ${f(c.floor.max, 0)} µs`,
+      `a busy-wait as long as \`track()\`'s p50 (${f(c.busy.waitUs, 0)} µs): ${f(c.busy.p50)} / ${f(c.busy.p99)} / ${f(c.busy.max, 0)} µs; same pages as "100 segments"`);
 }
 const e = j.evaluation;
 if (!na(e)) {

@@ -312,34 +312,53 @@ async function sectionStartup(heavy, defs100) {
 
 // ---- 3. per event -----------------------------------------------------------------------------
 
-async function trackLoop(page, calls, mix) {
-  return page.evaluate(async ({ calls, mix }) => {
-    // Warm-up (JIT, first allocations) is not counted.
-    for (let i = 0; i < 200; i++) {
-      const [n, p] = mix[i % mix.length];
-      ks.track(n || "Page Ping", p);
-    }
-    const times = new Float64Array(calls);
-    const CHUNK = 500;
-    let total = 0;
-    for (let start = 0; start < calls; start += CHUNK) {
-      const end = Math.min(calls, start + CHUNK);
-      const c0 = performance.now();
-      for (let i = start; i < end; i++) {
+async function trackLoop(page, calls, mix, perTask) {
+  return page.evaluate(async ({ calls, mix, perTask }) => {
+    // The same loop times `f(name, properties)` for track() and for the floors below.
+    const CHUNK = perTask ? 1 : 500;
+    const stats = (times) => {
+      times.sort();
+      const at = (p) => times[Math.min(times.length - 1, Math.ceil((p / 100) * times.length) - 1)] * 1000;
+      return { p50: at(50), p99: at(99), max: times[times.length - 1] * 1000, zeroes: times.filter((t) => t === 0).length };
+    };
+    const run = async (f) => {
+      // Warm-up (JIT, first allocations) is not counted.
+      for (let i = 0; i < 200; i++) {
         const [n, p] = mix[i % mix.length];
-        const name = n || "Page Ping";
-        const t0 = performance.now();
-        ks.track(name, p);
-        times[i] = performance.now() - t0;
+        f(n || "Page Ping", p);
       }
-      total += performance.now() - c0;
-      // Yield like a real page between bursts (timers, microtasks, coalesced storage writes).
-      await new Promise((r) => setTimeout(r, 0));
-    }
-    times.sort();
-    const at = (p) => times[Math.min(times.length - 1, Math.ceil((p / 100) * times.length) - 1)];
-    return { p50: at(50) * 1000, p99: at(99) * 1000, max: times[times.length - 1] * 1000, mean: (total / calls) * 1000, zeroes: times.filter((t) => t === 0).length };
-  }, { calls, mix });
+      const times = new Float64Array(calls);
+      let total = 0;
+      for (let start = 0; start < calls; start += CHUNK) {
+        const end = Math.min(calls, start + CHUNK);
+        const c0 = performance.now();
+        for (let i = start; i < end; i++) {
+          const [n, p] = mix[i % mix.length];
+          const name = n || "Page Ping";
+          const t0 = performance.now();
+          f(name, p);
+          times[i] = performance.now() - t0;
+        }
+        total += performance.now() - c0;
+        // Yield like a real page between bursts (timers, microtasks, coalesced storage writes).
+        await new Promise((r) => setTimeout(r, 0));
+      }
+      return { ...stats(times), mean: (total / calls) * 1000 };
+    };
+    const out = await run((n, p) => ks.track(n, p));
+    // The machine's floor, in the same page with the same timer and loop: a function that does
+    // nothing (the timer's own cost and steps), and one that busy-waits as long as track()'s
+    // p50 (how often a call that long is interrupted by something else: other threads and
+    // processes on the machine, the browser's own work). Neither touches Keystone.
+    out.floor = await run(() => {});
+    const wait = out.p50 / 1000;
+    out.busy = await run(() => {
+      const t0 = performance.now();
+      while (performance.now() - t0 < wait);
+    });
+    out.busy.waitUs = out.p50;
+    return out;
+  }, { calls, mix, perTask });
 }
 
 async function sectionTrack(heavy) {
@@ -349,25 +368,32 @@ async function sectionTrack(heavy) {
     { name: "10 segments", n: 10, state: null },
     { name: "100 segments", n: 100, state: null },
     { name: "100 segments, heavy profile", n: 100, state: heavy.state },
+    // As on a real page, where each event is its own task (a click, a navigation): the engine's
+    // memory and the browser's timers are no longer in the CPU's caches when the call starts.
+    { name: "100 segments, one call per task", n: 100, state: null, perTask: true },
   ];
+  // One call per task waits for a timer after each call: a tenth of the calls.
+  const calls = (c) => (c.perTask ? Math.max(1, Math.round(CFG.calls / 10)) : CFG.calls);
   const out = [];
   for (const c of configs) {
     const runs = [];
     for (let r = 0; r < CFG.runs; r++) {
       const { page, close } = await openPage({ storageState: c.state || undefined });
       await initInPage(page, { defs: c.n ? definitions(c.n) : null });
-      runs.push(await trackLoop(page, CFG.calls, mix));
+      runs.push(await trackLoop(page, calls(c), mix, c.perTask));
       await close();
     }
-    const pick = (k) => runs.map((x) => x[k]);
+    const pick = (k, o) => runs.map((x) => (o ? x[o][k] : x[k]));
+    const floor = (o) => ({ p50: median(pick("p50", o)), p99: median(pick("p99", o)), max: median(pick("max", o)), p99MinMax: minmax(pick("p99", o)) });
     out.push({
-      name: c.name, segments: c.n, calls: CFG.calls, runs,
+      name: c.name, segments: c.n, calls: calls(c), perTask: !!c.perTask, runs,
       p50: median(pick("p50")), p99: median(pick("p99")), max: median(pick("max")), mean: median(pick("mean")),
       p50MinMax: minmax(pick("p50")), p99MinMax: minmax(pick("p99")), maxMinMax: minmax(pick("max")), meanMinMax: minmax(pick("mean")),
+      floor: floor("floor"), busy: { ...floor("busy"), waitUs: median(pick("waitUs", "busy")) },
     });
     log(`track ${c.name}: p50 ${out.at(-1).p50.toFixed(1)} µs, p99 ${out.at(-1).p99.toFixed(1)} µs`);
   }
-  return { unit: "µs", note: "performance.now() around each ks.track() call, after 200 warm-up calls, in bursts of 500 with a macrotask yield between; 'mean' is each burst's total time / calls (finer than the timer).", configs: out };
+  return { unit: "µs", note: "performance.now() around each ks.track() call, after 200 warm-up calls, in bursts of 500 with a macrotask yield between (one call per task: a setTimeout after each call); 'mean' is each burst's total time / calls (finer than the timer). 'floor': the same loop in the same page timing a function that does nothing; 'busy': one that busy-waits as long as track()'s p50.", configs: out };
 }
 
 // ---- 4. evaluation vs GrowthBook ------------------------------------------------------------
@@ -694,6 +720,8 @@ function printTable(j) {
   const W3 = [30, 8, 14, 8, 14, 9, 8, 14];
   row(["segments loaded", "p50", "p50 min–max", "p99", "p99 min–max", "max", "mean", "calls×runs"], W3);
   for (const c of tr.configs) row([c.name, f(c.p50), mm(c.p50MinMax), f(c.p99), mm(c.p99MinMax), f(c.max, 0), f(c.mean, 2), `${c.calls}×${c.runs.length}`], W3);
+  L.push("  the machine's floor, same pages, timer and loop (p50 / p99 / max): a function that does nothing; one that busy-waits as long as track()'s p50");
+  for (const c of tr.configs) if (c.floor) L.push(`    ${c.name.padEnd(32)} ${f(c.floor.p50)} / ${f(c.floor.p99)} / ${f(c.floor.max, 0)};  busy-wait ${f(c.busy.waitUs, 0)} µs: ${f(c.busy.p50)} / ${f(c.busy.p99)} / ${f(c.busy.max, 0)}`);
   L.push("");
   });
   section("4. EVALUATION", j.evaluation, (e) => {

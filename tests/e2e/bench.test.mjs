@@ -41,8 +41,11 @@ test("the benchmark runs in quick mode and reports every section", { timeout: 33
   assert.ok(j.size.peers.every((p) => p.gzip > 0), "every peer bundle was measured");
   assert.equal(j.startup.configs.length, 4);
   assert.ok(j.startup.configs.every((c) => c.loads === 1 && c.median > 0));
-  assert.deepEqual(j.track.configs.map((c) => c.segments), [0, 10, 100, 100]);
-  assert.ok(j.track.configs.every((c) => c.calls === 100 && c.p99 >= c.p50 && c.max >= c.p99));
+  assert.deepEqual(j.track.configs.map((c) => [c.segments, c.perTask]), [[0, false], [10, false], [100, false], [100, false], [100, true]]);
+  assert.ok(j.track.configs.every((c) => c.calls === (c.perTask ? 10 : 100) && c.p99 >= c.p50 && c.max >= c.p99));
+  // The machine's floor, measured in the same pages: a function that does nothing, and a
+  // busy-wait as long as track()'s p50 (which takes at least that long).
+  assert.ok(j.track.configs.every((c) => c.floor.p99 >= c.floor.p50 && c.busy.waitUs === c.p50 && c.busy.p50 >= c.p50));
   assert.equal(j.evaluation.conditions, 20);
   assert.ok(j.evaluation.growthbook.evalsPerSec > 0);
   assert.ok(j.storage.profileBytes > 0, "the heavy visitor's profile was stored");
