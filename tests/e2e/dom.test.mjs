@@ -459,6 +459,44 @@ test("a render touches only what changed: an unrelated track() reads or writes n
   await page.context().close();
 });
 
+test("a track() in a task of its own schedules its render without setting a timer; the render still follows it", async () => {
+  const page = await openDom();
+  const out = await page.evaluate(async () => {
+    const ks = await Keystone.init({
+      autoCapture: false,
+      segments: { version: 1, segments: [{ id: "viewer", condition: { $performed: { event: "Product Viewed", count: { $gte: 16 } } } }] },
+    });
+    const el = document.createElement("p");
+    el.setAttribute("data-keystone-show", "viewer");
+    document.body.append(el);
+    await new Promise((r) => setTimeout(r, 50));
+    const hiddenBefore = el.hidden;
+    // Timers set while track() runs, but for the profile's coalesced write (250 ms).
+    let timers = 0;
+    let inCall = false;
+    const set = window.setTimeout;
+    window.setTimeout = function (_, ms) {
+      if (inCall && ms != 250) timers++;
+      return set.apply(this, arguments);
+    };
+    // 16 events, each in a task of its own (as clicks are).
+    for (let i = 0; i < 16; i++) {
+      await new Promise((r) => set(r, 0));
+      inCall = true;
+      ks.track("Product Viewed");
+      inCall = false;
+    }
+    await Promise.resolve();
+    return { timers, hiddenBefore, hiddenAfter: el.hidden, in: ks.inSegment("viewer") };
+  });
+  // One timer per 8 renders resets their count (the guard against a render loop, below), plus
+  // at most one other (the expiry timer's first setting): 17 before, one per call.
+  assert.ok(out.timers <= 3, "timers set by 16 track() calls in tasks of their own: " + out.timers);
+  assert.deepEqual([out.hiddenBefore, out.in, out.hiddenAfter], [true, true, false], "the element shows once the 16th event enters the segment, in the call's task");
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
 test("a page script that undoes every render (it re-renders the element Keystone filled) does not freeze the page", async () => {
   const page = await openDom();
   const run = page.evaluate(async () => {
