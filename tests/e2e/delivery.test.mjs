@@ -118,6 +118,27 @@ test("no fault: flushed by count and by time, Segment shape, Basic auth, JSON bo
   await context.close();
 });
 
+test("message ids: 600 events draw random bytes from the browser in a few blocks, not every 16th event; every id distinct and a UUID v4", async () => {
+  const { context, page } = await fresh();
+  await page.evaluate(() => {
+    window.draws = 0;
+    const get = crypto.getRandomValues;
+    crypto.getRandomValues = function (a) {
+      draws++;
+      return get.call(this, a);
+    };
+  });
+  await track(page, { ...FAST, flushAt: 100 }, "ids", 600);
+  const draws = await page.evaluate(() => draws);
+  // One block per 256 ids (before: one per 16, 38 or more for 600 events).
+  assert.ok(draws <= 4, "crypto.getRandomValues calls for 600 events: " + draws);
+  await delivered("ids", 1, 600, 15000);
+  const t = record("none (600 ids)", "ids", 1, 600);
+  assert.ok(t.events.every((e) => /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(e.messageId)), "UUID v4 message ids");
+  assert.deepEqual(page.problems, []);
+  await context.close();
+});
+
 test("page events carry a string name and category top-level, as in the Segment spec, and in properties", async () => {
   const { context, page } = await fresh();
   const code = await page.evaluate(async (opts) => {
