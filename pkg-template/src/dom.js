@@ -196,14 +196,18 @@ export function bind(ks) {
   // `data-keystone-text`) is rendered too, in a microtask, before the page is painted.
   // An experience container's own children changing (a template streamed in or appended, children
   // replaced by a framework) re-renders it; its renderer leaves a container it is done with alone.
+  // A data-keystone-text element whose text the page puts back to the very text Keystone replaced
+  // (a framework hydrating or re-rendering its own markup: Vue and Preact rewrite the server's
+  // text) is filled again; other text the page sets stays (see `text`).
   new MutationObserver((list) => {
-    for (const { type, target: el, addedNodes } of list) {
+    for (const { type, target, addedNodes } of list) {
+      const el = type == "characterData" ? target.parentNode : target;
       if (type == "attributes") lost(el), roots.add(el);
-      else if (el.nodeType == 1 && el.hasAttribute(ATTRS[3])) roots.add(el);
+      else if (el && (el.hasAttribute(ATTRS[3]) || (el.hasAttribute(ATTRS[2]) && el.textContent === wrote.get(el)?.[0]))) roots.add(el);
       else for (const n of addedNodes) if (n.nodeType == 1 && (n.matches(SEL) || n.querySelector(SEL))) roots.add(n);
     }
     roots.size && schedule();
-  }).observe(html, { childList: true, subtree: true, attributes: true, attributeFilter: ATTRS });
+  }).observe(html, { childList: true, subtree: true, characterData: true, attributeFilter: ATTRS }); // (a filter implies attributes)
   run();
   release();
   // Once the body is parsed, a pass over the document settles text the parser appended after
