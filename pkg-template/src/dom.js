@@ -119,8 +119,13 @@ export function cloak(ms) {
   }
 }
 
-/** Ends the anti-flicker phase (also after a failure: content shows as authored). */
-export const release = () => document.documentElement.classList.add(READY);
+/** Ends the anti-flicker phase (also after a failure: content shows as authored), for good: a
+ * framework that sets `<html>`'s className (a React root layout's theme) would take the class
+ * away, and every personalized element would be invisible again until the cloak's timeout. */
+// (`toggle(c, true)` writes nothing when the class is there, so the observer does not wake itself;
+// called twice, by a failure after the first render, the page has two such observers: harmless.)
+export const release = (h = document.documentElement, on = () => h.classList.toggle(READY, 1)) =>
+  new MutationObserver(on).observe(h, { attributes: on() });
 
 /**
  * Binds the document to an instance: renders now, then again (once per microtask) when the

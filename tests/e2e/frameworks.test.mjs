@@ -1,10 +1,10 @@
 // Declarative personalization under front-end frameworks that own their DOM: React 19 (server
-// rendering + hydration, a client root), Vue 3 (createSSRApp + hydration, a client app) and
-// Preact 10, each with Keystone loaded in <head> as the ESM entry and as the tag-manager snippet.
-// What a site expects: no framework error or warning caused by Keystone, the server HTML kept,
-// personalization painted once (never the authored state of an element the visitor's profile
-// changes, never a blink) and kept through re-renders, a re-keyed list and a client-side route
-// change. The apps are in frameworks/; the
+// rendering + hydration, a client root, a root that owns <html> as a Next.js root layout), Vue 3
+// (createSSRApp + hydration, a client app) and Preact 10, each with Keystone loaded in <head> as
+// the ESM entry and as the tag-manager snippet. What a site expects: no framework error or
+// warning caused by Keystone, the server HTML kept, personalization painted once (never the
+// authored state of an element the visitor's profile changes, never a blink) and kept through
+// re-renders, a re-keyed list and a client-side route change. The apps are in frameworks/; the
 // pages are built (renderToString of each framework, esbuild bundles) into a temporary directory.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -131,6 +131,16 @@ test("React without suppressHydrationWarning: filled text is a hydration error a
   assert.equal(await page.evaluate(() => document.getElementById("app") === window.__server), false, "the server HTML was thrown away");
   assert.deepEqual(await state(page), { show: true, hide: false, name: "Ada", count: "renders 0", items: ["item a", "item b"] });
   assert.deepEqual(await page.evaluate(() => window.__painted), []);
+  await page.close();
+});
+
+test("a React root that owns <html> (a Next.js root layout): no hydration warning, and a className it sets later (a theme) does not make personalized content blink", async () => {
+  const page = await open("/fw/react-document.html?at=late");
+  await page.evaluate(() => __app.theme("dark"));
+  await settle(page);
+  const after = await page.evaluate(() => ({ cls: document.documentElement.className, show: getComputedStyle(document.getElementById("show")).visibility }));
+  assert.deepEqual(after, { cls: "dark keystone-ready", show: "visible" });
+  assert.deepEqual(await problems(page), []);
   await page.close();
 });
 

@@ -15,7 +15,7 @@ import { createSSRApp } from "vue";
 import { renderToString as vueToString } from "vue/server-renderer";
 import { h as preactH } from "preact";
 import { renderToString as preactToString } from "preact-render-to-string";
-import { App as ReactApp } from "./react-app.mjs";
+import { App as ReactApp, Doc } from "./react-app.mjs";
 import { App as VueApp } from "./vue-app.mjs";
 import { App as PreactApp } from "./preact-app.mjs";
 
@@ -63,6 +63,9 @@ export async function buildPages(out) {
       writeFileSync(join(out, `${fw}-${form}-client.html`), page(KEYSTONE[form], `<div id="root"></div>${client}`));
     }
   writeFileSync(join(out, "react-plain.html"), page(KEYSTONE.esm, `<div id="root" data-plain>${renderToString(createElement(ReactApp, { plain: true }))}</div><script type="module" src="react-client.js"></script>`));
+  // A root that owns the whole document (a Next.js root layout): Keystone's tags go in its <head>.
+  const doc = "<!doctype html>" + renderToString(createElement(Doc));
+  writeFileSync(join(out, "react-document.html"), doc.replace("</head>", `${HEAD}${KEYSTONE.esm}</head>`).replace("</body>", `<script type="module" src="react-client.js"></script></body>`));
   const { render } = createRequire(import.meta.url)(join(out, "hook-server.cjs"));
   const importMap = `<script type="importmap">{"imports": {"keystone-cdp": "/pkg/dist/keystone.js"}}</script>`;
   writeFileSync(join(out, "react-hook.html"), page(importMap, `<div id="root">${render()}</div><script type="module" src="hook-client.js"></script>`));

@@ -30,3 +30,14 @@ export function App({ plain = false }) {
   );
 }
 
+/** A React root that owns the whole document, as a Next.js root layout does; its theme is state. */
+export function Doc() {
+  const [theme, setTheme] = useState("light");
+  useEffect(() => void (window.__app = { theme: setTheme }), []);
+  return h(
+    "html",
+    { lang: "en", className: theme, suppressHydrationWarning: true },
+    h("head", null, h("title", null, "React document")),
+    h("body", null, h("section", { id: "show", "data-keystone-show": "gold", suppressHydrationWarning: true }, "Gold offer"), h("section", { id: "hide", "data-keystone-hide": "gold", suppressHydrationWarning: true }, "Join the programme")),
+  );
+}
