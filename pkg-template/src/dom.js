@@ -122,8 +122,8 @@ export function cloak(ms) {
 /** Ends the anti-flicker phase (also after a failure: content shows as authored), for good: a
  * framework that sets `<html>`'s className (a React root layout's theme) would take the class
  * away, and every personalized element would be invisible again until the cloak's timeout. */
-// (`toggle(c, true)` writes nothing when the class is there, so the observer does not wake itself;
-// called twice, by a failure after the first render, the page has two such observers: harmless.)
+// (`toggle(READY, 1)`, forced on, writes nothing when the class is there: the observer does not
+// wake itself. Called twice, by a failure after the first render, it leaves two observers: harmless.)
 export const release = (h = document.documentElement, on = () => h.classList.toggle(READY, 1)) =>
   new MutationObserver(on).observe(h, { attributes: on() });
 

@@ -93,17 +93,21 @@ const state = (page) =>
 /** Everything that went wrong on the page: errors, warnings, the framework's own reports, paints. */
 const problems = (page) => page.evaluate(() => [...window.__errors, ...window.__painted]).then((own) => [...page.problems, ...own]);
 
+/** Calls the app, waits until the framework has committed (`done` holds), then a settle. */
+async function act(page, call, done) {
+  await page.evaluate(call);
+  await page.waitForFunction(done);
+  await settle(page);
+}
+
 /** The app's life after it started: a re-render, a re-keyed list, a client-side route. */
 async function exercise(page, what) {
   assert.deepEqual(await state(page), { show: true, hide: false, name: "Ada", count: "renders 0", items: ["item a", "item b"] }, what + ": personalized at start");
-  await page.evaluate(() => __app.bump());
-  await settle(page);
+  await act(page, () => __app.bump(), () => document.getElementById("count").textContent == "renders 1");
   assert.deepEqual(await state(page), { show: true, hide: false, name: "Ada", count: "renders 1", items: ["item a", "item b"] }, what + ": after a re-render");
-  await page.evaluate(() => __app.rekey());
-  await settle(page);
+  await act(page, () => __app.rekey(), () => document.querySelector(".item").textContent == "item b2");
   assert.deepEqual((await state(page)).items, ["item b2", "item a2"], what + ": a re-keyed list's new elements are personalized");
-  await page.evaluate(() => __app.go("/two"));
-  await settle(page);
+  await act(page, () => __app.go("/two"), () => document.getElementById("two"));
   assert.deepEqual(await state(page), { show2: true, name2: "Ada", count: "renders 1" }, what + ": after a client-side route change");
   assert.deepEqual(await problems(page), [], what + ": no error, no warning, nothing painted wrong");
 }
@@ -136,8 +140,7 @@ test("React without suppressHydrationWarning: filled text is a hydration error a
 
 test("a React root that owns <html> (a Next.js root layout): no hydration warning, and a className it sets later (a theme) does not make personalized content blink", async () => {
   const page = await open("/fw/react-document.html?at=late");
-  await page.evaluate(() => __app.theme("dark"));
-  await settle(page);
+  await act(page, () => __app.theme("dark"), () => document.documentElement.classList.contains("dark"));
   const after = await page.evaluate(() => ({ cls: document.documentElement.className, show: getComputedStyle(document.getElementById("show")).visibility }));
   assert.deepEqual(after, { cls: "dark keystone-ready", show: "visible" });
   assert.deepEqual(await problems(page), []);
