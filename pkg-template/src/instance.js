@@ -1077,12 +1077,13 @@ export function init(options, wasmUrl, landing) {
   // and `evalCondition` need neither, and work there.)
   if (typeof document == "undefined") return Prom.reject(warn(new KeystoneError("unsupported_environment", "init needs a page (a document, storage); evalCondition works here after load()")));
   // Another copy started first: its instance (a copy of another version warns once, and the
-  // running copy's version answers).
+  // running copy's version answers). If that start fails (it left the registry), this copy
+  // starts its own, with its own options.
   const o = other();
   if (o)
     try {
       if (o.version !== __KEYSTONE_VERSION__ && !mismatch++) warn(new KeystoneError("version_mismatch", "keystone-cdp " + o.version + " runs on this page: this copy (" + __KEYSTONE_VERSION__ + ") uses it"));
-      return Prom.resolve(o.init(options));
+      return Prom.resolve(o.init(options)).catch((e) => (other() === o ? Prom.reject(e) : init(options, wasmUrl, landing)));
     } catch (_) {}
   if (options != null && !isPlain(options)) return Prom.reject(warn(bad("the init options must be a plain object")));
   if (current) {

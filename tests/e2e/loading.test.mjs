@@ -165,6 +165,30 @@ test("two copies on one page: a copy whose start failed leaves the registry, the
   await ctx.close();
 });
 
+test("two copies on one page: a copy whose init is pending when the first copy's start fails starts its own", async () => {
+  let wasm = 0;
+  const { ctx, page } = await fresh("/tests/blank.html?copies=pending-first-fails", async (ctx) => {
+    // The first copy's wasm does not load (its prefetch and its fetch: a bundle whose wasm was
+    // not deployed), answered late enough for the second copy to start meanwhile; the wasm
+    // answers from then on (the tag manager's copy, served elsewhere).
+    await ctx.route("**/keystone_bg.wasm", (route) =>
+      wasm++ < 2 ? new Promise((r) => setTimeout(r, 500)).then(() => route.fulfill({ status: 404, body: "" })) : route.continue(),
+    );
+  });
+  const out = await page.evaluate(async (delivery) => {
+    const A = await import("/pkg/dist/keystone.js?a");
+    const first = A.Keystone.init({ autoCapture: false }).then(() => "resolved", (e) => e.code);
+    // The second copy starts while the first still waits for its wasm.
+    const B = await import("/pkg/dist/keystone.js?b");
+    const second = B.Keystone.init({ ...delivery, autoCapture: false }).then((ks) => (ks.track("Product Viewed"), ks.flush().then(() => "started")), (e) => e.code);
+    return { first: await first, second: await second, registered: !!globalThis[Symbol.for("keystone-cdp")] };
+  }, DELIVERY);
+  assert.deepEqual(out, { first: "wasm_load_failed", second: "started", registered: true });
+  assert.deepEqual(sentFrom("copies=pending-first-fails").map((e) => e.type + " " + (e.event || "")), ["track Product Viewed"]);
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+});
+
 test("a Web Worker: init rejects with unsupported_environment, nothing is thrown into the worker; Keystone.load() and evalCondition work there", async () => {
   const { ctx, page } = await fresh("/tests/blank.html");
   const out = await page.evaluate(async () => {
