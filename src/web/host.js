@@ -34,20 +34,22 @@ export function storageRemove(key) {
 const regexes = [new Map(), new Map()];
 
 /** Whether JavaScript RegExp `pattern` (flag "i" when `icase`: `test` keeps no state) matches
- * `text`: 1 yes, 0 no, 2 an invalid pattern. */
+ * `text`: 1 yes, 0 no, 2 an invalid pattern. `test` throws too: V8 compiles a pattern when it
+ * first runs, and a pattern too large to compile ("x" 40,000 times) throws then; nothing may be
+ * thrown through wasm (the evaluation would stop half way, with what it had set up left). */
 export function regexTest(pattern, icase, text) {
   const cache = regexes[+icase];
   let re = cache.get(pattern);
-  if (re === undefined) {
-    if (cache.size >= 64) cache.clear();
-    try {
-      re = new RegExp(pattern, icase ? "i" : "");
-    } catch (_) {
-      re = null;
+  try {
+    if (re === undefined) {
+      if (cache.size >= 64) cache.clear();
+      cache.set(pattern, (re = null));
+      cache.set(pattern, (re = new RegExp(pattern, icase ? "i" : "")));
     }
-    cache.set(pattern, re);
+    return re ? +re.test(text) : 2;
+  } catch (_) {
+    return 2;
   }
-  return re ? +re.test(text) : 2;
 }
 
 /** Fills `bytes` from `crypto.getRandomValues`, or `Math.random` where there is no crypto. */

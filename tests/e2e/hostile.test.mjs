@@ -288,6 +288,31 @@ test("a host page whose crypto.getRandomValues throws or is missing: ids are sti
   }
 });
 
+test("a $regex pattern too large to compile (V8 throws when it first runs it) is false: the other segments are evaluated, nothing is reported, events are not lost", async () => {
+  const page = await h.open("/tests/esm.html?regex=huge");
+  const out = await page.evaluate(async () => {
+    const big = "x".repeat(40000);
+    const ks = await Keystone.init({
+      autoCapture: false,
+      segments: { version: 1, segments: [{ id: "big", condition: { "traits.name": { $regex: big } } }, { id: "viewers", condition: { $performed: { event: "Product Viewed" } } }] },
+    });
+    const errors = [];
+    ks.on("error", (e) => errors.push(e.code));
+    ks.setTraits({ name: "x" });
+    for (let i = 0; i < 2000; i++) ks.track("Product Viewed");
+    return {
+      segments: ks.segments(),
+      count: ks.profile().events["Product Viewed"]?.count,
+      errors: errors.length,
+      evalCondition: [Keystone.evalCondition({ a: "x" }, { a: { $regex: big } }), Keystone.evalCondition({ a: "x" }, { a: { $regex: "^x$" } })],
+    };
+  });
+  assert.deepEqual(out, { segments: ["viewers"], count: 2000, errors: 0, evalCondition: [false, true] });
+  assert.deepEqual(page.warnings, []);
+  assert.deepEqual(problems(page), []);
+  await page.context().close();
+});
+
 test("a host page that replaces window.Promise once Keystone is loaded (a throwing function, a wrapper without statics): no call throws, every Promise settles", async () => {
   const SNIPPET = readFileSync(new URL("../../pkg/dist/snippet.js", import.meta.url), "utf8");
   // Runs in the page: `window.Promise` replaced by `kind`; `calls` made; what each call did.
