@@ -371,7 +371,7 @@ export class Instance {
   #persistTimer = 0;
   #expiryTimer = 0;
   #expiryAt = -1;
-  #fireAt = 0; // when the expiry timer fires (0: none set)
+  #fireAt = 0; // when the expiry timer fires, on performance.now()'s clock (0: none set)
   #options;
   #channel = null;
   #onChange = null;
@@ -651,14 +651,16 @@ export class Instance {
     // A timer set to fire by then stays: it reads the time it is for when it fires. (Most events
     // move the next change a little later; setting the timer again cost each such `track()` a
     // `clearTimeout` and a `setTimeout`, and made it 5× as likely to be one of the slow calls.)
-    if (!again && this.#fireAt && at >= this.#fireAt) return;
+    // When it fires is told on the timers' clock (`performance.now()`): after a sleep the wall
+    // clock is ahead of it, and a change due sooner than the timer fires must not wait for it.
+    if (!again && this.#fireAt && at - Date.now() >= this.#fireAt - performance.now()) return;
     clearTimeout(this.#expiryTimer);
     // At most a minute at a time: timers stand still while the device sleeps, the wall clock
     // does not, so a window that passed meanwhile is caught up within a minute of waking.
     // (Also keeps the delay within setTimeout's 32-bit range; one already past is 0.)
     const wait = Math.min(at - Date.now(), 6e4);
-    this.#fireAt = at >= 0 && Date.now() + wait;
-    this.#expiryTimer = this.#fireAt && setTimeout(() => ((this.#fireAt = 0), Date.now() < this.#expiryAt ? this.#scheduleExpiry(this.#expiryAt, 1) : ((this.#expiryAt = -1), this.refresh())), wait);
+    this.#fireAt = at >= 0 && performance.now() + wait;
+    this.#expiryTimer = at >= 0 && setTimeout(() => ((this.#fireAt = 0), Date.now() < this.#expiryAt ? this.#scheduleExpiry(this.#expiryAt, 1) : ((this.#expiryAt = -1), this.refresh())), wait);
   }
 
   #emit(type, payload) {

@@ -318,6 +318,40 @@ test("events that move the next timed change later set no timer of their own; th
   await page.context().close();
 });
 
+test("after a sleep (the wall clock jumped, the expiry timer still pending), an event whose change comes sooner than that timer fires is on time", async (t) => {
+  if (!full) return t.skip(SKIP);
+  const page = await openAt(T0);
+  await page.evaluate(async () => {
+    window.log = [];
+    window.ks = await Keystone.init({
+      autoCapture: false,
+      segments: {
+        version: 1,
+        scores: [{ id: "engagement", halfLife: "1h", rules: [{ event: "Engaged", points: 101 }] }],
+        segments: [
+          { id: "recent", condition: { $performed: { event: "Product Viewed", within: "30m" } } },
+          { id: "engaged", condition: { "scores.engagement": { $gte: 100 } } },
+        ],
+      },
+    });
+    ks.on("segment:exit", (p) => log.push([p.segment, Date.now()]));
+    ks.track("Product Viewed"); // the expiry timer waits its minute
+  });
+  // Asleep for 2 hours at once: the timer has a minute to go when the page runs again.
+  await page.clock.setSystemTime(T0 + 2 * 3600 * 1000);
+  const woke = await page.evaluate(() => {
+    ks.track("Engaged"); // 101 points, under 100 after 51.7 s (half-life 1 h)
+    return Date.now();
+  });
+  await page.clock.runFor(2 * 60 * 1000);
+  const log = await page.evaluate(() => log);
+  assert.deepEqual(log.map((l) => l[0]), ["recent", "engaged"], JSON.stringify(log));
+  const after = (log[1][1] - woke) / 1000;
+  assert.ok(after >= 51.6 && after < 53, "engaged left " + after + " s after the event (the score crosses 100 after 51.7 s)");
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
 test("a window that passes while the device sleeps (the wall clock jumps, timers stand still) is caught up within a minute, and at once when the page is shown again", async (t) => {
   if (!full) return t.skip(SKIP);
   const page = await openAt(T0);
