@@ -522,3 +522,70 @@ fn track_segments_reports_each_change_once_across_reloads_under_analytics_consen
     assert!(quiet.in_segment("buyers"));
     assert!(segment_events(&mut quiet).is_empty());
 }
+
+#[test]
+fn deferred_track_segments_reports_are_made_before_an_identity_or_consent_change_under_the_identity_that_made_them() {
+    // Reports wait for `report_now` (the browser makes them one tab at a time); a login, a logout
+    // or a withdrawal of personalization made first must neither lose them nor send them under
+    // the next identity.
+    let opts = Options { track_segments: true, ..Options::default() };
+    let wire = |ks: &mut Keystone| -> Vec<String> {
+        ks.take_outbox()
+            .iter()
+            .map(|e| to_json(&e.to_spec()))
+            .map(|e| {
+                let seg = e["properties"]["segment"].as_str().unwrap_or("").to_string();
+                format!("{} {} {} {}", e["type"].as_str().unwrap(), e["event"].as_str().unwrap_or(""), seg, e["userId"].as_str().map_or("-", |_| "user"))
+            })
+            .collect()
+    };
+    let mut ks = engine(21, None, opts.clone());
+    ks.deferred = true;
+    ks.track(T0, "Order Completed", Map::new()).unwrap();
+    assert!(ks.reports_pending());
+    ks.identify(T0 + 1.0, "a@b.co", Map::new(), &Value::Null).unwrap();
+    assert_eq!(wire(&mut ks), ["track Order Completed  -", "track Segment Entered buyers -", "identify   user", "alias   user"]);
+    // The known person is still a buyer: nothing more to report for them.
+    ks.report_now(T0 + 2.0);
+    assert!(wire(&mut ks).is_empty());
+    // Same person again (traits only): no report is made ahead of its turn.
+    ks.track(T0 + 3.0, "Product Viewed", Map::new()).unwrap();
+    ks.track(T0 + 3.0, "Product Viewed", Map::new()).unwrap();
+    ks.identify(T0 + 4.0, "a@b.co", Map::new(), &Value::Null).unwrap();
+    assert_eq!(wire(&mut ks), ["track Product Viewed  user", "track Product Viewed  user", "identify   user"]);
+    // A logout: the change made before it is the known person's; the new visitor entered nothing.
+    ks.reset(T0 + 5.0);
+    assert_eq!(wire(&mut ks), ["track Segment Entered shoe_fans user"]);
+    ks.report_now(T0 + 6.0);
+    assert!(wire(&mut ks).is_empty());
+    // The known person logs in again: what their profile reported is not reported again.
+    ks.identify(T0 + 7.0, "a@b.co", Map::new(), &Value::Null).unwrap();
+    ks.report_now(T0 + 8.0);
+    assert_eq!(wire(&mut ks), ["identify   user", "alias   user"]);
+
+    // Personalization withdrawn (analytics kept): the change made before is reported then; the
+    // membership dropped with it is no exit, and a grant again repeats nothing.
+    let mut ks = engine(22, None, opts.clone());
+    ks.deferred = true;
+    ks.track(T0, "Order Completed", Map::new()).unwrap();
+    ks.take_outbox();
+    ks.set_consent(&common::from_json(&j!({"personalization": false})), T0 + 1.0).unwrap();
+    assert_eq!(wire(&mut ks), ["track Segment Entered buyers -"]);
+    ks.report_now(T0 + 2.0);
+    ks.set_consent(&common::from_json(&j!({"personalization": true})), T0 + 3.0).unwrap();
+    ks.report_now(T0 + 4.0);
+    assert!(wire(&mut ks).is_empty());
+
+    // Analytics withdrawn: nothing is made (the queue is erased); the change is reported once
+    // analytics is granted again.
+    let mut ks = engine(23, None, opts);
+    ks.deferred = true;
+    ks.track(T0, "Order Completed", Map::new()).unwrap();
+    ks.take_outbox();
+    ks.set_consent(&common::from_json(&j!({"analytics": false})), T0 + 1.0).unwrap();
+    ks.report_now(T0 + 2.0);
+    assert!(wire(&mut ks).is_empty());
+    ks.set_consent(&common::from_json(&j!({"analytics": true})), T0 + 3.0).unwrap();
+    ks.report_now(T0 + 4.0);
+    assert_eq!(wire(&mut ks), ["track Segment Entered buyers -"]);
+}

@@ -265,6 +265,7 @@ impl Keystone {
     /// (`None`: the caller's own identity change follows and reports the net change).
     fn take_id(&mut self, id: &str, now: f64, established: bool, notify: Option<bool>) {
         if established && self.profile.user_id.is_some() && !self.profile.linked.iter().any(|l| l == id) {
+            self.report_due(now);
             identity::reset(&mut self.profile, &mut self.aside, id.into(), now, self.opts.retention);
             self.aside_dirty = true;
             self.journal.clear();
@@ -330,8 +331,12 @@ impl Keystone {
         let login = identity::login(email, traits, options, self.host.as_ref())?;
         // Checked against the profile they go into: another user's is not this one.
         let none = Map::new();
-        traits_fit(if self.user_id().is_some_and(|u| u != login.user_id) { &none } else { &self.profile.traits }, &login.traits)?;
+        let same = self.user_id() == Some(&login.user_id);
+        traits_fit(if !same && self.user_id().is_some() { &none } else { &self.profile.traits }, &login.traits)?;
         self.quiet = false;
+        if !same {
+            self.report_due(now);
+        }
         let aid = uuid_v4(random16(self.host.as_ref()));
         let change = identity::identify(&mut self.profile, &mut self.aside, &login, aid, now, self.opts.retention, &self.defs);
         let switched = change != Change::Traits;
@@ -359,6 +364,7 @@ impl Keystone {
 
     /// Logout: the known profile is set aside; a new anonymous id and an empty profile start.
     pub fn reset(&mut self, now: f64) {
+        self.report_due(now);
         // No consent that needs an id (opt-in before consent, after forget()): none is made.
         let aid = if self.consent.analytics || self.consent.personalization { uuid_v4(random16(self.host.as_ref())) } else { String::new() };
         identity::reset(&mut self.profile, &mut self.aside, aid.clone(), now, self.opts.retention);
@@ -588,6 +594,13 @@ impl Keystone {
         if !self.consent.merge(v, self.opts.gpc) {
             return Err(Error::new(codes::INVALID_ARGUMENT, "setConsent needs an object of booleans"));
         }
+        // Personalization withdrawn, analytics kept: the changes made until now are reported now
+        // (no membership is evaluated after). Not when analytics goes: its queue is erased.
+        if before && !self.consent.personalization {
+            self.consent.personalization = true;
+            self.report_due(now);
+            self.consent.personalization = false;
+        }
         self.ensure_id();
         if self.consent.personalization && !before {
             self.dirty = true;
@@ -730,6 +743,14 @@ impl Keystone {
         let d = ::core::mem::replace(&mut self.deferred, false);
         self.refresh(now);
         self.deferred = d;
+    }
+
+    /// Makes the deferred `trackSegments` reports now: before a change of identity or consent,
+    /// after which they would be lost, or made under the next identity.
+    fn report_due(&mut self, now: f64) {
+        if self.reports_pending() {
+            self.report_now(now);
+        }
     }
 
     /// Whether `trackSegments` reports wait for [`Keystone::report_now`].

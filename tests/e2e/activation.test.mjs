@@ -173,3 +173,105 @@ test("a throwing tag manager does not break Keystone", async () => {
   assert.deepEqual(page.problems, []);
   await page.context().close();
 });
+
+// trackSegments (DESIGN §13): each membership change goes to the collector once, under the
+// identity that made it. The report is made a moment after the change (one tab at a time, under
+// the profile's lock); a login, a logout or a consent change made before that moment must not
+// lose it, nor send it under the next identity.
+const REPORTING = {
+  endpoint: "/v1/batch", writeKey: "demo-key", autoCapture: false, trackSegments: true, flushAt: 1000, flushInterval: 60000,
+  segments: { version: 1, segments: [
+    { id: "everyone", condition: {} },
+    { id: "viewer", condition: { $performed: { event: "PV" } } },
+    { id: "buyer", condition: { $performed: { event: "Buy" } } },
+  ] },
+};
+
+/** What the collector got from the anonymous ids `ids`, in order, as "type event segment anonymousId userId". */
+const wire = (ids) =>
+  h.server.collector.events
+    .filter((e) => ids.includes(e.anonymousId))
+    .map((e) => [e.type, e.event || "", e.properties?.segment || "", "a" + ids.indexOf(e.anonymousId), e.userId ? "user" : "-"].join(" "));
+
+test("trackSegments: a change made right before a login and a logout is reported once, under the identity that made it, before the identity events", async () => {
+  const page = await h.open();
+  const ids = await page.evaluate(async (o) => {
+    const ks = await Keystone.init(o);
+    await ks.flush(); // the start's report ("everyone")
+    const a0 = ks.anonymousId();
+    ks.track("PV"); // enters "viewer"
+    await ks.identify("a@b.co");
+    ks.reset(); // a new anonymous visitor: "viewer" is left here, yet the known person is still in it
+    const a1 = ks.anonymousId();
+    await ks.identify("a@b.co"); // the known profile comes back: what it reported is not reported again
+    await new Promise((r) => setTimeout(r, 300)); // the report passes
+    await ks.flush();
+    return [a0, a1];
+  }, REPORTING);
+  assert.deepEqual(wire(ids), [
+    "track Segment Entered everyone a0 -",
+    "track PV  a0 -",
+    "track Segment Entered viewer a0 -",
+    "identify   a0 user",
+    "alias   a0 user",
+    "track Segment Entered everyone a1 -",
+    "identify   a1 user",
+    "alias   a1 user",
+  ]);
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
+test("trackSegments: nothing is reported after forget(), not even the change made right before it; the next id reports its own", async () => {
+  const page = await h.open();
+  const ids = await page.evaluate(async (o) => {
+    const ks = await Keystone.init(o);
+    await ks.flush();
+    const a0 = ks.anonymousId();
+    ks.track("PV"); // enters "viewer": erased with the rest, as the event itself
+    await ks.forget();
+    await new Promise((r) => setTimeout(r, 300)); // the report pass
+    await ks.setConsent({ analytics: true, personalization: true }); // a new id starts
+    const a1 = ks.anonymousId();
+    await new Promise((r) => setTimeout(r, 300));
+    await ks.flush();
+    return [a0, a1];
+  }, REPORTING);
+  assert.notEqual(ids[0], ids[1]);
+  assert.deepEqual(wire(ids), ["track Segment Entered everyone a0 -", "track Segment Entered everyone a1 -"]);
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
+test("trackSegments: a change made right before personalization is withdrawn is reported then (analytics kept), with no exit; before analytics is withdrawn, nothing is sent until it is granted again", async () => {
+  const page = await h.open();
+  const out = await page.evaluate(async (o) => {
+    const ks = await Keystone.init(o);
+    await ks.flush();
+    const sent = async () => {
+      await new Promise((r) => setTimeout(r, 300)); // the report pass
+      await ks.flush();
+      return (await (await fetch("/collector/events")).json()).events.filter((e) => e.anonymousId === ks.anonymousId() && /^Segment /.test(e.event)).map((e) => e.event + " " + e.properties.segment);
+    };
+    const steps = {};
+    ks.track("PV"); // enters "viewer"
+    await ks.setConsent({ personalization: false }); // no segment is evaluated from now on
+    steps.withdrawn = await sent();
+    await ks.setConsent({ personalization: true });
+    steps.regranted = await sent();
+    await ks.setConsent({ analytics: false });
+    ks.track("Buy"); // enters "buyer": neither the event nor its report is sent
+    steps.noAnalytics = await sent();
+    await ks.setConsent({ analytics: true });
+    steps.analytics = await sent();
+    return steps;
+  }, REPORTING);
+  assert.deepEqual(out, {
+    withdrawn: ["Segment Entered everyone", "Segment Entered viewer"],
+    regranted: ["Segment Entered everyone", "Segment Entered viewer"],
+    noAnalytics: ["Segment Entered everyone", "Segment Entered viewer"],
+    analytics: ["Segment Entered everyone", "Segment Entered viewer", "Segment Entered buyer"], // reported once analytics allows it
+  });
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
