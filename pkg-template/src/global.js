@@ -21,16 +21,24 @@ import { Prom } from "./sync.js";
   const at = () => [Date.now(), location.href, d?.title];
   const landing = prior?.l || at();
   const isAsync = (m) => PROMISE_METHODS.includes(m);
+  const R = Symbol.for("keystone-cdp"); // the registry of the copy that runs Keystone (instance.js)
   let instance = null;
   let starting = null;
   let failed = null; // the error of a start that failed, until init is called again
 
   /** A start failed: the queued Promise calls reject (no caller waits for ever), the others
-   * stay queued for the next start. */
+   * stay queued for the next start, or for another copy of Keystone on the page (a site's
+   * bundle): once one runs (now, or when it enters itself in the registry: a setter left there
+   * hears it), `window.keystone` answers with it as if it had started first. */
   const fail = (err) => {
     failed = err;
     for (const e of queue.splice(0)) isAsync(e.m) ? e.j(err) : queue.push(e);
+    try {
+      w[R] ? join() : Object.defineProperty(w, R, { configurable: true, set: (v) => (delete w[R], (w[R] = v), join()) });
+    } catch (_) {}
   };
+  // (A moment later: the copy entering itself has not finished its init call yet.)
+  const join = () => Prom.resolve().then(() => failed && !starting && start(null, failed).catch(() => {}));
 
   // The snippet's stub is upgraded in place: a reference a page kept to it goes on working.
   const api = prior && typeof prior == "object" && Array.isArray(prior.q) ? prior : {};
@@ -39,9 +47,9 @@ import { Prom } from "./sync.js";
   api.__keystone = true;
   api.KeystoneError = KeystoneError;
 
-  function start(options) {
+  function start(options, join) {
     // After a failed start, `init()` answers with its error; `init(options)` starts afresh.
-    if (failed && options == null) return Prom.reject(failed);
+    if (failed && options == null && !join) return Prom.reject(failed);
     // Started already (from `keystoneConfig`): the options of an `init` made before the engine
     // starts are added to the config's; later, `init` answers with the same instance and warns
     // when the options differ.
@@ -55,7 +63,7 @@ import { Prom } from "./sync.js";
     }
     if (!starting) {
       failed = null;
-      starting = init(options, wasmUrl, landing).then(
+      starting = init(options, wasmUrl, landing, join).then(
         (ks) => {
           instance = ks;
           // Replay in order, each call as made when and where it was; a call made while

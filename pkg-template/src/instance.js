@@ -1072,8 +1072,10 @@ export const amend = (options) => !!late && (delete (options = { ...options }).s
 /** The error for init options that throw when read (a getter, a Proxy). */
 export const badOptions = (e) => (e instanceof KeystoneError ? e : bad("the init options could not be read: " + (e?.message || e)));
 
-/** `Keystone.init`: loads the engine once; a second call returns the same instance. */
-export function init(options, wasmUrl, landing) {
+/** `Keystone.init`: loads the engine once; a second call returns the same instance. `join`
+ * (the script-tag build, after its own start failed: the error it failed with): only another
+ * copy running on the page may answer, with its instance; else `join` rejects it. */
+export function init(options, wasmUrl, landing, join) {
   // A Web Worker (or a server) has no page to personalize and no localStorage or cookies to keep
   // the profile in: said with a stable code instead of whatever fails first. (`Keystone.load()`
   // and `evalCondition` need neither, and work there.)
@@ -1085,8 +1087,9 @@ export function init(options, wasmUrl, landing) {
   if (o)
     try {
       if (o.version !== __KEYSTONE_VERSION__ && !mismatch++) warn(new KeystoneError("version_mismatch", "keystone-cdp " + o.version + " runs on this page: this copy (" + __KEYSTONE_VERSION__ + ") uses it"));
-      return Prom.resolve(o.init(options)).catch((e) => (other() === o ? Prom.reject(e) : init(options, wasmUrl, landing)));
+      return Prom.resolve(o.init(options)).catch((e) => ((__SCRIPT_TAG__ && join) || other() === o ? Prom.reject(e) : init(options, wasmUrl, landing)));
     } catch (_) {}
+  if (__SCRIPT_TAG__ && join) return Prom.reject(join);
   if (options != null && !isPlain(options)) return Prom.reject(warn(bad("the init options must be a plain object")));
   if (current) {
     // Safe to call again (the same instance), but options that differ from the first call's

@@ -189,6 +189,40 @@ test("two copies on one page: a copy whose init is pending when the first copy's
   await ctx.close();
 });
 
+test("two copies on one page: the tag manager's copy fails its start (a bad keystoneConfig), then the site's bundle starts Keystone: window.keystone forwards to it, its queued calls replayed once", async () => {
+  const { ctx, page } = await fresh("/tests/blank.html?copies=failed-tag-then-esm");
+  const out = await page.evaluate(
+    async ([snippet, defs, delivery]) => {
+      window.keystoneConfig = { src: "/pkg/dist/keystone.global.js", autoCapture: "no" }; // a wrong type
+      const s = document.createElement("script");
+      s.textContent = snippet;
+      document.body.appendChild(s);
+      window.keystone.track("Queued Before"); // on the snippet's stub
+      const failed = await window.keystone.init().then(() => "resolved", (e) => e.code);
+      window.keystone.track("Queued After"); // queued: no copy runs yet
+      const K = await import("/pkg/dist/keystone.js");
+      const ks = await K.Keystone.init({ ...delivery, segments: defs, autoCapture: false });
+      // The calls queued on window.keystone reach the running copy with no further call.
+      for (let i = 0; i < 40 && !ks.profile().events["Queued After"]; i++) await new Promise((r) => setTimeout(r, 25));
+      const replayed = ["Queued Before", "Queued After"].map((e) => ks.profile().events[e]?.count);
+      const viaTag = await window.keystone.init().then((x) => x === ks, (e) => e.code);
+      window.keystone.track("Product Viewed");
+      const direct = window.keystone.inSegment("viewers");
+      await ks.flush();
+      return { failed, replayed, viaTag, direct, ready: window.keystone.__keystone === true };
+    },
+    [SNIPPET, DEFS, DELIVERY],
+  );
+  assert.deepEqual(out, { failed: "invalid_argument", replayed: [1, 1], viaTag: true, direct: true, ready: true });
+  assert.deepEqual(
+    sentFrom("copies=failed-tag-then-esm").map((e) => e.type + " " + (e.event || "")),
+    ["track Queued Before", "track Queued After", "track Product Viewed"],
+    "each call once, on the running copy",
+  );
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+});
+
 test("a Web Worker: init rejects with unsupported_environment, nothing is thrown into the worker; Keystone.load() and evalCondition work there", async () => {
   const { ctx, page } = await fresh("/tests/blank.html");
   const out = await page.evaluate(async () => {
