@@ -29,6 +29,35 @@ async function fresh(path, prepare) {
   return { ctx, page };
 }
 
+/**
+ * A blank page whose requests matching `held` are held (never answered until the test continues
+ * them), on Playwright's clock, with the snippet pasted (`keystoneConfig.src` the package's
+ * script-tag build) and its `init` and `flush` Promises settling into `window.out`, plus a
+ * `track` queued between them when `track` is set.
+ */
+async function snippetWithHeld(held, track) {
+  const routes = [];
+  const { ctx, page } = await fresh("/tests/blank.html", async (ctx) => {
+    await ctx.route(held, (route) => void routes.push(route));
+  });
+  await page.clock.install();
+  await page.evaluate(
+    ([snippet, track]) => {
+      window.keystoneConfig = { src: "/pkg/dist/keystone.global.js" };
+      const s = document.createElement("script");
+      s.textContent = snippet;
+      document.body.appendChild(s);
+      window.out = {};
+      const settle = (name, p) => p.then(() => (window.out[name] = "resolved"), (e) => (window.out[name] = e.code));
+      settle("init", keystone.init());
+      if (track) keystone.track("queued");
+      settle("flush", keystone.flush());
+    },
+    [SNIPPET, track],
+  );
+  return { ctx, page, routes };
+}
+
 /** The events the collector received from pages whose URL holds `mark`. */
 const sentFrom = (mark) => h.server.collector.events.filter((e) => (e.context?.page?.url || "").includes(mark));
 
@@ -299,22 +328,7 @@ test("a wasm server that never answers: init rejects with wasm_load_failed after
 });
 
 test("the snippet's keystone.global.js never arrives: the queued Promises reject with load_failed after 15 s", async () => {
-  const held = [];
-  const { ctx, page } = await fresh("/tests/blank.html", async (ctx) => {
-    await ctx.route("**/keystone.global.js", (route) => void held.push(route));
-  });
-  await page.clock.install();
-  await page.evaluate((snippet) => {
-    window.keystoneConfig = { src: "/pkg/dist/keystone.global.js" };
-    const s = document.createElement("script");
-    s.textContent = snippet;
-    document.body.appendChild(s);
-    window.out = {};
-    const settle = (name, p) => p.then(() => (window.out[name] = "resolved"), (e) => (window.out[name] = e.code));
-    settle("init", keystone.init());
-    keystone.track("queued");
-    settle("flush", keystone.flush());
-  }, SNIPPET);
+  const { ctx, page, routes: held } = await snippetWithHeld("**/keystone.global.js", true);
   await page.clock.runFor(14_000);
   const early = await page.evaluate(() => ({ ...window.out }));
   await page.clock.runFor(1_500);
@@ -334,21 +348,7 @@ test("the snippet's keystone.global.js never arrives: the queued Promises reject
 });
 
 test("the snippet's script arrives but its wasm never does: the queued Promises reject with wasm_load_failed after 15 s", async () => {
-  const held = [];
-  const { ctx, page } = await fresh("/tests/blank.html", async (ctx) => {
-    await ctx.route("**/keystone_bg.wasm", (route) => void held.push(route));
-  });
-  await page.clock.install();
-  await page.evaluate((snippet) => {
-    window.keystoneConfig = { src: "/pkg/dist/keystone.global.js" };
-    const s = document.createElement("script");
-    s.textContent = snippet;
-    document.body.appendChild(s);
-    window.out = {};
-    const settle = (name, p) => p.then(() => (window.out[name] = "resolved"), (e) => (window.out[name] = e.code));
-    settle("init", keystone.init());
-    settle("flush", keystone.flush());
-  }, SNIPPET);
+  const { ctx, page, routes: held } = await snippetWithHeld("**/keystone_bg.wasm", false);
   await page.waitForFunction(() => window.keystone.__keystone === true);
   await page.clock.runFor(14_000);
   const early = await page.evaluate(() => ({ ...window.out }));
