@@ -58,6 +58,13 @@ async function snippetWithHeld(held, track) {
   return { ctx, page, routes };
 }
 
+/** Serves the ESM entry at `url` as a copy that says it is Keystone `version`. */
+const asVersion = (ctx, url, version) =>
+  ctx.route(url, async (route) => {
+    const res = await route.fetch();
+    await route.fulfill({ response: res, body: (await res.text()).replaceAll(VERSION, version) });
+  });
+
 /** The events the collector received from pages whose URL holds `mark`. */
 const sentFrom = (mark) => h.server.collector.events.filter((e) => (e.context?.page?.url || "").includes(mark));
 
@@ -140,11 +147,7 @@ test("two copies on one page: the script-tag build starts first, the ESM entry's
 test("the ESM entry from two URLs (?v=1, ?v=2, the second of another version): one instance, one page view, listeners of both callers fire", async () => {
   const { ctx, page } = await fresh("/tests/blank.html?copies=two-urls", async (ctx) => {
     // The second URL serves a copy that says it is another version of Keystone.
-    await ctx.route("**/pkg/dist/keystone.js?v=2", async (route) => {
-      const res = await route.fetch();
-      const body = (await res.text()).replaceAll(VERSION, "9.9.9");
-      await route.fulfill({ response: res, body });
-    });
+    await asVersion(ctx, "**/pkg/dist/keystone.js?v=2", "9.9.9");
   });
   const out = await page.evaluate(async (delivery) => {
     const A = await import("/pkg/dist/keystone.js?v=1");
@@ -173,10 +176,7 @@ test("the ESM entry from two URLs (?v=1, ?v=2, the second of another version): o
 test("two copies on one page: a copy whose start failed leaves the registry, the next copy starts its own and the first answers with it", async () => {
   const { ctx, page } = await fresh("/tests/blank.html?copies=failed-first", async (ctx) => {
     // The second copy says it is another version, which tells which copy runs.
-    await ctx.route("**/pkg/dist/keystone.js?b", async (route) => {
-      const res = await route.fetch();
-      await route.fulfill({ response: res, body: (await res.text()).replaceAll(VERSION, "9.9.9") });
-    });
+    await asVersion(ctx, "**/pkg/dist/keystone.js?b", "9.9.9");
   });
   const out = await page.evaluate(async (delivery) => {
     const A = await import("/pkg/dist/keystone.js?a");
