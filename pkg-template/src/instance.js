@@ -387,6 +387,7 @@ export class Instance {
   #epoch = epoch;
   #defs = null;
   #loading = null; // the last load queued behind a URL, while one is in flight
+  #queued = 0; // loads in flight or queued behind one
   #href; // the URL of the context the engine holds
   #ref; // its referrer: the previous URL after an SPA navigation (else document.referrer)
   #virtual; // the properties of the page() call that set the context (a virtual page view)
@@ -940,38 +941,41 @@ export class Instance {
   /** Loads segment definitions (object or URL); resolves with `{loaded, rejected}`. */
   loadSegments(definitions) {
     // In call order: a slow URL never lands over the definitions of a later call. With no URL
-    // in flight, an object applies at once (inSegment() right after the call sees it).
-    let url;
+    // in flight (one that has settled is none, even before its awaiter runs), an object applies
+    // at once (inSegment() right after the call sees it). An object is read at the call: what
+    // the page does with it afterwards is not loaded.
+    let url, text;
     try {
       url = typeof definitions === "string" || isURL(definitions);
-    } catch (_) {
-      return Prom.reject(this.#report(bad("segment definitions cannot be read"))); // a hostile Proxy
+      text = url ? definitions : toJSON(definitions, "segment definitions");
+    } catch (e) {
+      return Prom.reject(this.#report(e instanceof KeystoneError ? e : bad("segment definitions cannot be read"))); // a hostile Proxy
     }
-    const run = this.#loading ? this.#loading.then(() => this.#load(definitions, url)) : this.#load(definitions, url);
-    if (url || this.#loading) {
-      const mark = run.catch(() => {}).then(() => {
-        if (this.#loading === mark) this.#loading = null;
-      });
-      this.#loading = mark;
-    }
+    const wait = this.#loading;
+    const queued = url || wait;
+    if (queued) this.#queued++;
+    const run = wait ? wait.then(() => this.#load(text, url, queued)) : this.#load(text, url, queued);
+    if (queued) this.#loading = run.catch(() => {});
     return run;
   }
 
-  async #load(definitions, url) {
-    let doc = definitions;
+  async #load(text, url, queued) {
     try {
-      if (url) doc = await fetchDefinitions(String(definitions));
-    } catch (e) {
-      throw this.#report(e);
-    }
-    let text;
-    const report = await this.#runAsync(() => (redecide(), this.#core.loadSegments((text = toJSON(doc, "segment definitions")))), true);
-    this.#defs = text; // replayed into a rebuilt engine after a trap
-    // Each rejected definition is also an "error" event (and a warning).
-    try {
-      return { loaded: report.loaded, rejected: report.rejected.map((r) => this.#report(r)) };
-    } catch (e) {
-      throw this.#report(e); // the page broke Array.prototype.map
+      try {
+        if (url) text = toJSON(await fetchDefinitions(String(text)), "segment definitions");
+      } catch (e) {
+        throw this.#report(e);
+      }
+      const report = await this.#runAsync(() => (redecide(), this.#core.loadSegments(text)), true);
+      this.#defs = text; // replayed into a rebuilt engine after a trap
+      // Each rejected definition is also an "error" event (and a warning).
+      try {
+        return { loaded: report.loaded, rejected: report.rejected.map((r) => this.#report(r)) };
+      } catch (e) {
+        throw this.#report(e); // the page broke Array.prototype.map
+      }
+    } finally {
+      if (queued && !--this.#queued) this.#loading = null;
     }
   }
 

@@ -332,6 +332,38 @@ test("definitions by URL object or absolute URL (loadSegments and init), and loa
   await page.context().close();
 });
 
+test("loadSegments reads an object when it is called, and one made right after an awaited load applies before the call returns", async (t) => {
+  if (!full) return t.skip(SKIP);
+  const ctx = await h.browser.newContext();
+  await ctx.route("**/tests/slow-defs.json", (route) =>
+    setTimeout(() => route.fulfill({ contentType: "application/json", body: JSON.stringify({ version: 1, segments: [{ id: "from_url", condition: {} }] }) }), 300),
+  );
+  const page = await h.open("/tests/esm.html", { context: ctx });
+  const out = await page.evaluate(async () => {
+    const ks = await Keystone.init({ autoCapture: false });
+    // Behind a URL in flight: the object as it was at the call, whatever the page does next.
+    ks.loadSegments("/tests/slow-defs.json");
+    const doc = { version: 1, segments: [{ id: "as_called", condition: {} }] };
+    const queued = ks.loadSegments(doc);
+    doc.segments[0].id = "changed_later";
+    doc.segments.push({ id: "added_later", condition: {} });
+    const r1 = await queued;
+    const held1 = ks.segments();
+    // Right after awaiting a load, nothing is in flight: the next object applies at once.
+    ks.loadSegments({ version: 1, segments: [{ id: "at_once", condition: {} }] });
+    const atOnce = ks.segments();
+    await ks.loadSegments("/tests/slow-defs.json");
+    ks.loadSegments({ version: 1, segments: [{ id: "after_url", condition: {} }] });
+    return { r1: r1.loaded, held1, atOnce, afterUrl: ks.segments() };
+  });
+  assert.deepEqual(out.r1, ["as_called"]);
+  assert.deepEqual(out.held1, ["as_called"]);
+  assert.deepEqual(out.atOnce, ["at_once"]);
+  assert.deepEqual(out.afterUrl, ["after_url"]);
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+});
+
 test("snippet: listeners queued on the stub hear no enter for what is held when init resolves, then hear changes; after a reload, a window that passed meanwhile is simply not held (no exit)", async (t) => {
   if (!full) return t.skip(SKIP);
   const defs = { version: 1, segments: [{ id: "everyone", condition: {} }, { id: "recent", condition: { $performed: { event: "V", within: "30m" } } }] };
