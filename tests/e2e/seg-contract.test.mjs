@@ -364,9 +364,9 @@ test("loadSegments reads an object when it is called, and one made right after a
   await ctx.close();
 });
 
-test("snippet: listeners queued on the stub hear no enter for what is held when init resolves, then hear changes; after a reload, a window that passed meanwhile is simply not held (no exit)", async (t) => {
+test("snippet: listeners queued on the stub hear no enter for what is held when init resolves, then hear changes, and each rejected definition once; after a reload, a window that passed meanwhile is simply not held (no exit)", async (t) => {
   if (!full) return t.skip(SKIP);
-  const defs = { version: 1, segments: [{ id: "everyone", condition: {} }, { id: "recent", condition: { $performed: { event: "V", within: "30m" } } }] };
+  const defs = { version: 1, segments: [{ id: "everyone", condition: {} }, { id: "recent", condition: { $performed: { event: "V", within: "30m" } } }, { id: "bad", condition: { $performed: { event: "V", within: "1.5d" } } }] };
   const ctx = await h.browser.newContext();
   await ctx.route("**/tests/defs.json", (route) => route.fulfill({ contentType: "application/json", body: JSON.stringify(defs) }));
   const page = await openAt(T0, ctx, "/tests/blank.html");
@@ -378,18 +378,21 @@ test("snippet: listeners queued on the stub hear no enter for what is held when 
       document.head.appendChild(s);
       window.log = [];
       keystone.on("segment:enter", (p) => log.push("enter " + p.segment)).on("segment:exit", (p) => log.push("exit " + p.segment));
+      window.errors = [];
+      keystone.on("error", (e) => errors.push([e.code, e.segmentId, e.path].join(" ")));
       const ks = await keystone.init();
       await new Promise((r) => setTimeout(r, 50));
-      return { held: ks.segments(), heard: log.slice(), inSeg: keystone.inSegment("recent"), type: typeof keystone.inSegment("nope") };
+      return { held: ks.segments(), heard: log.slice(), errors, inSeg: keystone.inSegment("recent"), type: typeof keystone.inSegment("nope") };
     }, SNIPPET);
   const first = await run();
-  assert.deepEqual(first, { held: ["everyone"], heard: [], inSeg: false, type: "boolean" });
+  const errors = ["invalid_segment bad /segments/2/condition/$performed/within"];
+  assert.deepEqual(first, { held: ["everyone"], heard: [], errors, inSeg: false, type: "boolean" });
   assert.deepEqual(await page.evaluate(() => (keystone.track("V"), log)), ["enter recent"]);
   await page.clock.runFor(1000); // the coalesced write
   await page.clock.setSystemTime(T0 + 2 * HOUR); // away for two hours
   await page.reload();
   const second = await run();
-  assert.deepEqual(second, { held: ["everyone"], heard: [], inSeg: false, type: "boolean" });
+  assert.deepEqual(second, { held: ["everyone"], heard: [], errors, inSeg: false, type: "boolean" });
   assert.deepEqual(page.problems, []);
   await ctx.close();
 });
