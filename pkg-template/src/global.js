@@ -3,8 +3,9 @@
 // `window.keystone` answers every call directly. The wasm is loaded from next to this script.
 // Settings: `window.keystoneConfig` (auto-init when present) merged with the options of an
 // `init` call queued on the stub. A queued call records what it would have recorded when it was
-// made: its time and page are noted with it (`c`), as the snippet does; the page view
-// auto-capture records at start is that of the page the snippet (else this script) ran on (`l`).
+// made: its time and page are noted with it (`c`) and its arguments copied, as the snippet does;
+// the page view auto-capture records at start is that of the page the snippet (else this script)
+// ran on (`l`).
 import { init, amend, evalCondition, KeystoneError, toKeystoneError, warn, badOptions, isPlain, Instance } from "./instance.js";
 import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
 import { Prom } from "./sync.js";
@@ -113,6 +114,12 @@ import { Prom } from "./sync.js";
       if (QUERIES.includes(m)) return m === "segments" ? [] : m === "inSegment" ? false : null;
       // After a failed start, a Promise call rejects with its error; the others are queued.
       if (failed && isAsync(m)) return Prom.reject(failed);
+      // Object literals as they are now (their JSON, what the call would record): the page may
+      // change an object it passed before the replay. Anything else is kept as given.
+      for (let n = 0; n < args.length; n++)
+        try {
+          if (args[n].constructor == Object) args[n] = JSON.parse(JSON.stringify(args[n]));
+        } catch (_) {}
       const entry = { m, a: args, c: at() };
       const p = new Prom((r, j) => {
         entry.r = r;

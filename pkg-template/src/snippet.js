@@ -7,7 +7,7 @@
 // later calls, reject with code "load_failed".
 // The time, URL and title of the page are noted when the snippet runs (`l`: the page view
 // auto-capture records is this one) and with each queued call (`c`): what a call records carries
-// the time and page it was made on, not those of its replay.
+// the time and page it was made on, not those of its replay, and its arguments as they were.
 (function (w, d) {
   var k = (w.keystone = w.keystone || {});
   if (k.__keystone || k.q) return;
@@ -27,7 +27,15 @@
         if (m == "evalCondition") return !1;
         // After a load failure: Promises reject, nothing more is queued (a long-lived page).
         if (x) return P.test(" " + m + " ") ? Q.reject(x) : m == "on" || m == "off" ? k : void 0;
-        var e = { m: m, a: [].slice.call(arguments), c: at() };
+        var a = [].slice.call(arguments);
+        // Object literals as they are now (their JSON, what the call would record): the page
+        // may change the object it passed before the replay (one object reused for several
+        // calls). Anything else (a function, a class instance, a Map) is kept as given.
+        for (var n = 0; n < a.length; n++)
+          try {
+            if (a[n].constructor == Object) a[n] = JSON.parse(JSON.stringify(a[n]));
+          } catch (_) {}
+        var e = { m: m, a: a, c: at() };
         var p = new Q(function (r, j) {
           e.r = r;
           e.j = j;

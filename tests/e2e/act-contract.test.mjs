@@ -280,6 +280,63 @@ test("script-tag build through the snippet with keystoneConfig {dataLayer: true}
   await ctx.close();
 });
 
+test("snippet and script-tag build: a queued call records the object it was given as it was when the call was made (the page changes the object afterwards)", async () => {
+  const { ctx, page, release } = await heldGlobal("snapshot");
+  await page.evaluate((snippet) => {
+    window.keystoneConfig = { src: "/pkg/dist/keystone.global.js", autoCapture: false, endpoint: "/v1/batch", writeKey: "demo-key" };
+    new Function(snippet)();
+    // One object reused for each call, as a loop over a cart does.
+    const props = { sku: "A-1", cart: { items: 1 } };
+    keystone.track("Product Added", props);
+    props.sku = "B-2";
+    props.cart.items = 2;
+    keystone.track("Product Added", props);
+    const traits = { plan: "free" };
+    keystone.setTraits(traits);
+    traits.plan = "pro";
+    window.ready = keystone.init();
+  }, SNIPPET);
+  release();
+  const out = await page.evaluate(async () => {
+    await window.ready;
+    await keystone.flush();
+    return { id: keystone.anonymousId(), plan: keystone.profile().traits.plan };
+  });
+  const sent = h.server.collector.events.filter((e) => e.anonymousId === out.id && e.event === "Product Added");
+  assert.deepEqual(sent.map((e) => [e.properties.sku, e.properties.cart.items]), [["A-1", 1], ["B-2", 2]]);
+  assert.equal(out.plan, "free");
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+
+  // The script-tag build's own queue (loaded, its wasm still on its way).
+  let releaseWasm;
+  const gate = new Promise((r) => (releaseWasm = r));
+  const p = await pageOf("snapshot-global", `<script src="/pkg/dist/keystone.global.js"></script>`, "", { prepare: (c) => c.route("**/keystone_bg.wasm", async (route) => (await gate, route.continue())) });
+  await p.go();
+  await p.page.evaluate(() => {
+    window.ready = keystone.init({ autoCapture: false, endpoint: "/v1/batch", writeKey: "demo-key" });
+    window.errors = [];
+    keystone.on("error", (e) => errors.push(e.code));
+    keystone.track("Not Recorded", new Map([["sku", "M-1"]])); // not an object literal: still refused at the replay
+    const props = { sku: "C-3", qty: 1 };
+    keystone.track("Product Added", props);
+    props.sku = "D-4";
+    props.qty = 2;
+    keystone.track("Product Added", props);
+  });
+  releaseWasm();
+  const { id, errors, refused } = await p.page.evaluate(async () => {
+    await window.ready;
+    await keystone.flush();
+    return { id: keystone.anonymousId(), errors: window.errors, refused: keystone.profile().events["Not Recorded"] };
+  });
+  assert.deepEqual([errors, refused], [["invalid_argument"], undefined]);
+  const sent2 = h.server.collector.events.filter((e) => e.anonymousId === id && e.event === "Product Added");
+  assert.deepEqual(sent2.map((e) => [e.properties.sku, e.properties.qty]), [["C-3", 1], ["D-4", 2]]);
+  assert.deepEqual(p.page.problems, []);
+  await p.ctx.close();
+});
+
 const CALLS = [["identify", ["ada@example.com"]], ["loadSegments", [{ version: 1, segments: [] }]], ["setConsent", [{ marketing: true }]], ["flush", []], ["page", []], ["track", ["X"]], ["setTraits", [{ a: 1 }]], ["segments", []], ["inSegment", ["x"]], ["explain", ["x"]], ["decide", ["x"]], ["profile", []], ["anonymousId", []], ["userId", []], ["refresh", []], ["reset", []], ["forget", []]];
 const PROMISE_CALLS = ["identify", "loadSegments", "setConsent", "flush", "forget"];
 /** In the page: calls each method of CALLS on `target`; window.__kinds gets "sync" or the Promise. */
