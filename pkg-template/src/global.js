@@ -15,7 +15,13 @@ import { Prom } from "./sync.js";
   // `self.keystone` too, whose `init` rejects with `unsupported_environment`, instead of throwing.
   const w = self;
   const d = w.document;
-  const wasmUrl = d && new URL("keystone_bg.wasm", d.currentScript?.src || location.href);
+  // Next to this script: `currentScript`, or, where there is none (a `<script type="module">`,
+  // a script in a shadow root), the URL of the code running now, the first of the stack's.
+  let own;
+  try {
+    own = d.currentScript?.src || new Error().stack.match(/[^\s(@]+(?=:\d+:\d)/)[0];
+  } catch (_) {}
+  const wasmUrl = d && new URL("keystone_bg.wasm", own || location.href);
   const prior = w.keystone;
   if (prior && prior.__keystone) return; // already loaded
   const queue = prior && Array.isArray(prior.q) ? prior.q.slice() : [];

@@ -337,9 +337,29 @@ test("snippet and script-tag build: a queued call records the object it was give
   await p.ctx.close();
 });
 
+test("keystone.global.js loaded by a module script tag finds its wasm next to its own URL (not the page's)", async () => {
+  const { ctx, page, go } = await pageOf(
+    "module-tag",
+    `<script>window.keystoneConfig = { autoCapture: false, segments: { version: 1, segments: [{ id: "everyone", condition: {} }] } };</script><script type="module" src="/pkg/dist/keystone.global.js"></script>`,
+    `<p id="show" data-keystone-show="everyone" hidden>shown</p>`,
+  );
+  const wasm = [];
+  page.on("request", (r) => r.url().endsWith(".wasm") && wasm.push(new URL(r.url()).pathname));
+  await go();
+  const out = await page.evaluate(async () => {
+    await new Promise((r) => (window.keystone ? r() : addEventListener("load", r)));
+    return keystone.init().then(() => ({ segs: keystone.segments(), shown: !document.getElementById("show").hidden }), (e) => e.code);
+  });
+  assert.deepEqual(out, { segs: ["everyone"], shown: true });
+  assert.deepEqual(wasm, ["/pkg/dist/keystone_bg.wasm"]);
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+});
+
 const CALLS = [["identify", ["ada@example.com"]], ["loadSegments", [{ version: 1, segments: [] }]], ["setConsent", [{ marketing: true }]], ["flush", []], ["page", []], ["track", ["X"]], ["setTraits", [{ a: 1 }]], ["segments", []], ["inSegment", ["x"]], ["explain", ["x"]], ["decide", ["x"]], ["profile", []], ["anonymousId", []], ["userId", []], ["refresh", []], ["reset", []], ["forget", []]];
 const PROMISE_CALLS = ["identify", "loadSegments", "setConsent", "flush", "forget"];
-/** In the page: calls each method of CALLS on `target`; window.__kinds gets "sync" or the Promise. */
+/** In the page: calls each method of `calls` on `window.keystone_target`; `window[name][method]` is
+ * "sync", or a Promise of how the call's Promise settled. */
 const callAll = (calls, name) => {
   window[name] = {};
   for (const [m, args] of calls) {
