@@ -91,8 +91,9 @@ test("decide(): the highest priority wins whatever the document order, ties go t
         { id: "open", variants: [{ id: "everyone", priority: 100 }, { id: "gold", segment: "b", priority: 50 }, { id: "fallback" }] },
         // Negative priorities: the eligible one of highest priority, not the first eligible.
         { id: "negative", variants: [{ id: "n5", priority: -5 }, { id: "n1", segment: "a", priority: -1 }] },
-        // A cap on the top variant: once reached, the next eligible variant (not the last).
-        { id: "capped", variants: [{ id: "top", segment: "a", priority: 3, cap: { count: 1, within: "1d" } }, { id: "middle", segment: "a", priority: 2 }, { id: "bottom" }] },
+        // A cap on the top variant (a window in weeks): once reached, the next eligible variant (not
+        // the last).
+        { id: "capped", variants: [{ id: "top", segment: "a", priority: 3, cap: { count: 1, within: "1w" } }, { id: "middle", segment: "a", priority: 2 }, { id: "bottom" }] },
       ],
     };
     const ks = await Keystone.init({ segments: defs, autoCapture: false });
@@ -232,6 +233,53 @@ test("a window that passes by itself (Playwright clock): keystone.segment_exit i
   assert.deepEqual(sent.map((e) => [e.type, e.event, e.properties]), [["track", "Segment Entered", { segment: "recent" }], ["track", "Segment Exited", { segment: "recent" }]]);
   assert.deepEqual(page.problems, []);
   await ctx.close();
+});
+
+test("exposure page views: a replaceState that changes the URL and a popstate start new ones, a no-op replaceState does not; a cap reached in another open tab holds in this tab's next page view", async () => {
+  const { ctx, page, go } = await pageOf("views", ESM);
+  await go();
+  await page.waitForFunction(() => window.__ksLoaded === true);
+  const defs = { version: 1, segments: [], experiences: [{ id: "hero", variants: [{ id: "offer", cap: { count: 1, within: "1d" } }, { id: "default" }] }] };
+  const counts = await page.evaluate(async (defs) => {
+    window.ks = await Keystone.init({ autoCapture: false, segments: defs });
+    const views = () => (ks.profile().events["Experience Viewed"] || { count: 0 }).count;
+    const n = [];
+    ks.decide("hero");
+    n.push(views());
+    history.pushState({}, "", location.pathname + "?step=2");
+    history.replaceState({}, "", location.pathname + "?step=3");
+    ks.decide("hero");
+    n.push(views());
+    history.replaceState({}, "", location.href); // no-op
+    ks.decide("hero");
+    n.push(views());
+    await new Promise((r) => (addEventListener("popstate", r, { once: true }), history.back()));
+    ks.decide("hero");
+    n.push(views());
+    return n;
+  }, defs);
+  assert.deepEqual(counts, [1, 2, 2, 3]);
+  // Two tabs of one visitor: the second tab's exposure of "offer" caps it in the first tab's
+  // next page view (an open tab follows what other tabs recorded within 1 s).
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+
+  const two = await pageOf("views-tabs", ESM);
+  const tab = async () => {
+    const p = await two.ctx.newPage();
+    await p.goto(h.url("/act/views-tabs.html"));
+    await p.waitForFunction(() => window.__ksLoaded === true);
+    return p;
+  };
+  const start = (defs) => Keystone.init({ autoCapture: false, segments: defs }).then((ks) => (window.ks = ks).anonymousId());
+  const a = await tab();
+  const first = await a.evaluate(start, defs);
+  const b = await tab();
+  assert.equal(await b.evaluate(start, defs), first, "one visitor");
+  assert.equal(await b.evaluate(() => ks.decide("hero").variant), "offer");
+  await a.waitForTimeout(1200);
+  assert.equal(await a.evaluate(() => (ks.page(), ks.decide("hero").variant)), "default");
+  await two.ctx.close();
 });
 
 /** A page whose keystone.global.js is held until `release()`; the snippet is pasted by the test. */
