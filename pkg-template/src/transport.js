@@ -77,6 +77,7 @@ export function transport(o, report) {
   let late = 0; // a beacon is due for events made while the page is being left
   let pm = 0; // a write of the queue is due (events made while hidden)
   const taken = {}; // the stored queues adopted, until removed
+  const held = {}; // the tab locks of pages gone that this page holds, by tab
   // Back from the back/forward cache, a page's view of storage lags: the changes the other pages
   // made meanwhile reach it one by one, each with its `storage` event, in the moments after
   // `pageshow` — a queue another page stored, then removed once its beacon went, shows as still
@@ -163,8 +164,9 @@ export function transport(o, report) {
     }
   }
 
-  /** Takes the Web Lock `n` if it is free and holds it while this page lives. */
-  const hold = (n) => new Prom((r) => locks.request(n, { ifAvailable: true }, (l) => (r(l), l && new Prom(() => {}))).catch(() => r()));
+  /** Takes the tab lock of page `id` if it is free and holds it while this page lives (at once
+   * when this page holds it already: its watch below was granted). */
+  const hold = (id) => held[id] || new Prom((r) => locks.request(P + "tab." + id, { ifAvailable: true }, (l) => (r((held[id] = l)), l && new Prom(() => {}))).catch(() => r()));
 
   /** Adopts the stored queues of pages that are gone (under the flush lock). A page gone is
    * known by its tab lock being free; the adopter then holds that lock while it lives: no other
@@ -176,7 +178,7 @@ export function transport(o, report) {
     if (thawing()) return void setTimeout(background, SETTLE);
     for (const k of theirs) {
       const id = k.slice(QK.length);
-      if (taken[k] || (locks ? !(await hold(P + "tab." + id)) : now() - get(HB + id) < 18e4)) continue;
+      if (taken[k] || (locks ? !(await hold(id)) : now() - get(HB + id) < 18e4)) continue;
       q.adopt(get(k));
       taken[k] = 1; // once per page: kept while ours cannot be stored, it is not taken in again
     }
@@ -296,7 +298,9 @@ export function transport(o, report) {
   // Another page's stored queue is adopted as soon as that page is gone, not only at this
   // page's next send: a waiting request for its tab lock is granted when it goes (or, without
   // Web Locks, a timer fires when its heartbeat turns stale). Its queue may still be stored
-  // while the page unloads, or appear later (a tab that opened after this one).
+  // while the page unloads, or appear later (a tab that opened after this one). The lock granted
+  // is kept, as `hold` keeps it: released at once, it would still be held, for a moment, when a
+  // `flush()` made meanwhile asks for it, and that flush would leave the queue behind.
   const watched = {};
   const watch = (k) => {
     const id = k.slice(QK.length);
@@ -307,7 +311,7 @@ export function transport(o, report) {
       delete watched[id];
       setTimeout(background);
     };
-    if (locks) locks.request(P + "tab." + id, go).catch(() => {});
+    if (locks) locks.request(P + "tab." + id, () => ((held[id] = 1), setTimeout(background), new Prom(() => {}))).catch(() => {});
     else {
       const check = () => {
         const left = +get(HB + id) + 18e4 - now();

@@ -311,3 +311,53 @@ test("snippet: flush() queued on the stub before the script arrives settles once
   assert.deepEqual(events().map((e) => e.event), ["Queued On The Stub"], "delivered when flush() settled");
   await context.close();
 });
+test("the persisted queue across a reload: events the first page could not send (its beacon refused) are delivered by the next page's first `await flush()`", async () => {
+  // A flush made right after init used to resolve with them still stored when the page's own
+  // watch on the gone page's tab lock had just been granted (then released): the lock looked
+  // taken, the queue was skipped, and sent a moment later. Several reloads, as the race is timing.
+  const { context, page, events } = await routed();
+  const left = [];
+  for (let i = 0; i < 6; i++) {
+    await page.evaluate(async ({ o, i }) => {
+      window.ks = await Keystone.init(o);
+      ks.track("Left Stored", { i });
+      await new Promise((r) => setTimeout(r, 350)); // stored (within 250 ms)
+      navigator.sendBeacon = () => false; // the browser's beacon quota refuses
+    }, { o: QUIET, i });
+    await page.reload();
+    await page.waitForFunction(() => window.__ksLoaded === true);
+    const r = await page.evaluate(async (o) => {
+      window.ks = await Keystone.init(o);
+      return ks.flush().then(() => "resolved", (e) => e.code);
+    }, QUIET);
+    assert.equal(r, "resolved");
+    if (!events().some((e) => e.event === "Left Stored" && e.properties.i === i)) left.push(i);
+  }
+  assert.deepEqual(left, [], "reloads whose flush() resolved with the last page's events not delivered");
+  assert.equal(events().length, 6, "each once");
+  await context.close();
+});
+
+test("a tab killed without pagehide (renderer crash) after its queue was stored: the site's next page delivers its events, once, by the time its first flush() resolves", async () => {
+  let hang = true;
+  const { context, page, got, events } = await routed(() => (hang ? { hang: true } : null));
+  await page.evaluate(async (o) => {
+    window.ks = await Keystone.init({ ...o, flushAt: 3 });
+    for (let i = 0; i < 5; i++) ks.track("Before Crash", { i });
+  }, QUIET);
+  assert.ok(await until(() => got.length === 1), "a batch in flight, never answered");
+  await sleep(400); // past the 250 ms within which the queue is stored
+  const cdp = await context.newCDPSession(page);
+  cdp.send("Page.crash").catch(() => {});
+  await sleep(300);
+  hang = false;
+  const next = await h.open("/tests/esm.html", { context });
+  await next.evaluate(async (o) => {
+    window.ks = await Keystone.init(o);
+    await ks.flush();
+  }, QUIET);
+  const sent = events().filter((e) => e.event === "Before Crash");
+  assert.deepEqual([...new Set(sent.map((e) => e.properties.i))].sort(), [0, 1, 2, 3, 4], "delivered, none lost");
+  assert.equal(new Set(sent.map((e) => e.messageId)).size, 5, "the same messageIds: a collector can drop the copies");
+  await context.close();
+});
