@@ -28,6 +28,10 @@ const safe = (fn) => {
   } catch (_) {}
 };
 const now = () => Date.now();
+// The queue's timings (when a batch is due, the retry backoff) run on the page's monotonic
+// clock: on the wall clock, a device clock set back (a correction) would hold every event back
+// by as much (an hour back: no batch for an hour). Times shared with other tabs stay on it.
+const mono = () => performance.now();
 
 /** Checks the delivery options (throws an invalid_argument error object). */
 export function checkDelivery(o) {
@@ -221,7 +225,7 @@ export function transport(o, report) {
   async function send(mode) {
     await adopt();
     let b;
-    while (!gone && (mode || !q.due(now())) && (b = claim())) {
+    while (!gone && (mode || !q.due(mono())) && (b = claim())) {
       persist(); // the queue is stored before any send is attempted
       renew();
       const [status, ra] = await post(b);
@@ -230,7 +234,7 @@ export function transport(o, report) {
       // keepalive request itself carries on — that is no failure to act on. A page that is
       // still there (hidden, then shown again) takes a failed batch back.
       if (b.h && !status && gone) return;
-      if (q.settle(b[0], status, ra, now(), Math.random())) continue; // split after a 413: at once
+      if (q.settle(b[0], status, ra, mono(), Math.random())) continue; // split after a 413: at once
       if (status < 200 || status > 299) {
         persist(); // a batch handed off at hide is back: stored again at once
         if (mode > 1) throw fail(status > 399 && status < 500 && status != 429 && status != 408 ? "delivery_rejected" : "delivery_failed", "collector answered " + status);
@@ -253,11 +257,11 @@ export function transport(o, report) {
 
   function schedule() {
     if (busy) return;
-    const d = q.due(now());
+    const d = q.due(mono());
     if (d < 0 || !navigator.onLine) return clearTimeout(timer), (timer = 0);
-    if (timer && timerAt <= now() + d) return;
+    if (timer && timerAt <= mono() + d) return;
     clearTimeout(timer);
-    timerAt = now() + d;
+    timerAt = mono() + d;
     timer = setTimeout(() => {
       timer = 0;
       background(0);
@@ -354,7 +358,7 @@ export function transport(o, report) {
         granted = true;
         // Without personalization the queue lives in memory only (its stored form is erased).
         if (keep != (keep = notes.p !== false) && !keep) put(own);
-        for (const e of notes.q) q.push(stringify(e), now());
+        for (const e of notes.q) q.push(stringify(e), mono());
         if (notes.q[0]) {
           // Made while the page is being left (in the site's own `pagehide` or `visibilitychange`
           // listener, which may run after Keystone's): they leave by beacon as well, once the

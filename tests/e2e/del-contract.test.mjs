@@ -361,3 +361,27 @@ test("a tab killed without pagehide (renderer crash) after its queue was stored:
   assert.equal(new Set(sent.map((e) => e.messageId)).size, 5, "the same messageIds: a collector can drop the copies");
   await context.close();
 });
+
+test("the device clock set back (a correction) holds no batch back: due 5 s after the event and a retry's wait keep their length", async () => {
+  const c = await clocked(Date.parse("2030-01-01T12:00:00.000Z"), (r, n) => (n === 1 ? { status: 503 } : null));
+  const { page, got } = c;
+  const back = async () => page.clock.setSystemTime(new Date((await c.now()) - 3600e3)); // an hour
+  await page.evaluate(async () => {
+    window.ks = await Keystone.init({ endpoint: "/collect", writeKey: "k", autoCapture: false });
+    ks.track("Before The Correction");
+  });
+  await page.clock.runFor(1000);
+  await back();
+  assert.equal(await c.advance(4100), 1, "sent 5 s after the event, not an hour later");
+  await c.settled(1);
+  assert.equal(got[0].body.batch[0].event, "Before The Correction");
+  // A failed attempt, then the clock set back while the retry waits (1 s at most).
+  await page.evaluate(() => ks.track("Retried"));
+  assert.equal(await c.advance(5100), 2, "the second batch, answered 503");
+  await c.settled(2);
+  await back();
+  assert.equal(await c.advance(1100), 3, "retried within 1 s of the failure");
+  await c.settled(3);
+  assert.equal(got[2].body.batch[0].event, "Retried");
+  await c.context.close();
+});
