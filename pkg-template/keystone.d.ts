@@ -104,8 +104,8 @@ export interface KeystoneOptions {
    * out as with `"opt-out"`).
    */
   consent?: "opt-in" | "opt-out" | Partial<Consent>;
-  /** Collector URL for Segment-spec batches (http or https, absolute or relative to the page; anything else rejects `init` with `invalid_argument`); without it nothing leaves the device. */
-  endpoint?: string;
+  /** Collector URL for Segment-spec batches (http or https, absolute or relative to the page, a string or a `URL`; anything else rejects `init` with `invalid_argument`); without it nothing leaves the device. */
+  endpoint?: string | URL;
   /** Write key sent as HTTP Basic auth user. */
   writeKey?: string;
   /** Delivery: send a batch once this many events are queued (default 20). */

@@ -296,7 +296,7 @@ const CATEGORIES = "analytics personalization marketing".split(" ");
 // variable), s string, o plain object, n a number >= 0 (or its digits), e "", u a URL
 // object, p a storage prefix (also a cookie name: no space, control, `;=,"\`); none: checked
 // where the option is read (the engine, delivery, definitions).
-const OPTIONS = Object.fromEntries("segments consent endpoint writeKey sessionTimeout retention autoCapture:bo storagePrefix:p cookieDomain:s dataLayer:bs trackSegments:b debug:b wasmUrl:su antiFlicker:nbe flushAt:n flushInterval:n maxQueueEvents:n maxQueueBytes:n maxBatchBytes:n retryBase:n retryMax:n requestTimeout:n".split(" ").map((o) => o.split(":")));
+const OPTIONS = Object.fromEntries("segments consent endpoint:su writeKey sessionTimeout retention autoCapture:bo storagePrefix:p cookieDomain:s dataLayer:bs trackSegments:b debug:b wasmUrl:su antiFlicker:nbe flushAt:n flushInterval:n maxQueueEvents:n maxQueueBytes:n maxBatchBytes:n retryBase:n retryMax:n requestTimeout:n".split(" ").map((o) => o.split(":")));
 const TYPES = {
   b: (v) => v === !!v,
   s: (v) => typeof v == "string",
@@ -319,6 +319,8 @@ export function checkOptions(o) {
     if (t[0] == "n" && typeof o[k] == "string" && o[k]) o[k] = +o[k];
   }
   if (isPlain(o.consent)) unknown(o.consent, CATEGORIES, "consent categories");
+  // The collector's URL also as a URL object, as `fetch` and `sendBeacon` take it.
+  if (isURL(o.endpoint)) o.endpoint += "";
 }
 
 /** The `init` options the engine reads, as JSON text (definitions and the rest stay in JS). */

@@ -385,3 +385,18 @@ test("the device clock set back (a correction) holds no batch back: due 5 s afte
   assert.equal(got[2].body.batch[0].event, "Retried");
   await c.context.close();
 });
+
+test("the endpoint given as a URL object (as fetch and sendBeacon take it) delivers; other types still reject init", async () => {
+  const { context, page, events } = await routed();
+  const out = await page.evaluate(async () => {
+    const ks = await Keystone.init({ endpoint: new URL("/collect", location.href), writeKey: "k", autoCapture: false }).catch((e) => e);
+    if (!ks.track) return [ks.code];
+    ks.track("Via URL Object");
+    return [await ks.flush().then(() => "resolved", (e) => e.code)];
+  });
+  assert.deepEqual(out, ["resolved"]);
+  assert.deepEqual(events().map((e) => e.event), ["Via URL Object"]);
+  const other = await (await h.open("/tests/esm.html", { context })).evaluate(() => Promise.all([42, {}, ["/collect"]].map((endpoint) => Keystone.init({ endpoint }).then(() => "resolved", (e) => e.code))));
+  assert.deepEqual(other, ["invalid_argument", "invalid_argument", "invalid_argument"]);
+  await context.close();
+});
