@@ -506,6 +506,60 @@ fn a_tab_following_a_logout_files_its_unwritten_events_into_the_set_aside_profil
     assert_eq!(count(&tab1, "Order Completed"), 1.0);
 }
 
+/// Two tabs of one anonymous visitor log in as different people at the same moment (a shared
+/// computer). Each login replaces the stored profile without having heard the other, so no tab
+/// sets the other person aside at its switch: the tab whose write replaces a known profile it
+/// never held sets that one aside, and the tab that follows the other's login sets its own
+/// person aside (with what it had not written yet). Both people find their profile at their
+/// next login. (Before: the login that lost the race was dropped whole.)
+#[test]
+fn two_logins_at_once_keep_both_people_set_aside() {
+    let mut tab1 = engine(50);
+    let stored = tab1.write(None, T0).unwrap();
+    let mut tab2 = Keystone::new(Options::default(), NativeHost::boxed(51), Some(&stored), T0);
+    tab2.load_definitions(&defs(), T0).unwrap();
+    identify(&mut tab1, T0 + 1.0, "ada@example.com", traits(&[("name", "Ada")]));
+    tab1.track(T0 + 2.0, "Product Viewed", Map::new()).unwrap();
+    let ada = tab1.write(None, T0 + 2.0).unwrap();
+    identify(&mut tab2, T0 + 1.0, "bob@example.com", traits(&[("name", "Bob")]));
+    // Tab 2 writes over Ada's profile, which it never heard of: Ada is set aside.
+    let bob = tab2.write(Some(&ada), T0 + 3.0).unwrap();
+    assert!(tab2.has_orphans());
+    tab2.file_orphans(T0 + 3.0);
+    let aside = tab2.take_aside().expect("Ada set aside");
+    // Tab 1 tracks once more (not written), then hears Bob's login (a newer identity here).
+    tab1.track(T0 + 4.0, "Order Completed", Map::new()).unwrap();
+    let mut newer = bob.clone();
+    if let Value::Obj(m) = &mut newer {
+        m.insert("ep", Value::Num(9.0));
+    }
+    assert!(tab1.rebase(&newer, T0 + 5.0));
+    assert_eq!(tab1.user_id(), tab2.user_id());
+    tab1.load_aside(&aside);
+    tab1.file_orphans(T0 + 5.0);
+    let aside = tab1.take_aside().unwrap();
+    tab1.load_aside(&aside);
+    identify(&mut tab1, T0 + 6.0, "ada@example.com", Map::new());
+    assert_eq!(doc_str(&tab1, "traits.name").as_deref(), Some("Ada"));
+    assert_eq!((count(&tab1, "Product Viewed"), count(&tab1, "Order Completed")), (1.0, 1.0));
+
+    // The same without a set-aside copy from the writer (another tab's, then closed): the tab
+    // that follows sets its own person aside whole.
+    let mut tab3 = engine(52);
+    identify(&mut tab3, T0, "ada@example.com", traits(&[("name", "Ada")]));
+    tab3.track(T0 + 1.0, "Product Viewed", Map::new()).unwrap();
+    tab3.write(None, T0 + 1.0).unwrap();
+    tab3.track(T0 + 2.0, "Order Completed", Map::new()).unwrap();
+    assert!(tab3.rebase(&newer, T0 + 3.0));
+    tab3.load_aside(&Value::Null);
+    tab3.file_orphans(T0 + 3.0);
+    let aside = tab3.take_aside().expect("Ada set aside by the tab that held her");
+    tab3.load_aside(&aside);
+    identify(&mut tab3, T0 + 4.0, "ada@example.com", Map::new());
+    assert_eq!(doc_str(&tab3, "traits.name").as_deref(), Some("Ada"));
+    assert_eq!((count(&tab3, "Product Viewed"), count(&tab3, "Order Completed")), (1.0, 1.0));
+}
+
 /// `cookieDomain`: the shared cookie names an anonymous id this subdomain's stored profile does
 /// not know (another subdomain logged out, or switched users): the stored profile is someone
 /// else's now. It is set aside, a fresh anonymous profile starts under the cookie's id, and

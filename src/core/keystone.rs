@@ -157,6 +157,9 @@ pub struct Keystone {
     /// Operations this tab journaled as a known user that another tab's logout or switch left
     /// unwritten: filed into that user's set-aside profile ([`Keystone::file_orphans`]).
     orphans: Option<(String, Vec<crate::core::journal::Entry>)>,
+    /// The stored form of the orphans' user's profile, filed in their stead when that user has
+    /// no set-aside profile: another tab's login replaced it unheard (two logins at once).
+    displaced: Value,
     /// `trackSegments`: the segments whose membership changed in this tab since the last report
     /// (sorted). Only those are reported: membership that depends on a tab's own page (context)
     /// differs between open tabs, and must not be reported back and forth between them.
@@ -197,6 +200,7 @@ impl Keystone {
             aside: Aside::default(),
             aside_dirty: false,
             orphans: None,
+            displaced: Value::Null,
             unreported: Vec::new(),
             report_all: true,
             deferred: false,
@@ -394,15 +398,18 @@ impl Keystone {
     }
 
     /// Files the orphaned operations into the set-aside profile of the user they belong to (those
-    /// it does not hold yet, by this tab's writer mark); dropped when that profile is gone.
+    /// it does not hold yet, by this tab's writer mark). Without one (another tab replaced the
+    /// profile without setting it aside: two logins at once), the copy this tab holds is set
+    /// aside, so the person finds it at their next login.
     pub fn file_orphans(&mut self, now: f64) {
         let Some((user, ops)) = self.orphans.take() else { return };
+        let copy = ::core::mem::replace(&mut self.displaced, Value::Null);
         if !self.consent.personalization {
             return;
         }
         let q = self.aside.take(&user, now, self.opts.retention);
         self.check_aside();
-        let Some(mut q) = q else { return };
+        let Some(mut q) = q.or_else(|| codec::decode(&copy).0) else { return };
         let held = q.writer_seq(&self.journal.tab);
         let mut last = held;
         for e in &ops {
@@ -654,10 +661,10 @@ impl Keystone {
         let reset = p.user_id.is_none() && p.anonymous_id != self.profile.anonymous_id && p.epoch > self.profile.epoch;
         if left || reset {
             if let (true, Some(u)) = (left, self.profile.user_id.clone()) {
-                let ops = self.journal.take_all();
-                if !ops.is_empty() {
-                    self.orphans = Some((u, ops));
-                }
+                // The copy to set aside if the other tab did not: with all of this tab's work.
+                self.profile.set_writer(&self.journal.tab, self.journal.seq());
+                self.displaced = codec::encode(&self.profile);
+                self.orphans = Some((u, self.journal.take_all()));
             }
             self.journal.clear();
         }
@@ -702,7 +709,16 @@ impl Keystone {
             return None;
         }
         if let Some(v) = stored {
-            self.rebase(v, now);
+            // Not adopted: this write replaces it. A known profile this tab has not set aside
+            // itself (another tab's login, unheard: two logins at once) is set aside, not lost.
+            if !self.rebase(v, now) {
+                if let Some(u) = v.get("uid").and_then(Value::as_str) {
+                    if Some(u) != self.user_id() && !self.aside.user_ids().any(|x| x == u) {
+                        self.orphans = Some((u.into(), Vec::new()));
+                        self.displaced = v.clone();
+                    }
+                }
+            }
         }
         self.identity_changed = false;
         self.unshared = false;

@@ -576,3 +576,66 @@ test("persistence under a fake clock (page.clock): other changes are not written
   assert.ok(JSON.stringify(s).includes("Coalesced") && JSON.stringify(s).includes("pro"), "stored within 500 ms");
   await page.context().close();
 });
+
+/** The stored profile of a visitor who logged in as `email` with `traits` and did `event`, made
+ * in a context of its own: what another tab of the site would have written. */
+async function storedLogin(email, traits, event) {
+  const page = await h.open();
+  const text = await page.evaluate(
+    async ([email, traits, event]) => {
+      const ks = await Keystone.init({ autoCapture: false });
+      await ks.identify(email, traits);
+      ks.track(event);
+      ks.persistNow();
+      return localStorage.getItem("ks_profile");
+    },
+    [email, traits, event],
+  );
+  await page.context().close();
+  return text;
+}
+
+test("two logins at once in two tabs (a shared computer): the login that loses the race is set aside, not lost — the stored one replaced unheard", async () => {
+  // Another tab logged Bob in and wrote his profile; this tab, not having heard it yet (its
+  // storage event still on the way, or the tab already navigated), logs Ann in. Ann's profile
+  // replaces Bob's in storage: Bob's must be set aside on this device, as at any switch of user.
+  const bob = await storedLogin("bob@example.com", { name: "Bob" }, "Bob Event");
+  const page = await h.open();
+  const out = await page.evaluate(async (bob) => {
+    const ks = await Keystone.init({ autoCapture: false });
+    localStorage.setItem("ks_profile", bob); // (a page hears no storage event for its own writes)
+    await ks.identify("ann@example.com", { name: "Ann" });
+    ks.track("Ann Event");
+    await new Promise((r) => setTimeout(r, 600));
+    const ann = { traits: ks.profile().traits, events: Object.keys(ks.profile().events) };
+    await ks.identify("bob@example.com");
+    return { ann, bob: { traits: ks.profile().traits, events: Object.keys(ks.profile().events) } };
+  }, bob);
+  assert.deepEqual(out.ann, { traits: { name: "Ann" }, events: ["Ann Event"] });
+  assert.deepEqual(out.bob, { traits: { name: "Bob" }, events: ["Bob Event"] }, "Bob's profile comes back at his next login");
+  await page.context().close();
+});
+
+test("two logins at once in two tabs: the tab whose login lost keeps that person's profile set aside, with what it had not written yet", async () => {
+  // This tab logged Bob in and tracked an event (its write still pending); another tab that had
+  // not heard it logs Ann in and writes her profile (a newer identity). This tab follows Ann;
+  // Bob's profile and his pending event are set aside for his next login.
+  const ann = JSON.parse(await storedLogin("ann@example.com", { name: "Ann" }, "Ann Event"));
+  const page = await h.open();
+  const other = await h.open("/tests/blank.html", { context: page.context() });
+  await page.evaluate(async () => {
+    window.ks = await Keystone.init({ autoCapture: false });
+    await ks.identify("bob@example.com", { name: "Bob" });
+    ks.track("Bob Event");
+  });
+  ann.ep = 7; // written by a tab that saw more identity changes: this tab must follow it
+  await other.evaluate((t) => localStorage.setItem("ks_profile", t), JSON.stringify(ann));
+  await page.waitForFunction(() => ks.profile().traits.name === "Ann", null, { timeout: 1000 });
+  const out = await page.evaluate(async () => {
+    await new Promise((r) => setTimeout(r, 600));
+    await ks.identify("bob@example.com");
+    return { traits: ks.profile().traits, events: Object.keys(ks.profile().events) };
+  });
+  assert.deepEqual(out, { traits: { name: "Bob" }, events: ["Bob Event"] });
+  await page.context().close();
+});
