@@ -404,7 +404,8 @@ impl Keystone {
     pub fn file_orphans(&mut self, now: f64) {
         let Some((user, ops)) = self.orphans.take() else { return };
         let copy = ::core::mem::replace(&mut self.displaced, Value::Null);
-        if !self.consent.personalization {
+        // Nothing to file into a copy that is there (the other tab set this person aside).
+        if !self.consent.personalization || ops.is_empty() && self.aside.user_ids().any(|x| x == user) {
             return;
         }
         let q = self.aside.take(&user, now, self.opts.retention);

@@ -639,3 +639,32 @@ test("two logins at once in two tabs: the tab whose login lost keeps that person
   assert.deepEqual(out, { traits: { name: "Bob" }, events: ["Bob Event"] });
   await page.context().close();
 });
+
+test("a tab that follows another tab's logout with nothing of its own pending writes nothing: the set-aside profiles are the other tab's to write", async () => {
+  const ctx = await h.browser.newContext();
+  const a = await h.open("/tests/esm.html", { context: ctx });
+  const b = await h.open("/tests/esm.html", { context: ctx });
+  for (const p of [a, b]) await p.evaluate(async () => (window.ks = await Keystone.init({ autoCapture: false })));
+  await a.evaluate(async () => {
+    await ks.identify("ann@example.com", { name: "Ann" });
+    ks.track("Ann Event");
+    ks.persistNow();
+  });
+  await b.waitForFunction(() => ks.userId() !== null, null, { timeout: 1000 });
+  await b.waitForTimeout(600); // past its own coalesced write, if any
+  await b.evaluate(() => {
+    window.writes = [];
+    const set = Storage.prototype.setItem;
+    Storage.prototype.setItem = function (k, v) {
+      writes.push(k);
+      return set.call(this, k, v);
+    };
+  });
+  const fresh = await a.evaluate(() => (ks.reset(), ks.anonymousId()));
+  await b.waitForFunction((f) => ks.anonymousId() === f, fresh, { timeout: 1000 });
+  await b.waitForTimeout(400);
+  assert.deepEqual(await b.evaluate(() => writes.filter((k) => k.startsWith("ks_") && !k.startsWith("ks_hb.") && !k.startsWith("ks_q."))), []);
+  const back = await b.evaluate(async () => (await ks.identify("ann@example.com"), ks.profile().traits));
+  assert.deepEqual(back, { name: "Ann" });
+  await ctx.close();
+});
