@@ -43,9 +43,12 @@ export async function tour({ log = console.log, csp = false } = {}) {
       if ((await page.evaluate(() => document.documentElement.dataset.shopReady)) !== "1") problems.push("Keystone did not start on " + path);
     };
     const settle = () => page.evaluate(() => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 30))));
+    // Every click() leads to another page: wait for its Keystone to be ready, as a visitor reading
+    // the page would, so a loaded machine cannot leave a page before its view was recorded.
     const click = async (sel) => {
       await page.click(sel);
       await page.waitForLoadState("load");
+      await page.waitForFunction(() => document.documentElement.dataset.shopReady);
     };
     const signIn = async () => {
       await page.click("#login");
