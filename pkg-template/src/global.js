@@ -16,12 +16,14 @@ import { Prom } from "./sync.js";
   const w = self;
   const d = w.document;
   // Next to this script: `currentScript`, or, where there is none (a `<script type="module">`,
-  // a script in a shadow root), the URL of the code running now, the first of the stack's.
+  // a script in a shadow root), the URL of the code running now, the first of the stack's (from
+  // its scheme: a path may hold `@` or `(`, as a CDN's /pkg@1.2/). The page's URL when neither
+  // gives a base (a blob: script).
   let own;
   try {
-    own = d.currentScript?.src || new Error().stack.match(/[^\s(@]+(?=:\d+:\d)/)[0];
+    own = new URL("keystone_bg.wasm", d.currentScript?.src || new Error().stack.match(/\w+:\/\/\S*?(?=:\d+:\d)/)[0]);
   } catch (_) {}
-  const wasmUrl = d && new URL("keystone_bg.wasm", own || location.href);
+  const wasmUrl = d && (own || new URL("keystone_bg.wasm", location.href));
   const prior = w.keystone;
   if (prior && prior.__keystone) return; // already loaded
   const queue = prior && Array.isArray(prior.q) ? prior.q.slice() : [];

@@ -404,6 +404,42 @@ test("keystone.global.js loaded by a module script tag finds its wasm next to it
   await ctx.close();
 });
 
+test("keystone.global.js loaded by a module script tag from a path holding @ or ( (a CDN's /pkg@version/) finds its wasm next to itself; from a blob: URL it still defines window.keystone", async () => {
+  const dist = new URL("../../pkg/dist/", import.meta.url);
+  const dirs = ["/cdn/npm/keystone-cdp@1.0.0/dist/", "/cdn/v(2)/"];
+  for (const dir of dirs) {
+    const { ctx, page, go } = await pageOf("module-at", `<script type="module" src="${dir}keystone.global.js"></script>`, "", {
+      prepare: (c) => c.route(h.url("/cdn/") + "**", (r) => {
+        const f = new URL(r.request().url()).pathname.split("/").pop();
+        return r.fulfill({ body: readFileSync(new URL(f, dist)), contentType: f.endsWith(".wasm") ? "application/wasm" : "text/javascript" });
+      }),
+    });
+    const wasm = [];
+    page.on("request", (r) => r.url().endsWith(".wasm") && wasm.push(decodeURI(new URL(r.url()).pathname)));
+    await go();
+    const out = await page.evaluate(async () => {
+      await new Promise((r) => (document.readyState == "complete" ? r() : addEventListener("load", r)));
+      return window.keystone ? keystone.init({ autoCapture: false }).then(() => "ready", (e) => e.code) : "no window.keystone";
+    });
+    assert.deepEqual([out, wasm, page.problems], ["ready", [dir + "keystone_bg.wasm"], []], dir);
+    await ctx.close();
+  }
+  // A blob: script has no URL to find a wasm next to: the page's URL stands in (init fails with
+  // its error code for want of a wasm there), and the script still runs.
+  const { ctx, page, go } = await pageOf("module-blob", "");
+  await go();
+  const out = await page.evaluate(async (code) => {
+    const s = document.createElement("script");
+    s.type = "module";
+    s.src = URL.createObjectURL(new Blob([code], { type: "text/javascript" }));
+    await new Promise((r) => ((s.onload = s.onerror = r), document.head.append(s)));
+    return window.keystone ? keystone.init({ autoCapture: false }).then(() => "ready", (e) => e.code) : "no window.keystone";
+  }, readFileSync(new URL("keystone.global.js", dist), "utf8"));
+  assert.equal(out, "wasm_load_failed");
+  assert.ok(!page.problems.some((p) => p.startsWith("pageerror")), page.problems.join());
+  await ctx.close();
+});
+
 const CALLS = [["identify", ["ada@example.com"]], ["loadSegments", [{ version: 1, segments: [] }]], ["setConsent", [{ marketing: true }]], ["flush", []], ["page", []], ["track", ["X"]], ["setTraits", [{ a: 1 }]], ["segments", []], ["inSegment", ["x"]], ["explain", ["x"]], ["decide", ["x"]], ["profile", []], ["anonymousId", []], ["userId", []], ["refresh", []], ["reset", []], ["forget", []]];
 const PROMISE_CALLS = ["identify", "loadSegments", "setConsent", "flush", "forget"];
 /** In the page: calls each method of `calls` on `window.keystone_target`; `window[name][method]` is
