@@ -123,10 +123,12 @@ import { Prom } from "./sync.js";
       // After a failed start, a Promise call rejects with its error; the others are queued.
       if (failed && isAsync(m)) return Prom.reject(failed);
       // Object literals as they are now (their JSON, what the call would record): the page may
-      // change an object it passed before the replay. Anything else is kept as given.
-      for (let n = 0; n < args.length; n++)
+      // change an object it passed before the replay (one without prototype too). Anything
+      // else is kept as given.
+      for (let n = 0, o; n < args.length; n++)
         try {
-          if (args[n].constructor == Object) args[n] = JSON.parse(JSON.stringify(args[n]));
+          o = Object.getPrototypeOf(args[n]);
+          if (!o || o == Object.prototype) args[n] = JSON.parse(JSON.stringify(args[n]));
         } catch (_) {}
       const entry = { m, a: args, c: at() };
       const p = new Prom((r, j) => {

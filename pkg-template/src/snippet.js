@@ -30,10 +30,12 @@
         var a = [].slice.call(arguments);
         // Object literals as they are now (their JSON, what the call would record): the page
         // may change the object it passed before the replay (one object reused for several
-        // calls). Anything else (a function, a class instance, a Map) is kept as given.
-        for (var n = 0; n < a.length; n++)
+        // calls); also one without prototype (Object.create(null), as query-string parsers
+        // make). Anything else (a function, a class instance, a Map) is kept as given.
+        for (var n = 0, o; n < a.length; n++)
           try {
-            if (a[n].constructor == Object) a[n] = JSON.parse(JSON.stringify(a[n]));
+            o = Object.getPrototypeOf(a[n]);
+            if (!o || o == Object.prototype) a[n] = JSON.parse(JSON.stringify(a[n]));
           } catch (_) {}
         var e = { m: m, a: a, c: at() };
         var p = new Q(function (r, j) {

@@ -385,6 +385,51 @@ test("snippet and script-tag build: a queued call records the object it was give
   await p.ctx.close();
 });
 
+test("snippet and script-tag build: a queued object without prototype (Object.create(null), as query-string parsers make) is recorded as it was at the call", async () => {
+  const calls = () => {
+    const q = Object.create(null);
+    q.term = "boots";
+    keystone.track("Searched", q);
+    q.term = "changed";
+    const t = Object.create(null);
+    t.plan = "free";
+    keystone.setTraits(t);
+    t.plan = "pro";
+  };
+  const check = async (page) => {
+    const out = await page.evaluate(async () => {
+      await window.ready;
+      await keystone.flush();
+      return { id: keystone.anonymousId(), plan: keystone.profile().traits.plan };
+    });
+    const sent = h.server.collector.events.filter((e) => e.anonymousId === out.id && e.event === "Searched");
+    assert.deepEqual([sent.map((e) => e.properties.term), out.plan], [["boots"], "free"]);
+    assert.deepEqual(page.problems, []);
+  };
+  const { ctx, page, release } = await heldGlobal("null-proto");
+  await page.evaluate(([snippet, calls]) => {
+    window.keystoneConfig = { src: "/pkg/dist/keystone.global.js", autoCapture: false, endpoint: "/v1/batch", writeKey: "demo-key" };
+    new Function(snippet)();
+    new Function("(" + calls + ")()")();
+    window.ready = keystone.init();
+  }, [SNIPPET, String(calls)]);
+  release();
+  await check(page);
+  await ctx.close();
+  // The script-tag build's own queue (its wasm still on its way).
+  let releaseWasm;
+  const gate = new Promise((r) => (releaseWasm = r));
+  const p = await pageOf("null-proto-global", `<script src="/pkg/dist/keystone.global.js"></script>`, "", { prepare: (c) => c.route("**/keystone_bg.wasm", async (route) => (await gate, route.continue())) });
+  await p.go();
+  await p.page.evaluate((calls) => {
+    window.ready = keystone.init({ autoCapture: false, endpoint: "/v1/batch", writeKey: "demo-key" });
+    new Function("(" + calls + ")()")();
+  }, String(calls));
+  releaseWasm();
+  await check(p.page);
+  await p.ctx.close();
+});
+
 test("keystone.global.js loaded by a module script tag finds its wasm next to its own URL (not the page's)", async () => {
   const { ctx, page, go } = await pageOf(
     "module-tag",
