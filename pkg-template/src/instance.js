@@ -945,11 +945,11 @@ export class Instance {
     // In call order: a slow URL never lands over the definitions of a later call. With no URL
     // in flight (one that has settled is none, even before its awaiter runs), an object applies
     // at once (inSegment() right after the call sees it). An object is read at the call: what
-    // the page does with it afterwards is not loaded.
+    // the page does with it afterwards is not loaded (a URL object: its address then).
     let url, text;
     try {
       url = typeof definitions === "string" || isURL(definitions);
-      text = url ? definitions : toJSON(definitions, "segment definitions");
+      text = url ? definitions + "" : toJSON(definitions, "segment definitions");
     } catch (e) {
       return Prom.reject(this.#report(e instanceof KeystoneError ? e : bad("segment definitions cannot be read"))); // a hostile Proxy
     }
@@ -964,7 +964,7 @@ export class Instance {
   async #load(text, url, queued) {
     try {
       try {
-        if (url) text = toJSON(await fetchDefinitions(String(text)), "segment definitions");
+        if (url) text = toJSON(await fetchDefinitions(text), "segment definitions");
       } catch (e) {
         throw this.#report(e);
       }

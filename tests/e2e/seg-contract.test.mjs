@@ -364,6 +364,32 @@ test("loadSegments reads an object when it is called, and one made right after a
   await ctx.close();
 });
 
+test("loadSegments reads a URL object's address when it is called: one URL object changed between calls loads each address once", async (t) => {
+  if (!full) return t.skip(SKIP);
+  const ctx = await h.browser.newContext();
+  const fetched = [];
+  await ctx.route("**/tests/defs-*.json", (route) => {
+    const id = new URL(route.request().url()).pathname.slice(12, -5);
+    fetched.push(id);
+    setTimeout(() => route.fulfill({ contentType: "application/json", body: JSON.stringify({ version: 1, segments: [{ id, condition: {} }] }) }), 100);
+  });
+  const page = await h.open("/tests/esm.html", { context: ctx });
+  const out = await page.evaluate(async () => {
+    const ks = await Keystone.init({ autoCapture: false });
+    // One URL object reused, as a loop setting its path or search params does.
+    const u = new URL("/tests/defs-first.json", location.href);
+    const first = ks.loadSegments(u);
+    u.pathname = "/tests/defs-second.json";
+    const second = ks.loadSegments(u);
+    u.pathname = "/tests/defs-later.json";
+    return [(await first).loaded, (await second).loaded, ks.segments()];
+  });
+  assert.deepEqual(out, [["first"], ["second"], ["second"]]);
+  assert.deepEqual(fetched, ["first", "second"]);
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+});
+
 test("snippet: listeners queued on the stub hear no enter for what is held when init resolves, then hear changes, and each rejected definition once; after a reload, a window that passed meanwhile is simply not held (no exit)", async (t) => {
   if (!full) return t.skip(SKIP);
   const defs = { version: 1, segments: [{ id: "everyone", condition: {} }, { id: "recent", condition: { $performed: { event: "V", within: "30m" } } }, { id: "bad", condition: { $performed: { event: "V", within: "1.5d" } } }] };
