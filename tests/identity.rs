@@ -648,3 +648,34 @@ fn sha256_constants_are_the_published_ones() {
     let h: [u32; 8] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
     assert_eq!(keystone::core::sha256::constants(), (h, k));
 }
+
+/// Two tabs of one anonymous visitor log the same person in at once, each writing without
+/// having heard the other: each tab's login (its traits) and what it made before it are kept
+/// once the tabs hear each other's write, whichever wrote last. (Before: each tab took the
+/// other's write whole, its own login's traits and unwritten events were gone, and the two
+/// tabs held different profiles.)
+#[test]
+fn the_same_person_logged_in_at_once_in_two_tabs_keeps_both_logins() {
+    let mut tab1 = engine(60);
+    let stored = tab1.write(None, T0).unwrap();
+    let mut tab2 = Keystone::new(Options::default(), NativeHost::boxed(61), Some(&stored), T0);
+    tab2.load_definitions(&defs(), T0).unwrap();
+    tab1.track(T0 + 1.0, "Product Viewed", Map::new()).unwrap();
+    tab2.track(T0 + 1.0, "Order Completed", Map::new()).unwrap();
+    identify(&mut tab1, T0 + 2.0, "ada@example.com", traits(&[("a", "1")]));
+    identify(&mut tab2, T0 + 2.0, "ada@example.com", traits(&[("b", "2")]));
+    let w1 = tab1.write(None, T0 + 3.0).unwrap();
+    let w2 = tab2.write(Some(&w1), T0 + 3.0).unwrap(); // over tab 1's, unheard
+    assert!(!tab2.has_orphans(), "the same person is no one to set aside");
+    // Each hears the other's write (tab 2's event for tab 1's write arrives late).
+    assert!(tab1.rebase(&w2, T0 + 4.0));
+    assert!(tab2.rebase(&w1, T0 + 4.0));
+    for tab in [&mut tab1, &mut tab2] {
+        assert_eq!((doc_str(tab, "traits.a").as_deref(), doc_str(tab, "traits.b").as_deref()), (Some("1"), Some("2")));
+        assert_eq!((count(tab, "Product Viewed"), count(tab, "Order Completed")), (1.0, 1.0));
+    }
+    // Their next writes agree: each holds the other's operations by its mark.
+    let w1 = tab1.write(None, T0 + 5.0).unwrap();
+    assert!(tab2.rebase(&w1, T0 + 5.0));
+    assert_eq!((count(&tab2, "Product Viewed"), count(&tab2, "Order Completed")), (1.0, 1.0));
+}

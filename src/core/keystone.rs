@@ -347,6 +347,7 @@ impl Keystone {
         let merged = matches!(change, Change::Merged(_));
         self.aside_dirty |= switched;
         self.check_aside();
+        let traits = login.traits.clone();
         self.emit(now, Kind::Identify, login.traits, None);
         if let Change::Merged(prev) | Change::Switched(prev) = change {
             self.emit(now, Kind::Alias, Map::new(), Some(prev));
@@ -355,7 +356,14 @@ impl Keystone {
         self.dirty = true;
         if switched {
             // The profile replaced here is written as is, never rebased onto another tab's write.
-            self.journal.clear();
+            // The anonymous visitor's login is the same person: this tab's operations stay
+            // journaled, the login's traits with them, so when another tab logged them in at
+            // once and wrote over this write, this tab replays onto that what it lacks.
+            if merged {
+                self.journal.push(Op::Traits { traits, ts: now }, now);
+            } else {
+                self.journal.clear();
+            }
             self.identity_changed = true;
             self.follow_identity(merged);
         }

@@ -668,3 +668,39 @@ test("a tab that follows another tab's logout with nothing of its own pending wr
   assert.deepEqual(back, { name: "Ann" });
   await ctx.close();
 });
+
+test("the same person logged in at once in two tabs: both logins' traits and what each tab made before them are kept, and the tabs agree", async () => {
+  // Two tabs of one anonymous visitor (a session that reaches both tabs at once) log the same
+  // person in at the same moment: tab 0's write of its login lands just after tab 1 read the
+  // stored profile for its own (held here until tab 1 has written, then made as it was).
+  const ctx = await h.browser.newContext();
+  const a = await h.open("/tests/esm.html", { context: ctx });
+  const b = await h.open("/tests/esm.html", { context: ctx });
+  for (const p of [a, b]) await p.evaluate(async () => (window.ks = await Keystone.init({ autoCapture: false })));
+  await a.evaluate(async () => {
+    const set = Storage.prototype.setItem;
+    window.held = [];
+    Storage.prototype.setItem = function (k, v) {
+      if (held && k === "ks_profile") return void held.push([k, v]);
+      return set.call(this, k, v);
+    };
+    window.release = () => {
+      for (const [k, v] of held.splice(0)) set.call(localStorage, k, v);
+      window.held = null;
+    };
+    ks.track("Before Login 0");
+    await ks.identify("ann@example.com", { from0: true });
+  });
+  await b.evaluate(async () => {
+    ks.track("Before Login 1");
+    await ks.identify("ann@example.com", { from1: true });
+  });
+  await a.waitForFunction(() => ks.profile().traits.from1, null, { timeout: 1000 }); // heard tab 1's write
+  await a.evaluate(() => release());
+  const state = (p) => p.evaluate(() => ({ traits: ks.profile().traits, events: Object.keys(ks.profile().events).sort() }));
+  const want = { traits: { from0: true, from1: true }, events: ["Before Login 0", "Before Login 1"] };
+  await a.waitForTimeout(1500); // the storage events and the coalesced writes that follow them
+  assert.deepEqual([await state(a), await state(b)], [want, want]);
+  assert.deepEqual([a.problems, b.problems], [[], []]);
+  await ctx.close();
+});
