@@ -1020,6 +1020,7 @@ export class Instance {
 
   /** Why the visitor is or is not in a segment: the condition tree with each node's result. */
   explain(segmentId) {
+    this.#now();
     return this.#run(() => this.#core.explain(id(segmentId)), 0, null);
   }
 

@@ -402,6 +402,33 @@ test("answers reflect the present after the clock jumps past a window (timers th
   await page.context().close();
 });
 
+test("explain() also catches up a time-based change whose timer did not run (a device asleep), as segments() does", async () => {
+  const page = await h.open();
+  await page.clock.install({ time: new Date("2026-05-01T10:00:00Z") });
+  await page.reload();
+  await page.waitForFunction(() => window.__ksLoaded === true);
+  const before = await page.evaluate(async () => {
+    const segments = [{ id: "recent", condition: { $performed: { event: "E", within: "30m" } } }];
+    const experiences = [{ id: "hero", variants: [{ id: "offer", segment: "recent" }, { id: "plain" }] }];
+    window.ks = await Keystone.init({ autoCapture: false, segments: { version: 1, segments, experiences } });
+    window.exits = [];
+    ks.on("segment:exit", (e) => exits.push(e.segment));
+    ks.track("E");
+    return [ks.explain("recent").result, ks.explain("hero").variant];
+  });
+  assert.deepEqual(before, [true, "offer"]);
+  await page.clock.setSystemTime(new Date("2026-05-01T13:00:00Z")); // no timer runs
+  // The pending exit is heard before explain() answers, and the answer agrees with it: the
+  // experience's variant too (it reads membership).
+  const after = await page.evaluate(() => {
+    const e = ks.explain("recent");
+    const heard = exits.slice();
+    return { result: e.result, heard, variant: ks.explain("hero").variant };
+  });
+  assert.deepEqual(after, { result: false, heard: ["recent"], variant: "plain" });
+  await page.context().close();
+});
+
 test("a throwing listener does not break Keystone, the caller, or the other listeners", async () => {
   const page = await h.open();
   const out = await page.evaluate(async () => {
