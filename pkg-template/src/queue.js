@@ -22,7 +22,8 @@ export const HEADER = "ksq1";
 export const NOT_SENT = -1;
 export const HANDED_OFF = -2;
 
-const size = (s) => new TextEncoder().encode(s).length;
+/** UTF-8 bytes of `s`. */
+export const size = (s) => new TextEncoder().encode(s).length;
 const num = (v, d) => (v > 0 && v < Infinity ? v : d);
 
 /** Whether a stored line is one event: a JSON object with a `type`. */

@@ -17,8 +17,10 @@
 // `pagehide`, the batch in flight counts as accepted for sending, and every waiting event leaves
 // by `sendBeacon` as text/plain (no CORS preflight; the write key rides in the body), in batches
 // of at most 64 KB; an event counts as sent once its beacon was accepted. What the browser's
-// beacon quota refuses stays stored for the next page.
-import { createQueue, HANDED_OFF, NOT_SENT } from "./queue.js";
+// beacon quota refuses stays stored for the next page. Without a working `sendBeacon`, a
+// keepalive fetch carries the same text/plain body, within the browser's 64 KB for keepalive
+// requests in flight (this page's are counted: what does not fit stays stored the same way).
+import { createQueue, HANDED_OFF, NOT_SENT, size } from "./queue.js";
 import { locked, micro, stringify, sleep, Prom } from "./sync.js";
 
 const fail = (code, message) => ({ code, message });
@@ -67,6 +69,7 @@ export function transport(o, report) {
   let timerAt = 0;
   let ptimer = 0;
   let inflight = null;
+  let kb = 0; // bytes of this page's keepalive requests in flight
   let chain = Prom.resolve();
   let busy = 0;
   const progress = new Set(); // the timeouts of flush() calls waiting, re-armed by each answer
@@ -199,17 +202,11 @@ export function transport(o, report) {
     const ac = new AbortController();
     const t = setTimeout(() => ac.abort(), 6 * timeout);
     try {
-      const r = await fetch(url, {
-        method: "POST",
-        body: body(b),
+      const r = await keepalivePost(body(b), {
         headers: { "content-type": "application/json", authorization: auth },
         credentials: "omit",
-        keepalive: true,
         signal: ac.signal,
       });
-      // Read to the end: an unread keepalive response keeps counting against the browser's
-      // 64 KB budget for keepalive requests in flight, and the next batch would be refused.
-      await r.text().catch(() => {});
       // Retry-After: seconds or an HTTP date.
       const ra = r.headers.get("retry-after");
       return [r.status, ra ? (+ra >= 0 ? ra * 1e3 : Date.parse(ra) - now()) || 0 : 0];
@@ -220,6 +217,18 @@ export function transport(o, report) {
       inflight = null;
     }
   }
+
+  /** A keepalive POST of `text` to the collector, resolving with its response read to the end:
+   * an unread keepalive response keeps counting against the 64 KB the browser allows a page's
+   * keepalive requests in flight, and the next batch would be refused. Throws at once when
+   * `text` would not fit in what this page's requests in flight leave of them. */
+  const keepalivePost = (text, o) => {
+    const n = size(text);
+    if (kb + n > 65536) throw 0;
+    const r = fetch(url, { ...o, method: "POST", body: text, keepalive: true });
+    kb += n;
+    return r.then(async (r) => (await r.text().catch(() => {}), r)).finally(() => (kb -= n));
+  };
 
   /** One delivery run under the flush lock. mode 0: what is due; 1: all; 2: all, for flush(). */
   async function send(mode) {
@@ -286,9 +295,19 @@ export function transport(o, report) {
       let ok = !stay;
       while (ok && navigator.onLine !== false && (b = claim())) {
         ok = 0;
+        const t = body(b);
         try {
-          ok = navigator.sendBeacon(url, body(b));
-        } catch (_) {}
+          ok = navigator.sendBeacon(url, t);
+        } catch (_) {
+          // No sendBeacon (a browser or an extension without it) or one that throws: a keepalive
+          // fetch, same text/plain body, if it fits in the browser's 64 KB for keepalive requests
+          // in flight (beyond it the request would fail once the page is gone, its events lost):
+          // what does not fit stays stored, as what the beacon quota refuses.
+          try {
+            keepalivePost(t).catch(() => {});
+            ok = 1;
+          } catch (_) {}
+        }
         q.settle(b[0], ok ? 200 : NOT_SENT); // refused (over the quota): stays for the next page
       }
       persist();

@@ -520,6 +520,83 @@ test("beacon batches never exceed 64 KB; what the quota refuses waits for the ne
   await context.close();
 });
 
+// A browser (or a privacy extension) without navigator.sendBeacon, or one whose sendBeacon
+// throws: leaving the page sends the waiting events by keepalive fetch instead, same text/plain
+// body, key in the body; nothing waits for the next page that the page could send.
+test("no navigator.sendBeacon (or one that throws): hidden and leaving, the events leave by keepalive fetch as text/plain", async () => {
+  collector().reset();
+  const context = await h.browser.newContext();
+  await context.addInitScript(() => delete Navigator.prototype.sendBeacon);
+  const page = await h.open("/tests/esm.html", { context });
+  await track(page, { ...FAST, flushAt: 1000, flushInterval: 60000 }, "nobeacon", 12);
+  const keys = await page.evaluate(async () => {
+    Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true });
+    document.dispatchEvent(new Event("visibilitychange"));
+    return Object.keys(localStorage).filter((k) => k.startsWith("ks_q.")).length;
+  });
+  assert.equal(keys, 0, "recorded as sent once the keepalive request was made");
+  await delivered("nobeacon", 1, 12, 5000);
+  record("no sendBeacon, hidden (keepalive fetch)", "nobeacon", 1, 12);
+  assert.ok(collector().requests.every((r) => r.type.startsWith("text/plain") && r.auth === "body"), JSON.stringify(collector().requests));
+  // A sendBeacon that throws (a page or an extension replaced it): the same fallback on leaving.
+  collector().reset();
+  const page2 = await h.open("/tests/esm.html", { context });
+  await page2.evaluate(() => (navigator.sendBeacon = () => {
+    throw new TypeError("blocked");
+  }));
+  await track(page2, { ...FAST, flushAt: 1000, flushInterval: 60000 }, "throws", 8);
+  await page2.goto("about:blank");
+  await delivered("throws", 1, 8, 5000);
+  record("sendBeacon throws, leaving (keepalive fetch)", "throws", 1, 8);
+  assert.ok(collector().requests.every((r) => r.type.startsWith("text/plain") && r.auth === "body"));
+  assert.deepEqual([...page.problems, ...page2.problems], []);
+  await context.close();
+});
+
+test("no navigator.sendBeacon: the keepalive fallback stays within the browser's 64 KB quota; the rest waits for the next page, nothing lost", async () => {
+  collector().reset();
+  const context = await h.browser.newContext();
+  await context.addInitScript(() => delete Navigator.prototype.sendBeacon);
+  const page = await h.open("/tests/esm.html", { context });
+  const pad = "x".repeat(1500);
+  await page.evaluate(async ({ opts, pad }) => {
+    const ks = await Keystone.init({ ...opts, flushAt: 1000, flushInterval: 60000 });
+    for (let i = 0; i < 150; i++) ks.track("Delivery Test", { run: "nbbig", tab: 0, i, pad });
+  }, { opts: FAST, pad });
+  await page.goto("about:blank");
+  await sleep(300);
+  const first = collector().requests.filter((r) => r.type.startsWith("text/plain")).length;
+  await page.goto(h.url("/tests/esm.html"));
+  await page.waitForFunction(() => window.__ksLoaded === true);
+  await track(page, FAST, "nbbig", 0);
+  await delivered("nbbig", 1, 150, 8000);
+  record("no sendBeacon, 150 × 2 KB, leaving", "nbbig", 1, 150);
+  assert.ok(first >= 1, "what fits in 64 KB left with the page, by keepalive fetch");
+  assert.ok(collector().requests.every((r) => r.bytes <= 65536), collector().requests.map((r) => r.bytes).join(","));
+  await context.close();
+});
+
+test("no navigator.sendBeacon: a batch in flight counts against the 64 KB; what would not fit beside it is sent after, nothing lost", async () => {
+  collector().reset();
+  const context = await h.browser.newContext();
+  await context.addInitScript(() => delete Navigator.prototype.sendBeacon);
+  const page = await h.open("/tests/esm.html", { context });
+  faults({ delay: 1000 }); // the first batch (≈ 60 KB) stays in flight
+  const pad = "x".repeat(1500);
+  await page.evaluate(async ({ opts, pad }) => {
+    // (A hidden page goes on batching: what is left after the batches leaves on the interval.)
+    const ks = (window.ks = await Keystone.init({ ...opts, flushAt: 1000, flushInterval: 2000 }));
+    for (let i = 0; i < 60; i++) ks.track("Delivery Test", { run: "nbfly", tab: 0, i, pad });
+    await new Promise((r) => setTimeout(r, 100));
+    Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true });
+    document.dispatchEvent(new Event("visibilitychange"));
+  }, { opts: FAST, pad });
+  faults({ delay: 0 });
+  await delivered("nbfly", 1, 60, 8000);
+  record("no sendBeacon, hidden with a batch in flight", "nbfly", 1, 60);
+  await context.close();
+});
+
 async function tabs(n, fault, { noLocks = false } = {}) {
   collector().reset();
   const context = await h.browser.newContext();
