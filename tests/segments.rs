@@ -163,6 +163,25 @@ fn load_error_case_file() {
     }
 }
 
+/// A segment rejected for its `$inSegment` says which segment it names: an unknown one (a typo),
+/// a rejected one, or one on a cycle.
+#[test]
+fn in_segment_rejections_name_the_segment_named() {
+    let doc = json(r#"{"version":1,"segments":[
+        {"id":"a","condition":{"$inSegment":"b"}},
+        {"id":"b","condition":{"$or":[{"$inSegment":"a"}]}},
+        {"id":"fan","condition":{"$and":[{"$inSegment":"base"},{"$inSegment":"gohst"}]}},
+        {"id":"broken","condition":{"$performed":{"event":"A","within":"soon"}}},
+        {"id":"broken_fan","condition":{"$not":{"$inSegment":"broken"}}},
+        {"id":"base","condition":{}}]}"#);
+    let (_, report) = keystone::core::segment::parse(&doc, 90.0 * 86_400_000.0).unwrap();
+    let said: Vec<(String, String)> = report.rejected.iter().map(|e| (e.segment_id.clone().unwrap(), e.message.clone())).collect();
+    for (id, named) in [("a", "b"), ("b", "a"), ("fan", "gohst"), ("broken_fan", "broken")] {
+        let m = &said.iter().find(|s| s.0 == id).unwrap_or_else(|| panic!("{id} rejected")).1;
+        assert!(m.contains(&format!("\"{named}\"")), "{id}: {m}");
+    }
+}
+
 #[test]
 fn enter_and_exit_notices_fire_once_per_change() {
     let defs = json(r#"{"version":1,"segments":[{"id":"recent","condition":{"$performed":{"event":"A","within":"1h"}}}]}"#);

@@ -150,8 +150,12 @@ pub fn parse(doc: &Value, retention_ms: f64) -> Result<(Definitions, LoadReport)
     for seg in &segs {
         // The first target that is unknown or rejected (a cycle's members are all rejected).
         let bad = seg.refs.iter().find(|(t, _)| segs.iter().position(|x| x.id == *t).is_none_or(|j| state.get(j) != Some(&2)));
-        if let Some((_, p)) = bad {
-            report.rejected.push(Error::at(codes::INVALID_SEGMENT, Some(&seg.id), p.as_str(), "$inSegment names an unknown or rejected segment, or a cycle"));
+        if let Some((t, p)) = bad {
+            // The reason names the segment named (which one to define, fix or take off the cycle).
+            let mut m = String::from("$inSegment names \"");
+            m.push_str(t);
+            m.push_str("\": an unknown or rejected segment, or a cycle");
+            report.rejected.push(Error::at(codes::INVALID_SEGMENT, Some(&seg.id), p.as_str(), m));
         }
     }
     // Moved out in place (a consuming loop linked an `IntoIter` of its own).

@@ -295,6 +295,9 @@ test("$inSegment cycles, unknown and rejected targets: each segment concerned is
   assert.equal(by.broken_fan.path, "/segments/5/condition/$not/$inSegment");
   assert.equal(by.a_fan.path, "/segments/6/condition/$inSegment");
   for (const id of ["a", "b", "c"]) assert.match(by[id].message, /cycle/i, id);
+  // The reason names the segment the $inSegment names (which one to fix or define).
+  const named = { a: "b", b: "c", c: "a", ghost_fan: "ghost", broken_fan: "broken", a_fan: "a" };
+  for (const [id, target] of Object.entries(named)) assert.ok(by[id].message.includes(`"${target}"`), id + ": " + by[id].message);
   await page.context().close();
 });
 
