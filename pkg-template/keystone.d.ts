@@ -165,8 +165,13 @@ export interface KeystoneOptions {
 
 /** Options of {@link KeystoneInstance.identify}. */
 export interface IdentifyOptions {
-  /** The site's own user id, used instead of the email's SHA-256. */
-  userId?: string;
+  /**
+   * The site's own user id, used instead of the email's SHA-256: a non-empty string, or a finite
+   * number (a CRM's numeric key), which becomes its decimal text as `String(n)` gives it
+   * (`12345` → `"12345"`; `userId()` is always a string). `NaN`, `±Infinity` and other types
+   * reject with `invalid_argument`.
+   */
+  userId?: string | number;
   /** Opt-in: keep the normalized email as the `email` trait (stored and sent). Default false. */
   storeEmail?: boolean;
 }
@@ -343,12 +348,13 @@ export interface KeystoneInstance {
   track(event: string, properties?: Properties | null): void;
   /**
    * Login: the email is trimmed, lower-cased and hashed with SHA-256 on the device; `userId()`
-   * becomes that hash (or `options.userId`). From anonymous, the anonymous profile merges into
+   * becomes that hash (or `options.userId`, a number as its decimal text). From anonymous, the anonymous profile merges into
    * the known one (and its copy set aside on this device); from another known user, that
    * profile is set aside and a new anonymous id starts. Applied and stored before the call
    * returns; rejects with `invalid_email` (changing nothing) on a malformed address. The raw
    * email is never stored or sent unless `options.storeEmail` is true.
    * @example await ks.identify("ada@example.com", { tier: "gold" });
+   * @example await ks.identify("ada@example.com", {}, { userId: 12345 }); // userId() === "12345"
    */
   identify(email: string, traits?: Properties | null, options?: IdentifyOptions | null): Promise<void>;
   /**

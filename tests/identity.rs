@@ -96,7 +96,7 @@ fn malformed_emails_are_rejected_and_change_nothing() {
         assert_eq!(e.code, "invalid_email", "{bad:?}");
     }
     // Bad options are rejected before anything changes too.
-    for opts in [r#"{"userId": 5}"#, r#"{"userId": ""}"#, r#"{"storeEmail": "yes"}"#, "[1]"] {
+    for opts in [r#"{"userId": true}"#, r#"{"userId": {"id": 5}}"#, r#"{"userId": [5]}"#, r#"{"userId": ""}"#, r#"{"storeEmail": "yes"}"#, "[1]"] {
         let e = ks.identify(T0 + 1.0, "ada@example.com", Map::new(), &json(opts)).unwrap_err();
         assert_eq!(e.code, "invalid_argument", "{opts}");
     }
@@ -166,6 +166,18 @@ fn a_site_user_id_replaces_the_hash() {
     ks.identify(T0, "ada@example.com", Map::new(), &json(r#"{"userId": "crm-42"}"#)).unwrap();
     assert_eq!(ks.user_id(), Some("crm-42"));
     assert_eq!(ks.take_outbox()[0].user_id.as_deref(), Some("crm-42"));
+}
+
+/// A numeric user id (a CRM's numeric primary key), as Segment's analytics.js takes it: its
+/// decimal text, as JavaScript's `String(n)` prints it, everywhere the user id goes.
+#[test]
+fn a_numeric_site_user_id_is_its_decimal_text() {
+    for (given, want) in [("12345", "12345"), ("0", "0"), ("-0", "0"), ("-7", "-7"), ("12.5", "12.5"), ("9007199254740993", "9007199254740992")] {
+        let mut ks = engine(6);
+        ks.identify(T0, "ada@example.com", Map::new(), &json(&format!(r#"{{"userId": {given}}}"#))).unwrap();
+        assert_eq!(ks.user_id(), Some(want), "{given}");
+        assert_eq!(ks.take_outbox()[0].user_id.as_deref(), Some(want), "{given}");
+    }
 }
 
 #[test]

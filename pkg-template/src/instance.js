@@ -925,7 +925,11 @@ export class Instance {
     this.#log("identify", traits);
     const out = this.#runAsync(() => {
       const t = arg(traits, "identify traits", 1);
-      const o = arg(options, "identify options", 1);
+      let o = arg(options, "identify options", 1);
+      // A numeric userId reaches the engine as JSON prints it, its String(n); NaN and ±Infinity,
+      // which JSON prints as null (no userId: the email's hash), are refused as an empty one is.
+      const u = options?.userId;
+      if (typeof u == "number" && !isFinite(u)) o = '{"userId":""}';
       this.#followCookie();
       this.#core.identify(typeof email == "string" ? email.trim() : email, t, o);
     }, true);

@@ -67,7 +67,8 @@ pub struct Login {
 }
 
 /// Validates `identify(email, traits, options)` without changing anything. Options:
-/// `userId` (a non-empty string replacing the hash) and `storeEmail` (boolean, default false).
+/// `userId` (a non-empty string or a finite number replacing the hash) and `storeEmail`
+/// (boolean, default false).
 pub fn login(email: &str, mut traits: Map, options: &Value, host: &dyn Host) -> Result<Login, Error> {
     let email = normalize_email(email, host)?;
     let bad = |m: &str| Error::new(codes::INVALID_ARGUMENT, m);
@@ -80,7 +81,10 @@ pub fn login(email: &str, mut traits: Map, options: &Value, host: &dyn Host) -> 
     let user_id = match opts.get("userId") {
         None | Some(Value::Null) => sha256_hex(&email),
         Some(Value::Str(s)) if !s.is_empty() => s.clone(),
-        _ => return Err(bad("identify option userId must be a non-empty string")),
+        // A number (a CRM's numeric key, as analytics.js takes it): its decimal text, as
+        // JavaScript's `String(n)` prints it. (JSON has no NaN or Infinity: the wrapper refuses them.)
+        Some(n @ Value::Num(_)) => crate::core::json::write(n, host),
+        _ => return Err(bad("identify option userId must be a non-empty string or a finite number")),
     };
     match opts.get("storeEmail") {
         None | Some(Value::Null) | Some(Value::Bool(false)) => {}

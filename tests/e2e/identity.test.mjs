@@ -4,6 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { setup } from "./harness.mjs";
 
 let h;
@@ -100,6 +101,56 @@ test("storeEmail: true is the explicit opt-in that keeps the normalized email as
   assert.equal(out.email, "ünïcödé.üser@exämple.com");
   assert.equal(out.userId, sha("ünïcödé.üser@exämple.com"));
   assert.equal(out.own, "crm-42");
+  await ctx.close();
+});
+
+// A CRM's numeric primary key as the user id (Segment's analytics.js takes it): its decimal text,
+// as String(n) gives it, in userId(), the listener payload, storage and on the wire; NaN,
+// ±Infinity and other types stay invalid_argument and change nothing.
+test("identify with a numeric userId uses its decimal text (String(n)); NaN, Infinity, booleans, objects and arrays are rejected", async () => {
+  await fetch(h.url("/collector/reset"));
+  const ctx = await h.browser.newContext();
+  const page = await h.open("/tests/esm.html", { context: ctx });
+  const out = await page.evaluate(async (endpoint) => {
+    const ks = await Keystone.init({ autoCapture: false, endpoint, writeKey: "demo-key" });
+    const heard = [];
+    ks.on("identify", (p) => heard.push(p.userId));
+    const ids = [];
+    for (const userId of [12345, 12.5, 1e21, -0, 42]) {
+      await ks.identify("ada@example.com", {}, { userId });
+      ids.push(ks.userId());
+    }
+    const codes = [];
+    for (const userId of [NaN, Infinity, -Infinity, true, { id: 1 }, [1], ""]) codes.push(await ks.identify("bob@example.com", {}, { userId }).then(() => "ok", (e) => e.code));
+    await ks.flush();
+    await new Promise((r) => setTimeout(r, 600)); // past the coalesced write
+    return { ids, heard, codes, after: ks.userId(), stored: JSON.parse(localStorage.getItem("ks_profile")).uid };
+  }, h.url("/v1/batch"));
+  assert.deepEqual(out.ids, ["12345", "12.5", "1e+21", "0", "42"]);
+  assert.deepEqual(out.heard, out.ids);
+  assert.deepEqual(out.codes, Array(7).fill("invalid_argument"));
+  assert.equal(out.after, "42", "a rejected call changes nothing");
+  assert.equal(out.stored, "42");
+  const wire = (await (await fetch(h.url("/collector/events"))).json()).events.filter((e) => e.type === "identify").map((e) => e.userId);
+  assert.deepEqual(wire, out.ids, "strings on the wire");
+  await ctx.close();
+});
+
+test("the snippet and the script-tag build: a numeric userId queued before the script loads, and one given once ready", async () => {
+  const ctx = await h.browser.newContext();
+  const page = await ctx.newPage();
+  await page.goto(h.url("/tests/blank.html"));
+  const out = await page.evaluate(async (snippet) => {
+    window.keystoneConfig = { src: "/pkg/dist/keystone.global.js", autoCapture: false };
+    const s = document.createElement("script");
+    s.textContent = snippet;
+    document.body.appendChild(s);
+    const queued = await keystone.identify("ada@example.com", {}, { userId: 1001 }).then(() => keystone.userId(), (e) => e.code);
+    const ready = await keystone.identify("bob@example.com", {}, { userId: 1002 }).then(() => keystone.userId(), (e) => e.code);
+    const nan = await keystone.identify("bob@example.com", {}, { userId: NaN }).then(() => "ok", (e) => e.code);
+    return { queued, ready, nan };
+  }, readFileSync(new URL("../../pkg/dist/snippet.js", import.meta.url), "utf8"));
+  assert.deepEqual(out, { queued: "1001", ready: "1002", nan: "invalid_argument" });
   await ctx.close();
 });
 
