@@ -172,8 +172,10 @@ export function transport(o, report) {
   }
 
   /** Takes the tab lock of page `id` if it is free and holds it while this page lives (at once
-   * when this page holds it already: its watch below was granted). */
-  const hold = (id) => held[id] || new Prom((r) => locks.request(P + "tab." + id, { ifAvailable: true }, (l) => (r((held[id] = l)), l && new Prom(() => {}))).catch(() => r()));
+   * when this page holds it already: its watch below was granted). The watch may be granted while
+   * this request is on its way, which then finds the lock held (by this page): it must not undo
+   * the watch's mark, or the queue would never be taken over. */
+  const hold = (id) => held[id] || new Prom((r) => locks.request(P + "tab." + id, { ifAvailable: true }, (l) => (r((held[id] = held[id] || l)), l && new Prom(() => {}))).catch(() => r()));
 
   /** Adopts the stored queues of pages that are gone (under the flush lock). A page gone is
    * known by its tab lock being free; the adopter then holds that lock while it lives: no other
