@@ -17,7 +17,7 @@ export function uleb(buf, pos, signed = false) {
   return [v, pos];
 }
 
-function encodeUleb(v) {
+export function encodeUleb(v) {
   const out = [];
   do {
     let b = v % 128;

@@ -16,18 +16,7 @@
 //
 //   node scripts/wasm-order.mjs <in.wasm> <out.wasm>
 import { readFileSync, writeFileSync } from "node:fs";
-import { uleb } from "./wasm-imports.mjs";
-
-function encodeUleb(v) {
-  const out = [];
-  do {
-    let b = v % 128;
-    v = Math.floor(v / 128);
-    if (v) b |= 0x80;
-    out.push(b);
-  } while (v);
-  return out;
-}
+import { uleb, encodeUleb } from "./wasm-imports.mjs";
 
 /** The sections of `wasm`: {id, start, end, hdr} (payload spans [start, end)). */
 export function sections(wasm) {
