@@ -279,7 +279,7 @@ fn minute_counts_merge_to_the_minute_wise_sum() {
     ];
     let mut r = Rng(77);
     for _ in 0..60 {
-        let mut pick = |r: &mut Rng| -> Vec<(u32, u32)> { (0..r.below(3000)).map(|_| (base + r.below(6000) as u32, r.below(5) as u32 + 1)).collect() };
+        let pick = |r: &mut Rng| -> Vec<(u32, u32)> { (0..r.below(3000)).map(|_| (base + r.below(6000) as u32, r.below(5) as u32 + 1)).collect() };
         let (a, b) = (pick(&mut r), pick(&mut r));
         cases.push((Counts::from_entries(a).entries().to_vec(), Counts::from_entries(b).entries().to_vec()));
     }
