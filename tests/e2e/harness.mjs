@@ -45,3 +45,9 @@ export async function setup() {
     },
   };
 }
+
+/** Answers `route` after `ms` with a definitions document holding one segment, `id`, that every
+ * visitor is in: a slow segments URL, for the tests of loads in flight. */
+export function fulfillDefinitions(route, id, ms) {
+  setTimeout(() => route.fulfill({ contentType: "application/json", body: JSON.stringify({ version: 1, segments: [{ id, condition: {} }] }) }), ms);
+}

@@ -9,7 +9,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { setup } from "./harness.mjs";
+import { setup, fulfillDefinitions } from "./harness.mjs";
 
 const SNIPPET = readFileSync(new URL("../../pkg/dist/snippet.js", import.meta.url), "utf8");
 const T0 = Date.UTC(2025, 10, 29, 8, 0, 0);
@@ -338,9 +338,7 @@ test("definitions by URL object or absolute URL (loadSegments and init), and loa
 test("loadSegments reads an object when it is called, and one made right after an awaited load applies before the call returns", async (t) => {
   if (!full) return t.skip(SKIP);
   const ctx = await h.browser.newContext();
-  await ctx.route("**/tests/slow-defs.json", (route) =>
-    setTimeout(() => route.fulfill({ contentType: "application/json", body: JSON.stringify({ version: 1, segments: [{ id: "from_url", condition: {} }] }) }), 300),
-  );
+  await ctx.route("**/tests/slow-defs.json", (route) => fulfillDefinitions(route, "from_url", 300));
   const page = await h.open("/tests/esm.html", { context: ctx });
   const out = await page.evaluate(async () => {
     const ks = await Keystone.init({ autoCapture: false });
@@ -374,7 +372,7 @@ test("loadSegments reads a URL object's address when it is called: one URL objec
   await ctx.route("**/tests/defs-*.json", (route) => {
     const id = new URL(route.request().url()).pathname.slice(12, -5);
     fetched.push(id);
-    setTimeout(() => route.fulfill({ contentType: "application/json", body: JSON.stringify({ version: 1, segments: [{ id, condition: {} }] }) }), 100);
+    fulfillDefinitions(route, id, 100);
   });
   const page = await h.open("/tests/esm.html", { context: ctx });
   const out = await page.evaluate(async () => {

@@ -4,7 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { setup } from "./harness.mjs";
+import { setup, fulfillDefinitions } from "./harness.mjs";
 
 const read = (f) => JSON.parse(readFileSync(new URL("../cases/" + f, import.meta.url), "utf8"));
 const BEHAVIOUR = read("segments-behaviour.json");
@@ -182,9 +182,7 @@ test("a rejected document keeps the previous definitions; init takes a URL; expl
 test("loadSegments calls apply in call order: a slow URL never lands over a later call's definitions", async (t) => {
   if (!full) return t.skip(SKIP);
   const ctx = await h.browser.newContext();
-  await ctx.route("**/tests/slow-definitions.json", (route) =>
-    setTimeout(() => route.fulfill({ contentType: "application/json", body: JSON.stringify({ version: 1, segments: [{ id: "from_url", condition: {} }] }) }), 400),
-  );
+  await ctx.route("**/tests/slow-definitions.json", (route) => fulfillDefinitions(route, "from_url", 400));
   const page = await h.open("/tests/esm.html", { context: ctx });
   const out = await page.evaluate(async () => {
     const ks = await Keystone.init({ autoCapture: false });
