@@ -1127,12 +1127,16 @@ export function init(options, wasmUrl, landing, join) {
     }
     // The script-tag build: the time and page the snippet (or that script) ran on, those of the
     // page view auto-capture records at start.
-    const at = __SCRIPT_TAG__ ? when(landing) : null;
+    let at = __SCRIPT_TAG__ ? when(landing) : null;
     const af = opts.antiFlicker; // ms (a number, or digits from a tag manager's variable); true, "": 1000; false: none
-    if (af !== false) cloak(TYPES.n(af) ? +af : 1000);
+    const show = () => af !== false && cloak(TYPES.n(af) ? +af : 1000);
     if (__SCRIPT_TAG__) late = opts; // (amend)
     try {
-      await loadWasm(wasmUrl);
+      // A page the browser prerenders (Speculation Rules) may never be opened: the engine loads,
+      // but nothing is read, recorded, stored or sent before the visitor opens it; its page view
+      // is then timed at the activation, and the anti-flicker phase starts then (a timeout run
+      // out unseen would let the page show as authored, then change).
+      await Prom.all([loadWasm(wasmUrl), document.prerendering ? new Prom((r) => document.addEventListener("prerenderingchange", r, { once: true })).then(() => show((at = null))) : show()]);
     } finally {
       if (__SCRIPT_TAG__) late = null;
     }
