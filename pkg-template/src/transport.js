@@ -39,7 +39,7 @@ const mono = () => performance.now();
 export function checkDelivery(o) {
   let u;
   try {
-    u = new URL(o.endpoint, location.href);
+    u = new URL(o.endpoint, document.baseURI);
   } catch (_) {}
   if ((o.endpoint != null && (typeof o.endpoint != "string" || !/^https?:$/.test(u?.protocol))) || (o.writeKey != null && typeof o.writeKey != "string")) {
     throw fail("invalid_argument", "endpoint must be an http(s) URL and writeKey a string");
@@ -53,7 +53,7 @@ export function checkDelivery(o) {
  */
 export function transport(o, report) {
   const q = createQueue(o, report);
-  const url = new URL(o.endpoint, location.href).href;
+  const url = new URL(o.endpoint, document.baseURI).href;
   const P = o.storagePrefix || "ks_";
   const wk = o.writeKey || "";
   const auth = "Basic " + btoa(String.fromCharCode(...new TextEncoder().encode(wk + ":")));

@@ -28,10 +28,16 @@ async function contextWith(pages, { init } = {}) {
   const other = h.url("/").replace("localhost", "127.0.0.1");
   for (const base of [h.url("/"), other])
     for (const [path, html] of Object.entries(pages)) await ctx.route(base + path.slice(1) + "*", (r) => r.fulfill({ contentType: "text/html; charset=utf-8", body: html }));
-  await ctx.route("**/pkg/**", async (r) => {
+  // The package from a CDN, and the collector: a sandboxed frame's opaque origin reaches them in
+  // CORS mode, and Chromium refuses it the loopback address the test server has (Local Network
+  // Access), which a site's CDN and collector do not have. Both are answered through the test's
+  // own fetch, with the headers they would send.
+  const pass = async (r) => {
     const res = await r.fetch();
-    await r.fulfill({ response: res, headers: { ...res.headers(), "access-control-allow-origin": "*" } });
-  });
+    await r.fulfill({ response: res, headers: { ...res.headers(), "access-control-allow-origin": r.request().headers().origin || "*" } });
+  };
+  await ctx.route("**/pkg/**", pass);
+  await ctx.route("**/v1/batch", pass);
   if (init) await ctx.addInitScript(init);
   return { ctx, other };
 }
@@ -127,6 +133,112 @@ test("prerendering: a prerendered first visit that is never opened creates no an
   assert.deepEqual(await page.evaluate(storedState), { keys: [], cookies: [] });
   assert.equal(h.server.collector.events.length, 0);
   await page.close(); // discarded: never opened
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+});
+
+// ---------------------------------------------------------------------------------------------
+// Frames. A site embeds Keystone's page in an iframe, or Keystone runs in a widget's frame.
+
+/** A frame's page that starts Keystone (the `build`) and posts to its parent what it saw:
+ * whether init resolved, the error codes heard, the id, membership, the event recorded, flush(). */
+const framed = (build) => {
+  const probe = `
+    const codes = []; let out;
+    try {
+      const ks = await KS;
+      ks.on("error", (e) => codes.push(e.code));
+      ks.track("Product Viewed");
+      await new Promise((r) => setTimeout(r, 400));
+      out = { id: ks.anonymousId(), everyone: ks.inSegment("everyone"), viewed: ks.profile().events?.["Product Viewed"]?.count ?? 0,
+              shown: !document.getElementById("p").hidden, flushed: await ks.flush().then(() => true, (e) => e.code) };
+    } catch (e) { out = { rejected: String(e && (e.code || e.message)) }; }
+    parent.postMessage({ out, codes }, "*");`;
+  const config = JSON.stringify({ segments: EVERYONE, ...DELIVERY });
+  const head =
+    build == "npm"
+      ? `<script type="module">import { Keystone } from "/pkg/dist/keystone.js"; const KS = Keystone.init(${config}); ${probe}</script>`
+      : `<script>window.keystoneConfig = ${config};</script><script src="/pkg/dist/keystone.global.js"></script>
+         <script type="module">const KS = new Promise((r) => { const t = setInterval(() => { try { if (keystone.segments().length) { clearInterval(t); r(keystone); } } catch (_) {} }, 20); }); ${probe}</script>`;
+  return doc(head, `<p id="p" data-keystone-show="everyone" hidden>in</p>`);
+};
+/** The parent page: one iframe (attributes `attrs`), the frame's report in `window.__report`. */
+const parentOf = (attrs) => doc(`<script>addEventListener("message", (e) => (window.__report = e.data));</script>`, `<iframe ${attrs}></iframe>`);
+async function reportOf(page) {
+  assert.ok(await until(() => page.evaluate(() => !!window.__report), 10000), "the frame reported");
+  return page.evaluate(() => window.__report);
+}
+
+for (const build of ["npm", "script-tag"]) {
+  test(`a page inside a sandboxed iframe without allow-same-origin (${build}): storage and cookies throw SecurityError, init resolves and works in memory, storage_unavailable is reported, nothing throws`, async () => {
+    const { ctx } = await contextWith({ "/env/framed.html": framed(build), "/env/parent.html": parentOf(`sandbox="allow-scripts" src="/env/framed.html"`) });
+    const page = watch(await ctx.newPage());
+    h.server.collector.reset();
+    await page.goto(h.url("/env/parent.html"));
+    const { out, codes } = await reportOf(page);
+    const frame = page.frames().find((f) => f.url().endsWith("/env/framed.html"));
+    assert.deepEqual(await frame.evaluate(() => [() => localStorage, () => document.cookie].map((f) => { try { f(); return "ok"; } catch (e) { return e.name; } })), ["SecurityError", "SecurityError"], "(the browser's side)");
+    assert.equal(typeof out.id, "string", JSON.stringify(out));
+    assert.deepEqual({ everyone: out.everyone, viewed: out.viewed, shown: out.shown, flushed: out.flushed }, { everyone: true, viewed: 1, shown: true, flushed: true });
+    assert.ok(codes.includes("storage_unavailable"), JSON.stringify(codes));
+    assert.ok(h.server.collector.events.some((e) => e.event == "Product Viewed" && e.anonymousId == out.id), "delivered from the opaque origin");
+    assert.deepEqual(page.problems, []);
+    await ctx.close();
+  });
+}
+
+test("an iframe of another site (a widget, a checkout): Keystone works there with the storage the browser grants a third party, delivers, and leaves the frame site's own first-party profile alone", async () => {
+  const { ctx, other } = await contextWith({ "/env/framed.html": framed("npm"), "/env/parent.html": parentOf("") });
+  h.server.collector.reset();
+  const page = watch(await ctx.newPage());
+  const visit = async () => {
+    await page.goto(h.url("/env/parent.html"));
+    await page.evaluate((src) => (document.querySelector("iframe").src = src), other + "env/framed.html");
+    return reportOf(page);
+  };
+  const one = await visit();
+  const frame = page.frames().find((f) => f.url().startsWith(other));
+  // Chromium here blocks third-party cookies, as incognito windows and a growing share of browsers
+  // do; with them blocked, a third-party frame's localStorage throws SecurityError (where they
+  // are allowed, it works, partitioned by the top-level site).
+  const storage = await frame.evaluate(() => { try { localStorage.length; return "ok"; } catch (e) { return e.name; } });
+  assert.equal(typeof one.out.id, "string", JSON.stringify(one));
+  assert.deepEqual([one.out.everyone, one.out.viewed, one.out.shown, one.out.flushed], [true, 1, true, true]);
+  assert.equal(one.codes.includes("storage_unavailable"), storage != "ok", storage + " " + JSON.stringify(one.codes));
+  assert.ok(h.server.collector.events.some((e) => e.event == "Product Viewed" && e.anonymousId == one.out.id));
+  const two = await visit();
+  if (storage == "ok") assert.equal(two.out.id, one.out.id, "the partitioned storage keeps the id");
+  else assert.deepEqual([two.out.everyone, two.out.viewed, two.out.flushed], [true, 1, true], "each embedding starts afresh, in memory");
+  // The frame's site opened on its own: its first-party storage holds none of the frame's data.
+  const top = watch(await ctx.newPage());
+  await top.goto(other + "env/framed.html");
+  await top.waitForFunction(() => !!localStorage.getItem("ks_profile"));
+  const topId = await top.evaluate(() => JSON.parse(localStorage.getItem("ks_profile")).aid);
+  assert.ok(![one.out.id, two.out.id].includes(topId));
+  assert.deepEqual([...page.problems, ...top.problems], []);
+  await ctx.close();
+});
+
+test("an about:srcdoc iframe and a script-made about:blank iframe of the page: Keystone starts there, records and delivers", async () => {
+  const { ctx } = await contextWith({ "/env/parent.html": parentOf(`id="f"`) });
+  const page = watch(await ctx.newPage());
+  h.server.collector.reset();
+  await page.goto(h.url("/env/parent.html"));
+  await page.evaluate((html) => (document.getElementById("f").srcdoc = html), framed("npm"));
+  const srcdoc = await reportOf(page);
+  assert.deepEqual([srcdoc.out.everyone, srcdoc.out.viewed, srcdoc.out.shown, srcdoc.out.flushed], [true, 1, true, true], JSON.stringify(srcdoc));
+  await page.evaluate((html) => {
+    window.__report = null;
+    const f = document.createElement("iframe");
+    document.body.appendChild(f);
+    f.contentDocument.open();
+    f.contentDocument.write(html);
+    f.contentDocument.close();
+  }, framed("npm"));
+  const blank = await reportOf(page);
+  assert.deepEqual([blank.out.everyone, blank.out.shown, blank.out.flushed], [true, true, true], JSON.stringify(blank));
+  assert.equal(blank.out.id, srcdoc.out.id, "one origin, one storage: one visitor");
+  assert.ok(h.server.collector.events.filter((e) => e.event == "Product Viewed").length >= 2);
   assert.deepEqual(page.problems, []);
   await ctx.close();
 });
