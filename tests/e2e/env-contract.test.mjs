@@ -242,3 +242,121 @@ test("an about:srcdoc iframe and a script-made about:blank iframe of the page: K
   assert.deepEqual(page.problems, []);
   await ctx.close();
 });
+
+// ---------------------------------------------------------------------------------------------
+// A document still being parsed: Keystone starts from <head> before <body> exists (a synchronous
+// script further down <head> holds the parser), and the personalized markup arrives afterwards.
+for (const build of ["npm", "script-tag"]) {
+  test(`started from <head> before <body> exists (${build}): the markup parsed afterwards is personalized, the anti-flicker phase ends`, async () => {
+    const config = JSON.stringify({ segments: EVERYONE });
+    const start =
+      build == "npm"
+        ? `<script type="module" async>import { Keystone } from "/pkg/dist/keystone.js"; Keystone.init(${config}).then(() => (window.__noBody = !document.body));</script>`
+        : `<script>window.keystoneConfig = ${config};</script><script src="/pkg/dist/keystone.global.js"></script>`;
+    const html = doc(`${start}<script src="/env/slow.js"></script>`, `<p id="show" data-keystone-show="everyone" hidden>in</p><p id="hide" data-keystone-hide="everyone">out</p><p id="text" data-keystone-text="context.path">path</p>`);
+    let ready;
+    const { ctx } = await contextWith({ "/env/nobody.html": html });
+    // The parser waits on this script until Keystone is ready (the npm build) or 1.5 s.
+    await ctx.route("**/env/slow.js", (r) => (ready = r));
+    const page = watch(await ctx.newPage());
+    const nav = page.goto(h.url("/env/nobody.html"));
+    assert.ok(await until(() => !!ready, 5000));
+    if (build == "npm") assert.ok(await until(() => page.evaluate(() => window.__noBody === true), 5000), "init resolved while the document had no <body>");
+    else await page.waitForTimeout(1500);
+    await ready.fulfill({ contentType: "text/javascript", body: "window.__slow = 1;" });
+    await nav;
+    assert.ok(await until(() => page.evaluate(() => document.documentElement.classList.contains("keystone-ready"))), "the anti-flicker phase ended");
+    await page.waitForTimeout(100);
+    const out = await page.evaluate(() => ({ show: document.getElementById("show").hidden, hide: document.getElementById("hide").hidden, text: document.getElementById("text").textContent, visible: getComputedStyle(document.getElementById("show")).visibility }));
+    assert.deepEqual(out, { show: false, hide: true, text: "/env/nobody.html", visible: "visible" });
+    assert.deepEqual(page.problems, []);
+    await ctx.close();
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Private windows and full storage.
+test("a private window per visit (a fresh context each time, nothing stored): each visit starts, records its page view and delivers under a new id", async () => {
+  h.server.collector.reset();
+  const ids = [];
+  for (let i = 0; i < 2; i++) {
+    const { ctx } = await contextWith({ "/env/visit.html": doc(ESM) });
+    const page = watch(await ctx.newPage());
+    await page.goto(h.url("/env/visit.html"));
+    await page.waitForFunction(() => window.__ksLoaded === true);
+    const out = await page.evaluate(async (o) => {
+      const ks = await Keystone.init(o);
+      await ks.flush();
+      return { id: ks.anonymousId(), session: ks.profile().session, stored: !!localStorage.getItem("ks_profile") };
+    }, DELIVERY);
+    assert.deepEqual([out.session.count, out.session.pageviews, out.stored], [1, 1, true]);
+    ids.push(out.id);
+    assert.deepEqual(page.problems, []);
+    await ctx.close();
+  }
+  assert.notEqual(ids[0], ids[1]);
+  assert.deepEqual(h.server.collector.events.filter((e) => e.type == "page").map((e) => e.anonymousId), ids);
+});
+
+test("localStorage filled to the brim by the page before init (a first visit): init resolves and works in memory, storage_unavailable is reported, the id cookie carries the visitor to the next page", async () => {
+  const { ctx } = await contextWith({ "/env/visit.html": doc(ESM) });
+  h.server.collector.reset();
+  const page = watch(await ctx.newPage());
+  await page.goto(h.url("/env/visit.html"));
+  await page.waitForFunction(() => window.__ksLoaded === true);
+  const out = await page.evaluate(async (o) => {
+    let n = 0;
+    for (let size = 1 << 20; size >= 1; size >>= 1)
+      try {
+        for (;;) localStorage.setItem("fill" + n++, "x".repeat(size));
+      } catch (_) {}
+    const codes = [];
+    const ks = await Keystone.init({ ...o, segments: { version: 1, segments: [{ id: "viewer", condition: { $performed: { event: "Product Viewed" } } }] } });
+    ks.on("error", (e) => codes.push(e.code));
+    ks.track("Product Viewed");
+    const flushed = await ks.flush().then(() => true, (e) => e.code);
+    await new Promise((r) => setTimeout(r, 400));
+    const res = { id: ks.anonymousId(), viewer: ks.inSegment("viewer"), flushed, codes, stored: localStorage.getItem("ks_profile") };
+    for (let i = 0; i < n; i++) localStorage.removeItem("fill" + i);
+    return res;
+  }, DELIVERY);
+  assert.deepEqual([typeof out.id, out.viewer, out.flushed, out.stored], ["string", true, true, null], JSON.stringify(out));
+  assert.ok(out.codes.includes("storage_unavailable"), JSON.stringify(out.codes));
+  assert.ok(h.server.collector.events.some((e) => e.event == "Product Viewed" && e.anonymousId == out.id));
+  const next = watch(await ctx.newPage());
+  await next.goto(h.url("/env/visit.html"));
+  await next.waitForFunction(() => window.__ksLoaded === true);
+  assert.equal(await next.evaluate(async () => (await Keystone.init({})).anonymousId()), out.id, "the next page keeps the visitor's id");
+  assert.deepEqual([...page.problems, ...next.problems], []);
+  await ctx.close();
+});
+
+// ---------------------------------------------------------------------------------------------
+// Documents over time: a hash router.
+test("a hash-routed SPA (#/a → #/b): no page view by default (a hash-only change); with hashChange: true one per route, whether by pushState, location.hash or Back (popstate and hashchange together count once)", async () => {
+  for (const hashChange of [false, true]) {
+    const { ctx } = await contextWith({ "/env/app.html": doc(ESM) });
+    const page = watch(await ctx.newPage());
+    await page.goto(h.url("/env/app.html#/a"));
+    await page.waitForFunction(() => window.__ksLoaded === true);
+    const out = await page.evaluate(async (hashChange) => {
+      const ks = await Keystone.init({ autoCapture: { hashChange } });
+      const views = () => ks.profile().events["Page Viewed"].count;
+      const tick = () => new Promise((r) => setTimeout(r, 50));
+      const seen = [views()];
+      history.pushState({}, "", "#/b");
+      await tick();
+      seen.push(views());
+      location.hash = "#/c";
+      await tick();
+      seen.push(views());
+      history.back();
+      await tick();
+      seen.push(views());
+      return { seen };
+    }, hashChange);
+    assert.deepEqual(out.seen, hashChange ? [1, 2, 3, 4] : [1, 1, 1, 1], "hashChange " + hashChange);
+    assert.deepEqual(page.problems, []);
+    await ctx.close();
+  }
+});
