@@ -187,6 +187,32 @@ for (const build of ["npm", "script-tag"]) {
   });
 }
 
+test("a same-origin iframe, Keystone in the page and in the frame: one visitor (one id), each sees what the other recorded within 1 s, each event delivered once", async () => {
+  const { ctx } = await contextWith({ "/env/framed.html": framed("npm"), "/env/parent.html": parentOf("") });
+  h.server.collector.reset();
+  const page = watch(await ctx.newPage());
+  await page.goto(h.url("/env/parent.html"));
+  await page.evaluate(async (o) => {
+    const { Keystone } = await import("/pkg/dist/keystone.js");
+    window.ks = await Keystone.init(o);
+    ks.track("Parent Event");
+  }, { ...DELIVERY, segments: EVERYONE });
+  await page.evaluate(() => (document.querySelector("iframe").src = "/env/framed.html"));
+  const { out } = await reportOf(page);
+  const parentId = await page.evaluate(() => ks.anonymousId());
+  assert.equal(out.id, parentId, "one visitor");
+  assert.deepEqual([out.everyone, out.viewed, out.shown, out.flushed], [true, 1, true, true]);
+  assert.ok(await until(() => page.evaluate(() => ks.profile().events["Product Viewed"]?.count === 1), 1500), "the page sees the frame's event");
+  const frame = page.frames().find((f) => f.url().endsWith("/env/framed.html"));
+  assert.equal(await frame.evaluate(() => JSON.parse(localStorage.getItem("ks_profile")).aid), parentId);
+  await page.evaluate(() => ks.flush());
+  const mine = h.server.collector.events.filter((e) => e.type == "track");
+  assert.deepEqual(mine.map((e) => e.event).sort(), ["Parent Event", "Product Viewed"]);
+  assert.equal(h.server.collector.duplicates(), 0);
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+});
+
 test("an iframe of another site (a widget, a checkout): Keystone works there with the storage the browser grants a third party, delivers, and leaves the frame site's own first-party profile alone", async () => {
   const { ctx, other } = await contextWith({ "/env/framed.html": framed("npm"), "/env/parent.html": parentOf("") });
   h.server.collector.reset();
