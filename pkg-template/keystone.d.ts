@@ -104,7 +104,7 @@ export interface KeystoneOptions {
    * out as with `"opt-out"`).
    */
   consent?: "opt-in" | "opt-out" | Partial<Consent>;
-  /** Collector URL for Segment-spec batches (http or https, absolute or relative to the page, a string or a `URL`; anything else rejects `init` with `invalid_argument`); without it nothing leaves the device. */
+  /** Collector URL for Segment-spec batches (http or https, absolute or relative to the document's base URL as `fetch` resolves it, a string or a `URL`; anything else rejects `init` with `invalid_argument`); without it nothing leaves the device. */
   endpoint?: string | URL;
   /** Write key sent as HTTP Basic auth user. */
   writeKey?: string;
@@ -150,7 +150,7 @@ export interface KeystoneOptions {
   /** Log each recording call, membership change and error to the console (`console.debug`). */
   debug?: boolean;
   /**
-   * URL of `keystone_bg.wasm` (relative to the page) when it is not next to the ESM entry, e.g.
+   * URL of `keystone_bg.wasm` (a relative one resolved against the document's base URL, as `fetch` would) when it is not next to the ESM entry, e.g.
    * a bundler that does not emit it (esbuild): copy the file and say where it is served.
    * Ignored by the script-tag build, which finds it next to its own script.
    */

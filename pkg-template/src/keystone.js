@@ -13,10 +13,11 @@ try {
   prefetchWasm(WASM_URL);
 } catch (_) {}
 
-/** The wasm's URL: the `wasmUrl` option (relative to the page), else next to this module. */
+/** The wasm's URL: the `wasmUrl` option (resolved as `fetch` would: against the document's base
+ * URL, a worker's own URL), else next to this module. */
 const where = (o) => {
   try {
-    return o?.wasmUrl ? new URL(o.wasmUrl, location.href) : WASM_URL || new URL("keystone_bg.wasm", location.href);
+    return o?.wasmUrl ? new URL(o.wasmUrl, self.document?.baseURI || location.href) : WASM_URL || new URL("keystone_bg.wasm", location.href);
   } catch (_) {
     return WASM_URL;
   }

@@ -39,6 +39,7 @@ const mono = () => performance.now();
 export function checkDelivery(o) {
   let u;
   try {
+    // Resolved as `fetch` resolves it: against the document's base URL (a `<base href>`).
     u = new URL(o.endpoint, document.baseURI);
   } catch (_) {}
   if ((o.endpoint != null && (typeof o.endpoint != "string" || !/^https?:$/.test(u?.protocol))) || (o.writeKey != null && typeof o.writeKey != "string")) {

@@ -960,3 +960,58 @@ test("a request that never ends: aborted at 6 × requestTimeout and retried, del
   assert.equal(await page.evaluate(() => ks.flush().then(() => "resolved", (e) => e.code)), "resolved");
   await context.close();
 });
+
+// A relative endpoint resolves as `fetch` resolves it: against the document's base URL. On a
+// page with `<base href>` (an SPA served from a sub-path), every way out — fetch, sendBeacon,
+// keepalive fetch — reaches the URL `fetch("../v1/batch")` would, not one resolved against the
+// page's own address (here /tests/v1/batch, a 404); the segments URL resolves the same way.
+test("a relative endpoint on a page with <base href>: fetch, beacon and keepalive fetch all go where fetch() would", async () => {
+  collector().reset();
+  const context = await h.browser.newContext();
+  await context.route("**/tests/app/shop.html", (route) =>
+    route.fulfill({
+      contentType: "text/html",
+      body: '<!doctype html><html><head><base href="/tests/"><script type="module">import { Keystone } from "/pkg/dist/keystone.js"; window.Keystone = Keystone;</script></head><body></body></html>',
+    }),
+  );
+  const page = await h.open("/tests/app/shop.html", { context });
+  await page.waitForFunction(() => window.Keystone);
+  const out = await page.evaluate(async (opts) => {
+    const ks = (window.ks = await Keystone.init({ ...opts, endpoint: "../v1/batch", segments: "segments-definitions.json" }));
+    window.errors = [];
+    ks.on("error", (e) => window.errors.push(e.code));
+    ks.track("Product Viewed", { run: "base", tab: 0, i: 0 });
+    ks.track("Delivery Test", { run: "base", tab: 0, i: 1 });
+    const flushed = await ks.flush().then(() => "resolved", (e) => e.code);
+    return { base: document.baseURI, flushed, viewers: ks.inSegment("viewers"), fetched: await fetch("../v1/batch", { method: "OPTIONS" }).then((r) => r.url) };
+  }, { ...FAST, flushAt: 1000, flushInterval: 60000 });
+  assert.equal(out.base, h.url("/tests/"));
+  assert.equal(out.fetched, h.url("/v1/batch"), "what fetch() makes of the same relative URL");
+  assert.equal(out.flushed, "resolved", "fetch: the batch reached the collector");
+  assert.equal(out.viewers, true, "the segments URL resolved against the base URL too");
+  // Hidden: sendBeacon.
+  await page.evaluate(() => {
+    ks.track("Delivery Test", { run: "base", tab: 0, i: 2 });
+    Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true });
+    document.dispatchEvent(new Event("visibilitychange"));
+  });
+  await delivered("base", 1, 3, 5000);
+  // Shown again, then hidden with a sendBeacon that throws: keepalive fetch.
+  await page.evaluate(() => {
+    Object.defineProperty(document, "visibilityState", { value: "visible", configurable: true });
+    document.dispatchEvent(new Event("visibilitychange"));
+    navigator.sendBeacon = () => {
+      throw new TypeError("blocked");
+    };
+    ks.track("Delivery Test", { run: "base", tab: 0, i: 3 });
+    Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true });
+    document.dispatchEvent(new Event("visibilitychange"));
+  });
+  await delivered("base", 1, 4, 5000);
+  record("relative endpoint under <base href>", "base", 1, 4);
+  const types = collector().requests.map((r) => r.type.split(";")[0] + ":" + r.count);
+  assert.deepEqual(types, ["application/json:2", "text/plain:1", "text/plain:1"], "fetch, then beacon, then keepalive fetch");
+  assert.deepEqual(await page.evaluate(() => window.errors.filter((c) => c != "invalid_segment")), [], "(the definitions' one bad segment aside)");
+  assert.deepEqual(page.problems, []);
+  await context.close();
+});

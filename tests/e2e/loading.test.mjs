@@ -361,3 +361,23 @@ test("the snippet's script arrives but its wasm never does: the queued Promises 
   for (const r of held) await r.abort().catch(() => {});
   await ctx.close();
 });
+
+// The `wasmUrl` option resolves as `fetch` resolves a URL: against the document's base URL (a
+// `<base href>`), as the endpoint and a segments URL do. Here the wasm next to the module cannot
+// be fetched, so only the one `wasmUrl` names can start Keystone.
+test("wasmUrl relative on a page with <base href>: resolved against the base URL, as fetch() would", async () => {
+  const { ctx, page } = await fresh("/tests/app/page.html", async (ctx) => {
+    await ctx.route("**/tests/app/page.html", (route) =>
+      route.fulfill({ contentType: "text/html", body: '<!doctype html><html><head><base href="/pkg/"></head><body></body></html>' }),
+    );
+    await ctx.route(/keystone_bg\.wasm$/, (route) => route.fulfill({ status: 404 })); // not the default place
+  });
+  const out = await page.evaluate(async () => {
+    const { Keystone } = await import("/pkg/dist/keystone.js");
+    const ks = await Keystone.init({ autoCapture: false, wasmUrl: "dist/keystone_bg.wasm?v=1", segments: { version: 1, segments: [{ id: "all", condition: {} }] } }).catch((e) => e.code);
+    return { fetched: new URL("dist/keystone_bg.wasm?v=1", document.baseURI).pathname, ready: typeof ks == "string" ? ks : ks.inSegment("all") };
+  });
+  assert.deepEqual(out, { fetched: "/pkg/dist/keystone_bg.wasm", ready: true });
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+});
