@@ -106,7 +106,7 @@ export interface KeystoneOptions {
   consent?: "opt-in" | "opt-out" | Partial<Consent>;
   /** Collector URL for Segment-spec batches (http or https, absolute or relative to the document's base URL as `fetch` resolves it, a string or a `URL`; anything else rejects `init` with `invalid_argument`); without it nothing leaves the device. */
   endpoint?: string | URL;
-  /** Write key sent as HTTP Basic auth user. */
+  /** Write key sent as HTTP Basic auth user (and in the body, for beacons); without one no `Authorization` header is sent. */
   writeKey?: string;
   /** Delivery: send a batch once this many events are queued (default 20). */
   flushAt?: number;

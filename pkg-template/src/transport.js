@@ -1,6 +1,6 @@
 // Delivery (DESIGN §8): sends the engine's events to the collector as Segment-spec batches,
 // `POST {endpoint}` `{"batch": [...], "sentAt": ISO}` with `Authorization: Basic
-// base64(writeKey + ":")`. The engine hands over each event it made and whether `analytics`
+// base64(writeKey + ":")` (none without a write key). The engine hands over each event it made and whether `analytics`
 // consent holds; the queue (queue.js) decides what is due and what a batch holds; this module
 // stores the queue, holds the cross-tab locks, talks HTTP and reports each outcome back.
 //
@@ -57,7 +57,9 @@ export function transport(o, report) {
   const url = new URL(o.endpoint, document.baseURI).href;
   const P = o.storagePrefix || "ks_";
   const wk = o.writeKey || "";
-  const auth = "Basic " + btoa(String.fromCharCode(...new TextEncoder().encode(wk + ":")));
+  // Without a write key, no Authorization header (as Segment's and RudderStack's SDKs): a
+  // self-hosted collector that takes none need not allow the header in its CORS preflight.
+  const headers = { "content-type": "application/json", ...(wk && { authorization: "Basic " + btoa(String.fromCharCode(...new TextEncoder().encode(wk + ":"))) }) };
   const tail = '","writeKey":' + stringify(wk) + "}";
   const tab = Math.random().toString(36).slice(2);
   const QK = P + "q.";
@@ -206,7 +208,7 @@ export function transport(o, report) {
     const t = setTimeout(() => ac.abort(), 6 * timeout);
     try {
       const r = await keepalivePost(body(b), {
-        headers: { "content-type": "application/json", authorization: auth },
+        headers,
         credentials: "omit",
         signal: ac.signal,
       });

@@ -4,6 +4,7 @@
 // fault → sent / delivered / duplicates is printed at the end.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { createServer } from "node:http";
 import { setup } from "./harness.mjs";
 
 let h;
@@ -1013,5 +1014,39 @@ test("a relative endpoint on a page with <base href>: fetch, beacon and keepaliv
   assert.deepEqual(types, ["application/json:2", "text/plain:1", "text/plain:1"], "fetch, then beacon, then keepalive fetch");
   assert.deepEqual(await page.evaluate(() => window.errors.filter((c) => c != "invalid_segment")), [], "(the definitions' one bad segment aside)");
   assert.deepEqual(page.problems, []);
+  await context.close();
+});
+
+// Without a writeKey no Authorization header is sent (as Segment's and RudderStack's SDKs do:
+// the header only with a write key). A self-hosted collector on another origin that takes no key
+// answers the CORS preflight allowing `content-type` only, as many do: an Authorization header
+// (`Basic Og==`, base64(":"), before) is not allowed there, so the browser never sent the batch.
+test("no writeKey: no Authorization header, so a cross-origin collector that allows only content-type receives the batch", async () => {
+  const seen = [];
+  const server = createServer((req, res) => {
+    const cors = { "access-control-allow-origin": "*", "access-control-allow-headers": "content-type", "access-control-allow-methods": "POST" };
+    let body = "";
+    req.on("data", (c) => (body += c));
+    req.on("end", () => {
+      seen.push({ method: req.method, auth: req.headers.authorization ?? null, asked: req.headers["access-control-request-headers"] ?? null, body });
+      res.writeHead(req.method == "OPTIONS" ? 204 : 200, cors);
+      res.end();
+    });
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const { context, page } = await fresh();
+  const endpoint = `http://127.0.0.1:${server.address().port}/v1/batch`;
+  const flushed = await page.evaluate(async (opts) => {
+    const ks = await Keystone.init(opts);
+    ks.track("Delivery Test", { run: "nokey", tab: 0, i: 0 });
+    return ks.flush().then(() => "resolved", (e) => e.code);
+  }, { ...FAST, writeKey: undefined, endpoint, flushAt: 1000, flushInterval: 60000 });
+  server.close();
+  assert.equal(flushed, "resolved", JSON.stringify(seen));
+  const posts = seen.filter((r) => r.method == "POST");
+  assert.equal(posts.length, 1);
+  assert.equal(posts[0].auth, null, "no Authorization header");
+  assert.equal(JSON.parse(posts[0].body).batch[0].properties.run, "nokey");
+  assert.ok(seen.every((r) => !/authorization/i.test(r.asked || "")), "the preflight asks for no Authorization header: " + JSON.stringify(seen));
   await context.close();
 });
