@@ -52,22 +52,26 @@ const visibility = (ks, el, _, state) => {
 };
 
 // Text: Keystone only ever puts back what it overwrote. `wrote` holds, while Keystone's text is
-// shown, [the text it replaced, the text it wrote]; the page's own text (arriving later while the
-// body streams, or changed by the page since, e.g. by an i18n script) is never replaced by an
-// older one.
+// shown, [the text it replaced, the text it wrote, whether the body was streaming, the child
+// nodes it replaced]; the page's own text (arriving later while the body streams, or changed by
+// the page since, e.g. by an i18n script) is never replaced by an older one. What comes back is
+// the authored nodes themselves, kept aside (`there <b>friend</b>` keeps its `<b>`): no markup is
+// ever made from a string.
 const wrote = new WeakMap();
 const text = (el, t) => {
   const cur = el.textContent;
   let w = wrote.get(el);
   // Written while the body streamed (w[2]), the parser then appended the rest of the authored
-  // text after Keystone's: it belongs to the authored text.
-  if (w && w[2] && cur.startsWith(w[1])) w = [w[0] + cur.slice(w[1].length), w[1]];
-  else if (w && cur !== w[1]) w = 0; // changed by the page since Keystone wrote: the authored text now
+  // content after Keystone's text (its first characters into Keystone's own text node, split
+  // off here): it belongs to the authored content.
+  if (w && cur !== w[1])
+    if (w[2] && cur.startsWith(w[1])) el.firstChild.splitText?.(w[1].length), (w[0] += cur.slice(w[1].length)), w[3].push(...[...el.childNodes].slice(1));
+    else w = 0; // changed by the page since Keystone wrote: the authored content now
   if (t == null) {
     wrote.delete(el);
-    if (w && cur !== w[0]) el.textContent = w[0];
+    if (w && cur !== w[0]) el.replaceChildren(...w[3]);
   } else {
-    wrote.set(el, [w ? w[0] : cur, t, document.readyState == "loading"]);
+    wrote.set(el, [w ? w[0] : cur, t, document.readyState == "loading", w ? w[3] : [...el.childNodes]]);
     if (cur !== t) el.textContent = t;
   }
 };

@@ -312,6 +312,33 @@ test("data-keystone-text restores only what it wrote: text that arrives later an
   await page.context().close();
 });
 
+// What Keystone puts back is the authored content itself: its child nodes, kept aside while
+// Keystone's text is shown (never markup made again from a string), so `there <b>friend</b>`
+// keeps its `<b>` — the same element, with what the page attached to it.
+test("data-keystone-text puts back the authored child nodes, markup included, after a reset and when the attribute goes", async () => {
+  const page = await openDom();
+  const out = await page.evaluate(async () => {
+    const frame = () => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
+    const s = document.createElement("section");
+    s.innerHTML = '<span id="a" data-keystone-text="traits.firstName">there <b>friend</b></span><span id="b" data-keystone-text="traits.firstName"><i>dear</i> guest</span>';
+    document.body.appendChild(s);
+    const b = document.querySelector("#a b");
+    b.onclick = () => (window.clicked = 1);
+    const ks = await Keystone.init({ autoCapture: false });
+    ks.setTraits({ firstName: "Ada" });
+    await frame();
+    const filled = [s.children[0].innerHTML, s.children[1].innerHTML];
+    document.getElementById("b").removeAttribute("data-keystone-text");
+    ks.reset();
+    await frame();
+    document.querySelector("#a b").click();
+    return { filled, back: [s.children[0].innerHTML, s.children[1].innerHTML], same: document.querySelector("#a b") === b, clicked: window.clicked || 0 };
+  });
+  assert.deepEqual(out, { filled: ["Ada", "Ada"], back: ["there <b>friend</b>", "<i>dear</i> guest"], same: true, clicked: 1 });
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
 test("an element that loses data-keystone-show / -hide is as authored again", async () => {
   const page = await openDom();
   const out = await page.evaluate(async () => {
