@@ -388,7 +388,7 @@ export interface KeystoneInstance {
    */
   loadSegments(definitions: Definitions | string | URL): Promise<{ loaded: string[]; rejected: KeystoneError[] }>;
   /**
-   * Ids of the segments the visitor is in now, sorted.
+   * Ids of the segments the visitor is in now, sorted as `[...ids].sort()` sorts (UTF-16 code units).
    * @example ks.segments(); // ["shoe_fans"]
    */
   segments(): string[];

@@ -362,6 +362,12 @@ function newEngine(options, cookieId) {
   OPS.forEach((name, op) => {
     e[name] = (a, b, c) => out(coreCall(op, str(a), str(b), str(c)));
   });
+  // Segment ids sorted as JavaScript sorts strings (UTF-16 code units, what `[...ids].sort()`
+  // gives), not in the engine's code point order: the two differ for ids mixing U+E000–U+FFFF
+  // with characters beyond U+FFFF. For `segments()`, the data layer's `keystoneSegments` and
+  // the profile document's `segments`. (11 and 13: `segments` and `profile` in OPS.)
+  e.segments = () => out(coreCall(11)).sort();
+  e.profile = (d = out(coreCall(13))) => (d.segments.sort(), d);
   e.new(optionsText(options), cookieId);
   return e;
 }

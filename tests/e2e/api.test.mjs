@@ -621,3 +621,22 @@ test("wasm that cannot be fetched: Keystone.load() and init reject with wasm_loa
   assert.deepEqual(page.problems.filter((p) => !/404/.test(p)), []);
   await ctx.close();
 });
+
+// "Sorted" as JavaScript sorts: segments() equals `[...ids].sort()` (UTF-16 code units), which
+// differs from code point order for ids mixing U+E000–U+FFFF with characters beyond U+FFFF
+// (U+FF5E sorts after U+1F600 in JavaScript, before it by code point); the profile's `segments`
+// and the data layer's `keystoneSegments` too.
+test("segments() is sorted as [...ids].sort() sorts, also for ids mixing U+E000–U+FFFF and astral characters; so are profile().segments and keystoneSegments", async () => {
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    const ids = ["b", "\u{1F600}", "\uFF5E", "a\uE000", "a\u{10000}", "Z"];
+    const ks = await Keystone.init({ autoCapture: false, dataLayer: true, consent: { marketing: true }, segments: { version: 1, segments: ids.map((id) => ({ id, condition: {} })) } });
+    return { js: [...ids].sort(), segments: ks.segments(), profile: ks.profile().segments, dataLayer: window.dataLayer.find((e) => e.event == "keystone.ready")?.keystoneSegments, all: ids.every((id) => ks.inSegment(id)) };
+  });
+  assert.deepEqual(out.segments, out.js);
+  assert.deepEqual(out.profile, out.js);
+  assert.deepEqual(out.dataLayer, out.js);
+  assert.equal(out.all, true);
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
