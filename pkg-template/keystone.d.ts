@@ -112,7 +112,7 @@ export interface KeystoneOptions {
   flushAt?: number;
   /** Delivery: send queued events at the latest this many ms after the oldest was queued (default 5000). */
   flushInterval?: number;
-  /** Delivery: the most events the persisted queue holds; the oldest are dropped first, drops counted and reported as a `queue_overflow` error at the 1st, 2nd, 4th, 8th… drop (default 1000). */
+  /** Delivery: the most events the persisted queue holds; the oldest are dropped first, drops counted and reported as a `queue_overflow` error at the 1st, 2nd, 4th, 8th… drop (default 1000; `0` or `Infinity` is the default: the queue is always bounded). */
   maxQueueEvents?: number;
   /** Delivery: the most bytes (UTF-8 JSON) the persisted queue holds (default 524288). */
   maxQueueBytes?: number;

@@ -457,3 +457,33 @@ test("snippet: after a navigation made before ready, membership follows the cont
   assert.deepEqual(page.problems, []);
   await ctx.close();
 });
+
+// A call queued on the stub keeps its object arguments as their JSON, which has no ±Infinity
+// nor NaN (null instead): what the README's snippet section says of them holds. A queued
+// `maxQueueEvents: Infinity` is the default bound, as the same option given once ready is (the
+// queue is always bounded); a queued userId NaN takes the hash (refused when called once ready).
+test("snippet: numbers JSON cannot carry in a queued call: maxQueueEvents Infinity is the default bound, a userId NaN the hash", async () => {
+  const { ctx, page, release } = await delayedContext();
+  await page.evaluate((snippet) => {
+    window.keystoneConfig = { src: "/pkg/dist/keystone.global.js", autoCapture: false };
+    const s = document.createElement("script");
+    s.textContent = snippet;
+    document.body.appendChild(s);
+    const k = window.keystone;
+    window.errors = [];
+    k.on("error", (e) => errors.push(e.code));
+    window.pInit = k.init({ endpoint: "/v1/batch", writeKey: "demo-key", maxQueueEvents: Infinity, maxQueueBytes: Infinity, flushInterval: 60000 });
+    window.pId = k.identify("ada@example.com", {}, { userId: NaN }).then(() => "resolved", (e) => e.code);
+  }, SNIPPET);
+  release();
+  await page.evaluate(() => window.pInit);
+  await ctx.setOffline(true); // nothing leaves: the queue only grows
+  const out = await page.evaluate(async () => {
+    for (let i = 0; i < 1001; i++) keystone.track("Queued", { i });
+    await new Promise((r) => setTimeout(r, 50));
+    const direct = await keystone.identify("ada@example.com", {}, { userId: NaN }).then(() => "resolved", (e) => e.code);
+    return { identify: await window.pId, hashed: /^[0-9a-f]{64}$/.test(keystone.userId()), direct, bounded: window.errors.includes("queue_overflow") };
+  });
+  assert.deepEqual(out, { identify: "resolved", hashed: true, direct: "invalid_argument", bounded: true });
+  await ctx.close();
+});
