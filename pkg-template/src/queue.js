@@ -24,7 +24,10 @@ export const HANDED_OFF = -2;
 
 /** UTF-8 bytes of `s`. */
 export const size = (s) => new TextEncoder().encode(s).length;
-const num = (v, d) => (v > 0 && v < Infinity ? v : d);
+// A number option: the default for 0, a negative, NaN or Infinity; at most 3e8 (≈ 3.5 days), so
+// every timer made from it (6 × requestTimeout included) stays within what setTimeout takes
+// (2^31 − 1 ms): a longer delay fires at once.
+export const num = (v, d) => (v > 0 && v < Infinity ? Math.min(v, 3e8) : d);
 
 /** Whether a stored line is one event: a JSON object with a `type`. */
 const readable = (line) => {

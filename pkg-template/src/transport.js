@@ -20,7 +20,7 @@
 // beacon quota refuses stays stored for the next page. Without a working `sendBeacon`, a
 // keepalive fetch carries the same text/plain body, within the browser's 64 KB for keepalive
 // requests in flight (this page's are counted: what does not fit stays stored the same way).
-import { createQueue, HANDED_OFF, NOT_SENT, size } from "./queue.js";
+import { createQueue, HANDED_OFF, NOT_SENT, size, num } from "./queue.js";
 import { locked, micro, stringify, sleep, Prom } from "./sync.js";
 
 const fail = (code, message) => ({ code, message });
@@ -66,7 +66,7 @@ export function transport(o, report) {
   const HB = P + "hb.";
   const own = QK + tab;
   const locks = navigator.locks;
-  const timeout = o.requestTimeout > 0 ? o.requestTimeout : 1e4;
+  const timeout = num(o.requestTimeout, 1e4);
   let ls;
   let timer = 0;
   let timerAt = 0;

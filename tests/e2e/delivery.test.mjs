@@ -844,6 +844,21 @@ test("a collector slower than requestTimeout: flush() rejects at the timeout, th
   await context.close();
 });
 
+test("requestTimeout: Infinity (or past what setTimeout takes) is no timeout at once: a collector answering in 600 ms gets the batch, flush() resolves", async () => {
+  for (const requestTimeout of [Infinity, 1e12]) {
+    const { context, page } = await fresh();
+    faults({ delay: 600 });
+    const run = "long-timeout-" + requestTimeout;
+    await track(page, { ...FAST, flushAt: 100, flushInterval: 60000, requestTimeout }, run, 3);
+    const code = await page.evaluate(() => ks.flush().then(() => "resolved", (e) => e.code));
+    faults({ delay: 0 });
+    assert.equal(code, "resolved", "requestTimeout " + requestTimeout);
+    record("requestTimeout " + requestTimeout, run, 1, 3);
+    assert.equal(tally(run, 1, 3).duplicates, 0);
+    await context.close();
+  }
+});
+
 test("flush() with a backlog of several batches to a slow but healthy collector: waits per request, resolves", async () => {
   const { context, page } = await fresh();
   faults({ delay: 500 });
