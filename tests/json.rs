@@ -77,3 +77,61 @@ fn writes_what_serde_writes_and_round_trips() {
     // Control characters are escaped as JSON.stringify does.
     assert_eq!(write(&Value::Str("\u{1}\u{8}\n\"".into()), &h), r#""\u0001\b\n\"""#);
 }
+
+/// A host that must not be asked to read numbers.
+struct NoNumberHost(NativeHost);
+impl keystone::core::host::Host for NoNumberHost {
+    fn regex_test(&self, p: &str, f: &str, t: &str) -> Option<bool> {
+        self.0.regex_test(p, f, t)
+    }
+    fn parse_number(&self, s: &str) -> f64 {
+        panic!("the host was asked to read {s:?}")
+    }
+    fn format_number(&self, n: f64) -> String {
+        self.0.format_number(n)
+    }
+    fn random_bytes(&self, out: &mut [u8]) {
+        self.0.random_bytes(out)
+    }
+}
+
+/// Decimals of up to 15 digits without exponent (prices, amounts) are read in the core, to the
+/// same double as a correctly rounding reader (Rust's, JavaScript's `Number()`), -0.0 included.
+#[test]
+fn short_decimals_are_read_exactly_without_the_host() {
+    let h = NoNumberHost(host());
+    let mut g = common::XorShift(0x5eed);
+    let mut texts: Vec<String> = ["0.1", "-0.0", "0.0", "129.99", "-2.5", "0.00000000000001", "99999999999999.9", "1.00000000000000", "9.87654321012345", "0.30000000000000"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for _ in 0..20_000 {
+        let digits = 1 + g.below(15) as usize;
+        let point = 1 + g.below(digits as u64) as usize;
+        let mut t = String::new();
+        if g.below(4) == 0 {
+            t.push('-');
+        }
+        for i in 0..digits {
+            if i == point {
+                t.push('.');
+            }
+            let d = if i == 0 && point > 1 { 1 + g.below(9) } else { g.below(10) };
+            t.push((b'0' + d as u8) as char);
+        }
+        if point == digits {
+            t.push_str(".5");
+            if digits == 15 {
+                t.remove(t.len() - 3);
+            }
+        }
+        texts.push(t);
+    }
+    for t in &texts {
+        let want: f64 = t.parse().unwrap();
+        match parse(t, &h, 4) {
+            Ok(Value::Num(n)) => assert!(n.to_bits() == want.to_bits(), "{t}: {n:?} != {want:?}"),
+            other => panic!("{t}: {other:?}"),
+        }
+    }
+}

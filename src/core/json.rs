@@ -226,13 +226,15 @@ impl Parser<'_> {
         if n_int == 0 || (n_int > 1 && self.s.get(int_start) == Some(&b'0')) {
             return Err(self.err());
         }
-        let mut plain = true;
+        // Digits after the point (`plain`: no exponent).
+        let mut frac = 0;
         if self.eat1(b'.') {
-            plain = false;
-            if digits(self) == 0 {
+            frac = digits(self);
+            if frac == 0 {
                 return Err(self.err());
             }
         }
+        let mut plain = true;
         if matches!(self.s.get(self.i), Some(b'e' | b'E')) {
             plain = false;
             self.i += 1;
@@ -246,14 +248,23 @@ impl Parser<'_> {
         // Only ASCII was consumed: the cut is on char boundaries.
         let text = self.t.get(start..self.i).unwrap_or_default();
         let bytes = text.as_bytes();
-        if plain && n_int <= 15 {
+        // At most 15 digits in all, no exponent (`12`, `123.45`): the digits make an integer m
+        // below 10^15 and the value is m / 10^frac. Both are exact doubles (10^k is, up to
+        // k = 22), and IEEE division rounds correctly, so this is the double nearest the text, as
+        // JavaScript's `Number()` reads it, without crossing to the host: prices and amounts
+        // (`"revenue": 129.99`) are read here, in every event and every `evalCondition` call.
+        if plain && n_int + frac <= 15 {
             let mut n: u64 = 0;
             for &b in bytes.iter().filter(|b| b.is_ascii_digit()) {
                 n = n * 10 + (b - b'0') as u64;
             }
-            // `-0` reads as 0, as the boundary always gave it.
-            let n = n as f64;
-            return Ok(Value::Num(if start != int_start && n != 0.0 { -n } else { n }));
+            let mut scale = 1.0;
+            for _ in 0..frac {
+                scale *= 10.0;
+            }
+            let n = n as f64 / scale;
+            // `-0` reads as 0, as the boundary always gave it; `-0.0` as -0, as `Number()` does.
+            return Ok(Value::Num(if start != int_start && (frac > 0 || n != 0.0) { -n } else { n }));
         }
         Ok(Value::Num(self.host.parse_number(text)))
     }

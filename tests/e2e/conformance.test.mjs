@@ -124,3 +124,33 @@ test("evalCondition keeps the last arguments parsed in wasm, never a stale copy 
   assert.deepEqual(out, [true, false, true, true, false, false, true, false, true, true, false, true, true, false, true, true]);
   await page.context().close();
 });
+
+test("evalCondition reads decimals of up to 15 digits in wasm, to the same number as JavaScript", async () => {
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    await Keystone.load();
+    // Every number text that wasm hands to the host's Number() (a spy on the global).
+    const Num = Number;
+    const asked = [];
+    globalThis.Number = new Proxy(Num, { apply: (t, self, args) => (asked.push(String(args[0])), Reflect.apply(t, self, args)) });
+    let same = 0, total = 0;
+    try {
+      const prices = [129.99, 0.1, 19.9, -2.5, 1234.5678, 0.000001, 99999999999999.9];
+      let seed = 7;
+      const rnd = () => ((seed = (seed * 48271) % 2147483647) / 2147483647);
+      for (let i = 0; i < 2000; i++) prices.push(+(rnd() * 10 ** Math.floor(rnd() * 12)).toFixed(Math.floor(rnd() * 4)));
+      for (const p of prices) {
+        total++;
+        // The attribute and the condition's number both cross as JSON text and are read in wasm.
+        if (K.evalCondition({ price: p }, { price: p }) && !K.evalCondition({ price: p }, { price: { $ne: p } })) same++;
+      }
+    } finally {
+      globalThis.Number = Num;
+    }
+    return { same, total, asked: asked.slice(0, 5), askedCount: asked.length };
+  });
+  assert.equal(out.same, out.total);
+  assert.deepEqual(out.asked, [], "decimal number text crossed to the host's Number()");
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
