@@ -1,7 +1,8 @@
 //! JSON text to and from [`Value`], so large documents cross the JS↔wasm boundary as one string
 //! (the browser's `JSON.stringify` / `JSON.parse` on the other side) instead of one call per key.
 //!
-//! Integers up to 2^53 are read and printed here; any other number goes through the host
+//! Integers up to 2^53 are printed here, and numbers of up to 15 digits without exponent
+//! (integers, and decimals such as prices) are read here; any other number goes through the host
 //! (`Number(text)` and `String(n)` in the browser), so no float parsing or printing tables are
 //! compiled into wasm. Output matches `JSON.stringify` for the values the core holds: non-finite
 //! numbers print as `null`, `-0` as `0`. Input is strict JSON; lone surrogate escapes (which
