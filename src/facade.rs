@@ -113,6 +113,37 @@ fn error_value(e: &Error) -> Value {
 
 static ENGINE: Slot<Option<Core>> = Slot::new(None);
 
+/// A string argument of an export, or none (`null`/`undefined`): wasm-bindgen's `Option<String>`
+/// as it crosses (the same description, so the same glue), taken as its raw pointer and length and
+/// made a string by one function ([`Text::string`]). wasm-bindgen converts each argument with a
+/// fallible `try_from_abi` and throws what it returns: for `Option<String>`, whose conversion
+/// cannot fail but whose result LLVM could not see through, each export held that error path,
+/// with its `throw_str` import.
+pub struct Text(wasm_bindgen::convert::WasmSlice);
+
+impl Text {
+    #[inline(never)]
+    fn string(self) -> Option<String> {
+        // SAFETY: the glue passes an `Option<String>` as this pointer and length (the description
+        // below), which this takes over once.
+        unsafe { <Option<String> as wasm_bindgen::convert::FromWasmAbi>::from_abi(self.0) }
+    }
+}
+
+impl wasm_bindgen::describe::WasmDescribe for Text {
+    fn describe() {
+        <Option<String> as wasm_bindgen::describe::WasmDescribe>::describe()
+    }
+}
+
+impl wasm_bindgen::convert::FromWasmAbi for Text {
+    type Abi = wasm_bindgen::convert::WasmSlice;
+
+    unsafe fn from_abi(js: Self::Abi) -> Text {
+        Text(js)
+    }
+}
+
 /// The op of [`core_call`] that makes the page's engine (`a` the `init` options, `b` the id
 /// cookie's anonymous id), replacing any earlier one: one export less than a `coreNew` of its own.
 const NEW: u32 = 23;
@@ -120,7 +151,8 @@ const NEW: u32 = 23;
 /// `call` as an export, on the page's engine (none yet: no result), or op [`NEW`] making it.
 /// Returns the result, or the failure (see [`fail`]).
 #[wasm_bindgen(js_name = coreCall)]
-pub fn core_call(op: u32, a: Option<String>, b: Option<String>, c: Option<String>) -> String {
+pub fn core_call(op: u32, a: Text, b: Text, c: Text) -> String {
+    let (a, b, c) = (a.string(), b.string(), c.string());
     // The engine never calls back into these exports, so the slot is not re-entered.
     let r = if op == NEW {
         Core::new(a.as_deref().unwrap_or("null"), b).map(|core| {
@@ -541,7 +573,8 @@ static CONDITION: Slot<Option<Value>> = Slot::new(None);
 /// left out (None) is the same text as in the previous call, already parsed. Text that is not
 /// JSON (or nested too deeply) evaluates to false.
 #[wasm_bindgen(js_name = evalCondition)]
-pub fn eval_condition(attributes: Option<String>, condition: Option<String>, groups: Option<String>) -> bool {
+pub fn eval_condition(attributes: Text, condition: Text, groups: Text) -> bool {
+    let (attributes, condition, groups) = (attributes.string(), condition.string(), groups.string());
     if let Some(t) = groups {
         GROUPS.set(parse_arg(&t).ok().map(|v| Groups::new(if let Value::Obj(m) = v { m } else { Map::new() })));
     }
