@@ -16,7 +16,7 @@ use crate::core::codec;
 use crate::core::json;
 use crate::core::keystone::{Keystone, Notice, Options};
 use crate::core::value::{str_array, Map, Value};
-use crate::web::host::{BrowserHost, Slot};
+use crate::web::host::{BrowserHost, JsString, Slot};
 use crate::web::storage;
 use wasm_bindgen::prelude::wasm_bindgen;
 
@@ -115,7 +115,7 @@ static ENGINE: Slot<Option<Core>> = Slot::new(None);
 
 /// A string argument of an export, or none (`null`/`undefined`): wasm-bindgen's `Option<String>`
 /// as it crosses (the same description, so the same glue), taken as its raw pointer and length and
-/// made a string by one function ([`Text::string`]). wasm-bindgen converts each argument with a
+/// made a string by one function ([`Text::string`], [`JsString::take`]). wasm-bindgen converts each argument with a
 /// fallible `try_from_abi` and throws what it returns: for `Option<String>`, whose conversion
 /// cannot fail but whose result LLVM could not see through, each export held that error path,
 /// with its `throw_str` import.
@@ -124,9 +124,9 @@ pub struct Text(wasm_bindgen::convert::WasmSlice);
 impl Text {
     #[inline(never)]
     fn string(self) -> Option<String> {
-        // SAFETY: the glue passes an `Option<String>` as this pointer and length (the description
-        // below), which this takes over once.
-        unsafe { <Option<String> as wasm_bindgen::convert::FromWasmAbi>::from_abi(self.0) }
+        // SAFETY: the glue passes an `Option<String>` as a null pointer or as a string's pointer
+        // and length (the description below), which is taken over once.
+        (!self.0.ptr.is_zero()).then(|| unsafe { JsString::take(self.0) })
     }
 }
 
@@ -151,7 +151,7 @@ const NEW: u32 = 23;
 /// `call` as an export, on the page's engine (none yet: no result), or op [`NEW`] making it.
 /// Returns the result, or the failure (see [`fail`]).
 #[wasm_bindgen(js_name = coreCall)]
-pub fn core_call(op: u32, a: Text, b: Text, c: Text) -> String {
+pub fn core_call(op: u32, a: Text, b: Text, c: Text) -> JsString {
     let (a, b, c) = (a.string(), b.string(), c.string());
     // The engine never calls back into these exports, so the slot is not re-entered.
     let r = if op == NEW {
@@ -165,7 +165,7 @@ pub fn core_call(op: u32, a: Text, b: Text, c: Text) -> String {
             None => Ok(String::new()),
         })
     };
-    r.unwrap_or_else(|()| FAILED.with_mut(::core::mem::take))
+    JsString(r.unwrap_or_else(|()| FAILED.with_mut(::core::mem::take)))
 }
 
 impl Core {

@@ -5,6 +5,7 @@
 use crate::core::prelude::*;
 
 use crate::core::host::Host;
+use wasm_bindgen::convert::WasmSlice;
 
 #[wasm_bindgen::prelude::wasm_bindgen(module = "/src/web/host.js")]
 extern "C" {
@@ -26,13 +27,65 @@ extern "C" {
     fn js_number(text: &str) -> f64;
     /// `String(n)`.
     #[wasm_bindgen(js_name = String)]
-    fn js_string(n: f64) -> String;
+    fn js_string(n: f64) -> JsString;
     /// `String.prototype.toLowerCase.call(text)`.
     #[wasm_bindgen(js_namespace = ["String", "prototype", "toLowerCase"], js_name = call)]
-    fn js_lower(text: &str) -> String;
+    fn js_lower(text: &str) -> JsString;
     /// `Date.now()`.
     #[wasm_bindgen(js_namespace = Date, js_name = now)]
     pub fn date_now() -> f64;
+}
+
+/// Text crossing between JS and wasm as wasm-bindgen's `String` does (the same description, so
+/// the same glue), without wasm-bindgen's `String` conversions: those go through a `Box<str>`, whose
+/// `into_boxed_slice` linked the shrinking reallocation (`RawVec::shrink`) for the crossings alone.
+/// In, the text the glue allocated is taken over as it is (its capacity is its length); out, it
+/// is handed over with a capacity equal to its length, the size the glue frees (copied when it
+/// is not).
+pub struct JsString(pub String);
+
+impl JsString {
+    /// Takes over the string the glue passed as `js`: a pointer `__wbindgen_malloc` returned and
+    /// its length in bytes of UTF-8.
+    ///
+    /// # Safety
+    /// `js` must be such a string, not taken over before.
+    #[inline(never)]
+    pub unsafe fn take(js: WasmSlice) -> String {
+        let len = js.len.into_usize();
+        // SAFETY: the caller's contract; the glue allocates exactly `len` bytes.
+        unsafe { String::from_raw_parts(js.ptr.into_usize() as *mut u8, len, len) }
+    }
+}
+
+impl wasm_bindgen::describe::WasmDescribe for JsString {
+    fn describe() {
+        <String as wasm_bindgen::describe::WasmDescribe>::describe()
+    }
+}
+
+impl wasm_bindgen::convert::FromWasmAbi for JsString {
+    type Abi = WasmSlice;
+
+    unsafe fn from_abi(js: WasmSlice) -> JsString {
+        // SAFETY: an import declared to return a `String`: the glue passes one it allocated.
+        JsString(unsafe { JsString::take(js) })
+    }
+}
+
+impl wasm_bindgen::convert::IntoWasmAbi for JsString {
+    type Abi = WasmSlice;
+
+    fn into_abi(self) -> WasmSlice {
+        let mut s = self.0;
+        if s.capacity() != s.len() {
+            let mut exact = String::with_capacity(s.len());
+            exact.push_str(&s);
+            s = exact;
+        }
+        let s = ::core::mem::ManuallyDrop::new(s);
+        WasmSlice::from_usize(s.as_ptr() as usize, s.len())
+    }
 }
 
 /// Host services backed by the browser.
@@ -52,11 +105,11 @@ impl Host for BrowserHost {
     }
 
     fn format_number(&self, n: f64) -> String {
-        js_string(n)
+        js_string(n).0
     }
 
     fn lowercase(&self, s: &str) -> String {
-        js_lower(s)
+        js_lower(s).0
     }
 
     fn random_bytes(&self, out: &mut [u8]) {

@@ -5,7 +5,7 @@
 #[allow(unused_imports)]
 use crate::core::prelude::*;
 
-use crate::web::host::Slot;
+use crate::web::host::{JsString, Slot};
 
 /// Values storage refused, kept for this page (a [`Slot`]: no RefCell panic paths).
 static MEMORY: Slot<Vec<(String, String)>> = Slot::new(Vec::new());
@@ -16,7 +16,7 @@ extern "C" {
     // these catch in JS (`host.js`), so either reads as "unavailable".
     /// The value and `+`, `""` when the key is missing, `-` when storage refused.
     #[wasm_bindgen(js_name = storageGet)]
-    fn get_item(key: &str) -> String;
+    fn get_item(key: &str) -> JsString;
     /// False when storage refused.
     #[wasm_bindgen(js_name = storageSet)]
     fn set_item(key: &str, value: &str) -> bool;
@@ -35,7 +35,7 @@ pub fn read(key: &str) -> Result<Option<String>, ()> {
     if let Some(v) = MEMORY.with(|m| m.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())) {
         return Ok(Some(v));
     }
-    let mut v = get_item(key);
+    let mut v = get_item(key).0;
     match v.pop() {
         None => Ok(None),
         Some('+') => Ok(Some(v)),
