@@ -316,7 +316,7 @@ impl Core {
 
     fn login(&mut self, email: Option<String>, traits: &str, options: &str) -> JsResult {
         let Some(email) = email else {
-            return Err(fail(Error::new(codes::INVALID_EMAIL, "identify needs an email address string")));
+            return Err(fail(Error::new(codes::INVALID_EMAIL, crate::core::identity::NEEDS_EMAIL)));
         };
         let traits = object_arg(traits, "identify traits")?;
         let opts = parse_arg(options)?;
@@ -414,7 +414,7 @@ impl Core {
     /// A named event.
     fn track(&mut self, event: Option<String>, properties: &str) -> JsResult {
         let Some(name) = event else {
-            return Err(fail(Error::new(codes::INVALID_ARGUMENT, "track needs an event name string")));
+            return Err(fail(Error::new(codes::INVALID_ARGUMENT, crate::core::keystone::NEEDS_EVENT_NAME)));
         };
         // Test-only (cargo feature `trap-test`, never in pkg/): this event name panics, and the
         // wasm build's panic handler traps, so the wrapper's trap isolation can be tested.

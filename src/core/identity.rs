@@ -28,6 +28,9 @@ use ::core::mem::take;
 /// The most profiles kept set aside on one device.
 pub const ASIDE_MAX: usize = 5;
 
+/// The error of an `identify` without a valid email address (or, at the facade, without a string).
+pub const NEEDS_EMAIL: &str = "identify needs an email address such as \"ada@example.com\"";
+
 /// Trims and lower-cases (JavaScript `toLowerCase`, through the host) an email address and
 /// checks its shape: `local@domain.tld`, one `@`, no spaces, controls or display-name
 /// punctuation, no empty domain label. Errors carry the stable code `invalid_email`. (The JS
@@ -53,7 +56,7 @@ pub fn normalize_email(raw: &str, host: &dyn Host) -> Result<String, Error> {
     if ok {
         Ok(email)
     } else {
-        Err(Error::new(codes::INVALID_EMAIL, "identify needs an email address such as \"ada@example.com\""))
+        Err(Error::new(codes::INVALID_EMAIL, NEEDS_EMAIL))
     }
 }
 

@@ -35,6 +35,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The longest event name `track` accepts (bytes).
 pub const MAX_EVENT_NAME_BYTES: usize = 512;
+
+/// The error of a `track` without a name (an empty one, or, at the facade, none at all).
+pub const NEEDS_EVENT_NAME: &str = "track needs a non-empty event name string";
 /// The largest properties object `track` accepts (approximate JSON bytes; Segment's own limit
 /// for one call is 32 KB).
 pub const MAX_PROPERTIES_BYTES: usize = 32 * 1024;
@@ -525,7 +528,7 @@ impl Keystone {
     /// A named event.
     pub fn track(&mut self, now: f64, name: &str, properties: Map) -> Result<(), Error> {
         if name.is_empty() {
-            return Err(Error::new(codes::INVALID_ARGUMENT, "track needs a non-empty event name"));
+            return Err(Error::new(codes::INVALID_ARGUMENT, NEEDS_EVENT_NAME));
         }
         // Bounds: a runaway name or payload must not fill the profile, storage and the queue.
         if name.len() > MAX_EVENT_NAME_BYTES {

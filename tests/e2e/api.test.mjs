@@ -640,3 +640,22 @@ test("segments() is sorted as [...ids].sort() sorts, also for ids mixing U+E000â
   assert.deepEqual(page.problems, []);
   await page.context().close();
 });
+
+// One message for one fault: a track without a name and a login without an email address say
+// so in the same words whether the argument is missing, of another type or empty/malformed.
+test("track without an event name and identify without an email address: one message each, whatever was passed", async () => {
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    const ks = await Keystone.init({ autoCapture: false });
+    const errors = [];
+    ks.on("error", (e) => errors.push(e.message));
+    for (const name of ["", 42, undefined]) ks.track(name);
+    const track = errors.splice(0);
+    const identify = [];
+    for (const email of ["not an email", 42, undefined]) identify.push(await ks.identify(email).then(() => "resolved", (e) => e.code + ": " + e.message));
+    return { track, identify };
+  });
+  assert.deepEqual(out.track, Array(3).fill("track needs a non-empty event name string"));
+  assert.deepEqual(out.identify, Array(3).fill('invalid_email: identify needs an email address such as "ada@example.com"'));
+  await page.context().close();
+});
