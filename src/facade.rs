@@ -293,6 +293,11 @@ impl Core {
     /// it concerned the profile.
     fn sync(&mut self, key: Option<String>, value: Option<String>) -> bool {
         if key.as_deref() != Some(self.key_profile.as_str()) {
+            // The set-aside profiles, written by another tab (from an older read, maybe): what
+            // this tab set aside lately and they lack is filed again.
+            if key == Some(self.key_aside()) {
+                self.file_orphans();
+            }
             return false;
         }
         let Some(text) = value else { return false };
@@ -334,7 +339,8 @@ impl Core {
     }
 
     /// Another tab's logout or switch left this tab's unwritten operations of the previous
-    /// identity: they go into that identity's set-aside profile, read and written at once.
+    /// identity, or this tab set a profile aside lately: they go into that identity's set-aside
+    /// profile (again, when another tab's write dropped them), read and written at once.
     fn file_orphans(&mut self) {
         if self.ks.has_orphans() {
             self.load_aside();

@@ -15,9 +15,9 @@ use crate::core::error::{codes, Error};
 use crate::core::event::{Event, Kind};
 use crate::core::experience::{self, Decision, Orchestrator};
 use crate::core::host::{random16, Host};
-use crate::core::identity::{self, Aside, Change};
+use crate::core::identity::{self, Aside, Change, ASIDE_MAX};
 use crate::core::ids::{hex, is_uuid, uuid_v4};
-use crate::core::journal::{Journal, Op};
+use crate::core::journal::{Entry, Journal, Op, KEEP_MS};
 use crate::core::profile::Profile;
 use crate::core::segment::{self, Definitions, LoadReport};
 use crate::core::time::{parse_duration, DAY, MINUTE};
@@ -157,12 +157,14 @@ pub struct Keystone {
     spec: Value,
     aside: Aside,
     aside_dirty: bool,
-    /// Operations this tab journaled as a known user that another tab's logout or switch left
-    /// unwritten: filed into that user's set-aside profile ([`Keystone::file_orphans`]).
-    orphans: Option<(String, Vec<crate::core::journal::Entry>)>,
-    /// The stored form of the orphans' user's profile, filed in their stead when that user has
-    /// no set-aside profile: another tab's login replaced it unheard (two logins at once).
-    displaced: Value,
+    /// This tab's operations in the profiles it set aside or must set aside: (user, when, the
+    /// operations, the stored form to set aside when that user has none). Set aside here, or
+    /// left unwritten by another tab's logout or switch (orphans), or a known profile this tab's
+    /// write replaced unheard (two logins at once: the stored form). Kept [`KEEP_MS`] and filed
+    /// again when the set-aside profiles lack them: each tab reads, changes and writes those
+    /// without a lock, so another tab's write from an older read can drop them
+    /// ([`Keystone::file_orphans`]).
+    filed: Vec<(String, f64, Vec<Entry>, Value)>,
     /// `trackSegments`: the segments whose membership changed in this tab since the last report
     /// (sorted). Only those are reported: membership that depends on a tab's own page (context)
     /// differs between open tabs, and must not be reported back and forth between them.
@@ -202,8 +204,7 @@ impl Keystone {
             spec: Value::Null,
             aside: Aside::default(),
             aside_dirty: false,
-            orphans: None,
-            displaced: Value::Null,
+            filed: Vec::new(),
             unreported: Vec::new(),
             report_all: true,
             deferred: false,
@@ -273,6 +274,7 @@ impl Keystone {
     fn take_id(&mut self, id: &str, now: f64, established: bool, notify: Option<bool>) {
         if established && self.profile.user_id.is_some() && !self.profile.linked.iter().any(|l| l == id) {
             self.report_due(now);
+            self.file_here(now, false);
             identity::reset(&mut self.profile, &mut self.aside, id.into(), now, self.opts.retention);
             self.aside_dirty = true;
             self.journal.clear();
@@ -343,6 +345,7 @@ impl Keystone {
         self.quiet = false;
         if !same {
             self.report_due(now);
+            self.file_here(now, false);
         }
         let aid = uuid_v4(random16(self.host.as_ref()));
         let change = identity::identify(&mut self.profile, &mut self.aside, &login, aid, now, self.opts.retention, &self.defs);
@@ -382,6 +385,7 @@ impl Keystone {
         self.report_due(now);
         // No consent that needs an id (opt-in before consent, after forget()): none is made.
         let aid = if self.consent.analytics || self.consent.personalization { uuid_v4(random16(self.host.as_ref())) } else { String::new() };
+        self.file_here(now, false);
         identity::reset(&mut self.profile, &mut self.aside, aid.clone(), now, self.opts.retention);
         self.quiet = false;
         self.aside_dirty = true;
@@ -401,38 +405,61 @@ impl Keystone {
         self.exp.identity_changed(&identity, same_person);
     }
 
-    /// Whether another tab's logout or switch left operations of this tab's previous identity
-    /// to file (the caller loads the set-aside profiles, calls [`Keystone::file_orphans`] and
+    /// Whether there are operations of this tab to file into the set-aside profiles, or to check
+    /// there (the caller loads the set-aside profiles, calls [`Keystone::file_orphans`] and
     /// writes them).
     pub fn has_orphans(&self) -> bool {
-        self.orphans.is_some()
+        !self.filed.is_empty()
     }
 
-    /// Files the orphaned operations into the set-aside profile of the user they belong to (those
-    /// it does not hold yet, by this tab's writer mark). Without one (another tab replaced the
-    /// profile without setting it aside: two logins at once), the copy this tab holds is set
-    /// aside, so the person finds it at their next login.
+    /// Files this tab's operations into the set-aside profile of the user they belong to (those
+    /// it does not hold yet, by this tab's writer mark). Without one, the stored form kept with
+    /// them (if any: another tab replaced the profile without setting it aside, two logins at
+    /// once) is set aside, once, so the person finds it at their next login. A profile taken back
+    /// by a login, or erased, is left alone; nothing is written when nothing lacks (so two tabs
+    /// never answer each other's writes for ever). Filings older than [`KEEP_MS`] are dropped.
     pub fn file_orphans(&mut self, now: f64) {
-        let Some((user, ops)) = self.orphans.take() else { return };
-        let copy = ::core::mem::replace(&mut self.displaced, Value::Null);
-        // Nothing to file into a copy that is there (the other tab set this person aside).
-        if !self.consent.personalization || ops.is_empty() && self.aside.user_ids().any(|x| x == user) {
-            return;
+        let mut filed = ::core::mem::take(&mut self.filed);
+        // Dropped together KEEP_MS after the last, or past ASIDE_MAX filings (a page changing
+        // identity many times a second).
+        if filed.len() > ASIDE_MAX || filed.last().is_some_and(|f| f.1 < now - KEEP_MS) {
+            filed.clear();
         }
-        let q = self.aside.take(&user, now, self.opts.retention);
-        self.check_aside();
-        let Some(mut q) = q.or_else(|| codec::decode(&copy).0) else { return };
-        let held = q.writer_seq(&self.journal.tab);
-        let mut last = held;
-        for e in &ops {
-            if e.seq > held {
-                apply_op(&self.defs, &mut q, &e.op, self.opts.session_timeout, self.host.as_ref());
-                last = last.max(e.seq);
+        for (u, _, ops, copy) in &mut filed {
+            let copy = ::core::mem::take(copy);
+            let q = self.aside.take(u, now, self.opts.retention);
+            self.check_aside();
+            let set = q.is_some();
+            let (Some(mut q), true) = (q.or_else(|| codec::decode(&copy).0), self.consent.personalization) else { continue };
+            let held = q.writer_seq(&self.journal.tab);
+            if set && !ops.iter().any(|e| e.seq > held) {
+                // Nothing lacks: put back, not written.
+                self.aside.put(&q, now, self.opts.retention);
+                continue;
             }
+            let mut last = held;
+            for e in ops.iter() {
+                if e.seq > held {
+                    apply_op(&self.defs, &mut q, &e.op, self.opts.session_timeout, self.host.as_ref());
+                    last = last.max(e.seq);
+                }
+            }
+            q.set_writer(&self.journal.tab, last);
+            self.aside.put(&q, now, self.opts.retention);
+            self.aside_dirty = true;
         }
-        q.set_writer(&self.journal.tab, last);
-        self.aside.put(&q, now, self.opts.retention);
-        self.aside_dirty = true;
+        self.filed = filed;
+    }
+
+    /// The known profile leaves this tab (set aside here, or another tab's logout or switch): it
+    /// is marked as holding all of this tab's operations, which are kept to be filed
+    /// ([`Keystone::file_orphans`]) with its stored form when `copy`.
+    fn file_here(&mut self, now: f64, copy: bool) {
+        if let Some(u) = self.profile.user_id.clone() {
+            self.profile.set_writer(&self.journal.tab, self.journal.seq());
+            let c = if copy { codec::encode(&self.profile) } else { Value::Null };
+            self.filed.push((u, now, self.journal.take_all(), c));
+        }
     }
 
     /// Replaces the set-aside profiles with their stored form (read fresh before each identity
@@ -637,6 +664,7 @@ impl Keystone {
         self.profile.context = context;
         self.exp.draw.clear(); // the next visitor's decisions are not drawn from this one's id
         self.journal.clear();
+        self.filed.clear();
         self.outbox.clear();
         self.dirty = false;
         self.identity_changed = false;
@@ -672,11 +700,9 @@ impl Keystone {
         let left = self.profile.user_id.is_some() && p.user_id != self.profile.user_id;
         let reset = p.user_id.is_none() && p.anonymous_id != self.profile.anonymous_id && p.epoch > self.profile.epoch;
         if left || reset {
-            if let (true, Some(u)) = (left, self.profile.user_id.clone()) {
-                // The copy to set aside if the other tab did not: with all of this tab's work.
-                self.profile.set_writer(&self.journal.tab, self.journal.seq());
-                self.displaced = codec::encode(&self.profile);
-                self.orphans = Some((u, self.journal.take_all()));
+            if left {
+                // With the copy to set aside if the other tab did not: with all of this tab's work.
+                self.file_here(now, true);
             }
             self.journal.clear();
         }
@@ -726,8 +752,7 @@ impl Keystone {
             if !self.rebase(v, now) {
                 if let Some(u) = v.get("uid").and_then(Value::as_str) {
                     if Some(u) != self.user_id() && !self.aside.user_ids().any(|x| x == u) {
-                        self.orphans = Some((u.into(), Vec::new()));
-                        self.displaced = v.clone();
+                        self.filed.push((u.into(), now, Vec::new(), v.clone()));
                     }
                 }
             }
