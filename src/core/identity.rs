@@ -221,7 +221,12 @@ pub fn identify(
                 // The behavioural segment state merges too (it needs the definitions: score
                 // half-lives); the profile merge itself keeps the known profile's.
                 let state = take(&mut mine.behaviour);
+                // Which operations of each tab the profile holds is the live profile's record:
+                // the known profile's is as old as its logout, and another tab would replay onto
+                // the merge the events it already wrote (counted twice).
+                let writers = take(&mut mine.writers);
                 *p = merge(known, mine);
+                p.writers = writers;
                 crate::core::segment::merge_state(&mut p.behaviour, state, defs);
                 p.bound_events(defs);
                 p.anonymous_id = aid.clone();

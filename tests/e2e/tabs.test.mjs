@@ -303,3 +303,34 @@ test("trackSegments in one tab: flush() right after the change delivers its repo
   assert.deepEqual(sent, ["Buy", "Segment Entered"]);
   await ctx.close();
 });
+
+test("a login that brings back a set-aside profile does not count again the events another tab already wrote", async () => {
+  // Found by tests/e2e/model.test.mjs: the login's merge kept the set-aside profile's record of
+  // which operations each tab had written (as old as its logout), so the other tab replayed its
+  // last events onto the merge: X counted twice.
+  const ctx = await h.browser.newContext();
+  const [a, b] = await tabs(2, ctx);
+  for (const p of [a, b]) await p.evaluate(async () => (window.ks = await Keystone.init({ autoCapture: false })));
+  const anon = await a.evaluate(async () => {
+    await ks.identify("ann@example.com");
+    ks.track("Old");
+    ks.reset();
+    return ks.anonymousId();
+  });
+  // Tab b has followed the logout (an event tracked before that is Ann's, filed in her profile).
+  await b.waitForFunction((id) => ks.anonymousId() === id && ks.userId() === null, anon);
+  await b.evaluate(() => {
+    ks.track("X");
+    ks.persistNow();
+  });
+  await a.waitForFunction(() => ks.profile().events.X?.count === 1);
+  await a.evaluate(() => ks.identify("ann@example.com"));
+  await b.waitForFunction(() => ks.userId() !== null);
+  await a.waitForTimeout(1500); // what each tab writes next has reached the other
+  const counts = await Promise.all([a, b].map((p) => p.evaluate(() => [ks.profile().events.X?.count, ks.profile().events.Old?.count])));
+  assert.deepEqual(counts, [[1, 1], [1, 1]], "X once, Old once, in both tabs");
+  const stored = await a.evaluate(() => JSON.parse(localStorage.getItem("ks_profile")));
+  assert.ok(JSON.stringify(stored).includes('"X"'));
+  for (const p of [a, b]) assert.deepEqual(p.problems, []);
+  await ctx.close();
+});
