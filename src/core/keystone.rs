@@ -646,6 +646,12 @@ impl Keystone {
             self.consent.personalization = true;
             self.report_due(now);
             self.consent.personalization = false;
+            // What was stored is erased: this tab's profile is no longer the shared one, and its
+            // journal of changes already stored must not be replayed onto another profile. When
+            // another tab grants consent again and writes its profile, this tab adopts it (as a
+            // tab whose id was never stored does) instead of writing its own back over it.
+            self.unshared = true;
+            self.journal.clear();
         }
         self.ensure_id();
         if self.consent.personalization && !before {

@@ -334,3 +334,40 @@ test("a login that brings back a set-aside profile does not count again the even
   for (const p of [a, b]) assert.deepEqual(p.problems, []);
   await ctx.close();
 });
+
+test("consent granted again in a tab that started afresh: the other open tab adopts its profile, not the other way round", async () => {
+  // Found by tests/e2e/model.test.mjs. Tab b keeps in memory the profile it held when
+  // personalization was withdrawn (after two logouts: a later identity than a fresh page's);
+  // tab a reloads with the refusal (a fresh anonymous visitor) and grants again. Before, tab b
+  // did not adopt tab a's profile (it looked older) and wrote its own back, so the tab where the
+  // visitor granted consent changed its anonymous id and got back the pre-withdrawal profile.
+  const ON = { analytics: true, personalization: true, marketing: false };
+  const OFF = { ...ON, personalization: false };
+  const ctx = await h.browser.newContext();
+  const [a, b] = await tabs(2, ctx);
+  const start = (p, consent) => p.evaluate(async (consent) => (window.ks = await Keystone.init({ autoCapture: false, consent })), consent);
+  await start(a, ON);
+  await a.evaluate(() => {
+    ks.reset();
+    ks.reset();
+    ks.track("Before");
+    ks.setTraits({ x: 1 });
+    ks.persistNow();
+  });
+  await start(b, ON);
+  await a.evaluate(() => ks.setConsent({ personalization: false }));
+  await b.waitForFunction(() => ks.profile().consent.personalization === false);
+  await a.reload();
+  await a.waitForFunction(() => window.__ksLoaded === true);
+  await start(a, OFF);
+  const fresh = await a.evaluate(() => ks.anonymousId());
+  await a.evaluate(() => ks.setConsent({ personalization: true }));
+  await b.waitForFunction(() => ks.profile().consent.personalization === true);
+  await a.waitForTimeout(1500);
+  const seen = await Promise.all([a, b].map((p) => p.evaluate(() => [ks.anonymousId(), ks.profile().traits, Object.keys(ks.profile().events)])));
+  assert.deepEqual(seen, [[fresh, {}, []], [fresh, {}, []]], "both tabs hold the granting tab's fresh profile");
+  const stored = await a.evaluate(() => JSON.parse(localStorage.getItem("ks_profile")).aid);
+  assert.equal(stored, fresh);
+  for (const p of [a, b]) assert.deepEqual(p.problems, []);
+  await ctx.close();
+});
