@@ -347,7 +347,7 @@ impl Keystone {
             self.report_due(now);
             self.file_here(now, false);
         }
-        let aid = uuid_v4(random16(self.host.as_ref()));
+        let aid = self.new_id();
         let change = identity::identify(&mut self.profile, &mut self.aside, &login, aid, now, self.opts.retention, &self.defs);
         let switched = change != Change::Traits;
         let merged = matches!(change, Change::Merged(_));
@@ -383,8 +383,7 @@ impl Keystone {
     /// Logout: the known profile is set aside; a new anonymous id and an empty profile start.
     pub fn reset(&mut self, now: f64) {
         self.report_due(now);
-        // No consent that needs an id (opt-in before consent, after forget()): none is made.
-        let aid = if self.consent.analytics || self.consent.personalization { uuid_v4(random16(self.host.as_ref())) } else { String::new() };
+        let aid = self.new_id();
         self.file_here(now, false);
         identity::reset(&mut self.profile, &mut self.aside, aid.clone(), now, self.opts.retention);
         self.quiet = false;
@@ -395,6 +394,12 @@ impl Keystone {
         self.notices.push(Notice::Reset(aid));
         self.follow_identity(false);
         self.evaluate(now, true);
+    }
+
+    /// The anonymous id a logout or a switch of users starts; none without a consent that needs
+    /// one (opt-in before consent, after forget(), analytics and personalization withdrawn).
+    fn new_id(&self) -> String {
+        if self.consent.analytics || self.consent.personalization { uuid_v4(random16(self.host.as_ref())) } else { String::new() }
     }
 
     /// Experience decisions follow an identity change made within the page view (see

@@ -377,3 +377,22 @@ test("three tabs of one visitor, two logging different people in at the same mom
   console.log(`# two logins at once in three tabs: lost in ${lost.length} of ${ROUNDS} rounds`);
   assert.deepEqual(lost, []);
 });
+
+test("a switch of users with neither analytics nor personalization granted makes no anonymous id, as a logout does", async () => {
+  // Found by tests/e2e/model.test.mjs: reset() made none, identify() of another person did.
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    const ks = await Keystone.init({ autoCapture: false });
+    await ks.identify("ann@example.com");
+    await ks.setConsent({ analytics: false, personalization: false });
+    await ks.identify("bob@example.com");
+    const switched = [ks.userId() !== null, ks.anonymousId(), ks.profile().anonymousId, ks.profile().linkedAnonymousIds];
+    ks.reset();
+    const reset = ks.anonymousId();
+    await ks.setConsent({ analytics: true });
+    return { switched, reset, granted: typeof ks.anonymousId() };
+  });
+  assert.deepEqual(out, { switched: [true, null, null, []], reset: null, granted: "string" });
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
