@@ -200,6 +200,7 @@ pub fn identify(
     now: f64,
     retention: f64,
     defs: &crate::core::segment::Definitions,
+    host: &dyn Host,
 ) -> Change {
     let change = match p.user_id.as_deref() {
         Some(u) if u == login.user_id => Change::Traits,
@@ -215,7 +216,12 @@ pub fn identify(
         }
         None => {
             let aid = p.anonymous_id.clone();
-            if let Some(known) = aside.take(&login.user_id, now, retention) {
+            if let Some(mut known) = aside.take(&login.user_id, now, retention) {
+                // Set aside under other definitions, the known profile first back-fills the
+                // current ones from its own history: merged as it was, the anonymous side's
+                // state of a new definition would stand for both, and the known person's earlier
+                // events would never count for it.
+                crate::core::segment::prepare(defs, &mut known, host);
                 let ctx = take(&mut p.context);
                 let mut mine = take(p);
                 // The behavioural segment state merges too (it needs the definitions: score

@@ -348,7 +348,7 @@ impl Keystone {
             self.file_here(now, false);
         }
         let aid = self.new_id();
-        let change = identity::identify(&mut self.profile, &mut self.aside, &login, aid, now, self.opts.retention, &self.defs);
+        let change = identity::identify(&mut self.profile, &mut self.aside, &login, aid, now, self.opts.retention, &self.defs, self.host.as_ref());
         let switched = change != Change::Traits;
         let merged = matches!(change, Change::Merged(_));
         self.aside_dirty |= switched;

@@ -396,3 +396,26 @@ test("a switch of users with neither analytics nor personalization granted makes
   assert.deepEqual(page.problems, []);
   await page.context().close();
 });
+
+test("a login brings back a profile set aside under other definitions: its earlier events count for the definitions loaded now", async () => {
+  // Found by tests/e2e/model.test.mjs: the merge took the anonymous side's state of a
+  // definition the set-aside profile had never been evaluated with, so Bob's earlier shoe view
+  // (counted in his events) never reached the segment.
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    const A = { version: 1, segments: [{ id: "gold", condition: { "traits.tier": "gold" } }] };
+    const B = { version: 1, segments: [{ id: "shoe_ever", condition: { $performed: { event: "Product Viewed", where: { category: "shoes" } } } }, { id: "viewed_2", condition: { $performed: { event: "Product Viewed", count: { $gte: 2 } } } }] };
+    const ks = await Keystone.init({ autoCapture: false, segments: A });
+    await ks.identify("bob@example.com");
+    ks.track("Product Viewed", { category: "shoes" });
+    ks.reset();
+    await ks.loadSegments(B);
+    ks.track("Product Viewed", { category: "hats" });
+    const before = ks.segments();
+    await ks.identify("bob@example.com");
+    return { before, after: ks.segments(), explain: ks.explain("shoe_ever").result, views: ks.profile().events["Product Viewed"].count };
+  });
+  assert.deepEqual(out, { before: [], after: ["shoe_ever", "viewed_2"], explain: true, views: 2 });
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
