@@ -338,9 +338,12 @@ function optionsText(o) {
 const OPS = "setTraits setConsent forget sync identify reset setContext page track loadSegments decide segments inSegment profile explain nextCheck anonymousId userId refresh persist drain followCookie at new".split(" ");
 
 /** The [time, url, title] noted with a call made before the engine was ready, if usable. */
+// (The script-tag build) when a prerendered page was shown: a call queued before is made then,
+// after the page view, not at a time the visitor had not seen the page.
+let shown = 0;
 const when = (c) => {
   try {
-    if (Array.isArray(c) && c[0] > 0 && c[0] <= Date.now() && new URL(c[1])) return c;
+    if (Array.isArray(c) && c[0] > 0 && c[0] <= Date.now() && new URL(c[1])) return c[0] < shown ? [shown, c[1], c[2]] : c;
   } catch (_) {}
   return null;
 };
@@ -1142,7 +1145,7 @@ export function init(options, wasmUrl, landing, join) {
       // but nothing is read, recorded, stored or sent before the visitor opens it; its page view
       // is then timed at the activation, and the anti-flicker phase starts then (a timeout run
       // out unseen would let the page show as authored, then change).
-      await Prom.all([loadWasm(wasmUrl), document.prerendering ? new Prom((r) => document.addEventListener("prerenderingchange", r, { once: true })).then(() => show((at = null))) : show()]);
+      await Prom.all([loadWasm(wasmUrl), document.prerendering ? new Prom((r) => document.addEventListener("prerenderingchange", r, { once: true })).then(() => show((at = __SCRIPT_TAG__ ? [(shown = Date.now()), location.href, document.title] : null))) : show()]);
     } finally {
       if (__SCRIPT_TAG__) late = null;
     }

@@ -121,6 +121,28 @@ for (const build of ["npm", "script-tag"]) {
   });
 }
 
+test("prerendering (script-tag): calls the page queues while prerendered are recorded at the activation, after its page view, in order, and their Promises settle", async () => {
+  const config = JSON.stringify({ segments: EVERYONE, ...DELIVERY, flushInterval: 100, src: "/pkg/dist/keystone.global.js" });
+  const snippet = await (await fetch(h.url("/pkg/dist/snippet.js"))).text();
+  const boot = `<script>window.keystoneConfig = ${config};</script><script>${snippet}</script>
+    <script>keystone.track("Viewed", { n: 1 }); window.__p = [keystone.setConsent({ analytics: true }), keystone.identify("ada@example.com"), keystone.flush()].map((p) => p.then(() => "ok", (e) => e.code)); keystone.track("Viewed", { n: 2 });</script>`;
+  const { ctx } = await contextWith({ "/env/queued.html": doc(boot) }, { init: PRERENDER });
+  h.server.collector.reset();
+  const page = watch(await ctx.newPage());
+  await page.goto(h.url("/env/queued.html"));
+  await page.waitForTimeout(1200);
+  assert.equal(h.server.collector.events.length, 0, "nothing sent while prerendered");
+  await page.evaluate(() => window.__activate());
+  const activatedAt = await page.evaluate(() => window.__activatedAt);
+  assert.deepEqual(await page.evaluate(() => Promise.all(window.__p)), ["ok", "ok", "ok"], "the queued calls' Promises settle");
+  assert.ok(await until(() => h.server.collector.events.filter((e) => e.type == "track").length == 2));
+  const evs = h.server.collector.events.filter((e) => e.type == "page" || e.type == "track").sort((a, b) => Date.parse(a.timestamp) - Date.parse(b.timestamp));
+  assert.deepEqual(evs.map((e) => e.type + ":" + (e.properties?.n ?? "")), ["page:", "track:1", "track:2"], "the page view first, then the calls in order");
+  for (const e of h.server.collector.events) assert.ok(Date.parse(e.timestamp) >= activatedAt, `${e.type} timed at or after the activation (${e.timestamp} vs ${new Date(activatedAt).toISOString()})`);
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+});
+
 test("prerendering: a prerendered first visit that is never opened creates no anonymous id, no stored profile and no cookie", async () => {
   const { ctx } = await contextWith(
     { "/env/prerendered.html": doc(`${ESM}<script type="module">Keystone.init(${JSON.stringify({ segments: EVERYONE, ...DELIVERY, flushInterval: 100 })}).then((ks) => (window.ks = ks));</script>`) },
