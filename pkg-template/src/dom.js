@@ -69,7 +69,8 @@ const text = (el, t) => {
     else w = 0; // changed by the page since Keystone wrote: the authored content now
   if (t == null) {
     wrote.delete(el);
-    if (w && cur !== w[0]) el.replaceChildren(...w[3]);
+    // (Compared by node, not text: Keystone's last text may equal the authored text.)
+    if (w && el.firstChild !== w[3][0]) el.replaceChildren(...w[3]);
   } else {
     wrote.set(el, [w ? w[0] : cur, t, document.readyState == "loading", w ? w[3] : [...el.childNodes]]);
     if (cur !== t) el.textContent = t;

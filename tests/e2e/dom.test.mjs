@@ -339,6 +339,31 @@ test("data-keystone-text puts back the authored child nodes, markup included, af
   await page.context().close();
 });
 
+// Keystone's text may come to equal the authored text (`<b>Guest</b>` and a value "Guest"
+// after another): what comes back is still the authored nodes, not Keystone's plain text.
+test("data-keystone-text puts back the authored markup when the last value shown equalled the authored text", async () => {
+  const page = await openDom();
+  const out = await page.evaluate(async () => {
+    const frame = () => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
+    const s = document.createElement("section");
+    s.innerHTML = '<span id="g" data-keystone-text="traits.firstName"><b>Guest</b></span>';
+    document.body.appendChild(s);
+    const b = document.querySelector("#g b");
+    const ks = await Keystone.init({ autoCapture: false });
+    ks.setTraits({ firstName: "Ada" });
+    await frame();
+    const filled = s.firstChild.innerHTML;
+    ks.setTraits({ firstName: "Guest" });
+    await frame();
+    ks.reset();
+    await frame();
+    return { filled, back: s.firstChild.innerHTML, same: document.querySelector("#g b") === b };
+  });
+  assert.deepEqual(out, { filled: "Ada", back: "<b>Guest</b>", same: true });
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
 test("an element that loses data-keystone-show / -hide is as authored again", async () => {
   const page = await openDom();
   const out = await page.evaluate(async () => {
