@@ -227,12 +227,18 @@ pub fn identify(
                 // The behavioural segment state merges too (it needs the definitions: score
                 // half-lives); the profile merge itself keeps the known profile's.
                 let state = take(&mut mine.behaviour);
-                // Which operations of each tab the profile holds is the live profile's record:
-                // the known profile's is as old as its logout, and another tab would replay onto
-                // the merge the events it already wrote (counted twice).
+                // Which operations of each tab the merge holds: those of both records, each
+                // tab's the higher mark. The known profile's record alone is as old as its
+                // logout (another tab would replay onto the merge the events it already wrote
+                // into the live profile); the live profile's alone lacks the tabs that wrote the
+                // known one and since left it (a tab still keeping what it filed there would
+                // file it again when the person is set aside anew: counted twice). The live
+                // profile's tabs go last, most recent, so the bound forgets the known's first.
                 let writers = take(&mut mine.writers);
                 *p = merge(known, mine);
-                p.writers = writers;
+                for (tab, s) in writers.iter() {
+                    p.set_writer(tab, p.writer_seq(tab).max(s.as_num().map_or(0, |n| n as u32)));
+                }
                 crate::core::segment::merge_state(&mut p.behaviour, state, defs);
                 p.bound_events(defs);
                 p.anonymous_id = aid.clone();

@@ -419,3 +419,33 @@ test("a login brings back a profile set aside under other definitions: its earli
   assert.deepEqual(page.problems, []);
   await page.context().close();
 });
+
+test("a person set aside by one tab, then logged in and out again in another after a third person's visit: their events are counted once", async () => {
+  // Tab one files Ada's event as it sets her aside (kept 10 s, to be filed again if another
+  // tab's write drops it). Tab two then logs Bob in and out (a fresh anonymous profile, whose
+  // record of what each tab wrote starts empty), logs Ada in and out: the profile set aside
+  // anew must still say it holds tab one's event, or tab one files it a second time.
+  const ctx = await h.browser.newContext();
+  const tabs = [await h.open("/tests/esm.html", { context: ctx }), await h.open("/tests/esm.html", { context: ctx })];
+  for (const p of tabs) await p.evaluate(async () => (window.ks = await Keystone.init({ autoCapture: false })));
+  await tabs[0].waitForTimeout(600);
+  await tabs[0].evaluate(async () => {
+    await ks.identify("ada.lovelace@example.com");
+    ks.track("Ada Before");
+    await ks.reset();
+  });
+  await tabs[0].waitForTimeout(700);
+  await tabs[1].evaluate(() => ks.identify("bob@example.com").then(() => ks.reset()));
+  await tabs[1].waitForTimeout(700);
+  await tabs[1].evaluate(() => ks.identify("ada.lovelace@example.com"));
+  await tabs[1].waitForTimeout(700);
+  await tabs[1].evaluate(() => ks.reset());
+  await tabs[1].waitForTimeout(1500); // the storage events and what tab one files after them
+  const n = await tabs[1].evaluate(async () => {
+    await ks.identify("ada.lovelace@example.com");
+    return ks.profile().events["Ada Before"]?.count ?? 0;
+  });
+  assert.equal(n, 1, "Ada's event, once");
+  assert.deepEqual(tabs.map((p) => p.problems), [[], []]);
+  await ctx.close();
+});
