@@ -21,6 +21,8 @@ async function openDom(route) {
   const page = await ctx.newPage();
   page.problems = [];
   page.on("pageerror", (e) => page.problems.push(e.message));
+  // For the tests' own use in the page: resolves after the next render and the task after it.
+  await page.addInitScript(() => (window.frame = () => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)))));
   await page.goto(h.url("/tests/dom.html"));
   await page.waitForFunction(() => window.__ksLoaded === true);
   return page;
@@ -272,7 +274,6 @@ test("the markup is as authored while personalization consent is refused, and fo
 test("data-keystone-text restores only what it wrote: text that arrives later and the page's own changes stay; an empty value is missing", async () => {
   const page = await openDom();
   const out = await page.evaluate(async () => {
-    const frame = () => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
     const s = document.createElement("section");
     s.innerHTML = '<span id="late" data-keystone-text="traits.firstName"></span><span id="i18n" data-keystone-text="traits.firstName">there</span>' +
       '<span id="empty" data-keystone-text="traits.nick">friend</span><span id="utm" data-keystone-text="context.utm.source">direct</span>' +
@@ -318,7 +319,6 @@ test("data-keystone-text restores only what it wrote: text that arrives later an
 test("data-keystone-text puts back the authored child nodes, markup included, after a reset and when the attribute goes", async () => {
   const page = await openDom();
   const out = await page.evaluate(async () => {
-    const frame = () => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
     const s = document.createElement("section");
     s.innerHTML = '<span id="a" data-keystone-text="traits.firstName">there <b>friend</b></span><span id="b" data-keystone-text="traits.firstName"><i>dear</i> guest</span>';
     document.body.appendChild(s);
@@ -344,7 +344,6 @@ test("data-keystone-text puts back the authored child nodes, markup included, af
 test("data-keystone-text puts back the authored markup when the last value shown equalled the authored text", async () => {
   const page = await openDom();
   const out = await page.evaluate(async () => {
-    const frame = () => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
     const s = document.createElement("section");
     s.innerHTML = '<span id="g" data-keystone-text="traits.firstName"><b>Guest</b></span>';
     document.body.appendChild(s);
@@ -368,7 +367,6 @@ test("an element that loses data-keystone-show / -hide is as authored again", as
   const page = await openDom();
   const out = await page.evaluate(async () => {
     const defs = { version: 1, segments: [{ id: "never", condition: { "traits.never": true } }, { id: "all", condition: {} }] };
-    const frame = () => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
     const s = document.createElement("section");
     s.innerHTML = '<p id="a" data-keystone-show="never">a</p><p id="b" class="banner" data-keystone-hide="other" style="display: grid">b</p>' +
       '<p id="c" data-keystone-show="never" hidden>c</p><p id="d" data-keystone-show="never" data-keystone-hide="all">d</p>';
@@ -465,7 +463,6 @@ test("a page with thousands of personalized elements: a render asks the engine a
 test("a render touches only what changed: an unrelated track() reads or writes none of 1,000 personalized elements; added markup is rendered alone", async () => {
   const page = await openDom();
   const out = await page.evaluate(async (defs) => {
-    const frame = () => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
     const KINDS = ['data-keystone-show="viewers"', 'data-keystone-hide="vips"', 'data-keystone-text="traits.firstName"', 'data-keystone-text="traits.city"'];
     const s = document.createElement("section");
     s.innerHTML = Array.from({ length: 1000 }, (_, i) => `<p ${KINDS[i % 4]}>p${i}</p>`).join("");
