@@ -29,12 +29,8 @@ export class KeystoneError extends Error {
 /** Turns anything thrown by the engine (or a JS failure) into a KeystoneError. */
 export function toKeystoneError(e) {
   if (e instanceof KeystoneError) return e;
-  // The engine's errors are JSON text (thrown by `newEngine`).
-  if (typeof e == "string" && e[0] == "{") {
-    try {
-      e = JSON.parse(e);
-    } catch (_) {}
-  }
+  // The engine's errors (thrown by `newEngine`, parsed from their JSON text) and delivery's are
+  // plain `{code, message, …}` objects.
   if (e && typeof e === "object" && typeof e.code === "string" && !(e instanceof Error)) {
     return new KeystoneError(e.code, e.message, e);
   }
@@ -355,9 +351,9 @@ const when = (c) => {
  */
 function newEngine(options, cookieId) {
   // A failure comes back as "!" and the error's JSON text (no JS value leaves wasm): thrown here
-  // as that text, which toKeystoneError reads.
+  // as the object it holds, which toKeystoneError reads.
   const out = (r) => {
-    if (r[0] == "!") throw r.slice(1);
+    if (r[0] == "!") throw JSON.parse(r.slice(1));
     return r ? JSON.parse(r) : undefined;
   };
   const str = (v) => (typeof v == "string" ? v : undefined);
