@@ -21,7 +21,7 @@
 // keepalive fetch carries the same text/plain body, within the browser's 64 KB for keepalive
 // requests in flight (this page's are counted: what does not fit stays stored the same way).
 import { createQueue, HANDED_OFF, NOT_SENT, size, num } from "./queue.js";
-import { locked, micro, stringify, sleep, Prom } from "./sync.js";
+import { locked, micro, stringify, sleep, stored, Prom } from "./sync.js";
 
 const fail = (code, message) => ({ code, message });
 const safe = (fn) => {
@@ -102,13 +102,7 @@ export function transport(o, report) {
     ls = localStorage;
   } catch (_) {}
 
-  const get = (k) => {
-    try {
-      return ls.getItem(k) || "";
-    } catch (_) {
-      return "";
-    }
-  };
+  const get = stored;
   const put = (k, v) => {
     try {
       v ? ls.setItem(k, v) : ls.removeItem(k);
