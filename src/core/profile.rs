@@ -268,10 +268,7 @@ impl Profile {
         // Most recently written last: past the bound, the least recent tab is forgotten.
         self.writers.remove(tab);
         if self.writers.len() >= MAX_WRITERS {
-            let first = self.writers.iter().next().map(|(k, _)| k.clone());
-            if let Some(k) = first {
-                self.writers.remove(&k);
-            }
+            self.writers.remove_first();
         }
         self.writers.insert(tab, Value::Num(seq as f64));
     }

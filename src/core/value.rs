@@ -80,6 +80,11 @@ impl Map {
         crate::core::sort::remove(&mut self.entries, i).map(|e| e.1)
     }
 
+    /// Removes the first entry (the oldest inserted), if any: no copy of its key to find it by.
+    pub fn remove_first(&mut self) {
+        crate::core::sort::remove(&mut self.entries, 0);
+    }
+
     /// Entries in insertion order, as `&(key, value)` (a pattern `(k, v)` binds both by
     /// reference). The slice's own iterator: mapped to a pair of references, every `any`, `all`
     /// or `find` over it was an adapter of its own (46 B gzip more).
