@@ -406,8 +406,9 @@ impl Keystone {
     /// [`experience::Experiences::identity_changed`]).
     fn follow_identity(&mut self, same_person: bool) {
         self.report_all = true;
-        let identity = String::from(self.user_id().unwrap_or(&self.profile.anonymous_id));
-        self.exp.identity_changed(&identity, same_person);
+        // Borrowed from the profile (a field apart from `exp`), not copied.
+        let identity = self.profile.user_id.as_deref().unwrap_or(&self.profile.anonymous_id);
+        self.exp.identity_changed(identity, same_person);
     }
 
     /// Whether there are operations of this tab to file into the set-aside profiles, or to check
