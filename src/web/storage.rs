@@ -36,9 +36,14 @@ pub fn read(key: &str) -> Result<Option<String>, ()> {
         return Ok(Some(v));
     }
     let mut v = get_item(key).0;
-    match v.pop() {
+    // The marker is one ASCII byte: read as a byte (`String::pop` decoded a UTF-8 character
+    // backwards), and cut at a boundary the compiler sees (no panicking path).
+    match v.as_bytes().last() {
         None => Ok(None),
-        Some('+') => Ok(Some(v)),
+        Some(b'+') => {
+            v.truncate(v.len() - 1);
+            Ok(Some(v))
+        }
         _ => Err(()),
     }
 }
