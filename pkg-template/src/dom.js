@@ -152,7 +152,7 @@ export function bind(ks) {
     roots = new Set([html]);
   const run = () => {
     queued = false;
-    let doc, segs;
+    let doc, segs, w;
     const seen = new Set();
     const get = () => (segs ||= ks.segments());
     const state = {
@@ -180,7 +180,9 @@ export function bind(ks) {
         get();
         for (const id of [...last, ...segs]) if (last.includes(id) != segs.includes(id)) each(q(0, id) + "," + q(1, id));
         last = segs;
-        for (const [p, v] of paths) if (textOf(state.profile(), p) !== v) paths.delete(p), each(q(2, p));
+        // (The new text is kept here, not when an element shows it: the segments' elements, just
+        // rendered, may be all that show it, and are not rendered twice in a pass.)
+        for (const [p, v] of paths) if ((w = textOf(state.profile(), p)) !== v) paths.set(p, w), each(q(2, p));
         each("[" + ATTRS[3] + "]");
       } catch (_) {
         roots.add(html);

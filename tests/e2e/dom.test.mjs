@@ -571,3 +571,32 @@ test("a page script that undoes every render (it re-renders the element Keystone
   assert.ok(out.undone < 500, `${out.undone} renders undone in 0.5 s`);
   await page.context().close();
 });
+
+// Found by tests/e2e/dom-model.test.mjs: one change that moved both the segment and the path of
+// every element showing that path rendered them once (for the segment), and from then on the
+// path's changes were not seen (its text was no longer followed).
+test("an element naming a segment and a text path follows the path after one change moved both", async () => {
+  const page = await openDom();
+  const out = await page.evaluate(async () => {
+    const defs = { version: 1, segments: [{ id: "gold", condition: { "traits.tier": "gold" } }] };
+    const s = document.createElement("section");
+    s.innerHTML = '<span id="both" data-keystone-show="gold" data-keystone-text="traits.firstName">there</span><span id="other" data-keystone-hide="gold" data-keystone-text="traits.firstName">there</span>';
+    document.body.appendChild(s);
+    const ks = await Keystone.init({ segments: defs, autoCapture: false });
+    await frame();
+    const $ = (id) => document.getElementById(id);
+    ks.setTraits({ tier: "gold", firstName: "Ada" });
+    await frame();
+    const rows = { both: [$("both").textContent, $("both").hidden, $("other").textContent] };
+    ks.setTraits({ firstName: "Bo" });
+    await frame();
+    rows.next = [$("both").textContent, $("other").textContent];
+    ks.setTraits({ firstName: null });
+    await frame();
+    rows.missing = [$("both").textContent, $("other").textContent];
+    return rows;
+  });
+  assert.deepEqual(out, { both: ["Ada", false, "Ada"], next: ["Bo", "Bo"], missing: ["there", "there"] });
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
