@@ -41,7 +41,8 @@ const hide = (el, hidden) => {
     authoredDisplay.delete(el);
     // (An authored `display: none` is the author's way of hiding it until Keystone decides.)
     value && value != "none" ? s.setProperty("display", value, priority) : s.removeProperty("display");
-  } else if (important && s.display == "none") s.removeProperty("display");
+    // Also an authored `display: none` Keystone never replaced (a member from the first render).
+  } else if (s.display == "none") s.removeProperty("display");
 };
 // Shown when in the `show` segment (if any) and not in the `hide` segment (if any): both
 // attributes on one element both apply.

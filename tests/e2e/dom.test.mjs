@@ -600,3 +600,29 @@ test("an element naming a segment and a text path follows the path after one cha
   assert.deepEqual(page.problems, []);
   await page.context().close();
 });
+
+// Found by tests/e2e/dom-model.test.mjs: an authored inline `display: none` (hidden until
+// Keystone decides) stayed on an element whose visitor was a member from its first render.
+test("an authored display:none shows for a visitor who is a member from the first render", async () => {
+  const page = await openDom();
+  const out = await page.evaluate(async () => {
+    const defs = { version: 1, segments: [{ id: "gold", condition: { "traits.tier": "gold" } }] };
+    const ks = await Keystone.init({ segments: defs, autoCapture: false });
+    ks.setTraits({ tier: "gold" });
+    const s = document.createElement("section");
+    s.innerHTML = '<p id="offer" data-keystone-show="gold" style="display: none">gold offer</p>';
+    document.body.appendChild(s);
+    await frame();
+    const el = document.getElementById("offer");
+    const first = [getComputedStyle(el).display, el.style.cssText];
+    ks.setTraits({ tier: "silver" });
+    await frame();
+    const left = getComputedStyle(el).display;
+    ks.setTraits({ tier: "gold" });
+    await frame();
+    return { first, left, back: getComputedStyle(el).display };
+  });
+  assert.deepEqual(out, { first: ["block", ""], left: "none", back: "block" });
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
