@@ -150,7 +150,7 @@ export function bind(ks) {
     last = [];
   const html = document.documentElement,
     paths = new Map(), // data-keystone-text path → its text at the last pass
-    roots = new Set([html]);
+    roots = new Set([html]); // subtrees to render, and [element] for an element alone
   const run = () => {
     queued = false;
     let doc, segs, w;
@@ -188,7 +188,7 @@ export function bind(ks) {
       } catch (_) {
         roots.add(html);
       }
-    for (const r of roots) r.isConnected && (r.matches(SEL) && visit(r), each(SEL, r));
+    for (const r of roots) r.pop ? r[0].isConnected && visit(r[0]) : r.isConnected && (r.matches(SEL) && visit(r), each(SEL, r));
     roots.clear();
   };
   const schedule = () => {
@@ -215,7 +215,9 @@ export function bind(ks) {
   new MutationObserver((list) => {
     for (const { type, target, addedNodes } of list) {
       const el = type == "characterData" ? target.parentNode : target;
-      if (type == "attributes") lost(el), roots.add(el);
+      // (An element whose attributes changed is rendered alone: what the page changed since in
+      // the personalized elements inside it stays, as their outcome did not change.)
+      if (type == "attributes") lost(el), roots.add([el]);
       else if (el && (el.hasAttribute(ATTRS[3]) || (el.hasAttribute(ATTRS[2]) && el.textContent === wrote.get(el)?.[0]))) roots.add(el);
       else for (const n of addedNodes) if (n.nodeType == 1 && (n.matches(SEL) || n.querySelector(SEL))) roots.add(n);
     }

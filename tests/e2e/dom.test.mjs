@@ -626,3 +626,30 @@ test("an authored display:none shows for a visitor who is a member from the firs
   assert.deepEqual(page.problems, []);
   await page.context().close();
 });
+
+// Found by tests/e2e/dom-model.test.mjs: a data-keystone-* attribute changing on an element
+// rendered its whole subtree again, undoing what the page had since changed in personalized
+// elements inside it whose outcome had not changed.
+test("an attribute changing on an element renders that element, not the personalized elements inside it", async () => {
+  const page = await openDom();
+  const out = await page.evaluate(async () => {
+    const defs = { version: 1, segments: [{ id: "gold", condition: { "traits.tier": "gold" } }] };
+    const s = document.createElement("section");
+    s.innerHTML = '<div id="outer" data-keystone-hide="nobody"><p id="inner" data-keystone-show="gold">offer</p><span id="name" data-keystone-text="traits.firstName">there</span></div>';
+    document.body.appendChild(s);
+    const ks = await Keystone.init({ segments: defs, autoCapture: false });
+    ks.setTraits({ firstName: "Ada" });
+    await frame();
+    const $ = (id) => document.getElementById(id);
+    // The page shows the offer Keystone hid, and writes its own text over Keystone's.
+    $("inner").hidden = false;
+    $("inner").style.display = "block";
+    $("name").textContent = "Grace";
+    $("outer").setAttribute("data-keystone-hide", "gold");
+    await frame();
+    return { inner: [$("inner").hidden, $("inner").style.cssText], name: $("name").textContent, outer: $("outer").hidden };
+  });
+  assert.deepEqual(out, { inner: [false, "display: block;"], name: "Grace", outer: false });
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
