@@ -217,9 +217,12 @@ export function bind(ks) {
       const el = type == "characterData" ? target.parentNode : target;
       // (An element whose attributes changed is rendered alone: what the page changed since in
       // the personalized elements inside it stays, as their outcome did not change.)
+      // (A container, or a text element filled again, is rendered alone too; with what was added.)
       if (type == "attributes") lost(el), roots.add([el]);
-      else if (el && (el.hasAttribute(ATTRS[3]) || (el.hasAttribute(ATTRS[2]) && el.textContent === wrote.get(el)?.[0]))) roots.add(el);
-      else for (const n of addedNodes) if (n.nodeType == 1 && (n.matches(SEL) || n.querySelector(SEL))) roots.add(n);
+      else {
+        el && (el.hasAttribute(ATTRS[3]) || (el.hasAttribute(ATTRS[2]) && el.textContent === wrote.get(el)?.[0])) && roots.add([el]);
+        for (const n of addedNodes) if (n.nodeType == 1 && (n.matches(SEL) || n.querySelector(SEL))) roots.add(n);
+      }
     }
     roots.size && schedule();
   }).observe(html, { childList: true, subtree: true, characterData: true, attributeFilter: ATTRS }); // (a filter implies attributes)

@@ -653,3 +653,29 @@ test("an attribute changing on an element renders that element, not the personal
   assert.deepEqual(page.problems, []);
   await page.context().close();
 });
+
+// Found by tests/e2e/dom-model.test.mjs: an experience container's children changing (a late
+// template) rendered every personalized element inside it again, undoing what the page had
+// changed in its fallback content since.
+test("a container's children changing renders the container and what was added, not the rest of its content", async () => {
+  const page = await openDom();
+  const out = await page.evaluate(async () => {
+    const defs = { version: 1, segments: [{ id: "gold", condition: { "traits.tier": "gold" } }], experiences: [{ id: "hero", variants: [{ id: "gold_offer", segment: "gold" }, { id: "plain" }] }] };
+    const s = document.createElement("section");
+    s.innerHTML = '<div id="hero" data-keystone-experience="hero"><p id="fb" data-keystone-show="gold">fallback</p></div>';
+    document.body.appendChild(s);
+    await Keystone.init({ segments: defs, autoCapture: false });
+    await frame();
+    const fb = document.getElementById("fb");
+    const hidden = fb.hidden;
+    // The page shows the fallback paragraph Keystone hid, then a template for the other variant arrives.
+    fb.hidden = false;
+    fb.style.display = "block";
+    document.getElementById("hero").insertAdjacentHTML("beforeend", '<template data-keystone-variant="gold_offer"><p>Gold</p></template>');
+    await frame();
+    return { hidden, after: [fb.isConnected, fb.hidden, fb.style.cssText] };
+  });
+  assert.deepEqual(out, { hidden: true, after: [true, false, "display: block;"] });
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
