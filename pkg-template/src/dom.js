@@ -23,26 +23,22 @@ const at = (doc, path) => path.split(".").reduce((v, k) => (v != null && typeof 
 
 // Hidden also inline (`display: none !important`): the anti-flicker sheet's rule for [hidden] is
 // not there with `antiFlicker: false`, and site CSS such as `.banner{display:flex}` would win.
-// An authored inline `display` (even `!important`) is kept aside while hidden, then restored.
-const authoredDisplay = new WeakMap();
-const authoredHidden = new WeakMap(); // show/hide elements → their `hidden` when first seen
+// Keystone only ever puts back what it overwrote: `authored` holds, per show/hide element, its
+// inline display, its priority and its `hidden` as authored, then what Keystone last wrote (4th);
+// a value the page set since (it differs from what Keystone wrote) is the authored one from then
+// on. Shown: the authored display (even `!important`), but for an authored `display: none`,
+// which is the author's way of hiding it until Keystone decides.
+const authored = new WeakMap();
+const now = (el, s = el.style) => [s.display, s.getPropertyPriority("display"), el.hidden];
+const put = (el, [v, p, h]) => ((el.hidden = h), v ? el.style.setProperty("display", v, p) : el.style.removeProperty("display"));
 const hide = (el, hidden) => {
-  if (!authoredHidden.has(el)) authoredHidden.set(el, el.hidden);
-  if (el.hidden != hidden) el.hidden = hidden;
-  const s = el.style;
-  const important = s.getPropertyPriority("display");
-  if (hidden) {
-    if (s.display != "none" || !important) {
-      if (!authoredDisplay.has(el)) authoredDisplay.set(el, [s.display, important]);
-      s.setProperty("display", "none", "important");
-    }
-  } else if (authoredDisplay.has(el)) {
-    const [value, priority] = authoredDisplay.get(el);
-    authoredDisplay.delete(el);
-    // (An authored `display: none` is the author's way of hiding it until Keystone decides.)
-    value && value != "none" ? s.setProperty("display", value, priority) : s.removeProperty("display");
-    // Also an authored `display: none` Keystone never replaced (a member from the first render).
-  } else if (s.display == "none") s.removeProperty("display");
+  const cur = now(el);
+  let d = authored.get(el);
+  if (d) for (const i of [0, 1, 2]) cur[i] !== d[3][i] && (d[i] = cur[i]);
+  else authored.set(el, (d = cur));
+  const want = hidden ? ["none", "important", true] : d[0] == "none" ? ["", "", false] : [d[0], d[1], false];
+  if (want + "" != cur + "") put(el, want);
+  d[3] = want;
 };
 // Shown when in the `show` segment (if any) and not in the `hide` segment (if any): both
 // attributes on one element both apply.
@@ -80,13 +76,9 @@ const text = (el, t) => {
 
 /** An element that lost its attributes is as authored again (called for attribute changes). */
 const lost = (el) => {
-  if (!el.hasAttribute(ATTRS[0]) && !el.hasAttribute(ATTRS[1]) && authoredHidden.has(el)) {
-    const d = authoredDisplay.get(el);
-    if (d) d[0] ? el.style.setProperty("display", ...d) : el.style.removeProperty("display");
-    el.hidden = authoredHidden.get(el);
-    authoredDisplay.delete(el);
-    authoredHidden.delete(el);
-  }
+  const d = authored.get(el);
+  // (What the page set since Keystone last wrote stays.)
+  if (d && !el.hasAttribute(ATTRS[0]) && !el.hasAttribute(ATTRS[1])) authored.delete(el), put(el, now(el).map((v, i) => (v === d[3][i] ? d[i] : v)));
   if (!el.hasAttribute(ATTRS[2])) text(el, null);
 };
 

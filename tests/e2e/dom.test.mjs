@@ -679,3 +679,42 @@ test("a container's children changing renders the container and what was added, 
   assert.deepEqual(page.problems, []);
   await page.context().close();
 });
+
+// Found by tests/e2e/dom-model.test.mjs: Keystone put back the inline display it had replaced
+// when it hid an element, over the one the page set since; and an authored display:none it
+// removed for a member did not come back when the attribute went.
+test("inline display: the page's own value set after Keystone hid the element stays when it is shown; an authored display:none comes back with the attribute gone", async () => {
+  const page = await openDom();
+  const out = await page.evaluate(async () => {
+    const defs = { version: 1, segments: [{ id: "gold", condition: { "traits.tier": "gold" } }] };
+    const s = document.createElement("section");
+    s.innerHTML = '<p id="page" data-keystone-show="gold" style="display: grid">offer</p><p id="none" data-keystone-hide="gold" style="display: none">welcome</p>';
+    document.body.appendChild(s);
+    const ks = await Keystone.init({ segments: defs, autoCapture: false });
+    await frame();
+    const $ = (id) => document.getElementById(id);
+    const hid = $("page").style.cssText;
+    // The page shows the offer its own way, then the visitor becomes a member.
+    $("page").hidden = false;
+    $("page").style.display = "flex";
+    ks.setTraits({ tier: "gold" });
+    await frame();
+    const shown = [$("page").hidden, $("page").style.cssText];
+    const noneShown = $("none").style.cssText;
+    ks.setTraits({ tier: "silver" });
+    await frame();
+    const noneShownAgain = $("none").style.cssText;
+    $("none").removeAttribute("data-keystone-hide");
+    await frame();
+    return { hid, shown, noneShown, noneShownAgain, noneLost: [$("none").style.cssText, getComputedStyle($("none")).display] };
+  });
+  assert.deepEqual(out, {
+    hid: "display: none !important;",
+    shown: [false, "display: flex;"],
+    noneShown: "display: none !important;",
+    noneShownAgain: "",
+    noneLost: ["display: none;", "none"],
+  });
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
