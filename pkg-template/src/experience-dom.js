@@ -9,7 +9,7 @@ const DONE = "data-keystone-rendered";
 let failed = new WeakMap();
 /** New definitions: every container is decided again (an experience unknown before may exist). */
 export const redecide = () => (failed = new WeakMap());
-const shown = new WeakMap(); // container → [variant, its template, the nodes shown, the authored children, renders of it]
+const shown = new WeakMap(); // container → [variant, its template, the nodes shown, the authored children, renders of it, task, tries, while loading]
 // The variants' templates; any other child (a `<template x-if>` of the variant's own markup
 // included) is content.
 const variant = (c) => c.nodeName === "TEMPLATE" && c.hasAttribute("data-keystone-variant");
@@ -22,7 +22,7 @@ let tick = 0;
 export const experience = (ks, el, id) => {
   if (failed.get(el) === id) return; // an unknown experience is reported once, not on every pass
   const d = ks.decide(id);
-  let [v, t, nodes = [], authored, n = 0, at, tries = 0] = shown.get(el) || [];
+  let [v, t, nodes = [], authored, n = 0, at, tries = 0, streaming] = shown.get(el) || [];
   if (!d) {
     // No such experience (any longer): the authored content, in place of a variant shown before.
     if (t) nodes.forEach((c) => c.remove()), el.append(...authored);
@@ -40,7 +40,9 @@ export const experience = (ks, el, id) => {
   // which leaves it done: its own mutations do not loop. Code that keeps replacing the variant's
   // nodes as they are inserted (a custom element replacing itself) is let be after 3 renders of
   // the same variant within one task.
-  if (same && there && kids.length === nodes.length) return;
+  // (Rendered while the body streamed in, the template may have been cut short: rendered again
+  // once the body is parsed.)
+  if (same && there && kids.length === nodes.length && !(streaming && document.readyState != "loading")) return;
   if (same && n > 2) {
     // Tried again in a later task, once the page may have stopped (3 times at most).
     if (tries < 3) shown.get(el)[6] = tries + 1, setTimeout(() => experience(ks, el, id));
@@ -55,7 +57,7 @@ export const experience = (ks, el, id) => {
     for (const c of kids) c.remove();
     el.append(...next);
   }
-  shown.set(el, [d.variant, tpl, next, authored, same ? n + 1 : 0, task, same ? tries : 0]);
+  shown.set(el, [d.variant, tpl, next, authored, same ? n + 1 : 0, task, same ? tries : 0, document.readyState == "loading"]);
   tick ||= setTimeout(() => (task++, (tick = 0)));
   el.setAttribute(DONE, d.variant);
 };

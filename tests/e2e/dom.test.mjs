@@ -3,6 +3,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { setup } from "./harness.mjs";
 import { cloakCss } from "../../pkg-template/src/dom.js";
 
@@ -717,4 +718,47 @@ test("inline display: the page's own value set after Keystone hid the element st
   });
   assert.deepEqual(page.problems, []);
   await page.context().close();
+});
+
+// Found by tests/e2e/dom-model.test.mjs: a variant's template still streaming in when Keystone
+// rendered it (the body cut inside the template) stayed cloned as it was then: the rest of the
+// variant never showed.
+test("streamed HTML: a variant template cut by the stream is rendered whole once the body is parsed", async () => {
+  const defs = { version: 1, segments: [], experiences: [{ id: "hero", variants: [{ id: "welcome" }] }] };
+  const dist = new URL("../../pkg/dist/", import.meta.url);
+  let go;
+  const ready = new Promise((r) => (go = r));
+  const server = createServer(async (req, res) => {
+    if (req.url.startsWith("/pkg/dist/")) {
+      const file = req.url.slice(10);
+      res.writeHead(200, { "content-type": file.endsWith(".wasm") ? "application/wasm" : "text/javascript" });
+      return res.end(readFileSync(new URL(file, dist)));
+    }
+    if (req.url === "/go") return go(), res.end();
+    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    res.write(`<!doctype html><html><head><link rel="icon" href="data:,"><script type="module" async>
+import { Keystone } from "/pkg/dist/keystone.js";
+window.ks = await Keystone.init({ segments: ${JSON.stringify(defs)}, autoCapture: false });
+fetch("/go");
+</script></head><body><!--${" ".repeat(4096)}--><div id="hero" data-keystone-experience="hero"><p>authored fallback</p><template data-keystone-variant="welcome"><p>Wel`);
+    await ready;
+    await new Promise((r) => setTimeout(r, 100));
+    res.end('come</p><p id="second">and more</p></template></div></body></html>');
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const context = await h.browser.newContext();
+  try {
+    const page = await context.newPage();
+    page.problems = [];
+    page.on("pageerror", (e) => page.problems.push(e.message));
+    await page.goto(`http://127.0.0.1:${server.address().port}/`, { waitUntil: "commit" });
+    await page.waitForFunction(() => window.ks && document.readyState === "complete");
+    await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0))));
+    const shown = await page.evaluate(() => [...document.getElementById("hero").childNodes].filter((c) => c.nodeName != "TEMPLATE").map((c) => c.outerHTML ?? c.data).join(""));
+    assert.equal(shown, '<p>Welcome</p><p id="second">and more</p>');
+    assert.deepEqual(page.problems, []);
+  } finally {
+    await context.close();
+    server.close();
+  }
 });
