@@ -432,9 +432,10 @@ function runtime() {
         }
         if (a == "text" && v == null && x.text == null) return "no text attribute to remove";
         const name = "data-keystone-" + a;
+        // (Removing an attribute the element does not have is no mutation: nothing to render.)
+        if (v != null || x.el.hasAttribute(name)) touched.add(x);
         v == null ? x.el.removeAttribute(name) : x.el.setAttribute(name, v);
         x[a] = v;
-        touched.add(x);
         return `#${x.id} ${name}=${v}`;
       }
       if (k < 0.42) {
