@@ -247,7 +247,7 @@ function runtime() {
         if (el.textContent !== v || el.childNodes.length != 1) fail(x, "text", el.innerHTML, v);
       } else if (!x.authored) {
         if (el.textContent !== x.authText) fail(x, "authored content (streamed)", el.innerHTML, x.authText);
-      } else if (![x.authored, x.alt].some((a) => a && el.childNodes.length == a.length && a.every((n, i) => el.childNodes[i] === n)))
+      } else if (![x.authored, x.alt].some((a) => (a == "streamed" ? el.textContent === x.authText : a && el.childNodes.length == a.length && a.every((n, i) => el.childNodes[i] === n))))
         fail(x, "authored content (the same nodes)", el.innerHTML, nodesText(x.authored));
     }
     // experience container
@@ -464,7 +464,7 @@ function runtime() {
         else el.textContent = s;
         // The page's text equal to the one Keystone shows: Keystone cannot tell it from its own,
         // and may later put back the content it replaced before (README silent: either is taken).
-        x.alt = x.mode != "authored" && x.text != null && el.textContent === textOf(x.text) ? x.authored : null;
+        x.alt = x.mode != "authored" && x.text != null && el.textContent === textOf(x.text) ? x.authored || "streamed" : null;
         x.authored = [...el.childNodes];
         if (x.mode != "authored") {
           // The very text Keystone replaced, put back (a framework rendering its own markup again):
