@@ -139,8 +139,10 @@ export function createQueue(o, report) {
     /** Back to the normal schedule (online again). */
     retryNow: () => (retryAt = 0),
 
-    /** Whether the last attempt failed and a retry waits (the collector is failing). */
-    failing: () => retryAt > 0,
+    /** Whether the last attempt failed (the collector is failing): until one succeeds, also
+     * once `online` made the retry due at once (by `retryAt`, a page left with that retry in
+     * flight took it as sent, and lost it when it failed too). */
+    failing: () => attempts > 0,
 
     /**
      * Takes in another page's stored queue (older: first). Unreadable lines (not a JSON event)

@@ -345,6 +345,29 @@ test("leaving while the collector is failing: a retry in flight that fails too i
   await context.close();
 });
 
+test("leaving with a retry in flight sent at `online` while the collector is failing: not lost (the next page sends it)", async () => {
+  // Found by tests/e2e/del-soak.test.mjs: the `online` event sent the retry at once but also
+  // forgot that the collector was failing, so leaving the page handed that retry off as sent.
+  const { context, page } = await fresh();
+  const o = { ...FAST, retryBase: 60000, retryMax: 60000 };
+  faults({ status: 503, count: 1e9 });
+  await track(page, o, "online-inflight", 6);
+  assert.equal(await page.evaluate(() => ks.flush().then(() => "resolved", (e) => e.code)), "delivery_failed");
+  faults({ status: 503, count: 1e9, delay: 1500 }); // the retry stays in flight, then fails
+  await context.setOffline(true);
+  await context.setOffline(false); // `online`: the retry leaves at once
+  assert.ok(await until(() => collector().active >= 1, 3000), "the retry is in flight");
+  await page.goto(h.url("/tests/blank.html"));
+  await sleep(1800); // the old page's retry has failed by now
+  faults({ status: 0, count: 0, delay: 0 });
+  await page.goto(h.url("/tests/esm.html"));
+  await page.waitForFunction(() => window.__ksLoaded === true);
+  await page.evaluate(async (o) => (window.ks = await Keystone.init(o)), o);
+  await delivered("online-inflight", 1, 6, 6000);
+  record("online, then left with the retry in flight that fails", "online-inflight", 1, 6);
+  await context.close();
+});
+
 test("an event tracked in the site's own visibilitychange listener as the page is left is delivered", async () => {
   const { context, page } = await fresh();
   await h.open("/tests/esm.html", { context }); // another tab of the site stays open

@@ -121,6 +121,20 @@ test("exponential backoff with equal jitter; Retry-After wins", () => {
   assert.equal(q.due(100), 4900, "back to the normal schedule");
 });
 
+test("failing: from a failed attempt until one succeeds, also after `online` (retryNow)", () => {
+  const { q } = make();
+  q.push(ev(1), 0);
+  assert.equal(q.failing(), false);
+  q.settle(q.claim()[0], 0, 0, 0, 0);
+  assert.equal(q.failing(), true);
+  q.retryNow();
+  assert.equal(q.failing(), true, "online again: the collector has not answered yet");
+  q.settle(q.claim()[0], 503, 0, 0, 0);
+  assert.equal(q.failing(), true);
+  q.settle(q.claim()[0], 200);
+  assert.equal(q.failing(), false);
+});
+
 test("a handed-off batch leaves the stored form; a failure while the page lives brings it back", () => {
   const { q } = make({ flushAt: 2, maxBatchBytes: 250 });
   for (let i = 0; i < 4; i++) q.push(ev(i), 0);
