@@ -70,7 +70,7 @@ function parseSeeds(s) {
   }
   return out;
 }
-const SEEDS = process.env.KEYSTONE_SOAK_SEED ? parseSeeds(process.env.KEYSTONE_SOAK_SEED) : [1, 2, 3];
+const SEEDS = process.env.KEYSTONE_SOAK_SEED ? parseSeeds(process.env.KEYSTONE_SOAK_SEED) : [1, 7, 9];
 const STEPS = Number(process.env.KEYSTONE_SOAK_STEPS || 40);
 
 /** mulberry32: a small seeded PRNG. */
