@@ -788,6 +788,12 @@ impl Keystone {
             ids.push(d.id.as_str());
         }
         let experiences = experience::parse(doc, &ids, self.opts.retention, &mut report)?;
+        // Definitions without behaviour do not align the state (`segment::prepare` leaves it for
+        // the first load): drop it here, or a definition loaded again later would resume from
+        // a state that missed the events in between instead of being back-filled.
+        if defs.nodes.is_empty() && defs.scores.is_empty() {
+            self.profile.behaviour = Default::default();
+        }
         self.defs = defs;
         self.hits = None;
         self.report_all = true;
