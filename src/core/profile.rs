@@ -294,23 +294,29 @@ impl Profile {
         self.trim_recent(f64::NEG_INFINITY);
     }
 
-    /// Drops the oldest ring events: those before `cutoff` and those beyond the bounds.
+    /// Drops the ring events before `cutoff` (all of them: after a clock set back, one may follow
+    /// a newer-stamped event) and the oldest beyond the bounds.
     fn trim_recent(&mut self, cutoff: f64) {
         let (mut k, mut bytes, len) = (0, self.recent_bytes, self.recent.len());
         for r in &self.recent {
-            if !(r.ts < cutoff || len - k > RING_MAX_EVENTS || (bytes > RING_MAX_BYTES && len - k > 1)) {
+            if !(len - k > RING_MAX_EVENTS || (bytes > RING_MAX_BYTES && len - k > 1)) {
                 break;
             }
             bytes -= ring_size(r);
             k += 1;
         }
-        // The first `k` go. `retain` rather than `drain` (whose range check links its panic
-        // messages) or `sort::drop_front` (whose swaps cost ≈ 1 µs per event here, where the
-        // ring is trimmed at every event once full; `retain` moves each kept event once).
+        // The first `k` go, and the others before `cutoff`. `retain` rather than `drain` (whose
+        // range check links its panic messages) or `sort::drop_front` (whose swaps cost ≈ 1 µs
+        // per event here, where the ring is trimmed at every event once full; `retain` moves
+        // each kept event once).
         let mut i = 0;
-        self.recent.retain(|_| {
+        self.recent.retain(|r| {
             i += 1;
-            i > k
+            let old = i > k && r.ts < cutoff;
+            if old {
+                bytes -= ring_size(r);
+            }
+            i > k && !old
         });
         self.recent_bytes = bytes;
     }
