@@ -796,6 +796,9 @@ impl Keystone {
         }
         self.defs = defs;
         self.hits = None;
+        // New definitions are back-filled now: that state is stored even if no event follows
+        // (a reload would back-fill again, without what left the ring or the retention since).
+        self.dirty = true;
         self.report_all = true;
         self.exp.set(experiences);
         self.evaluate(now, true);

@@ -562,3 +562,37 @@ test("scores: each defined score is in profile().scores from the start; negative
   assert.deepEqual(later, { scores: { engagement: 10.75, risk: -5 }, segs: ["at_risk", "engaged"] });
   await ctx.close();
 });
+
+test("a score defined after the events keeps what its back-fill counted across a reload, with no event after the definitions (before: that state was not stored, and the reload counted again without what had left the retention meanwhile)", async (t) => {
+  if (!full) return t.skip(SKIP);
+  const DAY = 24 * HOUR;
+  const plain = { version: 1, segments: [{ id: "all", condition: {} }] };
+  const scored = { version: 1, segments: [{ id: "all", condition: {} }], scores: [{ id: "buys", rules: [{ event: "Buy", points: 1 }] }] };
+  const ctx = await h.browser.newContext();
+  const page = await openAt(T0, ctx);
+  await page.evaluate(async (defs) => {
+    window.ks = await Keystone.init({ autoCapture: false, retention: "7d", segments: defs });
+    ks.track("Buy");
+  }, plain);
+  await page.clock.setSystemTime(T0 + DAY);
+  await page.evaluate(() => ks.track("Buy"));
+  await page.clock.runFor(1000);
+  await page.clock.setSystemTime(T0 + 2 * DAY);
+  const counted = await page.evaluate(async (defs) => {
+    await ks.loadSegments(defs);
+    return ks.profile().scores.buys;
+  }, scored);
+  assert.equal(counted, 2, "both events counted by the back-fill");
+  await page.clock.runFor(1000);
+  // The first event is older than the retention now: the profile drops it at the reload.
+  await page.clock.setSystemTime(T0 + 7 * DAY + 12 * HOUR);
+  await page.reload();
+  await page.waitForFunction(() => window.__ksLoaded === true);
+  const later = await page.evaluate(async (defs) => {
+    const ks = await Keystone.init({ autoCapture: false, retention: "7d", segments: defs });
+    return ks.profile().scores.buys;
+  }, scored);
+  assert.equal(later, 2, "the score kept what it counted, as it would in a page left open");
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+});
