@@ -146,9 +146,9 @@ impl Gen {
         let k = self.r.below(5) as f64;
         Some(match self.r.below(12) {
             0..=3 => return None,
-            4 => json!({"$gte": k.max(1.0)}),
+            4 => json!({"$gte": if k == 0.0 { 1.5 } else { k }}),
             5 => json!({"$gte": k + 1.0}),
-            6 => json!({"$gt": k}),
+            6 => json!({"$gt": if k == 4.0 { 0.5 } else { k }}),
             7 => json!({"$lte": k}),
             8 => json!({"$lt": k + 1.0}),
             9 => json!({"$eq": k}),
@@ -241,10 +241,12 @@ impl Gen {
             json!({"id": format!("e{id}"), "halfLife": hl, "rules": rules})
         }
     }
-    /// A gap before the next step: none, seconds, minutes, hours, days, weeks, or back.
+    /// A gap before the next step: none, seconds, minutes, hours, days, weeks, back, or a
+    /// window's length to the millisecond (give or take one: the bounds of the windows).
     fn gap(&mut self) -> f64 {
         let r = &mut self.r;
-        match r.below(100) {
+        match r.below(106) {
+            100.. => DURATIONS[r.index(DURATIONS.len())].1 + [0.0, 1.0, -1.0][r.index(3)],
             0..=5 => 0.0,
             6..=39 => (1 + r.below(59)) as f64 * SEC + r.below(1000) as f64,
             40..=64 => (1 + r.below(59)) as f64 * MIN + r.below(60_000) as f64,
@@ -598,10 +600,15 @@ impl Oracle {
             }
             Node::Seq { steps, within } => {
                 let k = steps.len();
+                // The latest step time before each step.
+                let mut before = vec![f64::NEG_INFINITY; step + 2];
+                for s in 0..=step {
+                    before[s + 1] = before[s].max(self.times[s]);
+                }
                 let mut partial = vec![f64::NEG_INFINITY; k];
                 let mut done = f64::NEG_INFINITY;
                 for (t, props, entry, i) in self.seen(b, false) {
-                    let hb = self.hw_before(entry);
+                    let hb = before[entry.min(step + 1)];
                     for j in (0..k).rev() {
                         let (ev, filter) = &steps[j];
                         if self.events[i].name != *ev || !Self::passes(filter, props, host) {
@@ -813,6 +820,22 @@ fn run(seed: u64, steps: usize) -> Result<(u64, u64), String> {
             }
             if let Some(extra) = got.iter().find(|id| !want.iter().any(|w| w.0 == **id)) {
                 return Err(fail(format!("segment {extra} held but not loaded"), &log));
+            }
+            // The next time-based change the engine announces (its timer): nothing the oracle
+            // holds changes before it without an event.
+            let next = ks.next_check(now);
+            let probe = next.map_or(now + 2.0 * retention, |t| t - 1.0);
+            if probe > now {
+                o.times.push(probe);
+                let later = o.evaluate(probe, step + 1, &host);
+                o.times.pop();
+                for ((id, a), (_, b)) in want.iter().zip(&later) {
+                    if let (Some(a), Some(b)) = (a, b) {
+                        if a != b {
+                            return Err(fail(format!("segment {id}: next_check {next:?} (in {:?} ms), but the oracle has it change from {a} to {b} by {probe}", next.map(|t| t - now)), &log));
+                        }
+                    }
+                }
             }
             let doc = ks.document_at(now);
             for i in 0..o.scores.len() {
