@@ -532,6 +532,9 @@ pub fn on_event(defs: &Definitions, profile: &mut Profile, name: &str, ts: f64, 
     for (n, slot) in defs.nodes.iter().zip(state.nodes.iter_mut()) {
         if n.listens(name) {
             n.update(&mut slot.st, name, ts, props, &cx);
+            // Pruned as events come, not only when read: a node no loaded segment reads (its
+            // segment rejected for its `$inSegment`) would keep every event.
+            n.observe(&mut slot.st, ts, false);
         }
     }
     for (d, slot) in defs.scores.iter().zip(state.scores.iter_mut()) {

@@ -596,3 +596,25 @@ test("a score defined after the events keeps what its back-fill counted across a
   assert.deepEqual(page.problems, []);
   await ctx.close();
 });
+
+test("a segment rejected for its $inSegment keeps no growing state: its $performed is pruned to its window as events come (before: a bucket for every minute with an event was kept, never pruned, and the stored profile grew without bound)", async (t) => {
+  if (!full) return t.skip(SKIP);
+  const defs = {
+    version: 1,
+    segments: [{ id: "typo", condition: { $and: [{ $inSegment: "nope" }, { $performed: { event: "View", within: "1h", count: { $lte: 3 } } }] } }],
+  };
+  const page = await openAt(T0);
+  await start(page, defs);
+  for (let i = 0; i < 600; i++) {
+    await page.clock.setSystemTime(T0 + i * 5 * MIN);
+    await page.evaluate(() => ks.track("View"));
+  }
+  const out = await page.evaluate(() => {
+    ks.persistNow();
+    return { rejected: !ks.explain("typo"), state: JSON.stringify(JSON.parse(localStorage.getItem("ks_profile")).seg).length };
+  });
+  assert.equal(out.rejected, true, "the segment is rejected");
+  // An hour of events every 5 minutes: 12 buckets at most (≈ 200 B), not 600 (≈ 8 KB).
+  assert.ok(out.state < 1000, `${out.state} B of behavioural state stored`);
+  await page.context().close();
+});
