@@ -36,13 +36,16 @@
 //!   properties (the ring's 24 KB), under 2,048 distinct minutes per name (no folding into
 //!   hours/days), a few distinct values (500 kept), counts under 1,000.
 //! - A clock set back: the engine prunes a window when it reads it, so what already left a window
-//!   stays out when the clock goes back. The oracle computes each node in two worlds — nothing
-//!   forgotten early (A), and everything pruned at the latest time seen so far (B) — and
-//!   checks a segment only when both agree (scores: the value must match one of the two worlds:
-//!   B also drops, at a back-fill, what is older than the retention by the load's clock). It
+//!   stays out when the clock goes back (documented). The oracle computes each node in two
+//!   worlds — nothing forgotten early (A), and each event pruned at every step since it entered
+//!   the state (B; a `$sequence` conservatively at the latest step time before its last step) —
+//!   and checks a segment only when both agree (scores: the value must match one of the two: B
+//!   also leaves out of a back-fill what is older than the retention by the load's clock). It
 //!   also skips a segment whose score comparison is within 1e-9 of a rounding step.
+//! - The timer: just before the engine's `next_check` (or, without one, two retentions later) the
+//!   oracle must hold the same segments as now: a time-based change due earlier would be late.
 //!
-//! Default: a fixed list of seeds (a few seconds in debug). Harder:
+//! Default: seeds 1–40 of 300 steps (about 10 s in debug). Harder:
 //! `KEYSTONE_ORACLE_SEEDS=1-5000 KEYSTONE_ORACLE_STEPS=400 cargo test --release --test
 //! segments_oracle -- --nocapture` (seeds as `a-b` or `3,9,12`). A divergence prints the seed, the
 //! step, the definitions and the steps that led to it.
@@ -495,10 +498,12 @@ impl Oracle {
             // `$inSegment` of a segment not loaded rejects the segment.
             let text = serde_json::to_string(&s["condition"]).unwrap();
             let ok = (0..10).all(|j| !text.contains(&format!("\"$inSegment\":\"s{j}\"")) || loaded.contains(&format!("s{j}")));
+            // A segment rejected for its `$inSegment` still keeps its operators' state up to
+            // date (loaded later, it is not back-filled).
+            let c = self.compile(&s["condition"], step, time, &prev, &mut keep);
             if !ok {
                 continue;
             }
-            let c = self.compile(&s["condition"], step, time, &prev, &mut keep);
             loaded.push(id.clone());
             self.segments.push((id, c));
         }
@@ -637,6 +642,12 @@ impl Oracle {
     }
 
     fn node_result(&self, key: &str, count: &Value, value: &Option<Value>, vals: &[(f64, Value, bool); 2], host: &NativeHost) -> Option<bool> {
+        // The engine's events lie between the two worlds' (B's are a subset of A's): when the
+        // counts differ, a count or value test that is not monotonic (`$eq`, a range, `max`
+        // below) may hold in neither world and in between.
+        if vals[0].0 != vals[1].0 {
+            return None;
+        }
         let r: Vec<bool> = vals
             .iter()
             .map(|(c, v, held)| match &self.nodes[key].0 {
