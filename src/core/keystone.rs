@@ -791,6 +791,7 @@ impl Keystone {
         // Definitions without behaviour do not align the state (`segment::prepare` leaves it for
         // the first load): drop it here, or a definition loaded again later would resume from
         // a state that missed the events in between instead of being back-filled.
+        #[cfg(feature = "segments")]
         if defs.nodes.is_empty() && defs.scores.is_empty() {
             self.profile.behaviour = Default::default();
         }
