@@ -9,7 +9,7 @@ const DONE = "data-keystone-rendered";
 let failed = new WeakMap();
 /** New definitions: every container is decided again (an experience unknown before may exist). */
 export const redecide = () => (failed = new WeakMap());
-const shown = new WeakMap(); // container → [variant, its template, the nodes shown, the authored children, renders of it, task, tries, while loading]
+const shown = new WeakMap(); // container → [variant, its template, the nodes shown, the authored children, renders of it, task, tries, the template's HTML when rendered while loading]
 // The variants' templates; any other child (a `<template x-if>` of the variant's own markup
 // included) is content.
 const variant = (c) => c.nodeName === "TEMPLATE" && c.hasAttribute("data-keystone-variant");
@@ -41,8 +41,9 @@ export const experience = (ks, el, id) => {
   // nodes as they are inserted (a custom element replacing itself) is let be after 3 renders of
   // the same variant within one task.
   // (Rendered while the body streamed in, the template may have been cut short: rendered again
-  // once the body is parsed.)
-  if (same && there && kids.length === nodes.length && !(streaming && document.readyState != "loading")) return;
+  // once the body is parsed if more of it arrived since; else its nodes, which the page's
+  // scripts or the visitor may use by now, stay.)
+  if (same && there && kids.length === nodes.length && (streaming == null || document.readyState == "loading" || streaming == t.innerHTML)) return;
   if (same && n > 2) {
     // Tried again in a later task, once the page may have stopped (3 times at most).
     if (tries < 3) shown.get(el)[6] = tries + 1, setTimeout(() => experience(ks, el, id));
@@ -57,7 +58,7 @@ export const experience = (ks, el, id) => {
     for (const c of kids) c.remove();
     el.append(...next);
   }
-  shown.set(el, [d.variant, tpl, next, authored, same ? n + 1 : 0, task, same ? tries : 0, document.readyState == "loading"]);
+  shown.set(el, [d.variant, tpl, next, authored, same ? n + 1 : 0, task, same ? tries : 0, document.readyState == "loading" && tpl ? tpl.innerHTML : null]);
   tick ||= setTimeout(() => (task++, (tick = 0)));
   el.setAttribute(DONE, d.variant);
 };

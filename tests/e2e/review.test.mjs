@@ -77,7 +77,7 @@ test("a display:none the page set on a shown element stays when its text path ch
 // A variant rendered while the body streams in, whose template had fully arrived: the page's
 // scripts that run before the body ends (or the visitor) use its nodes (a listener, a typed
 // value). Rendering it again once the body is parsed replaces them with fresh clones.
-test("streamed HTML: a complete variant rendered while loading keeps its nodes once the body is parsed", { todo: "known defect since 2d4017d: every container rendered while loading is rendered again at DOMContentLoaded" }, async () => {
+test("streamed HTML: a complete variant rendered while loading keeps its nodes once the body is parsed", async () => {
   const defs = { version: 1, segments: [], experiences: [{ id: "hero", variants: [{ id: "welcome" }] }] };
   const dist = new URL("../../pkg/dist/", import.meta.url);
   let go;
