@@ -149,3 +149,30 @@ test("tabs: another tab loading definitions without behaviour does not take a co
   for (const p of [a, b]) assert.deepEqual(p.problems, []);
   await ctx.close();
 });
+
+// The same with behaviour in the other tab's definitions (different ones) and one event there:
+// this one is older than the drop at a load without behaviour (it fails with the package built
+// before it too). The tabs share one behavioural state, aligned to the last writer's definitions.
+test("tabs: another tab with other behavioural definitions does not take a completed sequence from this tab", { todo: "known defect, older: the behavioural state is aligned to the last writing tab's definitions" }, async () => {
+  const ctx = await h.browser.newContext();
+  const [a, b] = await Promise.all([h.open("/tests/esm.html", { context: ctx }), h.open("/tests/esm.html", { context: ctx })]);
+  const seqDefs = { version: 1, segments: [{ id: "funnel", condition: { $sequence: { steps: [{ event: "A" }, { event: "B" }] } } }] };
+  const first = await a.evaluate(async (defs) => {
+    window.ks = await Keystone.init({ segments: defs, autoCapture: false });
+    ks.track("A");
+    ks.track("B");
+    for (let i = 0; i < 210; i++) ks.track("Tick", { i });
+    await new Promise((r) => setTimeout(r, 1500)); // written
+    return ks.segments();
+  }, seqDefs);
+  await b.evaluate(async () => {
+    window.ks = await Keystone.init({ segments: { version: 1, segments: [{ id: "viewers", condition: { $performed: { event: "Viewed" } } }] }, autoCapture: false });
+    ks.track("Other");
+    await new Promise((r) => setTimeout(r, 1500)); // written
+  });
+  await a.waitForTimeout(500);
+  const after = await a.evaluate(() => ks.segments());
+  assert.deepEqual({ first, after }, { first: ["funnel"], after: ["funnel"] });
+  for (const p of [a, b]) assert.deepEqual(p.problems, []);
+  await ctx.close();
+});
