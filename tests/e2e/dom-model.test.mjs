@@ -227,10 +227,11 @@ function runtime() {
   const descr = (x) => `<${x.el?.nodeName?.toLowerCase() || "?"}${x.tpl ? " (clone)" : ""}${x.show != null ? " show=" + x.show : ""}${x.hide != null ? " hide=" + x.hide : ""}${x.text != null ? " text=" + x.text : ""}${x.exp != null ? " exp=" + x.exp : ""}${x.track != null ? " track" : ""}>`;
   const outHidden = (x, m) => (x.show != null && !m[x.show]) || (x.hide != null && !!m[x.hide]);
   const managed = (x) => x.show != null || x.hide != null;
-  // Keystone's rendering: hidden, or shown with the authored display (an authored display:none
-  // is the author's way of hiding it until Keystone decides: removed).
+  // Keystone's rendering: hidden, or shown with the authored display (a display:none in the
+  // markup at the first render is the author's way of hiding it until Keystone decides: removed;
+  // one the page set since Keystone wrote, `x.late`, as Vue's v-show does: kept).
   const rendering = (x, m) =>
-    outHidden(x, m) ? { hidden: true, display: "none", prio: "important" } : x.own.display && x.own.display != "none" ? { hidden: false, display: x.own.display, prio: x.own.prio } : { hidden: false, display: "", prio: "" };
+    outHidden(x, m) ? { hidden: true, display: "none", prio: "important" } : x.own.display && (x.own.display != "none" || x.late) ? { hidden: false, display: x.own.display, prio: x.own.prio } : { hidden: false, display: "", prio: "" };
   const vis = (el) => ({ hidden: el.hidden, display: el.style.display, prio: el.style.getPropertyPriority("display") });
 
   function checkEl(el, x, m) {
@@ -568,7 +569,7 @@ function runtime() {
     // README: Keystone only ever puts back what it overwrote; what the page set since it wrote
     // (each of hidden, display and its priority that differs from what Keystone wrote) is the
     // authored state from then on. An element that lost its show/hide is as authored again.
-    if (x.kw && x.snap) for (const k of ["hidden", "display", "prio"]) if (x.snap[k] !== x.kw[k]) x.own[k] = x.snap[k];
+    if (x.kw && x.snap) for (const k of ["hidden", "display", "prio"]) if (x.snap[k] !== x.kw[k]) (x.own[k] = x.snap[k]), k == "display" && (x.late = true);
     x.snap = null;
     x.kw = managed(x) ? rendering(x, m) : null;
     if (x.text == null) return void (x.mode = "authored");

@@ -24,7 +24,7 @@ async function openDom() {
 // A framework hiding a shown element the way Vue's v-show does (inline `display: none`, no
 // `!important`) after Keystone rendered it: the page's display is its own, set since Keystone
 // last wrote, and must stay when Keystone renders that element again.
-test("a display:none the page set on a shown element stays when Keystone renders it again", { todo: "known defect since deb6595: a shown element loses any inline display:none at every render" }, async () => {
+test("a display:none the page set on a shown element stays when Keystone renders it again", async () => {
   const page = await openDom();
   const out = await page.evaluate(async () => {
     const defs = { version: 1, segments: [{ id: "gold", condition: { "traits.tier": "gold" } }, { id: "any", condition: {} }] };
@@ -51,7 +51,7 @@ test("a display:none the page set on a shown element stays when Keystone renders
 // The same through a profile change alone: an element naming a segment and a text path is
 // rendered again when the text changes, with its membership unchanged (jQuery's `.hide()` also
 // writes an inline `display: none`).
-test("a display:none the page set on a shown element stays when its text path changes", { todo: "known defect since deb6595: a shown element loses any inline display:none at every render" }, async () => {
+test("a display:none the page set on a shown element stays when its text path changes", async () => {
   const page = await openDom();
   const out = await page.evaluate(async () => {
     const defs = { version: 1, segments: [{ id: "gold", condition: { "traits.tier": "gold" } }] };
