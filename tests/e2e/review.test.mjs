@@ -1,5 +1,7 @@
-// Adversarial checks of recent changes. Tests marked `todo` expose a known defect: they fail
-// (reported as todo, not failing the run) until it is fixed.
+// Checks written while reviewing the declarative rendering (a display the page sets, variants
+// rendered while the body streams in) and the behavioural state shared by tabs. Tests marked
+// `todo` expose a known defect, described in the README: they fail (reported as todo, not
+// failing the run) until it is fixed.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
