@@ -44,7 +44,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 import { startServer } from "../../scripts/serve.mjs";
-import { CHROMIUM_ARGS } from "./harness.mjs";
+import { CHROMIUM_ARGS, seeds, prng } from "./harness.mjs";
 
 // The back/forward cache on (Playwright turns it off): Back and Forward restore pages from it.
 let h;
@@ -62,29 +62,9 @@ after(async () => {
   if (h) await h.close();
 });
 
-function parseSeeds(s) {
-  const out = [];
-  for (const part of s.split(",")) {
-    const [a, b] = part.split("-").map(Number);
-    for (let i = a; i <= (b ?? a); i++) out.push(i);
-  }
-  return out;
-}
-const SEEDS = process.env.KEYSTONE_SOAK_SEED ? parseSeeds(process.env.KEYSTONE_SOAK_SEED) : [1, 7, 9];
+const SEEDS = seeds("KEYSTONE_SOAK_SEED", [1, 7, 9]);
 const STEPS = Number(process.env.KEYSTONE_SOAK_STEPS || 40);
 
-/** mulberry32: a small seeded PRNG. */
-function prng(seed) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return { next, int: (n) => Math.floor(next() * n), pick: (xs) => xs[Math.floor(next() * xs.length)], chance: (p) => next() < p };
-}
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const KEY = "demo-key";

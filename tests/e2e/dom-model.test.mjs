@@ -25,21 +25,13 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { readFileSync } from "node:fs";
-import { setup } from "./harness.mjs";
+import { setup, seeds } from "./harness.mjs";
 
 let h;
 before(async () => (h = await setup()));
 after(async () => h && h.close());
 
-function parseSeeds(s) {
-  const out = [];
-  for (const part of s.split(",")) {
-    const [a, b] = part.split("-").map(Number);
-    for (let i = a; i <= (b ?? a); i++) out.push(i);
-  }
-  return out;
-}
-const SEEDS = process.env.KEYSTONE_DOM_SEED ? parseSeeds(process.env.KEYSTONE_DOM_SEED) : [1, 2, 3, 4];
+const SEEDS = seeds("KEYSTONE_DOM_SEED", [1, 2, 3, 4]);
 const STEPS = Number(process.env.KEYSTONE_DOM_STEPS || 60);
 
 // Everything below runs in the page: the generator, the model and the checks, which hold the DOM

@@ -51,3 +51,29 @@ export async function setup() {
 export function fulfillDefinitions(route, id, ms) {
   setTimeout(() => route.fulfill({ contentType: "application/json", body: JSON.stringify({ version: 1, segments: [{ id, condition: {} }] }) }), ms);
 }
+
+/** The seeds of a seeded random test: the environment variable `name` ("7", "1-200", "3,9"),
+ * else `defaults`. */
+export function seeds(name, defaults) {
+  const s = process.env[name];
+  if (!s) return defaults;
+  const out = [];
+  for (const part of s.split(",")) {
+    const [a, b] = part.split("-").map(Number);
+    for (let i = a; i <= (b ?? a); i++) out.push(i);
+  }
+  return out;
+}
+
+/** mulberry32: a small seeded PRNG. */
+export function prng(seed) {
+  let a = seed >>> 0;
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return { next, int: (n) => Math.floor(next() * n), pick: (xs) => xs[Math.floor(next() * xs.length)], chance: (p) => next() < p };
+}

@@ -15,7 +15,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { setup } from "./harness.mjs";
+import { setup, seeds, prng } from "./harness.mjs";
 
 let h;
 before(async () => (h = await setup()));
@@ -32,29 +32,9 @@ const GRID = 7 * MIN;
 const GUARD = 90_000;
 const TIMEOUT = 30 * MIN;
 
-function parseSeeds(s) {
-  const out = [];
-  for (const part of s.split(",")) {
-    const [a, b] = part.split("-").map(Number);
-    for (let i = a; i <= (b ?? a); i++) out.push(i);
-  }
-  return out;
-}
-const SEEDS = process.env.KEYSTONE_MODEL_SEED ? parseSeeds(process.env.KEYSTONE_MODEL_SEED) : [1, 2, 3];
+const SEEDS = seeds("KEYSTONE_MODEL_SEED", [1, 2, 3]);
 const STEPS = Number(process.env.KEYSTONE_MODEL_STEPS || 45);
 
-/** mulberry32: a small seeded PRNG. */
-function prng(seed) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return { next, int: (n) => Math.floor(next() * n), pick: (xs) => xs[Math.floor(next() * xs.length)], chance: (p) => next() < p };
-}
 
 const sha = (s) => createHash("sha256").update(s, "utf8").digest("hex");
 const PEOPLE = [
