@@ -23,9 +23,7 @@
 // that led there.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { createServer } from "node:http";
-import { readFileSync } from "node:fs";
-import { setup, seeds } from "./harness.mjs";
+import { setup, seeds, streamPage } from "./harness.mjs";
 
 let h;
 before(async () => (h = await setup()));
@@ -583,18 +581,7 @@ const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
 /** A server for a page that streams `html` into its body in chunks cut at random places (inside
  * tags and text too), the rest once Keystone has started (the page asks /go). */
 async function streamingServer(html, defs, cuts) {
-  const dist = new URL("../../pkg/dist/", import.meta.url);
-  let go;
-  const started = new Promise((res) => (go = res));
-  const server = createServer(async (req, res) => {
-    if (req.url.startsWith("/pkg/dist/")) {
-      const file = req.url.slice(10);
-      res.writeHead(200, { "content-type": file.endsWith(".wasm") ? "application/wasm" : "text/javascript" });
-      return res.end(readFileSync(new URL(file, dist)));
-    }
-    if (req.url === "/go") return go(), res.end();
-    if (req.url !== "/") return res.writeHead(404), res.end();
-    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+  const server = await streamPage(async (res, started) => {
     res.write(`<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,"><script type="module" async>
 import { Keystone } from "/pkg/dist/keystone.js";
 window.Keystone = Keystone;
@@ -614,7 +601,6 @@ fetch("/go");
     }
     res.end(html.slice(at) + "</body></html>");
   });
-  await new Promise((res) => server.listen(0, "127.0.0.1", res));
   return server;
 }
 

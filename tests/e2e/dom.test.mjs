@@ -3,8 +3,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { createServer } from "node:http";
-import { setup } from "./harness.mjs";
+import { setup, streamPage } from "./harness.mjs";
 import { cloakCss } from "../../pkg-template/src/dom.js";
 
 let h;
@@ -725,17 +724,7 @@ test("inline display: the page's own value set after Keystone hid the element st
 // variant never showed.
 test("streamed HTML: a variant template cut by the stream is rendered whole once the body is parsed", async () => {
   const defs = { version: 1, segments: [], experiences: [{ id: "hero", variants: [{ id: "welcome" }] }] };
-  const dist = new URL("../../pkg/dist/", import.meta.url);
-  let go;
-  const ready = new Promise((r) => (go = r));
-  const server = createServer(async (req, res) => {
-    if (req.url.startsWith("/pkg/dist/")) {
-      const file = req.url.slice(10);
-      res.writeHead(200, { "content-type": file.endsWith(".wasm") ? "application/wasm" : "text/javascript" });
-      return res.end(readFileSync(new URL(file, dist)));
-    }
-    if (req.url === "/go") return go(), res.end();
-    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+  const server = await streamPage(async (res, ready) => {
     res.write(`<!doctype html><html><head><link rel="icon" href="data:,"><script type="module" async>
 import { Keystone } from "/pkg/dist/keystone.js";
 window.ks = await Keystone.init({ segments: ${JSON.stringify(defs)}, autoCapture: false });
@@ -745,7 +734,6 @@ fetch("/go");
     await new Promise((r) => setTimeout(r, 100));
     res.end('come</p><p id="second">and more</p></template></div></body></html>');
   });
-  await new Promise((r) => server.listen(0, "127.0.0.1", r));
   const context = await h.browser.newContext();
   try {
     const page = await context.newPage();

@@ -3,9 +3,7 @@
 // reloads and tabs, and declarative rendering from <template data-keystone-variant>.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { createServer } from "node:http";
-import { readFileSync } from "node:fs";
-import { setup } from "./harness.mjs";
+import { setup, streamPage } from "./harness.mjs";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -257,17 +255,7 @@ for (const [known, split] of [[false, false], [true, false], [true, true]])
 test(`streamed HTML: Keystone ready before the body is parsed renders the experience, text and show once their markup arrives${known ? " (the trait known already: the text arriving after Keystone's is the authored one" + (split ? ", a chunk ending inside it)" : ")") : ""}`, async () => {
   // A page streamed in chunks; the second half waits until Keystone has initialized (it asks /go).
   const defs = { version: 1, segments: [{ id: "everyone", condition: {} }], experiences: [{ id: "hero", variants: [{ id: "welcome", segment: "everyone" }, { id: "default" }] }] };
-  const dist = new URL("../../pkg/dist/", import.meta.url);
-  let go;
-  const ready = new Promise((r) => (go = r));
-  const server = createServer(async (req, res) => {
-    if (req.url.startsWith("/pkg/dist/")) {
-      const file = req.url.slice(10);
-      res.writeHead(200, { "content-type": file.endsWith(".wasm") ? "application/wasm" : "text/javascript" });
-      return res.end(readFileSync(new URL(file, dist)));
-    }
-    if (req.url === "/go") return go(), res.end();
-    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+  const server = await streamPage(async (res, ready) => {
     res.write(`<!doctype html><html><head><link rel="icon" href="data:,"><script type="module" async>
 import { Keystone } from "/pkg/dist/keystone.js";
 window.ks = await Keystone.init({ segments: ${JSON.stringify(defs)}, autoCapture: false });
@@ -281,7 +269,6 @@ fetch("/go");
     await sleep(100);
     res.end((split ? "re <b>you</b>" : "there") + '</span></p><p id="show" data-keystone-show="everyone" hidden>shown</p></body></html>');
   });
-  await new Promise((r) => server.listen(0, "127.0.0.1", r));
   const context = await h.browser.newContext();
   try {
     const page = await context.newPage();

@@ -2,6 +2,8 @@
 // Debian's Chromium driven by playwright-core. Pages under /tests/ come from tests/e2e/pages/.
 import { chromium } from "playwright-core";
 import { startServer } from "../../scripts/serve.mjs";
+import { createServer } from "node:http";
+import { readFileSync } from "node:fs";
 
 export const CHROMIUM_ARGS = [
   "--no-sandbox", "--headless", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
@@ -76,4 +78,26 @@ export function prng(seed) {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
   return { next, int: (n) => Math.floor(next() * n), pick: (xs) => xs[Math.floor(next() * xs.length)], chance: (p) => next() < p };
+}
+
+/** A local server for a page whose body streams in parts: it serves `pkg/dist/`, answers `/go`
+ * (the page asks it once Keystone has started: the Promise given to `write` resolves) and writes
+ * the page at `/` with `write(res, started)`. Resolves with the server, listening on 127.0.0.1. */
+export async function streamPage(write) {
+  const dist = new URL("../../pkg/dist/", import.meta.url);
+  let go;
+  const started = new Promise((r) => (go = r));
+  const server = createServer(async (req, res) => {
+    if (req.url.startsWith("/pkg/dist/")) {
+      const file = req.url.slice(10);
+      res.writeHead(200, { "content-type": file.endsWith(".wasm") ? "application/wasm" : "text/javascript" });
+      return res.end(readFileSync(new URL(file, dist)));
+    }
+    if (req.url === "/go") return go(), res.end();
+    if (req.url !== "/") return res.writeHead(404), res.end();
+    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    await write(res, started);
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  return server;
 }

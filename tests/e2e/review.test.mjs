@@ -4,9 +4,7 @@
 // failing the run) until it is fixed.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import { createServer } from "node:http";
-import { setup } from "./harness.mjs";
+import { setup, streamPage } from "./harness.mjs";
 
 let h;
 before(async () => (h = await setup()));
@@ -81,17 +79,7 @@ test("a display:none the page set on a shown element stays when its text path ch
 // value). Rendering it again once the body is parsed replaces them with fresh clones.
 test("streamed HTML: a complete variant rendered while loading keeps its nodes once the body is parsed", async () => {
   const defs = { version: 1, segments: [], experiences: [{ id: "hero", variants: [{ id: "welcome" }] }] };
-  const dist = new URL("../../pkg/dist/", import.meta.url);
-  let go;
-  const ready = new Promise((r) => (go = r));
-  const server = createServer(async (req, res) => {
-    if (req.url.startsWith("/pkg/dist/")) {
-      const file = req.url.slice(10);
-      res.writeHead(200, { "content-type": file.endsWith(".wasm") ? "application/wasm" : "text/javascript" });
-      return res.end(readFileSync(new URL(file, dist)));
-    }
-    if (req.url === "/go") return go(), res.end();
-    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+  const server = await streamPage(async (res, ready) => {
     res.write(`<!doctype html><html><head><link rel="icon" href="data:,"><script type="module" async>
 import { Keystone } from "/pkg/dist/keystone.js";
 window.ks = await Keystone.init({ segments: ${JSON.stringify(defs)}, autoCapture: false });
@@ -102,7 +90,6 @@ fetch("/go");
     // A script later in the body wires the rendered variant (as a site's own bundle would).
     res.end(`<script>window.rendered = document.querySelector("#hero button"); window.rendered.addEventListener("click", () => (window.clicked = 1)); document.querySelector("#hero input").value = "typed";</script></body></html>`);
   });
-  await new Promise((r) => server.listen(0, "127.0.0.1", r));
   const context = await h.browser.newContext();
   try {
     const page = await context.newPage();
