@@ -81,7 +81,9 @@ import { Prom } from "./sync.js";
           // bundle) recorded its own start and renders the page: the calls are made on it as
           // they come.
           const own = ks instanceof Instance;
-          for (const e of queue.splice(0)) settle(e, () => (e.m === "init" ? instance : own ? ks._at(e.c, () => ks[e.m](...e.a)) : ks[e.m](...e.a)));
+          // A later init queued before the engine loaded added its options to the start's (below);
+          // one whose options are no object rejects, as it would once ready.
+          for (const e of queue.splice(0)) settle(e, () => (e.m === "init" ? start(isPlain(e.a[0]) ? null : e.a[0]) : own ? ks._at(e.c, () => ks[e.m](...e.a)) : ks[e.m](...e.a)));
           if (own) ks._at(), ks._bind();
           return ks;
         },
@@ -148,7 +150,9 @@ import { Prom } from "./sync.js";
     let p;
     try {
       const a = queued?.a[0];
-      const opts = a == null || isPlain(a) ? Object.assign({}, cfg, a) : a; // else init rejects
+      // The options of every init queued on the stub add up, in call order, as those of an init
+      // made before the engine loaded do (`amend`); else init rejects.
+      const opts = a == null || isPlain(a) ? Object.assign({}, cfg, a, ...queue.map((e) => e.m === "init" && isPlain(e.a[0]) && e.a[0])) : a;
       delete opts.src;
       p = start(opts);
     } catch (e) {

@@ -232,6 +232,42 @@ test("snippet as a file, no keystoneConfig: init queued on the stub, global scri
   await ctx.close();
 });
 
+test("several inits queued on the stub: the options of each add up in call order, as for one made before the engine loaded; one whose options are no object rejects", async () => {
+  const { ctx, page, release } = await delayedContext();
+  const warnings = [];
+  page.on("console", (m) => m.type() === "warning" && warnings.push(m.text()));
+  await page.evaluate((defs) => {
+    // Two tags of a tag manager, each with its own init, before keystone.global.js arrives.
+    window.keystoneConfig = { src: "/pkg/dist/keystone.global.js", autoCapture: false };
+    const s = document.createElement("script");
+    s.src = "/pkg/dist/snippet.js";
+    s.onload = () => {
+      window.pA = keystone.init({ segments: defs, dataLayer: true });
+      keystone.track("Product Viewed");
+      window.pB = keystone.init({ dataLayer: "tagLayer", trackSegments: true });
+      window.pBad = keystone.init(5);
+    };
+    document.head.appendChild(s);
+  }, DEFS);
+  await page.waitForFunction(() => !!window.pBad);
+  release();
+  const out = await page.evaluate(async () => {
+    const [a, b, bad] = await Promise.allSettled([window.pA, window.pB, window.pBad]);
+    return {
+      a: a.status,
+      b: b.status === "fulfilled" && b.value === a.value,
+      bad: bad.status === "rejected" && bad.reason.code,
+      segs: keystone.segments(),
+      tagLayer: (window.tagLayer || []).map((e) => e.event),
+      dataLayer: window.dataLayer || null,
+      pageviews: keystone.profile().session.pageviews,
+    };
+  });
+  assert.deepEqual(out, { a: "fulfilled", b: true, bad: "invalid_argument", segs: ["viewers"], tagLayer: ["keystone.ready", "keystone.segment_enter"], dataLayer: null, pageviews: 0 });
+  assert.deepEqual(warnings.filter((w) => w.includes("already_initialized")), []);
+  await ctx.close();
+});
+
 test("init options that throw when read, queued on the stub: the queued init rejects with invalid_argument, nothing escapes into the page", async () => {
   const { ctx, page, release } = await delayedContext();
   await page.evaluate(() => {
