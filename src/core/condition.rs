@@ -25,8 +25,16 @@ pub struct Ctx<'a> {
 }
 
 /// `evalCondition(obj, condition, savedGroups)`: whether `obj` satisfies `cond`.
+///
+/// A condition that is no object: a number or a boolean is the empty condition (true), as in
+/// GrowthBook, whose `Object.entries` finds no entries in it; anything else is false (GrowthBook
+/// throws on null, and reads an array or a string by index: see the README).
 pub fn eval_condition(obj: &Value, cond: &Value, cx: &Ctx) -> bool {
-    let Some(m) = cond.as_obj() else { return false };
+    let m = match cond {
+        Value::Obj(m) => m,
+        Value::Num(_) | Value::Bool(_) => return true,
+        _ => return false,
+    };
     // Plain loops here and in `eval_value` rather than `all` over the map's entries: 79 B gzip
     // less (each `all` made a `try_fold` holding the evaluator).
     for (k, v) in m.iter() {
