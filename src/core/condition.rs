@@ -61,12 +61,14 @@ fn eval_or(obj: &Value, v: &Value, cx: &Ctx) -> bool {
 
 /// The value at a dot path (`"a.b.0"`, arrays take canonical indexes), `null` when absent. As in
 /// GrowthBook (whose path walk reads any property `in` an object), `"tags.length"` is the length
-/// of the array `tags`.
+/// of the array `tags`, and `"length"` that of `obj` when it is an array (an element under
+/// `$elemMatch`).
 pub fn get_path<'a>(obj: &'a Value, path: &str) -> Cow<'a, Value> {
     if let Some(v) = obj.path(path) {
         return Cow::Borrowed(v);
     }
-    if let Some(Value::Arr(a)) = path.strip_suffix(".length").and_then(|head| obj.path(head)) {
+    let arr = if path == "length" { Some(obj) } else { path.strip_suffix(".length").and_then(|head| obj.path(head)) };
+    if let Some(Value::Arr(a)) = arr {
         return Cow::Owned(Value::Num(a.len() as f64));
     }
     Cow::Borrowed(&NULL)
