@@ -317,7 +317,9 @@ fn js_less(a: &Value, b: &Value, or_equal: bool, h: &dyn Host) -> bool {
 }
 
 /// String order. JavaScript compares UTF-16 code units; UTF-8 byte order is the same except
-/// between characters above U+FFFF and U+E000..U+FFFF, which no targeting value mixes.
+/// between characters above U+FFFF and U+E000..U+FFFF, which no targeting value mixes: a
+/// documented departure (README "Segments, scores and explain"), since the fix-up of the lead
+/// bytes costs ≈ 80 B gzip of wasm (comparing `encode_utf16` iterators ≈ 180 B).
 fn utf16_cmp(a: &str, b: &str) -> Ordering {
     a.cmp(b)
 }
