@@ -11,7 +11,7 @@ import { experience, redecide } from "./experience-dom.js";
 
 handlers["data-keystone-experience"] = experience;
 import { startCapture } from "./capture.js";
-import { withLock, readCookie, writeCookie, eraseAll, stringify, stored, sleep, Prom } from "./sync.js";
+import { withLock, readCookie, writeCookie, eraseAll, stringify, stored, store, sleep, Prom } from "./sync.js";
 
 /** A real Error carrying a stable `code` (and `segmentId`/`path` for definition errors). */
 export class KeystoneError extends Error {
@@ -460,12 +460,8 @@ export class Instance {
       this.persistNow();
       // Stamped only where the profile is stored (personalization consent); the cookie only
       // once storage took the stamp.
-      if (stored(key))
-        try {
-          const s = Math.random().toString(36).slice(2, 8);
-          localStorage.setItem(S, s);
-          writeCookie(S, s);
-        } catch (_) {}
+      const s = Math.random().toString(36).slice(2, 8);
+      if (stored(key) && store(S, s)) writeCookie(S, s);
     };
     this.#told = withLock(key, pass, true).catch(pass);
   }
@@ -712,9 +708,7 @@ export class Instance {
         // Nothing kept: the report stamp (#tell) goes too.
         if (!id) {
           writeCookie(this.#prefix() + "rs");
-          try {
-            localStorage.removeItem(this.#prefix() + "rs");
-          } catch (_) {}
+          store(this.#prefix() + "rs");
         }
       }
     });
@@ -1154,9 +1148,7 @@ export function init(options, wasmUrl, landing, join) {
       // would. "opt-in" is no refusal: the choice is still to come and may keep the profile.
       const c = opts.consent;
       const refused = c && typeof c == "object" && c.personalization === false;
-      if (refused) for (const k of ["profile", "aside"]) try {
-        localStorage.removeItem(prefix + k);
-      } catch (_) {}
+      if (refused) for (const k of ["profile", "aside"]) store(prefix + k);
       const make = (locked) => {
         const core = newEngine(opts, refused ? undefined : readCookie(prefix + "aid"));
         core.setContext(toJSON(readContext(undefined, at)));

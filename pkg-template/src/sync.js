@@ -57,6 +57,15 @@ export const stored = (key) => {
   }
 };
 
+/** `localStorage.setItem(key, value)`, or with no `value` `removeItem(key)`: 1 when storage
+ * took it, undefined when it threw. */
+export const store = (key, value) => {
+  try {
+    value ? localStorage.setItem(key, value) : localStorage.removeItem(key);
+    return 1;
+  } catch (_) {}
+};
+
 /** A Promise that resolves after `ms`. */
 export const sleep = (ms) => new Prom((r) => setTimeout(r, ms));
 

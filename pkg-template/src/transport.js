@@ -21,7 +21,7 @@
 // keepalive fetch carries the same text/plain body, within the browser's 64 KB for keepalive
 // requests in flight (this page's are counted: what does not fit stays stored the same way).
 import { createQueue, HANDED_OFF, NOT_SENT, size, num } from "./queue.js";
-import { locked, micro, stringify, sleep, stored, Prom } from "./sync.js";
+import { locked, micro, stringify, sleep, stored, store, Prom } from "./sync.js";
 
 const fail = (code, message) => ({ code, message });
 const safe = (fn) => {
@@ -103,12 +103,7 @@ export function transport(o, report) {
   } catch (_) {}
 
   const get = stored;
-  const put = (k, v) => {
-    try {
-      v ? ls.setItem(k, v) : ls.removeItem(k);
-      return 1;
-    } catch (_) {}
-  };
+  const put = store;
   const keys = () => {
     const out = [];
     try {
