@@ -19,10 +19,7 @@ export class KeystoneError extends Error {
     super(message || code);
     this.name = "KeystoneError";
     this.code = code;
-    if (extra) {
-      if (extra.segmentId != null) this.segmentId = extra.segmentId;
-      if (extra.path != null) this.path = extra.path;
-    }
+    for (const k of ["segmentId", "path"]) if (extra?.[k] != null) this[k] = extra[k];
   }
 }
 
