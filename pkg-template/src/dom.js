@@ -91,9 +91,9 @@ const lost = (el) => {
  * experiences).
  */
 export const handlers = {
-  "data-keystone-show": visibility,
-  "data-keystone-hide": visibility,
-  "data-keystone-text": (ks, el, path, state) => text(el, state.text(path)),
+  [ATTRS[0]]: visibility,
+  [ATTRS[1]]: visibility,
+  [ATTRS[2]]: (ks, el, path, state) => text(el, state.text(path)),
 };
 
 // What a path shows: missing, empty or structured values show the authored text (again, e.g.

@@ -5,11 +5,11 @@
 import { initSync, coreCall, evalCondition as evalConditionWasm, __ksReinit } from "#wasm";
 import { readContext } from "./context.js";
 import { checkDelivery, transport } from "./transport.js";
-import { bind, cloak, release, handlers } from "./dom.js";
+import { bind, cloak, release, handlers, ATTRS } from "./dom.js";
 import { dataLayer } from "./activation.js";
 import { experience, redecide } from "./experience-dom.js";
 
-handlers["data-keystone-experience"] = experience;
+handlers[ATTRS[3]] = experience;
 import { startCapture } from "./capture.js";
 import { withLock, readCookie, writeCookie, eraseAll, stringify, stored, store, sleep, Prom } from "./sync.js";
 
