@@ -12,7 +12,7 @@ export const redecide = () => (failed = new WeakMap());
 const shown = new WeakMap(); // container → [variant, its template, the nodes shown, the authored children, renders of it, task, tries, the template's HTML when rendered while loading]
 // The variants' templates; any other child (a `<template x-if>` of the variant's own markup
 // included) is content.
-const variant = (c) => c.nodeName === "TEMPLATE" && c.hasAttribute("data-keystone-variant");
+const variant = (c) => (c.nodeName === "TEMPLATE" ? c.getAttribute("data-keystone-variant") : null); // (null: not a variant)
 // Tasks, counted: renders of one variant within one task are a loop (code replacing the nodes as
 // they are inserted); renders in later tasks (a framework re-rendering) are not.
 let task = 0;
@@ -30,8 +30,8 @@ export const experience = (ks, el, id) => {
     el.removeAttribute(DONE);
     return void failed.set(el, id);
   }
-  const tpl = [...el.children].find((c) => variant(c) && c.getAttribute("data-keystone-variant") === d.variant);
-  const kids = [...el.childNodes].filter((c) => !variant(c));
+  const tpl = [...el.children].find((c) => variant(c) === d.variant);
+  const kids = [...el.childNodes].filter((c) => variant(c) == null);
   if (at !== task) n = 0;
   const there = nodes.every((c) => c.parentNode === el);
   const same = v === d.variant && t === tpl;
