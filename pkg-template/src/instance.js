@@ -1158,7 +1158,7 @@ export function init(options, wasmUrl, landing, join) {
       // replace the stored id, which is an identity change: always under the lock.
       // Without Web Locks (plain http), a lease in storage stands in, unless personalization
       // is not granted from the start (opt-in, or refused): nothing may be stored then.
-      ks = !opts.cookieDomain && stored(prefix + "profile") ? make(false) : await withLock(prefix + "profile", () => make(true), c !== "opt-in" && !(c?.personalization === false));
+      ks = !opts.cookieDomain && stored(prefix + "profile") ? make(false) : await withLock(prefix + "profile", () => make(true), c !== "opt-in" && !refused);
     } catch (e) {
       throw toKeystoneError(e);
     }
