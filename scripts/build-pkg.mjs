@@ -117,6 +117,10 @@ function passStrings(...args) {
   // (from compileStreaming or WebAssembly.compile, or the one kept for a rebuild).
   swap(/if \(module !== undefined\) \{\s*(\(\{module\} = module\))\s*\}/, "$1");
   swap(/if \(!\(module instanceof WebAssembly\.Module\)\) \{\s*module = new WebAssembly\.Module\(module\);\s*\}/, "");
+  // … and calls it once per instance: at the first load (loadWasm keeps its promise) and after a
+  // trap, once `__ksReinit` has dropped the instance. The early return for an instance already
+  // made never runs.
+  swap(/\n\s*if \(wasm !== undefined\) return wasm;\n/, "\n");
   // The cached view of memory is renewed when memory grew (the old buffer is detached, so it is
   // no longer memory's buffer; a new instance resets the cache): one comparison says it.
   swap(/cachedDataViewMemory0 === null \|\| cachedDataViewMemory0\.buffer\.detached === true \|\| \(cachedDataViewMemory0\.buffer\.detached === undefined && cachedDataViewMemory0\.buffer !== wasm\.memory\.buffer\)/, "cachedDataViewMemory0?.buffer !== wasm.memory.buffer");
