@@ -914,7 +914,9 @@ impl Keystone {
             Some(d) => d,
             None => {
                 let draw = if self.exp.draw.is_empty() { &identity } else { &self.exp.draw };
-                let o = experience::evaluate(x, &self.members, &self.profile.activation, draw, now, prior.map(|p| p.0));
+                // Only a recorded exposure of this page view is discounted from its cap (one made
+                // without consent was never counted).
+                let o = experience::evaluate(x, &self.members, &self.profile.activation, draw, now, prior.filter(|p| p.1).map(|p| p.0));
                 let variant = x.variants.get(o.chosen).map_or(String::new(), |v| v.id.clone());
                 Decision { experience: id.into(), variant, holdout: o.holdout }
             }
@@ -942,7 +944,7 @@ impl Keystone {
         let x = self.exp.get(id)?;
         let drawn = &self.exp.draw;
         let identity = if drawn.is_empty() { self.user_id().unwrap_or(&self.profile.anonymous_id) } else { drawn };
-        let o = experience::evaluate(x, &self.members, &self.profile.activation, identity, now, self.exp.exposed(id).map(|e| e.0));
+        let o = experience::evaluate(x, &self.members, &self.profile.activation, identity, now, self.exp.exposed(id).filter(|e| e.1).map(|e| e.0));
         Some(experience::explain(x, &o))
     }
 

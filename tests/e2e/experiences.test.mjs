@@ -536,3 +536,34 @@ test("script-tag build: a declarative experience is decided once the calls queue
   assert.deepEqual(page.problems, []);
   await page.context().close();
 });
+
+test("a page view's exposure made without consent is not taken off its cap: a capped fallback stays capped when the decision is made again once consent is granted", async () => {
+  const { page, context, go } = await openPage("/tests/esm.html");
+  await go();
+  const out = await page.evaluate(async () => {
+    const defs = {
+      version: 1,
+      segments: [{ id: "gold", condition: { "traits.tier": "gold" } }],
+      experiences: [{ id: "x", variants: [{ id: "gold_offer", segment: "gold", priority: 1 }, { id: "last", priority: 5, cap: { count: 1 } }] }],
+    };
+    const ks = await Keystone.init({ autoCapture: false, segments: defs });
+    const r = {};
+    r.first = ks.decide("x").variant; // "last" (priority 5, not capped yet): recorded
+    await ks.setConsent({ analytics: false, personalization: false });
+    ks.page(); // a new page view, nothing granted
+    r.none = ks.decide("x").variant; // nothing eligible: the last variant, shown but not recorded
+    const ex = ks.explain("x");
+    r.capped = ex.capped;
+    r.seen = ex.variants[1].seen;
+    await ks.setConsent({ analytics: true, personalization: true });
+    ks.setTraits({ tier: "gold" }); // membership changes: decided again, now recorded
+    r.granted = ks.decide("x").variant;
+    r.views = ks.profile().events["Experience Viewed"].count;
+    return r;
+  });
+  // The cap counts the exposures of earlier page views: one, so "last" is capped in this page view
+  // (before: its unrecorded exposure of this page view was taken off, making it eligible again).
+  assert.deepEqual(out, { first: "last", none: "last", capped: ["last"], seen: 1, granted: "gold_offer", views: 2 });
+  assert.deepEqual(page.problems, []);
+  await context.close();
+});
