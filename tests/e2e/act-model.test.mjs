@@ -272,7 +272,11 @@ async function runSequence(seed, steps) {
     }
     if (!got || got.experience !== e) fail(`${who}(${e}): ${JSON.stringify(got)}`);
     const segs = JSON.stringify(model.segs());
-    const st = model.sticky.get(e);
+    let st = model.sticky.get(e);
+    // A decision made with no identity at all (neither analytics nor personalization: no
+    // anonymous id) is made afresh, with the visitor's own draw, once consent brings the id
+    // (README).
+    if (st && st.key == null && key != null) st = undefined;
     // The holdout draw of a page view is that of the identity of its first decision (README:
     // after a login of the anonymous visitor the known identity's draw applies from the next page
     // view; an experience first decided after the login in that page view is drawn from the
@@ -301,7 +305,7 @@ async function runSequence(seed, steps) {
     }
     const g = { variant: got.variant, holdout: got.holdout };
     if (!allowed.some((a) => a.variant === g.variant && a.holdout === g.holdout)) fail(`${who}(${e}): Keystone ${JSON.stringify(got)}, model allows ${JSON.stringify(allowed)}`);
-    model.sticky.set(e, { ...g, segs, defs: model.defs });
+    model.sticky.set(e, { ...g, segs, defs: model.defs, key });
     exposure(e, g);
   }
 
