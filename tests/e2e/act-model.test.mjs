@@ -305,8 +305,11 @@ async function runSequence(seed, steps) {
     }
     const g = { variant: got.variant, holdout: got.holdout };
     if (!allowed.some((a) => a.variant === g.variant && a.holdout === g.holdout)) fail(`${who}(${e}): Keystone ${JSON.stringify(got)}, model allows ${JSON.stringify(allowed)}`);
-    model.sticky.set(e, { ...g, segs, defs: model.defs, key });
+    // The membership the answer sticks to is the one after its own exposure: a segment on
+    // Experience Viewed that the exposure makes enter does not make the next call decide again
+    // (README; else a variant would replace itself as soon as it is shown).
     exposure(e, g);
+    model.sticky.set(e, { ...g, segs: JSON.stringify(model.segs()), defs: model.defs, key });
   }
 
   /** The holdout draw of (identity, experience) is a fixed number in [0, 1): the model keeps the
