@@ -264,7 +264,7 @@ async function runSequence(seed, steps) {
 
   /** The model's side of a decide() for `e`; `got` is Keystone's answer (the model checks it and
    * learns the holdout arm and, where it allows several answers, which one was taken). */
-  function decideModel(e, got, who, key) {
+  function decideModel(e, got, who, key, pick = false) {
     const exp = model.defs.experiences.find((x) => x.id === e);
     if (!exp) {
       if (got !== null) fail(`${who}(${e}): ${JSON.stringify(got)} for an experience not defined`);
@@ -301,9 +301,12 @@ async function runSequence(seed, steps) {
       allowed = [];
       if (arm !== true) for (const v of cands) allowed.push({ variant: v, holdout: false });
       if (arm !== false) allowed.push({ variant: last, holdout: true });
-      if (!st && h0 > 0 && h0 < 1 && got) learnArm(drawKey, e, h0, got.holdout);
+      if (!st && h0 > 0 && h0 < 1 && got && !pick) learnArm(drawKey, e, h0, got.holdout);
     }
-    const g = { variant: got.variant, holdout: got.holdout };
+    let g = { variant: got.variant, holdout: got.holdout };
+    // `pick`: a decision the renderer made before the check; the model takes its own answer (the
+    // one Keystone gave last where it is allowed, for what the model cannot tell).
+    if (pick) g = allowed.find((a) => a.variant === g.variant && a.holdout === g.holdout) || allowed.find((a) => a.holdout === g.holdout) || allowed[0];
     if (!allowed.some((a) => a.variant === g.variant && a.holdout === g.holdout)) fail(`${who}(${e}): Keystone ${JSON.stringify(got)}, model allows ${JSON.stringify(allowed)}`);
     // The membership the answer sticks to is the one after its own exposure: a segment on
     // Experience Viewed that the exposure makes enter does not make the next call decide again
@@ -360,6 +363,14 @@ async function runSequence(seed, steps) {
     const cs = (
       await readDom()
     ).map((c, n) => ({ ...c, d: ds[n][0], key: ds[n][1] }));
+    // The renderer decides the containers in document order, and again while the exposures it
+    // records change membership (a segment on Experience Viewed): the model makes the same passes
+    // first, then checks what Keystone answers now.
+    for (let pass = 0; pass < 3; pass++) {
+      const before = JSON.stringify(model.segs());
+      cs.forEach((c) => model.defs.experiences.some((x) => x.id === c.id) && c.d && decideModel(c.id, c.d, "renderer", c.key, true));
+      if (JSON.stringify(model.segs()) === before) break;
+    }
     cs.forEach((c, n) => {
       const exp = model.defs.experiences.find((x) => x.id === c.id);
       const authored = `<p class="authored">fallback ${c.id}</p>`;
