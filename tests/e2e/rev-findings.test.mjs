@@ -1,0 +1,69 @@
+// Review findings: behaviours of the script-tag build checked against the live path they are
+// documented to match. A test marked `todo` exposes a defect that is not fixed yet (it runs and
+// reports its failure without failing the run).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { setup } from "./harness.mjs";
+
+let h;
+before(async () => (h = await setup()));
+after(async () => h && h.close());
+
+const DEFS = { version: 1, segments: [{ id: "viewers", condition: { $performed: { event: "Product Viewed" } } }] };
+
+/** A fresh page whose requests matching `pattern` answer only when `release()` is called. */
+async function held(pattern) {
+  let release;
+  const gate = new Promise((r) => (release = r));
+  const ctx = await h.browser.newContext();
+  await ctx.route(pattern, async (route) => {
+    await gate;
+    await route.continue();
+  });
+  const page = await ctx.newPage();
+  await page.goto(h.url("/tests/blank.html"));
+  await page.waitForFunction(() => document.readyState === "complete");
+  return { ctx, page, release };
+}
+
+const outcome = () =>
+  Promise.allSettled([window.pA, window.pB]).then(([a, b]) => ({
+    a: a.status === "fulfilled" ? "fulfilled" : a.reason.code,
+    b: b.status === "fulfilled" ? "fulfilled" : b.reason.code,
+    started: !!window.keystone.profile(),
+  }));
+
+test("reference: two inits made once keystone.global.js runs, before the engine loaded: a later init with a bad option rejects alone, the start goes on", async () => {
+  const { ctx, page, release } = await held("**/keystone_bg.wasm");
+  await page.evaluate((defs) => {
+    const s = document.createElement("script");
+    s.src = "/pkg/dist/keystone.global.js";
+    s.onload = () => {
+      window.pA = keystone.init({ segments: defs, autoCapture: false });
+      window.pB = keystone.init({ flushAt: -1 }); // a second tag, with a bad option
+    };
+    document.head.appendChild(s);
+  }, DEFS);
+  await page.waitForFunction(() => !!window.pB);
+  release();
+  assert.deepEqual(await page.evaluate(outcome), { a: "fulfilled", b: "invalid_argument", started: true });
+  await ctx.close();
+});
+
+test("two inits queued on the snippet's stub: a later init with a bad option rejects alone, the start goes on (as when made once the script runs)", { todo: "defect: the merged options fail the whole start" }, async () => {
+  const { ctx, page, release } = await held("**/keystone.global.js");
+  await page.evaluate((defs) => {
+    window.keystoneConfig = { src: "/pkg/dist/keystone.global.js" };
+    const s = document.createElement("script");
+    s.src = "/pkg/dist/snippet.js";
+    s.onload = () => {
+      window.pA = keystone.init({ segments: defs, autoCapture: false });
+      window.pB = keystone.init({ flushAt: -1 });
+    };
+    document.head.appendChild(s);
+  }, DEFS);
+  await page.waitForFunction(() => !!window.pB);
+  release();
+  assert.deepEqual(await page.evaluate(outcome), { a: "fulfilled", b: "invalid_argument", started: true });
+  await ctx.close();
+});
