@@ -32,6 +32,10 @@ fn a_malformed_not_in_a_where_loads_and_matches_no_event() {
     assert_eq!(loaded, vec!["in_where".to_string(), "or_where".to_string()]);
     ks.track(T0, "A", Map::new()).unwrap();
     assert_eq!(ks.segments(), &["or_where".to_string()]);
+    for (id, held) in [("in_where", false), ("or_where", true)] {
+        let x = ks.explain(id, T0).unwrap();
+        assert_eq!(x.get("result"), Some(&keystone::core::value::Value::Bool(held)), "{id}: {x:?}");
+    }
 }
 
 /// A field test `{"$elemMatch": 1}` (no condition) loads and holds for any array with an
@@ -45,6 +49,9 @@ fn elem_match_of_a_number_in_a_segment_holds_for_any_non_empty_array() {
     t.insert("tags", json(r#"["anything"]"#));
     ks.set_traits(T0, t);
     assert_eq!(ks.segments(), &["em".to_string()]);
+    // explain() answers as the membership does.
+    let x = ks.explain("em", T0).unwrap();
+    assert_eq!(x.get("result"), Some(&keystone::core::value::Value::Bool(true)), "{x:?}");
 }
 
 /// What the load-error contract implies (malformed `$and/$or/$not` are rejected with a JSON
