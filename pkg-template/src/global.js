@@ -81,9 +81,8 @@ import { Prom } from "./sync.js";
           // bundle) recorded its own start and renders the page: the calls are made on it as
           // they come.
           const own = ks instanceof Instance;
-          // A later init queued before the engine loaded added its options to the start's (below);
-          // one whose options are no object rejects, as it would once ready.
-          for (const e of queue.splice(0)) settle(e, () => (e.m === "init" ? start(isPlain(e.a[0]) ? null : e.a[0]) : own ? ks._at(e.c, () => ks[e.m](...e.a)) : ks[e.m](...e.a)));
+          // (The inits queued on the stub were made at the start: below.)
+          for (const e of queue.splice(0)) settle(e, () => (own ? ks._at(e.c, () => ks[e.m](...e.a)) : ks[e.m](...e.a)));
           if (own) ks._at(), ks._bind();
           return ks;
         },
@@ -150,9 +149,7 @@ import { Prom } from "./sync.js";
     let p;
     try {
       const a = queued?.a[0];
-      // The options of every init queued on the stub add up, in call order, as those of an init
-      // made before the engine loaded do (`amend`); else init rejects.
-      const opts = a == null || isPlain(a) ? Object.assign({}, cfg, a, ...queue.map((e) => e.m === "init" && isPlain(e.a[0]) && e.a[0])) : a;
+      const opts = a == null || isPlain(a) ? Object.assign({}, cfg, a) : a; // else init rejects
       delete opts.src;
       p = start(opts);
     } catch (e) {
@@ -162,5 +159,9 @@ import { Prom } from "./sync.js";
     }
     if (queued) p.then(queued.r, queued.j);
     else p.catch(() => {});
+    // The later inits queued on the stub, made now as they would be once this script runs: each
+    // adds its options to the start's (`amend`, checked alone: a bad option rejects that init
+    // only), or rejects when given no object.
+    for (let j = 0, e; (e = queue[j]); ) e.m === "init" ? (queue.splice(j, 1), settle(e, () => start(e.a[0]))) : j++;
   }
 })();
