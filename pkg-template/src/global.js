@@ -143,13 +143,15 @@ import { Prom } from "./sync.js";
   w.keystone = api;
 
   const cfg = w.keystoneConfig && typeof w.keystoneConfig === "object" ? w.keystoneConfig : null;
-  const i = queue.findIndex((e) => e.m === "init");
+  // The start's own init: the first one queued with options (or none); one given no object
+  // before it rejects alone, below.
+  const i = queue.findIndex((e) => e.m === "init" && (e.a[0] == null || isPlain(e.a[0])));
   const queued = i >= 0 ? queue.splice(i, 1)[0] : null;
   if (queued || cfg) {
     let p;
     try {
       const a = queued?.a[0];
-      const opts = a == null || isPlain(a) ? Object.assign({}, cfg, a) : a; // else init rejects
+      const opts = Object.assign({}, cfg, a);
       delete opts.src;
       p = start(opts);
     } catch (e) {
@@ -159,9 +161,9 @@ import { Prom } from "./sync.js";
     }
     if (queued) p.then(queued.r, queued.j);
     else p.catch(() => {});
-    // The later inits queued on the stub, made now as they would be once this script runs: each
-    // adds its options to the start's (`amend`, checked alone: a bad option rejects that init
-    // only), or rejects when given no object.
-    for (let j = 0, e; (e = queue[j]); ) e.m === "init" ? (queue.splice(j, 1), settle(e, () => start(e.a[0]))) : j++;
   }
+  // The other inits queued on the stub, made now as they would be once this script runs: each
+  // adds its options to the start's (`amend`, checked alone: a bad option rejects that init
+  // only), or rejects when given no object.
+  for (let j = 0, e; (e = queue[j]); ) e.m === "init" ? (queue.splice(j, 1), settle(e, () => start(e.a[0]))) : j++;
 })();

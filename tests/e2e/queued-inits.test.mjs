@@ -1,7 +1,6 @@
 // Several inits queued on the snippet's stub (two tags of a tag manager, each calling
 // keystone.init before keystone.global.js loads), checked against the same calls made once the
-// script runs, or on the ESM entry, which they are documented to match. A test marked `todo` exposes a
-// defect that is not fixed yet (it runs and reports its failure without failing the run).
+// script runs, or on the ESM entry, which they are documented to match.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { setup } from "./harness.mjs";
@@ -69,7 +68,7 @@ test("two inits queued on the snippet's stub: a later init with a bad option rej
   await ctx.close();
 });
 
-test("init(5) then init(options) queued on the snippet's stub: the first rejects, the second starts Keystone (as the ESM entry does)", { todo: "defect: the second is rejected with the first's error and nothing starts" }, async () => {
+test("init(5) then init(options) queued on the snippet's stub: the first rejects, the second starts Keystone (as the ESM entry does)", async () => {
   const { ctx, page, release } = await held("**/keystone.global.js");
   await page.evaluate(() => {
     window.keystoneConfig = { src: "/pkg/dist/keystone.global.js" };
