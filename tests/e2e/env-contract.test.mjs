@@ -391,15 +391,20 @@ test("a hash-routed SPA (#/a → #/b): no page view by default (a hash-only chan
       const ks = await Keystone.init({ autoCapture: { hashChange } });
       const views = () => ks.profile().events["Page Viewed"].count;
       const tick = () => new Promise((r) => setTimeout(r, 50));
+      // The browser's hashchange (after popstate), then a moment: a fixed pause alone lost the
+      // race on a loaded machine.
+      const changed = () => new Promise((r) => addEventListener("hashchange", r, { once: true })).then(tick);
       const seen = [views()];
       history.pushState({}, "", "#/b");
       await tick();
       seen.push(views());
+      let next = changed();
       location.hash = "#/c";
-      await tick();
+      await next;
       seen.push(views());
+      next = changed();
       history.back();
-      await tick();
+      await next;
       seen.push(views());
       return { seen };
     }, hashChange);
