@@ -26,6 +26,26 @@ async function held(pattern) {
   return { ctx, page, release };
 }
 
+/** Loads `/pkg/dist/<script>` (the snippet, with `keystoneConfig` naming the script-tag build,
+ * or that build itself) and, as soon as it ran, calls `keystone.init(a)` then `keystone.init(b)`:
+ * their Promises in `window.pA` and `window.pB`. */
+async function twoInits(page, script, a, b) {
+  await page.evaluate(
+    ([script, a, b]) => {
+      if (script == "snippet.js") window.keystoneConfig = { src: "/pkg/dist/keystone.global.js" };
+      const s = document.createElement("script");
+      s.src = "/pkg/dist/" + script;
+      s.onload = () => {
+        window.pA = keystone.init(a);
+        window.pB = keystone.init(b);
+      };
+      document.head.appendChild(s);
+    },
+    [script, a, b],
+  );
+  await page.waitForFunction(() => !!window.pB);
+}
+
 const outcome = () =>
   Promise.allSettled([window.pA, window.pB]).then(([a, b]) => ({
     a: a.status === "fulfilled" ? "fulfilled" : a.reason.code,
@@ -35,16 +55,7 @@ const outcome = () =>
 
 test("reference: two inits made once keystone.global.js runs, before the engine loaded: a later init with a bad option rejects alone, the start goes on", async () => {
   const { ctx, page, release } = await held("**/keystone_bg.wasm");
-  await page.evaluate((defs) => {
-    const s = document.createElement("script");
-    s.src = "/pkg/dist/keystone.global.js";
-    s.onload = () => {
-      window.pA = keystone.init({ segments: defs, autoCapture: false });
-      window.pB = keystone.init({ flushAt: -1 }); // a second tag, with a bad option
-    };
-    document.head.appendChild(s);
-  }, DEFS);
-  await page.waitForFunction(() => !!window.pB);
+  await twoInits(page, "keystone.global.js", { segments: DEFS, autoCapture: false }, { flushAt: -1 }); // a second tag, with a bad option
   release();
   assert.deepEqual(await page.evaluate(outcome), { a: "fulfilled", b: "invalid_argument", started: true });
   await ctx.close();
@@ -52,17 +63,7 @@ test("reference: two inits made once keystone.global.js runs, before the engine 
 
 test("two inits queued on the snippet's stub: a later init with a bad option rejects alone, the start goes on (as when made once the script runs)", async () => {
   const { ctx, page, release } = await held("**/keystone.global.js");
-  await page.evaluate((defs) => {
-    window.keystoneConfig = { src: "/pkg/dist/keystone.global.js" };
-    const s = document.createElement("script");
-    s.src = "/pkg/dist/snippet.js";
-    s.onload = () => {
-      window.pA = keystone.init({ segments: defs, autoCapture: false });
-      window.pB = keystone.init({ flushAt: -1 });
-    };
-    document.head.appendChild(s);
-  }, DEFS);
-  await page.waitForFunction(() => !!window.pB);
+  await twoInits(page, "snippet.js", { segments: DEFS, autoCapture: false }, { flushAt: -1 });
   release();
   assert.deepEqual(await page.evaluate(outcome), { a: "fulfilled", b: "invalid_argument", started: true });
   await ctx.close();
@@ -70,17 +71,7 @@ test("two inits queued on the snippet's stub: a later init with a bad option rej
 
 test("init(5) then init(options) queued on the snippet's stub: the first rejects, the second starts Keystone (as the ESM entry does)", async () => {
   const { ctx, page, release } = await held("**/keystone.global.js");
-  await page.evaluate(() => {
-    window.keystoneConfig = { src: "/pkg/dist/keystone.global.js" };
-    const s = document.createElement("script");
-    s.src = "/pkg/dist/snippet.js";
-    s.onload = () => {
-      window.pA = keystone.init(5);
-      window.pB = keystone.init({ autoCapture: false });
-    };
-    document.head.appendChild(s);
-  });
-  await page.waitForFunction(() => !!window.pB);
+  await twoInits(page, "snippet.js", 5, { autoCapture: false });
   release();
   const out = await page.evaluate(() =>
     Promise.allSettled([window.pA, window.pB]).then(([a, b]) => ({

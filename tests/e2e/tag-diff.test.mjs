@@ -380,15 +380,7 @@ async function fresh(hold) {
       await route.continue();
     });
   }
-  const page = await ctx.newPage();
-  page.problems = [];
-  page.warnings = [];
-  page.on("pageerror", (e) => page.problems.push("pageerror: " + e.message));
-  page.on("console", (m) => {
-    if (m.type() === "error") page.problems.push("console.error: " + m.text());
-    if (m.type() === "warning" && m.text().startsWith("[keystone]")) page.warnings.push(m.text());
-  });
-  await page.goto(h.url(PAGE));
+  const page = await h.open(PAGE, { context: ctx });
   return { ctx, page, release };
 }
 
@@ -421,7 +413,7 @@ async function runSnippet(s) {
   await page.evaluate(drive, { calls: s.calls.slice(s.cut), from: s.cut, queued: false });
   const state = await page.evaluate(finish, s.options.dataLayer);
   state.events = await collectorQuiet();
-  state.warnings = page.warnings;
+  state.warnings = page.warnings.filter((w) => w.startsWith("[keystone]"));
   state.problems = page.problems;
   state.stub = stub;
   await ctx.close();
@@ -452,7 +444,7 @@ async function runEsm(s) {
   await page.evaluate(drive, { calls: s.calls.slice(s.cut), from: s.cut, queued: false });
   const state = await page.evaluate(finish, s.options.dataLayer);
   state.events = await collectorQuiet();
-  state.warnings = page.warnings;
+  state.warnings = page.warnings.filter((w) => w.startsWith("[keystone]"));
   state.problems = page.problems;
   state.restoreTitle = await page.evaluate(() => window.__restoreTitle);
   await ctx.close();
