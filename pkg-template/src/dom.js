@@ -28,16 +28,18 @@ const at = (doc, path) => path.split(".").reduce((v, k) => (v != null && typeof 
 // a value the page set since (it differs from what Keystone wrote) is the authored one from then
 // on. Shown: the authored display (even `!important`), but for a `display: none` in the markup
 // at the first render, which is the author's way of hiding it until Keystone decides (5th: the
-// display was set by the page since, e.g. Vue's `v-show` or jQuery's `.hide()`: kept).
+// display was set by the page since, e.g. Vue's `v-show` or jQuery's `.hide()`: kept). The same
+// for `hidden`: authored in the markup, it is removed when shown; set by the page since (a
+// dismissed banner), kept (6th).
 const authored = new WeakMap();
 const now = (el, s = el.style) => [s.display, s.getPropertyPriority("display"), el.hidden];
 const put = (el, [v, p, h]) => ((el.hidden = h), v ? el.style.setProperty("display", v, p) : el.style.removeProperty("display"));
 const hide = (el, hidden) => {
   const cur = now(el);
   let d = authored.get(el);
-  if (d) for (const i of [0, 1, 2]) cur[i] !== d[3][i] && ((d[i] = cur[i]), i || (d[4] = 1));
+  if (d) for (const i of [0, 1, 2]) cur[i] !== d[3][i] && ((d[i] = cur[i]), (d[4 + i / 2] = 1));
   else authored.set(el, (d = cur));
-  const want = hidden ? ["none", "important", true] : d[0] == "none" && !d[4] ? ["", "", false] : [d[0], d[1], false];
+  const want = hidden ? ["none", "important", true] : d[0] == "none" && !d[4] ? ["", "", !!d[5] && d[2]] : [d[0], d[1], !!d[5] && d[2]];
   if (want + "" != cur + "") put(el, want);
   d[3] = want;
 };

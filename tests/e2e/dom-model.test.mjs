@@ -219,9 +219,10 @@ function runtime() {
   const managed = (x) => x.show != null || x.hide != null;
   // Keystone's rendering: hidden, or shown with the authored display (a display:none in the
   // markup at the first render is the author's way of hiding it until Keystone decides: removed;
-  // one the page set since Keystone wrote, `x.late`, as Vue's v-show does: kept).
+  // one the page set since Keystone wrote, `x.late`, as Vue's v-show does: kept). The same for
+  // `hidden`: authored, removed when shown; set by the page since (`x.lateHidden`), kept.
   const rendering = (x, m) =>
-    outHidden(x, m) ? { hidden: true, display: "none", prio: "important" } : x.own.display && (x.own.display != "none" || x.late) ? { hidden: false, display: x.own.display, prio: x.own.prio } : { hidden: false, display: "", prio: "" };
+    outHidden(x, m) ? { hidden: true, display: "none", prio: "important" } : x.own.display && (x.own.display != "none" || x.late) ? { hidden: !!x.lateHidden && x.own.hidden, display: x.own.display, prio: x.own.prio } : { hidden: !!x.lateHidden && x.own.hidden, display: "", prio: "" };
   const vis = (el) => ({ hidden: el.hidden, display: el.style.display, prio: el.style.getPropertyPriority("display") });
 
   function checkEl(el, x, m) {
@@ -559,7 +560,7 @@ function runtime() {
     // README: Keystone only ever puts back what it overwrote; what the page set since it wrote
     // (each of hidden, display and its priority that differs from what Keystone wrote) is the
     // authored state from then on. An element that lost its show/hide is as authored again.
-    if (x.kw && x.snap) for (const k of ["hidden", "display", "prio"]) if (x.snap[k] !== x.kw[k]) (x.own[k] = x.snap[k]), k == "display" && (x.late = true);
+    if (x.kw && x.snap) for (const k of ["hidden", "display", "prio"]) if (x.snap[k] !== x.kw[k]) (x.own[k] = x.snap[k]), k == "display" && (x.late = true), k == "hidden" && (x.lateHidden = true);
     x.snap = null;
     x.kw = managed(x) ? rendering(x, m) : null;
     if (x.text == null) return void (x.mode = "authored");

@@ -719,6 +719,38 @@ test("inline display: the page's own value set after Keystone hid the element st
   await page.context().close();
 });
 
+// Keystone put back `hidden = false` at its next render over a `hidden` the page set since on a
+// shown element (a banner the visitor dismissed came back when they left and re-entered the
+// segment). As with the inline display: what the page set since Keystone wrote is kept; a
+// `hidden` in the markup (hidden until Keystone decides) is still removed for a member.
+test("hidden: the page's own hidden set on a shown element stays at the next render; an authored hidden is removed for a member", async () => {
+  const page = await openDom();
+  const out = await page.evaluate(async () => {
+    const defs = { version: 1, segments: [{ id: "gold", condition: { "traits.tier": "gold" } }] };
+    const s = document.createElement("section");
+    s.innerHTML = '<p id="banner" data-keystone-show="gold">offer</p><p id="authored" data-keystone-show="gold" hidden>gold only</p>';
+    document.body.appendChild(s);
+    const ks = await Keystone.init({ segments: defs, autoCapture: false });
+    ks.setTraits({ tier: "gold" });
+    await frame();
+    const $ = (id) => document.getElementById(id);
+    const first = [$("banner").hidden, $("authored").hidden];
+    $("banner").hidden = true; // dismissed by the page
+    ks.setTraits({ tier: "silver" });
+    await frame();
+    const left = [$("banner").hidden, $("authored").hidden];
+    ks.setTraits({ tier: "gold" });
+    await frame();
+    const back = [$("banner").hidden, $("authored").hidden];
+    $("banner").removeAttribute("data-keystone-show");
+    await frame();
+    return { first, left, back, gone: $("banner").hidden };
+  });
+  assert.deepEqual(out, { first: [false, false], left: [true, true], back: [true, false], gone: true });
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
 // Found by tests/e2e/dom-model.test.mjs: a variant's template still streaming in when Keystone
 // rendered it (the body cut inside the template) stayed cloned as it was then: the rest of the
 // variant never showed.
