@@ -405,6 +405,7 @@ export class Instance {
   #given = []; // consent applied since init (null: forget()), again on an engine rebuilt after a trap
   #stale = 0;
   #followCookie = () => {};
+  #fg; // the forget() marker (see #forgot) this tab has applied or made
 
   /** `locked`: made under the profile's lock, which writes it at once (a first visit); else
    * (a returning visitor) with the next coalesced write. */
@@ -413,6 +414,7 @@ export class Instance {
     this.#options = options;
     this.#href = __SCRIPT_TAG__ && at ? at[1] : location.href; // (only the script-tag build replays calls)
     this.#choice = options.consent !== "opt-in";
+    this.#fg = readCookie(this.#prefix() + "fg"); // (a forget() made before this start is not this tab's to apply)
     if (options.endpoint) this.#tx = transport(options, (code, message) => this.#report(new KeystoneError(code, message)));
     // Methods work detached from the instance: `const { track } = ks`,
     // `addEventListener("click", ks.refresh)`, `.then(ks.flush)`.
@@ -696,6 +698,7 @@ export class Instance {
   /** Writes pending profile changes to storage now (also run on pagehide / hidden), and keeps
    * the anonymous id cookie in step (removed when nothing may be kept). */
   persistNow() {
+    this.#forgot();
     clearTimeout(this.#persistTimer);
     this.#persistTimer = 0;
     this.#run(() => {
@@ -729,7 +732,7 @@ export class Instance {
     try {
       const channel = (this.#channel = new BroadcastChannel("keystone:" + this.#prefix()));
       // setConsent() in another tab: the same categories apply here (never echoed back).
-      channel.onmessage = (e) => (e.data === "forget" ? this.#run(() => this.#forgetHere(), true) : e.data?.consent && this.#consent(e.data));
+      channel.onmessage = (e) => (e.data === "forget" ? this.#forgot(1) : e.data?.consent && this.#consent(e.data));
       // A refusal of personalization passed at init (the visitor's choice) reaches the site's
       // other open tabs as setConsent() would: none of them stores anything after it.
       const c = this.#options.consent;
@@ -845,6 +848,7 @@ export class Instance {
   /** Merges consent categories; granting starts collection, withdrawing stops it. */
   setConsent(consent) {
     this.#log("setConsent", consent);
+    this.#forgot();
     return this.#runAsync(() => {
       // Only an object of categories is valid (forget() is the way to withdraw everything).
       const text = arg(consent, "consent");
@@ -891,12 +895,23 @@ export class Instance {
     return this.#runAsync(() => {
       this.#forgetHere();
       const left = eraseAll(this.#prefix(), this.#options.cookieDomain);
-      // The site's other tabs forget too (a message, not a key: nothing may be stored now).
+      // The site's other tabs forget too: a message, and a marker for the tab that writes before
+      // it hears the message (#forgot): a cookie holding the time, kept 2 s.
+      writeCookie(this.#prefix() + "fg", (this.#fg = Date.now()), 0, 2);
       try {
         this.#channel?.postMessage("forget");
       } catch (_) {}
       if (left) throw new KeystoneError("storage_unavailable", "forget() could not erase " + left + " stored key(s): the browser refused");
     });
+  }
+
+  /** forget() in another tab of the site: this tab forgets too, once per forget(). Heard as a
+   * message (`m`), or read from the marker that forget() left before this tab writes or changes
+   * identity or consent: a tab may run its pending write before the message reaches it, and
+   * that write would store the profile again. */
+  #forgot(m) {
+    const t = readCookie(this.#prefix() + "fg");
+    if (t ? t != this.#fg : m) (this.#fg = t), this.#run(() => this.#forgetHere(), true);
   }
 
   #forgetHere() {
@@ -919,6 +934,7 @@ export class Instance {
   /** Login: hashes the email on the device and reconciles the profiles; written at once. */
   identify(email, traits, options) {
     this.#log("identify", traits);
+    this.#forgot();
     const out = this.#runAsync(() => {
       const t = arg(traits, "identify traits", 1);
       let o = arg(options, "identify options", 1);
@@ -936,6 +952,7 @@ export class Instance {
   /** Logout: sets the known profile aside; a new anonymous id and an empty profile start. */
   reset() {
     this.#log("reset");
+    this.#forgot();
     this.#run(() => (this.#followCookie(), this.#core.reset()), true);
     this.persistNow(); // the id cookie too, at once: no later write can bring the old id back
   }

@@ -104,12 +104,13 @@ const jar = () => {
 /** The value of cookie `name`, or undefined. */
 export const readCookie = (name) => (jar().find((c) => c[0] == name) || [])[1];
 
-/** Sets (value) or deletes (no value) a first-party cookie: SameSite=Lax, Secure on https. */
-export function writeCookie(name, value, domain) {
+/** Sets (value) or deletes (no value) a first-party cookie: SameSite=Lax, Secure on https; kept
+ * a year, or `age` seconds. */
+export function writeCookie(name, value, domain, age = 31536000) {
   const tail = "; Path=/; SameSite=Lax" + (location.protocol == "https:" ? "; Secure" : "");
   const d = domain ? "; Domain=" + domain : "";
   try {
-    if (value) document.cookie = name + "=" + value + "; Max-Age=31536000" + d + tail;
+    if (value) document.cookie = name + "=" + value + "; Max-Age=" + age + d + tail;
     else for (const at of ["", d]) document.cookie = name + "=; Max-Age=0" + at + tail; // (with and without the domain)
   } catch (_) {}
 }

@@ -25,6 +25,20 @@ async function footprint(page) {
 }
 const EMPTY = { local: [], session: [], cookie: "", idb: [], bytes: 0 };
 
+/** Waits for the marker forget() leaves for the site's other tabs (a cookie holding the time of
+ * the forget(), no identifier) to expire: 2 s after the forget(). */
+async function markerGone(page, prefix = "ks_") {
+  const t = await page.evaluate(async (p) => {
+    const at = performance.now();
+    const mark = () => document.cookie.split("; ").find((c) => c.startsWith(p + "fg="));
+    const m = mark();
+    if (m && !/^[^=]+=\d{13}$/.test(m)) return "not a time: " + m;
+    while (mark() && performance.now() - at < 3000) await new Promise((r) => setTimeout(r, 50));
+    return mark() || "gone";
+  }, prefix);
+  assert.equal(t, "gone");
+}
+
 test("opt-in: nothing stored and no id before consent; granting starts collection", async () => {
   const page = await h.open();
   const before = await page.evaluate(async () => {
@@ -260,7 +274,7 @@ test("trackSegments: the stamp of the last report (a key and a cookie) is kept o
   await page.waitForTimeout(600);
   assert.notDeepEqual(await stamp(), [null, null]);
   await page.evaluate(() => ks.forget());
-  await page.waitForTimeout(600);
+  await markerGone(page);
   assert.deepEqual(await footprint(page), EMPTY, "nothing after forget()");
   assert.deepEqual(page.problems, []);
   await page.context().close();
@@ -285,7 +299,7 @@ test("forget() erases every key and cookie, withdraws consent, starts a fresh an
     await ks.forget();
     ks.track("After Forget");
     await new Promise((r) => setTimeout(r, 600));
-    const other = [localStorage.getItem("ks_shop_profile"), document.cookie];
+    const other = [localStorage.getItem("ks_shop_profile"), document.cookie.replace(/; ks_fg=\w+/, "")];
     localStorage.removeItem("ks_shop_profile");
     document.cookie = "ks_shop_aid=; Max-Age=0; Path=/";
     return { id, after: ks.anonymousId(), traits: ks.profile().traits, events: Object.keys(ks.profile().events), consent: ks.profile().consent, segments: ks.segments(), exits, site: localStorage.getItem("site_key"), other };
@@ -299,6 +313,8 @@ test("forget() erases every key and cookie, withdraws consent, starts a fresh an
   assert.deepEqual(out.segments, []);
   assert.deepEqual(out.exits, ["any"]);
   assert.equal(out.site, "kept");
+  // Nothing but the marker for the site's other tabs, which goes 2 s after the forget().
+  await markerGone(page);
   assert.deepEqual(await footprint(page), EMPTY);
   // Granting again starts a new, unrelated anonymous id.
   const again = await page.evaluate(async () => {
@@ -325,8 +341,10 @@ test("storagePrefix: everything is stored under a custom prefix (any cookie-safe
     const stored = { local: Object.keys(localStorage).sort(), cookie: document.cookie };
     await ks.forget();
     await new Promise((r) => setTimeout(r, 600));
-    return { codes, early, stored, local: Object.keys(localStorage), session: Object.keys(sessionStorage), cookie: document.cookie, site: localStorage.getItem("profile") };
+    return { codes, early, stored };
   });
+  await markerGone(page, "acme:app/");
+  Object.assign(out, await page.evaluate(() => ({ local: Object.keys(localStorage), session: Object.keys(sessionStorage), cookie: document.cookie, site: localStorage.getItem("profile") })));
   assert.deepEqual(out.codes, Array(12).fill("invalid_argument"));
   assert.deepEqual(out.early, { local: ["profile"], cookie: "" }, "a rejected init stores nothing");
   assert.ok(out.stored.local.includes("acme:app/profile") && out.stored.local.some((k) => k.startsWith("acme:app/q.")), out.stored.local.join());
@@ -354,9 +372,146 @@ test("forget() in one tab: the site's other open tabs forget too and store nothi
   assert.equal(bState.id, null, "the other tab dropped its anonymous id");
   assert.deepEqual(bState.consent, { analytics: false, personalization: false, marketing: false });
   assert.deepEqual(bState.events, []);
+  await markerGone(b);
   assert.deepEqual(await footprint(b), EMPTY);
   assert.deepEqual(await footprint(a), EMPTY);
   await ctx.close();
+});
+
+/** Opens the test page in `ctx` with the site's `BroadcastChannel` messages heard `ms` late:
+ * a tab busy or throttled at the moment another tab's message arrives. */
+async function lateListener(ctx, ms) {
+  const page = await ctx.newPage();
+  page.problems = [];
+  page.on("pageerror", (e) => page.problems.push("pageerror: " + e.message));
+  await page.addInitScript((ms) => {
+    const d = Object.getOwnPropertyDescriptor(BroadcastChannel.prototype, "onmessage");
+    Object.defineProperty(BroadcastChannel.prototype, "onmessage", {
+      configurable: true,
+      get() {
+        return d.get.call(this);
+      },
+      set(f) {
+        d.set.call(this, f && ((e) => setTimeout(() => f.call(this, e), ms)));
+      },
+    });
+  }, ms);
+  await page.goto(h.url("/tests/esm.html"));
+  await page.waitForFunction(() => window.__ksLoaded === true);
+  return page;
+}
+
+/** Holds the profile's Web Lock in `page` until `release()` is called there: another tab's
+ * write of the profile, which takes that lock, waits. */
+const holdLock = (page) => page.evaluate(() => new Promise((held) => navigator.locks.request("ks_profile", () => (held(), new Promise((r) => (window.release = r))))));
+
+/** What Keystone left but the short-lived forget() marker (the `fg` cookie). */
+const unmarked = async (page) => ({ ...(await footprint(page)), cookie: (await page.evaluate(() => document.cookie)).split("; ").filter((c) => c && !c.startsWith("ks_fg=")).join("; "), bytes: undefined });
+
+test("forget() in one tab is not undone by another tab's pending write that runs before that tab hears of it", async () => {
+  const ctx = await h.browser.newContext();
+  const a = await h.open("/tests/esm.html", { context: ctx });
+  // B hears A's message 1 s late: its write of the profile, due 250 ms after its last change,
+  // runs first (under load this happened by itself, now and then).
+  const b = await lateListener(ctx, 1000);
+  for (const p of [a, b]) await p.evaluate(async () => (window.ks = await Keystone.init({ autoCapture: false })));
+  await b.waitForTimeout(400); // each start's write done
+  // B's write, due 250 ms after its change, waits for the profile's lock (held in A) until A
+  // has forgotten: it runs then, before B hears A.
+  await holdLock(a);
+  await b.evaluate(() => ks.track("In B"));
+  await b.waitForTimeout(400);
+  await a.evaluate(() => ks.forget().then(() => release()));
+  await b.waitForTimeout(300); // B's write has run; B has not heard A yet
+  const between = await unmarked(b);
+  // B hears A: it forgets (it has already, at its write), and nothing it does after is stored.
+  await b.waitForTimeout(800);
+  const bState = await b.evaluate(async () => {
+    ks.track("After Forget In A");
+    await new Promise((r) => setTimeout(r, 400));
+    return { id: ks.anonymousId(), consent: ks.profile().consent, events: Object.keys(ks.profile().events) };
+  });
+  assert.deepEqual({ ...between, bytes: undefined }, { ...EMPTY, bytes: undefined }, "B's pending write did not store the profile (or the id cookie) again");
+  assert.equal(bState.id, null);
+  assert.deepEqual(bState.consent, { analytics: false, personalization: false, marketing: false });
+  assert.deepEqual(bState.events, []);
+  await markerGone(b);
+  assert.deepEqual(await footprint(b), EMPTY, "nothing once the marker expired");
+  assert.deepEqual(b.problems, []);
+  await ctx.close();
+});
+
+test("forget() in one tab is not undone by another tab closed before it heard of it (its write on pagehide)", async () => {
+  const ctx = await h.browser.newContext();
+  const a = await h.open("/tests/esm.html", { context: ctx });
+  const b = await lateListener(ctx, 1000);
+  for (const p of [a, b]) await p.evaluate(async () => (window.ks = await Keystone.init({ autoCapture: false })));
+  await b.waitForTimeout(400);
+  await holdLock(a); // B's write waits (as above)
+  await b.evaluate(() => ks.track("In B"));
+  await a.evaluate(() => ks.forget());
+  const wrote = b.evaluate(() => new Promise((r) => addEventListener("pagehide", () => r(localStorage.getItem("ks_profile")))));
+  await b.close({ runBeforeUnload: true }); // B's write on pagehide: before it hears A
+  assert.equal(await wrote.catch(() => "closed before pagehide was seen"), null, "B's write on pagehide did not store the profile again");
+  await a.evaluate(() => release());
+  await a.waitForTimeout(300);
+  assert.deepEqual(await unmarked(a), { ...EMPTY, bytes: undefined });
+  await ctx.close();
+});
+
+test("a login, then a grant of consent, in another tab that has not heard of forget() yet: that tab forgets first (nothing of before is stored again), once", async () => {
+  const ctx = await h.browser.newContext();
+  const a = await h.open("/tests/esm.html", { context: ctx });
+  const b = await lateListener(ctx, 1000);
+  for (const p of [a, b]) await p.evaluate(async () => (window.ks = await Keystone.init({ autoCapture: false })));
+  await b.evaluate(() => ks.track("In B"));
+  await b.waitForTimeout(400); // written
+  await a.evaluate(() => ks.forget());
+  // A login is written at once (the profile and the id cookie): B forgets before it.
+  const login = await b.evaluate(() => ks.identify("ann@example.com").then(() => ({ id: ks.anonymousId(), user: ks.userId(), events: Object.keys(ks.profile().events) })));
+  const afterLogin = await unmarked(b);
+  // The visitor's choice made after the forget() stands: B does not forget it again when A's
+  // message reaches it.
+  const granted = await b.evaluate(async () => {
+    await ks.setConsent({ analytics: true, personalization: true });
+    const id = ks.anonymousId();
+    await new Promise((r) => setTimeout(r, 1200)); // A's message heard
+    return { id, now: ks.anonymousId(), consent: ks.profile().consent, events: Object.keys(ks.profile().events), stored: JSON.parse(localStorage.getItem("ks_profile"))?.aid };
+  });
+  assert.deepEqual(login.events, [], "the login found nothing of before forget()");
+  assert.equal(login.id, null);
+  assert.deepEqual({ ...afterLogin, bytes: undefined }, { ...EMPTY, bytes: undefined }, "the login stored nothing");
+  assert.match(granted.id, /^[0-9a-f-]{36}$/);
+  assert.equal(granted.now, granted.id, "not forgotten a second time");
+  assert.deepEqual(granted.consent, { analytics: true, personalization: true, marketing: false });
+  assert.deepEqual(granted.events, []);
+  assert.equal(granted.stored, granted.id);
+  assert.deepEqual(b.problems, []);
+  await ctx.close();
+});
+
+test("a page started right after forget() (a reload) starts from its consent option: the forget() before it is not applied to it", async () => {
+  const page = await h.open();
+  await page.evaluate(async () => {
+    window.ks = await Keystone.init({ autoCapture: false });
+    ks.track("Before");
+    await ks.forget();
+  });
+  await page.reload();
+  await page.waitForFunction(() => window.__ksLoaded === true);
+  const out = await page.evaluate(async () => {
+    window.ks = await Keystone.init({ autoCapture: false });
+    const id = ks.anonymousId();
+    ks.track("After Reload");
+    await new Promise((r) => setTimeout(r, 500)); // its write, within 2 s of the forget()
+    return { id, now: ks.anonymousId(), consent: ks.profile().consent, events: Object.keys(ks.profile().events), stored: JSON.parse(localStorage.getItem("ks_profile"))?.aid };
+  });
+  assert.match(out.id, /^[0-9a-f-]{36}$/);
+  assert.equal(out.now, out.id);
+  assert.deepEqual(out.consent, { analytics: true, personalization: true, marketing: true });
+  assert.deepEqual(out.events, ["After Reload"]);
+  assert.equal(out.stored, out.id);
+  await page.context().close();
 });
 
 test("setConsent in one tab: the site's other open tabs follow within 1 s, and agree on one id", async () => {
