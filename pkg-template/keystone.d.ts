@@ -376,7 +376,9 @@ export interface KeystoneInstance {
    */
   setConsent(consent: Partial<Consent>): Promise<void>;
   /**
-   * Erases every key and cookie Keystone stored on this device and withdraws all consent.
+   * Erases every key and cookie Keystone stored on this device and withdraws all consent; the
+   * site's other open tabs forget too. Leaves one cookie for 2 s, `{storagePrefix}fg`, holding
+   * the time of the forget() only: a tab that has not heard of it yet reads it before it writes.
    * @example await ks.forget();
    */
   forget(): Promise<void>;
