@@ -420,6 +420,18 @@ export class Instance {
     // `addEventListener("click", ks.refresh)`, `.then(ks.flush)`.
     // (Not enumerable, as on the prototype.)
     for (const k of Object.getOwnPropertyNames(Instance.prototype)) if (k != "constructor" && k[0] != "_") Object.defineProperty(this, k, { value: this[k].bind(this), writable: true, configurable: true });
+    // forget() in another tab of the site: this tab withdraws all consent and drops its state too.
+    // Heard from here on, not from `_start`: the start may wait seconds for a definitions URL,
+    // and a forget() made meanwhile would go unheard (the profile read above then written back).
+    try {
+      const channel = (this.#channel = new BroadcastChannel("keystone:" + this.#prefix()));
+      // setConsent() in another tab: the same categories apply here (never echoed back).
+      channel.onmessage = (e) => (e.data === "forget" ? this.#forgot(1) : e.data?.consent && this.#consent(e.data));
+      // A refusal of personalization passed at init (the visitor's choice) reaches the site's
+      // other open tabs as setConsent() would: none of them stores anything after it.
+      const c = options.consent;
+      if (c && typeof c == "object" && c.personalization === false) channel.postMessage({ consent: toJSON(c) });
+    } catch (_) {}
     locked ? this.persistNow() : this.#schedulePersist();
   }
 
@@ -728,16 +740,6 @@ export class Instance {
   _start(at) {
     // Another tab wrote the profile: rebase onto it now (profile() sees it in this turn).
     addEventListener("storage", (e) => this.#run(() => this.#core.sync(e.key, e.newValue), true));
-    // forget() in another tab of the site: this tab withdraws all consent and drops its state too.
-    try {
-      const channel = (this.#channel = new BroadcastChannel("keystone:" + this.#prefix()));
-      // setConsent() in another tab: the same categories apply here (never echoed back).
-      channel.onmessage = (e) => (e.data === "forget" ? this.#forgot(1) : e.data?.consent && this.#consent(e.data));
-      // A refusal of personalization passed at init (the visitor's choice) reaches the site's
-      // other open tabs as setConsent() would: none of them stores anything after it.
-      const c = this.#options.consent;
-      if (c && typeof c == "object" && c.personalization === false) channel.postMessage({ consent: toJSON(c) });
-    } catch (_) {}
     // Auto-capture before the write on hide below (its engaged-time report must be in that
     // write). Its initial page view is part of starting: `keystone.ready` carries the segments
     // held after it, as `segments()` does when init resolves, and no enter/exit for it follows.

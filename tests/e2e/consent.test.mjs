@@ -514,6 +514,36 @@ test("a page started right after forget() (a reload) starts from its consent opt
   await page.context().close();
 });
 
+// A tab's start reads the stored profile, then waits for its definitions URL before it listens
+// to the site's other tabs: a forget() made meanwhile was neither heard there nor, once the
+// start had taken more than the marker's 2 s, read from the marker; the tab then wrote the
+// profile it had read back.
+test("forget() in one tab while another tab is still starting (its definitions URL slow): that tab hears it and stores nothing of before", async () => {
+  const ctx = await h.browser.newContext();
+  let asked = 0;
+  await ctx.route("**/slow-defs.json", (route) => ((asked = 1), setTimeout(() => route.fulfill({ contentType: "application/json", body: '{"version":1,"segments":[]}' }), 3000)));
+  const a = await h.open("/tests/esm.html", { context: ctx });
+  await a.evaluate(async () => {
+    window.ks = await Keystone.init({ autoCapture: false });
+    ks.track("In A");
+    await new Promise((r) => setTimeout(r, 400)); // written
+  });
+  const b = await h.open("/tests/esm.html", { context: ctx });
+  await b.evaluate(() => void (window.started = Keystone.init({ autoCapture: false, segments: "/slow-defs.json" }).then((ks) => (window.ks = ks))));
+  while (!asked) await b.waitForTimeout(20); // B has read the stored profile and waits for its definitions
+  await b.waitForTimeout(300);
+  await a.evaluate(() => ks.forget());
+  const out = await b.evaluate(async () => {
+    await started;
+    ks.track("In B");
+    await new Promise((r) => setTimeout(r, 600));
+    return { id: ks.anonymousId(), events: Object.keys(ks.profile().events), stored: localStorage.getItem("ks_profile"), cookie: document.cookie };
+  });
+  assert.deepEqual(out, { id: null, events: [], stored: null, cookie: "" });
+  assert.deepEqual(await footprint(a), EMPTY);
+  await ctx.close();
+});
+
 test("setConsent in one tab: the site's other open tabs follow within 1 s, and agree on one id", async () => {
   h.server.collector.reset();
   const ctx = await h.browser.newContext();
