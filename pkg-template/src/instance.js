@@ -738,8 +738,11 @@ export class Instance {
 
   /** @internal Called by init once the instance is wired. */
   _start(at) {
-    // Another tab wrote the profile: rebase onto it now (profile() sees it in this turn).
-    addEventListener("storage", (e) => this.#run(() => this.#core.sync(e.key, e.newValue), true));
+    // Another tab wrote the profile: rebase onto it now (profile() sees it in this turn). A
+    // forget() this tab has not heard of yet first (#forgot): what follows it (a grant, a login)
+    // must not be taken for another tab's logout or switch of users, which sets the known
+    // profile of before aside again.
+    addEventListener("storage", (e) => (this.#forgot(), this.#run(() => this.#core.sync(e.key, e.newValue), true)));
     // Auto-capture before the write on hide below (its engaged-time report must be in that
     // write). Its initial page view is part of starting: `keystone.ready` carries the segments
     // held after it, as `segments()` does when init resolves, and no enter/exit for it follows.

@@ -490,6 +490,41 @@ test("a login, then a grant of consent, in another tab that has not heard of for
   await ctx.close();
 });
 
+// The site's consent UI may offer "accept" again right after "forget": what the granting tab
+// then writes reaches another tab as `storage` events (not held back with the message). That
+// tab, logged in as Ada and not yet told of the forget(), followed the newer identity stored
+// (a login there) as a switch of users made elsewhere and set Ada's profile aside: written at
+// once, kept by the next identity change, and found again at Ada's next login.
+test("forget(), a grant and logins in one tab: another tab that has not heard of the forget() yet does not set its known profile aside again as the new identities reach it", async () => {
+  const ctx = await h.browser.newContext();
+  const a = await h.open("/tests/esm.html", { context: ctx });
+  const b = await lateListener(ctx, 1000);
+  for (const p of [a, b]) await p.evaluate(async () => (window.ks = await Keystone.init({ autoCapture: false })));
+  await b.evaluate(async () => {
+    await ks.identify("ada@example.com", { name: "Ada" });
+    ks.track("Product Viewed");
+    await new Promise((r) => setTimeout(r, 400)); // written
+  });
+  const ada = await b.evaluate(() => ks.userId());
+  await a.evaluate(async () => {
+    ks.forget();
+    ks.setConsent({ analytics: true, personalization: true });
+    ks.identify("bob@example.com");
+    await ks.identify("carol@example.com"); // a newer identity than B's
+  });
+  await b.waitForTimeout(150); // A's writes have reached B; B has not heard A's message yet
+  const between = await b.evaluate((ada) => ({ aside: (localStorage.getItem("ks_aside") || "").includes(ada), user: ks.userId() }), ada);
+  await b.waitForTimeout(1100); // B has heard it
+  const login = await a.evaluate(async () => {
+    await ks.identify("ada@example.com");
+    return { name: ks.profile().traits.name ?? null, events: Object.keys(ks.profile().events) };
+  });
+  assert.deepEqual(between, { aside: false, user: null }, "B forgot before it took A's new profile");
+  assert.deepEqual(login, { name: null, events: [] }, "Ada's login finds nothing of before forget()");
+  assert.deepEqual(b.problems, []);
+  await ctx.close();
+});
+
 test("a page started right after forget() (a reload) starts from its consent option: the forget() before it is not applied to it", async () => {
   const page = await h.open();
   await page.evaluate(async () => {
