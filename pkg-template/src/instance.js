@@ -767,6 +767,7 @@ export class Instance {
         const key = this.#lockName();
         const id = readCookie(this.#prefix() + "aid");
         if ((e && document.visibilityState != "visible") || !id || id === this.anonymousId()) return;
+        this.#forgot(); // (what follows writes at once)
         // Another tab of this origin may have made the change: its stored profile (which holds
         // the new id) first.
         const text = stored(key);

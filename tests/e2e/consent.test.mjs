@@ -525,6 +525,36 @@ test("forget(), a grant and logins in one tab: another tab that has not heard of
   await ctx.close();
 });
 
+// With `cookieDomain` a tab follows the shared id cookie when it is shown again (another
+// subdomain's logout), setting the known profile aside and writing at once. Shown right after a
+// forget() it had not heard of yet, it wrote Ada's profile (just erased) into the set-aside
+// profiles and the profile under the new id, before any check of the marker.
+test("cookieDomain: a tab shown right after forget() in another tab, before it heard of it, does not store its profile again when it follows the shared id", async () => {
+  const ctx = await h.browser.newContext();
+  const a = await h.open("/tests/esm.html", { context: ctx });
+  const b = await lateListener(ctx, 1000);
+  for (const p of [a, b]) await p.evaluate(async () => (window.ks = await Keystone.init({ cookieDomain: "localhost", autoCapture: false })));
+  await b.evaluate(async () => {
+    await ks.identify("ada@example.com", { name: "Ada" });
+    ks.track("Product Viewed");
+    await new Promise((r) => setTimeout(r, 400)); // written
+    Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true });
+    document.dispatchEvent(new Event("visibilitychange"));
+  });
+  const ada = await b.evaluate(() => ks.userId());
+  await a.evaluate(() => ks.forget());
+  // Another subdomain's logout writes a new shared id meanwhile; B is shown before it hears A.
+  await ctx.addCookies([{ name: "ks_aid", value: "2d3e4f5a-6b7c-4d8e-9f0a-1b2c3d4e5f6a", domain: "localhost", path: "/" }]);
+  const shown = await b.evaluate((ada) => {
+    Object.defineProperty(document, "visibilityState", { value: "visible", configurable: true });
+    document.dispatchEvent(new Event("visibilitychange"));
+    return { aside: (localStorage.getItem("ks_aside") || "").includes(ada), profile: localStorage.getItem("ks_profile"), consent: ks.profile().consent.personalization };
+  }, ada);
+  assert.deepEqual(shown, { aside: false, profile: null, consent: false });
+  assert.deepEqual(b.problems, []);
+  await ctx.close();
+});
+
 test("a page started right after forget() (a reload) starts from its consent option: the forget() before it is not applied to it", async () => {
   const page = await h.open();
   await page.evaluate(async () => {
