@@ -415,7 +415,7 @@ export class Instance {
     this.#href = __SCRIPT_TAG__ && at ? at[1] : location.href; // (only the script-tag build replays calls)
     this.#choice = options.consent !== "opt-in";
     this.#fg = readCookie(this.#prefix() + "fg"); // (a forget() made before this start is not this tab's to apply)
-    if (options.endpoint) this.#tx = transport(options, (code, message) => this.#report(new KeystoneError(code, message)));
+    if (options.endpoint) this.#tx = transport(options, (code, message) => this.#report(new KeystoneError(code, message)), () => this.#forgot());
     // Methods work detached from the instance: `const { track } = ks`,
     // `addEventListener("click", ks.refresh)`, `.then(ks.flush)`.
     // (Not enumerable, as on the prototype.)

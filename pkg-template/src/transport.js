@@ -48,11 +48,13 @@ export function checkDelivery(o) {
 }
 
 /**
- * Starts delivery. `report(code, message)` raises an "error" event. Returns `{take, flush}`:
+ * Starts delivery. `report(code, message)` raises an "error" event; `check()`, before anything
+ * is sent, lets the instance apply a forget() made in another tab that it has not heard of yet
+ * (its events are then erased, not sent). Returns `{take, flush}`:
  * `take(notes)` after every call (the engine's drained notices carry `q`, the events made, and
  * `a`, whether `analytics` consent holds), `flush()` for `ks.flush()`.
  */
-export function transport(o, report) {
+export function transport(o, report, check) {
   const q = createQueue(o, report);
   const url = new URL(o.endpoint, document.baseURI).href;
   const P = o.storagePrefix || "ks_";
@@ -226,6 +228,7 @@ export function transport(o, report) {
 
   /** One delivery run under the flush lock. mode 0: what is due; 1: all; 2: all, for flush(). */
   async function send(mode) {
+    check(); // (a forget() in another tab, not heard yet: nothing is sent)
     await adopt();
     let b;
     while (!gone && (mode || !q.due(mono())) && (b = claim())) {
@@ -278,6 +281,7 @@ export function transport(o, report) {
    * beacon is their only chance.) */
   const hide = () =>
     safe(() => {
+      check();
       late = 0;
       const stay = q.failing() && keep && !refused;
       // The request in flight is keepalive: it outlives the page, so it counts as accepted for

@@ -555,6 +555,43 @@ test("cookieDomain: a tab shown right after forget() in another tab, before it h
   await ctx.close();
 });
 
+// A tab's delivery sends what it queued by beacon on `pagehide`, before the write that reads
+// the marker: a tab closed before it heard of a forget() sent the events it held, which the
+// forgetting tab erased from storage (as it drops its own).
+test("forget() in one tab: another tab closed before it heard of it does not send what it had queued (its beacon on pagehide)", async () => {
+  h.server.collector.reset();
+  const ctx = await h.browser.newContext();
+  const a = await h.open("/tests/esm.html", { context: ctx });
+  const b = await lateListener(ctx, 1000);
+  const opts = { autoCapture: false, endpoint: "/v1/batch", writeKey: "demo-key", flushAt: 1000, flushInterval: 60000 };
+  for (const p of [a, b]) await p.evaluate(async (o) => (window.ks = await Keystone.init(o)), opts);
+  await a.evaluate(() => ks.track("Queued In A"));
+  await b.evaluate(() => ks.track("Queued In B"));
+  await a.evaluate(() => ks.forget());
+  await b.close({ runBeforeUnload: true }); // before it hears A
+  await a.waitForTimeout(1000);
+  assert.deepEqual(h.server.collector.events.map((e) => e.event || e.type), []);
+  assert.deepEqual(await unmarked(a), { ...EMPTY, bytes: undefined });
+  await ctx.close();
+});
+
+test("forget() in one tab: a flush() in another tab that has not heard of it yet sends nothing", async () => {
+  h.server.collector.reset();
+  const ctx = await h.browser.newContext();
+  const a = await h.open("/tests/esm.html", { context: ctx });
+  const b = await lateListener(ctx, 1000);
+  const opts = { autoCapture: false, endpoint: "/v1/batch", writeKey: "demo-key", flushAt: 1000, flushInterval: 60000 };
+  for (const p of [a, b]) await p.evaluate(async (o) => (window.ks = await Keystone.init(o)), opts);
+  await b.evaluate(() => ks.track("Queued In B"));
+  await a.evaluate(() => ks.forget());
+  const flushed = await b.evaluate(() => ks.flush().then(() => ({ id: ks.anonymousId(), consent: ks.profile().consent.analytics }), (e) => e.code));
+  await b.waitForTimeout(300);
+  assert.deepEqual(flushed, { id: null, consent: false });
+  assert.deepEqual(h.server.collector.events.map((e) => e.event || e.type), []);
+  assert.deepEqual(b.problems, []);
+  await ctx.close();
+});
+
 test("a page started right after forget() (a reload) starts from its consent option: the forget() before it is not applied to it", async () => {
   const page = await h.open();
   await page.evaluate(async () => {
