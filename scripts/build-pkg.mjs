@@ -90,7 +90,7 @@ function returnString(at, s) {
   // An optional string (null or undefined: none) is passed as a null pointer by the function
   // that passes strings, not by a test at each of its callers.
   swap(/isLikeNone\((\w+)\) \? 0 : passStringToWasm0\(\1\)/g, "passStringToWasm0($1)");
-  swap(/function passStringToWasm0\(arg\) \{\n/, "$&    if (isLikeNone(arg)) return 0; // (the length is not read then)\n");
+  swap(/function passStringToWasm0\(arg\) \{\n/, "$&    if (arg == null) return 0; // none (null or undefined): the length is not read then\n");
   // The exports copied each string argument into wasm memory with a try of their own, freeing
   // what was copied when a copy failed: one function does it for all.
   swap(/let (?:ptr\d, len\d(?:, )?)+;\s*try \{\s*((?:ptr\d = passStringToWasm0\(\w+\);\s*len\d = WASM_VECTOR_LEN;\s*)+)\} catch \(e\) \{[^]*?throw e;\s*\}(\s*const ret = wasm\.\w+\()([^)]*)\)/g, (_, copies, call, args) =>
