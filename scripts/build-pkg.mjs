@@ -132,6 +132,10 @@ function passStrings(...args) {
   // the start export that only asks for it to be filled (the import itself must stay).
   swap(/(__wbindgen_init_externref_table: )function\(\) \{\s*const table = wasm\.__wbindgen_externrefs;(?:\s*table\.set\(\d+, \w+\);)+\s*\}/, "$1() => {}");
   swap(/\n\s*wasm\.__wbindgen_start\(\);/, "");
+  // The text decoder is made at the first decode, by the renewal that works around Safari's
+  // limit on the bytes one decoder decodes (the count starts at the limit), not by a second
+  // copy of that code run at import.
+  swap(/let cachedTextDecoder = new TextDecoder\([^)]*\);\s*cachedTextDecoder\.decode\(\);\s*const MAX_SAFARI_DECODE_BYTES = (\d+);\s*let numBytesDecoded = 0;/, "let cachedTextDecoder;\nconst MAX_SAFARI_DECODE_BYTES = $1;\nlet numBytesDecoded = MAX_SAFARI_DECODE_BYTES;");
   // The imports are arrow functions (none reads `this` or `arguments`).
   swap(/(\n {8}\w+: )function ?\(((?:arg\d(?:, )?)*)\) \{/g, "$1($2) => {");
   // Lengths and pointers multiplied or divided by 1 (the size of a u8): numbers already.
