@@ -136,6 +136,9 @@ function passStrings(...args) {
   // limit on the bytes one decoder decodes (the count starts at the limit), not by a second
   // copy of that code run at import.
   swap(/let cachedTextDecoder = new TextDecoder\([^)]*\);\s*cachedTextDecoder\.decode\(\);\s*const MAX_SAFARI_DECODE_BYTES = (\d+);\s*let numBytesDecoded = 0;/, "let cachedTextDecoder;\nconst MAX_SAFARI_DECODE_BYTES = $1;\nlet numBytesDecoded = MAX_SAFARI_DECODE_BYTES;");
+  // The import object and its module are plain objects: the instance reads only their own
+  // properties (the module's name and every import's are there), so no prototype is reached.
+  swap(/\n\s*__proto__: null,/g, "");
   // The imports are arrow functions (none reads `this` or `arguments`).
   swap(/(\n {8}\w+: )function ?\(((?:arg\d(?:, )?)*)\) \{/g, "$1($2) => {");
   // Lengths and pointers multiplied or divided by 1 (the size of a u8): numbers already.
