@@ -26,7 +26,7 @@ const glue = join(bindgen, "keystone.glue.js");
 const renamed = minifyImports(readFileSync(join(bindgen, "keystone_opt.wasm")));
 const { wasm: shipped, exports } = minifyExports(renamed.wasm);
 writeFileSync(glue, renameInGlue(smallerGlue(fastStrings(readFileSync(join(bindgen, "keystone.js"), "utf8"))), renamed, exports) +
-  "\nexport function __ksReinit() { wasm = undefined; return initSync({ module: wasmModule }); }\n");
+  "\nexport function __ksReinit() { wasm = undefined; return initSync(wasmModule); }\n");
 
 /** The glue copies a string into wasm memory one character at a time while it is ASCII: a JS
  * loop that V8 runs unoptimized at start-up, ≈ 1 ms per 20 KB (init passes the stored profile and
@@ -59,8 +59,8 @@ function fastStrings(text) {
 }
 `);
   swap(/\nif \(!\('encodeInto' in cachedTextEncoder\)\) \{[^]*?\n\}\n/, "\n");
-  // The wrapper always passes `initSync` an object ({ module }): the branch that warns about the
-  // older form goes, with its message.
+  // The wrapper never passes `initSync` the older form: the branch that warns about it goes,
+  // with its message (smallerGlue drops the rest of the argument's unpacking).
   swap(/if \(Object\.getPrototypeOf\(module\) === Object\.prototype\) \{\s*\(\{module\} = module\)\s*\} else \{\s*console\.warn\([^\n]*\)\s*\}/, "({module} = module)");
   return text;
 }
@@ -113,9 +113,10 @@ function passStrings(...args) {
     return out;
 }
 `;
-  // The wrapper always passes `initSync` `{ module }` holding a compiled WebAssembly.Module
+  // The wrapper always passes `initSync` a compiled WebAssembly.Module
   // (from compileStreaming or WebAssembly.compile, or the one kept for a rebuild).
-  swap(/if \(module !== undefined\) \{\s*(\(\{module\} = module\))\s*\}/, "$1");
+  // It passes the module itself, not in an object: nothing to take apart.
+  swap(/if \(module !== undefined\) \{\s*\(\{module\} = module\)\s*\}/, "");
   swap(/if \(!\(module instanceof WebAssembly\.Module\)\) \{\s*module = new WebAssembly\.Module\(module\);\s*\}/, "");
   // … and calls it once per instance: at the first load (loadWasm keeps its promise) and after a
   // trap, once `__ksReinit` has dropped the instance. The early return for an instance already

@@ -116,7 +116,7 @@ export function loadWasm(url) {
         .then(r, j);
     })
       .then((module) => {
-        initSync({ module });
+        initSync(module);
         wasmLoaded = true;
       }, (e) => {
         wasmReady = null;
