@@ -95,6 +95,9 @@ function returnString(at, s) {
   // what was copied when a copy failed: one function does it for all.
   swap(/let (?:ptr\d, len\d(?:, )?)+;\s*try \{\s*((?:ptr\d = passStringToWasm0\(\w+\);\s*len\d = WASM_VECTOR_LEN;\s*)+)\} catch \(e\) \{[^]*?throw e;\s*\}(\s*const ret = wasm\.\w+\()([^)]*)\)/g, (_, copies, call, args) =>
     `const s = passStrings(${[...copies.matchAll(/passStringToWasm0\((\w+)\)/g)].map((m) => m[1]).join(", ")});${call}${args.replace(/(ptr|len)(\d)/g, (_, k, i) => `s[${2 * i + (k == "len")}]`)})`);
+  // coreCall frees its result after reading it: only once there is one (wasm-bindgen's form
+  // freed an absent result, a no-op, when the call or a copy failed).
+  swap(/let (deferred\d+)_0;\s*let \1_1;\s*try \{\s*(const val\d = \+op;\s*const s = passStrings\([^)]*\);\s*const ret = wasm\.\w+\([^)]*\);)\s*\1_0 = ret\[0\];\s*\1_1 = ret\[1\];\s*(return getStringFromWasm0\(ret\[0\], ret\[1\]\);)\s*\} finally \{\s*(wasm\.\w+)\(\1_0, \1_1, 1\);\s*\}/, "$2\n    try {\n        $3\n    } finally {\n        $4(ret[0], ret[1], 1);\n    }");
   text += `
 /** Copies each string (or none) into wasm memory: [ptr, len, ptr, len, …]. When one cannot be
  * copied, those copied before it are freed. (Indexes, not Array methods a page may have broken.) */
