@@ -20,7 +20,7 @@ use crate::core::ids::{hex, is_uuid, uuid_v4};
 use crate::core::journal::{Entry, Journal, Op, KEEP_MS};
 use crate::core::profile::Profile;
 use crate::core::segment::{self, Definitions, LoadReport};
-use crate::core::time::{parse_duration, DAY, MINUTE};
+use crate::core::time::{parse_duration, DAY, MINUTE, MUST_BE_DURATION};
 use crate::core::value::{Map, Value};
 
 
@@ -104,7 +104,8 @@ impl Options {
 fn duration_option(v: &Value, name: &str) -> Result<f64, Error> {
     v.as_str().and_then(parse_duration).ok_or_else(|| {
         let mut msg = String::from(name);
-        msg.push_str(" must be a duration such as \"30m\" or \"90d\"");
+        msg.push_str(" ");
+        msg.push_str(MUST_BE_DURATION);
         Error::new(codes::INVALID_ARGUMENT, msg)
     })
 }

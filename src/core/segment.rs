@@ -20,7 +20,7 @@ pub use crate::core::error::{join, join_pointer};
 use crate::core::host::Host;
 use crate::core::profile::Profile;
 use crate::core::score::{Rule, ScoreDef};
-use crate::core::time::parse_duration;
+use crate::core::time::{parse_duration, MUST_BE_DURATION as BAD_DURATION};
 use crate::core::value::{split_first, Map, Value};
 
 /// A compiled condition.
@@ -415,8 +415,6 @@ impl Compiler<'_> {
         Ok(self.node(Spec::Sequence(Sequence { steps, within, retention: self.retention }), fp, Value::Null, None))
     }
 }
-
-const BAD_DURATION: &str = "bad duration: an integer and m, h, d or w (\"7d\")";
 
 /// Collects the score thresholds of `c` (for the next-change timer); whether it reads the
 /// profile document.

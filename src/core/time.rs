@@ -14,6 +14,9 @@ pub const HOUR: f64 = 60.0 * MINUTE;
 /// Milliseconds in a day.
 pub const DAY: f64 = 24.0 * HOUR;
 
+/// What a duration must be, in the errors of the options and of the definitions (one text).
+pub const MUST_BE_DURATION: &str = "must be a duration: an integer and m, h, d or w (\"30m\", \"7d\")";
+
 /// Parses a duration: an integer and a unit `m`, `h`, `d` or `w`. Returns milliseconds.
 pub fn parse_duration(s: &str) -> Option<f64> {
     // The unit is the last byte (ASCII, so what precedes it is a str); no byte slicing (a
