@@ -82,9 +82,9 @@ function smallerGlue(text) {
   text += `
 /** Writes string \`s\` (none: null or undefined) where the wasm caller waits for it at \`at\`. */
 function returnString(at, s) {
-    const ptr = passStringToWasm0(s), view = getDataViewMemory0();
-    view.setInt32((at >>> 0) + 4, WASM_VECTOR_LEN, true);
-    view.setInt32(at >>> 0, ptr, true);
+    const ptr = passStringToWasm0(s), view = new Int32Array(wasm.memory.buffer, at >>> 0, 2);
+    view[0] = ptr;
+    view[1] = WASM_VECTOR_LEN;
 }
 `;
   // An optional string (null or undefined: none) is passed as a null pointer by the function
