@@ -143,6 +143,9 @@ function passStrings(...args) {
   // The import object and its module are plain objects: the instance reads only their own
   // properties (the module's name and every import's are there), so no prototype is reached.
   swap(/\n\s*__proto__: null,/g, "");
+  // A string is decoded from the bytes the function that reads bytes takes, not from a copy
+  // of that function.
+  swap(/(function getStringFromWasm0\(ptr, len\) \{)\s*ptr = ptr >>> 0;\s*return decodeText\(getUint8ArrayMemory0\(\)\.subarray\(ptr, ptr \+ len\)\);/, "$1\n    return decodeText(getArrayU8FromWasm0(ptr, len));");
   // The imports are arrow functions (none reads `this` or `arguments`).
   swap(/(\n {8}\w+: )function ?\(((?:arg\d(?:, )?)*)\) \{/g, "$1($2) => {");
   // Lengths and pointers multiplied or divided by 1 (the size of a u8): numbers already.
