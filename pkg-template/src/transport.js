@@ -104,8 +104,6 @@ export function transport(o, report, check) {
     ls = localStorage;
   } catch (_) {}
 
-  const get = stored;
-  const put = store;
   const keys = () => {
     const out = [];
     try {
@@ -130,15 +128,15 @@ export function transport(o, report, check) {
     if (t !== undefined && keep) {
       // Without Web Locks, a heartbeat tells other pages this one lives, while its queue is
       // stored (written first: its queue is never seen without a fresh one).
-      if (!locks) put(HB + tab, t && "" + now());
-      const ok = put(own, t);
+      if (!locks) store(HB + tab, t && "" + now());
+      const ok = store(own, t);
       if (!ok && !warned) report("storage_unavailable", "storage refused the delivery queue; it is kept in memory");
       warned = ok ? warned && !t : 1;
       refused = !ok;
     }
     // Queues adopted from pages gone are removed once this page's (with what is left of them)
     // is stored; until then they stay, in case this page goes before sending them.
-    if (!keep || !refused) for (const k in taken) put(k) && put(HB + k.slice(QK.length)) && delete taken[k];
+    if (!keep || !refused) for (const k in taken) store(k) && store(HB + k.slice(QK.length)) && delete taken[k];
   };
 
   async function withLock(fn) {
@@ -147,17 +145,17 @@ export function transport(o, report, check) {
     // at the same moment), renewed before each request. Storage that refuses to write it or
     // read it back: without it, as where Web Locks are refused.
     const LK = P + "lease";
-    const mine = () => get(LK).startsWith(tab + " ");
-    renew = () => put(LK, tab + " " + (now() + timeout + 5e3));
+    const mine = () => stored(LK).startsWith(tab + " ");
+    renew = () => store(LK, tab + " " + (now() + timeout + 5e3));
     for (;;) {
-      if (mine() || !(get(LK).split(" ")[1] > now())) {
+      if (mine() || !(stored(LK).split(" ")[1] > now())) {
         if (!renew() || !mine()) return fn();
         await sleep(50);
         if (mine()) {
           try {
             return await fn();
           } finally {
-            if (mine()) put(LK);
+            if (mine()) store(LK);
           }
         }
       }
@@ -181,8 +179,8 @@ export function transport(o, report, check) {
     if (thawing()) return void setTimeout(background, SETTLE);
     for (const k of theirs) {
       const id = k.slice(QK.length);
-      if (taken[k] || (locks ? !(await hold(id)) : now() - get(HB + id) < 18e4)) continue;
-      q.adopt(get(k));
+      if (taken[k] || (locks ? !(await hold(id)) : now() - stored(HB + id) < 18e4)) continue;
+      q.adopt(stored(k));
       taken[k] = 1; // once per page: kept while ours cannot be stored, it is not taken in again
     }
     persist();
@@ -313,7 +311,7 @@ export function transport(o, report, check) {
 
   if (locks) locks.request(P + "tab." + tab, () => new Prom(() => {})).catch(() => {});
   else {
-    setInterval(() => get(own) && put(HB + tab, "" + now()), 3e4);
+    setInterval(() => stored(own) && store(HB + tab, "" + now()), 3e4);
   }
 
   // Another page's stored queue is adopted as soon as that page is gone, not only at this
@@ -326,7 +324,7 @@ export function transport(o, report, check) {
   const watch = (k) => {
     const id = k.slice(QK.length);
     if (k == own || watched[id]) return;
-    if (thawing()) return void setTimeout(() => safe(() => get(k) && watch(k)), SETTLE);
+    if (thawing()) return void setTimeout(() => safe(() => stored(k) && watch(k)), SETTLE);
     watched[id] = 1;
     const go = () => {
       delete watched[id];
@@ -335,8 +333,8 @@ export function transport(o, report, check) {
     if (locks) locks.request(P + "tab." + id, () => ((held[id] = 1), setTimeout(background), new Prom(() => {}))).catch(() => {});
     else {
       const check = () => {
-        const left = +get(HB + id) + 18e4 - now();
-        if (!get(k)) delete watched[id];
+        const left = +stored(HB + id) + 18e4 - now();
+        if (!stored(k)) delete watched[id];
         else if (left >= 0) setTimeout(check, left + 1e3);
         else go();
       };
@@ -366,7 +364,7 @@ export function transport(o, report, check) {
         if (!notes.a) {
           // No analytics consent: nothing is queued, and what was queued is erased, here and
           // in every stored queue of this origin.
-          if (granted !== false) for (const k of keys()) put(k);
+          if (granted !== false) for (const k of keys()) store(k);
           granted = false;
           return q.clear();
         }
@@ -374,7 +372,7 @@ export function transport(o, report, check) {
         if (granted !== true && keys().some((k) => k != own)) setTimeout(background);
         granted = true;
         // Without personalization the queue lives in memory only (its stored form is erased).
-        if (keep != (keep = notes.p !== false) && !keep) put(own);
+        if (keep != (keep = notes.p !== false) && !keep) store(own);
         for (const e of notes.q) q.push(stringify(e), mono());
         if (notes.q[0]) {
           // Made while the page is being left (in the site's own `pagehide` or `visibilitychange`
