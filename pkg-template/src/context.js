@@ -30,7 +30,6 @@ export function readContext(referrer, at, v) {
       zone = (typeof Temporal == "object" && Temporal.Now.timeZoneId()) || Intl.DateTimeFormat().resolvedOptions().timeZone || "";
     } catch (_) {}
   }
-  const timezone = zone;
   const utm = {};
   for (const k of ["source", "medium", "campaign", "term", "content"]) utm[k] = q.get("utm_" + k) || "";
   const page = { path, referrer: ref, search: loc.search, title, url: loc.href };
@@ -46,7 +45,7 @@ export function readContext(referrer, at, v) {
     referrerHost,
     utm,
     language,
-    timezone,
+    timezone: zone,
     // iPadOS 13+ presents itself as a Mac: a "Macintosh" with a touch screen is an iPad.
     device: /iPad|Tablet/.test(ua) || (/Android/.test(ua) && !/Mobile/.test(ua)) || (/Macintosh/.test(ua) && navigator.maxTouchPoints > 1) ? "tablet" : /Mobi|iPhone|Android/.test(ua) ? "mobile" : "desktop",
     search: loc.search,
@@ -55,7 +54,7 @@ export function readContext(referrer, at, v) {
       page,
       ...(Object.keys(campaign).length ? { campaign } : {}),
       locale: language,
-      timezone,
+      timezone: zone,
       userAgent: ua,
       library: { name: "keystone-cdp", version: __KEYSTONE_VERSION__ },
     },
