@@ -500,11 +500,11 @@ export class Instance {
 
   // ---- plumbing -------------------------------------------------------------------------
 
-  /** Runs an engine call; on failure reports and returns `fallback`. (`mutates` before
-   * `fallback`: most calls pass only `mutates`, and the minified calls are shorter.) */
-  #run(fn, mutates, fallback) {
-    if (!this.#engine()) return fallback;
-    let out = fallback;
+  /** Runs an engine call; on failure reports and returns `out` (the fallback, replaced by the
+   * call's result when it returns). (`mutates` before `out`: most calls pass only `mutates`, and
+   * the minified calls are shorter.) */
+  #run(fn, mutates, out) {
+    if (!this.#engine()) return out;
     try {
       if (mutates == 1) this.#follow(); // (2: a change that sets the context itself)
       out = fn();
