@@ -146,6 +146,9 @@ function passStrings(...args) {
   // A string is decoded from the bytes the function that reads bytes takes, not from a copy
   // of that function.
   swap(/(function getStringFromWasm0\(ptr, len\) \{)\s*ptr = ptr >>> 0;\s*return decodeText\(getUint8ArrayMemory0\(\)\.subarray\(ptr, ptr \+ len\)\);/, "$1\n    return decodeText(getArrayU8FromWasm0(ptr, len));");
+  // `String.prototype.toLowerCase.call(text)` on the text just decoded (a string): the same
+  // method, called as one.
+  swap(/String\.prototype\.toLowerCase\.call\((getStringFromWasm0\(\w+, \w+\))\)/, "$1.toLowerCase()");
   // The imports are arrow functions (none reads `this` or `arguments`).
   swap(/(\n {8}\w+: )function ?\(((?:arg\d(?:, )?)*)\) \{/g, "$1($2) => {");
   // Lengths and pointers multiplied or divided by 1 (the size of a u8): numbers already.
