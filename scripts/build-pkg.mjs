@@ -149,6 +149,9 @@ function passStrings(...args) {
   // `String.prototype.toLowerCase.call(text)` on the text just decoded (a string): the same
   // method, called as one.
   swap(/String\.prototype\.toLowerCase\.call\((getStringFromWasm0\(\w+, \w+\))\)/, "$1.toLowerCase()");
+  // regexTest reads its case flag as a number already (`+icase`, `icase ? "i" : ""`): the
+  // wasm's 0 or 1 as it comes.
+  swap(/(regexTest\(getStringFromWasm0\(\w+, \w+\), )(\w+) !== 0,/, "$1$2,");
   // The imports are arrow functions (none reads `this` or `arguments`).
   swap(/(\n {8}\w+: )function ?\(((?:arg\d(?:, )?)*)\) \{/g, "$1($2) => {");
   // Lengths and pointers multiplied or divided by 1 (the size of a u8): numbers already.
