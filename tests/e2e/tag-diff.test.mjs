@@ -62,7 +62,10 @@
 //   with the context current then by the ESM entry (after a page() made on `#frag`, its URL);
 // - once Keystone is ready, both runs wait for the Promises of the queued part before the next
 //   call: a definitions URL loaded by a queued call lands among later calls at a moment that
-//   depends on the network (its warnings and events before or after theirs), in either run;
+//   depends on the network (its warnings and events before or after theirs), in either run; for
+//   the same reason a `loadSegments` of a URL made once ready is always awaited (one left in
+//   flight across an awaited `identify` and `flush` landed before or after the next `identify`
+//   event from one run of a seed to the next);
 // - run (a) needs one call (b) does not make to know Keystone is ready: `keystone.init()` without
 //   options once the script is released (it answers with the running instance), unless the
 //   sequence's own `init` is made then.
@@ -195,7 +198,12 @@ function base(r) {
   }
   if (k < 56) return ["reset", [], 0];
   if (k < 62) return ["setConsent", [consent(r)], aw];
-  if (k < 67) return ["loadSegments", [r.pick([DEFS_A, DEFS_B, DEFS_PARTLY, DEFS_A, DEFS_B, DEFS_BAD, DEFS_URL])], aw];
+  if (k < 67) {
+    // A URL made once Keystone is ready is awaited (see the header): it lands when the network
+    // answers, so its warning and `error` event would fall among the later calls' at random.
+    const d = r.pick([DEFS_A, DEFS_B, DEFS_PARTLY, DEFS_A, DEFS_B, DEFS_BAD, DEFS_URL]);
+    return ["loadSegments", [d], aw || d === DEFS_URL];
+  }
   if (k < 75) return ["on", [r.pick(LISTEN), r.int(4)], 0];
   if (k < 79) return ["off", [r.pick(LISTEN), r.int(4)], 0];
   if (k < 85) return ["decide", [r.pick(["hero", "hero", "none"])], 0];
