@@ -114,6 +114,7 @@ function runtime() {
   let nextId = 1;
   let r; // the PRNG
   const own0 = (hidden, display) => ({ hidden, display, prio: "" });
+  const NESTED = "[data-keystone-text],[data-keystone-experience]";
   const nodesText = (nodes, x) => (nodes ? nodes.map((n) => n.textContent).join("") : x.authText);
   const rec = (o) => {
     const x = { id: nextId++, el: null, show: null, hide: null, text: null, track: null, exp: null, tpl: false, own: own0(false, ""), kw: null, mode: "authored", authored: null, replaced: null, textEver: false, templates: [], fallback: null, snap: null, ...o };
@@ -450,7 +451,12 @@ function runtime() {
         if (!x) return "no text to edit";
         const el = x.el;
         const how = r.pick(["textContent", "textContent", "append", "data"]);
-        const s = r.pick(["Hola", "there", x.replaced ?? "there", x.replaced ?? "", "Ada"]);
+        // (Not the text Keystone replaced when that content holds personalized text of its own:
+        // Keystone takes the text as the element shows it when it writes, and one pass may write
+        // the element before or after the elements inside it; the model reads the replaced nodes
+        // afterwards, as the pass left them. The README names no order.)
+        const back = x.authored?.some((n) => n.nodeType == 1 && (n.matches(NESTED) || n.querySelector(NESTED))) ? null : x.replaced;
+        const s = r.pick(["Hola", "there", back ?? "there", back ?? "", "Ada"]);
         if (how == "append") el.append(" more");
         else if (how == "data" && el.firstChild?.nodeType == 3) el.firstChild.data = s;
         else el.textContent = s;
