@@ -266,11 +266,13 @@ async function runSequence(seed, steps) {
         }, t.hidden ? "visible" : "hidden");
         t.hidden = !t.hidden;
         if (t.hidden && freeze) {
-          const cdp = await context.newCDPSession(t.page);
+          // One CDP session per tab, kept while the tab lives: detaching one turns the page's
+          // `navigator.onLine` back to true while the context is still offline (the network
+          // stays cut), and Keystone would send what waits by beacon into the void.
+          const cdp = (t.cdp ||= await context.newCDPSession(t.page));
           await cdp.send("Page.setWebLifecycleState", { state: "frozen" });
           await sleep(300);
           await cdp.send("Page.setWebLifecycleState", { state: "active" });
-          await cdp.detach();
         }
       } else if (k < 84) {
         const f = r.pick([
