@@ -90,6 +90,9 @@ test("without Web Locks (plain http), tabs starting together still agree on one 
     assert.equal(await pages[0].evaluate(() => navigator.locks), undefined);
     const ids = await Promise.all(pages.map((p) => p.evaluate(async () => (await Keystone.init({ autoCapture: false })).anonymousId())));
     assert.equal(new Set(ids).size, 1, "one id: " + ids);
+    // (The tab that held the lease removes it; this tab's view of localStorage hears of that a
+    // moment later, so the keys are read once they settle, within 3 s.)
+    await pages[0].waitForFunction(() => Object.keys(localStorage).length == 1, null, { timeout: 3000 }).catch(() => {});
     const keys = await pages[0].evaluate(() => Object.keys(localStorage).sort());
     assert.deepEqual(keys, ["ks_profile"], "the lease is gone once the id is made");
     for (const p of pages) assert.deepEqual(p.problems, []);
