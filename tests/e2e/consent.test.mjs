@@ -555,16 +555,23 @@ test("cookieDomain: a tab shown right after forget() in another tab, before it h
   await ctx.close();
 });
 
-// A tab's delivery sends what it queued by beacon on `pagehide`, before the write that reads
-// the marker: a tab closed before it heard of a forget() sent the events it held, which the
-// forgetting tab erased from storage (as it drops its own).
-test("forget() in one tab: another tab closed before it heard of it does not send what it had queued (its beacon on pagehide)", async () => {
+/** Two tabs delivering to the collector (nothing sent before a flush or `pagehide`), the second
+ * hearing the other tabs' messages 1 s late. */
+async function deliveringTabs() {
   h.server.collector.reset();
   const ctx = await h.browser.newContext();
   const a = await h.open("/tests/esm.html", { context: ctx });
   const b = await lateListener(ctx, 1000);
   const opts = { autoCapture: false, endpoint: "/v1/batch", writeKey: "demo-key", flushAt: 1000, flushInterval: 60000 };
   for (const p of [a, b]) await p.evaluate(async (o) => (window.ks = await Keystone.init(o)), opts);
+  return { ctx, a, b };
+}
+
+// A tab's delivery sends what it queued by beacon on `pagehide`, before the write that reads
+// the marker: a tab closed before it heard of a forget() sent the events it held, which the
+// forgetting tab erased from storage (as it drops its own).
+test("forget() in one tab: another tab closed before it heard of it does not send what it had queued (its beacon on pagehide)", async () => {
+  const { ctx, a, b } = await deliveringTabs();
   await a.evaluate(() => ks.track("Queued In A"));
   await b.evaluate(() => ks.track("Queued In B"));
   await a.evaluate(() => ks.forget());
@@ -576,12 +583,7 @@ test("forget() in one tab: another tab closed before it heard of it does not sen
 });
 
 test("forget() in one tab: a flush() in another tab that has not heard of it yet sends nothing", async () => {
-  h.server.collector.reset();
-  const ctx = await h.browser.newContext();
-  const a = await h.open("/tests/esm.html", { context: ctx });
-  const b = await lateListener(ctx, 1000);
-  const opts = { autoCapture: false, endpoint: "/v1/batch", writeKey: "demo-key", flushAt: 1000, flushInterval: 60000 };
-  for (const p of [a, b]) await p.evaluate(async (o) => (window.ks = await Keystone.init(o)), opts);
+  const { ctx, a, b } = await deliveringTabs();
   await b.evaluate(() => ks.track("Queued In B"));
   await a.evaluate(() => ks.forget());
   const flushed = await b.evaluate(() => ks.flush().then(() => ({ id: ks.anonymousId(), consent: ks.profile().consent.analytics }), (e) => e.code));
