@@ -27,7 +27,7 @@ const MOUNTS = [
   ["/", join(root, "www")],
 ];
 
-async function serveFile(req, res, url, mounts, strictCsp) {
+async function serveFile(req, res, url, mounts, strictCsp, cacheablePages) {
   for (const [prefix, dir] of mounts) {
     if (!url.pathname.startsWith(prefix)) continue;
     let rel = decodeURIComponent(url.pathname.slice(prefix.length));
@@ -36,7 +36,10 @@ async function serveFile(req, res, url, mounts, strictCsp) {
     try {
       if ((await stat(file)).isDirectory()) file = join(file, "index.html");
       const body = await readFile(file);
-      const headers = { "content-type": TYPES[extname(file)] || "application/octet-stream", "cache-control": "no-store" };
+      const headers = { "content-type": TYPES[extname(file)] || "application/octet-stream" };
+      // no-store alone keeps a page out of the back/forward cache: pages go without it where
+      // they must be able to enter it (as a site's pages would), every other file keeps it.
+      if (!cacheablePages || extname(file) != ".html") headers["cache-control"] = "no-store";
       // Pages can ask for a strict CSP: /tests/csp.html?csp=strict is served with it. No inline
       // script, no eval, no inline style: only same-origin files and wasm compilation.
       if (strictCsp || url.searchParams.get("csp") === "strict") headers["content-security-policy"] = STRICT_CSP;
@@ -54,9 +57,13 @@ async function serveFile(req, res, url, mounts, strictCsp) {
 /**
  * Starts the server; resolves with {url, port, collector, close}. Port 0 picks a free one.
  * `mounts`: extra `[urlPrefix, directory]` pairs, looked up before the standard ones;
- * `strictCsp`: serve every file with the strict CSP (as `?csp=strict` does for one).
+ * `strictCsp`: serve every file with the strict CSP (as `?csp=strict` does for one);
+ * `cacheablePages`: HTML pages without `cache-control: no-store`, so they can enter the
+ * back/forward cache (with no request interception by the test driver to take the header off:
+ * Playwright's holds some keepalive requests of a page being left for good, see README
+ * "Reliability").
  */
-export function startServer({ port = 0, host = "127.0.0.1", collectorLog, mounts = [], strictCsp = false } = {}) {
+export function startServer({ port = 0, host = "127.0.0.1", collectorLog, mounts = [], strictCsp = false, cacheablePages = false } = {}) {
   const all = [...mounts, ...MOUNTS];
   const collector = new Collector({ log: collectorLog });
   const server = createServer((req, res) => {
@@ -66,7 +73,7 @@ export function startServer({ port = 0, host = "127.0.0.1", collectorLog, mounts
       res.writeHead(405);
       return res.end();
     }
-    serveFile(req, res, url, all, strictCsp).catch(() => {
+    serveFile(req, res, url, all, strictCsp, cacheablePages).catch(() => {
       res.writeHead(500);
       res.end();
     });

@@ -8,7 +8,10 @@ import { CHROMIUM_ARGS } from "./harness.mjs";
 
 let server, browser;
 before(async () => {
-  server = await startServer();
+  // Pages without no-store (which alone keeps a page out of the cache), as a site's server would
+  // serve them: served so, not rewritten by a route (a route turns on Playwright's request
+  // interception, which held some keepalive requests of a page being left unsent for good).
+  server = await startServer({ cacheablePages: true });
   browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: CHROMIUM_ARGS, headless: true, ignoreDefaultArgs: ["--disable-back-forward-cache"] });
 });
 after(async () => {
@@ -16,20 +19,12 @@ after(async () => {
   await server?.close();
 });
 
-/** A page of `ctx` that can enter the back/forward cache. The test server says no-store (which
- * alone keeps a page out of the cache), as a site's server would not for these files: that header
- * is taken off the responses `routed` matches. Each `pageshow` sets `window.__restored` to its
- * `persisted` (then `init`, a script of the test's own, is added); `why` is Chromium's reason
- * for the last page it did not restore, `problems` the page's errors. */
-async function cachedPage(ctx, routed = "**/*", init) {
+/** A page of `ctx` that can enter the back/forward cache. Each `pageshow` sets
+ * `window.__restored` to its `persisted` (then `init`, a script of the test's own, is added);
+ * `why` is Chromium's reason for the last page it did not restore, `problems` the page's errors. */
+async function cachedPage(ctx, init) {
   await ctx.addInitScript(() => addEventListener("pageshow", (e) => (window.__restored = e.persisted)));
   if (init) await ctx.addInitScript(init);
-  await ctx.route(routed, async (route) => {
-    const r = await route.fetch();
-    const headers = { ...r.headers() };
-    delete headers["cache-control"];
-    await route.fulfill({ response: r, headers });
-  });
   const page = await ctx.newPage();
   const cdp = await ctx.newCDPSession(page);
   await cdp.send("Page.enable");
@@ -88,7 +83,7 @@ for (const flushOnShow of [false, true]) {
     // A site's own `pageshow` listener that sends at once: the send (which adopts the queues of
     // pages gone) starts before the page has heard what changed while it was in the cache.
     const flush = flushOnShow ? () => addEventListener("pageshow", (e) => e.persisted && window.ks.flush().catch(() => {})) : undefined;
-    const c = await cachedPage(ctx, (u) => !u.pathname.startsWith("/v1/"), flush);
+    const c = await cachedPage(ctx, flush);
     const { page, problems } = c;
     const run = "bf" + Math.random().toString(36).slice(2);
     const options = { endpoint: "/v1/batch", writeKey: "demo-key", autoCapture: false };
@@ -141,7 +136,7 @@ for (const flushOnShow of [false, true]) {
 // in the cache, whose tab lock that takes, is evicted from it: delivery comes first).
 test("with an endpoint, a page left with its events still stored (beacon refused): the page restored by Back delivers them, once", async () => {
   const ctx = await browser.newContext();
-  const { page, problems } = await cachedPage(ctx, (u) => !u.pathname.startsWith("/v1/"));
+  const { page, problems } = await cachedPage(ctx);
   const run = "bfkept" + Math.random().toString(36).slice(2);
   const options = { endpoint: "/v1/batch", writeKey: "demo-key", autoCapture: false };
   const start = async (path, i) => {
