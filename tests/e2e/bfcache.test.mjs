@@ -161,3 +161,50 @@ test("with an endpoint, a page left with its events still stored (beacon refused
   assert.deepEqual(problems, []);
   await ctx.close();
 });
+
+// A batch in flight as the page enters the back/forward cache counts as handed off at `pagehide`
+// (its events leave the stored queue): Chromium carries a keepalive request on while its page sits
+// in the cache, so it reaches the collector though the page is never restored. Each round sends
+// one batch and navigates away at once, to a page without Keystone: in even rounds the collector
+// holds the request 1 s (sent, not yet answered at `pagehide`), in odd rounds `flush()` is
+// called by a timer 0–10 ms after the navigation is asked for (the request not yet sent, or not
+// made at all: then the beacon of `pagehide` carries the events). With a route in the context
+// (Playwright's request interception, as this file once used to take no-store off the pages) the
+// test failed in 2 of 7 runs: a request held unsent for good, the driver's doing, not Chromium's.
+test("with an endpoint, a batch in flight as the page enters the back/forward cache reaches the collector, the page never restored", async () => {
+  const run = "bfgo" + Math.random().toString(36).slice(2);
+  const options = { endpoint: "/v1/batch", writeKey: "demo-key", autoCapture: false, flushAt: 1000, flushInterval: 60000 };
+  const ROUNDS = 12;
+  const hides = [];
+  try {
+    for (let k = 0; k < ROUNDS; k++) {
+      server.collector.setFaults({ delay: k % 2 ? 0 : 1000 });
+      const ctx = await browser.newContext();
+      // Whether the flush was still waiting for its answer when the page was left, and whether it
+      // went into the cache (this script's listener runs before Keystone's).
+      const { page, problems } = await cachedPage(ctx, () => addEventListener("pagehide", (e) => window.ks && localStorage.setItem("hide", JSON.stringify({ persisted: e.persisted, waiting: !!window.__waiting }))));
+      await page.goto(server.url + "/tests/esm.html?first");
+      await page.waitForFunction(() => window.__ksLoaded === true);
+      await page.evaluate(async ({ o, run, k }) => {
+        window.ks = await Keystone.init(o);
+        for (let j = 0; j < 3; j++) ks.track("Back Forward", { run, i: 3 * k + j });
+        await new Promise((r) => setTimeout(r, 300)); // stored (within 250 ms)
+      }, { o: options, run, k });
+      await page.evaluate((d) => {
+        const go = () => ((window.__waiting = 1), ks.flush().then(() => (window.__waiting = 0), () => (window.__waiting = 0)));
+        d < 0 ? go() : setTimeout(go, d);
+      }, k % 2 ? (k >> 1) * 2 : -1);
+      await page.goto(server.url + "/tests/blank.html");
+      hides.push(JSON.parse(await page.evaluate(() => localStorage.getItem("hide"))));
+      assert.equal(hides[k].persisted, true, `round ${k}: the page went into the back/forward cache`);
+      const mine = () => server.collector.events.filter((e) => e.properties?.run === run && e.properties.i >= 3 * k);
+      for (let t0 = Date.now(); Date.now() - t0 < 3000 && mine().length < 3; ) await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(mine().map((e) => e.properties.i).sort((a, b) => a - b), [3 * k, 3 * k + 1, 3 * k + 2], `round ${k}: the batch reached the collector, the page never restored`);
+      assert.deepEqual(problems, []);
+      await ctx.close();
+    }
+  } finally {
+    server.collector.setFaults({ delay: 0 });
+  }
+  assert.ok(hides.filter((x) => x.waiting).length >= ROUNDS / 3, "the batch was in flight at pagehide in a third of the rounds at least: " + JSON.stringify(hides));
+});
