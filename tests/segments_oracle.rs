@@ -287,6 +287,10 @@ struct Birth {
     ring: Vec<usize>,
     /// Events counted from the minute counts (before the ring's first minute), at their minute start.
     counted: Vec<usize>,
+    /// Let go and adopted again (a foreign slot): the events it missed (recorded meanwhile, no
+    /// longer in the ring at the adoption), and those it saw late, with the step it saw them at.
+    missed: Vec<usize>,
+    late: Vec<(usize, usize)>,
 }
 
 #[derive(Clone)]
@@ -322,6 +326,8 @@ struct Oracle {
     scores: Vec<(ScoreDef, String, Birth)>,
     segments: Vec<(String, Cond)>,
     score_keys: HashMap<String, Birth>,
+    /// Nodes let go (foreign states): their birth and the number of events recorded then.
+    gone: HashMap<String, (Birth, usize)>,
 }
 
 fn dur(s: &str) -> f64 {
@@ -392,7 +398,7 @@ impl Oracle {
         let counted = (0..self.events.len())
             .filter(|i| !ring.contains(i) && !self.events[*i].count_dropped && minute(self.events[*i].t) <= first)
             .collect();
-        Birth { step, time, before: self.events.len(), ring, counted }
+        Birth { step, time, before: self.events.len(), ring, counted, missed: Vec::new(), late: Vec::new() }
     }
 
     /// The events a definition born at `b` sees: (time, props, entry step), in the order it saw them.
@@ -407,7 +413,9 @@ impl Oracle {
             out.push((self.events[i].t, &self.events[i].props, b.step, i));
         }
         for (i, e) in self.events.iter().enumerate().skip(b.before) {
-            out.push((e.t, &e.props, e.step, i));
+            if !b.missed.contains(&i) {
+                out.push((e.t, &e.props, b.late.iter().find(|l| l.0 == i).map_or(e.step, |l| l.1), i));
+            }
         }
         out
     }
@@ -479,12 +487,21 @@ impl Oracle {
                     }
                     _ => node,
                 };
-                let birth = keep.get(&key).or_else(|| prev.get(&key)).map(|x| x.1.clone()).unwrap_or_else(|| self.birth(step, time));
+                let birth = keep.get(&key).or_else(|| prev.get(&key)).map(|x| x.1.clone()).or_else(|| self.adopt(&key, step)).unwrap_or_else(|| self.birth(step, time));
                 keep.insert(key.clone(), (node, birth));
                 Cond::Node(key, tests.0, tests.1)
             }
             path => Cond::Score(path.strip_prefix("scores.").unwrap().into(), from_json(v)),
         }
+    }
+
+    /// A node let go earlier (kept as a foreign state) and loaded again at `step`: the ring's
+    /// events since complete it (those that left the ring meanwhile are missed).
+    fn adopt(&mut self, key: &str, step: usize) -> Option<Birth> {
+        let (mut b, rel) = self.gone.remove(key)?;
+        b.missed.extend((rel..self.events.len()).filter(|i| !self.ring.contains(i)));
+        b.late.extend((rel..self.events.len()).map(|i| (i, step)));
+        Some(b)
     }
 
     /// Loads definitions; returns the ids expected in `loaded`.
@@ -506,6 +523,12 @@ impl Oracle {
             }
             loaded.push(id.clone());
             self.segments.push((id, c));
+        }
+        // What is no longer held is kept (foreign) with the number of events it saw.
+        for (k, (_, b)) in prev {
+            if !keep.contains_key(&k) {
+                self.gone.insert(k, (b, self.events.len()));
+            }
         }
         self.nodes = keep;
         let prev_scores = std::mem::take(&mut self.score_keys);
@@ -760,7 +783,7 @@ fn run(seed: u64, steps: usize) -> Result<(u64, u64), String> {
     let mut log: Vec<String> = vec![format!("seed {seed}, retention {ret_text}")];
     let mut now = T0 + g.r.below(HOUR as u64) as f64;
     let mut ks = Keystone::new(opts.clone(), NativeHost::boxed(seed), None, now);
-    let mut o = Oracle { retention, events: Vec::new(), times: Vec::new(), ring: Vec::new(), nodes: HashMap::new(), scores: Vec::new(), segments: Vec::new(), score_keys: HashMap::new() };
+    let mut o = Oracle { retention, events: Vec::new(), times: Vec::new(), ring: Vec::new(), nodes: HashMap::new(), scores: Vec::new(), segments: Vec::new(), score_keys: HashMap::new(), gone: HashMap::new() };
     let mut defs = pick(&mut g);
     let mut stored: Option<Value> = None;
     let (mut checked, mut skipped) = (0u64, 0u64);

@@ -88,13 +88,31 @@ pub struct Node {
 }
 
 /// Behavioural state of one profile: per node and per score, keyed by fingerprint.
+///
+/// The node states of the loaded definitions come first, in their order (held); after them, those
+/// of nodes this tab does not hold (foreign: another tab's definitions, or earlier ones, kept for
+/// the tabs that hold them), each up to date at the `w`-th event. A tab that loads the node
+/// again adopts its state and applies to it the ring's events after that one (recorded by tabs
+/// that did not hold it). A stored state is read as foreign: the definitions loaded next adopt
+/// it, with the events recorded since it was read. Score states are not kept for other tabs: a
+/// load without them drops them.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct State {
     /// Node states.
     pub nodes: Vec<Slot>,
     /// Score states.
     pub scores: Vec<ScoreSlot>,
+    /// Events applied to this profile, counted from an arbitrary start (a stored state is read at
+    /// 1e15): the ring's last event is the `n`-th.
+    pub n: f64,
 }
+
+/// The most foreign node states a stored state keeps when read (the first ones).
+pub const FOREIGN_MAX: usize = 128;
+
+/// A foreign node state that missed more events than this (a heavy visitor's retention) is
+/// dropped when read: no tab has held it for that long.
+pub const FOREIGN_MISSED_MAX: f64 = 10_000.0;
 
 /// The state of one node.
 #[derive(Clone, Debug, PartialEq)]
@@ -103,6 +121,8 @@ pub struct Slot {
     pub key: u64,
     /// Its state.
     pub st: NodeState,
+    /// Held: -1; foreign: the event count [`State::n`] it is up to date at.
+    pub w: f64,
 }
 
 /// Per-node state.
@@ -388,21 +408,40 @@ fn see(list: &mut Vec<(String, f64)>, key: &str, ts: f64) {
 }
 
 /// Brings `state` in line with the compiled `nodes` and `scores` (same order, same keys): states
-/// of unchanged definitions are kept, new ones are built by replaying `ring` (the recent events,
-/// oldest first), states of definitions no longer loaded are dropped.
+/// of unchanged definitions are kept, foreign ones adopted (brought up to date from `ring`, the
+/// recent events, oldest first), new ones built by replaying `ring`; the states of definitions
+/// no longer loaded become foreign (see [`State`]).
 pub fn align(state: &mut State, nodes: &[Node], scores: &[ScoreDef], ring: &[RecentEvent], events: &[EventStats], cx: &Ctx) {
+    let n = state.n;
     let mut old = ::core::mem::take(&mut state.nodes);
+    // To fill: (index, 0) for a new slot (from the minute counts and the ring), (index, j + 1)
+    // for an adopted foreign one, up to date at its `w`-th event: from ring event `j` on.
     let mut new_nodes = Vec::new();
-    for (i, n) in nodes.iter().enumerate() {
-        let slot = match old.iter().position(|s| s.key == n.key) {
-            Some(j) => old.swap_remove(j),
+    for (i, d) in nodes.iter().enumerate() {
+        let slot = match old.iter().position(|s| s.key == d.key) {
+            Some(j) => {
+                let mut s = old.swap_remove(j);
+                // Adopted: the events it missed, if any, from the ring.
+                if s.w >= 0.0 && s.w < n {
+                    new_nodes.push((i, ring.len().saturating_sub((n - s.w) as usize) + 1));
+                }
+                s.w = -1.0;
+                s
+            }
             None => {
-                new_nodes.push(i);
-                Slot { key: n.key, st: n.fresh() }
+                new_nodes.push((i, 0));
+                Slot { key: d.key, st: d.fresh(), w: -1.0 }
             }
         };
         state.nodes.push(slot);
     }
+    // What is no longer held is kept for the tabs that hold it (`decode` bounds it).
+    for s in old.iter_mut() {
+        if s.w < 0.0 {
+            s.w = n;
+        }
+    }
+    state.nodes.append(&mut old);
     let mut old = ::core::mem::take(&mut state.scores);
     let mut new_scores = Vec::new();
     for (i, d) in scores.iter().enumerate() {
@@ -430,8 +469,8 @@ pub fn align(state: &mut State, nodes: &[Node], scores: &[ScoreDef], ring: &[Rec
                 break;
             }
             let k = if ts < start { k } else { k.saturating_sub(ring.iter().filter(|r| r.ts < start + MINUTE && r.name == e.name).count() as u32) };
-            for &i in &new_nodes {
-                if let (Some(n @ Node { spec: Spec::Performed(Performed { event, filter: None, agg: Agg::Count, .. }), .. }), Some(slot)) = (nodes.get(i), state.nodes.get_mut(i)) {
+            for &(i, f) in &new_nodes {
+                if let (0, Some(n @ Node { spec: Spec::Performed(Performed { event, filter: None, agg: Agg::Count, .. }), .. }), Some(slot)) = (f, nodes.get(i), state.nodes.get_mut(i)) {
                     for _ in 0..if *event == e.name { k } else { 0 } {
                         n.update(&mut slot.st, &e.name, ts, &Value::Null, cx);
                     }
@@ -448,10 +487,10 @@ pub fn align(state: &mut State, nodes: &[Node], scores: &[ScoreDef], ring: &[Rec
             }
         }
     }
-    for r in ring {
+    for (j, r) in ring.iter().enumerate() {
         let props = Value::Obj(r.props.clone());
-        for &i in &new_nodes {
-            if let (Some(n), Some(slot)) = (nodes.get(i), state.nodes.get_mut(i)) {
+        for &(i, f) in &new_nodes {
+            if let (true, Some(n), Some(slot)) = (j >= f.saturating_sub(1), nodes.get(i), state.nodes.get_mut(i)) {
                 n.update(&mut slot.st, &r.name, r.ts, &props, cx);
             }
         }
@@ -463,25 +502,34 @@ pub fn align(state: &mut State, nodes: &[Node], scores: &[ScoreDef], ring: &[Rec
     }
 }
 
-/// Whether `state` already matches the compiled definitions.
+/// Whether `state` already matches the compiled definitions (held slots in their order, then
+/// foreign ones only).
 pub fn is_aligned(state: &State, nodes: &[Node], scores: &[ScoreDef]) -> bool {
-    state.nodes.len() == nodes.len()
+    state.nodes.len() >= nodes.len()
+        && state.nodes.iter().enumerate().all(|(i, s)| nodes.get(i).map_or(s.w >= 0.0, |n| s.key == n.key && s.w < 0.0))
         && state.scores.len() == scores.len()
-        && state.nodes.iter().zip(nodes).all(|(s, n)| s.key == n.key)
         && state.scores.iter().zip(scores).all(|(s, d)| s.key == d.key)
 }
 
 /// Merges `other` into `into` (two profiles of one person): counts and sums add, windows keep
 /// the union, sequences keep the latest matches, scores add after decaying to a common time.
 /// Commutative: `merge(a, b)` and `merge(b, a)` give equal states (up to slot order).
+/// All node states come out foreign, up to date at the merge (the aligning that follows adopts
+/// those loaded): what a foreign one missed before is told by its own profile's event count,
+/// which the merged ring does not follow, so those events are not applied to it.
 pub fn merge(into: &mut State, other: State, half_life_of: &dyn Fn(u64) -> Option<f64>) {
+    let n = into.n;
+    for s in into.nodes.iter_mut() {
+        s.w = n;
+    }
     // `other` is moved in: its slots are taken, not cloned (in place: a consuming loop linked
     // an `IntoIter` of its own).
     let mut nodes = other.nodes;
     for o in nodes.iter_mut() {
+        o.w = n;
         match into.nodes.iter_mut().find(|s| s.key == o.key) {
             Some(s) => merge_node(&mut s.st, &o.st),
-            None => into.nodes.push(::core::mem::replace(o, Slot { key: 0, st: NodeState::Seq(SeqState::default()) })),
+            None => into.nodes.push(::core::mem::replace(o, Slot { key: 0, st: NodeState::Seq(SeqState::default()), w: -1.0 })),
         }
     }
     for o in &other.scores {
@@ -541,7 +589,8 @@ fn num_arr(out: &mut Vec<Value>, xs: &[f64]) {
 }
 
 /// The stored form of a [`State`] (part of the stored profile): per node
-/// `[key, k, max, recent, buckets, ext, distinct]` or `[key, partial, done]`, then scores flat.
+/// `[key, k, max, recent, buckets, ext, distinct]` or `[key, partial, done]`, a foreign one with
+/// the number of events it missed after those (`n - w`); then scores flat.
 pub fn encode(s: &State) -> Value {
     let mut nodes = Vec::with_capacity(s.nodes.len());
     for slot in &s.nodes {
@@ -573,6 +622,9 @@ pub fn encode(s: &State) -> Value {
                 a.push(Value::Num(q.done));
             }
         }
+        if slot.w >= 0.0 {
+            a.push(Value::Num(s.n - slot.w));
+        }
         nodes.push(Value::Arr(a));
     }
     let mut flat = Vec::with_capacity(s.scores.len() * 3);
@@ -598,11 +650,15 @@ fn nums(v: &Value) -> Vec<f64> {
 
 /// Decodes a stored [`State`]; anything unreadable is dropped (it is rebuilt from the ring).
 pub fn decode(v: Option<&Value>) -> State {
-    let mut s = State::default();
+    // The event count starts high enough for every foreign slot's mark to stay positive.
+    let mut s = State { n: 1e15, ..State::default() };
     let Some([Value::Arr(nodes), scores]) = v.and_then(Value::as_arr).map(|a| a.as_slice()) else { return s };
+    // Foreign states: at most `FOREIGN_MAX`, none that missed more than `FOREIGN_MISSED_MAX`.
+    let mut foreign = 0;
     for n in nodes {
-        let st = match n.as_arr().map(|a| a.as_slice()) {
-            Some([Value::Num(_), Value::Num(k), Value::Bool(max), recent, buckets, ext, Value::Arr(distinct)]) => {
+        let a = n.as_arr().map_or(&[][..], |a| a.as_slice());
+        let st = match a {
+            [Value::Num(_), Value::Num(k), Value::Bool(max), recent, buckets, ext, Value::Arr(distinct), ..] => {
                 let mut p = PerfState { k: *k as u32, max: *max, recent: nums(recent), ..Default::default() };
                 for c in nums(buckets).chunks_exact(3) {
                     if let [m, n, x] = c {
@@ -623,11 +679,16 @@ pub fn decode(v: Option<&Value>) -> State {
                 }
                 NodeState::Perf(p)
             }
-            Some([Value::Num(_), partial, Value::Num(done)]) => NodeState::Seq(SeqState { partial: nums(partial), done: *done }),
+            [Value::Num(_), partial @ Value::Arr(_), Value::Num(done), ..] => NodeState::Seq(SeqState { partial: nums(partial), done: *done }),
             _ => continue,
         };
-        if let Some(Value::Num(key)) = n.as_arr().and_then(|a| a.first()) {
-            s.nodes.push(Slot { key: *key as u64, st });
+        let missed = a.get(7).or(a.get(3)).and_then(Value::as_num);
+        foreign += missed.is_some() as usize;
+        if let (Some(Value::Num(key)), true) = (a.first(), foreign <= FOREIGN_MAX && missed.unwrap_or(0.0) <= FOREIGN_MISSED_MAX) {
+            // Read as foreign (the definitions loaded next adopt it), up to date but for the
+            // events it missed: a foreign state's number follows it, 8th of a `$performed`, 4th
+            // of a `$sequence` (the 4th of a `$performed` is an array).
+            s.nodes.push(Slot { key: *key as u64, st, w: s.n - missed.unwrap_or(0.0) });
         }
     }
     for c in nums(scores).chunks_exact(3) {

@@ -790,11 +790,11 @@ impl Keystone {
         }
         let experiences = experience::parse(doc, &ids, self.opts.retention, &mut report)?;
         // Definitions without behaviour do not align the state (`segment::prepare` leaves it for
-        // the first load): drop it here, or a definition loaded again later would resume from
-        // a state that missed the events in between instead of being back-filled.
+        // the first load): let it go here (node states kept as foreign, scores dropped), or a
+        // definition loaded again later would resume from a state that missed the events in between.
         #[cfg(feature = "segments")]
         if defs.nodes.is_empty() && defs.scores.is_empty() {
-            self.profile.behaviour = Default::default();
+            crate::core::behaviour::align(&mut self.profile.behaviour, &[], &[], &[], &[], &crate::core::condition::Ctx { groups: None, host: self.host.as_ref() });
         }
         self.defs = defs;
         self.hits = None;

@@ -491,8 +491,8 @@ fn ctx<'a>(defs: &'a Definitions, host: &'a dyn Host) -> Ctx<'a> {
     Ctx { groups: Some(&defs.groups), host }
 }
 
-/// Aligns the profile's behavioural state with the definitions (back-filling new nodes and
-/// scores from the recent ring).
+/// Aligns the profile's behavioural state with the definitions (adopting foreign node states,
+/// back-filling new nodes and scores from the recent ring).
 /// Without definitions (before the first load) the stored state is left as it is.
 pub fn prepare(defs: &Definitions, profile: &mut Profile, host: &dyn Host) {
     if (defs.nodes.is_empty() && defs.scores.is_empty()) || behaviour::is_aligned(&profile.behaviour, &defs.nodes, &defs.scores) {
@@ -527,6 +527,8 @@ pub fn on_event(defs: &Definitions, profile: &mut Profile, name: &str, ts: f64, 
     prepare(defs, profile, host);
     let cx = ctx(defs, host);
     let state = &mut profile.behaviour;
+    // The event enters the ring next, as its `n`-th.
+    state.n += 1.0;
     for (n, slot) in defs.nodes.iter().zip(state.nodes.iter_mut()) {
         if n.listens(name) {
             n.update(&mut slot.st, name, ts, props, &cx);

@@ -1,0 +1,244 @@
+#![cfg(not(target_arch = "wasm32"))]
+//! Tabs (or loads) holding different definitions share one behavioural state: the state of
+//! definitions a tab does not hold is kept for the tabs that do (foreign slots), with the number
+//! of events it saw, and a tab that holds it again adopts it and applies the recent ring's events
+//! since. Two tabs over one storage slot, as in `profile.rs`: `write` and `rebase` are what the
+//! browser layer calls at a write and at another tab's `storage` event (a write is given `None`
+//! while storage still holds what the tab last read or wrote, as the browser layer does).
+mod common;
+
+use common::{json, NativeHost};
+use keystone::core::behaviour::{self, FOREIGN_MAX, FOREIGN_MISSED_MAX};
+use keystone::core::codec;
+use keystone::core::keystone::{Keystone, Options};
+use keystone::core::value::{Map, Value};
+
+const T0: f64 = 1_764_403_200_000.0;
+
+fn ks(seed: u64, stored: Option<&Value>, now: f64) -> Keystone {
+    Keystone::new(Options::default(), NativeHost::boxed(seed), stored, now)
+}
+
+fn ticks(k: &mut Keystone, t: &mut f64, n: usize) {
+    for i in 0..n {
+        *t += 1000.0;
+        k.track(*t, "Tick", Map::new().with("i", i as f64)).unwrap();
+    }
+}
+
+/// The behavioural state as stored.
+fn state(k: &mut Keystone) -> behaviour::State {
+    codec::decode(&k.take_dirty().unwrap()).0.unwrap().behaviour
+}
+
+const FUNNEL: &str = r#"{"version":1,"segments":[{"id":"funnel","condition":{"$sequence":{"steps":[{"event":"A"},{"event":"B"}]}}}]}"#;
+
+/// Tab `a` completes a `$sequence`, then 210 more events push it out of the ring; tab `b` loads
+/// `other` (and tracks `b_events`), writes; `a` hears of that write and still holds the sequence.
+fn sequence_survives(other: &str, b_events: &[&str]) {
+    let mut t = T0;
+    let mut a = ks(1, None, t);
+    a.load_definitions(&json(FUNNEL), t).unwrap();
+    a.track(t + 1.0, "A", Map::new()).unwrap();
+    a.track(t + 2.0, "B", Map::new()).unwrap();
+    ticks(&mut a, &mut t, 210);
+    assert_eq!(a.segments(), &["funnel".to_string()]);
+    let sa = a.write(None, t).unwrap();
+    let mut b = ks(2, Some(&sa), t);
+    b.load_definitions(&json(other), t).unwrap();
+    for e in b_events {
+        t += 1000.0;
+        b.track(t, e, Map::new()).unwrap();
+    }
+    let sb = b.write(None, t).unwrap();
+    assert!(a.rebase(&sb, t + 1.0));
+    assert_eq!(a.segments(), &["funnel".to_string()], "after {other}");
+    // And back: `a` writes, `b` adopts that, writes again; `a` still holds it.
+    a.track(t + 2.0, "Tick", Map::new()).unwrap();
+    let sa2 = a.write(None, t + 3.0).unwrap();
+    assert!(b.rebase(&sa2, t + 4.0));
+    b.track(t + 5.0, "Other", Map::new()).unwrap();
+    let sb2 = b.write(None, t + 6.0).unwrap();
+    assert!(a.rebase(&sb2, t + 7.0));
+    assert_eq!(a.segments(), &["funnel".to_string()]);
+}
+
+#[test]
+fn a_tab_without_behaviour_does_not_take_a_completed_sequence_from_another() {
+    sequence_survives(r#"{"version":1,"segments":[{"id":"pro","condition":{"traits.plan":"pro"}}]}"#, &[]);
+}
+
+#[test]
+fn a_tab_with_other_behaviour_does_not_take_a_completed_sequence_from_another() {
+    sequence_survives(r#"{"version":1,"segments":[{"id":"viewers","condition":{"$performed":{"event":"Viewed"}}}]}"#, &["Other"]);
+}
+
+/// The events another tab recorded while it did not hold a definition are applied when this
+/// tab adopts the state again, once each (a `where` count, which the minute counts cannot
+/// rebuild, of exactly 2).
+#[test]
+fn an_adopted_state_gets_the_events_other_tabs_recorded_meanwhile_once() {
+    let defs = r#"{"version":1,"segments":[{"id":"two","condition":{"$performed":{"event":"Buy","where":{"ok":true},"count":{"$eq":2}}}}]}"#;
+    let ok = || Map::new().with("ok", true);
+    let mut t = T0;
+    let mut a = ks(1, None, t);
+    a.load_definitions(&json(defs), t).unwrap();
+    a.track(t, "Buy", ok()).unwrap();
+    ticks(&mut a, &mut t, 250); // out of the ring
+    let sa = a.write(None, t).unwrap();
+    let mut b = ks(2, Some(&sa), t);
+    b.load_definitions(&json(r#"{"version":1,"segments":[{"id":"v","condition":{"$performed":{"event":"Viewed"}}}]}"#), t).unwrap();
+    t += 1000.0;
+    b.track(t, "Buy", ok()).unwrap();
+    let sb = b.write(None, t).unwrap();
+    assert!(a.rebase(&sb, t + 1.0));
+    assert_eq!(a.segments(), &["two".to_string()], "a's Buy (kept) and b's (from the ring)");
+    // Round trips through storage apply nothing twice.
+    a.track(t + 2.0, "Tick", Map::new()).unwrap();
+    let sa2 = a.write(None, t + 2.0).unwrap();
+    assert!(b.rebase(&sa2, t + 3.0));
+    b.track(t + 4.0, "Tick", Map::new()).unwrap();
+    let sb2 = b.write(None, t + 5.0).unwrap();
+    assert!(a.rebase(&sb2, t + 6.0));
+    assert_eq!(a.segments(), &["two".to_string()]);
+    // A reload of `a` (the stored state, then the same definitions) too.
+    let sa3 = a.write(None, t + 7.0).unwrap_or(sb2);
+    let mut a2 = ks(3, Some(&sa3), t + 8.0);
+    a2.load_definitions(&json(defs), t + 8.0).unwrap();
+    assert_eq!(a2.segments(), &["two".to_string()]);
+}
+
+/// A load of part of the definitions lets the others go: loaded again, they get the events
+/// recorded meanwhile (the kept ones first in the same order: they stay held).
+#[test]
+fn a_load_of_part_of_the_definitions_lets_the_others_go() {
+    let all = r#"{"version":1,"segments":[{"id":"a","condition":{"$performed":{"event":"A"}}},{"id":"two","condition":{"$performed":{"event":"Buy","where":{"ok":true},"count":{"$eq":2}}}}]}"#;
+    let mut k = ks(1, None, T0);
+    k.load_definitions(&json(all), T0).unwrap();
+    k.track(T0 + 1.0, "Buy", Map::new().with("ok", true)).unwrap();
+    k.load_definitions(&json(r#"{"version":1,"segments":[{"id":"a","condition":{"$performed":{"event":"A"}}}]}"#), T0 + 2.0).unwrap();
+    k.track(T0 + 3.0, "Buy", Map::new().with("ok", true)).unwrap();
+    k.load_definitions(&json(all), T0 + 4.0).unwrap();
+    assert_eq!(k.segments(), &["two".to_string()]);
+}
+
+/// Events recorded before the definitions load (a definitions URL still in flight) reach the
+/// stored state of those definitions once they load.
+#[test]
+fn events_before_the_first_load_reach_the_stored_state() {
+    let defs = r#"{"version":1,"segments":[{"id":"two","condition":{"$performed":{"event":"Buy","where":{"ok":true},"count":{"$eq":2}}}}]}"#;
+    let mut a = ks(1, None, T0);
+    a.load_definitions(&json(defs), T0).unwrap();
+    a.track(T0 + 1.0, "Buy", Map::new().with("ok", true)).unwrap();
+    let sa = a.write(None, T0 + 2.0).unwrap();
+    let mut a2 = ks(2, Some(&sa), T0 + 3.0);
+    a2.track(T0 + 4.0, "Buy", Map::new().with("ok", true)).unwrap();
+    a2.load_definitions(&json(defs), T0 + 5.0).unwrap();
+    assert_eq!(a2.segments(), &["two".to_string()]);
+}
+
+fn defs_of(prefix: &str, n: usize) -> Value {
+    let segs: Vec<String> = (0..n).map(|i| format!(r#"{{"id":"{prefix}{i}","condition":{{"$performed":{{"event":"{prefix}{i}"}}}}}}"#)).collect();
+    json(&format!(r#"{{"version":1,"segments":[{}],"scores":[]}}"#, segs.join(",")))
+}
+
+/// The stored node states: `None` for a held one, the number of events it missed for a foreign
+/// one (which the stored form follows with that number).
+fn stored_nodes(k: &mut Keystone) -> Vec<Option<f64>> {
+    nodes_of(&k.take_dirty().unwrap())
+}
+
+fn nodes_of(stored: &Value) -> Vec<Option<f64>> {
+    let seg = stored.get("seg").and_then(Value::as_arr).unwrap();
+    let nodes = seg[0].as_arr().unwrap();
+    nodes.iter().map(|n| n.as_arr().unwrap()).map(|a| if a.len() == 8 || a.len() == 4 { a.last().and_then(Value::as_num) } else { None }).collect()
+}
+
+/// Definitions changing over deploys do not grow the stored state without bound: a stored state
+/// read keeps at most `FOREIGN_MAX` foreign node states (the first: here those let go last), and
+/// none that missed more than `FOREIGN_MISSED_MAX` events.
+#[test]
+fn foreign_states_are_bounded() {
+    let mut k = ks(1, None, T0);
+    k.load_definitions(&defs_of("e", 10), T0).unwrap();
+    k.track(T0 + 1.0, "X", Map::new()).unwrap();
+    k.load_definitions(&defs_of("f", FOREIGN_MAX + 2), T0 + 2.0).unwrap();
+    k.track(T0 + 3.0, "X", Map::new()).unwrap();
+    let s = stored_nodes(&mut k);
+    assert_eq!(s.len(), FOREIGN_MAX + 12);
+    assert!(s[..FOREIGN_MAX + 2].iter().all(Option::is_none), "held first");
+    assert!(s[FOREIGN_MAX + 2..].iter().all(|x| *x == Some(1.0)), "the e states missed one event");
+    k.load_definitions(&json(r#"{"version":1,"segments":[]}"#), T0 + 4.0).unwrap();
+    let stored = k.take_dirty().unwrap();
+    let s = nodes_of(&stored);
+    assert_eq!(s.len(), FOREIGN_MAX + 12, "written as they are");
+    assert!(s[..FOREIGN_MAX + 2].iter().all(|x| *x == Some(0.0)) && s[FOREIGN_MAX + 2..].iter().all(|x| *x == Some(1.0)), "the f states first");
+    // Read back, the first FOREIGN_MAX are kept: f states only, let go last.
+    let read = codec::decode(&stored).0.unwrap().behaviour;
+    assert_eq!(read.nodes.len(), FOREIGN_MAX);
+    assert!(read.nodes.iter().all(|x| x.w == read.n));
+    let missed = behaviour::decode(Some(&json("[[[7,[-1],-1,10001],[8,[-1],-1,10000],[9,[-1],-1]],[]]")));
+    assert_eq!(missed.nodes.iter().map(|x| x.key).collect::<Vec<_>>(), [8, 9]);
+    assert_eq!(FOREIGN_MISSED_MAX, 10_000.0);
+}
+
+/// The stored form: a foreign state is followed by the number of events it missed; a state
+/// stored by an earlier build (no foreign states) reads as before.
+#[test]
+fn foreign_states_round_trip_and_older_stored_states_read() {
+    let mut k = ks(1, None, T0);
+    k.load_definitions(&json(FUNNEL), T0).unwrap();
+    k.load_definitions(&json(r#"{"version":1,"segments":[{"id":"x","condition":{"$performed":{"event":"B","where":{"ok":true}}}}]}"#), T0 + 1.0).unwrap();
+    k.track(T0 + 2.0, "A", Map::new()).unwrap();
+    k.track(T0 + 3.0, "A", Map::new()).unwrap();
+    let profile = k.take_dirty().unwrap();
+    assert_eq!(nodes_of(&profile), [None, Some(2.0)], "[x: 7 items, funnel: [key, partial, done, 2]]");
+    // A stored state read back is foreign until definitions load (then adopted): written before
+    // that, each is followed by what it missed, 0 here.
+    let stored = behaviour::encode(&codec::decode(&profile).0.unwrap().behaviour);
+    let nodes = stored.as_arr().unwrap()[0].as_arr().unwrap();
+    assert_eq!(nodes.iter().map(|n| n.as_arr().unwrap().last().cloned().unwrap()).collect::<Vec<_>>(), [Value::Num(0.0), Value::Num(2.0)]);
+    assert_eq!(behaviour::encode(&behaviour::decode(Some(&stored))), stored);
+    // A state stored by an earlier build.
+    let old = json("[[[7,[-1],-1],[8,0,false,[],[1,2,3],[],[]]],[9,1,2]]");
+    let d = behaviour::decode(Some(&old));
+    assert_eq!((d.nodes.len(), d.scores.len()), (2, 1));
+    assert_eq!(behaviour::encode(&d), json("[[[7,[-1],-1,0],[8,0,false,[],[1,2,3],[],[],0]],[9,1,2]]"));
+}
+
+/// An identity merge: all node states come out foreign, up to date at the merge (the aligning
+/// that follows adopts those loaded); a foreign state is not dropped.
+#[test]
+fn a_merge_keeps_foreign_states() {
+    let mk = |seed: u64| {
+        let mut k = ks(seed, None, T0);
+        k.load_definitions(&json(FUNNEL), T0).unwrap();
+        k.track(T0 + 1.0, "A", Map::new()).unwrap();
+        k.track(T0 + 2.0, "B", Map::new()).unwrap();
+        k.load_definitions(&defs_of("e", 2), T0 + 3.0).unwrap();
+        k.track(T0 + 4.0, "X", Map::new()).unwrap();
+        state(&mut k)
+    };
+    let mut a = mk(1);
+    let b = mk(2);
+    assert_eq!((a.nodes.len(), b.nodes.len()), (3, 3));
+    behaviour::merge(&mut a, b, &|_| None);
+    assert_eq!(a.nodes.len(), 3);
+    assert!(a.nodes.iter().all(|x| x.w == a.n), "foreign, up to date at the merge");
+    // Through a login: the funnel was completed by the known person, set aside at logout while
+    // other definitions were loaded; the anonymous visitor logs in again (the two profiles
+    // merge) and the funnel's definitions load again: it is still completed.
+    let mut k = ks(3, None, T0);
+    k.load_definitions(&json(FUNNEL), T0).unwrap();
+    k.identify(T0 + 1.0, "ada@example.com", Map::new(), &Value::Null).unwrap();
+    k.track(T0 + 2.0, "A", Map::new()).unwrap();
+    k.track(T0 + 3.0, "B", Map::new()).unwrap();
+    k.load_definitions(&defs_of("e", 2), T0 + 4.0).unwrap();
+    let mut t = T0 + 4.0;
+    ticks(&mut k, &mut t, 210);
+    k.reset(t + 1.0);
+    k.track(t + 2.0, "X", Map::new()).unwrap();
+    k.identify(t + 3.0, "ada@example.com", Map::new(), &Value::Null).unwrap();
+    k.load_definitions(&json(FUNNEL), t + 4.0).unwrap();
+    assert_eq!(k.segments(), &["funnel".to_string()]);
+}
