@@ -1,7 +1,5 @@
 // Checks written while reviewing the declarative rendering (a display the page sets, variants
-// rendered while the body streams in) and the behavioural state shared by tabs. Tests marked
-// `todo` expose a known defect, described in the README: they fail (reported as todo, not
-// failing the run) until it is fixed.
+// rendered while the body streams in) and the behavioural state shared by tabs.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { setup, streamPage } from "./harness.mjs";
@@ -113,10 +111,11 @@ fetch("/go");
 
 // Tab A's definitions have a `$sequence` the visitor completed, since pushed out of the recent
 // ring (200 events) by later events. Tab B, another page of the site, loads definitions without
-// behaviour: since 3d1a4f8 that drops the behavioural state, and since e370161 B stores that at
-// once. Tab A rebases onto the stored profile, its state is back-filled from the ring, which no
-// longer holds the sequence: the visitor leaves A's segment with no event or time in A.
-test("tabs: another tab loading definitions without behaviour does not take a completed sequence from this tab", { todo: "known defect since 3d1a4f8: a load without behaviour drops the shared behavioural state" }, async () => {
+// behaviour and stores the profile at once. Tab A rebases onto the stored profile: the state of
+// its `$sequence` was kept there for it (foreign to B), so the visitor stays in A's segment. (It
+// was dropped by B's load, and A's state back-filled from the ring, which no longer holds the
+// sequence: the visitor left A's segment with no event or time in A.)
+test("tabs: another tab loading definitions without behaviour does not take a completed sequence from this tab", async () => {
   const ctx = await h.browser.newContext();
   const [a, b] = await Promise.all([h.open("/tests/esm.html", { context: ctx }), h.open("/tests/esm.html", { context: ctx })]);
   const seqDefs = { version: 1, segments: [{ id: "funnel", condition: { $sequence: { steps: [{ event: "A" }, { event: "B" }] } } }] };
@@ -140,9 +139,9 @@ test("tabs: another tab loading definitions without behaviour does not take a co
 });
 
 // The same with behaviour in the other tab's definitions (different ones) and one event there:
-// this one is older than the drop at a load without behaviour (it fails with the package built
-// before it too). The tabs share one behavioural state, aligned to the last writer's definitions.
-test("tabs: another tab with other behavioural definitions does not take a completed sequence from this tab", { todo: "known defect, older: the behavioural state is aligned to the last writing tab's definitions" }, async () => {
+// the stored behavioural state keeps the states of both tabs' definitions (each the other's
+// foreign), where it was aligned to the last writer's definitions alone.
+test("tabs: another tab with other behavioural definitions does not take a completed sequence from this tab", async () => {
   const ctx = await h.browser.newContext();
   const [a, b] = await Promise.all([h.open("/tests/esm.html", { context: ctx }), h.open("/tests/esm.html", { context: ctx })]);
   const seqDefs = { version: 1, segments: [{ id: "funnel", condition: { $sequence: { steps: [{ event: "A" }, { event: "B" }] } } }] };
