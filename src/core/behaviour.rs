@@ -505,8 +505,16 @@ pub fn align(state: &mut State, nodes: &[Node], scores: &[ScoreDef], ring: &[Rec
 /// Whether `state` already matches the compiled definitions (held slots in their order, then
 /// foreign ones only).
 pub fn is_aligned(state: &State, nodes: &[Node], scores: &[ScoreDef]) -> bool {
-    state.nodes.len() >= nodes.len()
-        && state.nodes.iter().enumerate().all(|(i, s)| nodes.get(i).map_or(s.w >= 0.0, |n| s.key == n.key && s.w < 0.0))
+    // One plain loop: slot `i` is held exactly when a definition `i` exists, with its key.
+    let mut i = 0;
+    for s in &state.nodes {
+        let d = nodes.get(i);
+        if (s.w < 0.0) != d.is_some() || d.is_some_and(|d| d.key != s.key) {
+            return false;
+        }
+        i += 1;
+    }
+    i >= nodes.len()
         && state.scores.len() == scores.len()
         && state.scores.iter().zip(scores).all(|(s, d)| s.key == d.key)
 }
