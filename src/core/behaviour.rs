@@ -526,19 +526,18 @@ pub fn is_aligned(state: &State, nodes: &[Node], scores: &[ScoreDef]) -> bool {
 /// those loaded): what a foreign one missed before is told by its own profile's event count,
 /// which the merged ring does not follow, so those events are not applied to it.
 pub fn merge(into: &mut State, other: State, half_life_of: &dyn Fn(u64) -> Option<f64>) {
-    let n = into.n;
-    for s in into.nodes.iter_mut() {
-        s.w = n;
-    }
     // `other` is moved in: its slots are taken, not cloned (in place: a consuming loop linked
     // an `IntoIter` of its own).
     let mut nodes = other.nodes;
     for o in nodes.iter_mut() {
-        o.w = n;
         match into.nodes.iter_mut().find(|s| s.key == o.key) {
             Some(s) => merge_node(&mut s.st, &o.st),
             None => into.nodes.push(::core::mem::replace(o, Slot { key: 0, st: NodeState::Seq(SeqState::default()), w: -1.0 })),
         }
+    }
+    // Every node state foreign, up to date at the merge (one loop over the merged slots).
+    for s in into.nodes.iter_mut() {
+        s.w = into.n;
     }
     for o in &other.scores {
         match into.scores.iter_mut().find(|s| s.key == o.key) {
