@@ -689,13 +689,18 @@ pub fn decode(v: Option<&Value>) -> State {
             [Value::Num(_), partial @ Value::Arr(_), Value::Num(done), ..] => NodeState::Seq(SeqState { partial: nums(partial), done: *done }),
             _ => continue,
         };
-        let missed = a.get(7).or(a.get(3)).and_then(Value::as_num);
-        foreign += missed.is_some() as usize;
-        if let (Some(Value::Num(key)), true) = (a.first(), foreign <= FOREIGN_MAX && missed.unwrap_or(0.0) <= FOREIGN_MISSED_MAX) {
+        let missed = match a.get(7).or(a.get(3)) {
+            Some(Value::Num(m)) => {
+                foreign += 1;
+                *m
+            }
+            _ => 0.0,
+        };
+        if let (Some(Value::Num(key)), true) = (a.first(), foreign <= FOREIGN_MAX && missed <= FOREIGN_MISSED_MAX) {
             // Read as foreign (the definitions loaded next adopt it), up to date but for the
             // events it missed: a foreign state's number follows it, 8th of a `$performed`, 4th
             // of a `$sequence` (the 4th of a `$performed` is an array).
-            s.nodes.push(Slot { key: *key as u64, st, w: s.n - missed.unwrap_or(0.0) });
+            s.nodes.push(Slot { key: *key as u64, st, w: s.n - missed });
         }
     }
     for c in nums(scores).chunks_exact(3) {
