@@ -490,7 +490,7 @@ pub fn align(state: &mut State, nodes: &[Node], scores: &[ScoreDef], ring: &[Rec
     for (j, r) in ring.iter().enumerate() {
         let props = Value::Obj(r.props.clone());
         for &(i, f) in &new_nodes {
-            if let (true, Some(n), Some(slot)) = (j >= f.saturating_sub(1), nodes.get(i), state.nodes.get_mut(i)) {
+            if let (true, Some(n), Some(slot)) = (j + 1 >= f, nodes.get(i), state.nodes.get_mut(i)) {
                 n.update(&mut slot.st, &r.name, r.ts, &props, cx);
             }
         }
