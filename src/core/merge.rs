@@ -51,21 +51,23 @@ pub fn merge(mut a: Profile, b: Profile) -> Profile {
         a.session = b.session;
     }
     a.session.count = count;
-    for (k, v) in b.traits {
-        let t = b.trait_times.get(&k).and_then(Value::as_num);
-        let keep = match a.traits.get(&k) {
+    // Moved out in place (a consuming loop linked an `IntoIter` of its own).
+    let mut traits = b.traits;
+    for (k, v) in traits.iter_mut() {
+        let t = b.trait_times.get(k).and_then(Value::as_num);
+        let keep = match a.traits.get(k) {
             Some(x) => {
-                let ta = a.trait_times.get(&k).and_then(Value::as_num).unwrap_or(0.0);
-                ta.total_cmp(&t.unwrap_or(0.0)).then_with(|| cmp_value(x, &v)) != Ordering::Less
+                let ta = a.trait_times.get(k).and_then(Value::as_num).unwrap_or(0.0);
+                ta.total_cmp(&t.unwrap_or(0.0)).then_with(|| cmp_value(x, v)) != Ordering::Less
             }
             None => false,
         };
         if !keep {
             match t {
                 Some(t) => a.trait_times.insert(k.as_str(), Value::Num(t)),
-                None => drop(a.trait_times.remove(&k)),
+                None => drop(a.trait_times.remove(k)),
             }
-            a.traits.insert(k, v);
+            a.traits.insert(::core::mem::take(k), ::core::mem::take(v));
         }
     }
     // Moved out in place (a consuming loop linked an `IntoIter` of its own).
