@@ -534,13 +534,15 @@ impl Core {
     fn drain(&mut self, changed: bool) -> String {
         let events = self.ks.take_outbox();
         let mut notices = Vec::new();
-        for n in self.ks.take_notices() {
+        // Moved out in place (a consuming loop linked an `IntoIter` of its own).
+        let mut taken = self.ks.take_notices();
+        for n in taken.iter_mut() {
             let (kind, key, val) = match n {
-                Notice::Enter(s) => ("segment:enter", "segment", Value::Str(s)),
-                Notice::Exit(s) => ("segment:exit", "segment", Value::Str(s)),
-                Notice::Identify(u) => ("identify", "userId", Value::Str(u)),
-                Notice::Reset(a) => ("reset", "anonymousId", if a.is_empty() { Value::Null } else { Value::Str(a) }),
-                Notice::Error(e) => ("error", "error", error_value(&e)),
+                Notice::Enter(s) => ("segment:enter", "segment", Value::Str(::core::mem::take(s))),
+                Notice::Exit(s) => ("segment:exit", "segment", Value::Str(::core::mem::take(s))),
+                Notice::Identify(u) => ("identify", "userId", Value::Str(::core::mem::take(u))),
+                Notice::Reset(a) => ("reset", "anonymousId", if a.is_empty() { Value::Null } else { Value::Str(::core::mem::take(a)) }),
+                Notice::Error(e) => ("error", "error", error_value(e)),
             };
             notices.push(Value::Obj(Map::new().with("type", kind).with(key, val)));
         }
