@@ -54,13 +54,20 @@ fn sequence_survives(other: &str, b_events: &[&str]) {
     assert!(a.rebase(&sb, t + 1.0));
     assert_eq!(a.segments(), &["funnel".to_string()], "after {other}");
     // And back: `a` writes, `b` adopts that, writes again; `a` still holds it.
-    a.track(t + 2.0, "Tick", Map::new()).unwrap();
-    let sa2 = a.write(None, t + 3.0).unwrap();
-    assert!(b.rebase(&sa2, t + 4.0));
-    b.track(t + 5.0, "Other", Map::new()).unwrap();
-    let sb2 = b.write(None, t + 6.0).unwrap();
-    assert!(a.rebase(&sb2, t + 7.0));
+    round_trip(&mut a, &mut b, t + 2.0, "Other");
     assert_eq!(a.segments(), &["funnel".to_string()]);
+}
+
+/// `a` tracks and writes, `b` adopts that, tracks `b_event` and writes, `a` adopts that (from
+/// `t` to `t + 5`); returns `b`'s write.
+fn round_trip(a: &mut Keystone, b: &mut Keystone, t: f64, b_event: &str) -> Value {
+    a.track(t, "Tick", Map::new()).unwrap();
+    let sa = a.write(None, t + 1.0).unwrap();
+    assert!(b.rebase(&sa, t + 2.0));
+    b.track(t + 3.0, b_event, Map::new()).unwrap();
+    let sb = b.write(None, t + 4.0).unwrap();
+    assert!(a.rebase(&sb, t + 5.0));
+    sb
 }
 
 #[test]
@@ -94,12 +101,7 @@ fn an_adopted_state_gets_the_events_other_tabs_recorded_meanwhile_once() {
     assert!(a.rebase(&sb, t + 1.0));
     assert_eq!(a.segments(), &["two".to_string()], "a's Buy (kept) and b's (from the ring)");
     // Round trips through storage apply nothing twice.
-    a.track(t + 2.0, "Tick", Map::new()).unwrap();
-    let sa2 = a.write(None, t + 2.0).unwrap();
-    assert!(b.rebase(&sa2, t + 3.0));
-    b.track(t + 4.0, "Tick", Map::new()).unwrap();
-    let sb2 = b.write(None, t + 5.0).unwrap();
-    assert!(a.rebase(&sb2, t + 6.0));
+    let sb2 = round_trip(&mut a, &mut b, t + 2.0, "Tick");
     assert_eq!(a.segments(), &["two".to_string()]);
     // A reload of `a` (the stored state, then the same definitions) too.
     let sa3 = a.write(None, t + 7.0).unwrap_or(sb2);
