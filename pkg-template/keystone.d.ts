@@ -379,6 +379,8 @@ export interface KeystoneInstance {
    * Erases every key and cookie Keystone stored on this device and withdraws all consent; the
    * site's other open tabs forget too. Leaves one cookie for 2 s, `{storagePrefix}fg`, holding
    * the time of the forget() only: a tab that has not heard of it yet reads it before it writes.
+   * With `cookieDomain` that cookie is set on the domain and kept a year: every subdomain erases
+   * what it stored before the forget() when it reads it.
    * @example await ks.forget();
    */
   forget(): Promise<void>;

@@ -328,6 +328,11 @@ function optionsText(o) {
 
 // The engine's methods, by their index in the one exported entry point `coreCall(op, a, b, c)`
 // (the order of the match in src/facade.rs).
+/** `cookieDomain`: a forget() on any subdomain of the site left its marker `t` (a cookie of the
+ * domain): this origin erases what it stored before it, unless it stored since (its record `fg`,
+ * written with the profile, holds `t`). */
+const stale = (prefix, domain, t) => domain && t && stored(prefix + "fg") != t && eraseAll(prefix, 0, 1);
+
 const OPS = "setTraits setConsent forget sync identify reset setContext page track loadSegments decide segments inSegment profile explain nextCheck anonymousId userId refresh persist drain followCookie at new".split(" ");
 
 /** The [time, url, title] noted with a call made before the engine was ready, if usable. */
@@ -715,6 +720,8 @@ export class Instance {
     this.#persistTimer = 0;
     this.#run(() => {
       const id = this.#core.persist() || null;
+      // (`cookieDomain`: what this origin stores now is not from before the last forget().)
+      if (id && this.#options.cookieDomain && this.#fg) store(this.#prefix() + "fg", this.#fg);
       if (id !== this.#cookieId && (id || this.#choice)) {
         writeCookie(this.#prefix() + "aid", (this.#cookieId = id), this.#options.cookieDomain);
         // Nothing kept: the report stamp (#tell) goes too.
@@ -900,10 +907,13 @@ export class Instance {
     this.#persistTimer = 0;
     return this.#runAsync(() => {
       this.#forgetHere();
-      const left = eraseAll(this.#prefix(), this.#options.cookieDomain);
+      const d = this.#options.cookieDomain;
+      const left = eraseAll(this.#prefix(), d);
       // The site's other tabs forget too: a message, and a marker for the tab that writes before
-      // it hears the message (#forgot): a cookie holding the time, kept 2 s.
-      writeCookie(this.#prefix() + "fg", (this.#fg = Date.now()), 0, 2);
+      // it hears the message (#forgot): a cookie holding the time, kept 2 s. With `cookieDomain`,
+      // on the domain and kept a year: the site's other subdomains, whose storage this page
+      // cannot reach, erase theirs when they read it (`stale`).
+      writeCookie(this.#prefix() + "fg", (this.#fg = Date.now()), d, d ? undefined : 2);
       try {
         this.#channel?.postMessage("forget");
       } catch (_) {}
@@ -917,7 +927,7 @@ export class Instance {
    * that write would store the profile again. */
   #forgot(m) {
     const t = readCookie(this.#prefix() + "fg");
-    if (t ? t != this.#fg : m) (this.#fg = t), this.#run(() => this.#forgetHere(), true);
+    if (t ? t != this.#fg : m) (this.#fg = t), stale(this.#prefix(), this.#options.cookieDomain, t), this.#run(() => this.#forgetHere(), true);
   }
 
   #forgetHere() {
@@ -1169,6 +1179,7 @@ export function init(options, wasmUrl, landing, join) {
       const c = opts.consent;
       const refused = c && typeof c == "object" && c.personalization === false;
       if (refused) for (const k of ["profile", "aside"]) store(prefix + k);
+      stale(prefix, opts.cookieDomain, readCookie(prefix + "fg"));
       const make = (locked) => {
         const core = newEngine(opts, refused ? undefined : readCookie(prefix + "aid"));
         core.setContext(toJSON(readContext(undefined, at)));

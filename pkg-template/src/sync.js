@@ -115,13 +115,13 @@ export function writeCookie(name, value, domain, age = 31536000) {
   } catch (_) {}
 }
 
-/** Erases Keystone's localStorage/sessionStorage keys and cookies under `prefix`: its own names
- * only (`profile`, `aside`, `aid`, the report stamp `rs`, the queues `q.<tab>`, heartbeats
- * `hb.<tab>`, leases), not another instance's whose prefix starts with this one (`ks_shop_`
- * under `ks_`). */
-export function eraseAll(prefix, domain) {
+/** Erases Keystone's localStorage/sessionStorage keys and (unless `kept`) cookies under `prefix`:
+ * its own names only (`profile`, `aside`, `aid`, the report stamp `rs`, the forget() record
+ * `fg`, the queues `q.<tab>`, heartbeats `hb.<tab>`, leases), not another instance's whose
+ * prefix starts with this one (`ks_shop_` under `ks_`). */
+export function eraseAll(prefix, domain, kept) {
   let left = 0;
-  const is = (k) => k.startsWith(prefix) && /^(profile(\.lease)?|aside|aid|rs|lease|(q|hb)\.[a-z0-9]+)$/.test(k.slice(prefix.length));
+  const is = (k) => k.startsWith(prefix) && /^(profile(\.lease)?|aside|aid|rs|fg|lease|(q|hb)\.[a-z0-9]+)$/.test(k.slice(prefix.length));
   const ours = (store) => Object.keys(store).filter(is);
   for (const s of ["localStorage", "sessionStorage"]) {
     try {
@@ -133,6 +133,7 @@ export function eraseAll(prefix, domain) {
       left += ours(window[s]).length;
     } catch (_) {} // storage blocked: nothing of it can be read or erased here
   }
+  if (kept) return;
   for (const [k] of jar()) if (is(k)) writeCookie(k, "", domain);
   return left + jar().filter(([k]) => is(k)).length;
 }

@@ -2,7 +2,8 @@
 // withdrawing stops it, forget() erases everything, Global Privacy Control turns marketing off.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { setup } from "./harness.mjs";
+import { chromium } from "playwright-core";
+import { setup, CHROMIUM_ARGS } from "./harness.mjs";
 
 let h;
 before(async () => (h = await setup()));
@@ -553,6 +554,63 @@ test("cookieDomain: a tab shown right after forget() in another tab, before it h
   assert.deepEqual(shown, { aside: false, profile: null, consent: false });
   assert.deepEqual(b.problems, []);
   await ctx.close();
+});
+
+// With `cookieDomain` one visitor spans the site's subdomains, each with its own localStorage,
+// which a page on one subdomain cannot reach. forget() erased the shared id cookie and its own
+// origin's storage only: a page on another subdomain took its stored id for one the browser had
+// cleared, wrote it back into the shared cookie, and the visitor forgotten on one subdomain was
+// the same visitor again on all of them.
+test("cookieDomain: forget() on one subdomain reaches the others: a page opened there later does not bring back the id or profile stored before, an open one stores nothing of it; what is stored after a new grant stays", async () => {
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", headless: true, args: [...CHROMIUM_ARGS, "--host-resolver-rules=MAP *.site.test 127.0.0.1"] });
+  try {
+    const ctx = await browser.newContext();
+    const open = async (sub) => {
+      const p = await ctx.newPage();
+      await p.goto(`http://${sub}.site.test:${h.server.port}/tests/esm.html`);
+      await p.waitForFunction(() => window.__ksLoaded === true);
+      return p;
+    };
+    const init = (p) => p.evaluate(async () => (window.ks = await Keystone.init({ cookieDomain: "site.test", autoCapture: false })).anonymousId());
+    const state = (p) => p.evaluate(() => ({ id: ks.anonymousId(), traits: ks.profile().traits, events: Object.keys(ks.profile().events), stored: ["ks_profile", "ks_aside"].filter((k) => localStorage.getItem(k)) }));
+    const [a, b, c] = [await open("a"), await open("b"), await open("c")];
+    const id = await init(a);
+    for (const p of [b, c]) assert.equal(await init(p), id);
+    for (const p of [b, c]) await p.evaluate(async () => (ks.track("Before"), ks.setTraits({ name: "Ada" }), await ks.identify("ada@example.com"), ks.track("Known")));
+    await c.close(); // c.site.test keeps Ada's profile in its storage
+    await a.evaluate(() => ks.forget());
+    // b is open and has not heard of it (another origin: no message reaches it): its next write
+    // stores nothing of before.
+    const late = await b.evaluate(async () => {
+      ks.track("Late");
+      await new Promise((r) => setTimeout(r, 800));
+      return { id: ks.anonymousId(), stored: ["ks_profile", "ks_aside"].filter((k) => localStorage.getItem(k)) };
+    });
+    assert.deepEqual(late, { id: null, stored: [] });
+    // c, opened again later: a new visitor, none of Ada's profile, known or anonymous.
+    const c2 = await open("c");
+    const fresh = await init(c2);
+    assert.notEqual(fresh, id);
+    const s = await state(c2);
+    assert.deepEqual([s.traits, s.events, await c2.evaluate(() => ks.userId())], [{}, [], null]);
+    // What the new visitor records there is kept: the next start does not erase it again.
+    await c2.evaluate(async () => (ks.track("After"), await new Promise((r) => setTimeout(r, 800))));
+    await c2.reload();
+    await c2.waitForFunction(() => window.__ksLoaded === true);
+    assert.equal(await init(c2), fresh);
+    assert.deepEqual((await state(c2)).events, ["After"]);
+    // b and a, loaded again, are that same new visitor, with nothing of Ada.
+    for (const p of [a, b]) {
+      await p.reload();
+      await p.waitForFunction(() => window.__ksLoaded === true);
+      assert.equal(await init(p), fresh);
+      const t = await state(p);
+      assert.deepEqual([t.traits, t.events.filter((e) => e != "After")], [{}, []]);
+    }
+    await ctx.close();
+  } finally {
+    await browser.close();
+  }
 });
 
 /** Two tabs delivering to the collector (nothing sent before a flush or `pagehide`), the second
