@@ -308,14 +308,14 @@ fn state_merge_adds_counts_and_is_order_independent() {
     };
     let a = mk(1, &[("A", 0.0, 1.0), ("A", 86_400_000.0, 2.0)]);
     let b = mk(2, &[("A", 3_600_000.0, 3.0), ("B", 7_200_000.0, 0.0)]);
-    let hl = |_k: u64| Some(7.0 * 86_400_000.0);
     let mut ab = a.clone();
-    behaviour::merge(&mut ab, b.clone(), &hl);
+    behaviour::merge(&mut ab, b.clone());
     let mut ba = b.clone();
-    behaviour::merge(&mut ba, a.clone(), &hl);
+    behaviour::merge(&mut ba, a.clone());
     let norm = |s: &behaviour::State| behaviour::encode(&{
         let mut s = s.clone();
-        s.nodes.sort_by_key(|n| n.key);
+        // Two states of one score, read from storage (foreign), are kept apart: in either order.
+        s.nodes.sort_by_key(|n| (n.key, format!("{:?}", n.st)));
         s.scores.sort_by_key(|n| n.key);
         s
     });
@@ -330,6 +330,10 @@ fn state_merge_adds_counts_and_is_order_independent() {
     let mut ks = Keystone::new(Options::default(), NativeHost::boxed(5), Some(&stored), T0 + 2.0 * 86_400_000.0);
     ks.load_definitions(&defs, T0 + 2.0 * 86_400_000.0).unwrap();
     assert_eq!(ks.segments(), &["seq".to_string(), "sum".to_string(), "three".to_string()]);
+    // And the score's two states (foreign: each read from storage) added after decay to a
+    // common time: 10 points at 0, 1 h and 1 d, read at 2 d.
+    let v: f64 = [0.0, 1.0 / 24.0, 1.0].iter().map(|d| 10.0 * (-(2.0 - d) / 7.0f64).exp2()).sum();
+    assert_eq!(ks.document_at(T0 + 2.0 * 86_400_000.0).path("scores.e").and_then(Value::as_num), Some((v * 100.0).round() / 100.0));
 }
 
 use common::XorShift as Rng;

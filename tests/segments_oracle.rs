@@ -31,7 +31,10 @@
 //!   (FOLLOWED). What the profile still holds at the load follows "Data older than retention is
 //!   dropped on load and on every write" (and `refresh`): the oracle drops ring events older than
 //!   the retention and minute counts of minutes before the retention's cutoff minute at each
-//!   restore, write and refresh.
+//!   restore, write and refresh. A node or score loaded before and let go by a load without it
+//!   (README, Segments, "Edges": its state kept for the tabs that hold it) is not back-filled when
+//!   loaded again: it keeps what it had seen, and gets the events recorded meanwhile that are
+//!   still in the ring (FOLLOWED).
 //! - Bounds kept by the GENERATOR, not modelled: at most 6 event names (256 kept), short
 //!   properties (the ring's 24 KB), under 2,048 distinct minutes per name (no folding into
 //!   hours/days), a few distinct values (500 kept), counts under 1,000.
@@ -326,7 +329,8 @@ struct Oracle {
     scores: Vec<(ScoreDef, String, Birth)>,
     segments: Vec<(String, Cond)>,
     score_keys: HashMap<String, Birth>,
-    /// Nodes let go (foreign states): their birth and the number of events recorded then.
+    /// Nodes and scores let go (foreign states): their birth and the number of events recorded
+    /// then.
     gone: HashMap<String, (Birth, usize)>,
 }
 
@@ -495,7 +499,7 @@ impl Oracle {
         }
     }
 
-    /// A node let go earlier (kept as a foreign state) and loaded again at `step`: the ring's
+    /// A node or score let go earlier (kept as a foreign state) and loaded again at `step`: the ring's
     /// events since complete it (those that left the ring meanwhile are missed).
     fn adopt(&mut self, key: &str, step: usize) -> Option<Birth> {
         let (mut b, rel) = self.gone.remove(key)?;
@@ -536,7 +540,7 @@ impl Oracle {
         for s in doc["scores"].as_array().unwrap() {
             let id = s["id"].as_str().unwrap().to_string();
             let key = serde_json::to_string(&json!([s.get("halfLife"), s["rules"]])).unwrap();
-            let birth = prev_scores.get(&key).cloned().unwrap_or_else(|| self.birth(step, time));
+            let birth = prev_scores.get(&key).cloned().or_else(|| self.adopt(&key, step)).unwrap_or_else(|| self.birth(step, time));
             self.score_keys.insert(key.clone(), birth.clone());
             let def = ScoreDef {
                 id: id.clone(),
@@ -545,6 +549,11 @@ impl Oracle {
             };
             self.scores.push((def, key, birth));
             loaded.push(id);
+        }
+        for (k, b) in prev_scores {
+            if !self.score_keys.contains_key(&k) {
+                self.gone.insert(k, (b, self.events.len()));
+            }
         }
         loaded
     }

@@ -8,7 +8,7 @@
 mod common;
 
 use common::{json, NativeHost};
-use keystone::core::behaviour::{self, FOREIGN_MAX, FOREIGN_MISSED_MAX};
+use keystone::core::behaviour::{self, NodeState, FOREIGN_MAX, FOREIGN_MISSED_MAX};
 use keystone::core::codec;
 use keystone::core::keystone::{Keystone, Options};
 use keystone::core::value::{Map, Value};
@@ -201,11 +201,11 @@ fn foreign_states_round_trip_and_older_stored_states_read() {
     let nodes = stored.as_arr().unwrap()[0].as_arr().unwrap();
     assert_eq!(nodes.iter().map(|n| n.as_arr().unwrap().last().cloned().unwrap()).collect::<Vec<_>>(), [Value::Num(0.0), Value::Num(2.0)]);
     assert_eq!(behaviour::encode(&behaviour::decode(Some(&stored))), stored);
-    // A state stored by an earlier build.
+    // A state stored by an earlier build (its score states, read as foreign too, follow).
     let old = json("[[[7,[-1],-1],[8,0,false,[],[1,2,3],[],[]]],[9,1,2]]");
     let d = behaviour::decode(Some(&old));
-    assert_eq!((d.nodes.len(), d.scores.len()), (2, 1));
-    assert_eq!(behaviour::encode(&d), json("[[[7,[-1],-1,0],[8,0,false,[],[1,2,3],[],[],0]],[9,1,2]]"));
+    assert_eq!((d.nodes.len(), d.scores.len()), (3, 0));
+    assert_eq!(behaviour::encode(&d), json("[[[7,[-1],-1,0],[8,0,false,[],[1,2,3],[],[],0],[9,1,2,0]],[]]"));
 }
 
 /// An identity merge: all node states come out foreign, up to date at the merge (the aligning
@@ -224,7 +224,7 @@ fn a_merge_keeps_foreign_states() {
     let mut a = mk(1);
     let b = mk(2);
     assert_eq!((a.nodes.len(), b.nodes.len()), (3, 3));
-    behaviour::merge(&mut a, b, &|_| None);
+    behaviour::merge(&mut a, b);
     assert_eq!(a.nodes.len(), 3);
     assert!(a.nodes.iter().all(|x| x.w == a.n), "foreign, up to date at the merge");
     // Through a login: the funnel was completed by the known person, set aside at logout while
@@ -243,4 +243,178 @@ fn a_merge_keeps_foreign_states() {
     k.identify(t + 3.0, "ada@example.com", Map::new(), &Value::Null).unwrap();
     k.load_definitions(&json(FUNNEL), t + 4.0).unwrap();
     assert_eq!(k.segments(), &["funnel".to_string()]);
+}
+
+const SCORED: &str = r#"{"version":1,"segments":[],"scores":[{"id":"eng","halfLife":"1h","rules":[{"event":"Buy","where":{"ok":true},"points":5},{"event":"View","points":1}]}]}"#;
+const HOUR: f64 = 3_600_000.0;
+
+/// `eng` of `SCORED` at `now` from `(time, points)` earned, as the document reads it.
+fn eng_at(points: &[(f64, f64)], now: f64) -> f64 {
+    let v: f64 = points.iter().map(|(t, p)| p * (-(now - t) / HOUR).exp2()).sum();
+    (v * 100.0).round() / 100.0
+}
+
+fn eng(k: &Keystone, now: f64) -> Option<f64> {
+    k.document_at(now).path("scores.eng").and_then(Value::as_num)
+}
+
+/// A score's state is kept for the tabs that hold it, as an operator's is: tab `a` earns points
+/// (a `where` rule, which the minute counts cannot rebuild) that 210 later events push out of the
+/// ring; tab `b`, whose definitions lack the score (`other`), records a scoring event and writes;
+/// `a` adopts that: the points it kept, and `b`'s event applied once, each decayed from its time.
+fn score_survives(other: &str) {
+    let mut t = T0;
+    let mut a = ks(1, None, t);
+    a.load_definitions(&json(SCORED), t).unwrap();
+    let mut earned = Vec::new();
+    for _ in 0..4 {
+        t += 600_000.0;
+        a.track(t, "Buy", Map::new().with("ok", true)).unwrap();
+        a.track(t + 1.0, "Buy", Map::new().with("ok", false)).unwrap();
+        earned.push((t, 5.0));
+    }
+    ticks(&mut a, &mut t, 210);
+    assert_eq!(eng(&a, t), Some(eng_at(&earned, t)));
+    let sa = a.write(None, t).unwrap();
+    let mut b = ks(2, Some(&sa), t);
+    b.load_definitions(&json(other), t).unwrap();
+    t += 1000.0;
+    b.track(t, "Buy", Map::new().with("ok", true)).unwrap();
+    b.track(t + 1.0, "View", Map::new()).unwrap();
+    earned.extend([(t, 5.0), (t + 1.0, 1.0)]);
+    assert_eq!(eng(&b, t + 1.0), None, "{other}: the document shows the scores loaded");
+    let sb = b.write(None, t + 2.0).unwrap();
+    assert!(a.rebase(&sb, t + 3.0));
+    assert_eq!(eng(&a, t + 3.0), Some(eng_at(&earned, t + 3.0)), "after {other}");
+    // Round trips through storage apply nothing twice (`b`'s Tick scores nothing).
+    let sb = round_trip(&mut a, &mut b, t + 4.0, "Tick");
+    assert_eq!(eng(&a, t + 9.0), Some(eng_at(&earned, t + 9.0)));
+    // Another page of the site loading the score later (a reload of `a`'s page) adopts it too.
+    let mut c = ks(3, Some(&sb), t + 11.0);
+    c.load_definitions(&json(SCORED), t + 11.0).unwrap();
+    assert_eq!(eng(&c, t + 11.0), Some(eng_at(&earned, t + 11.0)));
+}
+
+#[test]
+fn a_tab_without_behaviour_does_not_take_a_score_from_another() {
+    score_survives(r#"{"version":1,"segments":[{"id":"pro","condition":{"traits.plan":"pro"}}]}"#);
+}
+
+#[test]
+fn a_tab_with_other_scores_does_not_take_a_score_from_another() {
+    score_survives(r#"{"version":1,"segments":[{"id":"v","condition":{"$performed":{"event":"View"}}}],"scores":[{"id":"other","rules":[{"event":"View","points":2}]}]}"#);
+}
+
+/// The stored form: a foreign score state is `[key, value, time, missed]` among the foreign
+/// operator states (an older build skips it: no operator state has that shape), held ones stay
+/// `[key, value, time]` triples; the bounds of foreign states count them too.
+#[test]
+fn foreign_score_states_round_trip_and_are_bounded() {
+    let mut k = ks(1, None, T0);
+    k.load_definitions(&json(SCORED), T0).unwrap();
+    k.track(T0 + 1.0, "View", Map::new()).unwrap();
+    k.load_definitions(&json(FUNNEL), T0 + 2.0).unwrap();
+    k.track(T0 + 3.0, "View", Map::new()).unwrap();
+    k.track(T0 + 4.0, "A", Map::new()).unwrap();
+    let stored = k.take_dirty().unwrap();
+    assert_eq!(nodes_of(&stored), [None, Some(2.0)], "the funnel held, then the score: [key, 1, T0 + 1, 2]");
+    let seg = stored.get("seg").and_then(Value::as_arr).unwrap();
+    let score = &seg[0].as_arr().unwrap()[1];
+    assert_eq!(score.as_arr().unwrap()[1..], [Value::Num(1.0), Value::Num(T0 + 1.0), Value::Num(2.0)]);
+    assert_eq!(seg[1], json("[]"));
+    // Read back: foreign, kept (a held triple too, until definitions load: written before
+    // that, it is followed by what it missed, 0); bounded as operator states are.
+    let d = behaviour::decode(Some(&json("[[[7,1,2,10001],[8,3,4,5],[9,[-1],-1,1]],[10,1,2]]")));
+    assert_eq!(behaviour::encode(&d), json("[[[8,3,4,5],[9,[-1],-1,1],[10,1,2,0]],[]]"));
+    let many: Vec<String> = (0..FOREIGN_MAX + 3).map(|i| format!("[{i},1,2,0]")).collect();
+    let d = behaviour::encode(&behaviour::decode(Some(&json(&format!("[[{}],[]]", many.join(","))))));
+    assert_eq!(d.as_arr().unwrap()[0].as_arr().unwrap().len(), FOREIGN_MAX);
+}
+
+/// A login's merge: the score states of both profiles are kept though the definitions then
+/// loaded lack the score (its half-life unknown, they are not added yet); the definitions that
+/// hold it add them after decay to a common time.
+#[test]
+fn a_merge_keeps_score_states_and_adds_them_once_loaded() {
+    let other = r#"{"version":1,"segments":[{"id":"pro","condition":{"traits.plan":"pro"}}]}"#;
+    let mut t = T0;
+    let mut k = ks(1, None, t);
+    k.load_definitions(&json(SCORED), t).unwrap();
+    k.identify(t + 1.0, "ada@example.com", Map::new(), &Value::Null).unwrap();
+    k.track(t + 2.0, "Buy", Map::new().with("ok", true)).unwrap();
+    let mut earned = vec![(t + 2.0, 5.0)];
+    ticks(&mut k, &mut t, 210);
+    k.load_definitions(&json(other), t + 1.0).unwrap();
+    t += 2.0 * HOUR;
+    k.reset(t);
+    k.load_definitions(&json(SCORED), t + 1.0).unwrap();
+    k.track(t + 2.0, "Buy", Map::new().with("ok", true)).unwrap();
+    earned.push((t + 2.0, 5.0));
+    ticks(&mut k, &mut t, 210);
+    k.load_definitions(&json(other), t + 1.0).unwrap();
+    k.identify(t + 2.0, "ada@example.com", Map::new(), &Value::Null).unwrap();
+    t += HOUR;
+    k.load_definitions(&json(SCORED), t).unwrap();
+    assert_eq!(eng(&k, t), Some(eng_at(&earned, t)));
+}
+
+/// `forget()` erases the score states kept for other definitions with the rest.
+#[test]
+fn forget_erases_foreign_score_states() {
+    let mut k = ks(1, None, T0);
+    k.load_definitions(&json(SCORED), T0).unwrap();
+    k.track(T0 + 1.0, "View", Map::new()).unwrap();
+    k.load_definitions(&json(FUNNEL), T0 + 2.0).unwrap();
+    assert_eq!(scores_kept(&state(&mut k)), [1.0]);
+    k.forget(T0 + 3.0);
+    assert!(k.set_consent(&json(r#"{"analytics":true,"personalization":true}"#), T0 + 4.0).is_ok());
+    k.load_definitions(&json(SCORED), T0 + 5.0).unwrap();
+    assert_eq!(eng(&k, T0 + 5.0), Some(0.0));
+}
+
+/// Two scores alike but for their id share a fingerprint, and each keeps its own state through a
+/// write and a read: the adoption does not add the second one's (loaded later, back-filled from
+/// the ring: 5) to the first's. (The document reads the first's for both.)
+#[test]
+fn scores_alike_keep_their_own_states() {
+    let rules = r#""rules":[{"event":"Buy","where":{"ok":true},"points":5}]"#;
+    let one = format!(r#"{{"version":1,"segments":[],"scores":[{{"id":"a",{rules}}}]}}"#);
+    let two = format!(r#"{{"version":1,"segments":[],"scores":[{{"id":"a",{rules}}},{{"id":"b",{rules}}}]}}"#);
+    let mut t = T0;
+    let mut k = ks(1, None, t);
+    k.load_definitions(&json(&one), t).unwrap();
+    k.track(t, "Buy", Map::new().with("ok", true)).unwrap();
+    ticks(&mut k, &mut t, 210);
+    k.track(t, "Buy", Map::new().with("ok", true)).unwrap();
+    k.load_definitions(&json(&two), t).unwrap();
+    let read = |k: &Keystone| ["a", "b"].map(|id| k.document_at(t).path(&format!("scores.{id}")).and_then(Value::as_num));
+    assert_eq!(read(&k), [Some(10.0), Some(10.0)]);
+    let stored = k.write(None, t).unwrap();
+    assert_eq!(scores_kept(&codec::decode(&stored).0.unwrap().behaviour), [10.0, 5.0], "read as foreign");
+    let mut k2 = ks(2, Some(&stored), t);
+    k2.load_definitions(&json(&two), t).unwrap();
+    assert_eq!(read(&k2), [Some(10.0), Some(10.0)]);
+}
+
+/// The values of the foreign score states.
+fn scores_kept(s: &behaviour::State) -> Vec<f64> {
+    s.nodes.iter().filter_map(|n| if let NodeState::Score(v, _) = n.st { Some(v) } else { None }).collect()
+}
+
+/// Events recorded before the definitions load (a definitions URL still in flight) reach the
+/// stored state of a score too, once.
+#[test]
+fn events_before_the_first_load_reach_the_stored_score() {
+    let mut a = ks(1, None, T0);
+    a.load_definitions(&json(SCORED), T0).unwrap();
+    a.track(T0 + 1.0, "Buy", Map::new().with("ok", true)).unwrap();
+    let sa = a.write(None, T0 + 2.0).unwrap();
+    let mut a2 = ks(2, Some(&sa), T0 + 3.0);
+    a2.track(T0 + 4.0, "Buy", Map::new().with("ok", true)).unwrap();
+    a2.load_definitions(&json(SCORED), T0 + 5.0).unwrap();
+    assert_eq!(eng(&a2, T0 + 5.0), Some(eng_at(&[(T0 + 1.0, 5.0), (T0 + 4.0, 5.0)], T0 + 5.0)));
+    let sa2 = a2.write(None, T0 + 6.0).unwrap();
+    let mut a3 = ks(3, Some(&sa2), T0 + 7.0);
+    a3.load_definitions(&json(SCORED), T0 + 7.0).unwrap();
+    assert_eq!(eng(&a3, T0 + 7.0), Some(eng_at(&[(T0 + 1.0, 5.0), (T0 + 4.0, 5.0)], T0 + 7.0)));
 }

@@ -94,20 +94,22 @@ pub struct Node {
 /// the tabs that hold them), each up to date at the `w`-th event. A tab that loads the node
 /// again adopts its state and applies to it the ring's events after that one (recorded by tabs
 /// that did not hold it). A stored state is read as foreign: the definitions loaded next adopt
-/// it, with the events recorded since it was read. Score states are not kept for other tabs: a
-/// load without them drops them.
+/// it, with the events recorded since it was read. The state of a score this tab does not hold
+/// is kept the same way, as a foreign node state ([`NodeState::Score`]); stored score states are
+/// read as such too.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct State {
     /// Node states.
     pub nodes: Vec<Slot>,
-    /// Score states.
+    /// Score states, of the loaded scores, in their order.
     pub scores: Vec<ScoreSlot>,
     /// Events applied to this profile, counted from an arbitrary start (a stored state is read at
     /// 1e15): the ring's last event is the `n`-th.
     pub n: f64,
 }
 
-/// The most foreign node states a stored state keeps when read (the first ones).
+/// The most foreign node states (score states among them) a stored state keeps when read (the
+/// first ones).
 pub const FOREIGN_MAX: usize = 128;
 
 /// A foreign node state that missed more events than this (a heavy visitor's retention) is
@@ -132,6 +134,8 @@ pub enum NodeState {
     Perf(PerfState),
     /// `$sequence`.
     Seq(SeqState),
+    /// A score's value and its time ([`ScoreSlot`]), kept foreign only: no loaded node has it.
+    Score(f64, f64),
 }
 
 /// Incremental state of a `$performed` node.
@@ -414,13 +418,14 @@ fn see(list: &mut Vec<(String, f64)>, key: &str, ts: f64) {
 pub fn align(state: &mut State, nodes: &[Node], scores: &[ScoreDef], ring: &[RecentEvent], events: &[EventStats], cx: &Ctx) {
     let n = state.n;
     let mut old = ::core::mem::take(&mut state.nodes);
+    // Held score states join the foreign ones, up to date: a score's state is adopted one way.
+    let_go(&mut old, &::core::mem::take(&mut state.scores), n);
     // To fill: (index, 0) for a new slot (from the minute counts and the ring), (index, j + 1)
     // for an adopted foreign one, up to date at its `w`-th event: from ring event `j` on.
     let mut new_nodes = Vec::new();
     for (i, d) in nodes.iter().enumerate() {
-        let slot = match old.iter().position(|s| s.key == d.key) {
-            Some(j) => {
-                let mut s = old.swap_remove(j);
+        let slot = match take_key(&mut old, d.key) {
+            Some(mut s) => {
                 // Adopted: the events it missed, if any, from the ring.
                 if s.w >= 0.0 && s.w < n {
                     new_nodes.push((i, ring.len().saturating_sub((n - s.w) as usize) + 1));
@@ -435,6 +440,27 @@ pub fn align(state: &mut State, nodes: &[Node], scores: &[ScoreDef], ring: &[Rec
         };
         state.nodes.push(slot);
     }
+    // The same for the scores (no node has a score's key). A login's merge keeps a score's two
+    // states apart ([`merge`]): they add after decay to a common time here, taken by the last of
+    // the scores with that key (others alike take one each).
+    let mut new_scores = Vec::new();
+    for (i, d) in scores.iter().enumerate() {
+        let mut slot = ScoreSlot { key: d.key, v: 0.0, t: 0.0 };
+        let mut f = 0;
+        while let Some(s) = take_key(&mut old, d.key) {
+            if let NodeState::Score(v, t) = s.st {
+                d.add(&mut slot, v, t);
+            }
+            f = ring.len().saturating_sub((n - s.w) as usize) + 1;
+            if scores.iter().skip(i + 1).any(|e| e.key == d.key) {
+                break;
+            }
+        }
+        if f <= ring.len() {
+            new_scores.push((i, f));
+        }
+        state.scores.push(slot);
+    }
     // What is no longer held is kept for the tabs that hold it (`decode` bounds it).
     for s in old.iter_mut() {
         if s.w < 0.0 {
@@ -442,18 +468,6 @@ pub fn align(state: &mut State, nodes: &[Node], scores: &[ScoreDef], ring: &[Rec
         }
     }
     state.nodes.append(&mut old);
-    let mut old = ::core::mem::take(&mut state.scores);
-    let mut new_scores = Vec::new();
-    for (i, d) in scores.iter().enumerate() {
-        let slot = match old.iter().position(|s| s.key == d.key) {
-            Some(j) => old.swap_remove(j),
-            None => {
-                new_scores.push(i);
-                ScoreSlot { key: d.key, v: 0.0, t: 0.0 }
-            }
-        };
-        state.scores.push(slot);
-    }
     if new_nodes.is_empty() && new_scores.is_empty() {
         return;
     }
@@ -476,8 +490,8 @@ pub fn align(state: &mut State, nodes: &[Node], scores: &[ScoreDef], ring: &[Rec
                     }
                 }
             }
-            for &i in &new_scores {
-                if let (Some(d), Some(slot)) = (scores.get(i), state.scores.get_mut(i)) {
+            for &(i, f) in &new_scores {
+                if let (0, Some(d), Some(slot)) = (f, scores.get(i), state.scores.get_mut(i)) {
                     for r in &d.rules {
                         if r.event == e.name && r.filter.is_none() {
                             d.add(slot, r.points * k as f64, ts);
@@ -494,12 +508,25 @@ pub fn align(state: &mut State, nodes: &[Node], scores: &[ScoreDef], ring: &[Rec
                 n.update(&mut slot.st, &r.name, r.ts, &props, cx);
             }
         }
-        for &i in &new_scores {
-            if let (Some(d), Some(slot)) = (scores.get(i), state.scores.get_mut(i)) {
+        for &(i, f) in &new_scores {
+            if let (true, Some(d), Some(slot)) = (j + 1 >= f, scores.get(i), state.scores.get_mut(i)) {
                 d.update(slot, &r.name, r.ts, &props, cx);
             }
         }
     }
+}
+
+/// Appends `scores` to `states` as foreign score states up to date at event count `w`.
+fn let_go(states: &mut Vec<Slot>, scores: &[ScoreSlot], w: f64) {
+    for s in scores {
+        states.push(Slot { key: s.key, st: NodeState::Score(s.v, s.t), w });
+    }
+}
+
+/// Takes the state keyed `key` out of `states`, if there is one.
+fn take_key(states: &mut Vec<Slot>, key: u64) -> Option<Slot> {
+    let j = states.iter().position(|s| s.key == key)?;
+    Some(states.swap_remove(j))
 }
 
 /// Whether `state` already matches the compiled definitions (held slots in their order, then
@@ -520,30 +547,28 @@ pub fn is_aligned(state: &State, nodes: &[Node], scores: &[ScoreDef]) -> bool {
 }
 
 /// Merges `other` into `into` (two profiles of one person): counts and sums add, windows keep
-/// the union, sequences keep the latest matches, scores add after decaying to a common time.
+/// the union, sequences keep the latest matches. Score states are all kept apart, foreign (the
+/// half-life of a score the definitions lack is not known here): the aligning that follows adds
+/// those of each loaded score after decay to a common time, and a later one those of the others.
 /// Commutative: `merge(a, b)` and `merge(b, a)` give equal states (up to slot order).
 /// All node states come out foreign, up to date at the merge (the aligning that follows adopts
 /// those loaded): what a foreign one missed before is told by its own profile's event count,
 /// which the merged ring does not follow, so those events are not applied to it.
-pub fn merge(into: &mut State, other: State, half_life_of: &dyn Fn(u64) -> Option<f64>) {
+pub fn merge(into: &mut State, other: State) {
     // `other` is moved in: its slots are taken, not cloned (in place: a consuming loop linked
     // an `IntoIter` of its own).
     let mut nodes = other.nodes;
     for o in nodes.iter_mut() {
-        match into.nodes.iter_mut().find(|s| s.key == o.key) {
+        match into.nodes.iter_mut().find(|s| s.key == o.key && !matches!(s.st, NodeState::Score(..))) {
             Some(s) => merge_node(&mut s.st, &o.st),
             None => into.nodes.push(::core::mem::replace(o, Slot { key: 0, st: NodeState::Seq(SeqState::default()), w: -1.0 })),
         }
     }
-    // Every node state foreign, up to date at the merge (one loop over the merged slots).
+    let_go(&mut into.nodes, &::core::mem::take(&mut into.scores), 0.0);
+    let_go(&mut into.nodes, &other.scores, 0.0);
+    // Every state foreign, up to date at the merge (one loop over the merged slots).
     for s in into.nodes.iter_mut() {
         s.w = into.n;
-    }
-    for o in &other.scores {
-        match into.scores.iter_mut().find(|s| s.key == o.key) {
-            Some(s) => crate::core::score::merge(s, o, half_life_of(o.key)),
-            None => into.scores.push(ScoreSlot { key: o.key, v: o.v, t: o.t }),
-        }
     }
 }
 
@@ -597,7 +622,8 @@ fn num_arr(out: &mut Vec<Value>, xs: &[f64]) {
 
 /// The stored form of a [`State`] (part of the stored profile): per node
 /// `[key, k, max, recent, buckets, ext, distinct]` or `[key, partial, done]`, a foreign one with
-/// the number of events it missed after those (`n - w`); then scores flat.
+/// the number of events it missed after those (`n - w`), a foreign score's `[key, value, time,
+/// missed]` (a shape an older build skips); then the held scores flat (`key, value, time` each).
 pub fn encode(s: &State) -> Value {
     let mut nodes = Vec::with_capacity(s.nodes.len());
     for slot in &s.nodes {
@@ -627,6 +653,10 @@ pub fn encode(s: &State) -> Value {
             NodeState::Seq(q) => {
                 num_arr(&mut a, &q.partial);
                 a.push(Value::Num(q.done));
+            }
+            NodeState::Score(v, t) => {
+                a.push(Value::Num(*v));
+                a.push(Value::Num(*t));
             }
         }
         if slot.w >= 0.0 {
@@ -687,6 +717,7 @@ pub fn decode(v: Option<&Value>) -> State {
                 NodeState::Perf(p)
             }
             [Value::Num(_), partial @ Value::Arr(_), Value::Num(done), ..] => NodeState::Seq(SeqState { partial: nums(partial), done: *done }),
+            [Value::Num(_), Value::Num(v), Value::Num(t), Value::Num(_)] => NodeState::Score(*v, *t),
             _ => continue,
         };
         let missed = match a.get(7).or(a.get(3)) {
@@ -699,13 +730,14 @@ pub fn decode(v: Option<&Value>) -> State {
         if let (Some(Value::Num(key)), true) = (a.first(), foreign <= FOREIGN_MAX && missed <= FOREIGN_MISSED_MAX) {
             // Read as foreign (the definitions loaded next adopt it), up to date but for the
             // events it missed: a foreign state's number follows it, 8th of a `$performed`, 4th
-            // of a `$sequence` (the 4th of a `$performed` is an array).
+            // of a `$sequence` or a score (the 4th of a `$performed` is an array).
             s.nodes.push(Slot { key: *key as u64, st, w: s.n - missed });
         }
     }
+    // Held score states are read as foreign too (after the bound: the writer held them).
     for c in nums(scores).chunks_exact(3) {
         if let [k, v, t] = c {
-            s.scores.push(ScoreSlot { key: *k as u64, v: *v, t: *t });
+            s.nodes.push(Slot { key: *k as u64, st: NodeState::Score(*v, *t), w: s.n });
         }
     }
     s

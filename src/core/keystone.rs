@@ -790,7 +790,7 @@ impl Keystone {
         }
         let experiences = experience::parse(doc, &ids, self.opts.retention, &mut report)?;
         // Definitions without behaviour do not align the state (`segment::prepare` leaves it for
-        // the first load): let it go here (node states kept as foreign, scores dropped), or a
+        // the first load): let it go here (operator and score states kept as foreign), or a
         // definition loaded again later would resume from a state that missed the events in between.
         #[cfg(feature = "segments")]
         if defs.nodes.is_empty() && defs.scores.is_empty() {

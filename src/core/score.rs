@@ -119,11 +119,6 @@ fn add(s: &mut ScoreSlot, points: f64, ts: f64, hl: Option<f64>) {
     }
 }
 
-/// Merges two states of one score: both decay to the later time, then add.
-pub fn merge(a: &mut ScoreSlot, b: &ScoreSlot, hl: Option<f64>) {
-    add(a, b.v, b.t, hl);
-}
-
 /// `v` after `dt` ms of decay with half-life `hl`.
 pub fn decay(v: f64, dt: f64, hl: Option<f64>) -> f64 {
     match hl {
@@ -220,9 +215,10 @@ mod tests {
         let mut a = ScoreSlot { key: 1, v: 10.0, t: 0.0 };
         let b = ScoreSlot { key: 1, v: 4.0, t: 7.0 * 86_400_000.0 };
         let mut c = b.clone();
-        merge(&mut a, &b, hl);
-        merge(&mut c, &ScoreSlot { key: 1, v: 10.0, t: 0.0 }, hl);
+        // Two states of one score (a login's merge) add after decay to the later time.
+        add(&mut a, b.v, b.t, hl);
+        add(&mut c, 10.0, 0.0, hl);
         assert_eq!((a.v, a.t), (9.0, 7.0 * 86_400_000.0));
-        assert_eq!((c.v, c.t), (a.v, a.t), "merge is order-independent");
+        assert_eq!((c.v, c.t), (a.v, a.t), "in either order");
     }
 }

@@ -776,10 +776,10 @@ pub fn decode_state(v: Option<&Value>) -> State {
 }
 
 /// Merges the behavioural state of two profiles of one person (identity merge): counts add,
-/// windows keep the union, scores add after decaying to a common time.
-pub fn merge_state(into: &mut State, other: State, defs: &Definitions) {
-    let hl = |key: u64| defs.scores.iter().find(|d| d.key == key).and_then(|d| d.half_life);
-    behaviour::merge(into, other, &hl);
+/// windows keep the union, scores add after decaying to a common time (once aligned to the
+/// definitions: see [`behaviour::merge`]).
+pub fn merge_state(into: &mut State, other: State, _: &Definitions) {
+    behaviour::merge(into, other);
 }
 
 

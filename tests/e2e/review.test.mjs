@@ -164,3 +164,40 @@ test("tabs: another tab with other behavioural definitions does not take a compl
   for (const p of [a, b]) assert.deepEqual(p.problems, []);
   await ctx.close();
 });
+
+// Scores: page A's definitions have a score the visitor earned points of (a `where` rule, which
+// the per-minute counts cannot rebuild), since pushed out of the recent ring by later events.
+// Tab B, another page of the site, loads definitions without that score, records a scoring event
+// and stores the profile. A adopts B's write: the state of its score was kept there for it
+// (foreign to B), with B's event applied once. A page of the site opened later with the score
+// (after both closed) has it too. B's document shows the scores B loads. (It was dropped by B's
+// load, and A's score back-filled from the ring: 5 of 55.)
+test("tabs: another page loading definitions without a score does not take its points from this page", async () => {
+  const ctx = await h.browser.newContext();
+  const [a, b] = await Promise.all([h.open("/tests/esm.html", { context: ctx }), h.open("/tests/esm.html", { context: ctx })]);
+  const scored = { version: 1, segments: [], scores: [{ id: "eng", rules: [{ event: "Buy", where: { ok: true }, points: 5 }] }] };
+  const first = await a.evaluate(async (defs) => {
+    window.ks = await Keystone.init({ segments: defs, autoCapture: false });
+    for (let i = 0; i < 10; i++) ks.track("Buy", { ok: true });
+    ks.track("Buy", { ok: false });
+    for (let i = 0; i < 210; i++) ks.track("Tick", { i });
+    await new Promise((r) => setTimeout(r, 1500)); // written
+    return ks.profile().scores;
+  }, scored);
+  const inB = await b.evaluate(async () => {
+    window.ks = await Keystone.init({ segments: { version: 1, segments: [{ id: "pro", condition: { "traits.plan": "pro" } }], scores: [{ id: "views", rules: [{ event: "View", points: 1 }] }] }, autoCapture: false });
+    ks.track("Buy", { ok: true });
+    ks.track("View");
+    await new Promise((r) => setTimeout(r, 1500)); // written
+    return ks.profile().scores;
+  });
+  await a.waitForTimeout(500);
+  const after = await a.evaluate(() => ks.profile().scores);
+  for (const p of [a, b]) assert.deepEqual(p.problems, []);
+  await Promise.all([a.close(), b.close()]);
+  const c = await h.open("/tests/esm.html", { context: ctx });
+  const later = await c.evaluate(async (defs) => (await Keystone.init({ segments: defs, autoCapture: false })).profile().scores, scored);
+  assert.deepEqual({ first, inB, after, later }, { first: { eng: 50 }, inB: { views: 1 }, after: { eng: 55 }, later: { eng: 55 } });
+  assert.deepEqual(c.problems, []);
+  await ctx.close();
+});

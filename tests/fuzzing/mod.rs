@@ -167,7 +167,7 @@ pub fn event_sequence(data: &[u8]) {
 }
 
 /// Definitions for the merge target: behavioural state and a score, so the identity merge also
-/// merges segment state (`segment::merge_state`, which needs the score's half-life).
+/// merges segment state (`segment::merge_state`; the score's states add when next aligned).
 const MERGE_DEFS: &[u8] = br#"{"version":1,"segments":[
     {"id":"viewers","condition":{"$performed":{"event":"Product Viewed","within":"7d","count":{"$gte":2}}}},
     {"id":"big","condition":{"$performed":{"event":"Order Completed","sum":"revenue","value":{"$gte":100}}}},
