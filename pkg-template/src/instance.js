@@ -13,8 +13,11 @@ handlers[ATTRS[3]] = experience;
 import { startCapture } from "./capture.js";
 import { withLock, readCookie, writeCookie, eraseAll, stringify, stored, store, sleep, Prom } from "./sync.js";
 
-/** A real Error carrying a stable `code` (and `segmentId`/`path` for definition errors). */
+/** A real Error carrying a stable `code` (and `segmentId`/`path` for definition errors). The
+ * class keeps its name (`KeystoneError.name`, an error's `constructor.name`) although the
+ * minifier renames it. */
 export class KeystoneError extends Error {
+  static name = "KeystoneError";
   constructor(code, message, extra) {
     super(message || code);
     this.name = "KeystoneError";
