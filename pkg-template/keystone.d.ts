@@ -104,7 +104,7 @@ export interface KeystoneOptions {
    * out as with `"opt-out"`).
    */
   consent?: "opt-in" | "opt-out" | Partial<Consent>;
-  /** Collector URL for Segment-spec batches (http or https, absolute or relative to the document's base URL as `fetch` resolves it, a string or a `URL`; anything else rejects `init` with `invalid_argument`); without it nothing leaves the device. */
+  /** Collector URL for Segment-spec batches (http or https without `user:password@`, absolute or relative to the document's base URL as `fetch` resolves it, a string or a `URL`; anything else rejects `init` with `invalid_argument`); without it nothing leaves the device. */
   endpoint?: string | URL;
   /** Write key sent as HTTP Basic auth user (and in the body, for beacons); without one no `Authorization` header is sent. */
   writeKey?: string;

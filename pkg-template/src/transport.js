@@ -42,7 +42,9 @@ export function checkDelivery(o) {
     // Resolved as `fetch` resolves it: against the document's base URL (a `<base href>`).
     u = new URL(o.endpoint, document.baseURI);
   } catch (_) {}
-  if ((o.endpoint != null && (typeof o.endpoint != "string" || !/^https?:$/.test(u?.protocol))) || (o.writeKey != null && typeof o.writeKey != "string")) {
+  // An http(s) URL without credentials (`user:password@`): `fetch` and `sendBeacon` refuse one
+  // holding them, so every batch would fail.
+  if ((o.endpoint != null && (typeof o.endpoint != "string" || !/^https?:$/.test(u?.protocol) || u.username || u.password)) || (o.writeKey != null && typeof o.writeKey != "string")) {
     throw fail("invalid_argument", "endpoint must be an http(s) URL and writeKey a string");
   }
 }

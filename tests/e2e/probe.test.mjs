@@ -28,3 +28,19 @@ test("KeystoneError is named KeystoneError: the exported class, the errors of re
   assert.deepEqual(tag, ["KeystoneError", "KeystoneError", true, "KeystoneError"]);
   assert.deepEqual([...page.problems, ...global.problems], []);
 });
+
+test("an endpoint holding credentials (user:password@), which fetch and sendBeacon refuse, rejects init with invalid_argument and one warning; an @ elsewhere in the URL does not", async () => {
+  for (const [endpoint, expected] of [
+    ["http://demo-key:@HOST/v1/batch", "invalid_argument"],
+    ["http://user:secret@HOST/v1/batch", "invalid_argument"],
+    ["http://HOST/v1/batch?from=a@b.example", "resolved"],
+  ]) {
+    const page = await h.open("/tests/esm.html");
+    const url = endpoint.replace("HOST", new URL(h.server.url).host);
+    const code = await page.evaluate((endpoint) => Keystone.init({ endpoint, writeKey: "demo-key", autoCapture: false }).then(() => "resolved", (e) => e.code), url);
+    assert.equal(code, expected, url);
+    assert.equal(page.warnings.filter((w) => w.includes("invalid_argument")).length, expected == "resolved" ? 0 : 1, url);
+    assert.deepEqual(page.problems, []);
+    await page.context().close();
+  }
+});
