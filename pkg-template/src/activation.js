@@ -14,7 +14,8 @@ export function dataLayer(option, segments) {
   let ready = false;
   const push = (o) => {
     try {
-      (window[name] = window[name] || []).push(o);
+      // (Assigned only when missing: the page's own binding may be read-only, or a setter.)
+      (window[name] ||= []).push(o);
     } catch (_) {
       // A failing tag manager must not break Keystone or the page.
     }

@@ -44,3 +44,31 @@ test("an endpoint holding credentials (user:password@), which fetch and sendBeac
     await page.context().close();
   }
 });
+
+test("dataLayer: a data layer the page made non-writable (a binding guarded against being replaced) gets Keystone's pushes; an existing one is never assigned again", async () => {
+  const page = await h.open("/tests/esm.html");
+  const out = await page.evaluate(async () => {
+    const guarded = [];
+    Object.defineProperty(window, "dataLayer", { value: guarded, writable: false, configurable: false });
+    const defs = { version: 1, segments: [{ id: "viewer", condition: { $performed: { event: "V" } } }] };
+    const ks = await Keystone.init({ dataLayer: true, autoCapture: false, segments: defs });
+    ks.track("V");
+    return { guarded: guarded.map((e) => e.event + " " + (e.keystoneSegment || e.keystoneSegments)) };
+  });
+  assert.deepEqual(out.guarded, ["keystone.ready ", "keystone.segment_enter viewer"]);
+  assert.deepEqual(page.problems, []);
+
+  // The same with the array's name (a second page: one Keystone per page).
+  const other = await h.open("/tests/esm.html");
+  const named = await other.evaluate(async () => {
+    const watched = [];
+    let assigned = 0;
+    Object.defineProperty(window, "watchedLayer", { get: () => watched, set: () => assigned++, configurable: true });
+    const ks = await Keystone.init({ dataLayer: "watchedLayer", autoCapture: false, segments: { version: 1, segments: [{ id: "viewer", condition: { $performed: { event: "V" } } }] } });
+    ks.track("V");
+    return { pushes: watched.length, assigned };
+  });
+  assert.deepEqual(named, { pushes: 2, assigned: 0 });
+  await page.context().close();
+  await other.context().close();
+});
