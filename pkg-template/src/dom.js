@@ -18,8 +18,9 @@ const READY = "keystone-ready";
 export const cloakCss = (ms) =>
   `html:not(.${READY}) :is(${SEL}){visibility:hidden;animation:keystone-reveal 0s ${ms}ms forwards}@keyframes keystone-reveal{to{visibility:visible}}:is(${SEL})[hidden]{display:none!important}`;
 
-/** A value at a dot path of the profile document ("traits.firstName"). */
-const at = (doc, path) => path.split(".").reduce((v, k) => (v != null && typeof v == "object" ? v[k] : undefined), doc);
+/** A value at a dot path of the profile document ("traits.firstName"): own fields only, as
+ * conditions read paths (an unset `traits.toString` is missing, not Object's method). */
+const at = (doc, path) => path.split(".").reduce((v, k) => (v != null && typeof v == "object" && Object.hasOwn(v, k) ? v[k] : undefined), doc);
 
 // Hidden also inline (`display: none !important`): the anti-flicker sheet's rule for [hidden] is
 // not there with `antiFlicker: false`, and site CSS such as `.banner{display:flex}` would win.

@@ -72,3 +72,18 @@ test("dataLayer: a data layer the page made non-writable (a binding guarded agai
   await page.context().close();
   await other.context().close();
 });
+
+test("data-keystone-text reads the profile's own fields only: a path through a name that is not a trait (constructor, toString, __proto__) keeps the authored text, as a condition reads it as missing", async () => {
+  const page = await h.open("/tests/esm.html");
+  const out = await page.evaluate(async () => {
+    const paths = ["traits.constructor", "traits.toString", "traits.__proto__", "traits.constructor.name", "traits.tags.map", "traits.tags.0", "traits.constructor_"];
+    document.body.insertAdjacentHTML("beforeend", paths.map((p) => `<span data-keystone-text="${p}">authored</span>`).join(""));
+    const ks = await Keystone.init({ autoCapture: false, segments: { version: 1, segments: [{ id: "c", condition: { "traits.constructor": { $exists: true } } }] } });
+    ks.setTraits({ tags: ["shoes"], constructor_: "own" });
+    await new Promise((r) => requestAnimationFrame(() => setTimeout(r, 50)));
+    return { texts: [...document.querySelectorAll("[data-keystone-text]")].map((e) => e.textContent), inC: ks.inSegment("c") };
+  });
+  assert.deepEqual(out, { texts: ["authored", "authored", "authored", "authored", "authored", "shoes", "own"], inC: false });
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
