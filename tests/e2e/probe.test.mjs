@@ -27,6 +27,8 @@ test("KeystoneError is named KeystoneError: the exported class, the errors of re
   });
   assert.deepEqual(tag, ["KeystoneError", "KeystoneError", true, "KeystoneError"]);
   assert.deepEqual([...page.problems, ...global.problems], []);
+  await page.context().close();
+  await global.context().close();
 });
 
 test("an endpoint holding credentials (user:password@), which fetch and sendBeacon refuse, rejects init with invalid_argument and one warning; an @ elsewhere in the URL does not", async () => {
