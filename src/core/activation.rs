@@ -60,16 +60,17 @@ impl Activation {
 
     /// Adds another profile's memory into this one (identity merge: exposures add, the set of
     /// reported segments is the union, so nothing already sent is sent again).
-    pub fn merge(&mut self, other: &Activation) {
-        for o in &other.exposures {
+    /// `other` is moved in: its exposures and ids are taken in place, not cloned.
+    pub fn merge(&mut self, mut other: Activation) {
+        for o in other.exposures.iter_mut() {
             match self.exposures.iter_mut().find(|e| e.experience == o.experience && e.variant == o.variant) {
                 Some(e) => e.counts.merge(&o.counts),
-                None => self.exposures.push(o.clone()),
+                None => self.exposures.push(::core::mem::replace(o, Exposure { experience: String::new(), variant: String::new(), counts: Counts::new() })),
             }
         }
-        for s in &other.reported {
+        for s in other.reported.iter_mut() {
             if let Err(i) = self.reported.binary_search(s) {
-                crate::core::sort::insert(&mut self.reported, i, s.clone());
+                crate::core::sort::insert(&mut self.reported, i, ::core::mem::take(s));
             }
         }
     }

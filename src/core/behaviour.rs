@@ -391,7 +391,7 @@ impl PerfState {
             i += 1;
         }
         crate::core::sort::drop_front(&mut self.ext, i);
-        self.distinct.retain(|d| live(floor(d.1 / MINUTE)));
+        crate::core::sort::retain(&mut self.distinct, |d| live(floor(d.1 / MINUTE)));
     }
 }
 

@@ -102,7 +102,7 @@ pub fn eval_value(cond: &Value, value: &Value, cx: &Ctx, insensitive: bool) -> b
 
 /// Whether every key of a non-empty object starts with `$`.
 pub fn is_operator_object(m: &Map) -> bool {
-    !m.is_empty() && m.iter().all(|(k, _)| k.as_bytes().first() == Some(&b'$'))
+    !m.is_empty() && m.iter().all(|(k, _)| matches!(k.as_bytes().first(), Some(b'$')))
 }
 
 fn eval_operator(op: &str, actual: &Value, exp: &Value, cx: &Ctx) -> bool {
@@ -129,7 +129,7 @@ fn eval_operator(op: &str, actual: &Value, exp: &Value, cx: &Ctx) -> bool {
         "$exists" => exp.truthy() != actual.is_null(),
         "$in" | "$ini" | "$nin" | "$nini" => {
             let Some(list) = exp.as_arr() else { return false };
-            is_in(actual, list, op.as_bytes().last() == Some(&b'i'), h) != op.starts_with("$n")
+            is_in(actual, list, matches!(op.as_bytes().last(), Some(b'i')), h) != op.starts_with("$n")
         }
         "$inGroup" | "$notInGroup" => {
             let found = cx.groups.map_or(Some(false), |g| g.contains(&js_string(exp, h), actual, h));

@@ -174,7 +174,7 @@ impl Aside {
     /// Drops the entry of `user`, or without one the entries last used before `cutoff` (one
     /// `retain` for the three callers: each closure was a `retain` of its own).
     fn drop_entries(&mut self, user: Option<&str>, cutoff: f64) {
-        self.entries.retain(|x| match user {
+        crate::core::sort::retain(&mut self.entries, |x| match user {
             Some(u) => x.0 != u,
             None => x.1 >= cutoff,
         });

@@ -145,7 +145,7 @@ impl Parser<'_> {
 
     /// `eat` for one byte (the punctuation; no slice compare).
     fn eat1(&mut self, b: u8) -> bool {
-        let ok = self.s.get(self.i) == Some(&b);
+        let ok = self.s.get(self.i).is_some_and(|&c| c == b);
         self.i += ok as usize;
         ok
     }
@@ -164,7 +164,7 @@ impl Parser<'_> {
                 }
                 loop {
                     self.ws();
-                    if self.s.get(self.i) != Some(&b'"') {
+                    if !matches!(self.s.get(self.i), Some(b'"')) {
                         return Err(self.err());
                     }
                     let k = self.string()?;
@@ -224,7 +224,7 @@ impl Parser<'_> {
         self.eat1(b'-');
         let int_start = self.i;
         let n_int = digits(self);
-        if n_int == 0 || (n_int > 1 && self.s.get(int_start) == Some(&b'0')) {
+        if n_int == 0 || (n_int > 1 && matches!(self.s.get(int_start), Some(b'0'))) {
             return Err(self.err());
         }
         // Digits after the point (`plain`: no exponent).

@@ -102,7 +102,7 @@ pub fn merge(mut a: Profile, b: Profile) -> Profile {
             a.push_recent(::core::mem::replace(e, RecentEvent { name: String::new(), ts: 0.0, props: Map::new() }));
         }
     }
-    a.activation.merge(&b.activation);
+    a.activation.merge(b.activation);
     for id in &b.linked {
         link(&mut a.linked, id);
     }

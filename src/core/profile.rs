@@ -192,7 +192,7 @@ impl Profile {
                 e.first = self.recent.iter().find(|r| r.ts >= m && r.name == e.name).map_or(m, |r| if r.ts < m + 60_000.0 { r.ts } else { m }).min(e.last);
             }
         }
-        self.events.retain(|e| e.counts.total() > 0);
+        crate::core::sort::retain(&mut self.events, |e| e.counts.total() > 0);
         self.trim_recent(cutoff);
     }
 
@@ -310,7 +310,7 @@ impl Profile {
         // per event here, where the ring is trimmed at every event once full; `retain` moves
         // each kept event once).
         let mut i = 0;
-        self.recent.retain(|r| {
+        crate::core::sort::retain(&mut self.recent, |r| {
             i += 1;
             let old = i > k && r.ts < cutoff;
             if old {

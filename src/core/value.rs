@@ -71,7 +71,7 @@ impl Map {
 
     /// Keeps the entries `f` accepts, in order.
     pub fn retain(&mut self, mut f: impl FnMut(&String, &Value) -> bool) {
-        self.entries.retain(|(k, v)| f(k, v))
+        crate::core::sort::retain(&mut self.entries, |(k, v)| f(k, v))
     }
 
     /// Removes `key`, returning its value.
@@ -322,7 +322,7 @@ impl Value {
 
 /// A canonical array index (`"0"`, `"12"`; not `"01"` or `"-1"`).
 fn parse_index(s: &str) -> Option<usize> {
-    if s.is_empty() || s.len() > 9 || (s.len() > 1 && s.as_bytes().first() == Some(&b'0')) {
+    if s.is_empty() || s.len() > 9 || (s.len() > 1 && matches!(s.as_bytes().first(), Some(b'0'))) {
         return None;
     }
     let mut n = 0usize;

@@ -67,7 +67,7 @@ pub fn remove(key: &str) {
 /// Forgets the in-memory copy of `key`, or with `prefix` of every key starting with it (one
 /// `retain` for `set`, `remove` and `forget_memory`: each closure was a `retain` of its own).
 fn forget(key: &str, prefix: bool) {
-    MEMORY.with_mut(|m| m.retain(|(k, _)| if prefix { !k.starts_with(key) } else { k != key }));
+    MEMORY.with_mut(|m| crate::core::sort::retain(m, |(k, _)| if prefix { !k.starts_with(key) } else { k != key }));
 }
 
 /// Forgets the in-memory copies of keys starting with `prefix` (the JS wrapper erases the
