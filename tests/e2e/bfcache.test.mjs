@@ -2,9 +2,8 @@
 // instant. Playwright turns the cache off by default; this file's browser has it on.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
 import { startServer } from "../../scripts/serve.mjs";
-import { CHROMIUM_ARGS } from "./harness.mjs";
+import { launchWithBfcache } from "./harness.mjs";
 
 let server, browser;
 before(async () => {
@@ -12,7 +11,7 @@ before(async () => {
   // serve them: served so, not rewritten by a route (a route turns on Playwright's request
   // interception, which held some keepalive requests of a page being left unsent for good).
   server = await startServer({ cacheablePages: true });
-  browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: CHROMIUM_ARGS, headless: true, ignoreDefaultArgs: ["--disable-back-forward-cache"] });
+  browser = await launchWithBfcache();
 });
 after(async () => {
   await browser?.close();

@@ -2,8 +2,7 @@
 // withdrawing stops it, forget() erases everything, Global Privacy Control turns marketing off.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
-import { setup, CHROMIUM_ARGS } from "./harness.mjs";
+import { setup, launchSubdomains, subdomainOpener } from "./harness.mjs";
 
 let h;
 before(async () => (h = await setup()));
@@ -562,15 +561,10 @@ test("cookieDomain: a tab shown right after forget() in another tab, before it h
 // cleared, wrote it back into the shared cookie, and the visitor forgotten on one subdomain was
 // the same visitor again on all of them.
 test("cookieDomain: forget() on one subdomain reaches the others: a page opened there later does not bring back the id or profile stored before, an open one stores nothing of it; what is stored after a new grant stays", async () => {
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", headless: true, args: [...CHROMIUM_ARGS, "--host-resolver-rules=MAP *.site.test 127.0.0.1"] });
+  const browser = await launchSubdomains();
   try {
     const ctx = await browser.newContext();
-    const open = async (sub) => {
-      const p = await ctx.newPage();
-      await p.goto(`http://${sub}.site.test:${h.server.port}/tests/esm.html`);
-      await p.waitForFunction(() => window.__ksLoaded === true);
-      return p;
-    };
+    const open = subdomainOpener(ctx, h.server);
     const init = (p) => p.evaluate(async () => (window.ks = await Keystone.init({ cookieDomain: "site.test", autoCapture: false })).anonymousId());
     const state = (p) => p.evaluate(() => ({ id: ks.anonymousId(), traits: ks.profile().traits, events: Object.keys(ks.profile().events), stored: ["ks_profile", "ks_aside"].filter((k) => localStorage.getItem(k)) }));
     const [a, b, c] = [await open("a"), await open("b"), await open("c")];

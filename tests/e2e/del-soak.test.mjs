@@ -42,9 +42,8 @@
 // page's fetch and sendBeacon calls and the back/forward cache's reasons not to restore a page.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
 import { startServer } from "../../scripts/serve.mjs";
-import { CHROMIUM_ARGS, seeds, prng } from "./harness.mjs";
+import { launchWithBfcache, seeds, prng } from "./harness.mjs";
 
 // The back/forward cache on (Playwright turns it off): Back and Forward restore pages from it.
 let h;
@@ -55,7 +54,7 @@ before(async () => {
   // every request, and that held some keepalive requests of a page being left (reloaded, navigated
   // away from, put in the cache) unsent for good: events "lost" by the driver, not by Chromium.
   const server = await startServer({ cacheablePages: true });
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: CHROMIUM_ARGS, headless: true, ignoreDefaultArgs: ["--disable-back-forward-cache"] });
+  const browser = await launchWithBfcache();
   h = { server, browser, url: (p) => server.url + p, close: async () => (await browser.close(), await server.close()) };
   tap(server.collector);
 });

@@ -10,8 +10,32 @@ export const CHROMIUM_ARGS = [
   "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
 ];
 
-export async function launch() {
-  return chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: CHROMIUM_ARGS, headless: true });
+/** Debian's Chromium, headless, with `args` added to the usual ones and `options` (Playwright's
+ * launch options) over them. */
+export async function launch(args = [], options = {}) {
+  return chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: [...CHROMIUM_ARGS, ...args], headless: true, ...options });
+}
+
+/** A browser with the back/forward cache on (Playwright turns it off by default). */
+export function launchWithBfcache() {
+  return launch([], { ignoreDefaultArgs: ["--disable-back-forward-cache"] });
+}
+
+/** A browser that resolves every host under site.test to this machine, for the tests of
+ * `cookieDomain` across real subdomains (each its own origin, with its own storage). */
+export function launchSubdomains() {
+  return launch(["--host-resolver-rules=MAP *.site.test 127.0.0.1"]);
+}
+
+/** `open(sub)` of a browser from `launchSubdomains()`: a new page of `ctx` on the test page of
+ * `sub`.site.test, served by `server`, once the package has loaded. */
+export function subdomainOpener(ctx, server) {
+  return async (sub) => {
+    const p = await ctx.newPage();
+    await p.goto(`http://${sub}.site.test:${server.port}/tests/esm.html`);
+    await p.waitForFunction(() => window.__ksLoaded === true);
+    return p;
+  };
 }
 
 /**

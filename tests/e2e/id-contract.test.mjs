@@ -6,8 +6,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { chromium } from "playwright-core";
-import { setup, CHROMIUM_ARGS } from "./harness.mjs";
+import { setup, launchSubdomains, subdomainOpener } from "./harness.mjs";
 
 let h;
 before(async () => (h = await setup()));
@@ -369,16 +368,11 @@ test("tabs: a tab opened later gets the same id; an open tab (the script-tag bui
 });
 
 test("cookieDomain on real subdomains: one anonymous id on a.site.test and b.site.test (\"site.test\" or \".site.test\"); a logout on one is the other's id at its next load", async () => {
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", headless: true, args: [...CHROMIUM_ARGS, "--host-resolver-rules=MAP *.site.test 127.0.0.1"] });
+  const browser = await launchSubdomains();
   try {
     for (const cookieDomain of ["site.test", ".site.test"]) {
       const ctx = await browser.newContext();
-      const open = async (sub) => {
-        const p = await ctx.newPage();
-        await p.goto(`http://${sub}.site.test:${h.server.port}/tests/esm.html`);
-        await p.waitForFunction(() => window.__ksLoaded === true);
-        return p;
-      };
+      const open = subdomainOpener(ctx, h.server);
       const init = (p) => p.evaluate(async (cd) => (window.ks = await Keystone.init({ cookieDomain: cd, autoCapture: false })).anonymousId(), cookieDomain);
       const a = await open("a");
       const idA = await init(a);
