@@ -388,6 +388,7 @@ export class Instance {
   #channel = null;
   #onChange = null;
   #activate = null;
+  #layer = null; // the data layer's hook until the replay is over (script-tag build)
   #early = [];
   #heard = []; // notifications not yet delivered (see #deliver)
   #delivering = 0;
@@ -571,6 +572,7 @@ export class Instance {
     // page's as it is now (its title too: the landing page's may have been read before <title>).
     if (!fn) {
       this.#nav?.();
+      this.#activate = this.#layer;
       return void this.#run(() => {
         const h = this.#href;
         this.#follow();
@@ -763,13 +765,18 @@ export class Instance {
     } catch (e) {
       this.#report(e);
     }
-    this.#activate = dataLayer(this.#options.dataLayer, () => {
+    const layer = dataLayer(this.#options.dataLayer, () => {
       try {
         return this.#core.segments();
       } catch (_) {
         return [];
       }
     });
+    // The script-tag build tells the data layer once the calls queued before ready are replayed
+    // (`_at()`): a consent choice queued there (a consent manager answering before Keystone
+    // loaded) holds before anything is pushed.
+    if (__SCRIPT_TAG__) this.#layer = layer;
+    else this.#activate = layer;
     // `cookieDomain`: the shared cookie is the source of truth for the id, also while the page is
     // open: another subdomain's logout or switch of users is followed when this page is shown.
     if (this.#options.cookieDomain) {

@@ -328,6 +328,38 @@ test("script-tag build through the snippet with keystoneConfig {dataLayer: true}
   await ctx.close();
 });
 
+test("snippet: a marketing refusal queued before the script arrives reaches the data layer before anything else does: no keystone.ready (nor change) is pushed until marketing is granted", async () => {
+  const { ctx, page, release } = await heldGlobal("layer-refused");
+  await page.evaluate((snippet) => {
+    window.dataLayer = [];
+    window.keystoneConfig = {
+      src: "/pkg/dist/keystone.global.js",
+      autoCapture: false,
+      dataLayer: true,
+      segments: { version: 1, segments: [{ id: "everyone", condition: {} }, { id: "viewers", condition: { $performed: { event: "Product Viewed" } } }] },
+    };
+    new Function(snippet)();
+    // A consent manager answering before Keystone has loaded (the default grants marketing).
+    keystone.setConsent({ marketing: false });
+    keystone.track("Product Viewed");
+    window.ready = keystone.init();
+  }, SNIPPET);
+  release();
+  const out = await page.evaluate(async () => {
+    await window.ready;
+    await new Promise((r) => setTimeout(r, 100));
+    const refused = window.dataLayer.slice();
+    const segs = keystone.segments();
+    await keystone.setConsent({ marketing: true });
+    return { refused, segs, granted: window.dataLayer.slice() };
+  });
+  assert.deepEqual(out.segs, ["everyone", "viewers"]);
+  assert.deepEqual(out.refused, [], "nothing pushed while the refusal holds");
+  assert.deepEqual(out.granted, [{ event: "keystone.ready", keystoneSegments: ["everyone", "viewers"] }]);
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+});
+
 test("snippet and script-tag build: a queued call records the object it was given as it was when the call was made (the page changes the object afterwards)", async () => {
   const { ctx, page, release } = await heldGlobal("snapshot");
   await page.evaluate((snippet) => {

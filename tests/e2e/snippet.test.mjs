@@ -258,12 +258,12 @@ test("several inits queued on the stub: the options of each add up in call order
       b: b.status === "fulfilled" && b.value === a.value,
       bad: bad.status === "rejected" && bad.reason.code,
       segs: keystone.segments(),
-      tagLayer: (window.tagLayer || []).map((e) => e.event),
+      tagLayer: window.tagLayer || [],
       dataLayer: window.dataLayer || null,
       pageviews: keystone.profile().session.pageviews,
     };
   });
-  assert.deepEqual(out, { a: "fulfilled", b: true, bad: "invalid_argument", segs: ["viewers"], tagLayer: ["keystone.ready", "keystone.segment_enter"], dataLayer: null, pageviews: 0 });
+  assert.deepEqual(out, { a: "fulfilled", b: true, bad: "invalid_argument", segs: ["viewers"], tagLayer: [{ event: "keystone.ready", keystoneSegments: ["viewers"] }], dataLayer: null, pageviews: 0 });
   assert.deepEqual(warnings.filter((w) => w.includes("already_initialized")), []);
   await ctx.close();
 });

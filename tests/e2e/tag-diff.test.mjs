@@ -66,6 +66,10 @@
 //   the same reason a `loadSegments` of a URL made once ready is always awaited (one left in
 //   flight across an awaited `identify` and `flush` landed before or after the next `identify`
 //   event from one run of a seed to the next);
+// - the data layer hears of the queued calls once they are replayed: run (a) pushes one
+//   `keystone.ready` then, with the membership and the marketing consent of that moment, where
+//   run (b) pushed `keystone.ready` at the start and each queued call's changes; run (b)'s
+//   pushes of the queued part are folded into that one before the comparison;
 // - run (a) needs one call (b) does not make to know Keystone is ready: `keystone.init()` without
 //   options once the script is released (it answers with the running instance), unless the
 //   sequence's own `init` is made then.
@@ -446,6 +450,15 @@ async function runEsm(s) {
       }
       window.__target = () => window.__ks;
       await (0, eval)("(" + drive + ")")(args);
+      // The data layer hears of the queued part once it is replayed: run (a) pushes then one
+      // `keystone.ready` with the membership of that moment, if marketing consent holds then
+      // (a consent choice queued before ready holds before anything is pushed), instead of the
+      // pushes of the start and of each queued call (none: the array Keystone made is not there).
+      const name = options && options.dataLayer && (options.dataLayer === true ? "dataLayer" : options.dataLayer);
+      if (name && window[name] && window.__ks) {
+        if (window.__ks.profile()?.consent?.marketing) window[name].splice(0, Infinity, { event: "keystone.ready", keystoneSegments: window.__ks.segments() });
+        else delete window[name];
+      }
     },
     [s.options, drive.toString(), { calls: s.calls.slice(0, s.cut), from: 0, queued: true, skipQueries: true, initAt: -1, restore: s.restore }],
   );
