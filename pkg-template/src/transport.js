@@ -64,7 +64,9 @@ export function transport(o, report, check) {
   // Without a write key, no Authorization header (as Segment's and RudderStack's SDKs): a
   // self-hosted collector that takes none need not allow the header in its CORS preflight.
   const headers = { "content-type": "application/json", ...(wk && { authorization: "Basic " + btoa(String.fromCharCode(...new TextEncoder().encode(wk + ":"))) }) };
-  const tail = '","writeKey":' + stringify(wk) + "}";
+  // The key also in the body, for the beacon (which carries no header), as Segment's SDK does;
+  // without one, the body is DESIGN §8's `{"batch", "sentAt"}`.
+  const tail = '"' + (wk && ',"writeKey":' + stringify(wk)) + "}";
   const tab = Math.random().toString(36).slice(2);
   const QK = P + "q.";
   const HB = P + "hb.";

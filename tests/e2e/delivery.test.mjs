@@ -1091,7 +1091,7 @@ test("a relative endpoint on a page with <base href>: fetch, beacon and keepaliv
 // the header only with a write key). A self-hosted collector on another origin that takes no key
 // answers the CORS preflight allowing `content-type` only, as many do: an Authorization header
 // (`Basic Og==`, base64(":"), before) is not allowed there, so the browser never sent the batch.
-test("no writeKey: no Authorization header, so a cross-origin collector that allows only content-type receives the batch", async () => {
+test("no writeKey: no Authorization header, so a cross-origin collector that allows only content-type receives the batch, a body of exactly {batch, sentAt}", async () => {
   const seen = [];
   const server = createServer((req, res) => {
     const cors = { "access-control-allow-origin": "*", "access-control-allow-headers": "content-type", "access-control-allow-methods": "POST" };
@@ -1117,6 +1117,9 @@ test("no writeKey: no Authorization header, so a cross-origin collector that all
   assert.equal(posts.length, 1);
   assert.equal(posts[0].auth, null, "no Authorization header");
   assert.equal(JSON.parse(posts[0].body).batch[0].properties.run, "nokey");
+  // DESIGN §8's body, with no empty "writeKey" (kept in the body only when there is a key, for the
+  // beacon, which carries no header).
+  assert.deepEqual(Object.keys(JSON.parse(posts[0].body)), ["batch", "sentAt"]);
   assert.ok(seen.every((r) => !/authorization/i.test(r.asked || "")), "the preflight asks for no Authorization header: " + JSON.stringify(seen));
   await context.close();
 });
