@@ -178,7 +178,9 @@ export interface IdentifyOptions {
 
 /** The profile document that conditions see (DESIGN §3). */
 export interface Profile {
-  /** `null` while no consent needs one (opt-in before consent, after `forget()`). */
+  /** `null` while no consent needs one and none is stored (a first visit in opt-in before
+   * consent, after `forget()`); a returning visitor's stored id is read before consent, never
+   * written or sent. */
   anonymousId: string | null;
   userId: string | null;
   identified: boolean;
@@ -422,7 +424,10 @@ export interface KeystoneInstance {
    */
   profile(): Profile | null;
   /**
-   * The anonymous id (UUID v4); null while no consent allows one (opt-in before consent, after `forget()`).
+   * The anonymous id (UUID v4); null while no consent allows one and none is stored (a first
+   * visit in opt-in before consent, after `forget()`). A returning visitor's stored id (and
+   * profile) is read before consent, never written or sent; no segment is evaluated without
+   * `personalization`.
    * @example ks.anonymousId();
    */
   anonymousId(): string | null;
