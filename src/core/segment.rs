@@ -368,8 +368,9 @@ impl Compiler<'_> {
             Some(c @ (Value::Num(_) | Value::Obj(_))) => c.clone(),
             Some(_) => return Err(self.fail(path, "count", "count is a number or a condition")),
         };
+        // `value`: only with an aggregate, and then a number (equality) or a condition on one.
         let value = m.get("value").cloned();
-        if value.is_some() == (agg == Agg::Count) {
+        if value.is_some() == (agg == Agg::Count) || !matches!(value, None | Some(Value::Num(_) | Value::Obj(_))) {
             return Err(if agg == Agg::Count { self.fail(path, "value", "value needs sum, avg, min, max or distinct") } else { self.fail(path, "", "an aggregate needs a value condition") });
         }
         // A count threshold `>= k` keeps only the k latest timestamps (exact windows, bounded).

@@ -227,6 +227,29 @@ test("$sequence: events made in the same millisecond keep call order; a step rep
   await page.context().close();
 });
 
+test("$performed value: a number or a condition on the aggregate; any other value is rejected with the segment's id, its path and a reason, and the rest loads", async (t) => {
+  if (!full) return t.skip(SKIP);
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    const ks = await Keystone.init({ autoCapture: false });
+    const errors = [];
+    ks.on("error", (e) => errors.push(e.segmentId));
+    const bad = [null, "high", "5", true, false, [], [5]];
+    const good = [{ $gte: 5 }, 5, { $exists: true }];
+    const seg = (id, value) => ({ id, condition: { $performed: { event: "Order", sum: "revenue", value } } });
+    const r = await ks.loadSegments({ version: 1, segments: [...bad.map((v, i) => seg("bad" + i, v)), ...good.map((v, i) => seg("good" + i, v))] });
+    ks.track("Order", { revenue: 5 });
+    await new Promise((res) => setTimeout(res, 0));
+    return { n: bad.length, loaded: r.loaded, rejected: r.rejected.map((e) => [e.code, e.segmentId, e.path, e instanceof Error && e.message.length > 0]), errors, held: ks.segments() };
+  });
+  assert.deepEqual(out.loaded, ["good0", "good1", "good2"]);
+  assert.deepEqual(out.held, ["good0", "good1", "good2"], "a number is equality");
+  assert.equal(out.rejected.length, out.n);
+  out.rejected.forEach((e, i) => assert.deepEqual(e, ["invalid_segment", "bad" + i, `/segments/${i}/condition/$performed`, true]));
+  assert.deepEqual(out.errors, out.rejected.map((e) => e[1]), "each rejection is also an error event");
+  await page.context().close();
+});
+
 test("a document that is not {version, segments: [...]} is rejected whole: loadSegments rejects with a KeystoneError, an error event, and every previous definition and score stays", async (t) => {
   if (!full) return t.skip(SKIP);
   const page = await h.open();
