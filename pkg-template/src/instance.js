@@ -1140,7 +1140,8 @@ export function init(options, wasmUrl, landing, join) {
       return Prom.resolve(o.init(options)).catch((e) => ((__SCRIPT_TAG__ && join) || other() === o ? Prom.reject(e) : init(options, wasmUrl, landing)));
     } catch (_) {}
   if (__SCRIPT_TAG__ && join) return Prom.reject(join);
-  if (options != null && !isPlain(options)) return Prom.reject(warn(bad("the init options must be a plain object")));
+  // (Content a site's inlined anti-flicker rule hides shows at once, unless a start is under way.)
+  if (options != null && !isPlain(options)) return current || release(), Prom.reject(warn(bad("the init options must be a plain object")));
   if (current) {
     // Safe to call again (the same instance), but options that differ from the first call's
     // are not applied: said once per call, so a second configuration is not lost silently.

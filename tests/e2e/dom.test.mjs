@@ -203,6 +203,24 @@ test("anti-flicker: personalized elements stay invisible until the first evaluat
   await page.context().close();
 });
 
+// A site inlines the rule in <head> (README) and then calls init with something other than an
+// options object: init rejects, and the content showed only at the rule's own timeout.
+test("anti-flicker: init given options that are not an object rejects and shows the content at once, not at the inlined rule's timeout", async () => {
+  const page = await openDom();
+  const out = await page.evaluate(async (css) => {
+    const style = document.createElement("style");
+    style.textContent = css;
+    document.head.append(style);
+    const hidden = getComputedStyle(document.getElementById("hide")).visibility;
+    const code = await Keystone.init([]).then(() => "resolved", (e) => e.code);
+    await frame();
+    return { hidden, code, visible: getComputedStyle(document.getElementById("hide")).visibility, ready: document.documentElement.classList.contains("keystone-ready") };
+  }, cloakCss(5000));
+  assert.deepEqual(out, { hidden: "hidden", code: "invalid_argument", visible: "visible", ready: true });
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
 test("anti-flicker: wasm 404 → init rejects and content shows as authored", async () => {
   const page = await openDom((ctx) => ctx.route("**/keystone_bg.wasm", (route) => route.fulfill({ status: 404, body: "no" })));
   const code = await page.evaluate((defs) => Keystone.init({ segments: defs }).then(() => "resolved", (e) => e.code), DEFS);
