@@ -291,19 +291,23 @@ async function heldGlobal(name, { head = "", body = "" } = {}) {
   return { ...p, release };
 }
 
+/** The snippet's `keystoneConfig` of the data-layer tests: segments `everyone`, `viewers` (a
+ * Product Viewed) and `more`. */
+const layerConfig = (...more) => ({
+  src: "/pkg/dist/keystone.global.js",
+  autoCapture: false,
+  dataLayer: true,
+  segments: { version: 1, segments: [{ id: "everyone", condition: {} }, { id: "viewers", condition: { $performed: { event: "Product Viewed" } } }, ...more] },
+});
+
 test("script-tag build through the snippet with keystoneConfig {dataLayer: true}: with calls queued before ready, the data layer's pushes add up to the membership", async () => {
   const { ctx, page, release } = await heldGlobal("layer");
-  await page.evaluate((snippet) => {
-    window.keystoneConfig = {
-      src: "/pkg/dist/keystone.global.js",
-      autoCapture: false,
-      dataLayer: true,
-      segments: { version: 1, segments: [{ id: "everyone", condition: {} }, { id: "viewers", condition: { $performed: { event: "Product Viewed" } } }, { id: "first_view", condition: { $performed: { event: "Product Viewed", count: 1 } } }] },
-    };
+  await page.evaluate(([snippet, config]) => {
+    window.keystoneConfig = config;
     new Function(snippet)();
     keystone.track("Product Viewed");
     window.ready = keystone.init();
-  }, SNIPPET);
+  }, [SNIPPET, layerConfig({ id: "first_view", condition: { $performed: { event: "Product Viewed", count: 1 } } })]);
   release();
   const out = await page.evaluate(async () => {
     await window.ready;
@@ -330,20 +334,15 @@ test("script-tag build through the snippet with keystoneConfig {dataLayer: true}
 
 test("snippet: a marketing refusal queued before the script arrives reaches the data layer before anything else does: no keystone.ready (nor change) is pushed until marketing is granted", async () => {
   const { ctx, page, release } = await heldGlobal("layer-refused");
-  await page.evaluate((snippet) => {
+  await page.evaluate(([snippet, config]) => {
     window.dataLayer = [];
-    window.keystoneConfig = {
-      src: "/pkg/dist/keystone.global.js",
-      autoCapture: false,
-      dataLayer: true,
-      segments: { version: 1, segments: [{ id: "everyone", condition: {} }, { id: "viewers", condition: { $performed: { event: "Product Viewed" } } }] },
-    };
+    window.keystoneConfig = config;
     new Function(snippet)();
     // A consent manager answering before Keystone has loaded (the default grants marketing).
     keystone.setConsent({ marketing: false });
     keystone.track("Product Viewed");
     window.ready = keystone.init();
-  }, SNIPPET);
+  }, [SNIPPET, layerConfig()]);
   release();
   const out = await page.evaluate(async () => {
     await window.ready;
