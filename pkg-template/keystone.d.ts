@@ -379,8 +379,10 @@ export interface KeystoneInstance {
   setConsent(consent: Partial<Consent>): Promise<void>;
   /**
    * Erases every key and cookie Keystone stored on this device and withdraws all consent; the
-   * site's other open tabs forget too. Leaves one cookie for 2 s, `{storagePrefix}fg`, holding
-   * the time of the forget() only: a tab that has not heard of it yet reads it before it writes.
+   * site's other open tabs forget too. While another tab of the site is open (or where Web
+   * Locks are missing), leaves one cookie for 2 s, `{storagePrefix}fg`, holding the time of the
+   * forget() only: a tab that has not heard of it yet reads it before it writes. In the only tab,
+   * nothing is left once the Promise resolves.
    * With `cookieDomain` that cookie is set on the domain and kept a year: every subdomain erases
    * what it stored before the forget() when it reads it.
    * @example await ks.forget();

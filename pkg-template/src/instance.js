@@ -432,6 +432,10 @@ export class Instance {
     // forget() in another tab of the site: this tab withdraws all consent and drops its state too.
     // Heard from here on, not from `_start`: the start may wait seconds for a definitions URL,
     // and a forget() made meanwhile would go unheard (the profile read above then written back).
+    // Held while this page lives, shared with the site's other tabs: forget() counts them.
+    Prom.resolve()
+      .then(() => navigator.locks.request(this.#prefix() + "tab", { mode: "shared" }, () => new Prom(() => {})))
+      .catch(() => {});
     try {
       const channel = (this.#channel = new BroadcastChannel("keystone:" + this.#prefix()));
       // setConsent() in another tab: the same categories apply here (never echoed back).
@@ -923,11 +927,22 @@ export class Instance {
       // it hears the message (#forgot): a cookie holding the time, kept 2 s. With `cookieDomain`,
       // on the domain and kept a year: the site's other subdomains, whose storage this page
       // cannot reach, erase theirs when they read it (`stale`).
-      writeCookie(this.#prefix() + "fg", (this.#fg = Date.now()), d, d ? undefined : 2);
+      const fg = this.#prefix() + "fg";
+      writeCookie(fg, (this.#fg = Date.now()), d, d ? undefined : 2);
       try {
         this.#channel?.postMessage("forget");
       } catch (_) {}
       if (left) throw new KeystoneError("storage_unavailable", "forget() could not erase " + left + " stored key(s): the browser refused");
+      // No other tab of the site holds its share of the lock taken at start: none can write
+      // before hearing the message, and the marker goes before forget() resolves. (Where Web
+      // Locks are missing or refused, it stays its 2 s.)
+      return (
+        d ||
+        Prom.resolve()
+          .then(() => navigator.locks.query())
+          .then((s) => [...s.held, ...s.pending].filter((l) => l.name == this.#prefix() + "tab")[1] || writeCookie(fg))
+          .catch(() => {})
+      );
     });
   }
 

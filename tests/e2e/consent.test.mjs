@@ -297,13 +297,17 @@ test("forget() erases every key and cookie, withdraws consent, starts a fresh an
     const exits = [];
     ks.on("segment:exit", (e) => exits.push(e.segment));
     await ks.forget();
+    // At once: no key or cookie of this prefix is left (no other tab of the site is open, so
+    // forget() leaves no marker for one).
+    const right = [document.cookie, Object.keys(localStorage).filter((k) => k.startsWith("ks_") && !k.startsWith("ks_shop_")), Object.keys(sessionStorage)];
     ks.track("After Forget");
     await new Promise((r) => setTimeout(r, 600));
-    const other = [localStorage.getItem("ks_shop_profile"), document.cookie.replace(/; ks_fg=\w+/, "")];
+    const other = [localStorage.getItem("ks_shop_profile"), document.cookie];
     localStorage.removeItem("ks_shop_profile");
     document.cookie = "ks_shop_aid=; Max-Age=0; Path=/";
-    return { id, after: ks.anonymousId(), traits: ks.profile().traits, events: Object.keys(ks.profile().events), consent: ks.profile().consent, segments: ks.segments(), exits, site: localStorage.getItem("site_key"), other };
+    return { id, after: ks.anonymousId(), traits: ks.profile().traits, events: Object.keys(ks.profile().events), consent: ks.profile().consent, segments: ks.segments(), exits, site: localStorage.getItem("site_key"), other, right };
   });
+  assert.deepEqual(out.right, ["ks_shop_aid=1", [], []], "nothing of this prefix once forget() resolves");
   assert.deepEqual(out.other, ["{}", "ks_shop_aid=1"], "another instance's storage is left");
   assert.match(out.id, /^[0-9a-f-]{36}$/);
   assert.equal(out.after, null);
@@ -313,8 +317,6 @@ test("forget() erases every key and cookie, withdraws consent, starts a fresh an
   assert.deepEqual(out.segments, []);
   assert.deepEqual(out.exits, ["any"]);
   assert.equal(out.site, "kept");
-  // Nothing but the marker for the site's other tabs, which goes 2 s after the forget().
-  await markerGone(page);
   assert.deepEqual(await footprint(page), EMPTY);
   // Granting again starts a new, unrelated anonymous id.
   const again = await page.evaluate(async () => {
@@ -407,6 +409,30 @@ const holdLock = (page) => page.evaluate(() => new Promise((held) => navigator.l
 
 /** What Keystone left but the short-lived forget() marker (the `fg` cookie). */
 const unmarked = async (page) => ({ ...(await footprint(page)), cookie: (await page.evaluate(() => document.cookie)).split("; ").filter((c) => c && !c.startsWith("ks_fg=")).join("; "), bytes: undefined });
+
+test("forget() leaves its marker only where another tab of the site may write before hearing of it: one open (counted by a shared Web Lock), or no Web Locks to count with", async () => {
+  const marker = (p) => p.evaluate(async () => {
+    await ks.forget();
+    return document.cookie.split("; ").filter((c) => c.startsWith("ks_fg=")).length;
+  });
+  for (const noLocks of [false, true]) {
+    const ctx = await h.browser.newContext();
+    if (noLocks) await ctx.addInitScript(() => Object.defineProperty(Navigator.prototype, "locks", { get: () => undefined }));
+    const a = await h.open("/tests/esm.html", { context: ctx });
+    await a.evaluate(async () => (window.ks = await Keystone.init({ autoCapture: false })));
+    const alone = await marker(a);
+    const b = await h.open("/tests/esm.html", { context: ctx });
+    await b.evaluate(async () => (window.ks = await Keystone.init({ autoCapture: false })));
+    await a.waitForTimeout(2100); // the first marker, if any, expired
+    const two = await marker(a);
+    await b.close();
+    await a.waitForTimeout(300);
+    const closed = await marker(a);
+    assert.deepEqual([alone, two, closed], noLocks ? [1, 1, 1] : [0, 1, 0], noLocks ? "no Web Locks: always" : "only while B is open");
+    assert.deepEqual(a.problems, []);
+    await ctx.close();
+  }
+});
 
 test("forget() in one tab is not undone by another tab's pending write that runs before that tab hears of it", async () => {
   const ctx = await h.browser.newContext();
