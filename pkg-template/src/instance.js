@@ -940,7 +940,7 @@ export class Instance {
         d ||
         Prom.resolve()
           .then(() => navigator.locks.query())
-          .then((s) => [...s.held, ...s.pending].filter((l) => l.name == this.#prefix() + "tab")[1] || writeCookie(fg))
+          .then((s) => s.held.filter((l) => l.name == this.#prefix() + "tab")[1] || writeCookie(fg))
           .catch(() => {})
       );
     });
