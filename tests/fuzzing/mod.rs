@@ -203,7 +203,15 @@ pub fn merge(data: &[u8]) {
             let (a, b) = (&pair[0], &pair[1]);
             let known = codec::decode(b).0.unwrap_or_default();
             if let Some(a) = codec::decode(a).0 {
-                check_merge(a, known.clone());
+                // A stored id that is no UUID decodes as "" (the rest kept), which the engine
+                // replaces with a new id (or the cookie's) before it merges anything: so here.
+                let id = |mut p: Profile, n: u8| {
+                    if p.anonymous_id.is_empty() {
+                        p.anonymous_id = format!("{n}0000000-0000-4000-8000-000000000000");
+                    }
+                    p
+                };
+                check_merge(id(a, 1), id(known.clone(), 2));
             }
             // The known profile as the engine sets it aside: under its user id.
             let mut known = known;
