@@ -32,6 +32,8 @@ fi
 
 status=0
 for t in $TARGETS; do
+  # A crash input of an earlier run (already kept in regressions/) is not this run's.
+  rm -rf "fuzz/artifacts/$t"
   mkdir -p "fuzz/corpus/$t" "fuzz/regressions/$t"
   echo "=== fuzz $t: ${SECS}s, sanitizer $SAN"
   cargo fuzz run --sanitizer "$SAN" "$t" "fuzz/corpus/$t" -- -max_total_time="$SECS" -max_len=4096 -timeout=10 >"fuzz/$t.log" 2>&1
