@@ -154,6 +154,10 @@ function passStrings(...args) {
   swap(/(regexTest\(getStringFromWasm0\(\w+, \w+\), )(\w+) !== 0,/, "$1$2,");
   // The imports are arrow functions (none reads `this` or `arguments`).
   swap(/(\n {8}\w+: )function ?\(((?:arg\d(?:, )?)*)\) \{/g, "$1($2) => {");
+  // An import the wasm calls for no result has its one statement as the arrow's body (the
+  // value it then returns is not read).
+  swap(/(\n {8}\w+: \((?:arg\d(?:, )?)*\) => )\{\s*const ret = ([^;]*);\s*(returnString\(arg0), ret\);\s*\},/g, "$1$3, $2),");
+  swap(/(\n {8}\w+: \((?:arg\d(?:, )?)*\) => )\{\s*(\w+\([^;]*\));\s*\},/g, "$1$2,");
   // Lengths and pointers multiplied or divided by 1 (the size of a u8): numbers already.
   swap(/ [*\/] 1(?=[,;)]| [+-] )/g, "");
   return text;
