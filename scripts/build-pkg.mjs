@@ -26,7 +26,7 @@ const glue = join(bindgen, "keystone.glue.js");
 const renamed = minifyImports(readFileSync(join(bindgen, "keystone_opt.wasm")));
 const { wasm: shipped, exports } = minifyExports(renamed.wasm);
 writeFileSync(glue, renameInGlue(smallerGlue(fastStrings(readFileSync(join(bindgen, "keystone.js"), "utf8"))), renamed, exports) +
-  "\nexport function __ksReinit() { wasm = undefined; return initSync(wasmModule); }\n");
+  "\nexport function __ksReinit() { wasm = undefined; initSync(wasmModule); }\n");
 
 /** The glue copies a string into wasm memory one character at a time while it is ASCII: a JS
  * loop that V8 runs unoptimized at start-up, ≈ 1 ms per 20 KB (init passes the stored profile and
@@ -125,6 +125,11 @@ function passStrings(...args) {
   // trap, once `__ksReinit` has dropped the instance. The early return for an instance already
   // made never runs.
   swap(/\n\s*if \(wasm !== undefined\) return wasm;\n/, "\n");
+  // It makes the instance and keeps what `__wbg_finalize_init` keeps (the module, for a rebuild;
+  // the exports; no cached bytes of another instance's memory) in its own body: no second
+  // function, and no instance kept that nothing reads. Its result is not read.
+  swap(/const instance = new WebAssembly\.Instance\(module, imports\);\s*return __wbg_finalize_init\(instance, module\);/,
+    "wasmModule = module;\n    wasm = new WebAssembly.Instance(module, imports).exports;\n    cachedUint8ArrayMemory0 = null;");
   // The cached view of memory is renewed when memory grew (the old buffer is detached, so it is
   // no longer memory's buffer; a new instance resets the cache): one comparison says it.
   swap(/cachedDataViewMemory0 === null \|\| cachedDataViewMemory0\.buffer\.detached === true \|\| \(cachedDataViewMemory0\.buffer\.detached === undefined && cachedDataViewMemory0\.buffer !== wasm\.memory\.buffer\)/, "cachedDataViewMemory0?.buffer !== wasm.memory.buffer");
