@@ -14,10 +14,11 @@ PORT ?= 8080
 # default 2), and the passes know which functions have no side effects
 # (--generate-global-effects): with the second round, 130 B gzip less. --type-ssa and a last -Oz
 # take ≈ 0.1 KB more, and one -Oz more after them 30 B (23 and 2 B on two other builds: the raw
-# size stays, locals are renumbered; two more took 43, 7 and −2 B off the three builds).
+# size stays, locals are renumbered; two more took 43, 7 and −2 B off the three builds), and a
+# third 9 B on a later build (a fourth and fifth gave those bytes back).
 # scripts/wasm-order.mjs then lays the functions out for gzip's 32 KB window (≈ 0.6 KB gzip
 # less) and merges data segments within 32 B of each other (43 B).
-WASM_OPT_FLAGS := -ocimfs 30 -aimfs 4 --generate-global-effects -Oz --converge --low-memory-unused --zero-filled-memory --strip-target-features --strip-debug --strip-producers --flatten --rereloop -Oz --flatten --rereloop -Oz --type-ssa -Oz -Oz
+WASM_OPT_FLAGS := -ocimfs 30 -aimfs 4 --generate-global-effects -Oz --converge --low-memory-unused --zero-filled-memory --strip-target-features --strip-debug --strip-producers --flatten --rereloop -Oz --flatten --rereloop -Oz --type-ssa -Oz -Oz -Oz
 CARGO_FEATURES ?=
 
 .PHONY: setup pkg wasm test test-native test-wasm test-e2e demo tour bench bench-pkg trap-pkg fuzz clean
