@@ -6,8 +6,12 @@
 //   - first the 16 functions called from the most call sites (a call encodes its callee's index
 //     as LEB128, one byte below 128, so those get one-byte indices);
 //   - then, one at a time, the function whose byte 6-grams are most covered by the 6-grams of
-//     the code placed in the last 32 KB (the share of its distinct 6-grams found there; ties go
-//     to the lower index), i.e. the function that compresses best against what gzip can still see.
+//     the code placed in the last 32 KB (the share of its distinct 6-grams found there, counted
+//     as if it had 8 more of them, all found: a function of a few 6-grams is not taken as fully
+//     covered by chance; ties go to the lower index), i.e. the function that compresses best
+//     against what gzip can still see. (The 8: 63 B gzip less on this build than the plain share,
+//     and 36 to 94 B less on four variants of it from other wasm-opt flags; 2 to 12 all gained,
+//     8 most.)
 // Only indices change: every instruction stays as it is (the traps the wrapper's trap isolation
 // relies on included); calls, `ref.func`, exports, the table's elements and the start function are
 // renumbered. Deterministic: the same module gives the same bytes.
@@ -258,7 +262,7 @@ function grams(bytes, k) {
   return [...out];
 }
 
-export const HOT = 16, GRAM = 6, WINDOW = 32768;
+export const HOT = 16, GRAM = 6, WINDOW = 32768, PRIOR = 8;
 
 /** The order (old defined indices) the file's comment describes. */
 export function layout(wasm) {
@@ -294,7 +298,7 @@ export function layout(wasm) {
       if (placed[f]) continue;
       let hits = 0;
       for (const h of g[f]) if (seen.has(h)) hits++;
-      const share = g[f].length ? hits / g[f].length : 1;
+      const share = (hits + PRIOR) / (g[f].length + PRIOR);
       if (share > bestShare) { bestShare = share; best = f; }
     }
     place(best);
