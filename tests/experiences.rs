@@ -589,3 +589,72 @@ fn deferred_track_segments_reports_are_made_before_an_identity_or_consent_change
     ks.report_now(T0 + 4.0);
     assert_eq!(wire(&mut ks), ["track Segment Entered buyers -"]);
 }
+
+#[test]
+fn track_segments_reports_a_segment_entered_and_left_again_before_the_report_as_both_changes() {
+    // The report compares the membership with what the profile last reported: a segment entered
+    // and left again before it (one task of the page) compared equal, and neither change was sent.
+    let opts = Options { track_segments: true, ..Options::default() };
+    let wire = |ks: &mut Keystone| -> Vec<String> {
+        ks.take_outbox()
+            .iter()
+            .map(|e| to_json(&e.to_spec()))
+            .filter(|e| e["event"].as_str().is_some_and(|n| n.starts_with("Segment ")))
+            .map(|e| format!("{} {}", e["event"].as_str().unwrap(), e["properties"]["segment"].as_str().unwrap()))
+            .collect()
+    };
+    let tier = |ks: &mut Keystone, t: f64, v: &str| ks.set_traits(t, Map::new().with("tier", v));
+    let mut ks = engine(31, None, opts.clone());
+    ks.deferred = true;
+    wire(&mut ks);
+    tier(&mut ks, T0 + 1.0, "gold");
+    tier(&mut ks, T0 + 2.0, "silver");
+    ks.report_now(T0 + 3.0);
+    assert_eq!(wire(&mut ks), ["Segment Entered gold", "Segment Exited gold"]);
+    // Left and entered again: the exit first.
+    tier(&mut ks, T0 + 4.0, "gold");
+    ks.report_now(T0 + 5.0);
+    assert_eq!(wire(&mut ks), ["Segment Entered gold"]);
+    tier(&mut ks, T0 + 6.0, "silver");
+    tier(&mut ks, T0 + 7.0, "gold");
+    ks.report_now(T0 + 8.0);
+    assert_eq!(wire(&mut ks), ["Segment Exited gold", "Segment Entered gold"]);
+    // Three changes: the net one (an exit), once.
+    tier(&mut ks, T0 + 9.0, "silver");
+    tier(&mut ks, T0 + 10.0, "gold");
+    tier(&mut ks, T0 + 11.0, "silver");
+    ks.report_now(T0 + 12.0);
+    assert_eq!(wire(&mut ks), ["Segment Exited gold"]);
+    ks.report_now(T0 + 13.0);
+    assert!(wire(&mut ks).is_empty(), "nothing is reported twice");
+
+    // Another tab reported the first change (entered) before this tab's report: this tab's exit
+    // is reported alone, not as a bounce.
+    let stored = ks.take_dirty().unwrap();
+    let mut a = engine(32, Some(&stored), opts.clone());
+    let mut b = engine(33, Some(&stored), opts.clone());
+    for t in [&mut a, &mut b] {
+        t.deferred = true;
+        wire(t);
+    }
+    tier(&mut a, T0 + 20.0, "gold");
+    tier(&mut b, T0 + 20.0, "gold");
+    b.report_now(T0 + 21.0);
+    assert_eq!(wire(&mut b), ["Segment Entered gold"]);
+    assert!(a.rebase(&b.take_dirty().unwrap(), T0 + 22.0));
+    tier(&mut a, T0 + 23.0, "silver");
+    a.report_now(T0 + 24.0);
+    assert_eq!(wire(&mut a), ["Segment Exited gold"]);
+
+    // Made while analytics is withdrawn: reported once it is granted again, as a change is.
+    let mut q = engine(34, None, opts);
+    q.deferred = true;
+    wire(&mut q);
+    q.set_consent(&common::from_json(&j!({"analytics": false})), T0 + 1.0).unwrap();
+    tier(&mut q, T0 + 2.0, "gold");
+    tier(&mut q, T0 + 3.0, "silver");
+    q.report_now(T0 + 4.0);
+    q.set_consent(&common::from_json(&j!({"analytics": true})), T0 + 5.0).unwrap();
+    q.report_now(T0 + 6.0);
+    assert_eq!(wire(&mut q), ["Segment Entered gold", "Segment Exited gold"]);
+}

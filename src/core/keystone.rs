@@ -170,6 +170,9 @@ pub struct Keystone {
     /// (sorted). Only those are reported: membership that depends on a tab's own page (context)
     /// differs between open tabs, and must not be reported back and forth between them.
     unreported: Vec<String>,
+    /// `trackSegments`: those of `unreported` that changed an odd number of times since the
+    /// report (sorted); the others changed back (entered and left again, or the reverse).
+    odd: Vec<String>,
     /// `trackSegments`: the next report compares all of the membership with what the profile
     /// last reported (at load, with new definitions, after an identity change).
     report_all: bool,
@@ -207,6 +210,7 @@ impl Keystone {
             aside_dirty: false,
             filed: Vec::new(),
             unreported: Vec::new(),
+            odd: Vec::new(),
             report_all: true,
             deferred: false,
         };
@@ -682,6 +686,8 @@ impl Keystone {
         self.dirty = false;
         self.identity_changed = false;
         self.evaluate(now, true);
+        // Nothing of before is reported, not even as a change made and undone (a bounce).
+        self.unreported.clear();
     }
 
     /// Rebases onto the stored profile another tab wrote: the stored profile plus this tab's
@@ -860,8 +866,12 @@ impl Keystone {
     /// Replaces the membership; with `notify`, queues enter/exit notices for the changes.
     fn membership(&mut self, next: Vec<String>, notify: bool) {
         if next != self.members {
-            mark(&mut self.unreported, &self.members, &next);
-            mark(&mut self.unreported, &next, &self.members);
+            mark(&mut self.unreported, &self.members, &next, false);
+            mark(&mut self.unreported, &next, &self.members, false);
+            // Each change toggles the segment in `odd`: one changed since the report yet not in
+            // it changed back (entered and left again), which the report's comparison misses.
+            mark(&mut self.odd, &self.members, &next, true);
+            mark(&mut self.odd, &next, &self.members, true);
         }
         if notify && next != self.members {
             for id in &self.members {
@@ -881,21 +891,43 @@ impl Keystone {
     /// With `trackSegments`, queues `Segment Entered` / `Segment Exited` for each change since
     /// what this profile last reported (so a reload does not repeat them).
     fn report_segments(&mut self, now: f64) {
-        if self.deferred || !self.reportable() {
+        if !self.reportable() {
+            // A change made where no report may be made (personalization withdrawn empties the
+            // membership) is no bounce with the next one.
+            self.odd.clear();
+            return;
+        }
+        if self.deferred {
             return;
         }
         let mut only = ::core::mem::take(&mut self.unreported);
+        let odd = ::core::mem::take(&mut self.odd);
+        // First each segment that changed and changed back since the report, where the profile
+        // reported what it is now (if another tab reported its first change meanwhile, the
+        // comparison below reports the second): both changes, the one away from now first.
+        for id in &only {
+            let now_in = self.members.binary_search(id).is_ok();
+            if odd.binary_search(id).is_err() && self.profile.activation.reported.binary_search(id).is_ok() == now_in {
+                self.report_one(now, !now_in, id);
+                self.report_one(now, now_in, id);
+            }
+        }
         if ::core::mem::take(&mut self.report_all) {
-            mark(&mut only, &self.profile.activation.reported, &[]);
-            mark(&mut only, &self.members, &[]);
+            mark(&mut only, &self.profile.activation.reported, &[], false);
+            mark(&mut only, &self.members, &[], false);
         }
         let (ids, entries) = self.profile.activation.report(&self.members, &only);
         for (i, id) in ids.iter().enumerate() {
-            let name = if i >= entries { "Segment Entered" } else { "Segment Exited" };
-            let e = self.event(now, Kind::Track, name, Map::new().with("segment", id.as_str()));
-            self.outbox.push(e);
-            self.dirty = true;
+            self.report_one(now, i >= entries, id);
         }
+    }
+
+    /// Queues `Segment Entered` (or `Segment Exited`) for segment `id`.
+    fn report_one(&mut self, now: f64, entered: bool, id: &str) {
+        let name = if entered { "Segment Entered" } else { "Segment Exited" };
+        let e = self.event(now, Kind::Track, name, Map::new().with("segment", id));
+        self.outbox.push(e);
+        self.dirty = true;
     }
 
     /// Which variant of experience `id` to show (DESIGN §13). Records `Experience Viewed` once
@@ -1088,12 +1120,15 @@ fn page_of(c: &Value) -> &[u8] {
     u.split(|b| *b == b'#').next().unwrap_or(u)
 }
 
-/// Adds to the sorted set `to` the ids of `a` that are not in `b` (both sorted).
-fn mark(to: &mut Vec<String>, a: &[String], b: &[String]) {
+/// Adds to the sorted set `to` the ids of `a` that are not in `b` (both sorted); with `flip`,
+/// one already in `to` is taken out instead.
+fn mark(to: &mut Vec<String>, a: &[String], b: &[String], flip: bool) {
     for id in a {
         if b.binary_search(id).is_err() {
-            if let Err(i) = to.binary_search(id) {
-                crate::core::sort::insert(to, i, id.clone());
+            match to.binary_search(id) {
+                Err(i) => crate::core::sort::insert(to, i, id.clone()),
+                Ok(i) if flip => drop(crate::core::sort::remove(to, i)),
+                _ => {}
             }
         }
     }

@@ -235,6 +235,38 @@ test("a window that passes by itself (Playwright clock): keystone.segment_exit i
   await ctx.close();
 });
 
+test("trackSegments sends each membership change, also a segment entered and left again within one task (as the listeners and the data layer hear them), each once", async () => {
+  const { ctx, page, go } = await pageOf("bounce", ESM);
+  await go();
+  await page.waitForFunction(() => window.__ksLoaded === true);
+  const out = await page.evaluate(async (delivery) => {
+    const defs = { version: 1, segments: [{ id: "gold", condition: { "traits.tier": "gold" } }] };
+    window.ks = await Keystone.init({ segments: defs, autoCapture: false, dataLayer: true, trackSegments: true, ...delivery });
+    const heard = [];
+    ks.on("segment:enter", (e) => heard.push("enter " + e.segment));
+    ks.on("segment:exit", (e) => heard.push("exit " + e.segment));
+    ks.setTraits({ tier: "gold" });
+    ks.setTraits({ tier: "silver" });
+    await ks.flush();
+    // Left and entered again within one task, after an exit that was reported.
+    ks.setTraits({ tier: "gold" });
+    await ks.flush();
+    ks.setTraits({ tier: "silver" });
+    ks.setTraits({ tier: "gold" });
+    await ks.flush();
+    await new Promise((r) => setTimeout(r, 300));
+    await ks.flush();
+    return { heard, layer: window.dataLayer.filter((e) => e.event != "keystone.ready").map((e) => e.event.slice(17) + " " + e.keystoneSegment), id: ks.anonymousId() };
+  }, DELIVERY);
+  const changes = ["enter gold", "exit gold", "enter gold", "exit gold", "enter gold"];
+  assert.deepEqual(out.heard, changes);
+  assert.deepEqual(out.layer, changes);
+  const sent = h.server.collector.events.filter((e) => e.anonymousId === out.id && e.event?.startsWith("Segment "));
+  assert.deepEqual(sent.map((e) => e.event + " " + e.properties.segment), ["Segment Entered gold", "Segment Exited gold", "Segment Entered gold", "Segment Exited gold", "Segment Entered gold"]);
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+});
+
 test("exposure page views: a replaceState that changes the URL and a popstate start new ones, a no-op replaceState does not; a cap reached in another open tab holds in this tab's next page view", async () => {
   const { ctx, page, go } = await pageOf("views", ESM);
   await go();
