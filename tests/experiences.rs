@@ -43,6 +43,17 @@ fn engine(seed: u64, stored: Option<&Value>, opts: Options) -> Keystone {
     ks
 }
 
+/// The `Segment Entered` / `Segment Exited` events the engine queued since the last call, as
+/// "Segment Entered <segment>" (the other events taken out too).
+fn segment_reports(ks: &mut Keystone) -> Vec<String> {
+    ks.take_outbox()
+        .iter()
+        .map(|e| to_json(&e.to_spec()))
+        .filter(|e| e["event"].as_str().is_some_and(|n| n.starts_with("Segment ")))
+        .map(|e| format!("{} {}", e["event"].as_str().unwrap(), e["properties"]["segment"].as_str().unwrap()))
+        .collect()
+}
+
 /// A stored profile with the given traits (the engine has no setTraits of its own here).
 fn stored_with(ks: &mut Keystone, traits: serde_json::Value) -> Value {
     let mut v = ks.take_dirty().unwrap_or_else(|| panic!("profile should be dirty"));
@@ -488,29 +499,19 @@ fn a_decision_before_consent_counts_for_no_cap_when_consent_changes_the_variant(
 fn track_segments_reports_each_change_once_across_reloads_under_analytics_consent() {
     let opts = Options { track_segments: true, ..Options::default() };
     let mut ks = engine(5, None, opts.clone());
-    let segment_events = |ks: &mut Keystone| -> Vec<(String, String)> {
-        ks.take_outbox()
-            .iter()
-            .map(|e| to_json(&e.to_spec()))
-            .filter(|e| e["event"].as_str().is_some_and(|n| n.starts_with("Segment ")))
-            .map(|e| (e["event"].as_str().unwrap().to_string(), e["properties"]["segment"].as_str().unwrap().to_string()))
-            .collect()
-    };
+    let segment_events = segment_reports;
     assert!(segment_events(&mut ks).is_empty());
     ks.track(T0, "Product Viewed", Map::new()).unwrap();
     ks.track(T0, "Product Viewed", Map::new()).unwrap();
     ks.track(T0, "Order Completed", Map::new()).unwrap();
-    assert_eq!(
-        segment_events(&mut ks),
-        vec![("Segment Entered".into(), "shoe_fans".into()), ("Segment Entered".into(), "buyers".into())]
-    );
+    assert_eq!(segment_events(&mut ks), ["Segment Entered shoe_fans", "Segment Entered buyers"]);
     // A reload does not repeat what was reported; a window passing while away is reported on load.
     let stored = ks.take_dirty().unwrap();
     let mut again = engine(6, Some(&stored), opts.clone());
     assert!(segment_events(&mut again).is_empty());
     let mut later = Keystone::new(opts.clone(), NativeHost::boxed(7), Some(&stored), T0 + 8.0 * DAY);
     later.load_definitions(&defs(0.0), T0 + 8.0 * DAY).unwrap();
-    assert_eq!(segment_events(&mut later), vec![("Segment Exited".into(), "shoe_fans".into())]);
+    assert_eq!(segment_events(&mut later), ["Segment Exited shoe_fans"]);
 
     // Off by default; nothing without analytics consent.
     let mut off = engine(8, None, Options::default());
@@ -595,14 +596,7 @@ fn track_segments_reports_a_segment_entered_and_left_again_before_the_report_as_
     // The report compares the membership with what the profile last reported: a segment entered
     // and left again before it (one task of the page) compared equal, and neither change was sent.
     let opts = Options { track_segments: true, ..Options::default() };
-    let wire = |ks: &mut Keystone| -> Vec<String> {
-        ks.take_outbox()
-            .iter()
-            .map(|e| to_json(&e.to_spec()))
-            .filter(|e| e["event"].as_str().is_some_and(|n| n.starts_with("Segment ")))
-            .map(|e| format!("{} {}", e["event"].as_str().unwrap(), e["properties"]["segment"].as_str().unwrap()))
-            .collect()
-    };
+    let wire = segment_reports;
     let tier = |ks: &mut Keystone, t: f64, v: &str| ks.set_traits(t, Map::new().with("tier", v));
     let mut ks = engine(31, None, opts.clone());
     ks.deferred = true;
