@@ -83,6 +83,7 @@ const other = () => {
 
 /** Loads the wasm engine once (no profile, no instance); resolves when it is ready. */
 let compiled = null;
+let made; // instantiated by `warm`
 
 /**
  * Starts fetching and compiling the engine (the ESM entry calls it when it is imported), so that
@@ -94,9 +95,38 @@ export function prefetchWasm(url) {
     // (Not when another copy runs Keystone on this page: this copy's init will answer with it.)
     if (!compiled && !other() && typeof WebAssembly == "object" && WebAssembly.compileStreaming && typeof fetch == "function") {
       compiled = WebAssembly.compileStreaming(fetch(url)).catch(() => null);
+      compiled.then((m) => m && self.requestIdleCallback?.(() => warm(m)));
     }
   } catch (_) {}
 }
+
+/**
+ * V8 compiles a wasm function on its first call, on the main thread: the ≈ 280 that `init` runs
+ * cost it several ms. A page that is idle before it calls `init` (after a consent banner, its
+ * hydration, its own start) has them compiled then, in one idle callback: an engine is made
+ * (reading the stored profile, as `init` will; writing nothing, sending nothing), given built-in
+ * definitions, a page view and an event, and dropped when `init` makes the page's own. Not when
+ * `init` or `load()` has started (a start never waits for this) or the page is prerendered.
+ */
+function warm(m) {
+  if (wasmReady || current || other() || document.prerendering) return;
+  try {
+    initSync(m);
+    made = 1; // (`init` uses this instance; `evalCondition` still waits for `init` or `load()`)
+    const e = newEngine({}, readCookie("ks_aid"));
+    e.setContext(toJSON(readContext()));
+    e.loadSegments(WARM);
+    e.page("{}");
+    e.track("e", '{"c":"x","v":1}');
+    e.segments();
+    e.drain("1");
+  } catch (e) {
+    if (isTrap(e)) retrap();
+  }
+}
+
+/** The definitions `warm` runs: the operators' families, the way a site's definitions use them. */
+const WARM = '{"segments":[{"id":"a","condition":{"$or":[{"$performed":{"event":"e","where":{"c":"x"},"within":"7d","count":{"$gte":2}}},{"$performed":{"event":"e","within":"1h","distinct":"c","value":{"$gte":2}}},{"$sequence":{"steps":[{"event":"e"},{"event":"f"}],"within":"1d"}},{"t":{"$in":["x"]}},{"$not":{"$inSegment":"b"}}]}},{"id":"b","condition":{"scores.s":{"$gte":1}}}],"scores":[{"id":"s","halfLife":"7d","rules":[{"event":"e","points":1}]}]}';
 
 /** How long `init` waits for the wasm: a server that never answers must not leave `init` (and
  * the snippet's Promises) pending for as long as the browser waits, minutes. 15 s lets a slow
@@ -119,7 +149,7 @@ export function loadWasm(url) {
         .then(r, j);
     })
       .then((module) => {
-        initSync(module);
+        made || initSync(module);
         wasmLoaded = true;
       }, (e) => {
         wasmReady = null;

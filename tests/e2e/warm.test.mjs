@@ -1,0 +1,120 @@
+// The engine compiled while the page idles before `init` (the ESM entry): V8 compiles a wasm
+// function on its first call, so the entry instantiates the module in an idle callback and runs a
+// throwaway engine through what `init` runs. That run must be invisible: nothing stored, no cookie,
+// no request, no id, no listener or data-layer call, the stored profile left byte for byte; and a
+// page that calls `init` at once never waits for it.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { setup } from "./harness.mjs";
+
+let h;
+before(async () => (h = await setup()));
+after(async () => h && h.close());
+
+const DEFS = { version: 1, segments: [{ id: "viewers", condition: { $performed: { event: "Product Viewed" } } }] };
+
+/** Counts the wasm instances made (`window.__instances`), and requests after the page loaded. */
+async function counted(ctx) {
+  await ctx.addInitScript(() => {
+    window.__instances = 0;
+    const I = WebAssembly.Instance;
+    WebAssembly.Instance = function (...a) {
+      window.__instances++;
+      return new I(...a);
+    };
+    WebAssembly.Instance.prototype = I.prototype;
+  });
+}
+
+/** Everything Keystone could have left: storage of both kinds, cookies. */
+const traces = (page) => page.evaluate(() => ({ local: { ...localStorage }, session: { ...sessionStorage }, cookie: document.cookie }));
+
+/** The page after the module's idle callback has run: it instantiated the engine before `init`. */
+const warmed = (page) => page.waitForFunction(() => window.__instances === 1, null, { timeout: 10000 });
+
+test("an idle page: the engine is instantiated and run before init, leaving no trace; init then starts on the stored profile", async () => {
+  const ctx = await h.browser.newContext();
+  await counted(ctx);
+  // A returning visitor: one page stores a profile with two events.
+  const first = await h.open("/tests/esm.html", { context: ctx });
+  const id = await first.evaluate(async (defs) => {
+    const ks = await Keystone.init({ segments: defs });
+    ks.track("Product Viewed", { sku: "A1" });
+    ks.track("Product Viewed", { sku: "B2" });
+    ks.persistNow();
+    return ks.anonymousId();
+  }, DEFS);
+  await first.close();
+  // What is stored, read from a page without Keystone.
+  const plain = await ctx.newPage();
+  await plain.goto(h.url("/tests/blank.html"));
+  const before = await traces(plain);
+  assert.match(before.local.ks_profile, /Product Viewed/);
+  await plain.close();
+
+  const page = await ctx.newPage();
+  page.problems = [];
+  page.on("pageerror", (e) => page.problems.push(e.message));
+  const requests = [];
+  page.on("request", (r) => requests.push(new URL(r.url()).pathname));
+  await page.goto(h.url("/tests/esm.html"));
+  await warmed(page);
+  // Idle a while longer: nothing the throwaway engine did may surface later either.
+  await page.evaluate(() => new Promise((r) => setTimeout(r, 400)));
+  assert.deepEqual(await traces(page), before, "the warm-up stored nothing and changed nothing");
+  assert.deepEqual(requests.filter((p) => !p.startsWith("/pkg/") && p !== "/tests/esm.html"), [], "no request");
+  assert.equal(await page.evaluate(() => window.dataLayer), undefined, "no data-layer push");
+  // `evalCondition` still answers as before any `init` or `load()`, whenever the idle moment came.
+  page.warnings = [];
+  page.on("console", (m) => m.type() === "warning" && page.warnings.push(m.text()));
+  assert.equal(await page.evaluate(() => K.evalCondition({ a: 1 }, { a: 1 })), false);
+  assert.ok(page.warnings.some((w) => w.includes("not_ready")), page.warnings.join("\n"));
+
+  const out = await page.evaluate(async (defs) => {
+    const heard = [];
+    const ks = await Keystone.init({ segments: defs, dataLayer: true });
+    ks.on("segment:enter", (e) => heard.push(e.segment));
+    return { id: ks.anonymousId(), count: ks.profile().events["Product Viewed"]?.count, segments: ks.segments(), heard, instances: window.__instances };
+  }, DEFS);
+  assert.equal(out.id, id, "the stored visitor, not the throwaway engine's");
+  assert.equal(out.count, 2);
+  assert.deepEqual(out.segments, ["viewers"]);
+  assert.equal(out.instances, 1, "init used the instance made while idle");
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+});
+
+test("opt-in: the warm-up creates no id and stores nothing before or after consent is asked", async () => {
+  const ctx = await h.browser.newContext();
+  await counted(ctx);
+  const page = await h.open("/tests/esm.html", { context: ctx });
+  await warmed(page);
+  assert.deepEqual(await traces(page), { local: {}, session: {}, cookie: "" });
+  const out = await page.evaluate(async () => {
+    const ks = await Keystone.init({ consent: "opt-in" });
+    ks.track("Product Viewed");
+    ks.persistNow();
+    return { id: ks.anonymousId(), local: { ...localStorage }, cookie: document.cookie };
+  });
+  assert.deepEqual(out, { id: null, local: {}, cookie: "" });
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+});
+
+test("init called at once after the import does not wait for the warm-up, and one instance serves the page", async () => {
+  const ctx = await h.browser.newContext();
+  await counted(ctx);
+  const page = await ctx.newPage();
+  await page.goto(h.url("/tests/blank.html"));
+  const out = await page.evaluate(async (defs) => {
+    const { Keystone } = await import("/pkg/dist/keystone.js");
+    const ks = await Keystone.init({ segments: defs });
+    ks.track("Product Viewed");
+    const at = window.__instances;
+    // The idle callback, when it comes, finds the engine started and leaves it alone.
+    await new Promise((r) => requestIdleCallback(() => setTimeout(r, 50)));
+    return { at, later: window.__instances, segments: ks.segments(), count: ks.profile().events["Product Viewed"]?.count };
+  }, DEFS);
+  assert.deepEqual(out, { at: 1, later: 1, segments: ["viewers"], count: 1 });
+  await ctx.close();
+});
