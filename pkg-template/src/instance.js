@@ -95,7 +95,8 @@ export function prefetchWasm(url) {
     // (Not when another copy runs Keystone on this page: this copy's init will answer with it.)
     if (!compiled && !other() && typeof WebAssembly == "object" && WebAssembly.compileStreaming && typeof fetch == "function") {
       compiled = WebAssembly.compileStreaming(fetch(url)).catch(() => null);
-      compiled.then((m) => m && self.requestIdleCallback?.(() => warm(m)));
+      // (Not where there is no requestIdleCallback, or a page's replacement of it throws.)
+      compiled.then((m) => m && requestIdleCallback(() => warm(m))).catch(() => {});
     }
   } catch (_) {}
 }

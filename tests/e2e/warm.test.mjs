@@ -118,3 +118,22 @@ test("init called at once after the import does not wait for the warm-up, and on
   assert.deepEqual(out, { at: 1, later: 1, segments: ["viewers"], count: 1 });
   await ctx.close();
 });
+
+test("a page without requestIdleCallback, or whose replacement throws: no warm-up, no error, init works", async () => {
+  for (const script of ["delete window.requestIdleCallback", "window.requestIdleCallback = () => { throw new Error('no idle here') }"]) {
+    const ctx = await h.browser.newContext();
+    await counted(ctx);
+    await ctx.addInitScript(script);
+    const page = await h.open("/tests/esm.html", { context: ctx });
+    await page.evaluate(() => new Promise((r) => setTimeout(r, 500)));
+    assert.equal(await page.evaluate(() => window.__instances), 0, script);
+    const out = await page.evaluate(async (defs) => {
+      const ks = await Keystone.init({ segments: defs });
+      ks.track("Product Viewed");
+      return { segments: ks.segments(), instances: window.__instances };
+    }, DEFS);
+    assert.deepEqual(out, { segments: ["viewers"], instances: 1 }, script);
+    assert.deepEqual(page.problems, [], script);
+    await ctx.close();
+  }
+});
