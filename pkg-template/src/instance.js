@@ -96,7 +96,7 @@ export function prefetchWasm(url) {
     if (!compiled && !other() && typeof WebAssembly == "object" && WebAssembly.compileStreaming && typeof fetch == "function") {
       compiled = WebAssembly.compileStreaming(fetch(url)).catch(() => null);
       // (Not where there is no requestIdleCallback, or a page's replacement of it throws.)
-      compiled.then((m) => m && requestIdleCallback(() => warm(m))).catch(() => {});
+      compiled.then((m) => m && idle(m, 20)).catch(() => {});
     }
   } catch (_) {}
 }
@@ -105,16 +105,23 @@ export function prefetchWasm(url) {
  * V8 compiles a wasm function on its first call, on the main thread: the ≈ 280 that `init` runs
  * cost it several ms. A page that is idle before it calls `init` (after a consent banner, its
  * hydration, its own start) has them compiled then, in one idle callback: an engine is made
- * (reading the stored profile, as `init` will; writing nothing, sending nothing), given built-in
- * definitions, a page view and an event, and dropped when `init` makes the page's own. Not when
- * `init` or `load()` has started (a start never waits for this) or the page is prerendered.
+ * (reading the stored profile under the default prefix, as `init` will, unless it is larger than
+ * a heavy visitor's; writing nothing, sending nothing), given built-in definitions, a page view
+ * and an event, and dropped when `init` makes the page's own. Only in an idle period of 40 ms or
+ * more (a page drawing frames offers shorter ones: 20 are tried), so that no frame or input
+ * waits for it. Not when `init` or `load()` has started (a start never waits for this) or the
+ * page is prerendered.
  */
+const idle = (m, n) => requestIdleCallback((d) => (d.timeRemaining() < 40 ? n && idle(m, n - 1) : warm(m)));
+
 function warm(m) {
   if (wasmReady || current || other() || document.prerendering) return;
   try {
     initSync(m);
     made = 1; // (`init` uses this instance; `evalCondition` still waits for `init` or `load()`)
-    const e = newEngine({}, readCookie("ks_aid"));
+    // (A `ks_profile` over 64 K characters is no heavy visitor's: a site's own key, say, where
+    // Keystone runs under another `storagePrefix`. It is not read: a prefix `init` refuses.)
+    const e = newEngine(stored("ks_profile").length >> 16 ? { storagePrefix: "ks_ " } : {}, readCookie("ks_aid"));
     e.setContext(toJSON(readContext()));
     e.loadSegments(WARM);
     e.page("{}");

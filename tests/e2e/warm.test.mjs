@@ -20,7 +20,9 @@ async function counted(ctx) {
     const I = WebAssembly.Instance;
     WebAssembly.Instance = function (...a) {
       window.__instances++;
-      return new I(...a);
+      const inst = new I(...a);
+      window.__memory = Object.values(inst.exports).find((x) => x instanceof WebAssembly.Memory);
+      return inst;
     };
     WebAssembly.Instance.prototype = I.prototype;
   });
@@ -136,4 +138,50 @@ test("a page without requestIdleCallback, or whose replacement throws: no warm-u
     assert.deepEqual(page.problems, [], script);
     await ctx.close();
   }
+});
+
+test("a site's own large `ks_profile` (Keystone under another storagePrefix) is not parsed by the warm-up", async () => {
+  const ctx = await h.browser.newContext();
+  await counted(ctx);
+  // ≈ 3 MB of the site's own JSON under the default key.
+  await ctx.addInitScript(() => {
+    if (!localStorage.getItem("ks_profile")) localStorage.setItem("ks_profile", JSON.stringify({ items: Array.from({ length: 60000 }, (_, i) => ({ id: i, name: "item " + i, tags: ["a", "b", "c"] })) }));
+  });
+  const page = await h.open("/tests/esm.html", { context: ctx });
+  await warmed(page);
+  const out = await page.evaluate(async () => {
+    const ks = await Keystone.init({ storagePrefix: "shop_" });
+    return { memory: window.__memory.buffer.byteLength, kept: localStorage.getItem("ks_profile").length, id: typeof ks.anonymousId() };
+  });
+  // Parsed, the 3 MB would have grown the wasm memory past 20 MB (it never shrinks).
+  assert.ok(out.memory < 8 * 1024 * 1024, "wasm memory " + out.memory);
+  assert.ok(out.kept > 3000000, "the site's key is left alone");
+  assert.equal(out.id, "string");
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+});
+
+test("a page drawing a frame after frame: its idle periods are too short, and the warm-up waits (init works as without it)", async () => {
+  const ctx = await h.browser.newContext();
+  await counted(ctx);
+  await ctx.addInitScript(() => {
+    const spin = () => {
+      if (window.__stop) return;
+      const t = performance.now();
+      while (performance.now() - t < 4);
+      requestAnimationFrame(spin);
+    };
+    requestAnimationFrame(spin);
+  });
+  const page = await h.open("/tests/esm.html", { context: ctx });
+  await page.evaluate(() => new Promise((r) => setTimeout(r, 1500)));
+  assert.equal(await page.evaluate(() => window.__instances), 0, "no warm-up within frames");
+  const out = await page.evaluate(async (defs) => {
+    window.__stop = true;
+    const ks = await Keystone.init({ segments: defs });
+    ks.track("Product Viewed");
+    return { segments: ks.segments(), instances: window.__instances };
+  }, DEFS);
+  assert.deepEqual(out, { segments: ["viewers"], instances: 1 });
+  await ctx.close();
 });
