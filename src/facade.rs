@@ -187,7 +187,7 @@ impl Core {
         let mut ks = Keystone::new(opts, Box::new(BrowserHost), stored.as_ref(), now());
         ks.deferred = true;
         if unreadable {
-            ks.report(Error::new(codes::STORAGE_UNAVAILABLE, "storage refused to read the profile: this page keeps its own in memory and leaves the stored one alone"));
+            ks.report(Error::new(codes::STORAGE_UNAVAILABLE, "storage refused the read; keeping the profile in memory, the stored one untouched"));
         }
         let deliver = opts_value.get("endpoint").is_some_and(|v| !v.is_null());
         let mut core = Core { ks, key_profile, prefix, storage_warned: unreadable, seen, deliver, keep_out: unreadable || newer };

@@ -11,8 +11,9 @@
 //! brute force, written from DESIGN §4/§12 and the README's "Segments, scores and explain" and
 //! "Aggregates" paragraphs — not from the engine's code:
 //!
-//! - Windows (`$performed` without `within`: the retention): a count threshold (`count` a lone
-//!   `$gte`/`$gt`, the default) is exact to the millisecond: an event at `t` is inside at `now`
+//! - Windows (`$performed` without `within`: the retention): a count tested against numbers only
+//!   (`count` a number, or `$gte`/`$gt`/`$lt`/`$lte`/`$eq`/`$ne` of numbers; the default `$gte: 1`)
+//!   is exact to the millisecond: an event at `t` is inside at `now`
 //!   while `now - t < within`. Other counts and the aggregates are per minute: an event is inside
 //!   while the end of its minute is less than `within` ago (the README's "up to a minute after").
 //!   Events without a numeric value (numeric aggregates) or with none (`distinct`) are ignored
@@ -439,8 +440,14 @@ impl Oracle {
                 let node = if k == "$performed" {
                     let agg = ["sum", "avg", "min", "max", "distinct"].iter().find_map(|a| v.get(*a).map(|p| (a.to_string(), p.as_str().unwrap().to_string())));
                     let count = v.get("count").map(from_json).unwrap_or_else(|| from_json(&json!({"$gte": 1})));
-                    // A lone `$gte`/`$gt` count: a threshold (exact windows); else per minute.
-                    let exact = agg.is_none() && matches!(&count, Value::Obj(m) if m.len() == 1 && (m.get("$gte").is_some() || m.get("$gt").is_some()));
+                    // A count tested against numbers only: the latest timestamps (exact windows);
+                    // else per minute.
+                    let ops = ["$gte", "$gt", "$lt", "$lte", "$eq", "$ne"];
+                    let exact = agg.is_none() && match &count {
+                        Value::Num(_) => true,
+                        Value::Obj(m) => m.iter().all(|(op, v)| ops.contains(&op.as_str()) && matches!(v, Value::Num(_))),
+                        _ => false,
+                    };
                     tests = (count, v.get("value").map(from_json));
                     Node::Perf {
                         event: v["event"].as_str().unwrap().into(),
@@ -469,22 +476,21 @@ impl Oracle {
                         } else {
                             o.insert("within".into(), json!(dur(o["within"].as_str().unwrap())));
                         }
-                        let k = if *exact {
-                            let m = count.as_obj().unwrap();
-                            match (m.get("$gte"), m.get("$gt")) {
-                                (Some(Value::Num(n)), _) => n.ceil(),
-                                (_, Some(Value::Num(n))) => n.floor() + 1.0,
-                                _ => 0.0,
-                            }
-                        } else {
-                            0.0
+                        // How many latest timestamps tell every count the test can tell apart:
+                        // `n` for `$gte: n`, else the largest number + 1.
+                        let need = |op: &str, n: f64| if op == "$gte" { n.ceil() } else { n.floor() + 1.0 };
+                        let k = match (exact, count) {
+                            (false, _) => 0.0,
+                            (true, Value::Num(n)) => need("", *n),
+                            (true, c) => c.as_obj().unwrap().iter().map(|(op, v)| need(op, v.as_num().unwrap())).fold(0.0, f64::max),
                         };
+                        let k = if (1.0..=1000.0).contains(&k) { k } else { 0.0 };
                         format!("P{}|{k}", serde_json::to_string(&x).unwrap())
                     }
                     Node::Seq { .. } => format!("S{}", serde_json::to_string(v).unwrap()),
                 };
                 let node = match &node {
-                    // A threshold out of 1..=1000 is kept per minute.
+                    // A count needing none, or more than 1,000, is kept per minute.
                     Node::Perf { exact: true, .. } if key.ends_with("|0") => {
                         let Node::Perf { event, filter, within, agg, .. } = node.clone() else { unreachable!() };
                         Node::Perf { event, filter, within, agg, exact: false }

@@ -52,7 +52,8 @@ pub struct Performed {
     pub agg: Agg,
     /// The aggregated property (dot path), empty for `Count`.
     pub prop: String,
-    /// When non-zero, the count test is a threshold `>= k`: only the `k` latest timestamps are kept.
+    /// When non-zero, the count is tested against numbers only, and every count from `k` up gets
+    /// the same answer: only the `k` latest timestamps are kept (the count read is at most `k`).
     pub k: u32,
 }
 

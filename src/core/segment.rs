@@ -373,14 +373,26 @@ impl Compiler<'_> {
         if value.is_some() == (agg == Agg::Count) || !matches!(value, None | Some(Value::Num(_) | Value::Obj(_))) {
             return Err(if agg == Agg::Count { self.fail(path, "value", "value needs sum, avg, min, max or distinct") } else { self.fail(path, "", "an aggregate needs a value condition") });
         }
-        // A count threshold `>= k` keeps only the k latest timestamps (exact windows, bounded).
+        // A count tested against numbers only (`count: 3`, or `$gte`, `$gt`, `$lt`, `$lte`, `$eq`,
+        // `$ne`… of numbers) gets the same answer for every count from the largest number + 1 up
+        // (from `n` for `$gte: n`): only that many latest timestamps are kept, and its windows are
+        // exact to the millisecond. Tests of anything else keep minute buckets. (Every operator
+        // that takes a number compares with it, or answers the same for every count: `$size`.)
         let mut k = 0.0;
-        if let (Agg::Count, Some(cm)) = (agg, count.as_obj().filter(|c| c.len() == 1)) {
-            k = match (cm.get("$gte"), cm.get("$gt")) {
-                (Some(Value::Num(n)), _) => -crate::core::time::floor(-*n),
-                (_, Some(Value::Num(n))) => crate::core::time::floor(*n) + 1.0,
-                _ => 0.0,
-            };
+        if agg == Agg::Count {
+            let floor = crate::core::time::floor;
+            match &count {
+                Value::Num(n) => k = floor(*n) + 1.0,
+                Value::Obj(cm) => {
+                    for (op, v) in cm.iter() {
+                        // (A negative number answers the same for every count; anything else
+                        // than a number keeps the count per minute.)
+                        let n = v.as_num().unwrap_or(1e9);
+                        k = k.max(if op == "$gte" { -floor(-n) } else { floor(n) + 1.0 });
+                    }
+                }
+                _ => {}
+            }
             if !(1.0..=1000.0).contains(&k) {
                 k = 0.0;
             }

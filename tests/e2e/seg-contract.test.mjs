@@ -150,6 +150,41 @@ test("each aggregate leaves by itself when its window passes, and a 'not lately'
   await page.context().close();
 });
 
+test("a count tested against numbers ($lt, $eq, a number, a range) changes by itself at the millisecond its window passes, as a $gte threshold does (before: up to a minute late, per minute bucket)", async (t) => {
+  if (!full) return t.skip(SKIP);
+  const page = await openAt(T0);
+  const perf = (count) => ({ $performed: { event: "A", within: "1h", count } });
+  await start(page, {
+    version: 1,
+    segments: [
+      { id: "few", condition: perf({ $lt: 2 }) },
+      { id: "two", condition: perf(2) },
+      { id: "range", condition: perf({ $gte: 2, $lte: 3 }) },
+      { id: "not_three", condition: perf({ $ne: 3 }) },
+    ],
+  });
+  assert.deepEqual(await page.evaluate(() => ks.segments()), ["few", "not_three"]);
+  // Events at 0, 10 and 20 minutes.
+  for (let i = 0; i < 3; i++) {
+    if (i) await page.clock.runFor(10 * MIN);
+    await page.evaluate(() => ks.track("A"));
+  }
+  // (The second event: few exits, two and range enter; the third: two and not_three exit.)
+  assert.deepEqual(await page.evaluate(() => [ks.segments(), log.splice(0).sort()]), [["range"], ["enter range", "enter two", "exit few", "exit not_three", "exit two"]]);
+  // The first event leaves at 1 h: two seconds before, nothing; a second after, the count is 2.
+  await page.clock.runFor(40 * MIN - 2000);
+  assert.deepEqual(await page.evaluate(() => log.splice(0)), [], "still 3 events in the hour");
+  await page.clock.runFor(3000);
+  assert.deepEqual((await page.evaluate(() => log.splice(0))).sort(), ["enter not_three", "enter two"]);
+  await page.clock.runFor(10 * MIN - 3000);
+  assert.deepEqual(await page.evaluate(() => log.splice(0)), [], "still 2 events in the hour");
+  await page.clock.runFor(3000);
+  assert.deepEqual((await page.evaluate(() => log.splice(0))).sort(), ["enter few", "exit range", "exit two"]);
+  assert.deepEqual(await page.evaluate(() => [ks.segments(), ks.explain("few").tree.value]), [["few", "not_three"], 1]);
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
 test("retention is the window of $performed without within and of a $sequence: both leave by themselves when it passes; a $inSegment dependent follows", async (t) => {
   if (!full) return t.skip(SKIP);
   const page = await openAt(T0);
