@@ -8,7 +8,7 @@ import { gzipSync, brotliCompressSync, constants } from "node:zlib";
 export const BUDGET_PAGE_GZIP = 45 * 1024;
 /**
  * What the size test enforces today: the full build (all features on) measures ≈ 63 KB gzip
- * (64,788 B, ESM page; the script-tag page 65,471 B), over the 45 KB budget. The ceiling stops
+ * (64,825 B, ESM page; the script-tag page 65,508 B), over the 45 KB budget. The ceiling stops
  * unnoticed growth while the size work goes on; lower it as the package shrinks, and set it back
  * to BUDGET_PAGE_GZIP once the budget is met.
  */
