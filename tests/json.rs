@@ -135,3 +135,29 @@ fn short_decimals_are_read_exactly_without_the_host() {
         }
     }
 }
+
+/// A key written twice is read once, in its first place with its last value (as `JSON.parse`
+/// and serde_json read it) when its first place is among the object's first 64 keys; an object
+/// of 100,000 keys reads in linear time (each key was looked for among all before it: about
+/// 5·10⁹ comparisons, seconds of a frozen page in the browser).
+#[test]
+fn keys_written_twice_and_wide_objects() {
+    let h = host();
+    let mut t = String::from("{");
+    for i in 0..100 {
+        t += &format!("\"k{i}\":{i},");
+    }
+    t += "\"k3\":\"again\",\"k63\":\"again\"}";
+    let v = parse(&t, &h, 64).unwrap();
+    let m = v.as_obj().unwrap();
+    assert_eq!(m.len(), 100);
+    assert_eq!(m.keys().nth(3).map(String::as_str), Some("k3"));
+    assert_eq!(m.get("k3"), Some(&Value::Str("again".into())));
+    assert_eq!(m.get("k63"), Some(&Value::Str("again".into())));
+    // 100,000 keys: read whole, every one kept in order.
+    let wide = format!("{{{}}}", (0..100_000).map(|i| format!("\"k{i}\":{i}")).collect::<Vec<_>>().join(","));
+    let v = parse(&wide, &h, 64).unwrap();
+    let m = v.as_obj().unwrap();
+    assert_eq!(m.len(), 100_000);
+    assert_eq!(m.get("k99999"), Some(&Value::Num(99_999.0)));
+}

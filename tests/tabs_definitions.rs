@@ -418,3 +418,26 @@ fn events_before_the_first_load_reach_the_stored_score() {
     a3.load_definitions(&json(SCORED), T0 + 7.0).unwrap();
     assert_eq!(eng(&a3, T0 + 7.0), Some(eng_at(&[(T0 + 1.0, 5.0), (T0 + 4.0, 5.0)], T0 + 7.0)));
 }
+
+/// A score let go, then an event made after a clock set back that is already older than the
+/// retention (so the ring drops it), then the score loaded again: the score adopts its state
+/// and applies only the events it missed — not the one before it was let go, in the ring's
+/// place of the dropped one.
+#[test]
+fn a_score_loaded_again_does_not_count_twice_an_event_made_before_it_was_let_go() {
+    const DAY: f64 = 86_400_000.0;
+    let scored = r#"{"version":1,"segments":[],"scores":[{"id":"s","rules":[{"event":"Search","points":1}]}]}"#;
+    let none = r#"{"version":1,"segments":[{"id":"v","condition":{"$performed":{"event":"View"}}}]}"#;
+    let mut o = Options::default();
+    o.retention = 7.0 * DAY;
+    let t = T0 + 30.0 * DAY;
+    let mut k = Keystone::new(o, NativeHost::boxed(9), None, t);
+    k.load_definitions(&json(scored), t).unwrap();
+    k.track(t + 1.0, "Search", Map::new()).unwrap();
+    k.load_definitions(&json(none), t + 2.0).unwrap();
+    // The clock set back 10 days: the event is older than the retention at once.
+    k.track(t - 10.0 * DAY, "Other", Map::new()).unwrap();
+    k.refresh(t + 3.0);
+    k.load_definitions(&json(scored), t + 4.0).unwrap();
+    assert_eq!(k.document_at(t + 5.0).path("scores.s").and_then(Value::as_num), Some(1.0));
+}

@@ -1144,8 +1144,9 @@ export class Instance {
     if (this.#bad(eventName, callback, "on")) return this;
     let set = this.#listeners.get(eventName);
     if (!set) {
-      // A name no event has (a typo such as "segment_enter") is said once, not ignored silently.
-      if (!/^(segment:enter|segment:exit|identify|reset|error)$/.test(eventName)) warn(bad('on(): no event is named "' + eventName + '"'));
+      // A name no event has (a typo such as "segment_enter") is said once, as bad input is (a
+      // warning and an `error` event), not ignored silently; the listener is kept.
+      if (!/^(segment:enter|segment:exit|identify|reset|error)$/.test(eventName)) this.#report(bad('on(): no event is named "' + eventName + '"'));
       this.#listeners.set(eventName, (set = new Set()));
     }
     set.add(callback);

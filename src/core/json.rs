@@ -174,7 +174,7 @@ impl Parser<'_> {
                     }
                     self.ws();
                     let v = self.value(depth + 1)?;
-                    m.insert(k, v);
+                    m.push(k, v);
                     self.ws();
                     if self.eat1(b'}') {
                         return Ok(Value::Obj(m));

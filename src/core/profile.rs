@@ -310,11 +310,26 @@ impl Profile {
         // per event here, where the ring is trimmed at every event once full; `retain` moves
         // each kept event once).
         let mut i = 0;
+        #[cfg(feature = "segments")]
+        let st = &mut self.behaviour;
         crate::core::sort::retain(&mut self.recent, |r| {
             i += 1;
             let old = i > k && r.ts < cutoff;
             if old {
                 bytes -= ring_size(r);
+                // An event made after a clock set back may leave before older-made ones: a
+                // foreign state that missed it takes it as seen, so that the ring's last events
+                // it applies when adopted stay the ones it missed (`behaviour::align`), not one
+                // made before it was let go.
+                #[cfg(feature = "segments")]
+                {
+                    let e = st.n - (len - i) as f64;
+                    for s in st.nodes.iter_mut() {
+                        if s.w >= 0.0 && s.w < e {
+                            s.w += 1.0;
+                        }
+                    }
+                }
             }
             i > k && !old
         });

@@ -354,7 +354,7 @@ test("debug: one console.debug line per call and per notice, never the raw email
   await quiet.context().close();
 });
 
-test("methods work detached from the instance; on() with an unknown event name warns once", async () => {
+test("methods work detached from the instance; on() with an unknown event name warns once, with an error event", async () => {
   const page = await h.open();
   const out = await page.evaluate(async () => {
     const problems = [];
@@ -369,12 +369,14 @@ test("methods work detached from the instance; on() with an unknown event name w
     const f = () => {};
     on("segment:exit", f);
     off("segment:exit", f);
+    const errors = [];
+    on("error", (e) => errors.push([e instanceof Error, e.code, e.message]));
     ks.on("segment_enter", f);
     ks.on("segment_enter", () => {});
     await new Promise((r) => setTimeout(r, 20));
-    return { problems, inSeg: inSegment("any"), segs: segments(), identified: profile().identified, keys: Object.keys(ks) };
+    return { problems, errors, inSeg: inSegment("any"), segs: segments(), identified: profile().identified, keys: Object.keys(ks) };
   });
-  assert.deepEqual(out, { problems: [], inSeg: true, segs: ["any"], identified: true, keys: [] });
+  assert.deepEqual(out, { problems: [], errors: [[true, "invalid_argument", 'on(): no event is named "segment_enter"']], inSeg: true, segs: ["any"], identified: true, keys: [] });
   assert.equal(page.warnings.filter((w) => w.includes('no event is named "segment_enter"')).length, 1, page.warnings.join("\n"));
   await page.context().close();
 });

@@ -5,18 +5,19 @@ import { readFileSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
-import { measure, BUDGET_PAGE_GZIP, CEILING_PAGE_GZIP, BUDGET_SNIPPET_GZIP } from "../../scripts/sizes.mjs";
+import { measure, BUDGET_PAGE_GZIP, CEILING_PAGE_GZIP, CEILING_GLOBAL_PAGE_GZIP, BUDGET_SNIPPET_GZIP } from "../../scripts/sizes.mjs";
 import { layout, permute, dataSegments, DATA_GAP } from "../../scripts/wasm-order.mjs";
 
 const dist = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "pkg", "dist");
 
 // The DESIGN budget is 45 KB gzip; the full build is over it (README "Size"). This test enforces
-// the current ceiling so the package cannot grow further, and prints the gap to the budget.
+// the current ceilings (the ESM page's, and the script-tag page's 1 KB above it: scripts/sizes.mjs)
+// so the package cannot grow further, and prints the gap to the budget.
 test("wasm + JS a page loads stays within the enforced ceiling (DESIGN budget 45 KB gzip -9: not met yet)", () => {
   const { page, globalPage, files } = measure(dist);
   console.log(`ESM page: ${page.gzip} B gzip (wasm ${files["keystone_bg.wasm"].gzip} + js ${files["keystone.js"].gzip}); script tag: ${globalPage.gzip} B; DESIGN budget ${BUDGET_PAGE_GZIP} B: over by ${page.gzip - BUDGET_PAGE_GZIP} B`);
   assert.ok(page.gzip <= CEILING_PAGE_GZIP, `ESM page is ${page.gzip} B gzip, ceiling ${CEILING_PAGE_GZIP}`);
-  assert.ok(globalPage.gzip <= CEILING_PAGE_GZIP, `script-tag page is ${globalPage.gzip} B gzip, ceiling ${CEILING_PAGE_GZIP}`);
+  assert.ok(globalPage.gzip <= CEILING_GLOBAL_PAGE_GZIP, `script-tag page is ${globalPage.gzip} B gzip, ceiling ${CEILING_GLOBAL_PAGE_GZIP}`);
 });
 
 test("the tag-manager snippet stays within 1 KB gzip -9", () => {
