@@ -660,3 +660,28 @@ fn error_pointers_rendered_on_error_equal_joined_ones() {
     let paths: Vec<_> = report.rejected.iter().map(|e| e.path.clone().unwrap()).collect();
     assert_eq!(paths, vec![ptr(&["scores", "0", "rules", "1", "points"]), ptr(&["scores", "1", "~"])]);
 }
+
+/// Counts tested against numbers keep only the latest timestamps, up to the largest number + 1;
+/// a test the cap would change stays per minute: `$inGroup`/`$notInGroup` read the count as
+/// text, a saved group's id, so `{"$inGroup": 3}` with group "3" = [5] holds at exactly 5
+/// events (with the count capped at 4 it never did).
+#[test]
+fn a_count_tested_by_a_saved_group_keeps_every_event() {
+    let member = |defs: &str, n: usize| {
+        let mut k = Keystone::new(Options::default(), NativeHost::boxed(3), None, T0);
+        assert!(k.load_definitions(&json(defs), T0).unwrap().rejected.is_empty());
+        for i in 0..n {
+            k.track(T0 + 1.0 + i as f64, "E", Map::new()).unwrap();
+        }
+        k.refresh(T0 + 1000.0);
+        k.in_segment("s")
+    };
+    let defs = |op: &str, id: &str| format!(r#"{{"version":1,"savedGroups":{{"3":[5]}},"segments":[{{"id":"s","condition":{{"$performed":{{"event":"E","count":{{"{op}":{id}}}}}}}}}]}}"#);
+    for (id, n, inside) in [("\"3\"", 5, true), ("3", 5, true), ("3", 4, false), ("3", 6, false)] {
+        assert_eq!(member(&defs("$inGroup", id), n), inside, "$inGroup {id}, {n} events");
+        assert_eq!(member(&defs("$notInGroup", id), n), !inside, "$notInGroup {id}, {n} events");
+    }
+    // And a range of comparisons, exact: in at 2 and 3 events, out at 4.
+    let range = r#"{"version":1,"segments":[{"id":"s","condition":{"$performed":{"event":"E","count":{"$gte":2,"$lt":4}}}}]}"#;
+    assert_eq!([1, 2, 3, 4, 9].map(|n| member(range, n)), [false, true, true, false, false]);
+}

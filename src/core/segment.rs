@@ -374,10 +374,9 @@ impl Compiler<'_> {
             return Err(if agg == Agg::Count { self.fail(path, "value", "value needs sum, avg, min, max or distinct") } else { self.fail(path, "", "an aggregate needs a value condition") });
         }
         // A count tested against numbers only (`count: 3`, or `$gte`, `$gt`, `$lt`, `$lte`, `$eq`,
-        // `$ne`… of numbers) gets the same answer for every count from the largest number + 1 up
+        // `$ne` of numbers) gets the same answer for every count from the largest number + 1 up
         // (from `n` for `$gte: n`): only that many latest timestamps are kept, and its windows are
-        // exact to the millisecond. Tests of anything else keep minute buckets. (Every operator
-        // that takes a number compares with it, or answers the same for every count: `$size`.)
+        // exact to the millisecond. Tests of anything else keep minute buckets.
         let mut k = 0.0;
         if agg == Agg::Count {
             let floor = crate::core::time::floor;
@@ -385,10 +384,15 @@ impl Compiler<'_> {
                 Value::Num(n) => k = floor(*n) + 1.0,
                 Value::Obj(cm) => {
                     for (op, v) in cm.iter() {
-                        // (A negative number answers the same for every count; anything else
-                        // than a number keeps the count per minute.)
+                        // (A negative number answers the same for every count; another
+                        // operator, or anything else than a number, keeps the count per minute:
+                        // `$inGroup: 3` reads the count as text, a saved group's id.)
                         let n = v.as_num().unwrap_or(1e9);
-                        k = k.max(if op == "$gte" { -floor(-n) } else { floor(n) + 1.0 });
+                        k = k.max(match op.as_str() {
+                            "$gte" => -floor(-n),
+                            "$gt" | "$lt" | "$lte" | "$eq" | "$ne" => floor(n) + 1.0,
+                            _ => 1e9,
+                        });
                     }
                 }
                 _ => {}
