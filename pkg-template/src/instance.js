@@ -96,7 +96,7 @@ export function prefetchWasm(url) {
     if (!compiled && !other() && typeof WebAssembly == "object" && WebAssembly.compileStreaming && typeof fetch == "function") {
       compiled = WebAssembly.compileStreaming(fetch(url)).catch(() => null);
       // (Not where there is no requestIdleCallback, or a page's replacement of it throws.)
-      compiled.then((m) => m && idle(m, 20)).catch(() => {});
+      compiled.then((m) => m && idle(m, 40)).catch(() => {});
     }
   } catch (_) {}
 }
@@ -108,11 +108,12 @@ export function prefetchWasm(url) {
  * (reading the stored profile under the default prefix, as `init` will, unless it is larger than
  * a heavy visitor's; writing nothing, sending nothing), given built-in definitions, a page view
  * and an event, and dropped when `init` makes the page's own. Only in an idle period of 40 ms or
- * more (a page drawing frames offers shorter ones: 20 are tried), so that no frame or input
- * waits for it. Not when `init` or `load()` has started (a start never waits for this) or the
- * page is prerendered.
+ * more, so that no frame or input waits for it: a page drawing frames offers shorter ones, and
+ * is asked again a quarter of a second later, 40 times (10 s: an intro animation, a page still
+ * loading, a script polling each frame, then idle). Not when `init` or `load()` has started (a
+ * start never waits for this) or the page is prerendered.
  */
-const idle = (m, n) => requestIdleCallback((d) => (d.timeRemaining() < 40 ? n && idle(m, n - 1) : warm(m)));
+const idle = (m, n) => requestIdleCallback((d) => (d.timeRemaining() < 40 ? n && setTimeout(idle, 250, m, n - 1) : warm(m)));
 
 function warm(m) {
   if (wasmReady || current || other() || document.prerendering) return;

@@ -20,6 +20,7 @@ async function counted(ctx) {
     const I = WebAssembly.Instance;
     WebAssembly.Instance = function (...a) {
       window.__instances++;
+      window.__madeAt = performance.now();
       const inst = new I(...a);
       window.__memory = Object.values(inst.exports).find((x) => x instanceof WebAssembly.Memory);
       return inst;
@@ -31,8 +32,10 @@ async function counted(ctx) {
 /** Everything Keystone could have left: storage of both kinds, cookies. */
 const traces = (page) => page.evaluate(() => ({ local: { ...localStorage }, session: { ...sessionStorage }, cookie: document.cookie }));
 
-/** The page after the module's idle callback has run: it instantiated the engine before `init`. */
-const warmed = (page) => page.waitForFunction(() => window.__instances === 1, null, { timeout: 10000 });
+/** The page after the module's idle callback has run: it instantiated the engine before `init`.
+ * (Polled on a timer: Playwright's default polls each animation frame, and a page drawing frames
+ * has no idle period long enough for the warm-up.) */
+const warmed = (page) => page.waitForFunction(() => window.__instances === 1, null, { timeout: 15000, polling: 100 });
 
 test("an idle page: the engine is instantiated and run before init, leaving no trace; init then starts on the stored profile", async () => {
   const ctx = await h.browser.newContext();
@@ -183,5 +186,32 @@ test("a page drawing a frame after frame: its idle periods are too short, and th
     return { segments: ks.segments(), instances: window.__instances };
   }, DEFS);
   assert.deepEqual(out, { segments: ["viewers"], instances: 1 });
+  await ctx.close();
+});
+
+test("a page that draws frames for a while after it loads (an intro animation) is warmed once it idles", async () => {
+  const ctx = await h.browser.newContext();
+  await counted(ctx);
+  await ctx.addInitScript(() => {
+    const end = performance.now() + 1500;
+    const spin = () => {
+      if (performance.now() > end) return (window.__still = performance.now());
+      const t = performance.now();
+      while (performance.now() - t < 4);
+      requestAnimationFrame(spin);
+    };
+    requestAnimationFrame(spin);
+  });
+  const page = await h.open("/tests/esm.html", { context: ctx });
+  await warmed(page);
+  const at = await page.evaluate(() => ({ still: window.__still, made: window.__madeAt }));
+  assert.ok(at.still > 0 && at.made > at.still, `made at ${at.made} ms, the frames stopped at ${at.still} ms`);
+  const out = await page.evaluate(async (defs) => {
+    const ks = await Keystone.init({ segments: defs });
+    ks.track("Product Viewed");
+    return { segments: ks.segments(), instances: window.__instances };
+  }, DEFS);
+  assert.deepEqual(out, { segments: ["viewers"], instances: 1 });
+  assert.deepEqual(page.problems, []);
   await ctx.close();
 });
