@@ -536,7 +536,7 @@ export class Instance {
       this.#epoch = epoch;
       if (epoch > MAX_TRAPS) return null;
       try {
-        const core = newEngine(this.#options, readCookie(this.#prefix() + "aid"));
+        const core = newEngine(this.#options, readCookie(this.#prefix() + "aid", this.#options.cookieDomain));
         for (const g of this.#given) g ? core.setConsent(g) : core.forget();
         core.setContext(toJSON(readContext(this.#ref)));
         this.#href = location.href;
@@ -825,7 +825,7 @@ export class Instance {
     if (this.#options.cookieDomain) {
       const follow = (e) => {
         const key = this.#lockName();
-        const id = readCookie(this.#prefix() + "aid");
+        const id = readCookie(this.#prefix() + "aid", this.#options.cookieDomain);
         if ((e && document.visibilityState != "visible") || !id || id === this.anonymousId()) return;
         this.#forgot(); // (what follows writes at once)
         // Another tab of this origin may have made the change: its stored profile (which holds
@@ -1247,7 +1247,7 @@ export function init(options, wasmUrl, landing, join) {
       if (refused) for (const k of ["profile", "aside"]) store(prefix + k);
       stale(prefix, opts.cookieDomain, readCookie(prefix + "fg"));
       const make = (locked) => {
-        const core = newEngine(opts, refused ? undefined : readCookie(prefix + "aid"));
+        const core = newEngine(opts, refused ? undefined : readCookie(prefix + "aid", opts.cookieDomain));
         core.setContext(toJSON(readContext(undefined, at)));
         return new Instance(core, opts, at, locked);
       };

@@ -101,17 +101,26 @@ const jar = () => {
   }
 };
 
-/** The value of cookie `name`, or undefined. */
-export const readCookie = (name) => (jar().find((c) => c[0] == name) || [])[1];
+const tail = () => "; Path=/; SameSite=Lax" + (location.protocol == "https:" ? "; Secure" : "");
+
+/** The value of cookie `name`, or undefined. With `domain` (`cookieDomain`), where this host
+ * also holds a host-only cookie of that name (written before the site set `cookieDomain`), that
+ * one is deleted first: `document.cookie` lists the older first, and it would hide the shared
+ * one, the source of truth for the id. */
+export function readCookie(name, domain) {
+  try {
+    if (domain && jar().filter((c) => c[0] == name)[1]) document.cookie = name + "=; Max-Age=0" + tail();
+  } catch (_) {}
+  return (jar().find((c) => c[0] == name) || [])[1];
+}
 
 /** Sets (value) or deletes (no value) a first-party cookie: SameSite=Lax, Secure on https; kept
  * a year, or `age` seconds. */
 export function writeCookie(name, value, domain, age = 31536000) {
-  const tail = "; Path=/; SameSite=Lax" + (location.protocol == "https:" ? "; Secure" : "");
   const d = domain ? "; Domain=" + domain : "";
   try {
-    if (value) document.cookie = name + "=" + value + "; Max-Age=" + age + d + tail;
-    else for (const at of ["", d]) document.cookie = name + "=; Max-Age=0" + at + tail; // (with and without the domain)
+    if (value) document.cookie = name + "=" + value + "; Max-Age=" + age + d + tail();
+    else for (const at of ["", d]) document.cookie = name + "=; Max-Age=0" + at + tail(); // (with and without the domain)
   } catch (_) {}
 }
 

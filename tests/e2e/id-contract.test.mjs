@@ -399,6 +399,42 @@ test("cookieDomain on real subdomains: one anonymous id on a.site.test and b.sit
   }
 });
 
+test("cookieDomain set on a site that ran without it: b's own host-only id cookie does not hide the shared one (b follows a's id, and a keeps it)", async () => {
+  const browser = await launchSubdomains();
+  try {
+    const ctx = await browser.newContext();
+    const open = subdomainOpener(ctx, h.server);
+    const init = (p, o) => p.evaluate(async (o) => (window.ks = await Keystone.init({ autoCapture: false, ...o })).anonymousId(), o);
+    // Before the site set cookieDomain, b made its own id (stored, and a host-only cookie).
+    let b = await open("b");
+    const old = await init(b, {});
+    await b.evaluate(() => ks.persistNow());
+    await b.close();
+    // Then a, with cookieDomain, writes the shared cookie.
+    let a = await open("a");
+    const shared = await init(a, { cookieDomain: "site.test" });
+    assert.notEqual(shared, old);
+    await a.close();
+    const jar = (await ctx.cookies()).filter((c) => c.name === "ks_aid").map((c) => c.domain).sort();
+    assert.deepEqual(jar, [".site.test", "b.site.test"], "both cookies present before b runs again");
+    b = await open("b");
+    assert.equal(await init(b, { cookieDomain: "site.test" }), shared, "b takes the shared id");
+    const left = (await ctx.cookies()).filter((c) => c.name === "ks_aid").map((c) => [c.domain, c.value]);
+    assert.deepEqual(left, [[".site.test", shared]], "b's host-only cookie is gone; the shared one kept");
+    a = await open("a");
+    assert.equal(await init(a, { cookieDomain: "site.test" }), shared, "a's id did not change");
+    // A logout on a is still followed by b at its next load.
+    const after = await a.evaluate(() => (ks.reset(), ks.anonymousId()));
+    await b.reload();
+    await b.waitForFunction(() => window.__ksLoaded === true);
+    assert.equal(await init(b, { cookieDomain: "site.test" }), after);
+    assert.deepEqual(b.problems ?? [], []);
+    await ctx.close();
+  } finally {
+    await browser.close();
+  }
+});
+
 test("identify trims as JavaScript does (tabs, newlines, no-break spaces, a byte-order mark) before lower-casing and hashing", async () => {
   const page = await h.open();
   const out = await page.evaluate(async () => {
