@@ -613,14 +613,27 @@ fn track_segments_reports_a_segment_entered_and_left_again_before_the_report_as_
     tier(&mut ks, T0 + 7.0, "gold");
     ks.report_now(T0 + 8.0);
     assert_eq!(wire(&mut ks), ["Segment Exited gold", "Segment Entered gold"]);
-    // Three changes: the net one (an exit), once.
+    // Three changes, then four: each, in order, once (before: the net one).
     tier(&mut ks, T0 + 9.0, "silver");
     tier(&mut ks, T0 + 10.0, "gold");
     tier(&mut ks, T0 + 11.0, "silver");
     ks.report_now(T0 + 12.0);
-    assert_eq!(wire(&mut ks), ["Segment Exited gold"]);
+    assert_eq!(wire(&mut ks), ["Segment Exited gold", "Segment Entered gold", "Segment Exited gold"]);
     ks.report_now(T0 + 13.0);
     assert!(wire(&mut ks).is_empty(), "nothing is reported twice");
+    for (i, v) in ["gold", "silver", "gold", "silver"].iter().enumerate() {
+        tier(&mut ks, T0 + 14.0 + i as f64, v);
+    }
+    ks.report_now(T0 + 18.0);
+    assert_eq!(wire(&mut ks), ["Segment Entered gold", "Segment Exited gold", "Segment Entered gold", "Segment Exited gold"]);
+    // Past the bound of changes kept between reports (256), the net one: here, none.
+    for i in 0..300 {
+        tier(&mut ks, T0 + 20.0 + i as f64, if i % 2 == 0 { "gold" } else { "silver" });
+    }
+    ks.report_now(T0 + 400.0);
+    assert_eq!(wire(&mut ks).len(), 256);
+    ks.report_now(T0 + 401.0);
+    assert!(wire(&mut ks).is_empty());
 
     // Another tab reported the first change (entered) before this tab's report: this tab's exit
     // is reported alone, not as a bounce.

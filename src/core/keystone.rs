@@ -36,6 +36,10 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The longest event name `track` accepts (bytes).
 pub const MAX_EVENT_NAME_BYTES: usize = 512;
 
+/// `trackSegments`: the changes of membership kept between two reports, each sent as it was made;
+/// past these, a segment's further changes send the net one.
+const CHANGES_MAX: usize = 256;
+
 /// The error of a `track` without a name (an empty one, or, at the facade, none at all).
 pub const NEEDS_EVENT_NAME: &str = "track needs a non-empty event name string";
 /// The largest properties object `track` accepts (approximate JSON bytes; Segment's own limit
@@ -170,9 +174,10 @@ pub struct Keystone {
     /// (sorted). Only those are reported: membership that depends on a tab's own page (context)
     /// differs between open tabs, and must not be reported back and forth between them.
     unreported: Vec<String>,
-    /// `trackSegments`: those of `unreported` that changed an odd number of times since the
-    /// report (sorted); the others changed back (entered and left again, or the reverse).
-    odd: Vec<String>,
+    /// `trackSegments`: each change of membership since the report, in order (a segment once per
+    /// change; at most [`CHANGES_MAX`]): one that changed more often than the report's comparison
+    /// shows (entered and left again…) is reported change by change.
+    changes: Vec<String>,
     /// `trackSegments`: the next report compares all of the membership with what the profile
     /// last reported (at load, with new definitions, after an identity change).
     report_all: bool,
@@ -210,7 +215,7 @@ impl Keystone {
             aside_dirty: false,
             filed: Vec::new(),
             unreported: Vec::new(),
-            odd: Vec::new(),
+            changes: Vec::new(),
             report_all: true,
             deferred: false,
         };
@@ -688,6 +693,7 @@ impl Keystone {
         self.evaluate(now, true);
         // Nothing of before is reported, not even as a change made and undone (a bounce).
         self.unreported.clear();
+        self.changes.clear();
     }
 
     /// Rebases onto the stored profile another tab wrote: the stored profile plus this tab's
@@ -866,22 +872,20 @@ impl Keystone {
     /// Replaces the membership; with `notify`, queues enter/exit notices for the changes.
     fn membership(&mut self, next: Vec<String>, notify: bool) {
         if next != self.members {
-            mark(&mut self.unreported, &self.members, &next, false);
-            mark(&mut self.unreported, &next, &self.members, false);
-            // Each change toggles the segment in `odd`: one changed since the report yet not in
-            // it changed back (entered and left again), which the report's comparison misses.
-            mark(&mut self.odd, &self.members, &next, true);
-            mark(&mut self.odd, &next, &self.members, true);
-        }
-        if notify && next != self.members {
-            for id in &self.members {
-                if next.binary_search(id).is_err() {
-                    self.notices.push(Notice::Exit(id.clone()));
-                }
-            }
-            for id in &next {
-                if self.members.binary_search(id).is_err() {
-                    self.notices.push(Notice::Enter(id.clone()));
+            mark(&mut self.unreported, &self.members, &next);
+            mark(&mut self.unreported, &next, &self.members);
+            // Each change (the exits first): logged for the report, bounded, and with `notify` a
+            // notice.
+            for (entered, a, b) in [(false, &self.members, &next), (true, &next, &self.members)] {
+                for id in a {
+                    if b.binary_search(id).is_err() {
+                        if self.changes.len() < CHANGES_MAX {
+                            self.changes.push(id.clone());
+                        }
+                        if notify {
+                            self.notices.push(if entered { Notice::Enter(id.clone()) } else { Notice::Exit(id.clone()) });
+                        }
+                    }
                 }
             }
         }
@@ -892,29 +896,32 @@ impl Keystone {
     /// what this profile last reported (so a reload does not repeat them).
     fn report_segments(&mut self, now: f64) {
         if !self.reportable() {
-            // A change made where no report may be made (personalization withdrawn empties the
-            // membership) is no bounce with the next one.
-            self.odd.clear();
+            // Personalization withdrawn empties the membership: no change to report. (Those made
+            // while analytics is withdrawn are reported once it is granted again.)
+            if !self.consent.personalization {
+                self.changes.clear();
+            }
             return;
         }
         if self.deferred {
             return;
         }
         let mut only = ::core::mem::take(&mut self.unreported);
-        let odd = ::core::mem::take(&mut self.odd);
-        // First each segment that changed and changed back since the report, where the profile
-        // reported what it is now (if another tab reported its first change meanwhile, the
-        // comparison below reports the second): both changes, the one away from now first.
+        let changes = ::core::mem::take(&mut self.changes);
+        // First, for each segment, the changes made since the report beyond the net one (the
+        // comparison below): pairs, away from what the profile last reported and back, as many as
+        // this tab made (an odd one left over was another tab's, reported there meanwhile).
         for id in &only {
-            let now_in = self.members.binary_search(id).is_ok();
-            if odd.binary_search(id).is_err() && self.profile.activation.reported.binary_search(id).is_ok() == now_in {
-                self.report_one(now, !now_in, id);
-                self.report_one(now, now_in, id);
+            let was = self.profile.activation.reported.binary_search(id).is_ok();
+            let net = (self.members.binary_search(id).is_ok() != was) as usize;
+            for _ in 0..changes.iter().filter(|c| *c == id).count().saturating_sub(net) / 2 {
+                self.report_one(now, !was, id);
+                self.report_one(now, was, id);
             }
         }
         if ::core::mem::take(&mut self.report_all) {
-            mark(&mut only, &self.profile.activation.reported, &[], false);
-            mark(&mut only, &self.members, &[], false);
+            mark(&mut only, &self.profile.activation.reported, &[]);
+            mark(&mut only, &self.members, &[]);
         }
         let (ids, entries) = self.profile.activation.report(&self.members, &only);
         for (i, id) in ids.iter().enumerate() {
@@ -1120,15 +1127,12 @@ fn page_of(c: &Value) -> &[u8] {
     u.split(|b| *b == b'#').next().unwrap_or(u)
 }
 
-/// Adds to the sorted set `to` the ids of `a` that are not in `b` (both sorted); with `flip`,
-/// one already in `to` is taken out instead.
-fn mark(to: &mut Vec<String>, a: &[String], b: &[String], flip: bool) {
+/// Adds to the sorted set `to` the ids of `a` that are not in `b` (both sorted).
+fn mark(to: &mut Vec<String>, a: &[String], b: &[String]) {
     for id in a {
         if b.binary_search(id).is_err() {
-            match to.binary_search(id) {
-                Err(i) => crate::core::sort::insert(to, i, id.clone()),
-                Ok(i) if flip => drop(crate::core::sort::remove(to, i)),
-                _ => {}
+            if let Err(i) = to.binary_search(id) {
+                crate::core::sort::insert(to, i, id.clone());
             }
         }
     }
