@@ -150,7 +150,8 @@ export function createQueue(o, report) {
      * so is a stored value that is no queue at all.
      */
     adopt(text) {
-      const lines = text.split("\n");
+      // (Trimmed: a line's `sentAt` is spliced in before its last character, the closing brace.)
+      const lines = text.split("\n").map((l) => l.trim());
       if (claimed) return;
       if (lines.shift() != HEADER) return text && report("storage_corrupt", "a stored delivery queue is unreadable, dropped");
       const ok = lines.filter(readable);

@@ -74,8 +74,10 @@ async function withLease(key, fn) {
   let mine = false;
   try {
     for (let i = 0; i < 40 && !mine; i++) {
-      const held = localStorage.getItem(key) || "";
-      if (!(held.split(" ")[1] > Date.now())) {
+      // (One ending later than a tab sets it, written before the clock was set back or damaged,
+      // has ended.)
+      const left = (localStorage.getItem(key) || "").split(" ")[1] - Date.now();
+      if (!(left > 0 && left <= 2000)) {
         localStorage.setItem(key, me + (Date.now() + 2000));
         await sleep(30);
         mine = (localStorage.getItem(key) || "").startsWith(me);

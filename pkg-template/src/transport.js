@@ -147,12 +147,14 @@ export function transport(o, report, check) {
     if (locks) return locked(locks, P + "flush", fn);
     // No Web Locks: a lease in storage, confirmed after a pause (another tab may have written
     // at the same moment), renewed before each request. Storage that refuses to write it or
-    // read it back: without it, as where Web Locks are refused.
+    // read it back: without it, as where Web Locks are refused. A lease ending later than any
+    // tab sets one (written before the clock was set back, or damaged) is taken as ended.
     const LK = P + "lease";
     const mine = () => stored(LK).startsWith(tab + " ");
     renew = () => store(LK, tab + " " + (now() + timeout + 5e3));
     for (;;) {
-      if (mine() || !(stored(LK).split(" ")[1] > now())) {
+      const left = stored(LK).split(" ")[1] - now();
+      if (mine() || !(left > 0 && left < timeout + 6e4)) {
         if (!renew() || !mine()) return fn();
         await sleep(50);
         if (mine()) {

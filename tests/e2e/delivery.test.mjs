@@ -711,6 +711,27 @@ for (const [run, name, script] of [
   });
 }
 
+test("no Web Locks: a lease ending later than any tab sets one (written before the clock was set back an hour, or damaged) does not stop delivery or the profile's writes", async () => {
+  for (const [run, lease] of [["lease1h", (t) => "other " + (t + 3600e3)], ["leasebig", () => "x 99999999999999"], ["leaseinf", () => "x 1e300"]]) {
+    collector().reset();
+    const context = await h.browser.newContext();
+    await context.addInitScript(() => Object.defineProperty(Navigator.prototype, "locks", { get: () => undefined }));
+    await context.addInitScript(`localStorage.setItem("ks_lease", ${JSON.stringify(lease(Date.now()))}); localStorage.setItem("ks_profile.lease", ${JSON.stringify(lease(Date.now()))});`);
+    const page = await h.open("/tests/esm.html", { context });
+    const t0 = Date.now();
+    await track(page, FAST, run, 0);
+    const r = await page.evaluate(async (run) => {
+      for (let i = 0; i < 5; i++) ks.track("Delivery Test", { run, tab: 0, i });
+      return ks.flush().then(() => "resolved", (e) => e.code + ": " + e.message);
+    }, run);
+    assert.equal(r, "resolved", run);
+    assert.ok(Date.now() - t0 < 5000, `${run}: took ${Date.now() - t0} ms (the flush waits 10 s for a lease it cannot take)`);
+    record("no Web Locks, stale lease " + run, run, 1, 5);
+    assert.deepEqual(page.problems, []);
+    await context.close();
+  }
+});
+
 test("the queue is stored before any send is attempted", async () => {
   const { context, page } = await fresh();
   faults({ hang: true });

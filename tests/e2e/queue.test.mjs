@@ -168,6 +168,16 @@ test("stored form round-trips; adoption puts the older events first and skips ju
   assert.equal(q.due(60), 0, "adopted events are due at once");
   const batch = q.claim();
   assert.deepEqual(ids(batch), ["m0", "m1", "m2", "m10"], "the batch is valid JSON");
+  // Lines that parse with white space around them (a CRLF file, a trailing space or tab): their
+  // `sentAt` is spliced in before the closing brace, so they are trimmed (before: the batch was
+  // invalid JSON, the collector refused it, and the adopted events and this tab's were lost).
+  const crlf = make({ flushAt: 100 }).q;
+  crlf.push(ev(20), 50);
+  crlf.adopt(text.split("\n").map((l, i) => l + ["\r", " ", "\t", "\r"][i]).join("\n"));
+  const sent = crlf.claim("2026-01-01T00:00:00.000Z");
+  const parsed = JSON.parse("[" + sent[1] + "]");
+  assert.deepEqual(parsed.map((e) => e.messageId), ["m0", "m1", "m2", "m20"]);
+  assert.ok(parsed.every((e) => e.sentAt === "2026-01-01T00:00:00.000Z"));
   const other = make().q;
   other.adopt("something else\n{}");
   assert.equal(other.claim(), null, "a foreign value is ignored");
