@@ -557,13 +557,19 @@ export class Instance {
    * the minified calls are shorter.) */
   #run(fn, mutates, out) {
     if (!this.#engine()) return out;
+    // (What follows the call, `#after`, runs whether it threw or not; a page that broke a timer
+    // or `performance.now` makes it throw too: reported, never thrown into the page.)
     try {
-      if (mutates == 1) this.#follow(); // (2: a change that sets the context itself)
-      out = fn();
+      try {
+        if (mutates == 1) this.#follow(); // (2: a change that sets the context itself)
+        out = fn();
+      } catch (e) {
+        this.#report(e);
+      }
+      this.#after(mutates);
     } catch (e) {
       this.#report(e);
     }
-    this.#after(mutates);
     return out;
   }
 
@@ -571,12 +577,13 @@ export class Instance {
   #runAsync(fn, mutates) {
     try {
       if (!this.#engine()) throw new KeystoneError("internal_trap", "the Keystone engine is off after repeated failures");
-      if (mutates) this.#follow();
-      const out = fn();
-      this.#after(mutates);
-      return Prom.resolve(out);
+      try {
+        if (mutates) this.#follow();
+        return Prom.resolve(fn());
+      } finally {
+        this.#after(mutates);
+      }
     } catch (e) {
-      this.#after(mutates);
       return Prom.reject(this.#report(e));
     }
   }

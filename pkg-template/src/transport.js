@@ -259,7 +259,7 @@ export function transport(o, report, check) {
     const run = chain.then(() => withLock(() => send(mode)));
     chain = run.catch(() => {}).then(() => {
       busy--;
-      schedule();
+      safe(schedule); // (a page that broke its timers: no unhandled rejection, no broken chain)
     });
     return run;
   }

@@ -427,6 +427,55 @@ test("a host page that breaks JSON.stringify or Array.prototype.map/forEach/filt
   }
 });
 
+test("a host page that breaks performance.now, setTimeout or Date.now after init: no call throws, no unhandled rejection, Promises settle with a KeystoneError, and Keystone works once they are back", async () => {
+  const breaks = {
+    "performance.now": "performance.now = () => { throw new Error('host broke it'); }",
+    setTimeout: "window.setTimeout = () => { throw new Error('host broke it'); }",
+    "Date.now": "Date.now = () => { throw new Error('host broke it'); }",
+  };
+  for (const [name, brk] of Object.entries(breaks)) {
+    const page = await h.open();
+    const bad = [];
+    page.on("pageerror", (e) => bad.push("pageerror " + e.message));
+    await page.evaluate(() => window.addEventListener("unhandledrejection", (e) => (window.__bad = (window.__bad || []).concat(String(e.reason)))));
+    const out = await page.evaluate(async ([DEFS, brk]) => {
+      const ks = await Keystone.init({ segments: DEFS, autoCapture: false, endpoint: "/v1/batch", writeKey: "k" });
+      const saved = { p: performance.now, s: window.setTimeout, d: Date.now };
+      (0, eval)(brk);
+      const res = {};
+      const sync = { track: () => ks.track("Probe", { a: 1 }), page: () => ks.page(), setTraits: () => ks.setTraits({ t: 1 }), segments: () => ks.segments(), reset: () => ks.reset() };
+      for (const k in sync) {
+        try {
+          sync[k]();
+          res[k] = "ok";
+        } catch (e) {
+          res[k] = "threw " + e.message;
+        }
+      }
+      const pending = [];
+      for (const [k, f] of Object.entries({ identify: () => ks.identify("h@example.com"), setConsent: () => ks.setConsent({ marketing: false }), loadSegments: () => ks.loadSegments(DEFS), flush: () => ks.flush() })) {
+        try {
+          const timeout = new Promise((r) => saved.s.call(window, () => r("pending"), 12000));
+          pending.push(Promise.race([f(), timeout]).then((v) => (res[k] = v === "pending" ? "pending" : "resolved"), (e) => (res[k] = e instanceof K.KeystoneError && e.code ? "KeystoneError" : "raw " + e)));
+        } catch (e) {
+          res[k] = "threw " + e.message;
+        }
+      }
+      await Promise.all(pending);
+      performance.now = saved.p;
+      window.setTimeout = saved.s;
+      Date.now = saved.d;
+      await new Promise((r) => setTimeout(r, 100));
+      ks.track("Probe");
+      return { res, probe: ks.inSegment("probe"), bad: window.__bad || [] };
+    }, [DEFS, brk]);
+    for (const [k, v] of Object.entries(out.res)) assert.ok(v === "ok" || v === "resolved" || v === "KeystoneError", `${name}: ${k} ${v}`);
+    assert.equal(out.probe, true, name);
+    assert.deepEqual([...out.bad, ...bad], [], name);
+    await page.context().close();
+  }
+});
+
 test("objects of 100,000 keys (track, page, setTraits, evalCondition) are refused or answered without freezing the page: the engine reads an object in linear time (before: n² / 2 key comparisons, 7.8 s for track)", async () => {
   const page = await h.open();
   const out = await page.evaluate(async (DEFS) => {
