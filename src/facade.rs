@@ -76,6 +76,10 @@ fn parse_stored(s: &str) -> Value {
 /// Nesting accepted in stored text: the profile's own levels over values the boundary bounded.
 const STORED_DEPTH: usize = json::MAX_DEPTH + 16;
 
+/// Nesting read in a definitions document: a segment nested deeper than the engine takes is
+/// rejected on its own (with its id and path), the others load.
+const DEFINITIONS_DEPTH: usize = 256;
+
 /// JSON text from the wrapper (`JSON.stringify` of an argument) as a value.
 fn parse_arg(s: &str) -> Result<Value, Failure> {
     json::parse(s, &BrowserHost, json::MAX_DEPTH).map_err(fail)
@@ -435,7 +439,7 @@ impl Core {
 
     /// Loads definitions (their JSON text); returns `{loaded, rejected}` as JSON text.
     fn load_segments(&mut self, definitions: &str) -> Result<String, Failure> {
-        let doc = parse_arg(definitions)?;
+        let doc = json::parse(definitions, &BrowserHost, DEFINITIONS_DEPTH).map_err(fail)?;
         let report = self.ks.load_definitions(&doc, now()).map_err(fail)?;
         let mut rejected = Vec::with_capacity(report.rejected.len());
         for e in &report.rejected {

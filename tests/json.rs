@@ -161,3 +161,21 @@ fn keys_written_twice_and_wide_objects() {
     assert_eq!(m.len(), 100_000);
     assert_eq!(m.get("k99999"), Some(&Value::Num(99_999.0)));
 }
+
+#[test]
+fn a_segment_nested_too_deeply_is_rejected_on_its_own_with_its_path() {
+    // The facade reads definitions up to 256 levels (`DEFINITIONS_DEPTH`); the engine takes 64.
+    let h = host();
+    let not = |n: usize| format!("{}{{}}{}", r#"{"$not":"#.repeat(n), "}".repeat(n));
+    let and = |n: usize| format!("{}{{}}{}", r#"{"$and":["#.repeat(n), "]}".repeat(n));
+    let text = format!(r#"{{"version":1,"segments":[{{"id":"ok","condition":{{}}}},{{"id":"deep","condition":{}}},{{"id":"deep_and","condition":{}}},{{"id":"sixty","condition":{}}}]}}"#, not(100), and(60), not(60));
+    assert!(parse(&text, &h, 64).is_err(), "the argument reader refuses it whole");
+    let doc = parse(&text, &h, 256).unwrap();
+    let mut ks = keystone::core::keystone::Keystone::new(Default::default(), common::NativeHost::boxed(1), None, 1.7e12);
+    let report = ks.load_definitions(&doc, 1.7e12).unwrap();
+    assert_eq!(report.loaded, vec!["ok".to_string(), "sixty".to_string()]);
+    let rejected: Vec<_> = report.rejected.iter().map(|e| (e.segment_id.clone().unwrap_or_default(), e.code, e.message.contains("nested too deeply"), e.path.as_deref().map(|p| p.matches("$not").count() + p.matches("$and").count()))).collect();
+    assert_eq!(rejected, vec![("deep".into(), "invalid_segment", true, Some(63)), ("deep_and".into(), "invalid_segment", true, Some(32))]);
+    assert!(ks.in_segment("ok"));
+    assert!(ks.in_segment("sixty"), "60 $not around an empty condition: even, so it holds");
+}

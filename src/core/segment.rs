@@ -279,6 +279,15 @@ impl Compiler<'_> {
     }
 
     fn compile(&mut self, v: &Value, path: &Ptr) -> Result<Cond, Error> {
+        // (Definitions are read up to 256 levels deep: a segment nested past 64 is rejected on its
+        // own, DESIGN §4, instead of the reader refusing the whole document.)
+        let (mut depth, mut up) = (0, path.0);
+        while let Some(p) = up {
+            (depth, up) = (depth + 1, p.0);
+        }
+        if depth > 64 {
+            return Err(self.fail(path, "", "nested too deeply (at most 64 levels from the document)"));
+        }
         let Some(m) = v.as_obj() else { return Err(self.fail(path, "", "a condition must be an object")) };
         let mut all = Vec::with_capacity(m.len());
         for (k, x) in m.iter() {
