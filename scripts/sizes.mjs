@@ -8,7 +8,7 @@ import { gzipSync, brotliCompressSync, constants } from "node:zlib";
 export const BUDGET_PAGE_GZIP = 45 * 1024;
 /**
  * What the size test enforces today: the full build (all features on) measures ≈ 63 KB gzip
- * (65,187 B, ESM page; the script-tag page 65,864 B), over the 45 KB budget. The ceilings stop
+ * (65,279 B, ESM page; the script-tag page 65,962 B), over the 45 KB budget. The ceilings stop
  * unnoticed growth while the size work goes on; lower them as the package shrinks, and set them
  * back to BUDGET_PAGE_GZIP once the budget is met.
  */
