@@ -7,7 +7,7 @@ mod common;
 use common::{json, to_json, NativeHost};
 use keystone::core::consent::Consent;
 use keystone::core::experience::draw;
-use keystone::core::keystone::{Keystone, Options};
+use keystone::core::keystone::{Keystone, Notice, Options};
 use keystone::core::time::{DAY, MINUTE};
 use keystone::core::value::{Map, Value};
 use serde_json::json as j;
@@ -664,4 +664,43 @@ fn track_segments_reports_a_segment_entered_and_left_again_before_the_report_as_
     q.set_consent(&common::from_json(&j!({"analytics": true})), T0 + 5.0).unwrap();
     q.report_now(T0 + 6.0);
     assert_eq!(wire(&mut q), ["Segment Entered gold", "Segment Exited gold"]);
+}
+
+#[test]
+fn track_segments_reports_changes_of_several_segments_in_the_order_they_were_made() {
+    // Reported per segment (all of gold's, then the next segment's), the collector could not
+    // tell the order the listeners and the data layer heard: a, b, then a left.
+    let doc = json(
+        r#"{"version":1,"segments":[
+          {"id":"a","condition":{"traits.a":1}},
+          {"id":"b","condition":{"traits.b":1}},
+          {"id":"c","condition":{"traits.c":1}}]}"#,
+    );
+    let opts = Options { track_segments: true, ..Options::default() };
+    let mut ks = Keystone::new(opts, NativeHost::boxed(41), None, T0);
+    ks.load_definitions(&doc, T0).unwrap();
+    ks.deferred = true;
+    segment_reports(&mut ks);
+    let set = |ks: &mut Keystone, t: f64, k: &str, v: f64| ks.set_traits(t, Map::new().with(k, v));
+    set(&mut ks, T0 + 1.0, "a", 1.0);
+    set(&mut ks, T0 + 2.0, "b", 1.0);
+    set(&mut ks, T0 + 3.0, "a", 0.0);
+    set(&mut ks, T0 + 4.0, "c", 1.0);
+    set(&mut ks, T0 + 5.0, "b", 0.0);
+    set(&mut ks, T0 + 6.0, "a", 1.0);
+    let heard: Vec<String> = ks
+        .take_notices()
+        .into_iter()
+        .filter_map(|n| match n {
+            Notice::Enter(s) => Some(format!("Segment Entered {s}")),
+            Notice::Exit(s) => Some(format!("Segment Exited {s}")),
+            _ => None,
+        })
+        .collect();
+    ks.report_now(T0 + 7.0);
+    let sent = segment_reports(&mut ks);
+    assert_eq!(sent, ["Segment Entered a", "Segment Entered b", "Segment Exited a", "Segment Entered c", "Segment Exited b", "Segment Entered a"]);
+    assert_eq!(sent, heard, "as the listeners heard them");
+    ks.report_now(T0 + 8.0);
+    assert!(segment_reports(&mut ks).is_empty(), "nothing is reported twice");
 }

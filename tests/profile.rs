@@ -6,7 +6,7 @@ mod common;
 
 use common::{json, to_json, NativeHost};
 use keystone::core::buckets::{minute_of, window_start_minute, Counts, MAX_ENTRIES};
-use keystone::core::keystone::{Keystone, Options};
+use keystone::core::keystone::{Keystone, Notice, Options};
 use keystone::core::time::{parse_duration, DAY, MINUTE};
 use keystone::core::value::{Map, Value};
 
@@ -111,6 +111,40 @@ fn retention_moves_first_at_to_the_first_event_kept_and_applies_in_an_open_page(
     let doc = d.profile_document();
     let (f, l) = (doc.path("events.B.firstAt").and_then(Value::as_str), doc.path("events.B.lastAt").and_then(Value::as_str));
     assert!(f.is_some() && f <= l, "{f:?} {l:?}");
+}
+
+#[test]
+fn a_condition_on_the_documents_events_leaves_when_the_retention_drops_them() {
+    let opts = Options::from_value(&json(r#"{"retention":"1d"}"#), false).unwrap();
+    let defs = json(r#"{"version":1,"segments":[{"id":"old","condition":{"events.Old.count":{"$gte":1}}}]}"#);
+    let t = T0 + 1_000.0;
+    let mut a = Keystone::new(opts.clone(), NativeHost::boxed(5), None, T0);
+    a.load_definitions(&defs, T0).unwrap();
+    a.track(t, "Old", Map::new()).unwrap();
+    assert!(a.in_segment("old"));
+    a.take_notices();
+    // The engine asks to be woken when the minute of "Old" leaves the retention, and then leaves.
+    let due = a.next_check(t).expect("a check is due");
+    assert_eq!(due, (minute_of(t) + 1) as f64 * MINUTE + DAY);
+    a.refresh(due - 1.0);
+    assert!(a.in_segment("old"));
+    a.refresh(due);
+    assert!(!a.in_segment("old") && a.profile_document().path("events.Old").is_none());
+    assert_eq!(a.take_notices(), vec![Notice::Exit("old".into())]);
+    assert_eq!(a.next_check(due), None);
+    // A page whose timers stood still (a device asleep past it): after the next event the check
+    // is due at once, and then the document agrees with the membership.
+    let mut b = Keystone::new(opts, NativeHost::boxed(6), None, T0);
+    b.load_definitions(&defs, T0).unwrap();
+    b.track(t, "Old", Map::new()).unwrap();
+    let woke = t + DAY + 2.0 * MINUTE;
+    b.track(woke, "New", Map::new()).unwrap();
+    assert!(b.next_check(woke).is_some_and(|at| at <= woke));
+    b.refresh(woke);
+    assert!(!b.in_segment("old"));
+    assert!(b.next_check(woke).is_some_and(|at| at > woke));
+    assert!(b.profile_document().path("events.Old").is_none());
+    assert_eq!(count(&b, "New"), 1.0);
 }
 
 #[test]

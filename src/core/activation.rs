@@ -75,25 +75,15 @@ impl Activation {
         }
     }
 
-    /// The changes of `now_in` against `reported` among the segments `only` (sorted), in order:
-    /// the segments exited, then those entered from the returned index on. `reported` follows
-    /// them. (Ids and an index rather than (id, entered) pairs: a pair type of its own brought
-    /// its own vector code.)
-    pub fn report(&mut self, now_in: &[String], only: &[String]) -> (Vec<String>, usize) {
-        let mut out = Vec::new();
-        let mut entries = 0;
-        for &entering in &[false, true] {
-            entries = out.len();
-            for s in only {
-                match (self.reported.binary_search(s), now_in.binary_search(s).is_ok()) {
-                    (Ok(i), false) if !entering => drop(crate::core::sort::remove(&mut self.reported, i)),
-                    (Err(i), true) if entering => crate::core::sort::insert(&mut self.reported, i, s.clone()),
-                    _ => continue,
-                }
-                out.push(s.clone());
+    /// Records the membership `now_in` of the segments `only` as reported.
+    pub fn report(&mut self, now_in: &[String], only: &[String]) {
+        for s in only {
+            match (self.reported.binary_search(s), now_in.binary_search(s).is_ok()) {
+                (Ok(i), false) => drop(crate::core::sort::remove(&mut self.reported, i)),
+                (Err(i), true) => crate::core::sort::insert(&mut self.reported, i, s.clone()),
+                _ => {}
             }
         }
-        (out, entries)
     }
 
     /// The stored form: `[[experience, variant, [minute, count, …]], …]` and the reported ids.

@@ -908,24 +908,38 @@ impl Keystone {
         }
         let mut only = ::core::mem::take(&mut self.unreported);
         let changes = ::core::mem::take(&mut self.changes);
-        // First, for each segment, the changes made since the report beyond the net one (the
-        // comparison below): pairs, away from what the profile last reported and back, as many as
-        // this tab made (an odd one left over was another tab's, reported there meanwhile).
-        for id in &only {
-            let was = self.profile.activation.reported.binary_search(id).is_ok();
-            let net = (self.members.binary_search(id).is_ok() != was) as usize;
-            for _ in 0..changes.iter().filter(|c| *c == id).count().saturating_sub(net) / 2 {
-                self.report_one(now, !was, id);
-                self.report_one(now, was, id);
-            }
-        }
         if ::core::mem::take(&mut self.report_all) {
             mark(&mut only, &self.profile.activation.reported, &[]);
             mark(&mut only, &self.members, &[]);
         }
-        let (ids, entries) = self.profile.activation.report(&self.members, &only);
-        for (i, id) in ids.iter().enumerate() {
-            self.report_one(now, i >= entries, id);
+        // Each segment's membership as last sent (what the profile last reported), and whether
+        // its first logged change is skipped: the changes sent are the net one (the comparison
+        // with what was reported) and pairs away from it and back, as many as this tab made; an
+        // odd one left over was another tab's, reported there meanwhile.
+        let mut st = Vec::with_capacity(only.len());
+        for id in &only {
+            let was = self.profile.activation.reported.binary_search(id).is_ok();
+            let net = (self.members.binary_search(id).is_ok() != was) as usize;
+            st.push((was, changes.iter().filter(|c| *c == id).count().saturating_sub(net) % 2 == 1));
+        }
+        self.profile.activation.report(&self.members, &only);
+        // Sent in the order they were made, as the listeners heard them; then a net change that
+        // no logged change stands for (past the log's bound, or comparing all of the membership).
+        for c in &changes {
+            if let Ok(i) = only.binary_search(c) {
+                let s = &mut st[i];
+                if s.1 {
+                    s.1 = false;
+                } else {
+                    s.0 = !s.0;
+                    self.report_one(now, s.0, c);
+                }
+            }
+        }
+        for (id, s) in only.iter().zip(&st) {
+            if s.0 != self.members.binary_search(id).is_ok() {
+                self.report_one(now, !s.0, id);
+            }
         }
     }
 
@@ -1017,7 +1031,10 @@ impl Keystone {
         if !self.consent.personalization {
             return None;
         }
-        segment::next_change(&self.defs, &self.profile, now)
+        // (A condition on the document's `events` may change when the retention drops a minute.)
+        let d = &self.defs;
+        let drop = if d.uses_doc && (d.doc_keys.is_empty() || d.doc_keys.iter().any(|k| k == "events")) { self.profile.next_drop(self.opts.retention) } else { f64::INFINITY };
+        segment::next_change(&self.defs, &self.profile, now, drop)
     }
 
     /// Ids of the segments the visitor is in, sorted.

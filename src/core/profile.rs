@@ -178,6 +178,19 @@ impl Profile {
         }
     }
 
+    /// When a retention of `r` ms next drops part of an event aggregate (the document's
+    /// `events`): the end of the oldest minute counted, plus `r`.
+    /// (Infinite when there is none.)
+    pub fn next_drop(&self, r: f64) -> f64 {
+        let mut m = f64::INFINITY;
+        for e in &self.events {
+            if let Some(x) = e.counts.first_minute() {
+                m = m.min(x as f64);
+            }
+        }
+        (m + 1.0) * 60_000.0 + r
+    }
+
     /// Drops behaviour older than `cutoff` (epoch ms): minute counts, event names left with no
     /// count, ring events. Also folds over-long series (see `buckets.rs`).
     pub fn prune(&mut self, cutoff: f64) {

@@ -764,10 +764,11 @@ pub fn explain(defs: &Definitions, profile: &mut Profile, doc: Option<&Value>, i
 }
 
 /// The next time after `now` when a membership may change without an event (a window
-/// passing, a decaying score crossing a threshold), if any.
-pub fn next_change(defs: &Definitions, profile: &Profile, now: f64) -> Option<f64> {
+/// passing, a decaying score crossing a threshold), if any; or `other` when it is sooner (the
+/// retention dropping a minute of the document's `events`: then also when it is past).
+pub fn next_change(defs: &Definitions, profile: &Profile, now: f64, other: f64) -> Option<f64> {
     let state = &profile.behaviour;
-    let mut best: Option<f64> = None;
+    let mut best: Option<f64> = Some(other).filter(|t| t.is_finite());
     let mut consider = |t: Option<f64>| {
         if let Some(t) = t.filter(|t| *t > now) {
             if best.map_or(true, |b| t < b) {

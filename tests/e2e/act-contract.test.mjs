@@ -272,6 +272,34 @@ test("trackSegments sends each membership change, also a segment entered and lef
   await ctx.close();
 });
 
+test("trackSegments sends the changes of several segments in the order they were made, as the listeners and the data layer hear them", async () => {
+  const { ctx, page, go } = await pageOf("order", ESM);
+  await go();
+  await page.waitForFunction(() => window.__ksLoaded === true);
+  const out = await page.evaluate(async (delivery) => {
+    const defs = { version: 1, segments: ["a", "b", "c"].map((id) => ({ id, condition: { ["traits." + id]: 1 } })) };
+    window.ks = await Keystone.init({ segments: defs, autoCapture: false, dataLayer: true, trackSegments: true, ...delivery });
+    const heard = [];
+    ks.on("segment:enter", (e) => heard.push("enter " + e.segment));
+    ks.on("segment:exit", (e) => heard.push("exit " + e.segment));
+    // Within one task, then across tasks.
+    for (const [k, v] of [["a", 1], ["b", 1], ["a", 0], ["c", 1], ["b", 0], ["a", 1]]) ks.setTraits({ [k]: v });
+    await ks.flush();
+    ks.setTraits({ c: 0 });
+    ks.setTraits({ b: 1 });
+    await new Promise((r) => setTimeout(r, 300));
+    await ks.flush();
+    return { heard, layer: window.dataLayer.filter((e) => e.event != "keystone.ready").map((e) => e.event.slice(17) + " " + e.keystoneSegment), id: ks.anonymousId() };
+  }, DELIVERY);
+  const changes = ["enter a", "enter b", "exit a", "enter c", "exit b", "enter a", "exit c", "enter b"];
+  assert.deepEqual(out.heard, changes);
+  assert.deepEqual(out.layer, changes);
+  const sent = h.server.collector.events.filter((e) => e.anonymousId === out.id && e.event?.startsWith("Segment "));
+  assert.deepEqual(sent.map((e) => ({ "Segment Entered": "enter", "Segment Exited": "exit" })[e.event] + " " + e.properties.segment), changes);
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+});
+
 test("exposure page views: a replaceState that changes the URL and a popstate start new ones, a no-op replaceState does not; a cap reached in another open tab holds in this tab's next page view", async () => {
   const { ctx, page, go } = await pageOf("views", ESM);
   await go();

@@ -220,6 +220,36 @@ test("sessions: a new one after sessionTimeout of inactivity; count, pageviews, 
   await ctx.close();
 });
 
+test("a segment on the document's events leaves by itself when the retention drops them, with its exit heard", async () => {
+  // (Its `$performed` nodes have windows of their own; a condition on `events.<name>` had none:
+  // the member stayed in, `explain()` and `profile()` saying otherwise, until the next event.)
+  const ctx = await h.browser.newContext();
+  const page = await ctx.newPage();
+  await page.clock.install({ time: new Date("2026-03-01T10:00:00Z") });
+  await page.goto(h.url("/tests/esm.html"));
+  await page.waitForFunction(() => window.__ksLoaded === true);
+  await page.evaluate(async () => {
+    const segments = { version: 1, segments: [{ id: "old", condition: { "events.Old.count": { $gte: 1 } } }] };
+    window.ks = await Keystone.init({ autoCapture: false, retention: "1d", segments });
+    window.heard = [];
+    ks.on("segment:exit", (e) => heard.push([e.segment, Date.now()]));
+    ks.track("Old");
+    window.t0 = Date.now();
+  });
+  await page.clock.runFor("23:58:00");
+  assert.deepEqual(await page.evaluate(() => [ks.inSegment("old"), heard.length]), [true, 0]);
+  await page.clock.runFor("00:04:00");
+  const r = await page.evaluate(() => ({ heard, t0, events: Object.keys(ks.profile().events), explained: ks.explain("old").result }));
+  assert.equal(r.heard.length, 1, JSON.stringify(r));
+  assert.equal(r.heard[0][0], "old");
+  const late = r.heard[0][1] - r.t0 - 86400000;
+  assert.ok(late > 0 && late <= 60000, `left ${late} ms after the event's day (its minute's end)`);
+  assert.deepEqual(r.events, []);
+  assert.equal(r.explained, false);
+  assert.equal(await page.evaluate(() => ks.inSegment("old")), false);
+  await ctx.close();
+});
+
 test("sessions after the device's clock is set back: the visit goes on, its duration keeps counting, and inactivity still ends it", async () => {
   const ctx = await h.browser.newContext();
   const page = await ctx.newPage();
