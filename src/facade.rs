@@ -195,6 +195,15 @@ impl Core {
         }
         let deliver = opts_value.get("endpoint").is_some_and(|v| !v.is_null());
         let mut core = Core { ks, key_profile, prefix, storage_warned: unreadable, seen, deliver, keep_out: unreadable || newer };
+        // Set-aside profiles unused past the retention leave storage (a shared computer's earlier
+        // person who never logs in again), read only where there are some.
+        if storage::get(&core.key_aside()).is_some() {
+            core.load_aside();
+            core.ks.prune_aside(now());
+            if let Some(v) = core.ks.take_aside() {
+                core.write_aside(&v);
+            }
+        }
         if let Some(id) = cookie_id {
             // With `cookieDomain` the cookie is the source of truth for the id (a known profile
             // it contradicts is set aside: the set-aside profiles are read first, written after;
@@ -279,6 +288,10 @@ impl Core {
         if !self.ks.consent().personalization {
             storage::remove(&self.key_profile);
             storage::remove(&self.key_aside());
+        } else if let Some(v) = self.ks.take_aside() {
+            // A person set aside while nothing could be stored (a logout or a switch of users
+            // before the choice of an opt-in page): kept now, before the profile replacing theirs.
+            self.write_aside(&v);
         }
         Ok(())
     }

@@ -740,3 +740,28 @@ fn the_same_person_logged_in_at_once_in_two_tabs_keeps_both_logins() {
     assert!(tab2.rebase(&w1, T0 + 5.0));
     assert_eq!((count(&tab2, "Product Viewed"), count(&tab2, "Order Completed")), (1.0, 1.0));
 }
+
+#[test]
+fn set_aside_profiles_past_the_retention_are_dropped_at_load_and_written_again() {
+    // A shared computer's earlier person who never logs in again: their set-aside profile (an
+    // email kept with `storeEmail` included) left storage only at a later login or logout.
+    let mut ks = engine(31);
+    identify(&mut ks, T0, "ada@example.com", Map::new());
+    ks.reset(T0 + 1.0);
+    let stored = ks.take_aside().unwrap();
+    identify(&mut ks, T0 + 10.0 * DAY, "bob@example.com", Map::new());
+    ks.reset(T0 + 10.0 * DAY + 1.0);
+    let both = ks.take_aside().unwrap();
+    assert_eq!(Aside::from_value(&both).user_ids().count(), 2);
+    // Loaded within the retention: nothing changes, nothing to write.
+    let mut a = engine(32);
+    a.load_aside(&stored);
+    a.prune_aside(T0 + 89.0 * DAY);
+    assert!(a.take_aside().is_none());
+    // Past Ada's retention, not Bob's: Ada's goes, and the rest is written again.
+    let mut b = engine(33);
+    b.load_aside(&both);
+    b.prune_aside(T0 + 91.0 * DAY);
+    let left = Aside::from_value(&b.take_aside().expect("written again"));
+    assert_eq!(left.user_ids().collect::<Vec<_>>(), [sha256_hex("bob@example.com").as_str()]);
+}

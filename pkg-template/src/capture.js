@@ -53,15 +53,25 @@ export function startCapture(ks, options, start) {
 
   // ---- page views and SPA navigation -----------------------------------------------------------
   const key = (u = location.href) => (hash ? u : u.split("#")[0]);
-  let last = key(start), lastUrl = start;
+  let last = key(start), lastUrl = start, pending;
+  // A navigation is recorded a task later, when the router has set the new page's title
+  // (`pushState`, then `document.title`), or at once when Keystone is called before (by the
+  // site, the page being hidden, another navigation), so nothing made on the new page comes
+  // before its view.
+  const flush = (ks._nav = () => {
+    const p = pending;
+    pending = 0;
+    p && p();
+  });
   const nav = () => {
     if (key() == last) return; // a no-op replaceState, a hash-only change, a repeated popstate
+    flush();
     last = key();
     const referrer = lastUrl;
     lastUrl = location.href;
     // The page left's engaged time (with its context), then the new page's context and view.
-    const e = on("engagement");
-    if (e || on("pageViews")) ks._navigated(referrer, e && seconds(), on("pageViews"));
+    const e = on("engagement"), s = e && seconds();
+    if (e || on("pageViews")) (pending = () => ks._navigated(referrer, s, on("pageViews"))), setTimeout(flush);
     if (e) active();
     reached = 0;
   };
@@ -73,6 +83,7 @@ export function startCapture(ks, options, start) {
     const orig = history[m];
     try {
       history[m] = function () {
+        flush(); // (read on the page it was made on)
         const r = orig.apply(this, arguments);
         try {
           nav();

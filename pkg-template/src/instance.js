@@ -490,6 +490,7 @@ export class Instance {
   /** Answers reflect the present: the timer for the next time-based change may not have run
    * (a device asleep, a background tab's throttled timers), so a read past it refreshes first. */
   #now() {
+    this._nav?.(); // an SPA navigation's view not recorded yet (capture.js)
     // Also after an SPA navigation not captured as a page view: the context follows it first.
     if (!this.#stale && ((this.#expiryAt >= 0 && Date.now() >= this.#expiryAt) || this.#moved())) {
       this.#stale = 1; // not again from a listener of this refresh
@@ -531,6 +532,7 @@ export class Instance {
 
   /** The engine, rebuilt on a fresh wasm instance after a trap; null once degraded. */
   #engine() {
+    this._nav?.();
     if (this.#epoch !== epoch) {
       this.#core = null;
       this.#epoch = epoch;
@@ -805,6 +807,11 @@ export class Instance {
     // must not be taken for another tab's logout or switch of users, which sets the known
     // profile of before aside again.
     addEventListener("storage", (e) => (this.#forgot(), this.#run(() => this.#core.sync(e.key, e.newValue), true)));
+    // And what another tab wrote while this one was starting (a definitions URL may take
+    // seconds): a logout or a switch of users made there meanwhile is followed before this page
+    // records anything or init resolves.
+    const v = stored(this.#lockName());
+    if (v) this.#run(() => this.#core.sync(this.#lockName(), v), true);
     // Auto-capture before the write on hide below (its engaged-time report must be in that
     // write). Its initial page view is part of starting: `keystone.ready` carries the segments
     // held after it, as `segments()` does when init resolves, and no enter/exit for it follows.

@@ -182,11 +182,14 @@ impl Aside {
 
     /// Drops entries unused for longer than `retention`, then the least recently used beyond
     /// [`ASIDE_MAX`].
-    pub fn prune(&mut self, now: f64, retention: f64) {
+    /// Returns whether any was dropped.
+    pub fn prune(&mut self, now: f64, retention: f64) -> bool {
+        let n = self.entries.len();
         self.drop_entries(None, now - retention);
         while self.entries.len() > ASIDE_MAX {
             crate::core::sort::remove(&mut self.entries, 0);
         }
+        self.entries.len() != n
     }
 }
 

@@ -485,6 +485,13 @@ impl Keystone {
         self.check_aside();
     }
 
+    /// Drops the set-aside profiles unused for longer than the retention (then written again).
+    pub fn prune_aside(&mut self, now: f64) {
+        if self.aside.prune(now, self.opts.retention) {
+            self.aside_dirty = true;
+        }
+    }
+
     /// Reports damage found in the set-aside profiles (`storage_corrupt`); they are written
     /// back without it.
     fn check_aside(&mut self) {

@@ -47,6 +47,44 @@ test("one page view per real SPA navigation, none for no-ops", async () => {
   await page.context().close();
 });
 
+test("an SPA navigation's page view carries the title the router sets after pushState; an event made before that is recorded after the view", async () => {
+  h.server.collector.reset();
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    window.ks = await Keystone.init({ endpoint: "/v1/batch", writeKey: "demo-key", flushAt: 100, flushInterval: 100000 });
+    // A router: pushState, then the new page's title (in the same task; in a microtask).
+    history.pushState({}, "", "/tests/esm.html/products");
+    document.title = "Products";
+    await new Promise((r) => setTimeout(r, 50));
+    history.pushState({}, "", "/tests/esm.html/cart");
+    await Promise.resolve();
+    document.title = "Cart";
+    await new Promise((r) => setTimeout(r, 50));
+    ks.track("Filter Used");
+    // An event made right after the navigation, in the same task: after the view, on the new page.
+    history.pushState({}, "", "/tests/esm.html/checkout");
+    ks.track("Checkout Started");
+    document.title = "Checkout";
+    const title = ks.profile().context.title;
+    await ks.flush();
+    return { title, later: ks.profile().context.title };
+  });
+  const got = h.server.collector.events.map((e) => [e.type == "page" ? "page" : e.event, e.context.page.title, e.context.page.path.replace(/^.*\//, "")]);
+  assert.deepEqual(got, [
+    ["page", "Keystone ESM test page", "esm.html"],
+    ["page", "Products", "products"],
+    ["page", "Cart", "cart"],
+    ["Filter Used", "Cart", "cart"],
+    // (Keystone called before the title was set: the view is recorded then, with the title then.)
+    ["page", "Cart", "checkout"],
+    ["Checkout Started", "Cart", "checkout"],
+  ]);
+  assert.equal(h.server.collector.events[1].properties.title, "Products");
+  assert.equal(out.title, "Cart");
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
 test("popstate to another path is a page view; hashChange counts hash navigations when enabled", async () => {
   const page = await h.open();
   const out = await page.evaluate(async () => {

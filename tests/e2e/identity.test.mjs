@@ -314,6 +314,74 @@ test("other tabs follow identify and reset, and never write the old identity bac
   await ctx.close();
 });
 
+test("a tab still starting (its definitions URL slow) when another tab logs out and logs someone else in: it starts as the new person, and sends nothing as the one before", async () => {
+  await fetch(h.url("/collector/reset"));
+  const ctx = await h.browser.newContext();
+  let release;
+  const gate = new Promise((r) => (release = r));
+  await ctx.route("**/defs-slow.json", async (route) => (await gate, route.fulfill({ contentType: "application/json", body: JSON.stringify({ version: 1, segments: [{ id: "gold", condition: { "traits.tier": "gold" } }] }) })));
+  const one = await h.open("/tests/esm.html", { context: ctx });
+  await one.evaluate(async () => {
+    window.ks = await Keystone.init({ autoCapture: false });
+    await ks.identify("ada.lovelace@example.com", { tier: "gold", firstName: "Ada" });
+  });
+  const two = await h.open("/tests/esm.html", { context: ctx });
+  await two.evaluate(() => {
+    window.done = Keystone.init({ segments: "/defs-slow.json", endpoint: "/v1/batch", writeKey: "demo-key", flushAt: 1000 }).then((k) => (window.ks = k));
+  });
+  await new Promise((r) => setTimeout(r, 300));
+  const bobIds = await one.evaluate(async () => {
+    ks.reset();
+    await ks.identify("bob@example.com");
+    return [ks.anonymousId(), ks.userId()];
+  });
+  await new Promise((r) => setTimeout(r, 300));
+  release();
+  const seen = await two.evaluate(async () => {
+    await window.done;
+    const at = { userId: ks.userId(), anonymousId: ks.anonymousId(), segments: ks.segments(), traits: ks.profile().traits };
+    ks.track("Clicked");
+    await ks.flush();
+    return at;
+  });
+  assert.deepEqual(seen, { userId: BOB, anonymousId: bobIds[0], segments: [], traits: {} });
+  const sent = h.server.collector.events.filter((e) => e.type == "page" || e.event == "Clicked");
+  assert.deepEqual(sent.map((e) => [e.type, e.userId, e.anonymousId]), [["page", BOB, bobIds[0]], ["track", BOB, bobIds[0]]]);
+  await ctx.close();
+});
+
+test("a known visitor logged out or switched before the choice of an opt-in page (or while personalization is withdrawn) is set aside once it is granted, and comes back at their next login", async () => {
+  const SEGS = { version: 1, segments: [{ id: "gold", condition: { "traits.tier": "gold" } }] };
+  for (const how of ["reset", "switch", "withdrawn"]) {
+    const ctx = await h.browser.newContext();
+    const page = await h.open("/tests/esm.html", { context: ctx });
+    await page.evaluate(async (segments) => {
+      window.ks = await Keystone.init({ autoCapture: false, segments });
+      await ks.identify("ada.lovelace@example.com", { tier: "gold" });
+      ks.track("T");
+      ks.persistNow();
+    }, SEGS);
+    await page.reload();
+    await page.waitForFunction(() => window.__ksLoaded === true);
+    const out = await page.evaluate(
+      async ([segments, how]) => {
+        window.ks = await Keystone.init({ autoCapture: false, segments, consent: how == "withdrawn" ? undefined : "opt-in" });
+        if (how == "withdrawn") await ks.setConsent({ personalization: false });
+        if (how == "switch") await ks.identify("bob@example.com");
+        else ks.reset();
+        await ks.setConsent({ analytics: true, personalization: true });
+        ks.persistNow();
+        if (how == "switch") ks.reset();
+        await ks.identify("ada.lovelace@example.com");
+        return { userId: ks.userId(), traits: ks.profile().traits, count: ks.profile().events.T?.count, segments: ks.segments() };
+      },
+      [SEGS, how],
+    );
+    assert.deepEqual(out, { userId: ADA, traits: { tier: "gold" }, count: 1, segments: ["gold"] }, how);
+    await ctx.close();
+  }
+});
+
 test("a logout in one tab while another tab of the visitor switches users: the event tracked just before the logout stays in the person's set-aside profile (20 rounds)", async () => {
   // Both tabs hold Ada. At one moment tab two tracks an event and logs out while tab one logs Bob
   // in: both set Ada aside from their own copy, and each writes the set-aside profiles. Ada's
