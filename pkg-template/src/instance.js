@@ -1036,6 +1036,8 @@ export class Instance {
       // which JSON prints as null (no userId: the email's hash), are refused as an empty one is.
       const u = options?.userId;
       if (typeof u == "number" && !isFinite(u)) o = '{"userId":""}';
+      // (A misspelt option, `userID`, would identify by the email's hash without a word.)
+      if (options) unknown(options, ["userId", "storeEmail"], "identify options");
       this.#followCookie();
       this.#core.identify(typeof email == "string" ? email.trim() : email, t, o);
     }, true);

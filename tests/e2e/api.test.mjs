@@ -112,6 +112,25 @@ test("init: options that are not a plain object or have a wrong type reject (not
   await page.context().close();
 });
 
+test("identify with an unknown option (a misspelt userID) warns unknown_option and identifies by the email's hash", async () => {
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    const warns = [];
+    const w = console.warn;
+    console.warn = (...a) => (warns.push(a.join(" ")), w.apply(console, a));
+    const ks = await Keystone.init({ autoCapture: false });
+    await ks.identify("ada@example.com", {}, { userID: "crm-1", storeEmail: false });
+    const first = ks.userId();
+    await ks.identify("ada@example.com", {}, { userId: "crm-1" });
+    return { first, second: ks.userId(), warns: warns.filter((x) => x.includes("unknown_option")) };
+  });
+  assert.equal(out.first, "b5fc85e55755f9e0d030a10ab4429b6b2944855f9a0d60077fe832becbc41d72");
+  assert.equal(out.second, "crm-1");
+  assert.equal(out.warns.length, 1, out.warns.join("\n"));
+  assert.match(out.warns[0], /identify options unknown: userID$/);
+  await page.context().close();
+});
+
 test('init from a tag manager\'s variables: "true"/"false" of a boolean option mean the boolean everywhere (the engine too); antiFlicker true or "" is the default wait', async () => {
   const run = async (v) => {
     const page = await h.open();
