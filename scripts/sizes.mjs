@@ -8,10 +8,10 @@ import { gzipSync, brotliCompressSync, constants } from "node:zlib";
 export const BUDGET_PAGE_GZIP = 45 * 1024;
 /**
  * What the size test enforces today: the full build (all features on) measures ≈ 64 KB gzip
- * (65,801 B, ESM page; the script-tag page 66,479 B), over the 45 KB budget. The ceilings stop
+ * (65,852 B, ESM page; the script-tag page 66,531 B), over the 45 KB budget. The ceilings stop
  * unnoticed growth while the size work goes on; lower them as the package shrinks, and set them
  * back to BUDGET_PAGE_GZIP once the budget is met. (Raised by 512 B each from 64 KB and 65 KB
- * for two engine fixes of +322 B that left no room: docs/size.md, the last round.)
+ * for two engine fixes of +322 B that left no room: docs/size.md.)
  */
 export const CEILING_PAGE_GZIP = 64.5 * 1024;
 /**

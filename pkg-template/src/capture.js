@@ -58,11 +58,12 @@ export function startCapture(ks, options, start) {
   // (`pushState`, then `document.title`), or at once when Keystone is called before (by the
   // site, the page being hidden, another navigation), so nothing made on the new page comes
   // before its view.
-  const flush = (ks._nav = () => {
+  const flush = () => {
     const p = pending;
     pending = 0;
     p && p();
-  });
+  };
+  Object.defineProperty(ks, "_nav", { value: flush }); // (not one of the instance's own keys)
   const nav = () => {
     if (key() == last) return; // a no-op replaceState, a hash-only change, a repeated popstate
     flush();

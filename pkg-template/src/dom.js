@@ -197,8 +197,13 @@ export function bind(ks) {
       // reset, not at each: a timer per render cost each call that changes the profile in a
       // task of its own (a click, a navigation) ≈ 15 µs. (A task may then start with up to 7
       // renders counted: a loop is slowed from its 14th to 21st render.)
+      // A change made while the page handles a click (on a tracked button in a variant) renders
+      // a task later: the click's default action (a form's submission) comes first, on the
+      // elements it was dispatched to, which the render may replace. (Not for any event: a
+      // framework's scheduler runs its renders in `message` events, and must not see a frame
+      // painted in between.)
       ++n == 8 && setTimeout(() => (n = 0));
-      (n > 20 ? setTimeout : micro)(run, 100);
+      (n > 20 || self.event?.type == "click" ? setTimeout : micro)(run, n > 20 && 100);
     }
   };
   // Observing before the first render: what it inserts (a decided experience's template holding

@@ -811,7 +811,7 @@ export class Instance {
     // seconds): a logout or a switch of users made there meanwhile is followed before this page
     // records anything or init resolves.
     const v = stored(this.#lockName());
-    if (v) this.#run(() => this.#core.sync(this.#lockName(), v), true);
+    if (v) this.#run(() => this.#core.sync(this.#lockName(), v), 2); // (the context is the start's)
     // Auto-capture before the write on hide below (its engaged-time report must be in that
     // write). Its initial page view is part of starting: `keystone.ready` carries the segments
     // held after it, as `segments()` does when init resolves, and no enter/exit for it follows.

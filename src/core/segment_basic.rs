@@ -177,9 +177,10 @@ pub fn explain(_: &Definitions, _: &mut Profile, _: Option<&Value>, _: &str, _: 
     None
 }
 
-/// No timer in this build (windows are re-checked on events and `refresh`).
-pub fn next_change(_: &Definitions, _: &Profile, _: f64) -> Option<f64> {
-    None
+/// No timer of its own in this build (windows are re-checked on events and `refresh`): only
+/// `other`, the retention dropping a minute of the document's `events`.
+pub fn next_change(_: &Definitions, _: &Profile, _: f64, other: f64) -> Option<f64> {
+    Some(other).filter(|t| t.is_finite())
 }
 
 /// No scores in this build.

@@ -567,3 +567,40 @@ test("a page view's exposure made without consent is not taken off its cap: a ca
   assert.deepEqual(page.problems, []);
   await context.close();
 });
+
+test("a tracked button inside a variant, whose click changes the decision: the form still submits (to the page's listener and natively), then the new variant shows", async () => {
+  const html = `<!doctype html><html><head><meta charset="utf-8"><title>CTA</title><link rel="icon" href="data:,">
+<script type="module">import * as K from "/pkg/dist/keystone.js"; window.Keystone = K.Keystone; window.__ksLoaded = true;</script>
+</head><body><div id="cta" data-keystone-experience="cta"><p>fallback</p>
+<template data-keystone-variant="ask"><form id="f" action="/tests/esm.html" method="get"><input name="email" value="a@b.c"><button id="go" data-keystone-track="Signup Clicked">Sign up</button></form></template>
+<template data-keystone-variant="thanks"><p id="thanks">Thanks for signing up</p></template></div></body></html>`;
+  const defs = {
+    version: 1,
+    segments: [{ id: "clicked", condition: { $performed: { event: "Signup Clicked" } } }],
+    experiences: [{ id: "cta", variants: [{ id: "thanks", segment: "clicked", priority: 10 }, { id: "ask" }] }],
+  };
+  for (const native of [false, true]) {
+    const ctx = await h.browser.newContext();
+    await ctx.route("**/cta-form.html", (r) => r.fulfill({ contentType: "text/html; charset=utf-8", body: html }));
+    const page = await ctx.newPage();
+    await page.goto(h.url("/cta-form.html"));
+    await page.waitForFunction(() => window.__ksLoaded === true);
+    await page.evaluate(
+      async ([defs, native]) => {
+        window.ks = await Keystone.init({ segments: defs, autoCapture: { pageViews: false } });
+        window.submits = 0;
+        // An SPA handles the submission itself; else the browser submits the form.
+        document.addEventListener("submit", (e) => (submits++, native || e.preventDefault()));
+      },
+      [defs, native],
+    );
+    assert.ok(await page.$("#go"));
+    await Promise.all([native ? page.waitForURL(/esm\.html\?email=a%40b\.c$/) : null, page.click("#go")]);
+    if (native) assert.match(page.url(), /esm\.html\?email=a%40b\.c$/, "submitted natively");
+    else {
+      await page.waitForSelector("#thanks");
+      assert.deepEqual(await page.evaluate(() => [submits, ks.inSegment("clicked"), !!document.getElementById("f")]), [1, true, false]);
+    }
+    await ctx.close();
+  }
+});
