@@ -116,7 +116,7 @@ export interface KeystoneOptions {
   maxQueueEvents?: number;
   /** Delivery: the most bytes (UTF-8 JSON) the persisted queue holds (default 524288). */
   maxQueueBytes?: number;
-  /** Delivery: the largest request body in bytes; never above 65536, the beacon limit (default 65536). */
+  /** Delivery: the largest request body in bytes; never above 65536, the beacon limit (default 65536). An event larger than this (up to 64 KB) goes alone in its batch. */
   maxBatchBytes?: number;
   /** Delivery: the first retry delay in ms, doubled per failure with jitter (default 1000). */
   retryBase?: number;
@@ -368,7 +368,7 @@ export interface KeystoneInstance {
    * Merges traits into the current profile.
    * @example ks.setTraits({ firstName: "Ada" });
    */
-  setTraits(traits: Properties): void;
+  setTraits(traits?: Properties | null): void;
   /**
    * Merges the named consent categories into the current state; the site's other open tabs
    * apply the same categories at once. Auto-capture's view of the current page, if no consent

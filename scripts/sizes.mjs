@@ -7,13 +7,14 @@ import { gzipSync, brotliCompressSync, constants } from "node:zlib";
 /** DESIGN §9 budget for wasm + JS a page loads. Not met yet: see CEILING_PAGE_GZIP. */
 export const BUDGET_PAGE_GZIP = 45 * 1024;
 /**
- * What the size test enforces today: the full build (all features on) measures ≈ 64 KB gzip
- * (65,852 B, ESM page; the script-tag page 66,531 B), over the 45 KB budget. The ceilings stop
+ * What the size test enforces today: the full build (all features on) measures ≈ 65 KB gzip
+ * (66,615 B, ESM page; the script-tag page 67,236 B), over the 45 KB budget. The ceilings stop
  * unnoticed growth while the size work goes on; lower them as the package shrinks, and set them
  * back to BUDGET_PAGE_GZIP once the budget is met. (Raised by 512 B each from 64 KB and 65 KB
- * for two engine fixes of +322 B that left no room: docs/size.md.)
+ * for two engine fixes of +322 B that left no room, then by 1 KB each for the stored profile's
+ * packed buckets and saved groups in `where` (+625 B of wasm): docs/size.md.)
  */
-export const CEILING_PAGE_GZIP = 64.5 * 1024;
+export const CEILING_PAGE_GZIP = 65.5 * 1024;
 /**
  * The script-tag page's own ceiling: its build carries ≈ 0.7 KB more than the ESM entry (the
  * snippet's queue replayed, its own URL found from any path, a failed start handed to a copy
@@ -21,7 +22,7 @@ export const CEILING_PAGE_GZIP = 64.5 * 1024;
  * shared engine failed there first (28 B of room left before fixes of ≈ 140 B). 1 KB above the
  * ESM page's, to give it the same room.
  */
-export const CEILING_GLOBAL_PAGE_GZIP = 65.5 * 1024;
+export const CEILING_GLOBAL_PAGE_GZIP = 66.5 * 1024;
 export const BUDGET_SNIPPET_GZIP = 1024;
 
 export function sizeOf(path) {

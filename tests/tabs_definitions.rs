@@ -205,7 +205,51 @@ fn foreign_states_round_trip_and_older_stored_states_read() {
     let old = json("[[[7,[-1],-1],[8,0,false,[],[1,2,3],[],[]]],[9,1,2]]");
     let d = behaviour::decode(Some(&old));
     assert_eq!((d.nodes.len(), d.scores.len()), (3, 0));
-    assert_eq!(behaviour::encode(&d), json("[[[7,[-1],-1,0],[8,0,false,[],[1,2,3],[],[],0],[9,1,2,0]],[]]"));
+    // Buckets are written packed (minute 1, 2 events: "30"; then the sums), and read back the same.
+    let packed = json("[[[7,[-1],-1,0],[8,0,false,[],[\"30\",3],[],[],0],[9,1,2,0]],[]]");
+    assert_eq!(behaviour::encode(&d), packed);
+    assert_eq!(behaviour::decode(Some(&packed)), d);
+}
+
+/// Buckets are stored packed when they fit (minutes increasing, whole counts): the sums follow,
+/// trailing zeros left out, decimals and negatives exact; buckets that do not fit stay triples;
+/// a damaged packed string reads as no buckets, the rest of the node kept.
+#[test]
+fn buckets_stored_packed_round_trip() {
+    let node = |b: &str| json(&format!("[[[8,0,false,[],{b},[],[],0]],[]]"));
+    let buckets = |v: &Value| -> Vec<(f64, f64, f64)> {
+        match &behaviour::decode(Some(v)).nodes[0].st {
+            NodeState::Perf(p) => p.buckets.clone(),
+            _ => panic!("not a $performed state"),
+        }
+    };
+    let cases: [&[(f64, f64, f64)]; 4] = [
+        &[(29_811_707.0, 2.0, 54.0), (29_812_974.0, 1.0, 0.0), (29_812_975.0, 3.0, 19.99), (29_900_000.0, 1.0, 0.0)],
+        &[(29_811_707.0, 1.0, -0.1), (29_811_708.0, 40_000.0, 1e300)],
+        &[(5.0, 1.0, 0.0), (6.0, 1.0, 0.0)],
+        &[],
+    ];
+    for want in cases {
+        let flat: Vec<String> = want.iter().map(|b| format!("{},{},{}", b.0, b.1, b.2)).collect();
+        let stored = behaviour::encode(&behaviour::decode(Some(&node(&format!("[{}]", flat.join(","))))));
+        let nodes = stored.as_arr().unwrap()[0].as_arr().unwrap();
+        let b = &nodes[0].as_arr().unwrap()[4];
+        assert!(matches!(b.as_arr().unwrap().first(), Some(Value::Str(_))), "packed: {b:?}");
+        assert_eq!(buckets(&stored), want);
+        assert_eq!(behaviour::encode(&behaviour::decode(Some(&stored))), stored);
+    }
+    // The sums: all of them, or none when all are 0.
+    assert_eq!(behaviour::encode(&behaviour::decode(Some(&node("[1,1,0,3,2,7,4,1,0]")))), json("[[[8,0,false,[],[\"2502\",0,7,0],[],[],0]],[]]"));
+    assert_eq!(behaviour::encode(&behaviour::decode(Some(&node("[1,1,0,3,2,0]")))), json("[[[8,0,false,[],[\"250\"],[],[],0]],[]]"));
+    // Minutes not increasing (a state of an earlier build after a clock set back) or a count
+    // that is not whole: written as triples, as read.
+    for flat in ["[9,1,5,3,1,2]", "[1,0.5,2]", "[1,0,2]"] {
+        let stored = behaviour::encode(&behaviour::decode(Some(&node(flat))));
+        assert_eq!(stored, node(flat));
+    }
+    // Damaged packed strings and sums: no buckets or a sum of 0, the node kept.
+    assert_eq!(buckets(&node("[\"3!\",4]")), []);
+    assert_eq!(buckets(&node("[\"2\",\"x\"]")), [(1.0, 1.0, 0.0)]);
 }
 
 /// An identity merge: all node states come out foreign, up to date at the merge (the aligning

@@ -54,3 +54,51 @@ fn elem_match_of_a_number_in_a_segment_holds_for_any_non_empty_array() {
     let x = ks.explain("em", T0).unwrap();
     assert_eq!(x.get("result"), Some(&keystone::core::value::Value::Bool(true)), "{x:?}");
 }
+
+/// A `where` naming a saved group (`$inGroup`/`$notInGroup`), in a `$performed`, an aggregate, a
+/// `$sequence` step or a score rule, follows a change of that group at the next `loadSegments`,
+/// as a fresh profile would: the state counted under the old group restarts from the recent
+/// events.
+#[test]
+fn a_where_on_a_saved_group_follows_the_group() {
+    let defs = |promo: &str| {
+        format!(
+            r#"{{"version":1,"savedGroups":{{"promo":{promo},"vip":["v"]}},
+            "scores":[{{"id":"sc","rules":[{{"event":"Order","where":{{"sku":{{"$inGroup":"promo"}}}},"points":5}}]}}],
+            "segments":[
+            {{"id":"buyer","condition":{{"$performed":{{"event":"Order","where":{{"sku":{{"$inGroup":"promo"}}}}}}}}}},
+            {{"id":"not_buyer","condition":{{"$performed":{{"event":"Order","where":{{"$not":{{"sku":{{"$notInGroup":"promo"}}}}}}}}}}}},
+            {{"id":"spent","condition":{{"$performed":{{"event":"Order","where":{{"sku":{{"$inGroup":"promo"}}}},"sum":"price","value":{{"$gte":10}}}}}}}},
+            {{"id":"funnel","condition":{{"$sequence":{{"steps":[{{"event":"View"}},{{"event":"Order","where":{{"sku":{{"$inGroup":"promo"}}}}}}]}}}}}},
+            {{"id":"scored","condition":{{"scores.sc":{{"$gte":5}}}}}},
+            {{"id":"vip","condition":{{"$performed":{{"event":"Order","where":{{"sku":{{"$inGroup":"vip"}}}}}}}}}}]}}"#
+        )
+    };
+    let all = ["buyer", "funnel", "not_buyer", "scored", "spent"];
+    let mut ks = Keystone::new(Options::default(), NativeHost::boxed(1), None, T0);
+    ks.load_definitions(&json(&defs(r#"["s1"]"#)), T0).unwrap();
+    ks.track(T0 + 1.0, "View", Map::new()).unwrap();
+    let mut p = Map::new();
+    p.insert("sku", keystone::core::value::Value::Str("s2".into()));
+    p.insert("price", keystone::core::value::Value::Num(12.0));
+    ks.track(T0 + 2.0, "Order", p).unwrap();
+    assert!(ks.segments().is_empty(), "{:?}", ks.segments());
+    // The group grows to take s2: every node naming it counts the Order, as a fresh profile does.
+    ks.load_definitions(&json(&defs(r#"["s1","s2"]"#)), T0 + 3.0).unwrap();
+    assert_eq!(ks.segments(), &all.map(String::from));
+    let mut fresh = Keystone::new(Options::default(), NativeHost::boxed(2), None, T0);
+    fresh.track(T0 + 1.0, "View", Map::new()).unwrap();
+    let mut p = Map::new();
+    p.insert("sku", keystone::core::value::Value::Str("s2".into()));
+    p.insert("price", keystone::core::value::Value::Num(12.0));
+    fresh.track(T0 + 2.0, "Order", p).unwrap();
+    fresh.load_definitions(&json(&defs(r#"["s1","s2"]"#)), T0 + 3.0).unwrap();
+    assert_eq!(fresh.segments(), ks.segments());
+    // It shrinks again: out of all of them.
+    ks.load_definitions(&json(&defs(r#"["s1"]"#)), T0 + 4.0).unwrap();
+    assert!(ks.segments().is_empty(), "{:?}", ks.segments());
+    for id in all {
+        let x = ks.explain(id, T0 + 4.0).unwrap();
+        assert_eq!(x.get("result"), Some(&keystone::core::value::Value::Bool(false)), "{id}: {x:?}");
+    }
+}

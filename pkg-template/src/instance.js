@@ -151,10 +151,13 @@ export function loadWasm(url) {
     wasmReady = new Prom((r, j) => {
       setTimeout(j, WASM_WAIT_MS, new Error("no answer within 15 s"));
       Prom.resolve(compiled)
-        .then((m) => m || fetch(url).then((res) => {
-          if (!res.ok) throw new Error(res.status + " " + res.statusText);
-          return res.arrayBuffer();
-        }).then((bytes) => WebAssembly.compile(bytes)))
+        .then((m) => m || (!__SCRIPT_TAG__ && url.protocol == "file:" && globalThis.process?.getBuiltinModule
+          ? // A server (Node.js), whose `fetch` reads no file: the file itself.
+            process.getBuiltinModule("fs").promises.readFile(url)
+          : fetch(url).then((res) => {
+              if (!res.ok) throw new Error(res.status + " " + res.statusText);
+              return res.arrayBuffer();
+            })).then((bytes) => WebAssembly.compile(bytes)))
         .then(r, j);
     })
       .then((module) => {
@@ -252,7 +255,12 @@ function only(attributes, condition) {
       }
     }
   };
-  walk(condition, 0);
+  // A getter that throws: the whole object goes to `toJSON`, which reports it (invalid_argument).
+  try {
+    walk(condition, 0);
+  } catch (_) {
+    return attributes;
+  }
   return out;
 }
 
@@ -327,6 +335,7 @@ const unknown = (o, known, what) => {
 };
 
 const CATEGORIES = "analytics personalization marketing".split(" ");
+const CAPTURE = Object.fromEntries("pageViews hashChange clicks scroll engagement".split(" ").map((k) => [k, "b"]));
 // The `init` options and the types they take: b boolean (or "true"/"false", a tag manager's
 // variable), s string, o plain object, n a number >= 0 (or its digits), e "", u a URL
 // object, p a storage prefix (also a cookie name: no space, control, `;=,"\`); none: checked
@@ -342,17 +351,26 @@ const TYPES = {
   p: (v) => typeof v == "string" && /^[^\s\0-\x1f\x7f;=,"\\]+$/.test(v),
 };
 
-/** Checks the `init` options (a plain copy, "true"/"false" of a boolean option made booleans in
- * it, the digits of a number option numbers): a wrong type rejects init, an unknown name warns. */
-export function checkOptions(o) {
-  unknown(o, Object.keys(OPTIONS), "init options");
-  for (const k of Object.keys(OPTIONS)) {
-    const t = OPTIONS[k] || "";
+/** Checks options `o` against `table` (name → types), in place: "true"/"false" of a boolean
+ * option made a boolean, the digits of a number option a number; a wrong type throws, an
+ * unknown name warns. */
+const check = (o, table, what) => {
+  unknown(o, Object.keys(table), what + "s");
+  for (const k of Object.keys(table)) {
+    const t = table[k] || "";
     if (t.includes("b") && (o[k] === "true" || o[k] === "false")) o[k] = o[k] == "true";
-    if (o[k] != null && t && ![...t].some((t) => TYPES[t](o[k]))) throw bad("the init option " + k + " has a wrong type or value");
+    if (o[k] != null && t && ![...t].some((t) => TYPES[t](o[k]))) throw bad("the " + what + " " + k + " has a wrong type or value");
     // (A number option's text would be added, not summed: `Date.now() + "5000"`.)
     if (t[0] == "n" && typeof o[k] == "string" && o[k]) o[k] = +o[k];
   }
+};
+
+/** Checks the `init` options (a plain copy, changed in place as `check` does): a wrong type
+ * rejects init, an unknown name warns. */
+export function checkOptions(o) {
+  check(o, OPTIONS, "init option");
+  // `autoCapture`'s switches are booleans too ("false" from a tag manager turns one off).
+  if (isPlain(o.autoCapture)) check((o.autoCapture = { ...o.autoCapture }), CAPTURE, "autoCapture option");
   if (isPlain(o.consent)) unknown(o.consent, CATEGORIES, "consent categories");
   // The collector's URL also as a URL object, as `fetch` and `sendBeacon` take it.
   if (isURL(o.endpoint)) o.endpoint += "";
@@ -922,7 +940,8 @@ export class Instance {
   /** Merges traits into the profile; emits a Segment `identify` event. */
   setTraits(traits) {
     this.#log("setTraits", traits);
-    this.#run(() => this.#core.setTraits(arg(traits, "traits")), true);
+    // (Nothing, `setTraits(user?.traits)`, is no traits: as `{}`.)
+    this.#run(() => this.#core.setTraits(arg(traits ?? {}, "traits")), true);
   }
 
   /** Merges consent categories; granting starts collection, withdrawing stops it. */

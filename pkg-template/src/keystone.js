@@ -17,7 +17,8 @@ try {
  * URL, a worker's own URL), else next to this module. */
 const where = (o) => {
   try {
-    return o?.wasmUrl ? new URL(o.wasmUrl, self.document?.baseURI || location.href) : WASM_URL || new URL("keystone_bg.wasm", location.href);
+    // (`globalThis`: a server has no `self` nor `location`; an absolute URL needs no base.)
+    return o?.wasmUrl ? new URL(o.wasmUrl, globalThis.document?.baseURI || globalThis.location?.href) : WASM_URL || new URL("keystone_bg.wasm", location.href);
   } catch (_) {
     return WASM_URL;
   }

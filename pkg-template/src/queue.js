@@ -7,7 +7,8 @@
 // - an event leaves only when the collector accepted its batch (2xx) or a beacon carrying it was
 //   accepted for sending, when the collector refused it for good (other 4xx, reported as
 //   "delivery_rejected"), or when the bounds drop it (oldest first, each drop reported as
-//   "queue_overflow"; an event larger than a batch as "event_too_large");
+//   "queue_overflow"; an event larger than 64 KB as "event_too_large"; one larger than
+//   `maxBatchBytes` goes alone);
 // - at most one batch is claimed at a time, the oldest events; a failed batch returns its events,
 //   in order (each keeps its messageId: the worst case of a lost answer is a duplicate);
 // - never more than `maxQueueEvents` events nor `maxQueueBytes` bytes; no batch over 64 KB (the
@@ -48,7 +49,8 @@ export function createQueue(o, report) {
   const base = num(o.retryBase, 1000);
   const max = num(o.retryMax, 60000);
   // Body overhead: {"batch":[…],"sentAt":"…","writeKey":"…"}, every key byte maybe escaped.
-  const cap = Math.min(num(o.maxBatchBytes, 65536), 65536) - 80 - 2 * size(o.writeKey || "");
+  const over = 80 + 2 * size(o.writeKey || "");
+  const cap = Math.min(num(o.maxBatchBytes, 65536), 65536) - over;
   // Each event gets `,"sentAt":"<ISO>"` when its batch is made.
   const S = 36;
   let items = []; // [JSON text, UTF-8 bytes, when queued]
@@ -82,7 +84,8 @@ export function createQueue(o, report) {
     dirty = true;
   };
   // (Nothing is queued for a dropped event: `report` returns the error it raised.)
-  const item = (j, t) => (size(j) + S > cap ? void report("event_too_large", "event over 64 KB dropped") : [j, size(j), t]);
+  // (An event over `maxBatchBytes` but within 64 KB goes alone in its batch.)
+  const item = (j, t) => (size(j) + S + over > 65536 ? void report("event_too_large", "event over 64 KB dropped") : [j, size(j), t]);
 
   return {
     /** Queues one event's JSON, made at `now`. */

@@ -16,6 +16,8 @@
 #[allow(unused_imports)]
 use crate::core::prelude::*;
 
+use crate::core::buckets::Counts;
+use crate::core::codec::{pack, unpack};
 use crate::core::condition::{eval_condition, js_string, to_number, Ctx};
 use crate::core::profile::{EventStats, RecentEvent};
 use crate::core::score::{ScoreDef, ScoreSlot};
@@ -622,7 +624,8 @@ fn num_arr(out: &mut Vec<Value>, xs: &[f64]) {
 }
 
 /// The stored form of a [`State`] (part of the stored profile): per node
-/// `[key, k, max, recent, buckets, ext, distinct]` or `[key, partial, done]`, a foreign one with
+/// `[key, k, max, recent, buckets, ext, distinct]` (buckets as `[packed minutes and counts,
+/// sums…]`, or flat `minute, count, sum` triples) or `[key, partial, done]`, a foreign one with
 /// the number of events it missed after those (`n - w`), a foreign score's `[key, value, time,
 /// missed]` (a shape an older build skips); then the held scores flat (`key, value, time` each).
 pub fn encode(s: &State) -> Value {
@@ -634,11 +637,28 @@ pub fn encode(s: &State) -> Value {
                 a.push(Value::Num(p.k as f64));
                 a.push(Value::Bool(p.max));
                 num_arr(&mut a, &p.recent);
+                // The minutes and counts packed as the event counts are (`codec::pack`: a
+                // bucket in 2–4 characters, not 14), then the sums, none when all are 0; the
+                // plain triples when a bucket does not fit (minutes not increasing, a count
+                // that is not a whole number).
+                let (mut c, mut sums, mut fits, mut prev) = (Counts::new(), vec![Value::Null], true, -1.0);
+                let any = p.buckets.iter().any(|b| b.2 != 0.0);
                 let mut flat = Vec::with_capacity(p.buckets.len() * 3);
                 for b in &p.buckets {
                     flat.extend_from_slice(&[b.0, b.1, b.2]);
+                    fits &= b.0 > prev && b.0 == b.0 as u32 as f64 && b.1 >= 1.0 && b.1 == b.1 as u32 as f64;
+                    prev = b.0;
+                    c.add(b.0 as u32, b.1 as u32);
+                    if any {
+                        sums.push(Value::Num(b.2));
+                    }
                 }
-                num_arr(&mut a, &flat);
+                if fits {
+                    sums[0] = Value::Str(pack(&c));
+                    a.push(Value::Arr(sums));
+                } else {
+                    num_arr(&mut a, &flat);
+                }
                 flat.clear();
                 for e in &p.ext {
                     flat.extend_from_slice(&[e.0, e.1]);
@@ -698,7 +718,22 @@ pub fn decode(v: Option<&Value>) -> State {
         let st = match a {
             [Value::Num(_), Value::Num(k), Value::Bool(max), recent, buckets, ext, Value::Arr(distinct), ..] => {
                 let mut p = PerfState { k: *k as u32, max: *max, recent: nums(recent), ..Default::default() };
-                for c in nums(buckets).chunks_exact(3) {
+                let mut flat = nums(buckets);
+                // Packed buckets: the minutes and counts, then the sums (see `encode`).
+                if let Some([Value::Str(s), sums @ ..]) = buckets.as_arr().map(|a| a.as_slice()) {
+                    if let Some(c) = unpack(s) {
+                        let mut i = 0;
+                        for &(m, n) in c.entries() {
+                            let x = match sums.get(i) {
+                                Some(Value::Num(x)) if x.is_finite() => *x,
+                                _ => 0.0,
+                            };
+                            i += 1;
+                            flat.extend_from_slice(&[m as f64, n as f64, x]);
+                        }
+                    }
+                }
+                for c in flat.chunks_exact(3) {
                     if let [m, n, x] = c {
                         p.buckets.push((*m, *n, *x));
                         p.n += n;

@@ -246,6 +246,7 @@ fn put(out: &mut String, x: u64) {
 }
 
 /// Packs minute counts into a string (format in the module docs).
+#[inline(never)]
 pub fn pack(c: &Counts) -> String {
     let mut out = String::with_capacity(c.entries().len() * 2);
     let mut prev = 0u32;
@@ -261,6 +262,7 @@ pub fn pack(c: &Counts) -> String {
 }
 
 /// Unpacks minute counts; None when the text is not a valid packed series.
+#[inline(never)]
 pub fn unpack(s: &str) -> Option<Counts> {
     let mut c = Counts::new();
     let (mut acc, mut minute, mut pending, mut open) = (0u64, 0u64, None::<u64>, false);

@@ -127,7 +127,7 @@ pub fn parse(doc: &Value, retention_ms: f64) -> Result<(Definitions, LoadReport)
     // Scores first: segments may read them.
     let root = Ptr(None, Step::Key("scores"));
     for (i, s) in score_list.iter().enumerate() {
-        match parse_score(s, &Ptr(Some(&root), Step::Index(i)), &defs.scores) {
+        match parse_score(s, &Ptr(Some(&root), Step::Index(i)), &defs.scores, defs.groups.raw()) {
             Ok(d) => defs.scores.push(d),
             Err(e) => report.rejected.push(e),
         }
@@ -253,7 +253,7 @@ fn parse_segment(s: &Value, base: &Ptr, retention: f64, before: &[SegmentDef], d
         Some(_) => return Err(fail("name", "name must be a string")),
     };
     let mark = defs.nodes.len();
-    let mut c = Compiler { id, retention, nodes: &mut defs.nodes, refs: Vec::new() };
+    let mut c = Compiler { id, retention, nodes: &mut defs.nodes, refs: Vec::new(), groups: defs.groups.raw() };
     let out = c.compile(condition, &Ptr(Some(base), Step::Key("condition")));
     let refs = c.refs;
     match out {
@@ -270,6 +270,7 @@ struct Compiler<'a> {
     retention: f64,
     nodes: &'a mut Vec<Node>,
     refs: Vec<(String, String)>,
+    groups: &'a Map,
 }
 
 impl Compiler<'_> {
@@ -410,7 +411,8 @@ impl Compiler<'_> {
                 k = 0.0;
             }
         }
-        let fp = Fp::new().bytes(b"P").bytes(event.as_bytes()).value(filter.as_ref().unwrap_or(&Value::Null)).num(within).num(agg as u8 as f64).bytes(prop.as_bytes()).num(k);
+        let f = filter.as_ref().unwrap_or(&Value::Null);
+        let fp = groups(Fp::new().bytes(b"P").bytes(event.as_bytes()).value(f), f, self.groups).num(within).num(agg as u8 as f64).bytes(prop.as_bytes()).num(k);
         let spec = Spec::Performed(Performed { event, filter, within, agg, prop: prop.into(), k: k as u32 });
         Ok(self.node(spec, fp, count, value))
     }
@@ -435,7 +437,7 @@ impl Compiler<'_> {
             }
             let (e, w) = self.event(sm, &p)?;
             let w = w.unwrap_or(Value::Null);
-            fp = fp.bytes(e.as_bytes()).value(&w);
+            fp = groups(fp.bytes(e.as_bytes()).value(&w), &w, self.groups);
             steps.push((e, w));
         }
         Ok(self.node(Spec::Sequence(Sequence { steps, within, retention: self.retention }), fp, Value::Null, None))
@@ -474,7 +476,7 @@ fn numbers(v: &Value, i: f64, out: &mut Vec<(f64, f64)>) {
     }
 }
 
-fn parse_score(s: &Value, base: &Ptr, before: &[ScoreDef]) -> Result<ScoreDef, Error> {
+fn parse_score(s: &Value, base: &Ptr, before: &[ScoreDef], g: &Map) -> Result<ScoreDef, Error> {
     let Some(m) = s.as_obj() else { return Err(err(None, base, "a score must be an object")) };
     let Some(id) = name_of(m, "id").filter(|id| !id.as_bytes().iter().any(|&b| b == b'.')) else {
         return Err(err(name_of(m, "id"), &Ptr(Some(base), Step::Key("id")), "id must be a non-empty string without dots"));
@@ -507,10 +509,43 @@ fn parse_score(s: &Value, base: &Ptr, before: &[ScoreDef]) -> Result<ScoreDef, E
             Some(_) => return Err(fail(&p, "where", BAD_WHERE)),
         };
         let Some(points) = rm.get("points").and_then(Value::as_num) else { return Err(fail(&p, "points", "points must be a number")) };
-        fp = fp.bytes(event.as_bytes()).value(filter.as_ref().unwrap_or(&Value::Null)).num(points);
+        let f = filter.as_ref().unwrap_or(&Value::Null);
+        fp = groups(fp.bytes(event.as_bytes()).value(f), f, g).num(points);
         rules.push(Rule { event: event.into(), filter, points });
     }
     Ok(ScoreDef { id: id.into(), key: fp.finish(), half_life, rules })
+}
+
+/// Feeds the saved groups a `where` names (`$inGroup`/`$notInGroup` at any depth; all of them
+/// for an id that is not a string) into a node's or a score's fingerprint: the state counted
+/// under a group restarts from the recent events when the group changes, as it would for a
+/// changed `where`.
+fn groups(mut fp: Fp, v: &Value, g: &Map) -> Fp {
+    match v {
+        Value::Arr(a) => {
+            for x in a {
+                fp = groups(fp, x, g);
+            }
+        }
+        Value::Obj(m) => {
+            for (k, x) in m.iter() {
+                // `$inGroup`, `$notInGroup`
+                if k.ends_with("nGroup") {
+                    match x {
+                        Value::Str(id) => fp = fp.value(g.get(id).unwrap_or(&Value::Null)),
+                        _ => {
+                            for (k, v) in g.iter() {
+                                fp = fp.bytes(k.as_bytes()).value(v);
+                            }
+                        }
+                    }
+                }
+                fp = groups(fp, x, g);
+            }
+        }
+        _ => {}
+    }
+    fp
 }
 
 fn ctx<'a>(defs: &'a Definitions, host: &'a dyn Host) -> Ctx<'a> {

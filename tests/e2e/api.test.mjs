@@ -28,7 +28,7 @@ const BAD = {
   track: [["", "invalid_argument"], ["42", "invalid_argument"], ["null, {}", "invalid_argument"], ["'x', 'not an object'", "invalid_argument"], ["'x', CYC", "invalid_argument"], ["'x', H", null], ["Symbol('x')", "invalid_argument"], ["'x', { n: 10n }", null], ...WRONG.map((v) => ["'x', " + v, "invalid_argument"])],
   identify: [["", "invalid_email"], ["42", "invalid_email"], ["'not an email'", "invalid_email"], ["'a@b.example', 'traits?'", "invalid_argument"], ["H", null], ...WRONG.map((v) => ["'a@b.example', " + v, "invalid_argument"]), ...WRONG.map((v) => ["'a@b.example', {}, " + v, "invalid_argument"])],
   reset: [["42, H", null]],
-  setTraits: [["", "invalid_argument"], ["'x'", "invalid_argument"], ["[1, 2]", "invalid_argument"], ["H", null], ["CYC", null]],
+  setTraits: [["", null], ["null", null], ["'x'", "invalid_argument"], ["[1, 2]", "invalid_argument"], ["H", null], ["CYC", null]],
   setConsent: [["", "invalid_argument"], ["'yes'", "invalid_argument"], ["{ analytics: 'maybe' }", "invalid_argument"], ["H", null], ["new Map([['analytics', false]])", "invalid_argument"], ["42", "invalid_argument"]],
   forget: [["H", null]],
   loadSegments: [["", "invalid_definitions"], ["42", "invalid_definitions"], ["{ version: 2, segments: [] }", "invalid_definitions"], ["'/nowhere/segments.json'", "definitions_fetch_failed"], ["H", "invalid_argument"]],
@@ -83,7 +83,7 @@ test("init: options that are not a plain object or have a wrong type reject (not
     const warns = [];
     const w = console.warn;
     console.warn = (...a) => (warns.push(a.join(" ")), w.apply(console, a));
-    const bad = [42, "str", [], () => {}, new Date(0), { storagePrefix: "" }, { storagePrefix: 42 }, { storagePrefix: {} }, { storagePrefix: "a b;c=" }, { autoCapture: "no" }, { dataLayer: 42 }, { debug: "yes" }, { cookieDomain: 42 }, { antiFlicker: "abc" }, { trackSegments: "yes" }, { flushAt: "many" }];
+    const bad = [42, "str", [], () => {}, new Date(0), { storagePrefix: "" }, { storagePrefix: 42 }, { storagePrefix: {} }, { storagePrefix: "a b;c=" }, { autoCapture: "no" }, { dataLayer: 42 }, { debug: "yes" }, { cookieDomain: 42 }, { antiFlicker: "abc" }, { trackSegments: "yes" }, { flushAt: "many" }, { flushAt: -1 }, { retryMax: NaN }, { autoCapture: { clicks: "no" } }, { autoCapture: { scroll: 0 } }];
     const rejected = [];
     for (const o of bad) {
       warns.length = 0;
@@ -109,6 +109,48 @@ test("init: options that are not a plain object or have a wrong type reject (not
   assert.deepEqual(out.consent, { analytics: true, personalization: true, marketing: false });
   assert.equal(out.warns.filter((w) => w.includes("unknown_option") && w.includes("segmnts")).length, 1, out.warns.join("\n"));
   assert.equal(out.warns.filter((w) => w.includes("unknown_option") && w.includes("analytcs")).length, 1, out.warns.join("\n"));
+  await page.context().close();
+});
+
+test('autoCapture\'s switches: "false" from a tag manager turns one off, an unknown one warns unknown_option once', async () => {
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    const warns = [];
+    const w = console.warn;
+    console.warn = (...a) => (warns.push(a.join(" ")), w.apply(console, a));
+    document.body.insertAdjacentHTML("beforeend", '<button id="b" data-keystone-track="Clicked">b</button>');
+    const ks = await Keystone.init({ autoCapture: { pageViews: "false", clicks: "false", scroll: "true", click: true } });
+    document.getElementById("b").click();
+    await new Promise((r) => setTimeout(r, 50));
+    const events = ks.profile().events;
+    return { views: events["Page Viewed"]?.count || 0, clicks: events.Clicked?.count || 0, warns: warns.filter((x) => x.includes("unknown_option")) };
+  });
+  assert.deepEqual([out.views, out.clicks], [0, 0], "no page view, no click recorded");
+  assert.equal(out.warns.length, 1, out.warns.join("\n"));
+  assert.match(out.warns[0], /autoCapture options unknown: click$/);
+  await page.context().close();
+});
+
+test("setTraits with nothing is setTraits({}); evalCondition given attributes with a throwing getter warns invalid_argument", async () => {
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    const warns = [];
+    const w = console.warn;
+    console.warn = (...a) => (warns.push(a.join(" ")), w.apply(console, a));
+    const ks = await Keystone.init({ autoCapture: false });
+    ks.setTraits({ plan: "pro" });
+    ks.setTraits(null);
+    ks.setTraits(undefined);
+    ks.setTraits();
+    const traits = ks.profile().traits;
+    const bad = { get a() { throw new Error("getter threw"); } };
+    const r = Keystone.evalCondition(bad, { a: 1 });
+    return { traits, r, warns };
+  });
+  assert.deepEqual(out.traits, { plan: "pro" });
+  assert.equal(out.r, false);
+  assert.equal(out.warns.length, 1, out.warns.join("\n"));
+  assert.match(out.warns[0], /invalid_argument: attributes cannot be read as JSON: getter threw/);
   await page.context().close();
 });
 

@@ -186,6 +186,26 @@ test("flush() resolves once the collector accepted the events", async () => {
   await context.close();
 });
 
+test("maxBatchBytes: an event larger than a batch (but within 64 KB) goes alone in its batch, not dropped", async () => {
+  const { context, page } = await fresh();
+  const out = await page.evaluate(async (opts) => {
+    const errors = [];
+    const ks = await Keystone.init({ ...opts, flushAt: 100, flushInterval: 60000, maxBatchBytes: 4096 });
+    ks.on("error", (e) => errors.push(e.code + ": " + e.message));
+    ks.track("Delivery Test", { run: "maxbatch", tab: 0, i: 0 });
+    ks.track("Delivery Test", { run: "maxbatch", tab: 0, i: 1, blob: "x".repeat(5000) });
+    ks.track("Delivery Test", { run: "maxbatch", tab: 0, i: 2 });
+    ks.track("Delivery Test", { run: "maxbatch", tab: 0, i: 3, blob: "x".repeat(30000) });
+    const r = await ks.flush().then(() => "resolved", (e) => e.code);
+    return { r, errors };
+  }, FAST);
+  assert.equal(out.r, "resolved");
+  assert.deepEqual(out.errors, []);
+  const got = collector().events.filter((e) => e.properties?.run == "maxbatch").map((e) => e.properties.i);
+  assert.deepEqual(got.sort(), [0, 1, 2, 3]);
+  await context.close();
+});
+
 test("500 for the first K requests: retried with exponential backoff", async () => {
   const { context, page } = await fresh();
   faults({ status: 500, count: 3 });

@@ -384,3 +384,22 @@ test("wasmUrl relative on a page with <base href>: resolved against the base URL
   assert.deepEqual(page.problems, []);
   await ctx.close();
 });
+
+test("a server (Node.js): init rejects with unsupported_environment; Keystone.load() reads the wasm next to the module (a file: URL) or at a wasmUrl, and evalCondition works", async () => {
+  const { execFileSync } = await import("node:child_process");
+  const entry = new URL("../../pkg/dist/keystone.js", import.meta.url).href;
+  const wasm = new URL("../../pkg/dist/keystone_bg.wasm", import.meta.url).href;
+  // A fresh process per way in (the module keeps what it loaded).
+  const run = (load) =>
+    JSON.parse(
+      execFileSync(process.execPath, ["--input-type=module", "-e", `
+        console.warn = () => {};
+        const { Keystone, evalCondition } = await import(${JSON.stringify(entry)});
+        const init = await Keystone.init({}).then(() => "resolved", (e) => e.code);
+        const load = await Keystone.load(${load}).then(() => "resolved", (e) => e.code + ": " + e.message);
+        console.log(JSON.stringify({ init, load, cond: evalCondition({ a: 2 }, { a: { $gt: 1 } }) }));`], { encoding: "utf8", timeout: 30000 }),
+    );
+  for (const load of ["", `{ wasmUrl: ${JSON.stringify(wasm)} }`, `{ wasmUrl: new URL(${JSON.stringify(wasm)}) }`]) {
+    assert.deepEqual(run(load), { init: "unsupported_environment", load: "resolved", cond: true }, load || "load()");
+  }
+});
