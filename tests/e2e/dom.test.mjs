@@ -478,7 +478,42 @@ test("a page with thousands of personalized elements: a render asks the engine a
   await page.context().close();
 });
 
-test("a render touches only what changed: an unrelated track() reads or writes none of 1,000 personalized elements; added markup is rendered alone", async () => {
+test("a change of many segments or text paths makes one query of the document, however many changed; paths no element shows any longer are forgotten, and shown again they are filled", async () => {
+  const page = await openDom();
+  const out = await page.evaluate(async () => {
+    const segments = Array.from({ length: 50 }, (_, i) => ({ id: "s" + i, condition: { "traits.x": { $gte: i } } }));
+    const ks = await Keystone.init({ segments: { version: 1, segments }, autoCapture: false });
+    const s = document.createElement("section");
+    s.innerHTML = '<p data-keystone-show="s1">one</p><p data-keystone-hide="s49">not 49</p>';
+    document.body.appendChild(s);
+    // Rounds of a list whose every item shows a path of its own, then emptied.
+    for (let r = 0; r < 5; r++) {
+      s.insertAdjacentHTML("beforeend", Array.from({ length: 30 }, (_, i) => `<i data-keystone-text="traits.item_${r}_${i}">?</i>`).join(""));
+      await frame();
+      s.querySelectorAll("i").forEach((i) => i.remove());
+    }
+    let queries = 0;
+    const qsa = Document.prototype.querySelectorAll;
+    document.querySelectorAll = (sel) => (queries++, qsa.call(document, sel));
+    const rows = [];
+    for (const x of [99, 0, 99]) {
+      queries = 0;
+      ks.setTraits({ x, item_0_3: "item " + x }); // 49 segments flip, and a path of a gone item changes
+      await frame();
+      rows.push([queries, s.children[0].hidden || getComputedStyle(s.children[0]).display == "none", getComputedStyle(s.children[1]).display == "none"]);
+    }
+    document.querySelectorAll = qsa;
+    s.insertAdjacentHTML("beforeend", '<i data-keystone-text="traits.item_0_3">?</i>');
+    await frame();
+    return { rows, again: s.querySelector("i").textContent };
+  });
+  // The first pass after 150 paths also looks for the paths still shown (a second query).
+  assert.deepEqual(out.rows, [[2, false, true], [1, true, false], [1, false, true]]);
+  assert.equal(out.again, "item 99");
+  await page.context().close();
+});
+
+test("a render touches only what changed: an unrelated track() reads or writes none of 1,000 personalized elements; a change renders only the elements naming it, from one query of the document; added markup is rendered alone", async () => {
   const page = await openDom();
   const out = await page.evaluate(async (defs) => {
     const KINDS = ['data-keystone-show="viewers"', 'data-keystone-hide="vips"', 'data-keystone-text="traits.firstName"', 'data-keystone-text="traits.city"'];
@@ -489,13 +524,17 @@ test("a render touches only what changed: an unrelated track() reads or writes n
     const ks = await Keystone.init({ segments: { version: 1, segments }, autoCapture: false });
     ks.setTraits({ firstName: "Ada", city: "Paris" });
     await frame();
-    // Each element counts the reads of its attributes (a render reads them to render it).
+    // Each element counts the reads of its attributes: a render reads all four of them; the
+    // pass that picks what to render from one query of the document reads at most three.
     const els = [...s.children];
-    const read = new Set();
-    els.forEach((el) => (el.getAttribute = (a) => (read.add(el), Element.prototype.getAttribute.call(el, a))));
+    const read = new Map();
+    els.forEach((el) => (el.getAttribute = (a) => (read.set(el, (read.get(el) || 0) + 1), Element.prototype.getAttribute.call(el, a))));
+    let queries = 0;
+    const qsa = Document.prototype.querySelectorAll;
+    document.querySelectorAll = (sel) => (queries++, qsa.call(document, sel));
     const visited = () => {
       const n = [0, 0, 0, 0];
-      for (const el of read) n[els.indexOf(el) % 4]++;
+      for (const [el, k] of read) if (k > 3) n[els.indexOf(el) % 4]++;
       read.clear();
       return n;
     };
@@ -504,10 +543,11 @@ test("a render touches only what changed: an unrelated track() reads or writes n
     const rows = {};
     ks.track("Something Else");
     await frame();
-    rows.unrelated = [visited(), writes];
+    rows.unrelated = [read.size, visited(), writes];
+    queries = 0;
     ks.track("Product Viewed"); // enters "viewers": the elements naming it, no other
     await frame();
-    rows.entered = [visited(), els.filter((p, i) => i % 4 == 0 && getComputedStyle(p).display != "none").length];
+    rows.entered = [visited(), els.filter((p, i) => i % 4 == 0 && getComputedStyle(p).display != "none").length, queries];
     ks.setTraits({ city: "Rome" }); // one path's text changed: its elements, no other
     await frame();
     rows.city = [visited(), els.filter((p, i) => i % 4 == 3 && p.textContent == "Rome").length];
@@ -518,8 +558,8 @@ test("a render touches only what changed: an unrelated track() reads or writes n
     rows.added = [visited(), div.textContent];
     return rows;
   }, DEFS);
-  assert.deepEqual(out.unrelated, [[0, 0, 0, 0], 0], "an unrelated event: no element read or written");
-  assert.deepEqual(out.entered, [[250, 0, 0, 0], 250]);
+  assert.deepEqual(out.unrelated, [0, [0, 0, 0, 0], 0], "an unrelated event: no element read or written");
+  assert.deepEqual(out.entered, [[250, 0, 0, 0], 250, 1], "one query of the document");
   assert.deepEqual(out.city, [[0, 0, 0, 250], 250]);
   assert.deepEqual(out.added, [[0, 0, 0, 0], "Ada"], "added markup: rendered without the rest of the page");
   assert.deepEqual(page.problems, []);
