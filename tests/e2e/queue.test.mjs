@@ -3,7 +3,7 @@
 // handed off), backoff with jitter and Retry-After, the stored form and adoption.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createQueue, HANDED_OFF, HEADER, NOT_SENT } from "../../pkg-template/src/queue.js";
+import { createQueue, HANDED_OFF, HEADER, NOT_SENT, size } from "../../pkg-template/src/queue.js";
 
 const ev = (i, pad = "") => JSON.stringify({ type: "track", event: "E", messageId: "m" + i, properties: { pad } });
 const ids = (b) => JSON.parse("[" + b[1] + "]").map((e) => e.messageId);
@@ -183,4 +183,13 @@ test("stored form round-trips; adoption puts the older events first and skips ju
   assert.equal(other.claim(), null, "a foreign value is ignored");
   a.clear();
   assert.equal(a.text(), "", "erased: the key is removed");
+});
+
+test("size() counts UTF-8 bytes as TextEncoder writes them (a lone surrogate as U+FFFD), without encoding", () => {
+  const cases = ["", "abc", "é", "€", "😀", "a😀b", "\ud800", "\udc00x", "\ud800\ud800\udc00", "x\ud83d", "日本語", JSON.stringify({ a: "\ud800", b: "😀" })];
+  // And random strings over the whole range of UTF-16 code units.
+  let seed = 7;
+  const rnd = (n) => ((seed = (seed * 1103515245 + 12345) % 2147483648), seed % n);
+  for (let k = 0; k < 500; k++) cases.push(String.fromCharCode(...Array.from({ length: rnd(40) }, () => [rnd(128), rnd(2048), rnd(65536), 0xd800 + rnd(2048)][rnd(4)])));
+  for (const s of cases) assert.equal(size(s), new TextEncoder().encode(s).length, JSON.stringify(s));
 });
