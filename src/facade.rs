@@ -546,7 +546,7 @@ impl Core {
     /// Notifications since the last call, as JSON text `{n, m, q?, a?}`: `n` the notices
     /// (`[{type: "segment:enter", segment}, …]`), `m` whether `marketing` consent is granted now
     /// (data layer activation); with an endpoint, `q` the events made since the last call
-    /// (Segment spec), `a` whether `analytics` consent holds (when not, the wrapper erases its
+    /// (Segment spec, each as its JSON text), `a` whether `analytics` consent holds (when not, the wrapper erases its
     /// queue) and `p` whether `personalization` does (when not, the queue is kept in memory only).
     fn drain(&mut self, changed: bool) -> String {
         let events = self.ks.take_outbox();
@@ -574,9 +574,11 @@ impl Core {
             out.insert("x", Value::Num(self.next_check()));
         }
         if self.deliver {
+            // Each event as its JSON text, which the queue stores and sends as it is (parsed into
+            // objects and printed again by the wrapper, it cost a `track()` with delivery ≈ 5 µs).
             let mut q = Vec::with_capacity(events.len());
             for e in &events {
-                q.push(e.to_spec());
+                q.push(Value::Str(text(&e.to_spec())));
             }
             out.insert("q", Value::Arr(q));
             out.insert("a", Value::Bool(self.ks.consent().analytics));

@@ -379,7 +379,7 @@ export function transport(o, report, check) {
         granted = true;
         // Without personalization the queue lives in memory only (its stored form is erased).
         if (keep != (keep = notes.p !== false) && !keep) store(own);
-        for (const e of notes.q) q.push(stringify(e), mono());
+        for (const e of notes.q) q.push(e, mono()); // (JSON text)
         if (notes.q[0]) {
           // Made while the page is being left (in the site's own `pagehide` or `visibilitychange`
           // listener, which may run after Keystone's): they leave by beacon as well, once the
