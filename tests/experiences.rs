@@ -232,6 +232,34 @@ fn cap_counts_exposures_of_earlier_page_views_within_its_window() {
     assert_eq!(ex["variants"][0]["seen"].as_f64(), Some(1.0), "only the last view is left in the window");
 }
 
+/// `explain` of an experience reports the decision the page view holds, as `decide` answers it,
+/// while its counts (`seen`, `capped`, `eligible`) are those of now, which the next page view
+/// decides by.
+#[test]
+fn explain_reports_the_page_views_decision_and_the_counts_now() {
+    let mut ks = engine(1, None, Options::default());
+    let stored = stored_with(&mut ks, j!({"tier": "gold"}));
+    let mut ks = engine(1, Some(&stored), Options::default());
+    let t = |m: f64| T0 + m * MINUTE;
+    for i in 0..3 {
+        ks.page(t(i as f64), Map::new());
+        assert_eq!(variant(&mut ks, t(i as f64)), "gold_offer");
+    }
+    ks.page(t(3.0), Map::new());
+    assert_eq!(variant(&mut ks, t(3.0)), "default", "capped");
+    // The same page view, 8 days on: the cap has released, the decision stays.
+    let later = t(3.0) + 8.0 * DAY;
+    assert_eq!(variant(&mut ks, later), "default", "sticky");
+    let ex = to_json(&ks.explain_experience("hero", later).unwrap());
+    assert_eq!((&ex["variant"], &ex["variants"][0]["chosen"], &ex["variants"][2]["chosen"]), (&j!("default"), &j!(false), &j!(true)));
+    assert_eq!(ex["eligible"], j!(["gold_offer", "default"]), "the counts of now");
+    assert_eq!(ex["variants"][0]["seen"].as_f64(), Some(0.0));
+    // The next page view decides by them.
+    ks.page(later, Map::new());
+    assert_eq!(variant(&mut ks, later), "gold_offer");
+    assert_eq!(to_json(&ks.explain_experience("hero", later).unwrap())["variant"], j!("gold_offer"));
+}
+
 #[test]
 fn a_decision_is_sticky_in_a_page_view_unless_membership_changes() {
     let mut ks = engine(4, None, Options::default());

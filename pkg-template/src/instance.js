@@ -274,9 +274,9 @@ let last = NONE;
  * cycle, a BigInt, a throwing getter or Proxy) is an `invalid_argument` error; one the page's
  * broken `JSON.stringify` cannot print, an `internal` one.
  */
-export function toJSON(value, what) {
+export function toJSON(value, what, replacer) {
   try {
-    return stringify(value) ?? "null";
+    return stringify(value, replacer) ?? "null";
   } catch (e) {
     let why = "";
     let code = "invalid_argument";
@@ -1081,7 +1081,9 @@ export class Instance {
     let url, text;
     try {
       url = typeof definitions === "string" || isURL(definitions);
-      text = url ? definitions + "" : toJSON(definitions, "segment definitions");
+      // A number JSON cannot hold (NaN, ±Infinity: JSON's null, a field left out) as its text,
+      // so that `holdout: NaN` is rejected where a number is required, not read as absent.
+      text = url ? definitions + "" : toJSON(definitions, "segment definitions", (k, v) => (typeof v == "number" && !isFinite(v) ? v + "" : v));
     } catch (e) {
       return Prom.reject(this.#report(e instanceof KeystoneError ? e : bad("segment definitions cannot be read"))); // a hostile Proxy
     }

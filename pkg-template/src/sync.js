@@ -33,14 +33,14 @@ export const micro = typeof queueMicrotask == "function" ? queueMicrotask : (f) 
 
 /** `JSON.stringify`, also on a page whose `Array.prototype.toJSON` (Prototype.js) would turn
  * every array into a string: it is set aside while printing. */
-export function stringify(v) {
+export function stringify(v, replacer) {
   const A = Array.prototype;
   const d = Object.getOwnPropertyDescriptor(A, "toJSON");
   try {
     if (d) delete A.toJSON;
   } catch (_) {}
   try {
-    return JSON.stringify(v);
+    return JSON.stringify(v, replacer);
   } finally {
     try {
       if (d) Object.defineProperty(A, "toJSON", d);

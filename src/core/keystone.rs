@@ -1000,12 +1000,19 @@ impl Keystone {
         Ok(d)
     }
 
-    /// Explains what `decide(id)` would answer now, or None for an unknown experience.
+    /// Explains what `decide(id)` answers now (the page view's decision, when it holds one), or
+    /// None for an unknown experience.
     pub fn explain_experience(&self, id: &str, now: f64) -> Option<Value> {
         let x = self.exp.get(id)?;
         let drawn = &self.exp.draw;
         let identity = if drawn.is_empty() { self.user_id().unwrap_or(&self.profile.anonymous_id) } else { drawn };
-        let o = experience::evaluate(x, &self.members, &self.profile.activation, identity, now, self.exp.exposed(id).filter(|e| e.1).map(|e| e.0));
+        let mut o = experience::evaluate(x, &self.members, &self.profile.activation, identity, now, self.exp.exposed(id).filter(|e| e.1).map(|e| e.0));
+        // The decision this page view holds is `decide()`'s answer (sticky: caps counted since, by
+        // another tab, or released by time, change the next page view's), the counts are now's.
+        if let Some(d) = self.exp.remembered(id, &self.members, self.user_id().unwrap_or(&self.profile.anonymous_id)) {
+            o.holdout = d.holdout;
+            o.chosen = x.variants.iter().position(|v| v.id == d.variant).unwrap_or(o.chosen);
+        }
         Some(experience::explain(x, &o))
     }
 

@@ -125,6 +125,29 @@ test("declarative experience defined after the first render (init, then loadSegm
   await context.close();
 });
 
+test("definitions given as an object: holdout NaN or priority Infinity (no JSON number) is rejected with its path, not read as left out", async () => {
+  const { page, context, go } = await openPage("/tests/experiences.html");
+  await go();
+  const out = await page.evaluate(async () => {
+    const ks = await Keystone.init({ autoCapture: false });
+    const r = await ks.loadSegments({
+      version: 1,
+      segments: [{ id: "few", condition: { "traits.n": { $lt: Infinity } } }],
+      experiences: [
+        { id: "a", holdout: NaN, variants: [{ id: "x" }] },
+        { id: "b", variants: [{ id: "top", priority: Infinity }, { id: "y" }] },
+        { id: "c", holdout: 0, variants: [{ id: "z" }] },
+      ],
+    });
+    ks.setTraits({ n: 5 });
+    return { loaded: r.loaded, rejected: r.rejected.map((e) => [e.code, e.segmentId, e.path]), few: ks.inSegment("few") };
+  });
+  assert.deepEqual(out.loaded, ["few", "c"]);
+  assert.deepEqual(out.rejected, [["invalid_segment", "a", "/experiences/0/holdout"], ["invalid_segment", "b", "/experiences/1/variants/0/priority"]]);
+  assert.equal(out.few, true, "a number JSON cannot hold compares as JavaScript compares it (5 < Infinity)");
+  await context.close();
+});
+
 test("an SPA navigation starts a new page view for exposures, also with page views not captured (an anchor does not)", async () => {
   const { page, context, go } = await openPage("/tests/experiences.html");
   await go();
