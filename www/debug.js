@@ -83,8 +83,13 @@ function draw(ks, log) {
   const html = head + `<div class="ksd-body">${body}</div>`;
   if (html === panel.__html) return; // unchanged: keep open <details> and the scroll position
   panel.__html = html;
+  // The control that had the focus (a tab, a segment) keeps it through the redraw: a keyboard
+  // or screen reader user stays where they were.
+  const f = panel.contains(document.activeElement) && document.activeElement;
+  const key = f && ["tab", "seg", "action"].map((k) => f.dataset[k] && `[data-${k}="${CSS.escape(f.dataset[k])}"]`).find(Boolean);
   panel.innerHTML = html;
   panel.querySelector(".ksd-body").scrollTop = scroll;
+  if (key) panel.querySelector(key)?.focus();
 }
 
 function table(obj) {

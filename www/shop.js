@@ -238,6 +238,9 @@ if (ks) {
   syncCart();
   ks.on("identify", updateChrome).on("reset", updateChrome);
 }
+// Another tab of the shop signing in or out, or changing the cart: this tab's header follows
+// (Keystone's own state follows by itself; the shop's is its own).
+addEventListener("storage", (e) => (e.key === null || e.key === "shop_account" || e.key === CART_KEY) && updateChrome());
 document.documentElement.dataset.shopReady = ks ? "1" : "failed";
 
 // ---- debug panel: ?keystone_debug=1, or Alt+K (remembered for the tab) -------------------------
