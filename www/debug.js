@@ -169,6 +169,16 @@ function eventsView(log) {
     .join("")}</ol>`;
 }
 
+// What Keystone pushed to the page's dataLayer (only with marketing consent: Privacy choices).
+function dataLayerView() {
+  const pushes = (Array.isArray(window.dataLayer) ? window.dataLayer : []).filter((e) => e && /^keystone\./.test(e.event));
+  return `<p>Data layer: ${
+    pushes.length
+      ? `${pushes.length} push${pushes.length === 1 ? "" : "es"} for tags, the last <code>${esc(JSON.stringify(pushes[pushes.length - 1]))}</code>`
+      : "nothing pushed (marketing consent not granted: see Privacy choices at the bottom of the page)"
+  }</p>`;
+}
+
 function outboundView(ks, log) {
   const queued = [];
   try {
@@ -181,6 +191,7 @@ function outboundView(ks, log) {
   return `<p class="ksd-hint">Events leave in Segment-spec batches for <code>POST /v1/batch</code> (the local collector; see out/collector.jsonl).</p>
   <p>${queued.length ? queued.map(([k, n]) => `Stored queue <code>${esc(k)}</code>: ${n} bytes`).join("<br>") : "No stored queue on this device."}</p>
   <button class="ksd-btn" data-action="flush">Flush now</button>
+  ${dataLayerView()}
   ${
     batches.length
       ? `<ol class="ksd-stream">${batches

@@ -65,8 +65,21 @@ function drawChrome() {
     "beforeend",
     `<footer class="site"><div class="site-inner">
   <span>© Keystone Outfitters — a demo shop for keystone-cdp</span>
-  <span><a href="/account.html" data-keystone-track="Newsletter Clicked">Newsletter</a> · <a id="debug-link" href="?keystone_debug=1">Debug panel</a></span>
-</div></footer>`,
+  <span><a href="/account.html" data-keystone-track="Newsletter Clicked">Newsletter</a> · <button type="button" class="linklike" id="privacy-open">Privacy choices</button> · <a id="debug-link" href="?keystone_debug=1">Debug panel</a></span>
+</div></footer>
+<dialog id="privacy" aria-labelledby="privacy-title"><form method="dialog">
+  <h2 id="privacy-title">Privacy choices</h2>
+  <p class="muted">Keystone keeps your profile on this device. Choose what it may do with it.</p>
+  <label><input type="checkbox" name="analytics"> <b>Analytics</b> — events sent to the shop's collector</label>
+  <label><input type="checkbox" name="personalization"> <b>Personalization</b> — the profile kept on this device, segments, personalized pages</label>
+  <label><input type="checkbox" name="marketing"> <b>Marketing</b> — segment changes pushed to the page's <code>dataLayer</code> for tags</label>
+  <p class="muted" id="privacy-gpc" hidden>Your browser sends Global Privacy Control: marketing stays off.</p>
+  <div class="privacy-actions">
+    <button class="btn" value="save">Save choices</button>
+    <button class="btn ghost" value="forget" type="submit">Forget me on this device</button>
+    <button class="btn ghost" value="cancel" formnovalidate>Close</button>
+  </div>
+</form></dialog>`,
   );
   // The debug link reopens this very page (its ?id= or ?c= kept) with the panel.
   const dbg = new URL(location.href);
@@ -221,7 +234,14 @@ const afterInit = pages[page] && pages[page]();
 document.body.classList.add("drawn"); // shown once the chrome and grids are in: no layout shift
 const log = recorder(); // the debug panel's event stream and outbound log, from the first request
 
+// The visitor's privacy choices, kept by the shop as a consent banner would keep them (Keystone's
+// own storage is what forget() erases): absent, Keystone's default (opt-out).
+let choice;
+try {
+  choice = JSON.parse(localStorage.getItem("shop_consent")) || undefined;
+} catch (_) {}
 ks = await Keystone.init({
+  consent: choice,
   segments: "/segments.json",
   endpoint: "/v1/batch",
   writeKey: "demo-key",
@@ -238,6 +258,33 @@ if (ks) {
   syncCart();
   ks.on("identify", updateChrome).on("reset", updateChrome);
 }
+// ---- privacy choices: Keystone's consent categories (DESIGN §6), and forget() ----------------
+const privacy = $("#privacy");
+$("#privacy-open").addEventListener("click", () => {
+  const c = ks?.profile()?.consent || {};
+  for (const k of ["analytics", "personalization", "marketing"]) privacy.querySelector(`[name=${k}]`).checked = c[k] !== false;
+  $("#privacy-gpc").hidden = navigator.globalPrivacyControl !== true;
+  privacy.returnValue = ""; // (Escape keeps the last value otherwise)
+  privacy.showModal();
+});
+privacy.addEventListener("close", async () => {
+  if (!ks) return;
+  const keep = (c) => localStorage.setItem("shop_consent", JSON.stringify(c));
+  if (privacy.returnValue === "save") {
+    const c = {};
+    for (const k of ["analytics", "personalization", "marketing"]) c[k] = privacy.querySelector(`[name=${k}]`).checked;
+    keep(c);
+    await ks.setConsent(c).catch(() => {});
+  } else if (privacy.returnValue === "forget") {
+    await ks.forget().catch(() => {});
+    // Nothing is stored or sent again until the visitor chooses otherwise here.
+    keep({ analytics: false, personalization: false, marketing: false });
+    account.set(null);
+    cart.clear();
+    location.href = "/";
+  }
+});
+
 // Another tab of the shop signing in or out, or changing the cart: this tab's header follows
 // (Keystone's own state follows by itself; the shop's is its own).
 addEventListener("storage", (e) => (e.key === null || e.key === "shop_account" || e.key === CART_KEY) && updateChrome());

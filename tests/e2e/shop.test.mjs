@@ -221,3 +221,34 @@ test("node scripts/serve.mjs prints URLs that answer", async () => {
     child.kill();
   }
 });
+
+test("privacy choices: marketing pushes to the data layer; forget() erases the device and nothing is stored on the next page until a choice grants it again", async () => {
+  const page = await shopPage();
+  await page.go("/");
+  const checked = () => page.$$eval("#privacy input", (xs) => xs.map((x) => x.checked));
+  await page.click("#privacy-open");
+  assert.deepEqual(await checked(), [true, true, true], "the default (opt-out): every category");
+  await page.uncheck("#privacy [name=marketing]");
+  await page.click("#privacy button[value=save]");
+  await page.waitForFunction(() => ks.profile().consent.marketing === false);
+  await page.go("/");
+  assert.equal(await page.evaluate(() => (window.dataLayer || []).some((e) => /^keystone\./.test(e?.event))), false, "no push without marketing");
+  await page.click("#privacy-open");
+  assert.deepEqual(await checked(), [true, true, false], "the choice kept across pages");
+  await page.check("#privacy [name=marketing]");
+  await page.click("#privacy button[value=save]");
+  await page.waitForFunction(() => (window.dataLayer || []).some((e) => e?.event === "keystone.ready"));
+  // Forget me: Keystone's keys and cookies go, and the next page stores nothing.
+  await page.click("#privacy-open");
+  await Promise.all([page.waitForURL(server.url + "/"), page.click("#privacy button[value=forget]")]);
+  await page.waitForFunction(() => document.documentElement.dataset.shopReady);
+  const after = await page.evaluate(() => ({ keys: Object.keys(localStorage).filter((k) => k.startsWith("ks_")), cookies: document.cookie, segments: ks.segments() }));
+  assert.deepEqual(after, { keys: [], cookies: "", segments: [] });
+  await page.click("#privacy-open");
+  assert.deepEqual(await checked(), [false, false, false]);
+  await page.check("#privacy [name=personalization]");
+  await page.click("#privacy button[value=save]");
+  await page.waitForFunction(() => Object.keys(localStorage).includes("ks_profile"));
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
