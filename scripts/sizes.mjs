@@ -7,14 +7,15 @@ import { gzipSync, brotliCompressSync, constants } from "node:zlib";
 /** DESIGN §9 budget for wasm + JS a page loads. Not met yet: see CEILING_PAGE_GZIP. */
 export const BUDGET_PAGE_GZIP = 45 * 1024;
 /**
- * What the size test enforces today: the full build (all features on) measures ≈ 65 KB gzip
- * (66,615 B, ESM page; the script-tag page 67,236 B), over the 45 KB budget. The ceilings stop
+ * What the size test enforces today: the full build (all features on) measures ≈ 65.5 KB gzip
+ * (67,085 B, ESM page; the script-tag page 67,728 B), over the 45 KB budget. The ceilings stop
  * unnoticed growth while the size work goes on; lower them as the package shrinks, and set them
  * back to BUDGET_PAGE_GZIP once the budget is met. (Raised by 512 B each from 64 KB and 65 KB
  * for two engine fixes of +322 B that left no room, then by 1 KB each for the stored profile's
- * packed buckets and saved groups in `where` (+625 B of wasm): docs/size.md.)
+ * packed buckets and saved groups in `where` (+625 B of wasm), then by 512 B each for a round of
+ * fixes from outside testers (+470 B): docs/size.md.)
  */
-export const CEILING_PAGE_GZIP = 65.5 * 1024;
+export const CEILING_PAGE_GZIP = 66 * 1024;
 /**
  * The script-tag page's own ceiling: its build carries ≈ 0.7 KB more than the ESM entry (the
  * snippet's queue replayed, its own URL found from any path, a failed start handed to a copy
@@ -22,7 +23,7 @@ export const CEILING_PAGE_GZIP = 65.5 * 1024;
  * shared engine failed there first (28 B of room left before fixes of ≈ 140 B). 1 KB above the
  * ESM page's, to give it the same room.
  */
-export const CEILING_GLOBAL_PAGE_GZIP = 66.5 * 1024;
+export const CEILING_GLOBAL_PAGE_GZIP = 67 * 1024;
 export const BUDGET_SNIPPET_GZIP = 1024;
 
 export function sizeOf(path) {

@@ -184,7 +184,7 @@ fn stored_traits_over_the_bound_are_dropped_and_reported_the_others_kept() {
     assert_eq!(p.traits.keys().collect::<Vec<_>>(), ["plan", "n"]);
     assert_eq!(p.trait_times.keys().collect::<Vec<_>>(), ["plan"]);
     // At the bound, kept as is.
-    let at = format!(r#"{{"v":2,"aid":"{id}","traits":{{"a":"{}"}}}}"#, "y".repeat(MAX_TRAITS_BYTES - 9));
+    let at = format!(r#"{{"v":2,"aid":"{id}","traits":{{"a":"{}"}}}}"#, "y".repeat(MAX_TRAITS_BYTES - 8));
     let (p, e) = decode(&json(&at));
     assert!(e.is_empty(), "{e:?}");
     assert_eq!(p.unwrap().traits.approx_size(), MAX_TRAITS_BYTES);

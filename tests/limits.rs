@@ -155,3 +155,36 @@ fn an_identity_merge_keeps_the_event_names_and_traits_within_their_bounds() {
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(back.unwrap().traits, traits);
 }
+
+/// The 32 KB bounds are on the JSON's bytes (1 KB = 1,024 bytes): properties or traits of exactly
+/// 32,768 bytes are accepted, one more is refused; an integer counts its digits (2,600 small
+/// numbers, 5 KB of JSON, were refused as 34 KB).
+#[test]
+fn the_32_kb_bounds_are_the_jsons_bytes() {
+    // As JavaScript prints it: an integer without serde's ".0".
+    let text = |m: &Map| serde_json::to_string(&to_json(&Value::Obj(m.clone()))).unwrap().replace(".0,", ",").replace(".0]", "]").replace(".0}", "}").len();
+    // {"blob":"…"}: 11 bytes around the string.
+    let exact = Map::new().with("blob", "y".repeat(MAX_PROPERTIES_BYTES - 11).as_str());
+    assert_eq!(text(&exact), MAX_PROPERTIES_BYTES);
+    assert!(check_properties(&exact).is_ok());
+    let over = Map::new().with("blob", "y".repeat(MAX_PROPERTIES_BYTES - 10).as_str());
+    assert_eq!(check_properties(&over).unwrap_err().code, "invalid_argument");
+    for n in [1.0, 7.0, 12.0, 345.0, -9.0, 1e14, 123456789012345.0] {
+        let m = Map::new().with("n", n);
+        assert_eq!(m.approx_size(), text(&m), "{n}");
+    }
+    let prices = Map::new().with("prices", Value::Arr(vec![Value::Num(1.0); 2600])).with("ids", Value::Arr((0..500).map(|i| Value::Num(i as f64)).collect()));
+    assert_eq!(prices.approx_size(), text(&prices));
+    assert!(check_properties(&prices).is_ok());
+    let mut ks = Keystone::new(Options::default(), NativeHost::boxed(3), None, T0);
+    ks.track(T0, "Order Completed", prices).unwrap();
+    // Traits: exactly 32 KB in all, in one call and as a merge, accepted; a byte more refused.
+    let exact = Map::new().with("a", "t".repeat(MAX_TRAITS_BYTES - 8).as_str());
+    assert_eq!(text(&exact), MAX_TRAITS_BYTES);
+    ks.check_traits(&exact).unwrap();
+    ks.set_traits(T0, Map::new().with("a", "t".repeat(1000).as_str()));
+    // {"a":"…1000…","b":"…"}: 15 bytes around the two strings.
+    let b = |n: usize| Map::new().with("b", "u".repeat(n).as_str());
+    ks.check_traits(&b(MAX_TRAITS_BYTES - 1015)).unwrap();
+    assert_eq!(ks.check_traits(&b(MAX_TRAITS_BYTES - 1014)).unwrap_err().code, "invalid_argument");
+}

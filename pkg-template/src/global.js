@@ -6,7 +6,7 @@
 // made: its time and page are noted with it (`c`) and its arguments copied, as the snippet does;
 // the page view auto-capture records at start is that of the page the snippet (else this script)
 // ran on (`l`).
-import { init, amend, evalCondition, KeystoneError, toKeystoneError, warn, badOptions, isPlain, Instance } from "./instance.js";
+import { init, amend, evalCondition, KeystoneError, toKeystoneError, warn, badOptions, isPlain, Instance, checkOptions } from "./instance.js";
 import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
 import { Prom } from "./sync.js";
 
@@ -71,6 +71,14 @@ import { Prom } from "./sync.js";
       }
     }
     if (!starting) {
+      // A bad option rejects this init alone: the next one starts (two tags, the first one's
+      // option mistyped).
+      try {
+        isPlain(options) && checkOptions({ ...options });
+      } catch (e) {
+        fail((e = warn(badOptions(e))));
+        return Prom.reject(e);
+      }
       failed = null;
       starting = init(options, wasmUrl, landing, join).then(
         (ks) => {
@@ -143,17 +151,27 @@ import { Prom } from "./sync.js";
   w.keystone = api;
 
   const cfg = w.keystoneConfig && typeof w.keystoneConfig === "object" ? w.keystoneConfig : null;
-  // The start's own init: the first one queued with options (or none); one given no object
-  // before it rejects alone, below.
-  const i = queue.findIndex((e) => e.m === "init" && (e.a[0] == null || isPlain(e.a[0])));
-  const queued = i >= 0 ? queue.splice(i, 1)[0] : null;
+  // The start's own init: the first one queued with options (or none) that pass the check with
+  // the config's; one given no object, or a bad option, before it rejects alone, below (else the
+  // start failed with it, and every init after it: the order two tags fire in decided). When
+  // none passes, the first, which rejects with its error.
+  const merge = (e) => {
+    const o = Object.assign({}, cfg, e?.a[0]);
+    delete o.src;
+    return o;
+  };
+  const inits = queue.filter((e) => e.m === "init" && (e.a[0] == null || isPlain(e.a[0])));
+  const queued =
+    inits.find((e) => {
+      try {
+        return checkOptions(merge(e)), true;
+      } catch (_) {}
+    }) || inits[0];
+  if (queued) queue.splice(queue.indexOf(queued), 1);
   if (queued || cfg) {
     let p;
     try {
-      const a = queued?.a[0];
-      const opts = Object.assign({}, cfg, a);
-      delete opts.src;
-      p = start(opts);
+      p = start(merge(queued));
     } catch (e) {
       // Options that throw when read (a getter, a Proxy): the queued init rejects, the page goes on.
       fail(warn(badOptions(e)));

@@ -329,12 +329,18 @@ const id = (v) => {
 
 /** Warns once (`unknown_option`) about the keys of `o` that are not in `known` (a typo is
  * said, not ignored; an option of a later version does not break the page). */
+const said = new Set();
 const unknown = (o, known, what) => {
   const k = Object.keys(o).filter((k) => !known.includes(k));
-  if (k.length) warn(new KeystoneError("unknown_option", what + " unknown: " + k.join(", ")));
+  const m = what + " unknown: " + k.join(", ");
+  // (Once per page: a call made again with the same typo is not said again.)
+  if (k.length && !said.has(m)) said.add(m), warn(new KeystoneError("unknown_option", m));
 };
 
 const CATEGORIES = "analytics personalization marketing".split(" ");
+/** Warns `unknown_option` (once) for a definitions document's unknown top-level fields (a typo,
+ * `socres`, would leave the scores out without a word); returns the document. */
+const fields = (d) => (isPlain(d) && unknown(d, ["version", "segments", "scores", "savedGroups", "experiences"], "definitions fields"), d);
 const CAPTURE = Object.fromEntries("pageViews hashChange clicks scroll engagement".split(" ").map((k) => [k, "b"]));
 // The `init` options and the types they take: b boolean (or "true"/"false", a tag manager's
 // variable), s string, o plain object, n a number >= 0 (or its digits), e "", u a URL
@@ -459,6 +465,7 @@ export class Instance {
   #loading = null; // the last load queued behind a URL, while one is in flight
   #queued = 0; // loads in flight or queued behind one
   #href; // the URL of the context the engine holds
+  #begun; // (the script-tag build) `_start` has run
   #ref; // its referrer: the previous URL after an SPA navigation (else document.referrer)
   #virtual; // the properties of the page() call that set the context (a virtual page view)
   #reporting = 0; // a trackSegments report pass is waiting for the lock
@@ -611,7 +618,10 @@ export class Instance {
   /** The URL changed without a page view (an SPA navigation with page views not captured): the
    * context follows, with the previous URL as referrer, so events carry the current one. */
   #follow() {
-    if (this.#moved()) this.#setContext(this.#href);
+    // (The script-tag build's start is the landing page's, the URL the snippet ran on: a router
+    // that changed it before the script arrived makes a navigation once started, not before, or
+    // definitions loaded at the start took the landing URL for the landing view's referrer.)
+    if ((!__SCRIPT_TAG__ || this.#begun) && this.#moved()) this.#setContext(this.#href);
   }
 
   /** Whether the page's URL is no longer the context's (a hash-only change, an anchor, is no
@@ -820,6 +830,7 @@ export class Instance {
 
   /** @internal Called by init once the instance is wired. */
   _start(at) {
+    this.#begun = 1;
     // Another tab wrote the profile: rebase onto it now (profile() sees it in this turn). A
     // forget() this tab has not heard of yet first (#forgot): what follows it (a grant, a login)
     // must not be taken for another tab's logout or switch of users, which sets the known
@@ -1083,7 +1094,7 @@ export class Instance {
       url = typeof definitions === "string" || isURL(definitions);
       // A number JSON cannot hold (NaN, ±Infinity: JSON's null, a field left out) as its text,
       // so that `holdout: NaN` is rejected where a number is required, not read as absent.
-      text = url ? definitions + "" : toJSON(definitions, "segment definitions", (k, v) => (typeof v == "number" && !isFinite(v) ? v + "" : v));
+      text = url ? definitions + "" : (fields(definitions), toJSON(definitions, "segment definitions", (k, v) => (typeof v == "number" && !isFinite(v) ? v + "" : v)));
     } catch (e) {
       return Prom.reject(this.#report(e instanceof KeystoneError ? e : bad("segment definitions cannot be read"))); // a hostile Proxy
     }
@@ -1098,7 +1109,7 @@ export class Instance {
   async #load(text, url, queued) {
     try {
       try {
-        if (url) text = toJSON(await fetchDefinitions(text), "segment definitions");
+        if (url) text = toJSON(fields(await fetchDefinitions(text)), "segment definitions");
       } catch (e) {
         throw this.#report(e);
       }
@@ -1246,17 +1257,19 @@ export function init(options, wasmUrl, landing, join) {
     }
     return current;
   }
+  let opts;
+  try {
+    // A plain copy, read once: options that throw when read (a getter, a Proxy) are bad input.
+    // Checked before anything starts: an init with a bad option rejects alone, and the next one
+    // (another tag's, made in the same tick) starts Keystone.
+    opts = { ...options };
+    checkOptions(opts);
+  } catch (e) {
+    return release(), Prom.reject(warn(badOptions(e)));
+  }
   firstOptions = options;
   globalThis[REGISTRY] = mine = { version: __KEYSTONE_VERSION__, init: (o) => init(o, wasmUrl), evalCondition };
   current = (async () => {
-    let opts;
-    try {
-      // A plain copy, read once: options that throw when read (a getter, a Proxy) are bad input.
-      opts = { ...options };
-      checkOptions(opts);
-    } catch (e) {
-      throw badOptions(e);
-    }
     // The script-tag build: the time and page the snippet (or that script) ran on, those of the
     // page view auto-capture records at start.
     let at = __SCRIPT_TAG__ ? when(landing) : null;

@@ -1140,7 +1140,8 @@ fn apply_op(defs: &Definitions, p: &mut Profile, op: &Op, timeout: f64, host: &d
 fn traits_fit(into: &Map, traits: &Map) -> Result<(), Error> {
     // The merged size without merging: the new values replace the old ones of their keys.
     let now = into.approx_size();
-    let mut merged = now + traits.approx_size() - 2; // one pair of braces, not two
+    // One pair of braces, not two, and a comma between the two sets' entries.
+    let mut merged = now + traits.approx_size() - 1 - (into.is_empty() || traits.is_empty()) as usize;
     for (k, _) in traits.iter() {
         if let Some(old) = into.get(k) {
             merged -= k.len() + 4 + old.approx_size();

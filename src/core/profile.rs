@@ -236,7 +236,7 @@ impl Profile {
     pub fn bound_traits(&mut self) -> bool {
         let times = &mut self.trait_times;
         let mut order = Vec::new();
-        let mut size = 2;
+        let mut size = 1; // (as `Map::approx_size`: `{`, `}`, a comma between entries)
         for (i, (k, v)) in self.traits.iter().enumerate() {
             let s = k.len() + 4 + v.approx_size();
             size += s;
@@ -248,7 +248,7 @@ impl Profile {
         sort_by(&mut order, |a, b| a.0 > b.0 || (a.0 == b.0 && a.1 < b.1));
         // Bytes, not bools: a vector of bools was a `vec!` of its own.
         let mut keep = vec![0u8; order.len()];
-        size = 2;
+        size = 1;
         // Read in place (`&order`, and so for copyable elements elsewhere): a consuming loop
         // links a per-type `IntoIter` and its drop (56 B gzip less over three such loops).
         for &(_, i, s) in &order {

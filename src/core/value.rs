@@ -127,11 +127,12 @@ impl Map {
     pub fn approx_size(&self) -> usize {
         // Summed by plain loops (here, for arrays, and for the profile's event bound): each
         // `map(…).sum()` was a `fold` of its own (44 B gzip more over the three).
-        let mut n = 2;
+        // `{"k":v,…}`: a comma between entries, not after the last.
+        let mut n = 1;
         for (k, v) in &self.entries {
             n += k.len() + 4 + v.approx_size();
         }
-        n
+        n.max(2)
     }
 
     /// Builder-style insert.
@@ -315,14 +316,27 @@ impl Value {
         match self {
             Value::Null => 4,
             Value::Bool(_) => 5,
-            Value::Num(_) => 12,
+            // An integer's digits (a property holding many small numbers is not counted 12
+            // bytes a number); a fraction about 12.
+            Value::Num(x) => {
+                let (mut d, y) = (1 + (*x < 0.0) as usize, x.abs());
+                let mut v = y as u64;
+                if y >= 1e15 || v as f64 != y {
+                    return 12;
+                }
+                while v >= 10 {
+                    v /= 10;
+                    d += 1;
+                }
+                d
+            }
             Value::Str(s) => s.len() + 2,
             Value::Arr(a) => {
-                let mut n = 2;
+                let mut n = 1;
                 for v in a {
                     n += v.approx_size() + 1;
                 }
-                n
+                n.max(2)
             }
             Value::Obj(m) => m.approx_size(),
         }

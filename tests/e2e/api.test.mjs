@@ -154,6 +154,25 @@ test("setTraits with nothing is setTraits({}); evalCondition given attributes wi
   await page.context().close();
 });
 
+test("unknown_option is said once per page for the same names (setConsent, identify, init, definitions fields); a definitions document's unknown top-level field warns", async () => {
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    const warns = [];
+    const w = console.warn;
+    console.warn = (...a) => (warns.push(a.join(" ")), w.apply(console, a));
+    const ks = await Keystone.init({ autoCapture: false });
+    for (let i = 0; i < 3; i++) await ks.setConsent({ analytcs: true });
+    for (let i = 0; i < 2; i++) await ks.identify("ada@example.com", {}, { userID: 1 });
+    const defs = { version: 1, segments: [], socres: [{ id: "s", rules: [] }] };
+    const r = await ks.loadSegments(defs);
+    await ks.loadSegments(defs);
+    return { warns: warns.filter((x) => x.includes("unknown_option")), rejected: r.rejected.length };
+  });
+  assert.deepEqual(out.warns.map((w) => w.replace(/^.*unknown_option: /, "")), ["consent categories unknown: analytcs", "identify options unknown: userID", "definitions fields unknown: socres"]);
+  assert.equal(out.rejected, 0, "a warning, not a rejection (a document may carry fields of its own)");
+  await page.context().close();
+});
+
 test("identify with an unknown option (a misspelt userID) warns unknown_option and identifies by the email's hash", async () => {
   const page = await h.open();
   const out = await page.evaluate(async () => {

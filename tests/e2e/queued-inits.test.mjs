@@ -93,3 +93,26 @@ test("reference: init(5) then init(options) on the ESM entry: the first rejects,
   assert.deepEqual(out, { a: "invalid_argument", b: "fulfilled" });
   await ctx.close();
 });
+
+for (const [script, held_] of [["snippet.js", "**/keystone.global.js"], ["keystone.global.js", "**/keystone_bg.wasm"]])
+  test(`two inits, the FIRST with a bad option (${script}${script == "snippet.js" ? ", queued on the stub" : ", made once it runs"}): it rejects alone, the second starts Keystone and a call queued before is recorded`, async () => {
+    const { ctx, page, release } = await held(held_);
+    await twoInits(page, script, { flushAt: -1 }, { segments: DEFS, autoCapture: false });
+    await page.evaluate(() => keystone.track("Product Viewed"));
+    release();
+    assert.deepEqual(await page.evaluate(outcome), { a: "invalid_argument", b: "fulfilled", started: true });
+    assert.deepEqual(await page.evaluate(() => [keystone.segments(), keystone.profile().events["Product Viewed"]?.count]), [["viewers"], 1]);
+    await ctx.close();
+  });
+
+test("reference: two Keystone.init calls in one tick on the ESM entry, the first with a bad option: it rejects alone, the second starts", async () => {
+  const { ctx, page } = await held("**/nothing-held");
+  const out = await page.evaluate(async () => {
+    const { Keystone } = await import("/pkg/dist/keystone.js");
+    const [a, b] = await Promise.allSettled([Keystone.init({ debug: "yes" }), Keystone.init({ autoCapture: false })]);
+    return { a: a.status === "fulfilled" ? "fulfilled" : a.reason.code, b: b.status === "fulfilled" ? "fulfilled" : b.reason.code };
+  });
+  assert.deepEqual(out, { a: "invalid_argument", b: "fulfilled" });
+  await ctx.close();
+});
+

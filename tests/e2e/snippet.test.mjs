@@ -15,7 +15,7 @@ const SNIPPET = readFileSync(new URL("../../pkg/dist/snippet.js", import.meta.ur
 const DEFS = { version: 1, segments: [{ id: "viewers", condition: { $performed: { event: "Product Viewed" } } }] };
 
 /** A fresh context whose keystone.global.js answers only when `release()` is called. */
-async function delayedContext(path = "/tests/blank.html") {
+async function delayedContext(path = "/tests/blank.html", referer) {
   let release;
   const gate = new Promise((r) => (release = r));
   const ctx = await h.browser.newContext();
@@ -29,7 +29,7 @@ async function delayedContext(path = "/tests/blank.html") {
   page.problems = [];
   page.on("pageerror", (e) => page.problems.push(e.message));
   page.on("console", (m) => m.type() === "error" && page.problems.push(m.text()));
-  await page.goto(h.url(path));
+  await page.goto(h.url(path), { referer });
   await page.waitForFunction(() => document.readyState === "complete");
   return { ctx, page, release, seen };
 }
@@ -122,6 +122,29 @@ test("calls queued on the stub record the time and page they were made on; the s
   assert.ok(at[4] >= out.ready, "the live call at its own time");
   // After the replay the context is the page's as it is now.
   assert.deepEqual([out.context.url.replace(/^.*\/tests\//, ""), out.context.title, out.context.utm.source], ["blank.html/b", "Page B", ""]);
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+});
+
+test("keystoneConfig with segments, the URL changed before the script loaded: the landing page view keeps document.referrer (not the landing URL), the navigation's view has the landing URL", async () => {
+  const { ctx, page, release } = await delayedContext("/tests/blank.html?utm_source=ad", "https://www.google.com/");
+  await page.evaluate(async (snippet) => {
+    window.keystoneConfig = { src: "/pkg/dist/keystone.global.js", endpoint: "/v1/batch", writeKey: "demo-key", segments: { version: 1, segments: [{ id: "viewers", condition: { $performed: { event: "Viewed" } } }] } };
+    const s = document.createElement("script");
+    s.textContent = snippet;
+    document.body.appendChild(s);
+    keystone.track("Viewed");
+    history.replaceState({}, "", "/tests/blank.html/b");
+  }, SNIPPET);
+  release();
+  const id = await page.evaluate(async () => (await keystone.init(), await keystone.flush(), keystone.anonymousId()));
+  const sent = h.server.collector.events.filter((e) => e.anonymousId === id);
+  const row = (e) => [e.type, e.event || "", e.context.page.url.replace(/^.*\/tests\//, ""), e.context.page.referrer.replace(/^.*\/tests\//, "")];
+  assert.deepEqual(sent.map(row), [
+    ["page", "", "blank.html?utm_source=ad", "https://www.google.com/"],
+    ["track", "Viewed", "blank.html?utm_source=ad", "https://www.google.com/"],
+    ["page", "", "blank.html/b", "blank.html?utm_source=ad"],
+  ]);
   assert.deepEqual(page.problems, []);
   await ctx.close();
 });
