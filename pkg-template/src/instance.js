@@ -340,7 +340,12 @@ const unknown = (o, known, what) => {
 const CATEGORIES = "analytics personalization marketing".split(" ");
 /** Warns `unknown_option` (once) for a definitions document's unknown top-level fields (a typo,
  * `socres`, would leave the scores out without a word); returns the document. */
-const fields = (d) => (isPlain(d) && unknown(d, ["version", "segments", "scores", "savedGroups", "experiences"], "definitions fields"), d);
+const fields = (d) => {
+  try {
+    isPlain(d) && unknown(d, ["version", "segments", "scores", "savedGroups", "experiences"], "definitions fields");
+  } catch (_) {} // (a page that broke `Array.prototype.filter`: the document's own check says so)
+  return d;
+};
 const CAPTURE = Object.fromEntries("pageViews hashChange clicks scroll engagement".split(" ").map((k) => [k, "b"]));
 // The `init` options and the types they take: b boolean (or "true"/"false", a tag manager's
 // variable), s string, o plain object, n a number >= 0 (or its digits), e "", u a URL
