@@ -63,6 +63,13 @@ fn stored_with(ks: &mut Keystone, traits: serde_json::Value) -> Value {
     v
 }
 
+/// An engine over a stored profile whose traits hold `tier: "gold"` (the gold offer's segment).
+fn gold_visitor() -> Keystone {
+    let mut ks = engine(1, None, Options::default());
+    let stored = stored_with(&mut ks, j!({"tier": "gold"}));
+    engine(1, Some(&stored), Options::default())
+}
+
 fn viewed(ks: &mut Keystone) -> Vec<serde_json::Value> {
     ks.take_outbox()
         .iter()
@@ -192,9 +199,7 @@ fn priority_among_eligible_variants_with_fallback_and_ties_in_document_order() {
 
 #[test]
 fn cap_counts_exposures_of_earlier_page_views_within_its_window() {
-    let mut ks = engine(1, None, Options::default());
-    let stored = stored_with(&mut ks, j!({"tier": "gold"}));
-    let mut ks = engine(1, Some(&stored), Options::default());
+    let mut ks = gold_visitor();
     let t = |m: f64| T0 + m * MINUTE;
     // Three page views, each shows the gold offer once.
     for i in 0..3 {
@@ -237,9 +242,7 @@ fn cap_counts_exposures_of_earlier_page_views_within_its_window() {
 /// decides by.
 #[test]
 fn explain_reports_the_page_views_decision_and_the_counts_now() {
-    let mut ks = engine(1, None, Options::default());
-    let stored = stored_with(&mut ks, j!({"tier": "gold"}));
-    let mut ks = engine(1, Some(&stored), Options::default());
+    let mut ks = gold_visitor();
     let t = |m: f64| T0 + m * MINUTE;
     for i in 0..3 {
         ks.page(t(i as f64), Map::new());

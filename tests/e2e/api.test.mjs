@@ -112,12 +112,20 @@ test("init: options that are not a plain object or have a wrong type reject (not
   await page.context().close();
 });
 
-test('autoCapture\'s switches: "false" from a tag manager turns one off, an unknown one warns unknown_option once', async () => {
+/** A page whose console warnings are collected in `window.warns` from its start. */
+async function openWarned() {
   const page = await h.open();
-  const out = await page.evaluate(async () => {
-    const warns = [];
+  await page.evaluate(() => {
+    window.warns = [];
     const w = console.warn;
     console.warn = (...a) => (warns.push(a.join(" ")), w.apply(console, a));
+  });
+  return page;
+}
+
+test('autoCapture\'s switches: "false" from a tag manager turns one off, an unknown one warns unknown_option once', async () => {
+  const page = await openWarned();
+  const out = await page.evaluate(async () => {
     document.body.insertAdjacentHTML("beforeend", '<button id="b" data-keystone-track="Clicked">b</button>');
     const ks = await Keystone.init({ autoCapture: { pageViews: "false", clicks: "false", scroll: "true", click: true } });
     document.getElementById("b").click();
@@ -132,11 +140,8 @@ test('autoCapture\'s switches: "false" from a tag manager turns one off, an unkn
 });
 
 test("setTraits with nothing is setTraits({}); evalCondition given attributes with a throwing getter warns invalid_argument", async () => {
-  const page = await h.open();
+  const page = await openWarned();
   const out = await page.evaluate(async () => {
-    const warns = [];
-    const w = console.warn;
-    console.warn = (...a) => (warns.push(a.join(" ")), w.apply(console, a));
     const ks = await Keystone.init({ autoCapture: false });
     ks.setTraits({ plan: "pro" });
     ks.setTraits(null);
@@ -155,11 +160,8 @@ test("setTraits with nothing is setTraits({}); evalCondition given attributes wi
 });
 
 test("unknown_option is said once per page for the same names (setConsent, identify, init, definitions fields); a definitions document's unknown top-level field warns", async () => {
-  const page = await h.open();
+  const page = await openWarned();
   const out = await page.evaluate(async () => {
-    const warns = [];
-    const w = console.warn;
-    console.warn = (...a) => (warns.push(a.join(" ")), w.apply(console, a));
     const ks = await Keystone.init({ autoCapture: false });
     for (let i = 0; i < 3; i++) await ks.setConsent({ analytcs: true });
     for (let i = 0; i < 2; i++) await ks.identify("ada@example.com", {}, { userID: 1 });
@@ -174,11 +176,8 @@ test("unknown_option is said once per page for the same names (setConsent, ident
 });
 
 test("identify with an unknown option (a misspelt userID) warns unknown_option and identifies by the email's hash", async () => {
-  const page = await h.open();
+  const page = await openWarned();
   const out = await page.evaluate(async () => {
-    const warns = [];
-    const w = console.warn;
-    console.warn = (...a) => (warns.push(a.join(" ")), w.apply(console, a));
     const ks = await Keystone.init({ autoCapture: false });
     await ks.identify("ada@example.com", {}, { userID: "crm-1", storeEmail: false });
     const first = ks.userId();
