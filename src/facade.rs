@@ -194,7 +194,11 @@ impl Core {
             ks.report(Error::new(codes::STORAGE_UNAVAILABLE, "storage refused the read; keeping the profile in memory, the stored one untouched"));
         }
         let deliver = opts_value.get("endpoint").is_some_and(|v| !v.is_null());
-        let mut core = Core { ks, key_profile, prefix, storage_warned: unreadable, seen, deliver, keep_out: unreadable || newer };
+        // `__w`: the engine the ESM entry runs while the page idles, to have its code compiled
+        // before `init`: it writes nothing (the set-aside profiles' repair and retention below are
+        // `init`'s to make, with the site's options, and their damage `init`'s to report).
+        let warm = opts_value.get("__w").is_some();
+        let mut core = Core { ks, key_profile, prefix, storage_warned: unreadable, seen, deliver, keep_out: unreadable || newer || warm };
         // Set-aside profiles unused past the retention leave storage (a shared computer's earlier
         // person who never logs in again), read only where there are some.
         if storage::get(&core.key_aside()).is_some() {
@@ -452,7 +456,11 @@ impl Core {
 
     /// Loads definitions (their JSON text); returns `{loaded, rejected}` as JSON text.
     fn load_segments(&mut self, definitions: &str) -> Result<String, Failure> {
-        let doc = json::parse(definitions, &BrowserHost, DEFINITIONS_DEPTH).map_err(fail)?;
+        // A document that cannot be read (nested past 256 levels) is rejected whole, as definitions.
+        let doc = json::parse(definitions, &BrowserHost, DEFINITIONS_DEPTH).map_err(|mut e| {
+            e.code = codes::INVALID_DEFINITIONS;
+            fail(e)
+        })?;
         let report = self.ks.load_definitions(&doc, now()).map_err(fail)?;
         let mut rejected = Vec::with_capacity(report.rejected.len());
         for e in &report.rejected {

@@ -6,7 +6,7 @@ mod common;
 use common::{json, to_json, NativeHost};
 use keystone::core::buckets::Counts;
 use keystone::core::codec::{decode, encode, pack, unpack, VERSION};
-use keystone::core::keystone::{Keystone, Options, MAX_TRAITS_BYTES};
+use keystone::core::keystone::{Keystone, Notice, Options, MAX_TRAITS_BYTES};
 use keystone::core::value::{Map, Value};
 
 const T0: f64 = 1_764_403_200_000.0;
@@ -123,7 +123,8 @@ fn future_foreign_and_partial_data_keep_what_is_valid() {
     assert_eq!(p.recent.len(), 1);
     assert_eq!(p.traits.get("t"), Some(&Value::Num(1.0)));
     assert_eq!(p.session.id, "", "a malformed session is reset");
-    assert_eq!(e.len(), 1);
+    // Said twice: the events dropped, the session reset.
+    assert_eq!(e.len(), 2, "{e:?}");
 }
 
 #[test]
@@ -159,7 +160,7 @@ fn a_bad_id_alone_keeps_the_identity_traits_and_events_and_the_cookie_id_takes_i
 #[test]
 fn fields_of_the_wrong_type_and_impossible_times_are_reset_and_reported() {
     let id = "0b7e1a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b";
-    for field in [r#""traits":"oops""#, r#""traits":[1,2]"#, r#""ev":{"a":1}"#, r#""sess":"x""#, r#""uid":5"#, r#""first":-1e20"#, r#""last":9e15"#] {
+    for field in [r#""traits":"oops""#, r#""traits":[1,2]"#, r#""ev":{"a":1}"#, r#""sess":"x""#, r#""sess":["s",-5,-7,1,2]"#, r#""sess":["s",1e308,1,1,2]"#, r#""sess":["s",1,1,-1,2]"#, r#""uid":5"#, r#""first":-1e20"#, r#""last":9e15"#] {
         let (p, e) = decode(&json(&format!(r#"{{"v":2,"aid":"{id}",{field}}}"#)));
         let p = p.unwrap();
         assert_eq!(p.anonymous_id, id, "{field}");
@@ -171,6 +172,22 @@ fn fields_of_the_wrong_type_and_impossible_times_are_reset_and_reported() {
     let doc = to_json(&ks.profile_document());
     assert_eq!(doc["firstSeen"].as_str().unwrap().len(), 24, "a real ISO date: {}", doc["firstSeen"]);
     ks.track(T0, "A", Map::new()).unwrap();
+}
+
+/// Negative or impossible session counts are damage, not 0: reported, and the session reset
+/// whole, so the visitor's next activity starts a session counted from 1 (kept as they were,
+/// `session.count` stayed 0 through that session).
+#[test]
+fn a_damaged_session_is_reported_and_the_next_activity_starts_one_counted_from_one() {
+    let id = "0b7e1a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b";
+    let stored = json(&format!(r#"{{"v":2,"aid":"{id}","first":{T0},"last":{T0},"sess":["s",-5,-7,{T0},{T0}]}}"#));
+    let mut ks = Keystone::new(Options::default(), NativeHost::boxed(12), Some(&stored), T0);
+    let codes: Vec<_> = ks.take_notices().into_iter().filter_map(|n| if let Notice::Error(e) = n { Some(e.code) } else { None }).collect();
+    assert_eq!(codes, ["storage_corrupt"]);
+    ks.track(T0 + 1000.0, "A", Map::new()).unwrap();
+    let doc = to_json(&ks.profile_document());
+    assert_eq!((doc["session"]["count"].as_f64(), doc["session"]["pageviews"].as_f64()), (Some(1.0), Some(0.0)), "{}", doc["session"]);
+    assert_ne!(doc["session"]["id"], "s");
 }
 
 #[test]

@@ -120,5 +120,12 @@ export function startCapture(ks, options, start) {
     listen("pagehide", report);
     active();
   }
-  return nav;
+  // (The script-tag build, once the queued calls are replayed: `from`, the page those calls
+  // last left, is the referrer of a navigation made meanwhile, not the landing page.)
+  return __SCRIPT_TAG__
+    ? (from) => {
+        if (from) lastUrl = from;
+        nav();
+      }
+    : nav;
 }

@@ -8,7 +8,7 @@
 // ran on (`l`).
 import { init, amend, evalCondition, KeystoneError, toKeystoneError, warn, badOptions, isPlain, Instance, checkOptions } from "./instance.js";
 import { METHODS, PROMISE_METHODS, QUERIES } from "./methods.js";
-import { Prom } from "./sync.js";
+import { Prom, stringify } from "./sync.js";
 
 (function () {
   // `self`, not `window`: loaded into a Web Worker (`importScripts`), this script defines
@@ -133,11 +133,12 @@ import { Prom } from "./sync.js";
       if (failed && isAsync(m)) return Prom.reject(failed);
       // Object literals as they are now (their JSON, what the call would record): the page may
       // change an object it passed before the replay (one without prototype too). Anything
-      // else is kept as given.
+      // else is kept as given. (`stringify`: without a Prototype.js `Array.prototype.toJSON`,
+      // which would turn the arrays into strings.)
       for (let n = 0, o; n < args.length; n++)
         try {
           o = Object.getPrototypeOf(args[n]);
-          if (!o || o == Object.prototype) args[n] = JSON.parse(JSON.stringify(args[n]));
+          if (!o || o == Object.prototype) args[n] = JSON.parse(stringify(args[n]));
         } catch (_) {}
       const entry = { m, a: args, c: at() };
       const p = new Prom((r, j) => {

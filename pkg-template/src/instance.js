@@ -122,7 +122,8 @@ function warm(m) {
     made = 1; // (`init` uses this instance; `evalCondition` still waits for `init` or `load()`)
     // (A `ks_profile` over 64 K characters is no heavy visitor's: a site's own key, say, where
     // Keystone runs under another `storagePrefix`. It is not read: a prefix `init` refuses.)
-    const e = newEngine(stored("ks_profile").length >> 16 ? { storagePrefix: "ks_ " } : {}, readCookie("ks_aid"));
+    // (`__w`: the engine writes nothing, not even the set-aside profiles' repair at its start.)
+    const e = newEngine(stored("ks_profile").length >> 16 ? { storagePrefix: "ks_ " } : {}, readCookie("ks_aid"), 1);
     e.setContext(toJSON(readContext()));
     e.loadSegments(WARM);
     e.page("{}");
@@ -274,12 +275,11 @@ let last = NONE;
  * cycle, a BigInt, a throwing getter or Proxy) is an `invalid_argument` error; one the page's
  * broken `JSON.stringify` cannot print, an `internal` one.
  */
-export function toJSON(value, what, replacer) {
+export function toJSON(value, what, replacer, code = "invalid_argument") {
   try {
     return stringify(value, replacer) ?? "null";
   } catch (e) {
     let why = "";
-    let code = "invalid_argument";
     try {
       why = ": " + String(e && e.message);
     } catch (_) {}
@@ -388,8 +388,8 @@ export function checkOptions(o) {
 }
 
 /** The `init` options the engine reads, as JSON text (definitions and the rest stay in JS). */
-function optionsText(o) {
-  const picked = {};
+function optionsText(o, warm) {
+  const picked = warm ? { __w: 1 } : {};
   for (const k of "sessionTimeout retention trackSegments consent storagePrefix cookieDomain endpoint".split(" ")) if (o[k] !== undefined) picked[k] = o[k];
   try {
     picked.__gpc = navigator.globalPrivacyControl === true; // Global Privacy Control
@@ -412,7 +412,9 @@ const OPS = "setTraits setConsent forget sync identify reset setContext page tra
 let shown = 0;
 const when = (c) => {
   try {
-    if (Array.isArray(c) && c[0] > 0 && c[0] <= Date.now() && new URL(c[1])) return c[0] < shown ? [shown, c[1], c[2]] : c;
+    // A title noted before the page's <title> was parsed (a snippet at the top of <head>) is
+    // the page's title now, while the page is still at that URL.
+    if (Array.isArray(c) && c[0] > 0 && c[0] <= Date.now() && new URL(c[1])) return [c[0] < shown ? shown : c[0], c[1], c[2] || (c[1] == document.URL ? document.title : "")];
   } catch (_) {}
   return null;
 };
@@ -422,7 +424,7 @@ const when = (c) => {
  * one), as an object with one method per engine call: string arguments pass as they are
  * (anything else as none), results come back parsed from JSON.
  */
-function newEngine(options, cookieId) {
+function newEngine(options, cookieId, warm) {
   // A failure comes back as "!" and the error's JSON text (no JS value leaves wasm): thrown here
   // as the object it holds, which toKeystoneError reads.
   const out = (r) => {
@@ -440,7 +442,7 @@ function newEngine(options, cookieId) {
   // the profile document's `segments`. (11 and 13: `segments` and `profile` in OPS.)
   e.segments = () => out(coreCall(11)).sort();
   e.profile = (d = out(coreCall(13))) => (d.segments.sort(), d);
-  e.new(optionsText(options), cookieId);
+  e.new(optionsText(options, warm), cookieId);
   return e;
 }
 
@@ -476,6 +478,7 @@ export class Instance {
   #reporting = 0; // a trackSegments report pass is waiting for the lock
   #told; // the last report pass (flush waits for it)
   #call = null; // while a call made before the engine was ready is replayed: its [time, url, title]
+  #urls = []; // the replayed calls' last two pages, told apart by URL: [the one before, the last]
   #unseen = 0; // the channels auto-capture's view of this page was not recorded in (no consent)
   #pend; // (script-tag build) that view's referrer, replayed call and URL
   #nav = null; // auto-capture's navigation check
@@ -656,7 +659,10 @@ export class Instance {
     // Once replayed: a navigation made meanwhile is one (its page view), and the context is the
     // page's as it is now (its title too: the landing page's may have been read before <title>).
     if (!fn) {
-      this.#nav?.();
+      // (Calls left on another page than this one: the navigation is from it; else from the one
+      // before it, a router's page view made on arrival.)
+      const [p, l] = this.#urls;
+      this.#nav?.(l == document.URL ? p : l);
       this.#activate = this.#layer;
       return void this.#run(() => {
         const h = this.#href;
@@ -666,6 +672,8 @@ export class Instance {
       }, 2);
     }
     this.#call = when(c);
+    const u = this.#call?.[1];
+    if (u && u != this.#urls[1]) this.#urls = [this.#urls[1], u];
     this.#clock(this.#call && String(this.#call[0]));
     try {
       return fn();
@@ -1099,7 +1107,7 @@ export class Instance {
       url = typeof definitions === "string" || isURL(definitions);
       // A number JSON cannot hold (NaN, ±Infinity: JSON's null, a field left out) as its text,
       // so that `holdout: NaN` is rejected where a number is required, not read as absent.
-      text = url ? definitions + "" : (fields(definitions), toJSON(definitions, "segment definitions", (k, v) => (typeof v == "number" && !isFinite(v) ? v + "" : v)));
+      text = url ? definitions + "" : (fields(definitions), toJSON(definitions, "segment definitions", (k, v) => (typeof v == "number" && !isFinite(v) ? v + "" : v), "invalid_definitions"));
     } catch (e) {
       return Prom.reject(this.#report(e instanceof KeystoneError ? e : bad("segment definitions cannot be read"))); // a hostile Proxy
     }
@@ -1114,7 +1122,7 @@ export class Instance {
   async #load(text, url, queued) {
     try {
       try {
-        if (url) text = toJSON(fields(await fetchDefinitions(text)), "segment definitions");
+        if (url) text = toJSON(fields(await fetchDefinitions(text)), "segment definitions", 0, "invalid_definitions");
       } catch (e) {
         throw this.#report(e);
       }

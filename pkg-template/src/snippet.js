@@ -32,10 +32,17 @@
         // may change the object it passed before the replay (one object reused for several
         // calls); also one without prototype (Object.create(null), as query-string parsers
         // make). Anything else (a function, a class instance, a Map) is kept as given.
+        // (Arrays as arrays where a Prototype.js `Array.prototype.toJSON` makes them strings:
+        // the replacer is given what `toJSON` returned, and its holder the array.)
         for (var n = 0, o; n < a.length; n++)
           try {
             o = Object.getPrototypeOf(a[n]);
-            if (!o || o == Object.prototype) a[n] = JSON.parse(JSON.stringify(a[n]));
+            if (!o || o == Object.prototype)
+              a[n] = JSON.parse(
+                JSON.stringify(a[n], function (k, v) {
+                  return Array.isArray(this[k]) ? this[k] : v;
+                })
+              );
           } catch (_) {}
         var e = { m: m, a: a, c: at() };
         var p = new Q(function (r, j) {

@@ -141,7 +141,7 @@ pub fn decode(v: &Value) -> (Option<Profile>, Vec<Error>) {
         || wrong("uid", |v| v.is_null() || v.as_str().is_some())
         || wrong("ev", |v| v.as_arr().is_some())
         || wrong("recent", |v| v.as_arr().is_some())
-        || wrong("sess", |v| v.as_arr().is_some_and(|a| a.len() == 5))
+        || wrong("sess", |v| session(v).is_some())
         || wrong("first", |v| v.as_num().is_some_and(|t| fin(t) == t))
         || wrong("last", |v| v.as_num().is_some_and(|t| fin(t) == t))
     {
@@ -173,16 +173,9 @@ pub fn decode(v: &Value) -> (Option<Profile>, Vec<Error>) {
         corrupt(&mut errors, "stored traits over 32 KB were dropped");
     }
     p.epoch = num(m.get("ep")) as u32;
-    if let Some([Value::Str(id), Value::Num(count), Value::Num(pv), Value::Num(start), Value::Num(last)]) =
-        m.get("sess").and_then(Value::as_arr).map(|a| a.as_slice())
-    {
-        p.session = Session {
-            id: id.clone(),
-            count: to_u32(*count).unwrap_or(0),
-            pageviews: to_u32(*pv).unwrap_or(0),
-            started_at: fin(*start),
-            last_activity: fin(*last),
-        };
+    // (A damaged session is reset whole: the next activity starts a session, counted from 1.)
+    if let Some(s) = m.get("sess").and_then(session) {
+        p.session = s;
     }
     let mut bad_events = false;
     if let Some(list) = m.get("ev").and_then(Value::as_arr) {
@@ -212,6 +205,16 @@ pub fn decode(v: &Value) -> (Option<Profile>, Vec<Error>) {
         corrupt(&mut errors, "some stored events were unreadable and were dropped");
     }
     (Some(p), errors)
+}
+
+/// The stored session, when every part of it is readable: counts that are counts, times that
+/// are times (a negative or impossible number is damage, not 0).
+fn session(v: &Value) -> Option<Session> {
+    let [Value::Str(id), Value::Num(count), Value::Num(pv), Value::Num(start), Value::Num(last)] = v.as_arr()?.as_slice() else {
+        return None;
+    };
+    (fin(*start) == *start && fin(*last) == *last).then_some(())?;
+    Some(Session { id: id.clone(), count: to_u32(*count)?, pageviews: to_u32(*pv)?, started_at: *start, last_activity: *last })
 }
 
 /// A fresh profile keeping only the anonymous id of an unreadable stored object.

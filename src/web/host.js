@@ -30,7 +30,9 @@ export function storageRemove(key) {
 }
 
 // Compiled regexes by pattern (null: invalid), case-sensitive and not, each emptied when 64 are
-// held: evaluation tests the same few patterns over and over.
+// held: evaluation tests the same few patterns over and over, mostly on the same text (a
+// trait's value at every evaluation), so each keeps its last text and answer: a pattern that
+// backtracks for seconds on a value (`^(a+)+$`) costs it once, not at every later call.
 const regexes = [new Map(), new Map()];
 
 /** Whether JavaScript RegExp `pattern` (flag "i" when `icase`: `test` keeps no state) matches
@@ -44,9 +46,14 @@ export function regexTest(pattern, icase, text) {
     if (re === undefined) {
       if (cache.size >= 64) cache.clear();
       cache.set(pattern, (re = null));
-      cache.set(pattern, (re = new RegExp(pattern, icase ? "i" : "")));
+      cache.set(pattern, (re = [new RegExp(pattern, icase ? "i" : "")]));
     }
-    return re ? +re.test(text) : 2;
+    if (!re) return 2;
+    if (re[1] !== text) {
+      re[2] = +re[0].test(text);
+      re[1] = text;
+    }
+    return re[2];
   } catch (_) {
     return 2;
   }

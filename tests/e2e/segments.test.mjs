@@ -179,6 +179,56 @@ test("a rejected document keeps the previous definitions; init takes a URL; expl
   await page.context().close();
 });
 
+test("a document nested past what is read (256 levels), as an object or too deep for JSON.stringify, is rejected whole as invalid_definitions; the previous definitions stay", async (t) => {
+  if (!full) return t.skip(SKIP);
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    const ks = await Keystone.init({ segments: { version: 1, segments: [{ id: "ok", condition: { "traits.a": 1 } }] }, autoCapture: false });
+    ks.setTraits({ a: 1 });
+    const deep = (n) => {
+      let c = { "traits.a": 1 };
+      for (let i = 0; i < n; i++) c = { $and: [c] };
+      return { version: 1, segments: [{ id: "ok2", condition: { "traits.a": 1 } }, { id: "deep", condition: c }] };
+    };
+    const codes = [];
+    for (const n of [300, 20000]) await ks.loadSegments(deep(n)).then(() => codes.push("loaded"), (e) => codes.push(e.code));
+    // Within what is read, the deep segment alone is rejected.
+    const within = await ks.loadSegments(deep(100));
+    return { codes, within: [within.loaded, within.rejected.map((e) => [e.code, e.segmentId])], segments: ks.segments() };
+  });
+  assert.deepEqual(out.codes, ["invalid_definitions", "invalid_definitions"]);
+  assert.deepEqual(out.within, [["ok2"], [["invalid_segment", "deep"]]]);
+  assert.deepEqual(out.segments, ["ok2"]);
+  await page.context().close();
+});
+
+test("a $regex is run once per text: a pattern that backtracks for long on a trait's value is not run again at each later call", async (t) => {
+  if (!full) return t.skip(SKIP);
+  const ctx = await h.browser.newContext();
+  // Counts the runs of the segment's pattern (the engine tests patterns with RegExp#test).
+  await ctx.addInitScript(() => {
+    const test = RegExp.prototype.test;
+    window.__runs = 0;
+    RegExp.prototype.test = function (s) {
+      if (this.source === "^(a+)+$") window.__runs++;
+      return test.call(this, s);
+    };
+  });
+  const page = await h.open("/tests/esm.html", { context: ctx });
+  const out = await page.evaluate(async () => {
+    const ks = await Keystone.init({ segments: { version: 1, segments: [{ id: "aaa", condition: { "traits.x": { $regex: "^(a+)+$" } } }] }, autoCapture: false });
+    ks.setTraits({ x: "a".repeat(18) + "b" });
+    const once = window.__runs;
+    for (let i = 0; i < 20; i++) ks.track("Unrelated");
+    ks.setTraits({ x: "aaaa" });
+    return { once, after: window.__runs, segments: ks.segments() };
+  });
+  assert.ok(out.once >= 1);
+  assert.equal(out.after, out.once + 1, "the 20 events ran it again: " + JSON.stringify(out));
+  assert.deepEqual(out.segments, ["aaa"], "a new value is tested");
+  await ctx.close();
+});
+
 test("loadSegments calls apply in call order: a slow URL never lands over a later call's definitions", async (t) => {
   if (!full) return t.skip(SKIP);
   const ctx = await h.browser.newContext();

@@ -546,3 +546,98 @@ test("snippet: numbers JSON cannot carry in a queued call: maxQueueEvents Infini
   assert.deepEqual(out, { identify: "resolved", hashed: true, direct: "invalid_argument", bounded: true });
   await ctx.close();
 });
+
+/** A page whose HTML is `html` (served at /tests/tm.html?utm_source=search), in a fresh context
+ * whose keystone.global.js (or what `gated` names) answers only when `release()` is called. */
+async function servedPage(html, gated = "**/keystone.global.js") {
+  let release;
+  const gate = new Promise((r) => (release = r));
+  const ctx = await h.browser.newContext();
+  await ctx.route(gated, async (route) => (await gate, route.continue()));
+  await ctx.route("**/tests/tm.html*", (route) => route.fulfill({ status: 200, contentType: "text/html", body: html }));
+  const page = await ctx.newPage();
+  page.problems = [];
+  page.on("pageerror", (e) => page.problems.push(e.message));
+  // (Not waiting for the load event: the gated script holds it.)
+  await page.goto(h.url("/tests/tm.html?utm_source=search"), { waitUntil: "domcontentloaded" });
+  return { ctx, page, release };
+}
+
+const CONFIG = `<script>window.keystoneConfig = { src: "/pkg/dist/keystone.global.js", endpoint: "/v1/batch", writeKey: "demo-key", autoCapture: { clicks: false } };</script>`;
+
+/** The events sent for the page's visitor, once the replay is done and flushed. */
+async function sentAfterReplay(page, release) {
+  release();
+  await page.waitForFunction(() => window.keystone.__keystone === true);
+  const id = await page.evaluate(async () => {
+    await new Promise((r) => setTimeout(r, 100));
+    keystone.track("Live");
+    await keystone.flush();
+    return keystone.anonymousId();
+  });
+  return h.server.collector.events.filter((e) => e.anonymousId === id);
+}
+
+test("snippet at the top of <head>, before <title>: the landing view and the calls made on that page carry its title", async () => {
+  const { ctx, page, release } = await servedPage(
+    `<!doctype html><html><head>${CONFIG}<script>${SNIPPET}</script><script>keystone.track("In Head")</script><title>Red Shoes | Shop</title></head><body><script>keystone.track("In Body")</script></body></html>`,
+  );
+  const sent = await sentAfterReplay(page, release);
+  assert.deepEqual(sent.map((e) => [e.type, e.event || "", e.context.page.title, e.properties.title ?? null]), [
+    ["page", "", "Red Shoes | Shop", "Red Shoes | Shop"],
+    ["track", "In Head", "Red Shoes | Shop", null],
+    ["track", "In Body", "Red Shoes | Shop", null],
+    ["track", "Live", "Red Shoes | Shop", null],
+  ]);
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+});
+
+test("a page with Prototype.js's Array.prototype.toJSON: arrays in calls queued on the snippet (and on the script-tag build) stay arrays", async () => {
+  // Prototype.js 1.6: Array.prototype.toJSON returns the array's JSON text, so JSON.stringify
+  // of an object holding an array writes a string where the array was.
+  const PROTOTYPE = `<script>Array.prototype.toJSON = function () { var r = []; for (var i = 0; i < this.length; i++) r.push(JSON.stringify(this[i])); return "[" + r.join(", ") + "]"; };</script>`;
+  // The snippet's stub while keystone.global.js loads; the script-tag build's own queue while
+  // its wasm loads.
+  for (const [loader, gated] of [
+    [`<script>${SNIPPET}</script>`, "**/keystone.global.js"],
+    [`<script src="/pkg/dist/keystone.global.js"></script>`, "**/keystone_bg.wasm"],
+  ]) {
+    const { ctx, page, release } = await servedPage(
+      `<!doctype html><html><head><title>Cart</title>${PROTOTYPE}${CONFIG.replace("autoCapture", 'segments: { version: 1, segments: [{ id: "two", condition: { "traits.tags": { $size: 2 } } }] }, autoCapture')}${loader}</head><body><script>
+        keystone.track("Cart Viewed", { skus: ["A1", "B2"], nested: { ids: [1, [2, 3]] } });
+        keystone.setTraits({ tags: ["vip", "new"] });
+      </script></body></html>`,
+      gated,
+    );
+    const sent = await sentAfterReplay(page, release);
+    const cart = sent.find((e) => e.event === "Cart Viewed");
+    assert.deepEqual(cart?.properties, { skus: ["A1", "B2"], nested: { ids: [1, [2, 3]] } }, loader.slice(0, 30));
+    const out = await page.evaluate(() => [keystone.profile().traits.tags, keystone.segments()]);
+    assert.deepEqual(out, [["vip", "new"], ["two"]], loader.slice(0, 30));
+    assert.deepEqual(page.problems, []);
+    await ctx.close();
+  }
+});
+
+test("two SPA navigations before the script arrived: the navigation's view after the replay has the page before it as referrer, not the landing page", async () => {
+  const { ctx, page, release } = await servedPage(
+    `<!doctype html><html><head><title>Landing</title>${CONFIG}<script>${SNIPPET}</script></head><body><script>
+      keystone.track("On Landing");
+      history.pushState({}, "", "/tests/b"); document.title = "B";
+      keystone.track("On B");
+      history.pushState({}, "", "/tests/c"); document.title = "C";
+    </script></body></html>`,
+  );
+  const sent = await sentAfterReplay(page, release);
+  const row = (e) => [e.type, e.event || "", e.context.page.url.replace(/^.*\/tests\//, ""), e.context.page.referrer.replace(/^.*\/tests\//, "")];
+  assert.deepEqual(sent.map(row), [
+    ["page", "", "tm.html?utm_source=search", ""],
+    ["track", "On Landing", "tm.html?utm_source=search", ""],
+    ["track", "On B", "b", "tm.html?utm_source=search"],
+    ["page", "", "c", "b"],
+    ["track", "Live", "c", "b"],
+  ]);
+  assert.deepEqual(page.problems, []);
+  await ctx.close();
+});

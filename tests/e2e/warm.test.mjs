@@ -89,6 +89,54 @@ test("an idle page: the engine is instantiated and run before init, leaving no t
   await ctx.close();
 });
 
+test("the warm-up leaves the set-aside profiles alone: a damaged list is init's to report, an old one init's to keep under the site's retention", async () => {
+  const ctx = await h.browser.newContext();
+  await counted(ctx);
+  // Ada logs in and out: her profile is set aside. Then it is made 100 days old (past the
+  // default retention of 90 days, within the site's 365).
+  const first = await h.open("/tests/esm.html", { context: ctx });
+  const aside = await first.evaluate(async () => {
+    const ks = await Keystone.init({ retention: "365d" });
+    await ks.identify("ada@example.com", { tier: "gold" });
+    ks.reset();
+    ks.persistNow();
+    const list = JSON.parse(localStorage.getItem("ks_aside"));
+    list[0][1] -= 100 * 86400000;
+    return JSON.stringify(list);
+  });
+  await first.close();
+  for (const [stored, expect] of [
+    [aside, { errors: [], tier: "gold" }],
+    [aside.slice(0, 40), { errors: ["storage_corrupt"], tier: null }],
+    ['["junk",' + aside.slice(1), { errors: ["storage_corrupt"], tier: "gold" }],
+  ]) {
+    const plain = await ctx.newPage();
+    await plain.goto(h.url("/tests/blank.html"));
+    await plain.evaluate((v) => localStorage.setItem("ks_aside", v), stored);
+    await plain.close();
+    const page = await ctx.newPage();
+    await page.goto(h.url("/tests/esm.html"));
+    await page.evaluate(() => (window.__instances = 0));
+    await warmed(page);
+    await page.evaluate(() => new Promise((r) => setTimeout(r, 200)));
+    assert.equal(await page.evaluate(() => localStorage.getItem("ks_aside")), stored, "the warm-up wrote nothing");
+    const out = await page.evaluate(async () => {
+      const errors = [];
+      const ks = await Keystone.init({ retention: "365d" });
+      ks.on("error", (e) => errors.push(e.code));
+      await new Promise((r) => setTimeout(r, 50));
+      await ks.identify("ada@example.com");
+      const tier = ks.profile().traits.tier ?? null;
+      ks.reset();
+      ks.persistNow();
+      return { errors, tier };
+    });
+    assert.deepEqual(out, expect, stored.slice(0, 50));
+    await page.close();
+  }
+  await ctx.close();
+});
+
 test("opt-in: the warm-up creates no id and stores nothing before or after consent is asked", async () => {
   const ctx = await h.browser.newContext();
   await counted(ctx);
