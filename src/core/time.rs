@@ -15,7 +15,7 @@ pub const HOUR: f64 = 60.0 * MINUTE;
 pub const DAY: f64 = 24.0 * HOUR;
 
 /// What a duration must be, in the errors of the options and of the definitions (one text).
-pub const MUST_BE_DURATION: &str = "must be a duration: an integer and m, h, d or w (\"30m\", \"7d\")";
+pub const MUST_BE_DURATION: &str = "must be a duration: a positive integer and m, h, d or w (\"30m\", \"7d\")";
 
 /// Parses a duration: an integer and a unit `m`, `h`, `d` or `w`. Returns milliseconds.
 pub fn parse_duration(s: &str) -> Option<f64> {
