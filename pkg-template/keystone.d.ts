@@ -442,7 +442,9 @@ export interface KeystoneInstance {
    * Subscribes to a Keystone event. Listeners run before the call that caused them returns, once
    * Keystone is done with it, in the order the changes happened (a listener may call Keystone
    * again: that call's changes are heard after the ones before them); a listener that throws
-   * does not stop the others.
+   * does not stop the others. A read (`segments()`, `inSegment()`, `profile()`, `explain()`,
+   * `decide()`) that first records a pending SPA navigation's view or a passed window calls
+   * those listeners a microtask after it returns (a read in a component's render runs none).
    * @example ks.on("segment:enter", ({ segment }) => console.log("entered", segment));
    */
   on<K extends keyof KeystoneEvents>(eventName: K, callback: (payload: KeystoneEvents[K]) => void): KeystoneInstance;

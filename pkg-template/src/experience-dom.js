@@ -53,7 +53,9 @@ export const experience = (ks, el, id) => {
   const other = kids.filter((c) => !t || !nodes.includes(c));
   authored = t && there ? [...authored, ...other] : other;
   // A variant without a template shows the authored content (never a previous variant's).
-  const next = tpl ? [...tpl.content.cloneNode(true).childNodes] : authored;
+  // (A template made by React or Vue, `createElement("template")` and children appended, holds
+  // them as its own children: its `content` is empty.)
+  const next = tpl ? [...(tpl.content.firstChild ? tpl.content : tpl).cloneNode(true).childNodes] : authored;
   if (tpl || t) {
     for (const c of kids) c.remove();
     el.append(...next);

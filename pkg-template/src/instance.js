@@ -462,6 +462,8 @@ export class Instance {
   #early = [];
   #heard = []; // notifications not yet delivered (see #deliver)
   #delivering = 0;
+  #quiet = 0; // a read is running (see #read)
+  #later = null; // the microtask delivering what a read recorded
   #cookieId;
   // A consent choice is known (not opt-in still waiting for one): until then a shared id cookie
   // found (another subdomain's, written with consent) is left alone, not erased.
@@ -532,6 +534,23 @@ export class Instance {
       } finally {
         this.#stale = 0;
       }
+    }
+  }
+
+  /** A read (`fn`, its answer `out` when the engine is off), after what `#now` records first
+   * (an SPA navigation's view, a window passed): the listeners of those changes are called a
+   * microtask later, so that a read made while a framework renders (`inSegment()` in a
+   * component after a router's `pushState`) runs none, as a listener updating a component's
+   * state then would be an update during another component's render. (The read's own notices,
+   * an error, follow them; heard at once when there are none.) */
+  #read(fn, out) {
+    this.#quiet = 1;
+    try {
+      this.#now();
+      this.#quiet = !!this.#later;
+      return this.#run(fn, 0, out);
+    } finally {
+      this.#quiet = 0;
     }
   }
 
@@ -748,6 +767,8 @@ export class Instance {
         q[q.length] = type ? [type, type === "error" ? warn(toKeystoneError(n.error)) : payload] : n;
       }
       if (this.#delivering) return;
+      // (During a read, `#read`: kept for a microtask, or for the next call that delivers.)
+      if (this.#quiet) return void (this.#later ||= Prom.resolve().then(() => ((this.#later = null), this.#deliver([]))));
       this.#delivering = 1;
       // (Bounded: listeners that keep answering each other's changes must not hang the page.)
       for (let i = 0; i < q.length && i < 1e4; i++) this.#emit(q[i][0], q[i][1]);
@@ -1142,28 +1163,24 @@ export class Instance {
   /** Which variant of an experience to show: `{experience, variant, holdout}`, or null. */
   decide(experienceId) {
     // Not a "change" for the declarative renderer (which calls it): only an exposure to persist.
-    this.#now();
-    const d = this.#run(() => this.#core.decide(id(experienceId)), 0, null);
+    const d = this.#read(() => this.#core.decide(id(experienceId)), null);
     this.#schedulePersist();
     return d;
   }
 
   /** Ids of the segments the visitor is in now, sorted. */
   segments() {
-    this.#now();
-    return this.#run(() => this.#core.segments(), 0, []);
+    return this.#read(() => this.#core.segments(), []);
   }
 
   /** Whether the visitor is in segment `id`. */
   inSegment(segmentId) {
-    this.#now();
-    return this.#run(() => this.#core.inSegment(id(segmentId)), 0, false);
+    return this.#read(() => this.#core.inSegment(id(segmentId)), false);
   }
 
   /** The profile document (a plain object copy). */
   profile() {
-    this.#now();
-    return this.#run(() => this.#core.profile(), 0, null);
+    return this.#read(() => this.#core.profile(), null);
   }
 
   /** The anonymous id (null before consent in opt-in mode and after forget()). */
@@ -1178,8 +1195,7 @@ export class Instance {
 
   /** Why the visitor is or is not in a segment: the condition tree with each node's result. */
   explain(segmentId) {
-    this.#now();
-    return this.#run(() => this.#core.explain(id(segmentId)), 0, null);
+    return this.#read(() => this.#core.explain(id(segmentId)), null);
   }
 
   /** GrowthBook-compatible condition evaluation (see the module function). */

@@ -499,14 +499,17 @@ test("explain() also catches up a time-based change whose timer did not run (a d
   });
   assert.deepEqual(before, [true, "offer"]);
   await page.clock.setSystemTime(new Date("2026-05-01T13:00:00Z")); // no timer runs
-  // The pending exit is heard before explain() answers, and the answer agrees with it: the
-  // experience's variant too (it reads membership).
-  const after = await page.evaluate(() => {
+  // The pending exit is recorded before explain() answers, and the answer agrees with it: the
+  // experience's variant too (it reads membership). Its listeners are called a microtask after
+  // the read (a read runs none: it may be made during a framework's render).
+  const after = await page.evaluate(async () => {
     const e = ks.explain("recent");
-    const heard = exits.slice();
-    return { result: e.result, heard, variant: ks.explain("hero").variant };
+    const during = exits.slice();
+    const variant = ks.explain("hero").variant;
+    await Promise.resolve();
+    return { result: e.result, during, heard: exits.slice(), variant };
   });
-  assert.deepEqual(after, { result: false, heard: ["recent"], variant: "plain" });
+  assert.deepEqual(after, { result: false, during: [], heard: ["recent"], variant: "plain" });
   await page.context().close();
 });
 
@@ -571,6 +574,45 @@ test("listeners hear a call's changes before it returns; a listener may call Key
   assert.deepEqual(out.afterIdentify.slice(3), ["identify 64"]);
   assert.deepEqual(out.afterReset.slice(4).sort(), ["exit rewarded", "exit viewer", "reset"]);
   assert.deepEqual(out.segs, []);
+  await page.context().close();
+});
+
+test("a read that records a navigation's page view first (inSegment in a component's render after a router's pushState) calls the listeners a microtask after it returns, not during it", async () => {
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    const ks = await Keystone.init({ segments: { version: 1, segments: [{ id: "cart", condition: { "context.path": "/cart" } }] } });
+    const log = [];
+    ks.on("segment:enter", ({ segment }) => log.push("enter " + segment));
+    ks.on("segment:exit", ({ segment }) => log.push("exit " + segment));
+    const read = (what, f) => {
+      log.push(what + " begins");
+      const r = f();
+      log.push(what + " returns " + r);
+    };
+    // A router: pushState, then its components render and read membership.
+    history.pushState({}, "", "/cart");
+    read("inSegment", () => ks.inSegment("cart"));
+    read("segments", () => ks.segments().join());
+    await Promise.resolve();
+    log.push("microtask");
+    // A change made by a call (not a read) is heard before that call returns.
+    history.pushState({}, "", "/home");
+    ks.track("Clicked");
+    log.push("track returned");
+    await new Promise((r) => setTimeout(r, 0));
+    history.back();
+    await new Promise((r) => addEventListener("popstate", r, { once: true }));
+    read("profile", () => ks.profile().context.path);
+    const sync = [...log];
+    await new Promise((r) => setTimeout(r, 0));
+    return { sync, log };
+  });
+  assert.deepEqual(out.sync, [
+    "inSegment begins", "inSegment returns true", "segments begins", "segments returns cart", "enter cart", "microtask",
+    "exit cart", "track returned",
+    "profile begins", "profile returns /cart",
+  ]);
+  assert.deepEqual(out.log.slice(out.sync.length), ["enter cart"]);
   await page.context().close();
 });
 

@@ -195,6 +195,45 @@ test("declarative experience: a variant without a template shows the authored co
   await context.close();
 });
 
+test("declarative experience built as React and Vue build it (createElement(\"template\"), children appended to the template itself): the variant's markup shows", async () => {
+  const { page, context, go } = await openPage("/tests/blank.html");
+  await page.goto(h.url("/tests/esm.html"));
+  await page.waitForFunction(() => window.__ksLoaded === true);
+  const defs = {
+    version: 1,
+    segments: [{ id: "vip", condition: { "traits.tier": "gold" } }],
+    experiences: [{ id: "hero", variants: [{ id: "gold_offer", segment: "vip" }, { id: "welcome" }] }],
+  };
+  const out = await page.evaluate(async (defs) => {
+    // What React's and Vue's DOM renderers do with <template><p>…</p></template> in JSX or h().
+    const el = (tag, attrs, ...kids) => {
+      const e = document.createElement(tag);
+      for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+      e.append(...kids);
+      return e;
+    };
+    const box = el("div", { id: "hero", "data-keystone-experience": "hero" },
+      el("p", {}, "Fallback"),
+      el("template", { "data-keystone-variant": "welcome" }, el("p", { class: "w" }, "Welcome")),
+      el("template", { "data-keystone-variant": "gold_offer" }, el("p", { class: "g" }, "Gold offer")));
+    document.body.append(box);
+    const ks = await Keystone.init({ segments: defs, autoCapture: false });
+    const shown = () => [...box.childNodes].filter((c) => c.nodeName !== "TEMPLATE").map((c) => c.outerHTML).join("");
+    const settle = () => new Promise((r) => setTimeout(r, 50));
+    await settle();
+    const first = [box.getAttribute("data-keystone-rendered"), shown()];
+    ks.setTraits({ tier: "gold" });
+    await settle();
+    return [first, [box.getAttribute("data-keystone-rendered"), shown()]];
+  }, defs);
+  assert.deepEqual(out, [
+    ["welcome", '<p class="w">Welcome</p>'],
+    ["gold_offer", '<p class="g">Gold offer</p>'],
+  ]);
+  assert.deepEqual(page.problems, []);
+  await context.close();
+});
+
 test("declarative experience: a template's data-keystone-text is filled on the first render", async () => {
   const context = await h.browser.newContext();
   const defs = { version: 1, segments: [], experiences: [{ id: "greet", variants: [{ id: "hi" }] }] };
