@@ -808,9 +808,11 @@ export class Instance {
     if (this.#early && type === "error") return void this.#early.push(payload);
     const set = this.#listeners.get(type);
     if (!set) return;
+    // (Those added meanwhile wait for the next event; one removed meanwhile is not called, as
+    // with the DOM's listeners: a component unmounted by another listener hears nothing more.)
     for (const cb of [...set]) {
       try {
-        cb(payload);
+        if (set.has(cb)) cb(payload);
       } catch (e) {
         // A throwing listener must not break Keystone or the other listeners.
         setTimeout(() => {

@@ -616,6 +616,26 @@ test("a read that records a navigation's page view first (inSegment in a compone
   await page.context().close();
 });
 
+test("a listener removed by another listener during an event is not called for it (as with DOM listeners); one added then waits for the next", async () => {
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    const ks = await Keystone.init({ segments: { version: 1, segments: [{ id: "a", condition: { $performed: { event: "A" } } }, { id: "b", condition: { $performed: { event: "B" } } }] } });
+    const log = [];
+    const second = ({ segment }) => log.push("second " + segment);
+    const third = ({ segment }) => log.push("third " + segment);
+    ks.on("segment:enter", ({ segment }) => {
+      log.push("first " + segment);
+      if (segment === "a") ks.off("segment:enter", second).on("segment:enter", third);
+    });
+    ks.on("segment:enter", second);
+    ks.track("A");
+    ks.track("B");
+    return log;
+  });
+  assert.deepEqual(out, ["first a", "first b", "third b"]);
+  await page.context().close();
+});
+
 test("a listener that calls Keystone again: every listener hears the changes in the order they happened", async () => {
   const page = await h.open();
   const out = await page.evaluate(async () => {
