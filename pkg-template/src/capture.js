@@ -72,7 +72,15 @@ export function startCapture(ks, options, start) {
     lastUrl = location.href;
     // The page left's engaged time (with its context), then the new page's context and view.
     const e = on("engagement"), s = e && seconds();
-    if (e || on("pageViews")) (pending = () => ks._navigated(referrer, s, on("pageViews"))), setTimeout(flush);
+    // (Or at the next frame, if that comes first: before it is painted, so that what the page
+    // keeps across routes, a banner on `context.path`, never shows the last route's state.)
+    if (e || on("pageViews")) {
+      pending = () => ks._navigated(referrer, s, on("pageViews"));
+      setTimeout(flush);
+      try {
+        requestAnimationFrame(flush);
+      } catch (_) {}
+    }
     if (e) active();
     reached = 0;
   };

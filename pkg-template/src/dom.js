@@ -47,9 +47,32 @@ const hide = (el, hidden) => {
 // Shown when in the `show` segment (if any) and not in the `hide` segment (if any): both
 // attributes on one element both apply.
 const visibility = (ks, el, _, state) => {
+  if (covers.has(el)) return; // hidden by its experience container (below)
   const show = el.getAttribute(ATTRS[0]);
   const not = el.getAttribute(ATTRS[1]);
   hide(el, (show != null && !state.in(show)) || (not != null && state.in(not)));
+};
+
+// The authored children of an experience container (any but the variants' templates and
+// Keystone's clone) are hidden while a variant shows, never taken out: a framework keeps its
+// nodes, and throws on one no longer in the container (React removing a conditional fallback,
+// Vue inserting before it). An element is hidden as show/hide hide one, whatever its own
+// show/hide says meanwhile, and shown again as it was (then as its show/hide says); a text node
+// is emptied, and its text put back (unless the page wrote some since).
+const covers = new WeakMap(); // element → [hidden, display, priority] before it was hidden; text node → its text
+export const cover = (ks, c, on, p = covers.get(c)) => {
+  if (c.nodeType == 1) {
+    if (on) {
+      p || covers.set(c, [c.style.display, c.style.getPropertyPriority("display"), c.hidden]);
+      put(c, ["none", "important", true]);
+    } else if (p) {
+      covers.delete(c);
+      put(c, p);
+      (c.hasAttribute(ATTRS[0]) || c.hasAttribute(ATTRS[1])) && visibility(ks, c, 0, { in: (id) => ks.inSegment(id) });
+    }
+  } else if (c.nodeType == 3)
+    if (on) c.data && (covers.set(c, c.data), (c.data = ""));
+    else if (p != null) (c.data ||= p), covers.delete(c);
 };
 
 // Text: Keystone only ever puts back what it overwrote. `wrote` holds, while Keystone's text is
@@ -237,6 +260,10 @@ export function bind(ks) {
       if (type == "attributes") lost(el), roots.add([el]);
       else {
         el && (el.hasAttribute(ATTRS[3]) || (el.hasAttribute(ATTRS[2]) && el.textContent === wrote.get(el)?.[0])) && roots.add([el]);
+        // A variant's template whose children a framework changed (React, Vue: they are the
+        // element's own): its container renders the variant again.
+        const c = el?.closest?.("template[data-keystone-variant]")?.parentNode;
+        c?.hasAttribute(ATTRS[3]) && roots.add([c]);
         for (const n of addedNodes) if (n.nodeType == 1 && (n.matches(SEL) || n.querySelector(SEL))) roots.add(n);
       }
     }

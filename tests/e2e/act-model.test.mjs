@@ -352,7 +352,8 @@ async function runSequence(seed, steps) {
         [...document.querySelectorAll("[data-keystone-experience]")].map((el) => ({
           id: el.getAttribute("data-keystone-experience"),
           rendered: el.getAttribute("data-keystone-rendered"),
-          html: [...el.children].filter((c) => c.tagName !== "TEMPLATE").map((c) => c.outerHTML).join(""),
+          // (The authored content stays while a variant shows, hidden.)
+          html: [...el.children].filter((c) => c.tagName !== "TEMPLATE" && !c.hidden).map((c) => c.outerHTML.replace(' style=""', "")).join(""),
         })),
       );
     const before = cfg.autoCapture ? await readDom() : null;

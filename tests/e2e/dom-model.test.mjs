@@ -229,7 +229,11 @@ function runtime() {
   function checkEl(el, x, m) {
     // show/hide: what Keystone last wrote, or what the page set since (or as authored).
     const got = vis(el);
-    const want = x.tpl ? (managed(x) ? rendering(x, m) : x.own) : x.snap || (managed(x) ? x.kw : x.own);
+    // An authored child of an experience container showing a variant's template is hidden by it.
+    const box = el.parentNode?.getAttribute?.("data-m") != null && E.get(+el.parentNode.getAttribute("data-m"));
+    const shownId = box && box.exp != null ? decide(box.exp, m) : null;
+    const covered = !x.tpl && shownId != null && box.templates.some((t) => t.variant === shownId);
+    const want = covered ? { hidden: true, display: "none", prio: "important" } : x.tpl ? (managed(x) ? rendering(x, m) : x.own) : x.snap || (managed(x) ? x.kw : x.own);
     if (JSON.stringify(got) != JSON.stringify(want)) fail(x, "hidden/display", got, want);
     // text
     if (x.textEver) {
@@ -251,8 +255,12 @@ function runtime() {
       if (tplEls.length != x.templates.length || x.templates.some((t, i) => tplEls[i] !== t.el)) fail(x, "templates kept", tplEls.length, x.templates.length);
       const t = id != null && x.templates.find((t) => t.variant === id);
       if (t) {
+        // The variant's clone last; the authored content before it stays, hidden (an element)
+        // or emptied (a text node).
         const want = [...t.el.content.childNodes];
-        const same = kids.length == want.length && want.every((n, i) => kids[i].nodeName == n.nodeName && (n.nodeType != 1 || kids[i].getAttribute("data-m") === n.getAttribute("data-m")) && (n.nodeType != 3 || kids[i].data === n.data));
+        const shown = kids.slice(kids.length - want.length);
+        const covered = kids.slice(0, kids.length - want.length).every((c) => (c.nodeType == 1 ? c.hidden : c.nodeType != 3 || !c.data));
+        const same = covered && kids.length >= want.length && want.every((n, i) => shown[i].nodeName == n.nodeName && (n.nodeType != 1 || shown[i].getAttribute("data-m") === n.getAttribute("data-m")) && (n.nodeType != 3 || shown[i].data === n.data));
         if (!same) fail(x, `variant ${id} rendered once`, el.innerHTML.replace(/<template[\s\S]*?<\/template>/g, ""), t.el.innerHTML);
       } else if (!x.fallback) {
         if (kidsText(el) !== x.fallText) fail(x, `fallback content (streamed; variant ${id})`, kidsText(el), x.fallText);

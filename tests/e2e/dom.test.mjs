@@ -832,11 +832,33 @@ fetch("/go");
     await page.goto(`http://127.0.0.1:${server.address().port}/`, { waitUntil: "commit" });
     await page.waitForFunction(() => window.ks && document.readyState === "complete");
     await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0))));
-    const shown = await page.evaluate(() => [...document.getElementById("hero").childNodes].filter((c) => c.nodeName != "TEMPLATE").map((c) => c.outerHTML ?? c.data).join(""));
+    const shown = await page.evaluate(() => [...document.getElementById("hero").childNodes].filter((c) => c.nodeName != "TEMPLATE" && !c.hidden).map((c) => c.outerHTML ?? c.data).join(""));
     assert.equal(shown, '<p>Welcome</p><p id="second">and more</p>');
     assert.deepEqual(page.problems, []);
   } finally {
     await context.close();
     server.close();
   }
+});
+
+test("an SPA navigation made on a click: the first frame of the new route is painted personalized for it (a banner on context.path kept across routes, its text)", async () => {
+  const page = await h.open("/tests/esm.html");
+  const before = await page.evaluate(async () => {
+    document.body.insertAdjacentHTML("afterbegin", '<div id="banner" data-keystone-show="products">On products</div><span id="where" data-keystone-text="context.path">?</span><a id="link" href="/tests/products/42">Product</a>');
+    await Keystone.init({ segments: { version: 1, segments: [{ id: "products", condition: { "context.path": { $regex: "^/tests/products/" } } }] } });
+    window.__frames = [];
+    document.getElementById("link").addEventListener("click", (e) => {
+      e.preventDefault();
+      history.pushState({}, "", "/tests/products/42"); // a router: no markup of Keystone's added, no read
+      // The next frame, before it is painted (rAF callbacks run then): what it shows.
+      requestAnimationFrame(() => __frames.push([getComputedStyle(document.getElementById("banner")).display, document.getElementById("where").textContent]));
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    return [getComputedStyle(document.getElementById("banner")).display, document.getElementById("where").textContent];
+  });
+  assert.deepEqual(before, ["none", "/tests/esm.html"]);
+  await page.click("#link");
+  await page.waitForFunction(() => window.__frames.length > 0);
+  assert.deepEqual(await page.evaluate(() => window.__frames), [["block", "/tests/products/42"]]);
+  await page.context().close();
 });

@@ -44,8 +44,9 @@ async function openPage(path, ctx) {
 const rendered = (page) =>
   page.evaluate(() => {
     const el = document.getElementById("hero");
-    const shown = [...el.children].filter((c) => c.tagName !== "TEMPLATE");
-    return { variant: el.getAttribute("data-keystone-rendered"), html: shown.map((c) => c.outerHTML).join(""), templates: el.querySelectorAll("template").length };
+    // (The authored content stays in the container while a variant shows, hidden.)
+    const shown = [...el.children].filter((c) => c.tagName !== "TEMPLATE" && !c.hidden);
+    return { variant: el.getAttribute("data-keystone-rendered"), html: shown.map((c) => c.outerHTML.replace(' style=""', "")).join(""), templates: el.querySelectorAll("template").length };
   });
 
 const views = (page) => page.evaluate(() => (ks.profile().events["Experience Viewed"] || { count: 0 }).count);
@@ -218,7 +219,7 @@ test("declarative experience built as React and Vue build it (createElement(\"te
       el("template", { "data-keystone-variant": "gold_offer" }, el("p", { class: "g" }, "Gold offer")));
     document.body.append(box);
     const ks = await Keystone.init({ segments: defs, autoCapture: false });
-    const shown = () => [...box.childNodes].filter((c) => c.nodeName !== "TEMPLATE").map((c) => c.outerHTML).join("");
+    const shown = () => [...box.childNodes].filter((c) => c.nodeName !== "TEMPLATE" && !c.hidden).map((c) => c.outerHTML).join("");
     const settle = () => new Promise((r) => setTimeout(r, 50));
     await settle();
     const first = [box.getAttribute("data-keystone-rendered"), shown()];
@@ -230,6 +231,52 @@ test("declarative experience built as React and Vue build it (createElement(\"te
     ["welcome", '<p class="w">Welcome</p>'],
     ["gold_offer", '<p class="g">Gold offer</p>'],
   ]);
+  assert.deepEqual(page.problems, []);
+  await context.close();
+});
+
+test("declarative experience under a framework that owns the container: its fallback nodes stay (hidden), so it can remove or insert around them; a variant's template whose children it changes is shown again", async () => {
+  const { page, context } = await openPage("/tests/esm.html");
+  await page.goto(h.url("/tests/esm.html"));
+  await page.waitForFunction(() => window.__ksLoaded === true);
+  const defs = { version: 1, segments: [], experiences: [{ id: "hero", variants: [{ id: "prod" }] }] };
+  const out = await page.evaluate(async (defs) => {
+    // As React renders {loading && <p>Loading…</p>} beside <template data-keystone-variant="prod">.
+    const box = document.createElement("div");
+    box.setAttribute("data-keystone-experience", "hero");
+    const loading = document.createElement("p");
+    loading.textContent = "Loading…";
+    const text = document.createTextNode("plain fallback text");
+    const tpl = document.createElement("template");
+    tpl.setAttribute("data-keystone-variant", "prod");
+    const offer = document.createElement("p");
+    offer.textContent = "Product 1 offer";
+    tpl.append(offer);
+    box.append(loading, text, tpl);
+    document.body.append(box);
+    await Keystone.init({ segments: defs, autoCapture: false });
+    const settle = () => new Promise((r) => setTimeout(r, 50));
+    await settle();
+    const visible = () => box.innerText.trim();
+    const first = visible();
+    // The framework's own DOM operations on its nodes: none throws.
+    const errors = [];
+    const op = (f) => {
+      try {
+        f();
+      } catch (e) {
+        errors.push(e.name);
+      }
+    };
+    op(() => box.removeChild(loading)); // React: loading is over
+    const error = document.createElement("p");
+    error.textContent = "Error!";
+    op(() => box.insertBefore(error, text)); // Vue: a v-if before the fallback
+    offer.textContent = "Product 2 offer"; // the template's child, re-rendered with new props
+    await settle();
+    return { first, errors, after: visible(), kept: text.isConnected };
+  }, defs);
+  assert.deepEqual(out, { first: "Product 1 offer", errors: [], after: "Product 2 offer", kept: true });
   assert.deepEqual(page.problems, []);
   await context.close();
 });
@@ -535,7 +582,7 @@ test("the demo shop's hero and offers are experiences", async () => {
   await page.waitForFunction(() => document.documentElement.dataset.shopReady === "1");
   await page.waitForFunction(() => document.getElementById("hero").getAttribute("data-keystone-rendered") === "default");
   const out = await page.evaluate(() => ({
-    hero: document.querySelectorAll("#hero > .hero-slide").length,
+    hero: document.querySelectorAll("#hero > .hero-slide:not([hidden])").length,
     defaultShown: !!document.querySelector("#hero > #hero-default .ico, #hero > #hero-default svg"),
     offers: document.querySelector('[data-keystone-experience="offers"]').getAttribute("data-keystone-rendered"),
     goldOffer: !!document.getElementById("gold-offer"),
@@ -588,7 +635,7 @@ test("script-tag build: a declarative experience is decided once the calls queue
   const out = await page.evaluate(async () => {
     await keystone.init();
     await new Promise((r) => setTimeout(r, 50));
-    const r = { shown, now: document.getElementById("hero").textContent.trim(), decide: keystone.decide("hero").variant, id: keystone.anonymousId() };
+    const r = { shown, now: document.getElementById("hero").innerText.trim(), decide: keystone.decide("hero").variant, id: keystone.anonymousId() };
     await keystone.flush();
     return r;
   });
