@@ -147,6 +147,27 @@ fn a_condition_on_the_documents_events_leaves_when_the_retention_drops_them() {
     assert_eq!(count(&b, "New"), 1.0);
 }
 
+/// A tab left idle past the timeout, then hidden or closed: its `Page Engagement` report is
+/// time already spent, no new visit (before, it started session 2, with no page view, and a
+/// "returning visitor" segment on `session.count` entered for a first-time visitor).
+#[test]
+fn a_page_engagement_report_goes_on_with_its_visit_and_never_starts_one() {
+    let mut k = ks(1, None, T0);
+    k.page(T0, Map::new());
+    let sess = |k: &Keystone, f: &str| k.profile_document().path(&format!("session.{f}")).and_then(Value::as_num).unwrap();
+    let engaged = Map::new().with("seconds", 30.0);
+    // Within the timeout: it continues the visit (its activity counts).
+    k.track(T0 + 20.0 * MINUTE, "Page Engagement", engaged.clone()).unwrap();
+    assert_eq!((sess(&k, "count"), sess(&k, "durationSec")), (1.0, 1200.0));
+    // 40 minutes idle (timeout 30): recorded, in no new session.
+    k.track(T0 + 60.0 * MINUTE, "Page Engagement", engaged).unwrap();
+    assert_eq!((sess(&k, "count"), sess(&k, "pageviews")), (1.0, 1.0));
+    assert_eq!(count(&k, "Page Engagement"), 2.0);
+    // The next activity of the visitor is a new visit.
+    k.track(T0 + 61.0 * MINUTE, "Clicked", Map::new()).unwrap();
+    assert_eq!((sess(&k, "count"), sess(&k, "pageviews")), (2.0, 0.0));
+}
+
 #[test]
 fn sessions_follow_the_inactivity_timeout() {
     let mut k = ks(1, None, T0);

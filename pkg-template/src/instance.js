@@ -463,6 +463,7 @@ export class Instance {
   #heard = []; // notifications not yet delivered (see #deliver)
   #delivering = 0;
   #quiet = 0; // a read is running (see #read)
+  #away = 0; // the page went into the back/forward cache (see #back)
   #later = null; // the microtask delivering what a read recorded
   #cookieId;
   // A consent choice is known (not opt-in still waiting for one): until then a shared id cookie
@@ -615,6 +616,7 @@ export class Instance {
     // or `performance.now` makes it throw too: reported, never thrown into the page.)
     try {
       try {
+        this.#back();
         if (mutates == 1) this.#follow(); // (2: a change that sets the context itself)
         out = fn();
       } catch (e) {
@@ -632,6 +634,7 @@ export class Instance {
     try {
       if (!this.#engine()) throw new KeystoneError("internal_trap", "the Keystone engine is off after repeated failures");
       try {
+        this.#back();
         if (mutates) this.#follow();
         return Prom.resolve(fn());
       } finally {
@@ -639,6 +642,16 @@ export class Instance {
       }
     } catch (e) {
       return Prom.reject(this.#report(e));
+    }
+  }
+
+  /** Back from the back/forward cache (`#away`, until Keystone's own `pageshow`): what other
+   * pages stored meanwhile, first. (Also for the calls made while the page is being hidden: then
+   * nothing new.) */
+  #back() {
+    if (this.#away) {
+      this.#forgot();
+      this.#core.sync(this.#lockName(), stored(this.#lockName()));
     }
   }
 
@@ -872,6 +885,11 @@ export class Instance {
     // must not be taken for another tab's logout or switch of users, which sets the known
     // profile of before aside again.
     addEventListener("storage", (e) => (this.#forgot(), this.#run(() => this.#core.sync(e.key, e.newValue), true)));
+    // A page restored from the back/forward cache has not heard what other pages stored while it
+    // was there (a logout): read at its first call, or when it is shown, whichever comes first
+    // (a `pageshow` listener of the page's own, added before Keystone's, records an event: not as
+    // the person who left).
+    addEventListener("pageshow", (e) => e.persisted && (this.#run(() => 0, true), (this.#away = 0)));
     // And what another tab wrote while this one was starting (a definitions URL may take
     // seconds): a logout or a switch of users made there meanwhile is followed before this page
     // records anything or init resolves.
@@ -924,7 +942,8 @@ export class Instance {
       this.#followCookie = follow; // and before a login or logout here, which then apply to it
     }
     this.#after(false, true); // delivery learns the starting consent
-    addEventListener("pagehide", () => this.persistNow());
+    // (Then, going into the back/forward cache, the page is `#away`.)
+    addEventListener("pagehide", (e) => (this.persistNow(), e.persisted && (this.#away = 1)));
     // Shown again (after a sleep, say): a time-based change that came meanwhile, at once.
     document.addEventListener("visibilitychange", () => (document.visibilityState === "hidden" ? this.persistNow() : this.#now()));
     this.#scheduleExpiry();

@@ -143,7 +143,13 @@ impl Profile {
     pub fn apply(&mut self, op: &Op, session_timeout: f64) {
         match op {
             Op::Event { page, name, ts, props, id } => {
-                self.touch_session(*ts, session_timeout, id);
+                // Auto-capture's `Page Engagement` reports time already spent: it goes on with
+                // the visit it was spent in, and never starts one (a tab left idle past the
+                // timeout, then hidden or closed, is no new visit).
+                let s = &self.session;
+                if name != "Page Engagement" || (!s.id.is_empty() && *ts - s.last_activity <= session_timeout) {
+                    self.touch_session(*ts, session_timeout, id);
+                }
                 if *page {
                     self.session.pageviews = self.session.pageviews.saturating_add(1);
                 }

@@ -72,6 +72,54 @@ for (const [name, options] of Object.entries(CONFIGS)) {
   });
 }
 
+// A shared computer: Ada logs in on one page, goes to another page of the site and logs out
+// there, then Back restores the first page from the cache. The site's own `pageshow` listener
+// (added before or after init) records a restore event at once: it must not go out as Ada.
+for (const early of [false, true]) {
+  test(`a page restored by Back after a logout on the next page: its first event (a pageshow listener added ${early ? "before" : "after"} init) is the logged-out visitor's`, async () => {
+    const ctx = await browser.newContext();
+    const listen = () =>
+      addEventListener("pageshow", (e) => {
+        if (!e.persisted) return;
+        window.__seen = { user: ks.userId(), anon: ks.anonymousId() };
+        ks.track("Restored");
+      });
+    const c = await cachedPage(ctx, early ? `(${listen})()` : undefined);
+    const { page, problems } = c;
+    const options = { endpoint: "/v1/batch", writeKey: "demo-key", autoCapture: false };
+    await page.goto(server.url + "/tests/esm.html?first");
+    await page.waitForFunction(() => window.__ksLoaded === true);
+    const ada = await page.evaluate(async ({ o, late }) => {
+      window.ks = await Keystone.init(o);
+      if (late) (0, eval)(`(${late})()`);
+      await ks.identify("ada@example.com");
+      await ks.flush();
+      return ks.userId();
+    }, { o: options, late: early ? null : listen.toString() });
+    await page.waitForTimeout(700);
+    await page.goto(server.url + "/tests/esm.html?second");
+    await page.waitForFunction(() => window.__ksLoaded === true);
+    const after = await page.evaluate(async (o) => {
+      window.ks = await Keystone.init(o);
+      ks.reset();
+      ks.persistNow();
+      await ks.flush();
+      return ks.anonymousId();
+    }, options);
+    await page.waitForTimeout(300);
+    await page.goBack({ waitUntil: "commit" });
+    await page.waitForFunction(() => location.search == "?first" && window.__restored !== undefined);
+    assert.equal(await page.evaluate(() => window.__restored), true, "not restored from the back/forward cache: " + c.why);
+    await page.waitForFunction(() => !!window.__seen);
+    assert.deepEqual(await page.evaluate(() => window.__seen), { user: null, anon: after });
+    await page.evaluate(() => ks.flush());
+    const restored = server.collector.events.filter((e) => e.event === "Restored" && (e.anonymousId === after || e.userId === ada));
+    assert.deepEqual(restored.map((e) => [e.anonymousId === after, e.userId ?? null]), [[true, null]]);
+    assert.deepEqual(problems, []);
+    await ctx.close();
+  });
+}
+
 // Back, Forward, Back with delivery: the page gone forward stores its queue and sends it by beacon
 // as it is left; the page restored by Back hears that queue (a `storage` event) and must not
 // contend for the other page's tab lock over it (a lock request evicts a page holding it from the
