@@ -168,6 +168,25 @@ fn a_page_engagement_report_goes_on_with_its_visit_and_never_starts_one() {
     assert_eq!((sess(&k, "count"), sess(&k, "pageviews")), (2.0, 0.0));
 }
 
+/// A page left open past the retention, no definition reading `events`: the check is due when
+/// the retention drops the event, and the refresh then drops it from the profile and writes the
+/// profile without it (before, only the next write of an event did: the stored profile kept the
+/// event's properties past the retention).
+#[test]
+fn past_the_retention_an_open_page_drops_the_data_from_the_profile_and_from_storage() {
+    let mut k = Keystone::new(Options { retention: 2.0 * DAY, ..Options::default() }, NativeHost::boxed(5), None, T0);
+    k.track(T0, "X", Map::new().with("secret", "s3cr3t")).unwrap();
+    assert!(k.take_dirty().is_some());
+    let at = k.next_check(T0 + 1000.0).expect("a check when the retention drops X");
+    assert!(at > T0 + 2.0 * DAY && at <= T0 + 2.0 * DAY + 2.0 * MINUTE, "{at}");
+    k.refresh(at - 1.0);
+    assert_eq!(count(&k, "X"), 1.0, "not before");
+    k.refresh(at);
+    assert_eq!(count(&k, "X"), 0.0);
+    let stored = k.take_dirty().expect("written again");
+    assert!(!to_json(&stored).to_string().contains("s3cr3t"), "{}", to_json(&stored));
+}
+
 #[test]
 fn sessions_follow_the_inactivity_timeout() {
     let mut k = ks(1, None, T0);

@@ -196,7 +196,8 @@ fn enter_and_exit_notices_fire_once_per_change() {
     assert!(ks.take_notices().is_empty());
     ks.refresh(T0 + 1000.0 + 3_600_000.0);
     assert_eq!(ks.take_notices(), vec![Notice::Exit("recent".into())]);
-    assert_eq!(ks.next_check(T0 + 2.0 * 3_600_000.0), None);
+    // Then only the retention's drop of the events' minute (90 days on).
+    assert_eq!(ks.next_check(T0 + 2.0 * 3_600_000.0), Some(T0 + 60_000.0 + 90.0 * 86_400_000.0));
 }
 
 #[test]
@@ -289,7 +290,8 @@ fn scores_read_to_two_decimals_reach_a_threshold_equal_to_the_points_and_exit_on
     ks.refresh(t);
     assert!(ks.segments().is_empty());
     assert_eq!(score(&ks), Some(0.0));
-    assert_eq!(ks.next_check(t), None);
+    // Then only the retention's drop of the events' minute (90 days on).
+    assert_eq!(ks.next_check(t), Some(T0 + 60_000.0 + 90.0 * 86_400_000.0));
 }
 
 #[test]

@@ -828,7 +828,10 @@ impl Keystone {
 
     /// Re-evaluates time-windowed segments at `now`.
     pub fn refresh(&mut self, now: f64) {
-        // What left the retention while the page stayed open leaves the profile too.
+        // What left the retention while the page stayed open leaves the profile too, and storage.
+        if self.profile.next_drop(self.opts.retention) <= now {
+            self.dirty = true;
+        }
         self.profile.prune(now - self.opts.retention);
         self.evaluate(now, true);
     }
@@ -1045,10 +1048,9 @@ impl Keystone {
         if !self.consent.personalization {
             return None;
         }
-        // (A condition on the document's `events` may change when the retention drops a minute.)
-        let d = &self.defs;
-        let drop = if d.uses_doc && (d.doc_keys.is_empty() || d.doc_keys.iter().any(|k| k == "events")) { self.profile.next_drop(self.opts.retention) } else { f64::INFINITY };
-        segment::next_change(&self.defs, &self.profile, now, drop)
+        // Also when the retention drops a minute of events: it leaves the open page's profile and
+        // storage then (and a condition on the document's `events` may change).
+        segment::next_change(&self.defs, &self.profile, now, self.profile.next_drop(self.opts.retention))
     }
 
     /// Ids of the segments the visitor is in, sorted.
