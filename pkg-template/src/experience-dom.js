@@ -51,7 +51,9 @@ export const experience = (ks, el, id) => {
   // (Rendered while the body streamed in, the template may have been cut short: rendered again
   // once the body is parsed if more of it arrived since; else its nodes, which the page's
   // scripts or the visitor may use by now, stay.)
-  if (same && there && (!tpl || kids.every(covered)) && (streaming == null || document.readyState == "loading" || streaming == t.innerHTML)) return;
+  // (Authored content the page added or changed meanwhile, a framework's fallback re-rendered,
+  // is hidden without rendering the variant's nodes again: a form the visitor fills stays.)
+  if (same && there && (streaming == null || document.readyState == "loading" || streaming == t.innerHTML)) return void (tpl && kids.forEach((c) => covered(c) || cover(ks, c, 1)));
   if (same && n > 2) {
     // Tried again in a later task, once the page may have stopped (3 times at most).
     if (tries < 3) shown.get(el)[5] = tries + 1, setTimeout(() => experience(ks, el, id));

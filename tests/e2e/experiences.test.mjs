@@ -272,11 +272,17 @@ test("declarative experience under a framework that owns the container: its fall
     const error = document.createElement("p");
     error.textContent = "Error!";
     op(() => box.insertBefore(error, text)); // Vue: a v-if before the fallback
+    await settle();
+    const shownNode = [...box.children].find((c) => c.textContent == "Product 1 offer");
+    text.data = "fallback text again"; // the framework updates its fallback text
+    await settle();
+    const sameNode = shownNode.isConnected; // the variant's nodes were not made again for it
+    const middle = visible();
     offer.textContent = "Product 2 offer"; // the template's child, re-rendered with new props
     await settle();
-    return { first, errors, after: visible(), kept: text.isConnected };
+    return { first, errors, middle, sameNode, after: visible(), kept: text.isConnected };
   }, defs);
-  assert.deepEqual(out, { first: "Product 1 offer", errors: [], after: "Product 2 offer", kept: true });
+  assert.deepEqual(out, { first: "Product 1 offer", errors: [], middle: "Product 1 offer", sameNode: true, after: "Product 2 offer", kept: true });
   assert.deepEqual(page.problems, []);
   await context.close();
 });
