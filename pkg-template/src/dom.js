@@ -67,7 +67,8 @@ export const cover = (ks, c, on, p = covers.get(c)) => {
       put(c, ["none", "important", true]);
     } else if (p) {
       covers.delete(c);
-      put(c, p);
+      // (What the page set since Keystone hid it, a framework's `hidden` or `v-show`, stays.)
+      put(c, now(c).map((v, i) => (v === ["none", "important", true][i] ? p[i] : v)));
       (c.hasAttribute(ATTRS[0]) || c.hasAttribute(ATTRS[1])) && visibility(ks, c, 0, { in: (id) => ks.inSegment(id) });
     }
   } else if (c.nodeType == 3)
@@ -181,7 +182,9 @@ export function bind(ks) {
       text: (p, v = textOf(state.profile(), p)) => (paths.has(p) || paths.set(p, v), v),
     };
     const visit = (el) => {
-      if (seen.has(el)) return;
+      // (Not inside a template: React and Vue render a template's children into the element,
+      // where the page's queries find them; a variant not shown is inert, as the parser's is.)
+      if (seen.has(el) || el.closest("template")) return;
       seen.add(el);
       for (const a of ATTRS) {
         const v = el.getAttribute(a);

@@ -40,8 +40,10 @@ export const experience = (ks, el, id) => {
   const tpl = [...el.children].find((c) => variant(c) === d.variant);
   if (at !== task) n = 0;
   const there = nodes.every((c) => c.parentNode === el);
-  // (A template a framework renders again with other children, a product's id: its copy differs.)
-  const same = v === d.variant && t === tpl && (!tpl || copy.isEqualNode(tpl));
+  // (A template a framework renders again with other children, a product's id: its copy differs.
+  // React and Vue render them into the element, Preact and the parser into its `content`.)
+  const src = tpl && (tpl.content.firstChild ? tpl.content : tpl);
+  const same = v === d.variant && t === tpl && (!tpl || copy.isEqualNode(src));
   // Done: the same variant from the same template, its nodes in place, the authored content
   // hidden (or shown, for a variant without a template). Else (a template that arrived later,
   // children streamed in, added or replaced by a framework) rendered again, which leaves it
@@ -64,9 +66,13 @@ export const experience = (ks, el, id) => {
   // them as its own children: its `content` is empty.)
   nodes.forEach((c) => c.remove());
   kids.forEach((c) => cover(ks, c, !!tpl));
-  const next = tpl ? [...(tpl.content.firstChild ? tpl.content : tpl).cloneNode(true).childNodes] : [];
+  const next = tpl ? [...src.cloneNode(true).childNodes] : [];
+  // (While the body streams in, an empty comment last: authored text the parser appends after
+  // the template goes into a node of its own, not into the clone's last text.)
+  const loading = document.readyState == "loading";
+  if (loading && tpl) next.push(document.createComment(""));
   el.append(...next);
-  shown.set(el, [d.variant, tpl, next, same ? n + 1 : 0, task, same ? tries : 0, document.readyState == "loading" && tpl ? tpl.innerHTML : null, tpl?.cloneNode(true)]);
+  shown.set(el, [d.variant, tpl, next, same ? n + 1 : 0, task, same ? tries : 0, loading && tpl ? tpl.innerHTML : null, src?.cloneNode(true)]);
   tick ||= setTimeout(() => (task++, (tick = 0)));
   el.setAttribute(DONE, d.variant);
 };

@@ -812,6 +812,38 @@ test("hidden: the page's own hidden set on a shown element stays at the next ren
 // Found by tests/e2e/dom-model.test.mjs: a variant's template still streaming in when Keystone
 // rendered it (the body cut inside the template) stayed cloned as it was then: the rest of the
 // variant never showed.
+test("streamed HTML: authored text arriving after a variant's template (which ends in white space) is hidden, and comes back whole when the authored content shows", async () => {
+  const defs = { version: 1, segments: [{ id: "gold", condition: { "traits.tier": "gold" } }], experiences: [{ id: "hero", variants: [{ id: "plain", segment: "gold" }, { id: "welcome" }] }] };
+  const server = await streamPage(async (res, ready) => {
+    res.write(`<!doctype html><html><head><link rel="icon" href="data:,"><script type="module" async>
+import { Keystone } from "/pkg/dist/keystone.js";
+window.ks = await Keystone.init({ segments: ${JSON.stringify(defs)}, autoCapture: false });
+fetch("/go");
+</script></head><body><!--${" ".repeat(4096)}--><div id="hero" data-keystone-experience="hero"><template data-keystone-variant="welcome"><p>Welcome</p>\n</template>`);
+    await ready;
+    await new Promise((r) => setTimeout(r, 100));
+    res.end("Fallback text after</div></body></html>");
+  });
+  const context = await h.browser.newContext();
+  try {
+    const page = await context.newPage();
+    page.problems = [];
+    page.on("pageerror", (e) => page.problems.push(e.message));
+    await page.goto(`http://127.0.0.1:${server.address().port}/`, { waitUntil: "commit" });
+    await page.waitForFunction(() => window.ks && document.readyState === "complete");
+    await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0))));
+    const text = () => page.evaluate(() => document.getElementById("hero").innerText.trim());
+    assert.equal(await text(), "Welcome");
+    await page.evaluate(() => ks.setTraits({ tier: "gold" })); // a variant without a template: the authored content
+    await page.evaluate(() => new Promise((r) => setTimeout(r, 50)));
+    assert.equal(await text(), "Fallback text after");
+    assert.deepEqual(page.problems, []);
+  } finally {
+    await context.close();
+    server.close();
+  }
+});
+
 test("streamed HTML: a variant template cut by the stream is rendered whole once the body is parsed", async () => {
   const defs = { version: 1, segments: [], experiences: [{ id: "hero", variants: [{ id: "welcome" }] }] };
   const server = await streamPage(async (res, ready) => {

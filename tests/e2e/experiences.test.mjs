@@ -287,6 +287,75 @@ test("declarative experience under a framework that owns the container: its fall
   await context.close();
 });
 
+test("declarative experiences built by React and Vue (a template's children in the element): what is inside a template is not rendered (an experience in a variant not shown records no exposure), a form typed in keeps its text when a path it shows changes; Preact's (in the template's content) is followed at the next change", async () => {
+  const { page, context } = await openPage("/tests/esm.html");
+  await page.goto(h.url("/tests/esm.html"));
+  await page.waitForFunction(() => window.__ksLoaded === true);
+  const defs = {
+    version: 1,
+    segments: [{ id: "vip", condition: { "traits.tier": "gold" } }],
+    experiences: [
+      { id: "hero", variants: [{ id: "gold_offer", segment: "vip" }, { id: "welcome" }] },
+      { id: "inner", variants: [{ id: "a" }] },
+      { id: "pre", variants: [{ id: "p" }] },
+    ],
+  };
+  const out = await page.evaluate(async (defs) => {
+    const el = (tag, attrs, ...kids) => {
+      const e = document.createElement(tag);
+      for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+      e.append(...kids);
+      return e;
+    };
+    // React/Vue: children appended to the template element itself.
+    const box = el("div", { id: "hero", "data-keystone-experience": "hero" },
+      el("template", { "data-keystone-variant": "welcome" }, el("form", {}, el("input", { name: "q" }), el("span", { "data-keystone-text": "traits.firstName" }, "friend"))),
+      el("template", { "data-keystone-variant": "gold_offer" }, el("div", { "data-keystone-experience": "inner" }, el("template", { "data-keystone-variant": "a" }, el("p", {}, "inner a")))));
+    // Preact: children rendered into the template's content.
+    const preTpl = el("template", { "data-keystone-variant": "p" });
+    preTpl.content.append(el("p", {}, "GOLD-1"));
+    const pre = el("div", { id: "pre", "data-keystone-experience": "pre" }, preTpl);
+    document.body.append(box, pre);
+    const ks = await Keystone.init({ segments: defs, autoCapture: false });
+    const settle = () => new Promise((r) => setTimeout(r, 50));
+    await settle();
+    const input = box.querySelector(":scope > form input");
+    input.value = "typed";
+    ks.setTraits({ firstName: "Ada" });
+    await settle();
+    const form = [box.querySelector(":scope > form input") === input, input.value, box.querySelector(":scope > form span").textContent];
+    preTpl.content.firstChild.textContent = "GOLD-2"; // Preact re-renders the template with new props
+    ks.track("Anything");
+    await settle();
+    return { form, inner: ks.profile().events["Experience Viewed"]?.count, innerRendered: document.querySelector('[data-keystone-experience="inner"]').getAttribute("data-keystone-rendered"), pre: pre.innerText.trim() };
+  }, defs);
+  assert.deepEqual(out, { form: [true, "typed", "Ada"], inner: 2, innerRendered: null, pre: "GOLD-2" });
+  assert.deepEqual(page.problems, []);
+  await context.close();
+});
+
+test("declarative experience: a fallback the page shows or hides itself while a variant shows (React's hidden={!ready}, Vue's v-show) comes back as the page set it", async () => {
+  const { page, context } = await openPage("/tests/esm.html");
+  await page.goto(h.url("/tests/esm.html"));
+  await page.waitForFunction(() => window.__ksLoaded === true);
+  const out = await page.evaluate(async () => {
+    document.body.insertAdjacentHTML("beforeend", '<div id="hero" data-keystone-experience="hero"><p id="a" hidden>Ready A</p><p id="b" style="display: none">Ready B</p><template data-keystone-variant="v"><p>Variant</p></template></div>');
+    const ks = await Keystone.init({ segments: { version: 1, segments: [], experiences: [{ id: "hero", variants: [{ id: "v" }] }] }, autoCapture: false });
+    await new Promise((r) => setTimeout(r, 50));
+    const box = document.getElementById("hero");
+    const during = box.innerText.trim();
+    // The app is ready: it shows its fallback's elements (props it sets on them).
+    document.getElementById("a").hidden = false;
+    document.getElementById("b").style.display = "block";
+    await ks.loadSegments({ version: 1, segments: [] }); // the experience is no longer defined: the authored content
+    await new Promise((r) => setTimeout(r, 50));
+    return { during, after: box.innerText.trim().split("\n").filter(Boolean) };
+  });
+  assert.deepEqual(out, { during: "Variant", after: ["Ready A", "Ready B"] });
+  assert.deepEqual(page.problems, []);
+  await context.close();
+});
+
 test("declarative experience: a template's data-keystone-text is filled on the first render", async () => {
   const context = await h.browser.newContext();
   const defs = { version: 1, segments: [], experiences: [{ id: "greet", variants: [{ id: "hi" }] }] };
