@@ -596,6 +596,11 @@ test("persistence under a fake clock (page.clock): other changes are not written
   const stored = () => page.evaluate(() => JSON.parse(localStorage.getItem("ks_profile") || "{}"));
   await page.evaluate(async () => (window.ks = await Keystone.init({ autoCapture: false })));
   await page.clock.runFor(1000);
+  // The start's own write, whose timer has just run, waits for the profile's Web Lock (its grant
+  // is not a timer): done before the calls below, or on a loaded machine it lands after them,
+  // and writes them in their turn.
+  await page.waitForFunction(() => (localStorage.getItem("ks_profile") || "").includes('"aid"'));
+  await page.waitForTimeout(50);
   await page.evaluate(() => {
     ks.setTraits({ plan: "pro" });
     ks.track("Coalesced");
