@@ -116,7 +116,6 @@ test("the warm-up leaves the set-aside profiles alone: a damaged list is init's 
     await plain.close();
     const page = await ctx.newPage();
     await page.goto(h.url("/tests/esm.html"));
-    await page.evaluate(() => (window.__instances = 0));
     await warmed(page);
     await page.evaluate(() => new Promise((r) => setTimeout(r, 200)));
     assert.equal(await page.evaluate(() => localStorage.getItem("ks_aside")), stored, "the warm-up wrote nothing");
