@@ -49,6 +49,23 @@ const rendered = (page) =>
     return { variant: el.getAttribute("data-keystone-rendered"), html: shown.map((c) => c.outerHTML.replace(' style=""', "")).join(""), templates: el.querySelectorAll("template").length };
   });
 
+/** The ESM test page, loaded, with `el(tag, attributes, ...children)` making elements as React's
+ * and Vue's DOM renderers do (createElement, its attributes, its children appended: a
+ * template's too, into the element itself). */
+async function builtPage() {
+  const { page, context, go } = await openPage("/tests/esm.html");
+  await go();
+  await page.evaluate(() => {
+    window.el = (tag, attrs, ...kids) => {
+      const e = document.createElement(tag);
+      for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+      e.append(...kids);
+      return e;
+    };
+  });
+  return { page, context };
+}
+
 const views = (page) => page.evaluate(() => (ks.profile().events["Experience Viewed"] || { count: 0 }).count);
 
 test("declarative experience: the decided template is cloned, exposure once per page view, re-decided on membership change", async () => {
@@ -197,22 +214,13 @@ test("declarative experience: a variant without a template shows the authored co
 });
 
 test("declarative experience built as React and Vue build it (createElement(\"template\"), children appended to the template itself): the variant's markup shows", async () => {
-  const { page, context, go } = await openPage("/tests/blank.html");
-  await page.goto(h.url("/tests/esm.html"));
-  await page.waitForFunction(() => window.__ksLoaded === true);
+  const { page, context } = await builtPage();
   const defs = {
     version: 1,
     segments: [{ id: "vip", condition: { "traits.tier": "gold" } }],
     experiences: [{ id: "hero", variants: [{ id: "gold_offer", segment: "vip" }, { id: "welcome" }] }],
   };
   const out = await page.evaluate(async (defs) => {
-    // What React's and Vue's DOM renderers do with <template><p>…</p></template> in JSX or h().
-    const el = (tag, attrs, ...kids) => {
-      const e = document.createElement(tag);
-      for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-      e.append(...kids);
-      return e;
-    };
     const box = el("div", { id: "hero", "data-keystone-experience": "hero" },
       el("p", {}, "Fallback"),
       el("template", { "data-keystone-variant": "welcome" }, el("p", { class: "w" }, "Welcome")),
@@ -236,9 +244,7 @@ test("declarative experience built as React and Vue build it (createElement(\"te
 });
 
 test("declarative experience under a framework that owns the container: its fallback nodes stay (hidden), so it can remove or insert around them; a variant's template whose children it changes is shown again", async () => {
-  const { page, context } = await openPage("/tests/esm.html");
-  await page.goto(h.url("/tests/esm.html"));
-  await page.waitForFunction(() => window.__ksLoaded === true);
+  const { page, context } = await builtPage();
   const defs = { version: 1, segments: [], experiences: [{ id: "hero", variants: [{ id: "prod" }] }] };
   const out = await page.evaluate(async (defs) => {
     // As React renders {loading && <p>Loading…</p>} beside <template data-keystone-variant="prod">.
@@ -288,9 +294,7 @@ test("declarative experience under a framework that owns the container: its fall
 });
 
 test("declarative experiences built by React and Vue (a template's children in the element): what is inside a template is not rendered (an experience in a variant not shown records no exposure), a form typed in keeps its text when a path it shows changes; Preact's (in the template's content) is followed at the next change", async () => {
-  const { page, context } = await openPage("/tests/esm.html");
-  await page.goto(h.url("/tests/esm.html"));
-  await page.waitForFunction(() => window.__ksLoaded === true);
+  const { page, context } = await builtPage();
   const defs = {
     version: 1,
     segments: [{ id: "vip", condition: { "traits.tier": "gold" } }],
@@ -301,12 +305,6 @@ test("declarative experiences built by React and Vue (a template's children in t
     ],
   };
   const out = await page.evaluate(async (defs) => {
-    const el = (tag, attrs, ...kids) => {
-      const e = document.createElement(tag);
-      for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-      e.append(...kids);
-      return e;
-    };
     // React/Vue: children appended to the template element itself.
     const box = el("div", { id: "hero", "data-keystone-experience": "hero" },
       el("template", { "data-keystone-variant": "welcome" }, el("form", {}, el("input", { name: "q" }), el("span", { "data-keystone-text": "traits.firstName" }, "friend"))),
@@ -335,9 +333,7 @@ test("declarative experiences built by React and Vue (a template's children in t
 });
 
 test("declarative experience: a fallback the page shows or hides itself while a variant shows (React's hidden={!ready}, Vue's v-show) comes back as the page set it", async () => {
-  const { page, context } = await openPage("/tests/esm.html");
-  await page.goto(h.url("/tests/esm.html"));
-  await page.waitForFunction(() => window.__ksLoaded === true);
+  const { page, context } = await builtPage();
   const out = await page.evaluate(async () => {
     document.body.insertAdjacentHTML("beforeend", '<div id="hero" data-keystone-experience="hero"><p id="a" hidden>Ready A</p><p id="b" style="display: none">Ready B</p><template data-keystone-variant="v"><p>Variant</p></template></div>');
     const ks = await Keystone.init({ segments: { version: 1, segments: [], experiences: [{ id: "hero", variants: [{ id: "v" }] }] }, autoCapture: false });
