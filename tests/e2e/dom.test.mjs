@@ -812,17 +812,19 @@ test("hidden: the page's own hidden set on a shown element stays at the next ren
 // Found by tests/e2e/dom-model.test.mjs: a variant's template still streaming in when Keystone
 // rendered it (the body cut inside the template) stayed cloned as it was then: the rest of the
 // variant never showed.
-test("streamed HTML: authored text arriving after a variant's template (which ends in white space) is hidden, and comes back whole when the authored content shows", async () => {
-  const defs = { version: 1, segments: [{ id: "gold", condition: { "traits.tier": "gold" } }], experiences: [{ id: "hero", variants: [{ id: "plain", segment: "gold" }, { id: "welcome" }] }] };
+/** A page streamed in two parts, Keystone started (ESM, `defs`) once the first is parsed: the
+ * body's `first` part, then 100 ms later the `rest`; `check(page)` runs once the page is
+ * complete and rendered, and no page error may have come. */
+async function streamedExperience(defs, first, rest, check) {
   const server = await streamPage(async (res, ready) => {
     res.write(`<!doctype html><html><head><link rel="icon" href="data:,"><script type="module" async>
 import { Keystone } from "/pkg/dist/keystone.js";
 window.ks = await Keystone.init({ segments: ${JSON.stringify(defs)}, autoCapture: false });
 fetch("/go");
-</script></head><body><!--${" ".repeat(4096)}--><div id="hero" data-keystone-experience="hero"><template data-keystone-variant="welcome"><p>Welcome</p>\n</template>`);
+</script></head><body><!--${" ".repeat(4096)}-->${first}`);
     await ready;
     await new Promise((r) => setTimeout(r, 100));
-    res.end("Fallback text after</div></body></html>");
+    res.end(rest + "</body></html>");
   });
   const context = await h.browser.newContext();
   try {
@@ -832,45 +834,31 @@ fetch("/go");
     await page.goto(`http://127.0.0.1:${server.address().port}/`, { waitUntil: "commit" });
     await page.waitForFunction(() => window.ks && document.readyState === "complete");
     await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0))));
+    await check(page);
+    assert.deepEqual(page.problems, []);
+  } finally {
+    await context.close();
+    server.close();
+  }
+}
+
+test("streamed HTML: authored text arriving after a variant's template (which ends in white space) is hidden, and comes back whole when the authored content shows", async () => {
+  const defs = { version: 1, segments: [{ id: "gold", condition: { "traits.tier": "gold" } }], experiences: [{ id: "hero", variants: [{ id: "plain", segment: "gold" }, { id: "welcome" }] }] };
+  await streamedExperience(defs, '<div id="hero" data-keystone-experience="hero"><template data-keystone-variant="welcome"><p>Welcome</p>\n</template>', "Fallback text after</div>", async (page) => {
     const text = () => page.evaluate(() => document.getElementById("hero").innerText.trim());
     assert.equal(await text(), "Welcome");
     await page.evaluate(() => ks.setTraits({ tier: "gold" })); // a variant without a template: the authored content
     await page.evaluate(() => new Promise((r) => setTimeout(r, 50)));
     assert.equal(await text(), "Fallback text after");
-    assert.deepEqual(page.problems, []);
-  } finally {
-    await context.close();
-    server.close();
-  }
+  });
 });
 
 test("streamed HTML: a variant template cut by the stream is rendered whole once the body is parsed", async () => {
   const defs = { version: 1, segments: [], experiences: [{ id: "hero", variants: [{ id: "welcome" }] }] };
-  const server = await streamPage(async (res, ready) => {
-    res.write(`<!doctype html><html><head><link rel="icon" href="data:,"><script type="module" async>
-import { Keystone } from "/pkg/dist/keystone.js";
-window.ks = await Keystone.init({ segments: ${JSON.stringify(defs)}, autoCapture: false });
-fetch("/go");
-</script></head><body><!--${" ".repeat(4096)}--><div id="hero" data-keystone-experience="hero"><p>authored fallback</p><template data-keystone-variant="welcome"><p>Wel`);
-    await ready;
-    await new Promise((r) => setTimeout(r, 100));
-    res.end('come</p><p id="second">and more</p></template></div></body></html>');
-  });
-  const context = await h.browser.newContext();
-  try {
-    const page = await context.newPage();
-    page.problems = [];
-    page.on("pageerror", (e) => page.problems.push(e.message));
-    await page.goto(`http://127.0.0.1:${server.address().port}/`, { waitUntil: "commit" });
-    await page.waitForFunction(() => window.ks && document.readyState === "complete");
-    await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0))));
+  await streamedExperience(defs, '<div id="hero" data-keystone-experience="hero"><p>authored fallback</p><template data-keystone-variant="welcome"><p>Wel', 'come</p><p id="second">and more</p></template></div>', async (page) => {
     const shown = await page.evaluate(() => [...document.getElementById("hero").childNodes].filter((c) => c.nodeName != "TEMPLATE" && !c.hidden).map((c) => c.outerHTML ?? c.data).join(""));
     assert.equal(shown, '<p>Welcome</p><p id="second">and more</p>');
-    assert.deepEqual(page.problems, []);
-  } finally {
-    await context.close();
-    server.close();
-  }
+  });
 });
 
 test("an SPA navigation made on a click: the first frame of the new route is painted personalized for it (a banner on context.path kept across routes, its text)", async () => {
