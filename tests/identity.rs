@@ -668,28 +668,48 @@ fn a_cookie_id_that_contradicts_the_stored_profile_starts_a_fresh_one_and_sets_t
     assert_eq!((c.anonymous_id(), c.user_id()), (own.as_str(), Some(ADA)));
 }
 
-/// A login before consent (opt-in): no anonymous id exists yet, so none is linked; the id made
-/// when consent is given is the known person's: linked (not aliased: another tab may hand this
-/// one its id at once, and an alias of a discarded id would link the person to a phantom).
-/// Without personalization, `explain` answers no, as `inSegment` does.
+/// A login before consent (opt-in): no anonymous id exists yet, so none is linked and nothing
+/// is sent; the id made when consent is given is the known person's: linked, and the login goes
+/// out then, as DESIGN §5 asks of every reconciliation: `identify` with its traits, and `alias`
+/// (`previousId` = that id). Without analytics it is never sent (events made without it are
+/// not sent later). Without personalization, `explain` answers no, as `inSegment` does.
 #[test]
 fn a_login_before_consent_links_the_id_made_at_consent() {
     let mut o = Options::default();
     o.consent = keystone::core::consent::Consent::none();
     let mut ks = Keystone::new(o, NativeHost::boxed(50), None, T0);
     ks.load_definitions(&json(r#"{"version":1,"segments":[{"id":"all","condition":{}}]}"#), T0).unwrap();
-    identify(&mut ks, T0 + 1.0, "ada@example.com", Map::new());
+    let mut traits = Map::new();
+    traits.insert(String::from("plan"), Value::Str("pro".into()));
+    identify(&mut ks, T0 + 1.0, "ada@example.com", traits);
     assert_eq!(ks.anonymous_id(), "");
     assert!(linked(&ks).is_empty(), "no empty id linked");
+    assert!(ks.take_outbox().is_empty(), "nothing is sent before consent");
     assert!(!ks.in_segment("all"));
     let x = ks.explain("all", T0 + 1.0).unwrap();
     assert_eq!(x.get("result"), Some(&Value::Bool(false)), "explain agrees with inSegment without personalization");
     ks.set_consent(&json(r#"{"analytics":true,"personalization":true}"#), T0 + 2.0).unwrap();
     let id = ks.anonymous_id().to_string();
     assert_eq!(linked(&ks), vec![id.clone()]);
-    assert!(ks.take_outbox().iter().all(|e| e.previous_id.is_none()), "no alias");
+    let sent = ks.take_outbox();
+    assert_eq!(sent.len(), 2, "the login's identify and alias");
+    assert!(matches!(sent[0].kind, Kind::Identify) && sent[0].traits.get("plan") == Some(&Value::Str("pro".into())));
+    assert!(matches!(sent[1].kind, Kind::Alias) && sent[1].previous_id.as_deref() == Some(id.as_str()));
+    assert!(sent.iter().all(|e| e.user_id.as_deref() == Some(ADA) && e.anonymous_id == id));
+    ks.set_consent(&json(r#"{"analytics":true}"#), T0 + 3.0).unwrap();
+    assert!(ks.take_outbox().is_empty(), "sent once");
     assert!(ks.in_segment("all"));
     assert_eq!(ks.explain("all", T0 + 2.0).unwrap().get("result"), Some(&Value::Bool(true)));
+
+    // Personalization alone first: nothing may be sent; analytics granted later does not send
+    // the login of before either.
+    let mut o = Options::default();
+    o.consent = keystone::core::consent::Consent::none();
+    let mut ks = Keystone::new(o, NativeHost::boxed(51), None, T0);
+    identify(&mut ks, T0 + 1.0, "ada@example.com", Map::new());
+    ks.set_consent(&json(r#"{"personalization":true}"#), T0 + 2.0).unwrap();
+    ks.set_consent(&json(r#"{"analytics":true}"#), T0 + 3.0).unwrap();
+    assert!(ks.take_outbox().is_empty());
 }
 
 /// SHA-256's constants, computed at run time (`sha256::constants`), are the published ones

@@ -466,6 +466,7 @@ export class Instance {
   #away = 0; // the page went into the back/forward cache (see #back)
   #later = null; // the microtask delivering what a read recorded
   #cookieId;
+  #held; // releases the lock that names a first visit's new id (see the constructor)
   // A consent choice is known (not opt-in still waiting for one): until then a shared id cookie
   // found (another subdomain's, written with consent) is left alone, not erased.
   #choice;
@@ -521,6 +522,10 @@ export class Instance {
       if (c && typeof c == "object" && c.personalization === false) channel.postMessage({ consent: toJSON(c) });
     } catch (_) {}
     locked ? this.persistNow() : this.#schedulePersist();
+    // A first visit's new id, for the tabs starting in the same moment (see `init`): for two
+    // seconds, or until this tab's id changes.
+    const id = locked && this.#cookieId;
+    if (id) navigator.locks?.request(this.#prefix() + "aid" + id, () => new Prom((r) => setTimeout((this.#held = r), 2e3))).catch(() => {});
   }
 
   /** Answers reflect the present: the timer for the next time-based change may not have run
@@ -857,6 +862,7 @@ export class Instance {
       // (`cookieDomain`: what this origin stores now is not from before the last forget().)
       if (id && this.#options.cookieDomain && this.#fg) store(this.#prefix() + "fg", this.#fg);
       if (id !== this.#cookieId && (id || this.#choice)) {
+        this.#held?.();
         writeCookie(this.#prefix() + "aid", (this.#cookieId = id), this.#options.cookieDomain);
         // Nothing kept: the report stamp (#tell) goes too.
         if (!id) {
@@ -1094,6 +1100,7 @@ export class Instance {
   }
 
   #forgetHere() {
+    this.#held?.();
     clearTimeout(this.#persistTimer);
     this.#persistTimer = 0;
     this.#core.forget();
@@ -1346,8 +1353,14 @@ export function init(options, wasmUrl, landing, join) {
       const refused = c && typeof c == "object" && c.personalization === false;
       if (refused) for (const k of ["profile", "aside"]) store(prefix + k);
       stale(prefix, opts.cookieDomain, readCookie(prefix + "fg"));
-      const make = (locked) => {
-        const core = newEngine(opts, refused ? undefined : readCookie(prefix + "aid", opts.cookieDomain));
+      const make = async (locked) => {
+        const k = prefix + "aid";
+        let id = refused ? undefined : readCookie(k, opts.cookieDomain);
+        // A first visit: the tab that started a moment before this one holds its new id in the
+        // name of a lock, which this tab sees as soon as it holds the profile's lock (that tab's
+        // write to storage and to the cookie may reach this tab later, on other channels).
+        if (locked && !refused && !id) for (const { name } of (await navigator.locks?.query().catch(() => 0))?.held || []) if (name.startsWith(k)) id = name.slice(k.length);
+        const core = newEngine(opts, id);
         core.setContext(toJSON(readContext(undefined, at)));
         return new Instance(core, opts, at, locked);
       };
@@ -1358,7 +1371,7 @@ export function init(options, wasmUrl, landing, join) {
       // replace the stored id, which is an identity change: always under the lock.
       // Without Web Locks (plain http), a lease in storage stands in, unless personalization
       // is not granted from the start (opt-in, or refused): nothing may be stored then.
-      ks = !opts.cookieDomain && stored(prefix + "profile") ? make(false) : await withLock(prefix + "profile", () => make(true), c !== "opt-in" && !refused);
+      ks = !opts.cookieDomain && stored(prefix + "profile") ? await make(false) : await withLock(prefix + "profile", () => make(true), c !== "opt-in" && !refused);
     } catch (e) {
       throw toKeystoneError(e);
     }

@@ -250,8 +250,7 @@ impl Keystone {
         if self.profile.anonymous_id.is_empty() && (self.consent.analytics || self.consent.personalization) {
             let id = uuid_v4(random16(self.host.as_ref()));
             self.profile.anonymous_id = id.clone();
-            // A login made before consent: the id made now is the known person's. (No alias:
-            // another tab may hand this one its id at once; events carry both ids anyway.)
+            // A login made before consent: the id made now is the known person's.
             if self.profile.user_id.is_some() {
                 crate::core::merge::link(&mut self.profile.linked, &id);
             }
@@ -676,7 +675,14 @@ impl Keystone {
             self.unshared = true;
             self.journal.clear();
         }
+        let had = !self.profile.anonymous_id.is_empty();
         self.ensure_id();
+        // A login made before consent (opt-in) is sent with the consent that lets it be: its
+        // `identify` with the traits and its `alias` of the id made now (DESIGN §5).
+        if !had && self.profile.user_id.is_some() {
+            self.emit(now, Kind::Identify, self.profile.traits.clone(), None);
+            self.emit(now, Kind::Alias, Map::new(), Some(self.profile.anonymous_id.clone()));
+        }
         if self.consent.personalization && !before {
             self.dirty = true;
         }

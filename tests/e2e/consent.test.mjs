@@ -71,6 +71,27 @@ test("opt-in: nothing stored and no id before consent; granting starts collectio
   await page.context().close();
 });
 
+test("opt-in: a login made before consent is sent at the grant, as identify (with its traits) and alias", async () => {
+  const page = await h.open();
+  const got = await page.evaluate(async () => {
+    window.ks = await Keystone.init({ consent: "opt-in", endpoint: "/v1/batch", writeKey: "demo-key", autoCapture: false });
+    await ks.identify("pre@example.com", { plan: "pro" });
+    await new Promise((r) => setTimeout(r, 300));
+    const before = (await fetch("/collector/events").then((r) => r.json())).events.length;
+    await ks.setConsent({ analytics: true, personalization: true });
+    ks.track("After");
+    await ks.flush();
+    return { before, id: ks.anonymousId(), user: ks.userId() };
+  });
+  assert.equal(got.before, 0, "nothing sent before consent");
+  const sent = h.server.collector.events.filter((e) => e.anonymousId === got.id);
+  assert.deepEqual(
+    sent.map((e) => [e.type, e.event || "", e.userId, e.traits?.plan || "", e.previousId || ""]),
+    [["identify", "", got.user, "pro", ""], ["alias", "", got.user, "", got.id], ["track", "After", got.user, "", ""]],
+  );
+  assert.deepEqual(page.problems, []);
+});
+
 test("opt-in: the page's view (with its utm) is recorded once consent allows it, once; never twice", async () => {
   const page = await h.open("/tests/esm.html?utm_source=newsletter");
   const out = await page.evaluate(async () => {

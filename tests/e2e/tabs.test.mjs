@@ -41,6 +41,36 @@ for (let round = 1; round <= 3; round++) {
   });
 }
 
+test("a first visit: a tab whose view of storage and cookies lags behind the tab that started a moment before still takes its anonymous id", async () => {
+  const ctx = await h.browser.newContext();
+  const [a, b] = await tabs(2, ctx);
+  // Tab b's view stands still, as when the browser has not yet passed it the other tab's writes
+  // (another renderer process: storage and cookies reach it on other channels than the lock).
+  await b.evaluate(() => {
+    const get = Storage.prototype.getItem, cookie = Object.getOwnPropertyDescriptor(Document.prototype, "cookie"), held = [];
+    let lag = true;
+    Storage.prototype.getItem = function (k) {
+      return lag && /^ks_/.test(k) ? null : get.call(this, k);
+    };
+    Object.defineProperty(document, "cookie", { get: () => (lag ? "" : cookie.get.call(document)), set: (v) => cookie.set.call(document, v), configurable: true });
+    addEventListener("storage", (e) => lag && e.isTrusted && (held.push(e), e.stopImmediatePropagation()), true);
+    window.catchUp = () => {
+      lag = false;
+      for (const e of held) dispatchEvent(new StorageEvent("storage", { key: e.key, newValue: e.newValue, oldValue: e.oldValue }));
+    };
+  });
+  const first = await a.evaluate(async () => (window.ks = await Keystone.init({ autoCapture: false })).anonymousId());
+  const second = await b.evaluate(async () => (window.ks = await Keystone.init({ autoCapture: false })).anonymousId());
+  assert.equal(second, first, "the second tab takes the first tab's new id");
+  await b.evaluate(() => (ks.track("Tick"), catchUp()));
+  await a.evaluate(() => ks.track("Tick"));
+  await a.waitForTimeout(800);
+  for (const p of [a, b]) assert.deepEqual(await p.evaluate(() => [ks.anonymousId(), ks.profile().events.Tick?.count]), [first, 2]);
+  assert.equal(await a.evaluate(() => JSON.parse(localStorage.getItem("ks_profile")).aid), first);
+  for (const p of [a, b]) assert.deepEqual(p.problems, []);
+  await ctx.close();
+});
+
 test("a change in one tab is visible to profile() in another right after the storage event", async () => {
   const ctx = await h.browser.newContext();
   const [a, b] = await tabs(2, ctx);
