@@ -13,9 +13,11 @@ export const BUDGET_PAGE_GZIP = 45 * 1024;
  * back to BUDGET_PAGE_GZIP once the budget is met. (Raised by 512 B each from 64 KB and 65 KB
  * for two engine fixes of +322 B that left no room, then by 1 KB each for the stored profile's
  * packed buckets and saved groups in `where` (+625 B of wasm), then by 512 B each for a round of
- * fixes from outside testers (+470 B): docs/size.md.)
+ * fixes from outside testers (+470 B), then by 512 B each for two more fixes (+153 B: tabs of a
+first visit agreeing on one id when storage lags the lock, a login before opt-in consent sent at
+the grant) with 83 B of room left: docs/size.md.)
  */
-export const CEILING_PAGE_GZIP = 66 * 1024;
+export const CEILING_PAGE_GZIP = 66.5 * 1024;
 /**
  * The script-tag page's own ceiling: its build carries ≈ 0.7 KB more than the ESM entry (the
  * snippet's queue replayed, its own URL found from any path, a failed start handed to a copy
@@ -23,7 +25,7 @@ export const CEILING_PAGE_GZIP = 66 * 1024;
  * shared engine failed there first (28 B of room left before fixes of ≈ 140 B). 1 KB above the
  * ESM page's, to give it the same room.
  */
-export const CEILING_GLOBAL_PAGE_GZIP = 67 * 1024;
+export const CEILING_GLOBAL_PAGE_GZIP = 67.5 * 1024;
 export const BUDGET_SNIPPET_GZIP = 1024;
 
 export function sizeOf(path) {
