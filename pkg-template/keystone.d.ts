@@ -92,7 +92,7 @@ export interface Definitions {
 
 /**
  * Options of {@link Keystone.init}. From a tag manager's variables (`window.keystoneConfig`), a
- * boolean option may also be the text `"true"` or `"false"`, a number option its digits
+ * boolean option (and a category of `consent`) may also be the text `"true"` or `"false"`, a number option its digits
  * (`"500"`), and `antiFlicker` `""` (the default wait).
  */
 export interface KeystoneOptions {

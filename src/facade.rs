@@ -237,7 +237,7 @@ impl Core {
         let flag = |b: bool| String::from(if b { "true" } else { "false" });
         match op {
             0 => done(self.set_traits(ta)),
-            1 => done(self.set_consent(ta)),
+            1 => done(self.set_consent(ta, b.as_deref(), c.as_deref())),
             2 => done(Ok(self.forget())),
             3 => Ok(flag(self.sync(a, b))),
             4 => done(self.identify(a, tb, tc)),
@@ -286,8 +286,13 @@ impl Core {
 
     /// Merges consent categories. Withdrawing `personalization` erases the stored profile (the
     /// wrapper erases the id cookie).
-    fn set_consent(&mut self, consent: &str) -> Result<(), Failure> {
+    /// `id`/`user`: a grant heard from another tab, with the anonymous id and user id of the
+    /// profile that tab stored with it (see [`Keystone::grant_of`]).
+    fn set_consent(&mut self, consent: &str, id: Option<&str>, user: Option<&str>) -> Result<(), Failure> {
         let v = parse_arg(consent)?;
+        if let Some(id) = id {
+            self.ks.grant_of(id, user);
+        }
         self.ks.set_consent(&v, now()).map_err(fail)?;
         if !self.ks.consent().personalization {
             storage::remove(&self.key_profile);

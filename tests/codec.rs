@@ -135,7 +135,7 @@ fn a_bad_id_alone_keeps_the_identity_traits_and_events_and_the_cookie_id_takes_i
     let cookie_id = ks.anonymous_id().to_string();
     let uid = ks.user_id().unwrap().to_string();
     let mut v = ks.take_dirty().unwrap();
-    for bad in [Value::Str(format!("{cookie_id} ")), Value::Str("0b7e1a52-3c4d".into()), Value::Num(5.0)] {
+    for bad in [Value::Str(format!("{cookie_id} ")), Value::Str("0b7e1a52-3c4d".into()), Value::Num(5.0), Value::Str(String::new())] {
         if let Value::Obj(m) = &mut v {
             m.insert("aid", bad);
         }

@@ -679,9 +679,7 @@ fn a_login_before_consent_links_the_id_made_at_consent() {
     o.consent = keystone::core::consent::Consent::none();
     let mut ks = Keystone::new(o, NativeHost::boxed(50), None, T0);
     ks.load_definitions(&json(r#"{"version":1,"segments":[{"id":"all","condition":{}}]}"#), T0).unwrap();
-    let mut traits = Map::new();
-    traits.insert(String::from("plan"), Value::Str("pro".into()));
-    identify(&mut ks, T0 + 1.0, "ada@example.com", traits);
+    identify(&mut ks, T0 + 1.0, "ada@example.com", traits(&[("plan", "pro")]));
     assert_eq!(ks.anonymous_id(), "");
     assert!(linked(&ks).is_empty(), "no empty id linked");
     assert!(ks.take_outbox().is_empty(), "nothing is sent before consent");
@@ -701,14 +699,83 @@ fn a_login_before_consent_links_the_id_made_at_consent() {
     assert!(ks.in_segment("all"));
     assert_eq!(ks.explain("all", T0 + 2.0).unwrap().get("result"), Some(&Value::Bool(true)));
 
-    // Personalization alone first: nothing may be sent; analytics granted later does not send
-    // the login of before either.
-    let mut o = Options::default();
-    o.consent = keystone::core::consent::Consent::none();
-    let mut ks = Keystone::new(o, NativeHost::boxed(51), None, T0);
+    let opt_in = |seed, stored: Option<&Value>| {
+        let mut o = Options::default();
+        o.consent = keystone::core::consent::Consent::none();
+        Keystone::new(o, NativeHost::boxed(seed), stored, T0)
+    };
+    let kinds = |ks: &mut Keystone| ks.take_outbox().iter().map(|e| (e.kind, e.previous_id.clone())).collect::<Vec<_>>();
+
+    // Personalization alone first: nothing may be sent; the first grant of analytics sends the
+    // login made before any consent.
+    let mut ks = opt_in(51, None);
     identify(&mut ks, T0 + 1.0, "ada@example.com", Map::new());
     ks.set_consent(&json(r#"{"personalization":true}"#), T0 + 2.0).unwrap();
+    assert!(ks.take_outbox().is_empty());
     ks.set_consent(&json(r#"{"analytics":true}"#), T0 + 3.0).unwrap();
+    let id = ks.anonymous_id().to_string();
+    assert_eq!(kinds(&mut ks), vec![(Kind::Identify, None), (Kind::Alias, Some(id))]);
+
+    // A logout before the grant: nothing of the login is sent.
+    let mut ks = opt_in(52, None);
+    identify(&mut ks, T0 + 1.0, "ada@example.com", Map::new());
+    ks.reset(T0 + 1.5);
+    ks.set_consent(&json(r#"{"analytics":true,"personalization":true}"#), T0 + 2.0).unwrap();
+    assert!(ks.take_outbox().is_empty());
+
+    // A returning visitor (an id stored with consent on an earlier page) on a page that asks
+    // again: the login aliases that id at the grant.
+    let mut first = engine(53);
+    first.track(T0, "Viewed", Map::new()).unwrap();
+    let stored = first.write(None, T0).unwrap();
+    let mut ks = opt_in(54, Some(&stored));
+    let known = ks.anonymous_id().to_string();
+    assert_eq!(known, first.anonymous_id());
+    identify(&mut ks, T0 + 1.0, "ada@example.com", Map::new());
+    assert!(ks.take_outbox().is_empty());
+    ks.set_consent(&json(r#"{"analytics":true,"personalization":true}"#), T0 + 2.0).unwrap();
+    assert_eq!(kinds(&mut ks), vec![(Kind::Identify, None), (Kind::Alias, Some(known))]);
+
+    // A login made with personalization granted and analytics refused is not sent later, as
+    // events made without analytics are not.
+    let mut o = Options::default();
+    o.consent = keystone::core::consent::Consent::none();
+    o.consent.personalization = true;
+    let mut ks = Keystone::new(o, NativeHost::boxed(55), None, T0);
+    identify(&mut ks, T0 + 1.0, "ada@example.com", Map::new());
+    ks.set_consent(&json(r#"{"analytics":true}"#), T0 + 2.0).unwrap();
+    assert!(ks.take_outbox().is_empty());
+
+    // A person set aside before consent (no anonymous id made yet) is stored at the grant and
+    // read back whole at the next login, not reported as damage.
+    let mut ks = opt_in(56, None);
+    identify(&mut ks, T0 + 1.0, "ada@example.com", traits(&[("plan", "pro")]));
+    ks.reset(T0 + 1.5);
+    ks.set_consent(&json(r#"{"analytics":true,"personalization":true}"#), T0 + 2.0).unwrap();
+    let aside = ks.take_aside().expect("set aside at the grant");
+    let mut next = engine(57);
+    next.load_aside(&aside);
+    identify(&mut next, T0 + 3.0, "ada@example.com", Map::new());
+    assert!(!next.take_notices().iter().any(|n| matches!(n, Notice::Error(_))), "no storage_corrupt");
+    assert_eq!(next.profile_document().path("traits.plan"), Some(&Value::Str("pro".into())));
+
+    // The grant made in another tab (`grant_of` its stored profile's ids): this tab takes that
+    // tab's id, which its login then aliases; one made here would carry nothing.
+    let mut other = opt_in(58, None);
+    other.set_consent(&json(r#"{"analytics":true,"personalization":true}"#), T0 + 2.0).unwrap();
+    let x = other.anonymous_id().to_string();
+    let mut ks = opt_in(59, None);
+    identify(&mut ks, T0 + 1.0, "ada@example.com", Map::new());
+    ks.grant_of(&x, None);
+    ks.set_consent(&json(r#"{"analytics":true,"personalization":true}"#), T0 + 2.0).unwrap();
+    assert_eq!((ks.anonymous_id(), linked(&ks)), (x.as_str(), vec![x.clone()]));
+    assert_eq!(kinds(&mut ks), vec![(Kind::Identify, None), (Kind::Alias, Some(x.clone()))]);
+    // Both tabs logged the same person in before the grant: the granting tab sent the login.
+    let mut ks = opt_in(60, None);
+    identify(&mut ks, T0 + 1.0, "ada@example.com", Map::new());
+    ks.grant_of(&x, Some(ADA));
+    ks.set_consent(&json(r#"{"analytics":true,"personalization":true}"#), T0 + 2.0).unwrap();
+    assert_eq!(ks.anonymous_id(), x);
     assert!(ks.take_outbox().is_empty());
 }
 

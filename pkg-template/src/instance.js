@@ -18,6 +18,14 @@ import { withLock, readCookie, writeCookie, eraseAll, stringify, stored, store, 
  * minifier renames it. */
 export class KeystoneError extends Error {
   static name = "KeystoneError";
+  // Also an error of another copy of Keystone on the page (a tag manager's beside the site's
+  // bundle share one instance): `instanceof` holds with either copy's class. (A subclass of the
+  // site's answers as usual; whatever is thrown at it, it throws nothing.)
+  static [Symbol.hasInstance](e) {
+    try {
+      return this == KeystoneError ? Error.prototype.isPrototypeOf(e) && e.name == "KeystoneError" && typeof e.code == "string" : super[Symbol.hasInstance](e);
+    } catch (_) {}
+  }
   constructor(code, message, extra) {
     super(message || code);
     this.name = "KeystoneError";
@@ -382,7 +390,11 @@ export function checkOptions(o) {
   check(o, OPTIONS, "init option");
   // `autoCapture`'s switches are booleans too ("false" from a tag manager turns one off).
   if (isPlain(o.autoCapture)) check((o.autoCapture = { ...o.autoCapture }), CAPTURE, "autoCapture option");
-  if (isPlain(o.consent)) unknown(o.consent, CATEGORIES, "consent categories");
+  // So are the consent categories (a consent manager's variables).
+  if (isPlain(o.consent)) {
+    unknown((o.consent = { ...o.consent }), CATEGORIES, "consent categories");
+    for (const k of CATEGORIES) if (o.consent[k] === "true" || o.consent[k] === "false") o.consent[k] = o.consent[k] == "true";
+  }
   // The collector's URL also as a URL object, as `fetch` and `sendBeacon` take it.
   if (isURL(o.endpoint)) o.endpoint += "";
 }
@@ -523,9 +535,9 @@ export class Instance {
     } catch (_) {}
     locked ? this.persistNow() : this.#schedulePersist();
     // A first visit's new id, for the tabs starting in the same moment (see `init`): for two
-    // seconds, or until this tab's id changes.
+    // seconds, or until this tab's id changes (also before the lock is granted: not held then).
     const id = locked && this.#cookieId;
-    if (id) navigator.locks?.request(this.#prefix() + "aid" + id, () => new Prom((r) => setTimeout((this.#held = r), 2e3))).catch(() => {});
+    if (id) navigator.locks?.request(this.#prefix() + "aid" + id, () => this.anonymousId() == id && new Prom((r) => setTimeout((this.#held = r), 2e3))).catch(() => {});
   }
 
   /** Answers reflect the present: the timer for the next time-based change may not have run
@@ -1042,7 +1054,12 @@ export class Instance {
    * profile it stored then, rebased onto first). */
   #consent(m) {
     this.#runAsync(() => {
-      this.#core.setConsent(m.consent);
+      // (With the ids of the profile that tab stored: see the engine's `grant_of`.)
+      let p;
+      try {
+        p = JSON.parse(m.profile);
+      } catch (_) {}
+      this.#core.setConsent(m.consent, p?.aid, p?.uid);
       this.#given.push(m.consent);
       this.#choice = true;
       if (m.profile) this.#core.sync(this.#lockName(), m.profile);

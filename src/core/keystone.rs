@@ -174,6 +174,9 @@ pub struct Keystone {
     /// (sorted). Only those are reported: membership that depends on a tab's own page (context)
     /// differs between open tabs, and must not be reported back and forth between them.
     unreported: Vec<String>,
+    /// A login made before any consent, not sent yet (the profile's anonymous id is the one it
+    /// took).
+    unsent: bool,
     /// `trackSegments`: each change of membership since the report, in order (a segment once per
     /// change; at most [`CHANGES_MAX`]): one that changed more often than the report's comparison
     /// shows (entered and left again…) is reported change by change.
@@ -215,6 +218,7 @@ impl Keystone {
             aside_dirty: false,
             filed: Vec::new(),
             unreported: Vec::new(),
+            unsent: false,
             changes: Vec::new(),
             report_all: true,
             deferred: false,
@@ -248,7 +252,25 @@ impl Keystone {
     /// Creates the anonymous id once some consent needs one (none is created before consent).
     fn ensure_id(&mut self) {
         if self.profile.anonymous_id.is_empty() && (self.consent.analytics || self.consent.personalization) {
-            let id = uuid_v4(random16(self.host.as_ref()));
+            self.first_id(uuid_v4(random16(self.host.as_ref())));
+        }
+    }
+
+    /// A grant heard from another tab, before it applies here: that tab's anonymous id `id` is
+    /// this tab's first (the tabs share one; one made here would be left behind, aliased to
+    /// nobody), and its login, when it is this tab's too, was sent there.
+    pub fn grant_of(&mut self, id: &str, user: Option<&str>) {
+        if is_uuid(id) {
+            self.first_id(id.into());
+        }
+        if user.is_some() && user == self.user_id() {
+            self.unsent = false;
+        }
+    }
+
+    /// The anonymous id `id` for a profile that has none yet.
+    fn first_id(&mut self, id: String) {
+        if self.profile.anonymous_id.is_empty() {
             self.profile.anonymous_id = id.clone();
             // A login made before consent: the id made now is the known person's.
             if self.profile.user_id.is_some() {
@@ -363,6 +385,8 @@ impl Keystone {
         self.aside_dirty |= switched;
         self.check_aside();
         let traits = login.traits.clone();
+        // Before any consent (not sent here): sent at the grant (see `set_consent`).
+        self.unsent |= switched && !self.consent.analytics && !self.consent.personalization;
         self.emit(now, Kind::Identify, login.traits, None);
         if let Change::Merged(prev) | Change::Switched(prev) = change {
             self.emit(now, Kind::Alias, Map::new(), Some(prev));
@@ -395,6 +419,7 @@ impl Keystone {
         let aid = self.new_id();
         self.file_here(now, false);
         identity::reset(&mut self.profile, &mut self.aside, aid.clone(), now, self.opts.retention);
+        self.unsent = false;
         self.quiet = false;
         self.aside_dirty = true;
         self.dirty = true;
@@ -675,13 +700,15 @@ impl Keystone {
             self.unshared = true;
             self.journal.clear();
         }
-        let had = !self.profile.anonymous_id.is_empty();
         self.ensure_id();
-        // A login made before consent (opt-in) is sent with the consent that lets it be: its
-        // `identify` with the traits and its `alias` of the id made now (DESIGN §5).
-        if !had && self.profile.user_id.is_some() {
-            self.emit(now, Kind::Identify, self.profile.traits.clone(), None);
-            self.emit(now, Kind::Alias, Map::new(), Some(self.profile.anonymous_id.clone()));
+        // A login made before any consent (opt-in) is sent with the first grant of `analytics`:
+        // its `identify` with the profile's traits, and its `alias` of the anonymous id it took
+        // (the one made now on a first visit, or at a switch of users) (DESIGN §5).
+        if self.consent.analytics {
+            if ::core::mem::take(&mut self.unsent) {
+                self.emit(now, Kind::Identify, self.profile.traits.clone(), None);
+                self.emit(now, Kind::Alias, Map::new(), Some(self.profile.anonymous_id.clone()));
+            }
         }
         if self.consent.personalization && !before {
             self.dirty = true;
@@ -698,6 +725,7 @@ impl Keystone {
         self.profile = Profile::new(String::new(), now);
         self.profile.context = context;
         self.exp.draw.clear(); // the next visitor's decisions are not drawn from this one's id
+        self.unsent = false;
         self.journal.clear();
         self.filed.clear();
         self.outbox.clear();

@@ -214,7 +214,19 @@ test('init from a tag manager\'s variables: "true"/"false" of a boolean option m
   assert.deepEqual(await run("false"), { debug: false, entered: false, pageviews: 0, layer: [], named: false });
   assert.deepEqual(await run(true), { debug: true, entered: true, pageviews: 1, layer: ["keystone.ready"], named: false }, "as the booleans");
   assert.equal(await run("TRUE"), "invalid_argument", "other text still rejects");
-  const page = await h.open();
+  // So are the consent categories (a consent manager's variables); the object given is not changed.
+  let page = await h.open();
+  const consent = await page.evaluate(async () => {
+    const given = { analytics: "false", personalization: "true", marketing: "false" };
+    const ks = await Keystone.init({ autoCapture: false, consent: given }).catch((e) => e);
+    return { consent: ks.profile?.().consent ?? ks.code, given: given.analytics };
+  });
+  assert.deepEqual(consent, { consent: { analytics: false, personalization: true, marketing: false }, given: "false" });
+  await page.context().close();
+  const bad = await h.open();
+  assert.equal(await bad.evaluate(() => Keystone.init({ consent: { analytics: "no" } }).then(() => "resolved", (e) => e.code)), "invalid_argument");
+  await bad.context().close();
+  page = await h.open();
   const af = await page.evaluate(async () => {
     const p = Keystone.init({ autoCapture: false, antiFlicker: "" }).then(() => "resolved", (e) => e.code);
     const cloaked = document.adoptedStyleSheets.length > 0;

@@ -126,7 +126,13 @@ test("two copies on one page: the script-tag build starts first, the ESM entry's
     await new Promise((r) => setTimeout(r, 50));
     await window.keystone.flush();
     await new Promise((r) => setTimeout(r, 300));
+    // The running copy's errors are `instanceof` either copy's KeystoneError (a site's guard).
+    const rejection = await ks.identify("not an email").catch((e) => e);
+    let reported;
+    ks.on("error", (e) => (reported = e));
+    ks.track("x", 5);
     return {
+      errors: [rejection, reported].map((e) => [e.code, e instanceof K.KeystoneError, e instanceof window.keystone.KeystoneError]),
       ids: ks.anonymousId() === window.keystone.anonymousId(),
       count: window.keystone.profile().events["Product Viewed"]?.count,
       heard,
@@ -135,7 +141,8 @@ test("two copies on one page: the script-tag build starts first, the ESM entry's
       evalCondition: K.evalCondition({ plan: "pro" }, { plan: { $in: ["pro"] } }),
     };
   });
-  assert.deepEqual(out, { ids: true, count: 1, heard: ["bundle viewers", "tag viewers"], stored: [], evalCondition: true });
+  const errors = [["invalid_email", true, true], ["invalid_argument", true, true]];
+  assert.deepEqual(out, { errors, ids: true, count: 1, heard: ["bundle viewers", "tag viewers"], stored: [], evalCondition: true });
   const sent = sentFrom("copies=tag-then-esm");
   assert.deepEqual(sent.map((e) => e.type + " " + (e.event || "")), ["page ", "track Product Viewed"]);
   assert.equal(page.warnings.filter((w) => w.includes("already_initialized")).length, 1, page.warnings.join("\n"));

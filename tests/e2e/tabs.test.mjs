@@ -71,6 +71,24 @@ test("a first visit: a tab whose view of storage and cookies lags behind the tab
   await ctx.close();
 });
 
+test("a first visit's id, left by forget() or reset() as soon as the start resolves, is not taken by the next tab of the site", async () => {
+  for (const call of ["forget", "reset"]) {
+    const ctx = await h.browser.newContext();
+    const [a, b] = await tabs(2, ctx);
+    const old = await a.evaluate(async (call) => {
+      window.ks = await Keystone.init({ autoCapture: false });
+      const id = ks.anonymousId();
+      await ks[call]();
+      return id;
+    }, call);
+    await a.waitForTimeout(300);
+    const next = await b.evaluate(async () => (window.ks = await Keystone.init({ autoCapture: false })).anonymousId());
+    assert.notEqual(next, old, call + "(): the next tab starts with another id");
+    for (const p of [a, b]) assert.deepEqual(p.problems, []);
+    await ctx.close();
+  }
+});
+
 test("a change in one tab is visible to profile() in another right after the storage event", async () => {
   const ctx = await h.browser.newContext();
   const [a, b] = await tabs(2, ctx);
