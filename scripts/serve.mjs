@@ -2,6 +2,7 @@
 // (/tests/), and a real Segment-spec collector at /v1/batch (see scripts/collector.mjs).
 // `node scripts/serve.mjs [--port N]` serves until stopped; tests import startServer().
 import { createServer } from "node:http";
+import { randomBytes } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import { dirname, extname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -55,6 +56,30 @@ async function serveFile(req, res, url, mounts, strictCsp, cacheablePages) {
 }
 
 /**
+ * The demo shop's sign-in session, as a shop's backend keeps it: the email stays on the server,
+ * the browser holds a random id in an HttpOnly cookie. POST (the email as the body) signs in,
+ * GET answers the email (204 when signed out), DELETE signs out.
+ */
+function shopSession(req, res, sessions) {
+  const sid = /(?:^|; )shop_sid=(\w+)/.exec(req.headers.cookie || "")?.[1];
+  if (req.method === "POST") {
+    let body = "";
+    req.on("data", (c) => (body += c).length > 1024 && req.destroy());
+    req.on("end", () => {
+      const id = randomBytes(16).toString("hex");
+      sessions.set(id, body.trim());
+      res.writeHead(204, { "set-cookie": `shop_sid=${id}; Path=/; HttpOnly; SameSite=Lax`, "cache-control": "no-store" });
+      res.end();
+    });
+    return;
+  }
+  if (req.method === "DELETE") sessions.delete(sid);
+  const email = req.method === "GET" && sessions.get(sid);
+  res.writeHead(email ? 200 : 204, { "content-type": "text/plain", "cache-control": "no-store" });
+  res.end(email || undefined);
+}
+
+/**
  * Starts the server; resolves with {url, port, collector, close}. Port 0 picks a free one.
  * `mounts`: extra `[urlPrefix, directory]` pairs, looked up before the standard ones;
  * `strictCsp`: serve every file with the strict CSP (as `?csp=strict` does for one);
@@ -66,9 +91,11 @@ async function serveFile(req, res, url, mounts, strictCsp, cacheablePages) {
 export function startServer({ port = 0, host = "127.0.0.1", collectorLog, mounts = [], strictCsp = false, cacheablePages = false } = {}) {
   const all = [...mounts, ...MOUNTS];
   const collector = new Collector({ log: collectorLog });
+  const sessions = new Map();
   const server = createServer((req, res) => {
     const url = new URL(req.url, "http://localhost");
     if (collector.handles(url)) return collector.handle(req, res, url);
+    if (url.pathname === "/shop/session") return shopSession(req, res, sessions);
     if (req.method !== "GET" && req.method !== "HEAD") {
       res.writeHead(405);
       return res.end();

@@ -37,10 +37,26 @@ const cart = {
   total: () => cart.items().reduce((s, l) => s + (product(l.id)?.price || 0) * l.qty, 0),
   count: () => cart.items().reduce((s, l) => s + l.qty, 0),
 };
+// The shop's sign-in: the first name for the header on the device; the email in the demo
+// server's session (`/shop/session`: an HttpOnly cookie holds a random id), as a shop's backend
+// keeps it.
 const account = {
   get: () => localStorage.getItem("shop_account"),
-  set: (name) => (name ? localStorage.setItem("shop_account", name) : localStorage.removeItem("shop_account")),
+  set: (name, email) => {
+    name ? localStorage.setItem("shop_account", name) : localStorage.removeItem("shop_account");
+    // (keepalive: the page may be left at once.)
+    return fetch("/shop/session", { method: name ? "POST" : "DELETE", body: email, keepalive: true }).catch(() => {});
+  },
 };
+
+/** The shop's session says someone is signed in, Keystone does not: it keeps no profile while
+ * personalization is off, so once it is on again (on this page or a later one) the shop signs
+ * that person in again, as a site calls `identify` for its signed-in visitor. */
+async function resumeSession() {
+  if (!ks || !account.get() || ks.userId() || !ks.profile().consent.personalization) return;
+  const email = await fetch("/shop/session").then((r) => (r.status == 200 ? r.text() : ""), () => "");
+  if (email && !ks.userId()) await ks.identify(email, crmLookup(email)).then(() => (syncCart(), updateChrome()), () => {});
+}
 
 // ---- page chrome ---------------------------------------------------------------------------
 function drawChrome() {
@@ -210,7 +226,7 @@ const pages = {
         $("#login-error").textContent = "Keystone: " + (err.code || err.message);
         return;
       }
-      account.set(traits.firstName);
+      await account.set(traits.firstName, email);
       draw();
       updateChrome();
       if (params.get("return") !== "stay") location.href = "/";
@@ -256,6 +272,7 @@ if (ks) {
   log.attach(ks);
   if (afterInit) afterInit();
   syncCart();
+  resumeSession();
   ks.on("identify", updateChrome).on("reset", updateChrome);
 }
 // ---- privacy choices: Keystone's consent categories (DESIGN §6), and forget() ----------------
@@ -275,6 +292,7 @@ privacy.addEventListener("close", async () => {
     for (const k of ["analytics", "personalization", "marketing"]) c[k] = privacy.querySelector(`[name=${k}]`).checked;
     keep(c);
     await ks.setConsent(c).catch(() => {});
+    resumeSession();
   } else if (privacy.returnValue === "forget") {
     await ks.forget().catch(() => {});
     // Nothing is stored or sent again until the visitor chooses otherwise here.

@@ -253,3 +253,32 @@ test("privacy choices: marketing pushes to the data layer; forget() erases the d
   assert.deepEqual(page.problems, []);
   await page.context().close();
 });
+
+test("a signed-in customer who turns personalization off, browses on, and turns it on again is signed in to Keystone again (the shop's session)", async () => {
+  const page = await shopPage();
+  await page.go("/account.html");
+  await page.fill("#email", "ada@example.com");
+  await Promise.all([page.waitForURL(server.url + "/"), page.click("#login")]);
+  await page.waitForFunction(() => document.documentElement.dataset.shopReady && ks.inSegment("gold"));
+  const privacy = async (on) => {
+    await page.click("#privacy-open");
+    await page.setChecked("#privacy [name=personalization]", on);
+    await page.click("#privacy button[value=save]");
+  };
+  await privacy(false);
+  await page.waitForFunction(() => !ks.profile().consent.personalization);
+  await page.go("/category.html?c=bags"); // Keystone keeps nothing: this page starts anonymous
+  assert.equal(await page.evaluate(() => ks.userId()), null);
+  await privacy(true);
+  await page.waitForFunction(() => ks.userId() && ks.inSegment("gold"), null, { timeout: 5000 });
+  await page.go("/");
+  const state = await page.evaluate(() => ({
+    signedIn: !!ks.userId(),
+    greeting: document.getElementById("greeting-name").textContent,
+    gold: getComputedStyle(document.getElementById("gold-badge")).display !== "none",
+    link: document.getElementById("account-link").textContent,
+  }));
+  assert.deepEqual(state, { signedIn: true, greeting: "Ada", gold: true, link: "Account" });
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
