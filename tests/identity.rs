@@ -777,6 +777,23 @@ fn a_login_before_consent_links_the_id_made_at_consent() {
     ks.set_consent(&json(r#"{"analytics":true,"personalization":true}"#), T0 + 2.0).unwrap();
     assert_eq!(ks.anonymous_id(), x);
     assert!(ks.take_outbox().is_empty());
+    // Another person's profile granted there (Ada's), Bob logged in here, or logged out here:
+    // this tab makes its own id; nothing links two people.
+    for bob in [true, false] {
+        let mut ks = opt_in(61, None);
+        identify(&mut ks, T0 + 1.0, "ada@example.com", Map::new());
+        if bob {
+            identify(&mut ks, T0 + 1.2, "bob@example.com", Map::new());
+        } else {
+            ks.reset(T0 + 1.2);
+        }
+        ks.grant_of(&x, Some(ADA));
+        ks.set_consent(&json(r#"{"analytics":true,"personalization":true}"#), T0 + 2.0).unwrap();
+        assert!(ks.anonymous_id() != x && !ks.anonymous_id().is_empty());
+        let sent = kinds(&mut ks);
+        let me = ks.anonymous_id().to_string();
+        assert_eq!(sent, if bob { vec![(Kind::Identify, None), (Kind::Alias, Some(me))] } else { vec![] });
+    }
 }
 
 /// SHA-256's constants, computed at run time (`sha256::constants`), are the published ones

@@ -537,7 +537,10 @@ export class Instance {
     // A first visit's new id, for the tabs starting in the same moment (see `init`): for two
     // seconds, or until this tab's id changes (also before the lock is granted: not held then).
     const id = locked && this.#cookieId;
-    if (id) navigator.locks?.request(this.#prefix() + "aid" + id, () => this.anonymousId() == id && new Prom((r) => setTimeout((this.#held = r), 2e3))).catch(() => {});
+    if (id)
+      try {
+        navigator.locks.request(this.#prefix() + "aid" + id, () => this.anonymousId() == id && new Prom((r) => setTimeout((this.#held = r), 2e3))).catch(() => {});
+      } catch (_) {}
   }
 
   /** Answers reflect the present: the timer for the next time-based change may not have run
@@ -1001,6 +1004,8 @@ export class Instance {
       }
       // The channels (1 delivery, 2 profile) no consent allowed the view into yet.
       if (view) (this.#views = 1), (this.#unseen = late ? this.#unseen & ~this.#core.page("null", "" + this.#unseen) : 3 & ~this.#core.page("null"));
+      // No page view to record: membership follows the new context all the same.
+      else if (!late) this.#core.refresh();
       if (back) {
         this.#ref = back[0];
         this.#call = back[1];
@@ -1376,7 +1381,11 @@ export function init(options, wasmUrl, landing, join) {
         // A first visit: the tab that started a moment before this one holds its new id in the
         // name of a lock, which this tab sees as soon as it holds the profile's lock (that tab's
         // write to storage and to the cookie may reach this tab later, on other channels).
-        if (locked && !refused && !id) for (const { name } of (await navigator.locks?.query().catch(() => 0))?.held || []) if (name.startsWith(k)) id = name.slice(k.length);
+        // (A page without Web Locks, or whose `locks` is not the browser's: none to read.)
+        if (locked && !refused && !id)
+          try {
+            for (const { name } of (await navigator.locks.query()).held) if (name.startsWith(k)) id = name.slice(k.length);
+          } catch (_) {}
         const core = newEngine(opts, id);
         core.setContext(toJSON(readContext(undefined, at)));
         return new Instance(core, opts, at, locked);

@@ -256,15 +256,17 @@ impl Keystone {
         }
     }
 
-    /// A grant heard from another tab, before it applies here: that tab's anonymous id `id` is
-    /// this tab's first (the tabs share one; one made here would be left behind, aliased to
-    /// nobody), and its login, when it is this tab's too, was sent there.
+    /// A grant heard from another tab, before it applies here, with the ids of the profile that
+    /// tab stored: its anonymous id `id` is this tab's first when that profile is anonymous or
+    /// this tab's person's (the tabs share one; one made here would be left behind, aliased to
+    /// nobody), and this tab's login, when it is that profile's too, was sent there. Another
+    /// person's id is never taken: nothing links two people.
     pub fn grant_of(&mut self, id: &str, user: Option<&str>) {
-        if is_uuid(id) {
-            self.first_id(id.into());
-        }
-        if user.is_some() && user == self.user_id() {
-            self.unsent = false;
+        if user.is_none() || user == self.user_id() {
+            if is_uuid(id) {
+                self.first_id(id.into());
+            }
+            self.unsent &= user.is_none();
         }
     }
 

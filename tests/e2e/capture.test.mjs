@@ -130,6 +130,23 @@ test("autoCapture: false captures nothing; each part can be switched off", async
   await page2.context().close();
 });
 
+test("page views not captured, the rest of auto-capture on: membership follows the context at an SPA navigation, with its segment:enter", async () => {
+  const page = await h.open();
+  const out = await page.evaluate(async () => {
+    const defs = { version: 1, segments: [{ id: "on_b", condition: { "context.path": "/tests/esm.html/b" } }] };
+    const ks = await Keystone.init({ autoCapture: { pageViews: false }, segments: defs });
+    const heard = [];
+    ks.on("segment:enter", (e) => heard.push(e.segment));
+    history.pushState({}, "", "/tests/esm.html/b");
+    await new Promise((r) => setTimeout(r, 500));
+    // Heard without a call of the page's own; then the reads agree.
+    return { heard, in: ks.inSegment("on_b"), segments: ks.segments(), explain: ks.explain("on_b").result, views: ks.profile().events["Page Viewed"] ? 1 : 0 };
+  });
+  assert.deepEqual(out, { heard: ["on_b"], in: true, segments: ["on_b"], explain: true, views: 0 });
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
 test("page views not captured: after an SPA navigation, reads and the next event see the new URL's context", async () => {
   const page = await h.open();
   const out = await page.evaluate(async () => {
