@@ -7,8 +7,8 @@ import { gzipSync, brotliCompressSync, constants } from "node:zlib";
 /** DESIGN §9 budget for wasm + JS a page loads. Not met yet: see CEILING_PAGE_GZIP. */
 export const BUDGET_PAGE_GZIP = 45 * 1024;
 /**
- * What the size test enforces today: the full build (all features on) measures ≈ 65.5 KB gzip
- * (67,085 B, ESM page; the script-tag page 67,736 B), over the 45 KB budget. The ceilings stop
+ * What the size test enforces today: the full build (all features on) measures ≈ 66.3 KB gzip
+ * (67,910 B, ESM page; the script-tag page 68,640 B), over the 45 KB budget. The ceilings stop
  * unnoticed growth while the size work goes on; lower them as the package shrinks, and set them
  * back to BUDGET_PAGE_GZIP once the budget is met. (Raised by 512 B each from 64 KB and 65 KB
  * for two engine fixes of +322 B that left no room, then by 1 KB each for the stored profile's
